@@ -1,0 +1,236 @@
+/* bypax consensus: a pure, deterministic Multi-Paxos replica.
+ *
+ * The replica never calls out. Input is one message (px_step) or a tick
+ * (px_tick), with the current time in nanoseconds passed in; output is
+ * effects appended to a caller-owned outbox: messages to other replicas and
+ * replies to clients. Committed slots are applied, in order, through the
+ * state machine given in the config (sm.h).
+ *
+ * Memory: px_replica_size(cfg) bytes, given once to px_init; nothing is
+ * allocated afterwards. Messages in the outbox may point into the replica's
+ * memory (msg.value): encode or copy them before the next call on the
+ * replica.
+ */
+#ifndef BYPAX_CONSENSUS_H
+#define BYPAX_CONSENSUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bypax/errors.h"
+#include "bypax/sm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PX_REPLICAS_MAX 7u
+/* One slot's value (a batch of requests) fits one Ethernet frame. */
+#define PX_VALUE_BYTES_MAX 1400u
+/* Each request in a batch: u64 client_id, u64 seq, u16 command length. */
+#define PX_BATCH_ENTRY_HEADER_BYTES 18u
+#define PX_COMMAND_BYTES_MAX (PX_VALUE_BYTES_MAX - PX_BATCH_ENTRY_HEADER_BYTES)
+#define PX_REPLY_BYTES_MAX BPX_SM_REPLY_BYTES_MAX
+/* Destination of a reply to a client (msg.to). */
+#define PX_TO_CLIENT 0xffu
+#define PX_REPLICA_NONE 0xffu
+
+/* A ballot is (round, replica id), ordered by round then id, packed so that
+ * integer order is ballot order. 0 is "no ballot". */
+static inline uint64_t px_ballot_make(uint64_t round, uint8_t replica_id)
+{
+	return (round << 8) | replica_id;
+}
+static inline uint64_t px_ballot_round(uint64_t ballot) { return ballot >> 8; }
+static inline uint8_t px_ballot_owner(uint64_t ballot)
+{
+	return (uint8_t)(ballot & 0xffu);
+}
+
+enum px_msg_type {
+	PX_MSG_REQUEST = 1,   /* client -> replica: client_id, seq, value=command */
+	PX_MSG_REPLY = 2,     /* replica -> client: client_id, seq, status,
+				 leader_hint, value=state machine reply */
+	PX_MSG_PREPARE = 3,   /* 1a: ballot; slot = first slot covered;
+				 flags PX_FLAG_RECOVERY for a recovery round */
+	PX_MSG_PROMISE = 4,   /* 1b: ballot; slot; accepted_ballot and value of
+				 that slot (0: none); slot_end = end of the
+				 acceptor's accepted slots; log_start */
+	PX_MSG_ACCEPT = 5,    /* 2a: ballot, slot, value, commit_index */
+	PX_MSG_ACCEPTED = 6,  /* 2b: ballot, slot, commit_index, applied_index */
+	PX_MSG_NACK = 7,      /* ballot = the higher promise that rejected */
+	PX_MSG_COMMIT = 8,    /* leader heartbeat: ballot, commit_index */
+	PX_MSG_STATUS = 9,    /* follower -> leader: commit_index, applied_index,
+				 log_start */
+	PX_MSG_CHOSEN = 10,   /* catch-up: slot's chosen value, commit_index */
+	PX_MSG_SNAPSHOT_REQ = 11, /* ask the receiver for a snapshot */
+	PX_MSG_SNAPSHOT = 12, /* outbox only: the caller takes this replica's
+				 snapshot (px_snapshot_save) and delivers it to
+				 msg.to, which calls px_snapshot_install */
+	PX_MSG_TYPE_MAX = 12,
+};
+
+#define PX_FLAG_RECOVERY 0x01u
+
+/* Status of a reply to a client. */
+enum px_reply_status {
+	PX_REPLY_OK = 0,         /* applied; value is the state machine's reply */
+	PX_REPLY_REDIRECT = 1,   /* not the leader; leader_hint may name it */
+	PX_REPLY_BUSY = 2,       /* queue or window full: retry later */
+	PX_REPLY_TOO_BIG = 3,    /* command longer than PX_COMMAND_BYTES_MAX */
+	PX_REPLY_STALE = 4,      /* a newer seq of this client was applied */
+	PX_REPLY_EXPIRED = 5,    /* session evicted; outcome unknown */
+	PX_REPLY_STATUS_MAX = 5,
+};
+
+struct px_msg {
+	uint8_t type;          /* enum px_msg_type */
+	uint8_t from;          /* sender replica id (PX_TO_CLIENT for clients) */
+	uint8_t to;            /* receiver replica id, or PX_TO_CLIENT */
+	uint8_t flags;
+	uint8_t status;        /* REPLY: enum px_reply_status */
+	uint8_t leader_hint;   /* REPLY: the leader this replica knows */
+	uint64_t ballot;
+	uint64_t slot;
+	uint64_t slot_end;
+	uint64_t accepted_ballot;
+	uint64_t commit_index; /* every slot below it is chosen */
+	uint64_t applied_index;
+	uint64_t log_start;
+	uint64_t client_id;
+	uint64_t seq;
+	uint32_t value_len;
+	const uint8_t *value;  /* borrowed: valid until the next call */
+};
+
+struct px_outbox {
+	struct px_msg *msgs;
+	uint32_t count;
+	uint32_t cap;
+};
+
+enum px_role {
+	PX_ROLE_FOLLOWER = 0,
+	PX_ROLE_CANDIDATE = 1,  /* leader in phase 1 */
+	PX_ROLE_LEADER = 2,     /* phase 1 done, proposing */
+	PX_ROLE_RECOVERING = 3, /* restarted without state; does not vote */
+};
+
+struct px_config {
+	uint32_t cluster_id;
+	uint8_t replica_count;        /* 1..PX_REPLICAS_MAX, odd recommended */
+	uint8_t self_id;              /* 0..replica_count-1 */
+	uint32_t window_slots;        /* slots in flight at once (W) */
+	uint32_t log_slots;           /* power of two, >= 2 * window_slots */
+	uint32_t batch_bytes_max;     /* <= PX_VALUE_BYTES_MAX */
+	uint32_t batch_requests_max;  /* requests per slot */
+	uint32_t request_queue_max;   /* pending requests at the leader */
+	uint32_t session_max;         /* client sessions kept */
+	uint32_t catchup_burst;       /* CHOSEN/ACCEPT messages per resend */
+	uint64_t heartbeat_interval_ns;
+	uint64_t retransmit_ns;
+	uint64_t seed;                /* PRNG seed (backoff jitter) */
+	int recovering;               /* started without its state */
+	const struct bpx_sm_ops *sm_ops;
+	void *sm;
+};
+
+/* Fills cfg with defaults for an n-replica cluster and self id. */
+void px_config_default(struct px_config *cfg, uint8_t replica_count,
+		       uint8_t self_id);
+/* Returns 0, or -BPX_EINVAL naming nothing: use px_config_check_reason. */
+int px_config_check(const struct px_config *cfg);
+/* A static text saying what is wrong with cfg, or NULL when it is valid. */
+const char *px_config_check_reason(const struct px_config *cfg);
+/* Bytes of memory px_init needs for cfg (0 if cfg is invalid). */
+size_t px_replica_size(const struct px_config *cfg);
+/* The smallest outbox that px_step/px_tick can always make progress with. */
+uint32_t px_outbox_cap_min(const struct px_config *cfg);
+
+struct px_replica;
+
+/* Lays a replica out in mem (aligned to 64 bytes, px_replica_size bytes).
+ * Returns 0, -BPX_EINVAL for a bad config, -BPX_ENOMEM if mem is short. */
+int px_init(void *mem, size_t mem_bytes, const struct px_config *cfg,
+	    struct px_replica **out);
+
+/* Handles one message. Returns 0, or a negative error for a message it
+ * dropped (counted in stats): -BPX_EMALFORMED, -BPX_EMEMBER. Dropping is
+ * always safe; no input can break an invariant. */
+int px_step(struct px_replica *r, uint64_t now_ns, const struct px_msg *msg,
+	    struct px_outbox *out);
+
+/* Drives timers: heartbeats, retransmission, applying. Call every few
+ * microseconds to milliseconds; late ticks only delay, never break. */
+void px_tick(struct px_replica *r, uint64_t now_ns, struct px_outbox *out);
+
+/* Proposes queued requests (batching what arrived since the last flush).
+ * Call after each burst of px_step; px_tick calls it too. */
+void px_flush(struct px_replica *r, uint64_t now_ns, struct px_outbox *out);
+
+/* The control plane's leader hint (an Omega oracle). When it names this
+ * replica, the replica runs phase 1 and leads; when it names another, a
+ * leader steps down. Only a hint: ballots keep safety. */
+void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
+			uint8_t leader_id, struct px_outbox *out);
+
+/* Snapshot of the replicated state (applied index, sessions, state
+ * machine). Returns bytes written or -BPX_ETOOBIG. */
+size_t px_snapshot_size(const struct px_replica *r);
+int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap);
+/* Installs a snapshot taken by another replica. Returns 0 (also when it is
+ * older than what r has applied, and ignored), or -BPX_EMALFORMED. */
+int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
+			const uint8_t *buf, size_t len, struct px_outbox *out);
+
+enum px_role px_role(const struct px_replica *r);
+uint64_t px_promised_ballot(const struct px_replica *r);
+uint64_t px_leader_ballot(const struct px_replica *r); /* own, if leading */
+uint8_t px_known_leader(const struct px_replica *r);   /* or PX_REPLICA_NONE */
+uint64_t px_commit_index(const struct px_replica *r);
+uint64_t px_applied_index(const struct px_replica *r);
+uint64_t px_log_start(const struct px_replica *r);
+uint32_t px_queue_depth(const struct px_replica *r);
+uint64_t px_state_digest(const struct px_replica *r); /* sm + sessions */
+
+/* Drop reasons, counted per replica. */
+#define PX_DROP_LIST(X)                                                        \
+	X(PX_DROP_MALFORMED, "malformed")                                      \
+	X(PX_DROP_NOT_MEMBER, "not a member")                                  \
+	X(PX_DROP_STALE_BALLOT, "stale ballot")                                \
+	X(PX_DROP_OUT_OF_WINDOW, "slot outside the log window")                \
+	X(PX_DROP_WRONG_ROLE, "not expected in this role")                     \
+	X(PX_DROP_OUTBOX_FULL, "outbox full, deferred")
+
+enum px_drop_reason {
+#define PX_DROP_ENUM(name, text) name,
+	PX_DROP_LIST(PX_DROP_ENUM)
+#undef PX_DROP_ENUM
+	PX_DROP_COUNT
+};
+const char *px_drop_reason_name(enum px_drop_reason reason);
+
+struct px_stats {
+	uint64_t drops[PX_DROP_COUNT];
+	uint64_t msgs_in;
+	uint64_t requests_in;
+	uint64_t requests_busy;
+	uint64_t requests_redirected;
+	uint64_t requests_applied;
+	uint64_t requests_deduplicated;
+	uint64_t slots_proposed;
+	uint64_t slots_committed;
+	uint64_t batch_requests_total; /* requests in proposed slots */
+	uint64_t noops_proposed;
+	uint64_t elections_started;
+	uint64_t leader_changes;
+	uint64_t retransmits;
+	uint64_t snapshots_installed;
+	uint64_t recoveries_done;
+};
+const struct px_stats *px_stats(const struct px_replica *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
