@@ -192,6 +192,10 @@ uint64_t px_applied_index(const struct px_replica *r);
 uint64_t px_log_start(const struct px_replica *r);
 uint32_t px_queue_depth(const struct px_replica *r);
 uint64_t px_state_digest(const struct px_replica *r); /* sm + sessions */
+/* The value this replica knows chosen for slot, while its log still holds
+ * it. Returns 0, or -BPX_ENOTFOUND (not chosen here, or reclaimed). */
+int px_chosen_value(const struct px_replica *r, uint64_t slot,
+		    const uint8_t **value, uint32_t *value_len);
 
 /* Drop reasons, counted per replica. */
 #define PX_DROP_LIST(X)                                                        \

@@ -1,0 +1,233 @@
+/* The acceptor and the follower side of the learner: PREPARE, ACCEPT,
+ * COMMIT and CHOSEN. */
+#include "internal.h"
+
+static void send_nack(struct px_replica *r, struct px_outbox *out, uint8_t to)
+{
+	struct px_msg *n = px_out_to(r, out, PX_MSG_NACK, to);
+	if (n != NULL)
+		n->ballot = r->promised;
+	px_drop(r, PX_DROP_STALE_BALLOT);
+}
+
+/* A higher ballot from elsewhere ends our own leadership: our ballot can no
+ * longer be accepted by this acceptor (ourselves). */
+static void yield_to(struct px_replica *r, uint64_t now_ns, uint64_t ballot,
+		     struct px_outbox *out)
+{
+	if ((r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER) &&
+	    ballot > r->ballot)
+		px_become_follower(r, now_ns, out);
+}
+
+static uint64_t count_reportable(struct px_replica *r, uint64_t from)
+{
+	uint64_t count = 0;
+	for (uint64_t s = from; s < r->accepted_end; s++) {
+		const struct px_slot *slot = px_log_get(r, s);
+		if (slot != NULL && slot->accepted_ballot != 0)
+			count++;
+	}
+	return count;
+}
+
+static void fill_promise(const struct px_replica *r, struct px_msg *p,
+			 const struct px_msg *prepare, uint64_t from,
+			 uint64_t count)
+{
+	p->ballot = prepare->ballot;
+	p->flags = prepare->flags;
+	p->slot_end = r->accepted_end > from ? r->accepted_end : from;
+	p->slot = p->slot_end;
+	p->log_start = r->log_start;
+	p->commit_index = r->commit_index;
+	p->applied_index = r->applied_index;
+	p->seq = count; /* entries in this promise, so the leader knows when
+			   it has all of them */
+}
+
+/* Phase 1b: send every accepted (ballot, value) from `from` on, one message
+ * per slot; an empty promise is one message with slot == slot_end. */
+static void send_promise(struct px_replica *r, const struct px_msg *prepare,
+			 struct px_outbox *out)
+{
+	uint64_t from = prepare->slot > r->log_start ? prepare->slot
+						      : r->log_start;
+	uint64_t count = count_reportable(r, from);
+	if (count == 0) {
+		struct px_msg *p = px_out_to(r, out, PX_MSG_PROMISE,
+					     prepare->from);
+		if (p != NULL)
+			fill_promise(r, p, prepare, from, 0);
+		return;
+	}
+	for (uint64_t s = from; s < r->accepted_end; s++) {
+		const struct px_slot *slot = px_log_get(r, s);
+		if (slot == NULL || slot->accepted_ballot == 0)
+			continue;
+		struct px_msg *p = px_out_to(r, out, PX_MSG_PROMISE,
+					     prepare->from);
+		if (p == NULL)
+			return; /* the leader asks again */
+		fill_promise(r, p, prepare, from, count);
+		p->slot = s;
+		p->accepted_ballot = slot->accepted_ballot;
+		p->value = slot->value;
+		p->value_len = slot->value_len;
+	}
+}
+
+int px_on_prepare(struct px_replica *r, uint64_t now_ns,
+		  const struct px_msg *m, struct px_outbox *out)
+{
+	/* A replica that lost its memory does not vote (DESIGN.md). */
+	if (r->role == PX_ROLE_RECOVERING) {
+		px_drop(r, PX_DROP_WRONG_ROLE);
+		return 0;
+	}
+	px_note_ballot(r, m->ballot);
+	/* Phase 1b: an acceptor promises only a ballot at least as high as
+	 * every promise it has made (equal: a retransmitted PREPARE). */
+	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
+		send_nack(r, out, m->from);
+		return 0;
+	}
+	r->promised = m->ballot;
+	yield_to(r, now_ns, m->ballot, out);
+	send_promise(r, m, out);
+	return 0;
+}
+
+static void send_accepted(struct px_replica *r, const struct px_msg *m,
+			  struct px_outbox *out)
+{
+	struct px_msg *a = px_out_to(r, out, PX_MSG_ACCEPTED, m->from);
+	if (a == NULL)
+		return;
+	a->ballot = m->ballot;
+	a->slot = m->slot;
+	a->commit_index = r->commit_index;
+	a->applied_index = r->applied_index;
+	a->log_start = r->log_start;
+}
+
+/* Stores (ballot, value) in a slot. A chosen slot keeps its value: the same
+ * value is re-accepted at the higher ballot; a different one is refused. */
+static bool accept_value(struct px_replica *r, struct px_slot *s,
+			 const struct px_msg *m)
+{
+	if (s->chosen) {
+		if (s->value_len != m->value_len ||
+		    memcmp(s->value, m->value, m->value_len) != 0)
+			return false;
+	} else {
+		memcpy(s->value, m->value, m->value_len);
+		s->value_len = m->value_len;
+	}
+	s->accepted_ballot = m->ballot;
+	if (r->accepted_end <= s->slot)
+		r->accepted_end = s->slot + 1;
+	return true;
+}
+
+int px_on_accept(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+		 struct px_outbox *out)
+{
+	if (r->role == PX_ROLE_RECOVERING) {
+		px_drop(r, PX_DROP_WRONG_ROLE);
+		return 0;
+	}
+	px_note_ballot(r, m->ballot);
+	/* Phase 2b: accept unless a higher ballot was promised. */
+	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
+		send_nack(r, out, m->from);
+		return 0;
+	}
+	r->promised = m->ballot;
+	yield_to(r, now_ns, m->ballot, out);
+	r->known_leader = m->from;
+	struct px_slot *s = px_log_claim(r, m->slot);
+	if (s == NULL || !accept_value(r, s, m)) {
+		px_drop(r, PX_DROP_OUT_OF_WINDOW);
+		return 0;
+	}
+	px_learn_commit(r, m->ballot, m->commit_index);
+	px_apply_committed(r, out);
+	send_accepted(r, m, out);
+	return 0;
+}
+
+/* The leader of `ballot` says every slot below commit_index is chosen. A
+ * slot we accepted at that very ballot holds the leader's proposal, which
+ * is the chosen value; other slots wait for CHOSEN. */
+void px_learn_commit(struct px_replica *r, uint64_t ballot,
+		     uint64_t commit_index)
+{
+	uint64_t end = r->log_start + r->cfg.log_slots;
+	if (commit_index < end)
+		end = commit_index;
+	for (uint64_t i = r->commit_index; i < end; i++) {
+		struct px_slot *s = px_log_get(r, i);
+		if (s != NULL && !s->chosen && s->accepted_ballot == ballot)
+			s->chosen = true;
+	}
+	px_advance_commit(r);
+}
+
+int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+		 struct px_outbox *out)
+{
+	if (r->role == PX_ROLE_RECOVERING) {
+		px_drop(r, PX_DROP_WRONG_ROLE);
+		return 0;
+	}
+	px_note_ballot(r, m->ballot);
+	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
+		send_nack(r, out, m->from);
+		return 0;
+	}
+	yield_to(r, now_ns, m->ballot, out);
+	r->known_leader = m->from;
+	px_learn_commit(r, m->ballot, m->commit_index);
+	px_apply_committed(r, out);
+	struct px_msg *st = px_out_to(r, out, PX_MSG_STATUS, m->from);
+	if (st != NULL) {
+		st->ballot = m->ballot;
+		st->commit_index = r->commit_index;
+		st->applied_index = r->applied_index;
+		st->log_start = r->log_start;
+	}
+	return 0;
+}
+
+/* Catch-up from the leader: a value known to be chosen. Keeping it under
+ * the ballot this acceptor had (or ballot 1 if none) is safe: any report of
+ * a chosen value is consistent with every later proposal. */
+int px_on_chosen(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+		 struct px_outbox *out)
+{
+	(void)now_ns;
+	if (r->role == PX_ROLE_RECOVERING) {
+		px_drop(r, PX_DROP_WRONG_ROLE);
+		return 0;
+	}
+	if (m->slot < r->commit_index)
+		return 0;
+	struct px_slot *s = px_log_claim(r, m->slot);
+	if (s == NULL) {
+		px_drop(r, PX_DROP_OUT_OF_WINDOW);
+		return 0;
+	}
+	if (!s->chosen) {
+		memcpy(s->value, m->value, m->value_len);
+		s->value_len = m->value_len;
+		s->chosen = true;
+		if (s->accepted_ballot == 0)
+			s->accepted_ballot = 1;
+		if (r->accepted_end <= s->slot)
+			r->accepted_end = s->slot + 1;
+	}
+	px_advance_commit(r);
+	px_apply_committed(r, out);
+	return 0;
+}

@@ -1,0 +1,259 @@
+/* Internal state of a px_replica. Only consensus/ includes this file. */
+#ifndef BYPAX_CONSENSUS_INTERNAL_H
+#define BYPAX_CONSENSUS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bypax/consensus.h"
+
+/* Assertions stay on in production (STYLE.md). The default handler traps;
+ * the simulator overrides it (weak symbol) to print the seed first. */
+void px_assert_fail(const char *expr, const char *file, int line);
+#define PX_ASSERT(x)                                                           \
+	do {                                                                   \
+		if (!(x))                                                      \
+			px_assert_fail(#x, __FILE__, __LINE__);                \
+	} while (0)
+
+#define PX_ALIGN 64u
+#define PX_WORD_BITS 64u
+
+/* One log slot, indexed by slot % log_slots. */
+struct px_slot {
+	uint64_t slot;            /* absolute index; valid iff in_use */
+	uint64_t accepted_ballot; /* acceptor: 0 = nothing accepted */
+	uint64_t proposed_ballot; /* leader: ballot ack_mask counts for */
+	uint64_t sent_ns;         /* leader: last ACCEPT sent */
+	uint32_t value_len;
+	uint8_t ack_mask;         /* leader: acceptors that accepted */
+	bool in_use;
+	bool chosen;
+	uint8_t value[PX_VALUE_BYTES_MAX];
+};
+
+/* A request waiting at the leader for a slot. */
+struct px_pending {
+	uint64_t client_id;
+	uint64_t seq;
+	uint32_t len;
+	uint8_t cmd[PX_COMMAND_BYTES_MAX];
+};
+
+/* What the leader knows of each follower, for catch-up. */
+struct px_peer {
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t log_start;
+	uint64_t catchup_sent_ns;
+	uint64_t snapshot_sent_ns;
+};
+
+/* Phase 1 of a candidate (or of a recovering replica's fencing round). */
+struct px_phase1 {
+	uint64_t ballot;
+	uint64_t from;              /* first slot covered */
+	uint64_t end;               /* max slot_end reported, for re-proposal */
+	uint64_t sent_ns;
+	uint64_t entries_expected[PX_REPLICAS_MAX];
+	uint64_t entries_seen[PX_REPLICAS_MAX];
+	uint8_t answered_mask;      /* acceptors that answered at all */
+	uint8_t complete_mask;      /* acceptors whose whole report arrived */
+	uint64_t *seen_bits;        /* [replica][log_slots / 64] */
+};
+
+/* A client session: the last applied request and its reply (exactly-once). */
+struct px_session {
+	uint64_t client_id;
+	uint64_t last_seq;
+	uint64_t last_slot;         /* deterministic LRU eviction */
+	uint16_t reply_len;
+	uint8_t status;
+	bool in_use;
+	uint8_t reply[PX_REPLY_BYTES_MAX];
+};
+
+struct px_session_table {
+	struct px_session *entries; /* session_max */
+	uint32_t *index;            /* open addressing, index_slots */
+	uint32_t index_slots;       /* power of two, >= 2 * session_max */
+	uint32_t count;
+	uint32_t cap;
+};
+
+struct px_replica {
+	struct px_config cfg;
+	uint8_t majority;
+	enum px_role role;
+	uint8_t leader_hint;
+	uint8_t known_leader;
+
+	/* Acceptor. */
+	uint64_t promised;          /* highest ballot promised */
+	uint64_t accepted_end;      /* 1 + highest slot ever accepted */
+
+	/* Proposer. */
+	uint64_t ballot;            /* own ballot while candidate/leader */
+	uint64_t highest_seen;      /* highest ballot seen anywhere */
+	uint64_t next_slot;         /* next slot to propose */
+	uint64_t repropose_end;     /* slots below it are phase-1 recovered */
+	uint64_t next_election_ns;  /* backoff after a lost ballot */
+	uint64_t heartbeat_ns;      /* next COMMIT heartbeat */
+	uint64_t commit_sent;       /* commit index last told followers */
+	struct px_phase1 p1;
+	struct px_peer peers[PX_REPLICAS_MAX];
+
+	/* Recovery (restarted without state). */
+	uint64_t recovery_floor;    /* must have applied this before voting */
+	bool recovery_snapshot_asked;
+	bool recovery_have_snapshot; /* any snapshot arrived, even an old one */
+	uint64_t recovery_snapshot_ns;
+
+	/* Learner. */
+	uint64_t log_start;         /* oldest slot held */
+	uint64_t commit_index;      /* every slot below is chosen */
+	uint64_t applied_index;     /* every slot below is applied */
+
+	/* Request queue at the leader (FIFO ring). */
+	struct px_pending *queue;
+	uint32_t queue_head;
+	uint32_t queue_count;
+
+	struct px_slot *log;
+	struct px_session_table sessions;
+	uint64_t prng;
+	struct px_stats stats;
+	/* Replies handed out in one call live here until the next call. */
+	uint8_t *reply_arena;
+	uint32_t reply_arena_used;
+	uint32_t reply_arena_cap;
+	uint8_t reply_buf[PX_REPLY_BYTES_MAX];
+};
+
+/* Slots applied per call are bounded by this many slots' worth of replies. */
+#define PX_REPLY_ARENA_SLOTS 4u
+
+/* replica.c: outbox and small helpers. */
+struct px_msg *px_out_push(struct px_replica *r, struct px_outbox *out);
+uint32_t px_out_room(const struct px_outbox *out);
+struct px_msg *px_out_to(struct px_replica *r, struct px_outbox *out,
+			 uint8_t type, uint8_t to);
+void px_broadcast_prepare(struct px_replica *r, uint64_t now_ns,
+			  struct px_outbox *out);
+uint64_t px_prng_next(struct px_replica *r);
+void px_drop(struct px_replica *r, enum px_drop_reason reason);
+void px_become_follower(struct px_replica *r, uint64_t now_ns,
+			struct px_outbox *out);
+void px_note_ballot(struct px_replica *r, uint64_t ballot);
+
+/* log (replica.c): the fixed ring of slots. */
+struct px_slot *px_log_get(struct px_replica *r, uint64_t slot);
+struct px_slot *px_log_claim(struct px_replica *r, uint64_t slot);
+bool px_log_make_room(struct px_replica *r, uint64_t slot);
+void px_log_reset_from(struct px_replica *r, uint64_t new_start);
+
+/* acceptor.c */
+int px_on_prepare(struct px_replica *r, uint64_t now_ns,
+		  const struct px_msg *m, struct px_outbox *out);
+int px_on_accept(struct px_replica *r, uint64_t now_ns,
+		 const struct px_msg *m, struct px_outbox *out);
+int px_on_commit(struct px_replica *r, uint64_t now_ns,
+		 const struct px_msg *m, struct px_outbox *out);
+int px_on_chosen(struct px_replica *r, uint64_t now_ns,
+		 const struct px_msg *m, struct px_outbox *out);
+void px_learn_commit(struct px_replica *r, uint64_t ballot,
+		     uint64_t commit_index);
+
+/* proposer.c */
+void px_start_phase1(struct px_replica *r, uint64_t now_ns,
+		     struct px_outbox *out);
+int px_on_promise(struct px_replica *r, uint64_t now_ns,
+		  const struct px_msg *m, struct px_outbox *out);
+int px_on_nack(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+	       struct px_outbox *out);
+int px_on_accepted(struct px_replica *r, uint64_t now_ns,
+		   const struct px_msg *m, struct px_outbox *out);
+int px_on_status(struct px_replica *r, uint64_t now_ns,
+		 const struct px_msg *m, struct px_outbox *out);
+int px_on_request(struct px_replica *r, uint64_t now_ns,
+		  const struct px_msg *m, struct px_outbox *out);
+void px_propose_queued(struct px_replica *r, uint64_t now_ns,
+		       struct px_outbox *out);
+void px_proposer_tick(struct px_replica *r, uint64_t now_ns,
+		      struct px_outbox *out);
+void px_queue_redirect_all(struct px_replica *r, struct px_outbox *out);
+void px_phase1_merge(struct px_replica *r, const struct px_msg *m);
+bool px_phase1_record(struct px_replica *r, const struct px_msg *m);
+
+/* recovery.c */
+void px_recovery_start(struct px_replica *r, uint64_t now_ns,
+		       struct px_outbox *out);
+int px_recovery_on_promise(struct px_replica *r, uint64_t now_ns,
+			   const struct px_msg *m, struct px_outbox *out);
+void px_recovery_tick(struct px_replica *r, uint64_t now_ns,
+		      struct px_outbox *out);
+void px_recovery_on_nack(struct px_replica *r, uint64_t now_ns,
+			 const struct px_msg *m, struct px_outbox *out);
+
+/* learner.c */
+void px_begin_call(struct px_replica *r);
+void px_reply(struct px_replica *r, struct px_outbox *out, uint64_t client_id,
+	      uint64_t seq, uint8_t status, const uint8_t *value,
+	      uint32_t value_len);
+void px_advance_commit(struct px_replica *r);
+void px_apply_committed(struct px_replica *r, struct px_outbox *out);
+
+/* session.c */
+size_t px_session_mem_size(uint32_t session_max);
+void px_session_init(struct px_session_table *t, void *mem, uint32_t cap);
+struct px_session *px_session_find(struct px_session_table *t,
+				   uint64_t client_id);
+struct px_session *px_session_insert(struct px_session_table *t,
+				     uint64_t client_id, uint64_t slot);
+void px_session_clear(struct px_session_table *t);
+uint64_t px_session_digest(const struct px_session_table *t);
+size_t px_session_snapshot_size(const struct px_session_table *t);
+size_t px_session_save(const struct px_session_table *t, uint8_t *buf);
+int px_session_validate(uint32_t cap, const uint8_t *buf, size_t len,
+			size_t *used);
+int px_session_load(struct px_session_table *t, const uint8_t *buf,
+		    size_t len, size_t *used);
+
+/* batch.c: a slot's value is a sequence of (client_id, seq, len, command). */
+struct px_batch_entry {
+	uint64_t client_id;
+	uint64_t seq;
+	uint32_t len;
+	const uint8_t *cmd;
+};
+struct px_batch_iter {
+	const uint8_t *pos;
+	const uint8_t *end;
+};
+void px_batch_iter_init(struct px_batch_iter *it, const uint8_t *value,
+			uint32_t len);
+/* Returns 1 with *e filled, 0 at the end, -BPX_EMALFORMED on a bad batch. */
+int px_batch_next(struct px_batch_iter *it, struct px_batch_entry *e);
+uint32_t px_batch_append(uint8_t *value, uint32_t len, uint32_t cap,
+			 const struct px_pending *p);
+/* Little-endian helpers (the batch and snapshot formats). */
+void px_put_u64(uint8_t *p, uint64_t v);
+uint64_t px_get_u64(const uint8_t *p);
+void px_put_u16(uint8_t *p, uint16_t v);
+uint16_t px_get_u16(const uint8_t *p);
+void px_put_u32(uint8_t *p, uint32_t v);
+uint32_t px_get_u32(const uint8_t *p);
+
+static inline uint8_t px_popcount8(uint8_t x)
+{
+	return (uint8_t)__builtin_popcount(x);
+}
+
+static inline bool px_is_member(const struct px_replica *r, uint8_t id)
+{
+	return id < r->cfg.replica_count;
+}
+
+#endif

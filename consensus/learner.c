@@ -1,0 +1,127 @@
+/* The learner: advancing the commit index and applying chosen slots, in
+ * order, through the state machine, with exactly-once client sessions. */
+#include "internal.h"
+
+void px_begin_call(struct px_replica *r)
+{
+	r->reply_arena_used = 0;
+}
+
+/* Queues a reply to a client. Its bytes are copied into the reply arena so
+ * they stay valid until the caller's next call, whatever happens to the
+ * session that cached them. */
+void px_reply(struct px_replica *r, struct px_outbox *out, uint64_t client_id,
+	      uint64_t seq, uint8_t status, const uint8_t *value,
+	      uint32_t value_len)
+{
+	PX_ASSERT(value_len <= PX_REPLY_BYTES_MAX);
+	if (r->reply_arena_cap - r->reply_arena_used < value_len) {
+		px_drop(r, PX_DROP_OUTBOX_FULL);
+		return;
+	}
+	struct px_msg *m = px_out_to(r, out, PX_MSG_REPLY, PX_TO_CLIENT);
+	if (m == NULL)
+		return;
+	m->client_id = client_id;
+	m->seq = seq;
+	m->status = status;
+	m->leader_hint = px_known_leader(r);
+	if (value_len > 0) {
+		uint8_t *dst = r->reply_arena + r->reply_arena_used;
+		memcpy(dst, value, value_len);
+		r->reply_arena_used += value_len;
+		m->value = dst;
+		m->value_len = value_len;
+	}
+}
+
+void px_advance_commit(struct px_replica *r)
+{
+	for (;;) {
+		const struct px_slot *s = px_log_get(r, r->commit_index);
+		if (s == NULL || !s->chosen)
+			break;
+		r->commit_index++;
+	}
+}
+
+static void reply_from_session(struct px_replica *r, struct px_outbox *out,
+			       const struct px_session *s, uint64_t seq)
+{
+	px_reply(r, out, s->client_id, seq, s->status, s->reply, s->reply_len);
+}
+
+/* Applies one request of a chosen batch. Every replica takes the same
+ * branches in the same order, so the state and sessions stay identical;
+ * only the leader answers the client. */
+static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
+			  uint64_t slot, bool answer, struct px_outbox *out)
+{
+	struct px_session *s = px_session_find(&r->sessions, e->client_id);
+	if (s != NULL && e->seq <= s->last_seq) {
+		r->stats.requests_deduplicated++;
+		if (!answer)
+			return;
+		if (e->seq == s->last_seq)
+			reply_from_session(r, out, s, e->seq);
+		else
+			px_reply(r, out, e->client_id, e->seq, PX_REPLY_STALE,
+				 NULL, 0);
+		return;
+	}
+	if (s == NULL && e->seq > 1) {
+		/* The session was evicted: applying could apply it twice. */
+		if (answer)
+			px_reply(r, out, e->client_id, e->seq, PX_REPLY_EXPIRED,
+				 NULL, 0);
+		return;
+	}
+	int len = r->cfg.sm_ops->apply(r->cfg.sm, e->cmd, e->len, r->reply_buf,
+				       sizeof(r->reply_buf));
+	PX_ASSERT(len >= 0 && (uint32_t)len <= PX_REPLY_BYTES_MAX);
+	if (s == NULL)
+		s = px_session_insert(&r->sessions, e->client_id, slot);
+	s->last_seq = e->seq;
+	s->last_slot = slot;
+	s->status = PX_REPLY_OK;
+	s->reply_len = (uint16_t)len;
+	memcpy(s->reply, r->reply_buf, (size_t)len);
+	r->stats.requests_applied++;
+	if (answer)
+		reply_from_session(r, out, s, e->seq);
+}
+
+static void apply_slot(struct px_replica *r, const struct px_slot *s,
+		       struct px_outbox *out)
+{
+	bool answer = r->role == PX_ROLE_LEADER;
+	struct px_batch_iter it;
+	struct px_batch_entry e;
+	px_batch_iter_init(&it, s->value, s->value_len);
+	/* A malformed batch is skipped from the bad entry on, identically on
+	 * every replica (they hold the same bytes). */
+	while (px_batch_next(&it, &e) == 1)
+		apply_request(r, &e, s->slot, answer, out);
+	r->stats.slots_committed++;
+}
+
+static bool room_for_slot(const struct px_replica *r,
+			  const struct px_outbox *out)
+{
+	if (r->role != PX_ROLE_LEADER)
+		return true;
+	uint32_t need = r->cfg.batch_requests_max;
+	return px_out_room(out) >= need + 2 * PX_REPLICAS_MAX &&
+	       r->reply_arena_cap - r->reply_arena_used >=
+		       (uint64_t)need * PX_REPLY_BYTES_MAX;
+}
+
+void px_apply_committed(struct px_replica *r, struct px_outbox *out)
+{
+	while (r->applied_index < r->commit_index && room_for_slot(r, out)) {
+		const struct px_slot *s = px_log_get(r, r->applied_index);
+		PX_ASSERT(s != NULL && s->chosen);
+		apply_slot(r, s, out);
+		r->applied_index++;
+	}
+}

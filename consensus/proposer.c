@@ -1,0 +1,478 @@
+/* The proposer (leader): phase 1 over every open slot, pipelined and
+ * batched phase 2, retransmission, heartbeats and follower catch-up. */
+#include "internal.h"
+
+static uint8_t self_bit(const struct px_replica *r)
+{
+	return (uint8_t)(1u << r->cfg.self_id);
+}
+
+static uint64_t *seen_bits_of(struct px_replica *r, uint8_t replica)
+{
+	return r->p1.seen_bits +
+	       (size_t)replica * (r->cfg.log_slots / PX_WORD_BITS);
+}
+
+static void phase1_reset(struct px_replica *r, uint64_t ballot, uint64_t from)
+{
+	struct px_phase1 *p = &r->p1;
+	uint64_t *bits = p->seen_bits;
+	memset(p, 0, sizeof(*p));
+	p->seen_bits = bits;
+	memset(bits, 0, (size_t)r->cfg.replica_count *
+				(r->cfg.log_slots / PX_WORD_BITS) *
+				sizeof(uint64_t));
+	p->ballot = ballot;
+	p->from = from;
+	p->end = r->accepted_end > from ? r->accepted_end : from;
+}
+
+void px_broadcast_prepare(struct px_replica *r, uint64_t now_ns,
+			  struct px_outbox *out)
+{
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++) {
+		if (i == r->cfg.self_id || (r->p1.complete_mask & (1u << i)))
+			continue;
+		struct px_msg *m = px_out_to(r, out, PX_MSG_PREPARE, i);
+		if (m == NULL)
+			return;
+		m->ballot = r->p1.ballot;
+		m->slot = r->p1.from;
+		if (r->role == PX_ROLE_RECOVERING)
+			m->flags = PX_FLAG_RECOVERY;
+	}
+	r->p1.sent_ns = now_ns;
+}
+
+static uint64_t next_ballot(const struct px_replica *r)
+{
+	uint64_t top = r->highest_seen > r->promised ? r->highest_seen
+						     : r->promised;
+	return px_ballot_make(px_ballot_round(top) + 1, r->cfg.self_id);
+}
+
+static void finish_phase1(struct px_replica *r, uint64_t now_ns,
+			  struct px_outbox *out);
+
+void px_start_phase1(struct px_replica *r, uint64_t now_ns,
+		     struct px_outbox *out)
+{
+	PX_ASSERT(r->role == PX_ROLE_FOLLOWER);
+	r->ballot = next_ballot(r);
+	r->promised = r->ballot; /* our own promise, as an acceptor */
+	px_note_ballot(r, r->ballot);
+	r->role = PX_ROLE_CANDIDATE;
+	r->stats.elections_started++;
+	phase1_reset(r, r->ballot, r->commit_index);
+	r->p1.complete_mask = self_bit(r);
+	if (px_popcount8(r->p1.complete_mask) >= r->majority) {
+		finish_phase1(r, now_ns, out);
+		return;
+	}
+	px_broadcast_prepare(r, now_ns, out);
+}
+
+/* Phase 1 merge: keep, per slot, the value of the highest ballot reported.
+ * Storing it as this replica's own accepted value only ever raises the
+ * ballot it reports, for a value that really was proposed at that ballot:
+ * later leaders still pick the chosen value. */
+static bool phase1_merge(struct px_replica *r, const struct px_msg *m)
+{
+	struct px_slot *s = px_log_claim(r, m->slot);
+	if (s == NULL)
+		return false; /* no room yet: the retransmitted prepare asks again */
+	if (!s->chosen && m->accepted_ballot > s->accepted_ballot) {
+		memcpy(s->value, m->value, m->value_len);
+		s->value_len = m->value_len;
+		s->accepted_ballot = m->accepted_ballot;
+	}
+	if (r->accepted_end <= m->slot)
+		r->accepted_end = m->slot + 1;
+	return true;
+}
+
+/* Records one promise message. Returns true if the sender's report is now
+ * complete. */
+bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
+{
+	struct px_phase1 *p = &r->p1;
+	uint8_t bit = (uint8_t)(1u << m->from);
+	if (m->slot_end < p->from || m->slot_end - p->from > r->cfg.log_slots ||
+	    m->seq > r->cfg.log_slots) {
+		px_drop(r, PX_DROP_MALFORMED);
+		return false;
+	}
+	p->answered_mask |= bit;
+	p->entries_expected[m->from] = m->seq;
+	if (m->slot < m->slot_end) {
+		if (m->slot < p->from || m->accepted_ballot == 0) {
+			px_drop(r, PX_DROP_MALFORMED);
+			return false;
+		}
+		uint64_t idx = m->slot - p->from;
+		uint64_t *bits = seen_bits_of(r, m->from);
+		uint64_t mask = 1ull << (idx % PX_WORD_BITS);
+		if (!(bits[idx / PX_WORD_BITS] & mask) && phase1_merge(r, m)) {
+			bits[idx / PX_WORD_BITS] |= mask;
+			p->entries_seen[m->from]++;
+		}
+	}
+	if (p->entries_seen[m->from] < p->entries_expected[m->from])
+		return false;
+	p->complete_mask |= bit;
+	if (m->slot_end > p->end)
+		p->end = m->slot_end;
+	return true;
+}
+
+int px_on_promise(struct px_replica *r, uint64_t now_ns,
+		  const struct px_msg *m, struct px_outbox *out)
+{
+	if (r->role != PX_ROLE_CANDIDATE || m->ballot != r->ballot) {
+		px_drop(r, PX_DROP_STALE_BALLOT);
+		return 0;
+	}
+	if (m->log_start > r->p1.from) {
+		/* That acceptor already dropped chosen slots we lack: catch up
+		 * from its snapshot first, then try again. */
+		px_out_to(r, out, PX_MSG_SNAPSHOT_REQ, m->from);
+		px_become_follower(r, now_ns, out);
+		return 0;
+	}
+	px_phase1_record(r, m);
+	if (px_popcount8(r->p1.complete_mask) >= r->majority)
+		finish_phase1(r, now_ns, out);
+	return 0;
+}
+
+static void finish_phase1(struct px_replica *r, uint64_t now_ns,
+			  struct px_outbox *out)
+{
+	r->role = PX_ROLE_LEADER;
+	r->known_leader = r->cfg.self_id;
+	r->stats.leader_changes++;
+	r->next_slot = r->commit_index > r->p1.from ? r->commit_index
+						     : r->p1.from;
+	r->repropose_end = r->p1.end > r->next_slot ? r->p1.end : r->next_slot;
+	r->heartbeat_ns = now_ns;
+	r->commit_sent = 0;
+	memset(r->peers, 0, sizeof(r->peers));
+	px_propose_queued(r, now_ns, out);
+}
+
+int px_on_nack(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+	       struct px_outbox *out)
+{
+	px_note_ballot(r, m->ballot);
+	if (r->role == PX_ROLE_RECOVERING) {
+		px_recovery_on_nack(r, now_ns, m, out);
+		return 0;
+	}
+	if ((r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER) &&
+	    m->ballot > r->ballot)
+		px_become_follower(r, now_ns, out);
+	return 0;
+}
+
+/* ---- Phase 2 ---- */
+
+static void send_accepts(struct px_replica *r, const struct px_slot *s,
+			 struct px_outbox *out)
+{
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++) {
+		if (s->ack_mask & (1u << i))
+			continue;
+		struct px_msg *m = px_out_to(r, out, PX_MSG_ACCEPT, i);
+		if (m == NULL)
+			return;
+		m->ballot = r->ballot;
+		m->slot = s->slot;
+		m->commit_index = r->commit_index;
+		m->value = s->value;
+		m->value_len = s->value_len;
+	}
+}
+
+/* Phase 2a for one slot whose value is already in place. The leader accepts
+ * its own proposal first (it promised its own ballot). */
+static void propose_slot(struct px_replica *r, uint64_t now_ns,
+			 struct px_slot *s, struct px_outbox *out)
+{
+	s->accepted_ballot = r->ballot;
+	s->proposed_ballot = r->ballot;
+	s->ack_mask = self_bit(r);
+	s->sent_ns = now_ns;
+	if (r->accepted_end <= s->slot)
+		r->accepted_end = s->slot + 1;
+	r->next_slot = s->slot + 1;
+	r->stats.slots_proposed++;
+	if (r->majority == 1) {
+		s->chosen = true;
+		px_advance_commit(r);
+		px_apply_committed(r, out);
+	}
+	send_accepts(r, s, out);
+}
+
+static void fill_batch(struct px_replica *r, struct px_slot *s)
+{
+	uint32_t len = 0, count = 0;
+	while (r->queue_count > 0 && count < r->cfg.batch_requests_max) {
+		const struct px_pending *p = &r->queue[r->queue_head];
+		uint32_t next = px_batch_append(s->value, len,
+						r->cfg.batch_bytes_max, p);
+		if (next == len)
+			break;
+		len = next;
+		count++;
+		r->queue_head = (r->queue_head + 1) % r->cfg.request_queue_max;
+		r->queue_count--;
+	}
+	PX_ASSERT(count > 0);
+	s->value_len = len;
+	r->stats.batch_requests_total += count;
+}
+
+static bool window_open(const struct px_replica *r, const struct px_outbox *out)
+{
+	return r->next_slot < r->commit_index + r->cfg.window_slots &&
+	       px_out_room(out) >= 2u * r->cfg.replica_count;
+}
+
+/* Proposes as many slots as the window allows: first the slots phase 1
+ * recovered (their merged value, or a no-op for a hole), then batches of
+ * queued requests. Whatever is queued when a slot opens goes into it, so
+ * batches grow with load and a lone request waits for nothing. */
+void px_propose_queued(struct px_replica *r, uint64_t now_ns,
+		       struct px_outbox *out)
+{
+	if (r->role != PX_ROLE_LEADER)
+		return;
+	uint64_t proposed_before = r->stats.slots_proposed;
+	while (window_open(r, out)) {
+		bool recovered = r->next_slot < r->repropose_end;
+		if (!recovered && r->queue_count == 0)
+			break;
+		struct px_slot *s = px_log_claim(r, r->next_slot);
+		if (s == NULL)
+			break; /* ring full of unapplied slots */
+		if (s->chosen) {
+			r->next_slot++;
+			continue;
+		}
+		if (!recovered)
+			fill_batch(r, s);
+		else if (s->accepted_ballot == 0) {
+			s->value_len = 0; /* a hole: fill it with a no-op */
+			r->stats.noops_proposed++;
+		}
+		propose_slot(r, now_ns, s, out);
+	}
+	bool idle = r->stats.slots_proposed == proposed_before;
+	if (idle && r->commit_sent < r->commit_index)
+		r->heartbeat_ns = now_ns; /* tell followers soon */
+}
+
+void px_flush(struct px_replica *r, uint64_t now_ns, struct px_outbox *out)
+{
+	px_begin_call(r);
+	px_apply_committed(r, out);
+	px_propose_queued(r, now_ns, out);
+}
+
+int px_on_accepted(struct px_replica *r, uint64_t now_ns,
+		   const struct px_msg *m, struct px_outbox *out)
+{
+	(void)now_ns;
+	struct px_peer *peer = &r->peers[m->from];
+	peer->commit_index = m->commit_index;
+	peer->applied_index = m->applied_index;
+	peer->log_start = m->log_start;
+	if (r->role != PX_ROLE_LEADER || m->ballot != r->ballot) {
+		px_drop(r, PX_DROP_STALE_BALLOT);
+		return 0;
+	}
+	struct px_slot *s = px_log_get(r, m->slot);
+	if (s == NULL || s->proposed_ballot != r->ballot || s->chosen)
+		return 0;
+	s->ack_mask |= (uint8_t)(1u << m->from);
+	/* Chosen: a majority accepted this ballot's value for the slot. */
+	if (px_popcount8(s->ack_mask) >= r->majority) {
+		s->chosen = true;
+		px_advance_commit(r);
+		px_apply_committed(r, out);
+	}
+	return 0;
+}
+
+/* ---- Requests ---- */
+
+static uint8_t redirect_target(const struct px_replica *r)
+{
+	if (r->leader_hint != PX_REPLICA_NONE &&
+	    r->leader_hint != r->cfg.self_id)
+		return r->leader_hint;
+	return r->known_leader;
+}
+
+static void reply_status(struct px_replica *r, struct px_outbox *out,
+			 const struct px_msg *m, uint8_t status)
+{
+	px_reply(r, out, m->client_id, m->seq, status, NULL, 0);
+	if (out->count > 0 && status == PX_REPLY_REDIRECT)
+		out->msgs[out->count - 1].leader_hint = redirect_target(r);
+}
+
+int px_on_request(struct px_replica *r, uint64_t now_ns,
+		  const struct px_msg *m, struct px_outbox *out)
+{
+	(void)now_ns;
+	r->stats.requests_in++;
+	if (m->seq == 0) {
+		px_drop(r, PX_DROP_MALFORMED);
+		return -BPX_EMALFORMED;
+	}
+	if (r->role != PX_ROLE_LEADER) {
+		r->stats.requests_redirected++;
+		reply_status(r, out, m, PX_REPLY_REDIRECT);
+		return 0;
+	}
+	/* A retry of an applied request gets the cached reply at once. */
+	struct px_session *s = px_session_find(&r->sessions, m->client_id);
+	if (s != NULL && m->seq <= s->last_seq) {
+		r->stats.requests_deduplicated++;
+		if (m->seq == s->last_seq)
+			px_reply(r, out, s->client_id, m->seq, s->status,
+				 s->reply, s->reply_len);
+		else
+			reply_status(r, out, m, PX_REPLY_STALE);
+		return 0;
+	}
+	if (PX_BATCH_ENTRY_HEADER_BYTES + m->value_len > r->cfg.batch_bytes_max) {
+		reply_status(r, out, m, PX_REPLY_TOO_BIG);
+		return 0;
+	}
+	if (r->queue_count == r->cfg.request_queue_max) {
+		r->stats.requests_busy++;
+		reply_status(r, out, m, PX_REPLY_BUSY);
+		return 0;
+	}
+	uint32_t tail = (r->queue_head + r->queue_count) %
+			r->cfg.request_queue_max;
+	struct px_pending *p = &r->queue[tail];
+	p->client_id = m->client_id;
+	p->seq = m->seq;
+	p->len = m->value_len;
+	memcpy(p->cmd, m->value, m->value_len);
+	r->queue_count++;
+	return 0;
+}
+
+/* A replica that stops leading tells the clients it queued where to go. */
+void px_queue_redirect_all(struct px_replica *r, struct px_outbox *out)
+{
+	while (r->queue_count > 0) {
+		const struct px_pending *p = &r->queue[r->queue_head];
+		struct px_msg fake = { .client_id = p->client_id, .seq = p->seq };
+		reply_status(r, out, &fake, PX_REPLY_REDIRECT);
+		r->queue_head = (r->queue_head + 1) % r->cfg.request_queue_max;
+		r->queue_count--;
+	}
+}
+
+/* ---- Timers and catch-up ---- */
+
+static void retransmit_accepts(struct px_replica *r, uint64_t now_ns,
+			       struct px_outbox *out)
+{
+	for (uint64_t i = r->commit_index; i < r->next_slot; i++) {
+		if (px_out_room(out) < 2u * r->cfg.replica_count)
+			return;
+		struct px_slot *s = px_log_get(r, i);
+		if (s == NULL || s->chosen || s->proposed_ballot != r->ballot ||
+		    now_ns < s->sent_ns + r->cfg.retransmit_ns)
+			continue;
+		s->sent_ns = now_ns;
+		r->stats.retransmits++;
+		send_accepts(r, s, out);
+	}
+}
+
+static void send_heartbeat(struct px_replica *r, uint64_t now_ns,
+			   struct px_outbox *out)
+{
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++) {
+		if (i == r->cfg.self_id)
+			continue;
+		struct px_msg *m = px_out_to(r, out, PX_MSG_COMMIT, i);
+		if (m == NULL)
+			return;
+		m->ballot = r->ballot;
+		m->commit_index = r->commit_index;
+	}
+	r->commit_sent = r->commit_index;
+	r->heartbeat_ns = now_ns + r->cfg.heartbeat_interval_ns;
+}
+
+void px_proposer_tick(struct px_replica *r, uint64_t now_ns,
+		      struct px_outbox *out)
+{
+	if (r->role == PX_ROLE_CANDIDATE) {
+		if (now_ns >= r->p1.sent_ns + r->cfg.retransmit_ns)
+			px_broadcast_prepare(r, now_ns, out);
+		return;
+	}
+	PX_ASSERT(r->role == PX_ROLE_LEADER);
+	retransmit_accepts(r, now_ns, out);
+	if (now_ns >= r->heartbeat_ns)
+		send_heartbeat(r, now_ns, out);
+	px_propose_queued(r, now_ns, out);
+}
+
+static void send_chosen(struct px_replica *r, struct px_peer *peer, uint8_t to,
+			struct px_outbox *out)
+{
+	uint64_t end = peer->commit_index + r->cfg.catchup_burst;
+	if (end > r->commit_index)
+		end = r->commit_index;
+	for (uint64_t i = peer->commit_index; i < end; i++) {
+		const struct px_slot *s = px_log_get(r, i);
+		if (s == NULL || !s->chosen)
+			return;
+		struct px_msg *m = px_out_to(r, out, PX_MSG_CHOSEN, to);
+		if (m == NULL)
+			return;
+		m->ballot = r->ballot;
+		m->slot = i;
+		m->commit_index = r->commit_index;
+		m->value = s->value;
+		m->value_len = s->value_len;
+	}
+}
+
+/* A follower behind the commit index gets the chosen values it lacks; one
+ * behind our log start gets a snapshot instead. */
+int px_on_status(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+		 struct px_outbox *out)
+{
+	struct px_peer *peer = &r->peers[m->from];
+	peer->commit_index = m->commit_index;
+	peer->applied_index = m->applied_index;
+	peer->log_start = m->log_start;
+	if (r->role != PX_ROLE_LEADER || m->ballot != r->ballot)
+		return 0;
+	if (peer->commit_index >= r->commit_index)
+		return 0;
+	if (peer->commit_index < r->log_start) {
+		if (now_ns >= peer->snapshot_sent_ns + 8 * r->cfg.retransmit_ns) {
+			peer->snapshot_sent_ns = now_ns;
+			px_out_to(r, out, PX_MSG_SNAPSHOT, m->from);
+		}
+		return 0;
+	}
+	if (now_ns >= peer->catchup_sent_ns + r->cfg.retransmit_ns) {
+		peer->catchup_sent_ns = now_ns;
+		send_chosen(r, peer, m->from, out);
+	}
+	return 0;
+}

@@ -1,0 +1,228 @@
+/* The client session table: the last applied request of each client and its
+ * reply, so a retry gets the cached reply instead of a second apply. It is
+ * replicated state: every replica inserts and evicts identically. */
+#include "internal.h"
+
+static uint32_t index_slots_for(uint32_t cap)
+{
+	uint32_t n = 1;
+	while (n < 2 * cap)
+		n <<= 1;
+	return n;
+}
+
+size_t px_session_mem_size(uint32_t session_max)
+{
+	return (size_t)session_max * sizeof(struct px_session) +
+	       (size_t)index_slots_for(session_max) * sizeof(uint32_t);
+}
+
+void px_session_init(struct px_session_table *t, void *mem, uint32_t cap)
+{
+	t->entries = mem;
+	t->index = (uint32_t *)((uint8_t *)mem +
+				(size_t)cap * sizeof(struct px_session));
+	t->index_slots = index_slots_for(cap);
+	t->cap = cap;
+	t->count = 0;
+}
+
+static uint32_t hash_client(uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdull;
+	id ^= id >> 33;
+	return (uint32_t)id;
+}
+
+/* Index cells hold entry number + 1; 0 is empty. */
+static uint32_t *index_cell(struct px_session_table *t, uint64_t client_id)
+{
+	uint32_t mask = t->index_slots - 1;
+	for (uint32_t i = hash_client(client_id) & mask;; i = (i + 1) & mask) {
+		uint32_t e = t->index[i];
+		if (e == 0 || t->entries[e - 1].client_id == client_id)
+			return &t->index[i];
+	}
+}
+
+struct px_session *px_session_find(struct px_session_table *t,
+				   uint64_t client_id)
+{
+	uint32_t e = *index_cell(t, client_id);
+	return e == 0 ? NULL : &t->entries[e - 1];
+}
+
+/* Linear-probing delete with backward shift, so lookups never need
+ * tombstones. */
+static void index_remove(struct px_session_table *t, uint64_t client_id)
+{
+	uint32_t mask = t->index_slots - 1;
+	uint32_t hole = (uint32_t)(index_cell(t, client_id) - t->index);
+	PX_ASSERT(t->index[hole] != 0);
+	t->index[hole] = 0;
+	for (uint32_t i = (hole + 1) & mask; t->index[i] != 0;
+	     i = (i + 1) & mask) {
+		uint32_t home =
+			hash_client(t->entries[t->index[i] - 1].client_id) & mask;
+		/* Move i into the hole if its home is not in (hole, i]. */
+		bool stays = hole <= i ? (home > hole && home <= i)
+				       : (home > hole || home <= i);
+		if (!stays) {
+			t->index[hole] = t->index[i];
+			t->index[i] = 0;
+			hole = i;
+		}
+	}
+}
+
+/* The least recently applied session (ties: lowest client id) goes first:
+ * a rule of replicated state only, so every replica evicts the same one. */
+static uint32_t pick_victim(const struct px_session_table *t)
+{
+	uint32_t victim = 0;
+	for (uint32_t i = 1; i < t->cap; i++) {
+		const struct px_session *a = &t->entries[i];
+		const struct px_session *v = &t->entries[victim];
+		if (a->last_slot < v->last_slot ||
+		    (a->last_slot == v->last_slot && a->client_id < v->client_id))
+			victim = i;
+	}
+	return victim;
+}
+
+struct px_session *px_session_insert(struct px_session_table *t,
+				     uint64_t client_id, uint64_t slot)
+{
+	PX_ASSERT(px_session_find(t, client_id) == NULL);
+	uint32_t e;
+	if (t->count < t->cap) {
+		e = t->count++;
+	} else {
+		e = pick_victim(t);
+		index_remove(t, t->entries[e].client_id);
+	}
+	struct px_session *s = &t->entries[e];
+	memset(s, 0, offsetof(struct px_session, reply));
+	s->client_id = client_id;
+	s->last_slot = slot;
+	s->in_use = true;
+	*index_cell(t, client_id) = e + 1;
+	return s;
+}
+
+void px_session_clear(struct px_session_table *t)
+{
+	memset(t->index, 0, (size_t)t->index_slots * sizeof(uint32_t));
+	for (uint32_t i = 0; i < t->count; i++)
+		t->entries[i].in_use = false;
+	t->count = 0;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t session_hash(const struct px_session *s)
+{
+	uint64_t h = mix64(s->client_id) ^ mix64(s->last_seq + 0x51) ^
+		     mix64(s->last_slot + 0xa3) ^ mix64(s->reply_len + 7u);
+	for (uint32_t i = 0; i < s->reply_len; i++)
+		h = (h ^ s->reply[i]) * 0x100000001b3ull;
+	return mix64(h);
+}
+
+uint64_t px_session_digest(const struct px_session_table *t)
+{
+	uint64_t d = t->count;
+	for (uint32_t i = 0; i < t->count; i++)
+		d += session_hash(&t->entries[i]);
+	return d;
+}
+
+#define SESSION_RECORD_HEADER 27u /* client, seq, slot, status, reply_len */
+
+size_t px_session_snapshot_size(const struct px_session_table *t)
+{
+	size_t n = 4;
+	for (uint32_t i = 0; i < t->count; i++)
+		n += SESSION_RECORD_HEADER + t->entries[i].reply_len;
+	return n;
+}
+
+size_t px_session_save(const struct px_session_table *t, uint8_t *buf)
+{
+	uint8_t *p = buf;
+	px_put_u32(p, t->count);
+	p += 4;
+	for (uint32_t i = 0; i < t->count; i++) {
+		const struct px_session *s = &t->entries[i];
+		px_put_u64(p, s->client_id);
+		px_put_u64(p + 8, s->last_seq);
+		px_put_u64(p + 16, s->last_slot);
+		p[24] = s->status;
+		px_put_u16(p + 25, s->reply_len);
+		memcpy(p + SESSION_RECORD_HEADER, s->reply, s->reply_len);
+		p += SESSION_RECORD_HEADER + s->reply_len;
+	}
+	return (size_t)(p - buf);
+}
+
+/* Validates a saved table; with t != NULL also loads it. Returns 0 and the
+ * bytes used, or -BPX_EMALFORMED. */
+static int session_parse(struct px_session_table *t, uint32_t cap,
+			 const uint8_t *buf, size_t len, size_t *used)
+{
+	if (len < 4)
+		return -BPX_EMALFORMED;
+	uint32_t count = px_get_u32(buf);
+	if (count > cap)
+		return -BPX_EMALFORMED;
+	size_t off = 4;
+	for (uint32_t i = 0; i < count; i++) {
+		if (len - off < SESSION_RECORD_HEADER)
+			return -BPX_EMALFORMED;
+		const uint8_t *p = buf + off;
+		uint16_t reply_len = px_get_u16(p + 25);
+		if (reply_len > PX_REPLY_BYTES_MAX ||
+		    len - off - SESSION_RECORD_HEADER < reply_len)
+			return -BPX_EMALFORMED;
+		if (t != NULL) {
+			uint64_t id = px_get_u64(p);
+			if (px_session_find(t, id) != NULL)
+				return -BPX_EMALFORMED;
+			struct px_session *s =
+				px_session_insert(t, id, px_get_u64(p + 16));
+			s->last_seq = px_get_u64(p + 8);
+			s->status = p[24];
+			s->reply_len = reply_len;
+			memcpy(s->reply, p + SESSION_RECORD_HEADER, reply_len);
+		}
+		off += SESSION_RECORD_HEADER + reply_len;
+	}
+	*used = off;
+	return 0;
+}
+
+int px_session_validate(uint32_t cap, const uint8_t *buf, size_t len,
+			size_t *used)
+{
+	return session_parse(NULL, cap, buf, len, used);
+}
+
+int px_session_load(struct px_session_table *t, const uint8_t *buf,
+		    size_t len, size_t *used)
+{
+	if (t == NULL)
+		return -BPX_EINVAL;
+	int err = session_parse(NULL, t->cap, buf, len, used);
+	if (err != 0)
+		return err;
+	px_session_clear(t);
+	return session_parse(t, t->cap, buf, len, used);
+}

@@ -1,0 +1,83 @@
+/* Snapshots of the replicated state: applied index, client sessions and
+ * the state machine. Format (little-endian): u32 magic "BPXS", u32 version,
+ * u64 applied_index, sessions (session.c), u64 sm_len, sm bytes. */
+#include "internal.h"
+
+#define SNAPSHOT_MAGIC 0x53585042u /* "BPXS" */
+#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_HEADER 16u
+
+size_t px_snapshot_size(const struct px_replica *r)
+{
+	return SNAPSHOT_HEADER + px_session_snapshot_size(&r->sessions) + 8 +
+	       r->cfg.sm_ops->snapshot_size(r->cfg.sm);
+}
+
+int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
+{
+	if (cap < px_snapshot_size(r))
+		return -BPX_ETOOBIG;
+	px_put_u32(buf, SNAPSHOT_MAGIC);
+	px_put_u32(buf + 4, SNAPSHOT_VERSION);
+	px_put_u64(buf + 8, r->applied_index);
+	size_t off = SNAPSHOT_HEADER;
+	off += px_session_save(&r->sessions, buf + off);
+	int64_t sm_len = r->cfg.sm_ops->snapshot(r->cfg.sm, buf + off + 8,
+						 cap - off - 8);
+	if (sm_len < 0)
+		return sm_len;
+	px_put_u64(buf + off, (uint64_t)sm_len);
+	return (int64_t)(off + 8 + (size_t)sm_len);
+}
+
+/* Everything is validated before anything changes: the sessions part is
+ * parsed dry, the state machine restores all or nothing, and only then are
+ * the sessions loaded. */
+static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
+{
+	const uint8_t *sess = buf + SNAPSHOT_HEADER;
+	size_t left = len - SNAPSHOT_HEADER;
+	size_t sessions_len = 0;
+	int err = px_session_validate(r->sessions.cap, sess, left,
+				      &sessions_len);
+	if (err != 0)
+		return err;
+	left -= sessions_len;
+	if (left < 8 || px_get_u64(sess + sessions_len) != left - 8)
+		return -BPX_EMALFORMED;
+	err = r->cfg.sm_ops->restore(r->cfg.sm, sess + sessions_len + 8,
+				     left - 8);
+	if (err != 0)
+		return err;
+	return px_session_load(&r->sessions, sess, sessions_len,
+			       &sessions_len);
+}
+
+int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
+			const uint8_t *buf, size_t len, struct px_outbox *out)
+{
+	(void)now_ns;
+	px_begin_call(r);
+	if (buf == NULL || len < SNAPSHOT_HEADER ||
+	    px_get_u32(buf) != SNAPSHOT_MAGIC ||
+	    px_get_u32(buf + 4) != SNAPSHOT_VERSION)
+		return -BPX_EMALFORMED;
+	uint64_t index = px_get_u64(buf + 8);
+	r->recovery_have_snapshot = true;
+	if (index <= r->applied_index)
+		return 0; /* we already hold that much */
+	if (r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER)
+		px_become_follower(r, now_ns, out);
+	int err = install_parts(r, buf, len);
+	if (err != 0)
+		return err;
+	r->stats.snapshots_installed++;
+	/* Slots below index are covered; accepted slots above it are kept,
+	 * they are still this acceptor's votes. */
+	px_log_reset_from(r, index);
+	r->applied_index = index;
+	if (r->commit_index < index)
+		r->commit_index = index;
+	px_advance_commit(r);
+	return 0;
+}

@@ -1,0 +1,155 @@
+/* Pure Omega leader oracle: see omega.h for the leader rule and why it
+ * converges. */
+#include "omega.h"
+
+#include <stddef.h>
+#include <string.h>
+
+void ctl_omega_init(struct ctl_omega *o, const struct ctl_omega_config *cfg,
+		    uint64_t now_ns)
+{
+	CTL_ASSERT(o != NULL);
+	CTL_ASSERT(cfg != NULL);
+	memset(o, 0, sizeof(*o));
+	ctl_fd_init(&o->fd, &cfg->fd, now_ns);
+	for (uint8_t i = 0; i < CTL_MEMBERS_MAX; i++)
+		o->peers[i].leader_hint = CTL_NONE;
+	/* A restarted replica must not lead until it has recovered
+	 * (DESIGN.md): ready is off until the caller says so. */
+	o->ready = false;
+	o->next_heartbeat_ns = now_ns;
+}
+
+void ctl_omega_set_ready(struct ctl_omega *o, bool ready)
+{
+	CTL_ASSERT(o != NULL);
+	o->ready = ready;
+}
+
+bool ctl_omega_tick(struct ctl_omega *o, uint64_t now_ns,
+		    struct ctl_heartbeat *hb)
+{
+	CTL_ASSERT(o != NULL);
+	CTL_ASSERT(hb != NULL);
+	const uint64_t interval_ns = o->fd.cfg.heartbeat_interval_ns;
+	/* A clock stepped backwards must not silence us until it catches up:
+	 * no heartbeat is ever due more than one interval ahead. */
+	if (o->next_heartbeat_ns > now_ns + interval_ns)
+		o->next_heartbeat_ns = now_ns;
+	if (now_ns < o->next_heartbeat_ns)
+		return false;
+	/* Next one an interval from now, not from the missed deadline: a late
+	 * tick sends one heartbeat, not a burst. */
+	o->next_heartbeat_ns = now_ns + interval_ns;
+	memset(hb, 0, sizeof(*hb));
+	hb->from = o->fd.cfg.self_id;
+	hb->leader_hint = ctl_omega_leader(o, now_ns);
+	hb->ready = o->ready ? 1 : 0;
+	hb->alive_mask = ctl_fd_alive_mask(&o->fd, now_ns);
+	hb->seq = o->seq++;
+	return true;
+}
+
+/* Every field of a heartbeat from a valid other member is checked; a bad one
+ * is a counted drop, never an assertion (it comes from the network). */
+static bool ctl_heartbeat_well_formed(const struct ctl_omega *o,
+				      const struct ctl_heartbeat *hb)
+{
+	const uint8_t count = o->fd.cfg.member_count;
+	if (hb->leader_hint != CTL_NONE && hb->leader_hint >= count)
+		return false;
+	if (hb->ready > 1)
+		return false;
+	if ((hb->alive_mask >> count) != 0)
+		return false;
+	/* A member always hears itself. */
+	return (hb->alive_mask & (1u << hb->from)) != 0;
+}
+
+bool ctl_omega_receive(struct ctl_omega *o, uint64_t now_ns,
+		       const struct ctl_heartbeat *hb)
+{
+	CTL_ASSERT(o != NULL);
+	CTL_ASSERT(hb != NULL);
+	if (hb->from >= o->fd.cfg.member_count ||
+	    hb->from == o->fd.cfg.self_id) {
+		o->drops.bad_from++;
+		return false;
+	}
+	if (!ctl_heartbeat_well_formed(o, hb)) {
+		o->drops.malformed++;
+		return false;
+	}
+	struct ctl_omega_peer *peer = &o->peers[hb->from];
+	/* A reordered older heartbeat carries an older view: ignore it. Only
+	 * while the sender is alive, though: one that was suspected may have
+	 * restarted with its counter back at zero. */
+	if (peer->heard_any && hb->seq <= peer->seq &&
+	    ctl_fd_alive(&o->fd, hb->from, now_ns)) {
+		o->drops.stale++;
+		return false;
+	}
+	/* The sender of a heartbeat we hear counts as alive. */
+	ctl_fd_heard(&o->fd, hb->from, now_ns);
+	peer->seq = hb->seq;
+	peer->alive_mask = hb->alive_mask;
+	peer->leader_hint = hb->leader_hint;
+	peer->ready = hb->ready != 0;
+	peer->heard_any = true;
+	return true;
+}
+
+/* The latest view of member m as this member knows it: own for self, m's
+ * latest heartbeat otherwise (0 if none yet). Used only for alive members. */
+static uint32_t ctl_omega_view(const struct ctl_omega *o, uint8_t m,
+			       uint32_t own_mask)
+{
+	if (m == o->fd.cfg.self_id)
+		return own_mask;
+	return o->peers[m].heard_any ? o->peers[m].alive_mask : 0;
+}
+
+/* Rule 4: how many members alive to us (self included) report hearing c. */
+static uint8_t ctl_omega_heard_by(const struct ctl_omega *o, uint8_t c,
+				  uint32_t own_mask)
+{
+	uint8_t count = 0;
+	for (uint8_t j = 0; j < o->fd.cfg.member_count; j++) {
+		if ((own_mask & (1u << j)) &&
+		    (ctl_omega_view(o, j, own_mask) & (1u << c)))
+			count++;
+	}
+	return count;
+}
+
+/* Rules 2-4 for a member c already known alive (rule 1). */
+static bool ctl_omega_candidate(const struct ctl_omega *o, uint8_t c,
+				uint32_t own_mask)
+{
+	const uint8_t majority = ctl_majority(o->fd.cfg.member_count);
+	bool ready = c == o->fd.cfg.self_id ? o->ready : o->peers[c].ready;
+	if (!ready)
+		return false;
+	if (ctl_mask_count(ctl_omega_view(o, c, own_mask)) < majority)
+		return false;
+	return ctl_omega_heard_by(o, c, own_mask) >= majority;
+}
+
+uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns)
+{
+	CTL_ASSERT(o != NULL);
+	const uint8_t count = o->fd.cfg.member_count;
+	const uint32_t own_mask = ctl_fd_alive_mask(&o->fd, now_ns);
+	/* A member that cannot hear a majority follows no one; as a leader,
+	 * it steps down. Rule 4 implies this too (fewer than a majority alive
+	 * cannot report anyone heard by a majority); the check states it. */
+	if (ctl_mask_count(own_mask) < ctl_majority(count))
+		return CTL_NONE;
+	/* Rule 1 (alive) here; the lowest id among candidates leads. */
+	for (uint8_t c = 0; c < count; c++) {
+		if ((own_mask & (1u << c)) &&
+		    ctl_omega_candidate(o, c, own_mask))
+			return c;
+	}
+	return CTL_NONE;
+}

@@ -1,0 +1,506 @@
+/* Unit tests for the pure Omega leader oracle (control/omega.c).
+ *
+ * A tiny fixture runs a whole cluster of oracles on one fake clock: every
+ * millisecond each running member ticks, and the heartbeats it sends are
+ * delivered to every other running member whose link is not cut. Invariants
+ * are checked after every step. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "omega.h"
+
+#define MS(n) ((uint64_t)(n)*1000 * 1000)
+
+struct cluster {
+	uint8_t n;
+	uint64_t now_ns;
+	struct ctl_omega o[CTL_MEMBERS_MAX];
+	bool down[CTL_MEMBERS_MAX];		    /* crashed: silent, deaf */
+	bool cut[CTL_MEMBERS_MAX][CTL_MEMBERS_MAX]; /* cut[a][b]: a -> b lost */
+	struct ctl_heartbeat outbox[CTL_MEMBERS_MAX]; /* sent this step */
+	bool sent[CTL_MEMBERS_MAX];
+};
+
+static struct cluster cluster;
+
+static void member_start(struct cluster *c, uint8_t i)
+{
+	struct ctl_omega_config cfg;
+	ctl_fd_config_default(&cfg.fd, c->n, i);
+	assert_null(ctl_fd_config_check(&cfg.fd));
+	ctl_omega_init(&c->o[i], &cfg, c->now_ns);
+	c->down[i] = false;
+}
+
+static void cluster_init(struct cluster *c, uint8_t n)
+{
+	memset(c, 0, sizeof(*c));
+	c->n = n;
+	c->now_ns = MS(1);
+	for (uint8_t i = 0; i < n; i++) {
+		member_start(c, i);
+		ctl_omega_set_ready(&c->o[i], true);
+	}
+}
+
+/* Deliver every heartbeat sent this step over the links that work. */
+static void deliver_all(struct cluster *c)
+{
+	for (uint8_t from = 0; from < c->n; from++) {
+		if (!c->sent[from])
+			continue;
+		c->sent[from] = false;
+		for (uint8_t to = 0; to < c->n; to++) {
+			if (to == from || c->down[to] || c->cut[from][to])
+				continue;
+			/* A stale drop is possible (after a restart);
+			 * check_invariants rules out the others. */
+			(void)ctl_omega_receive(&c->o[to], c->now_ns,
+						&c->outbox[from]);
+		}
+	}
+}
+
+/* What must hold after every step, whatever the faults. */
+static void check_invariants(const struct cluster *c)
+{
+	const uint8_t majority = ctl_majority(c->n);
+	for (uint8_t i = 0; i < c->n; i++) {
+		if (c->down[i])
+			continue;
+		/* The fixture only ever sends well-formed heartbeats. */
+		assert_true(c->o[i].drops.bad_from == 0);
+		assert_true(c->o[i].drops.malformed == 0);
+		uint8_t leader = ctl_omega_leader(&c->o[i], c->now_ns);
+		assert_true(leader == CTL_NONE || leader < c->n);
+		if (leader == CTL_NONE)
+			continue;
+		/* Whoever names a leader hears a majority, and the leader it
+		 * names is one it hears. */
+		uint32_t mask = ctl_fd_alive_mask(&c->o[i].fd, c->now_ns);
+		assert_true(ctl_mask_count(mask) >= majority);
+		assert_true(mask & (1u << leader));
+	}
+}
+
+static void cluster_step(struct cluster *c)
+{
+	for (uint8_t i = 0; i < c->n; i++) {
+		if (!c->down[i])
+			c->sent[i] = ctl_omega_tick(&c->o[i], c->now_ns,
+						    &c->outbox[i]);
+	}
+	deliver_all(c);
+	check_invariants(c);
+	c->now_ns += MS(1);
+}
+
+static void cluster_step_ms(struct cluster *c, unsigned ms)
+{
+	for (unsigned i = 0; i < ms; i++)
+		cluster_step(c);
+}
+
+static bool all_leader(const struct cluster *c, uint8_t leader)
+{
+	for (uint8_t i = 0; i < c->n; i++) {
+		if (!c->down[i] &&
+		    ctl_omega_leader(&c->o[i], c->now_ns) != leader)
+			return false;
+	}
+	return true;
+}
+
+/* Steps until every running member follows leader; returns the ms taken,
+ * failing the test after max_ms. */
+static unsigned step_until_all_leader(struct cluster *c, uint8_t leader,
+				      unsigned max_ms)
+{
+	for (unsigned ms = 0; ms <= max_ms; ms++) {
+		if (all_leader(c, leader))
+			return ms;
+		cluster_step(c);
+	}
+	fail_msg("no agreement on leader %u within %u ms", leader, max_ms);
+	return max_ms;
+}
+
+static void cut_one_way(struct cluster *c, uint8_t from, uint8_t to)
+{
+	c->cut[from][to] = true;
+}
+
+static void cut(struct cluster *c, uint8_t a, uint8_t b)
+{
+	c->cut[a][b] = true;
+	c->cut[b][a] = true;
+}
+
+static void isolate(struct cluster *c, uint8_t a)
+{
+	for (uint8_t b = 0; b < c->n; b++) {
+		if (b != a)
+			cut(c, a, b);
+	}
+}
+
+static void heal(struct cluster *c)
+{
+	memset(c->cut, 0, sizeof(c->cut));
+}
+
+#define C (&cluster)
+#define STEP_MS(n) cluster_step_ms(C, (n))
+#define STEP_UNTIL_ALL_LEADER(x, max_ms) step_until_all_leader(C, (x), (max_ms))
+#define LEADER(i) ctl_omega_leader(&C->o[(i)], C->now_ns)
+#define ASSERT_LEADER(i, x) assert_int_equal(LEADER(i), (x))
+#define ASSERT_ALL_LEADER(x) assert_true(all_leader(C, (x)))
+#define KILL(i) (C->down[(i)] = true)
+#define RESTART(i) member_start(C, (i))
+#define SET_READY(i, r) ctl_omega_set_ready(&C->o[(i)], (r))
+#define HEARTBEAT_MS 5u
+#define TIMEOUT_MIN_MS 30u
+/* Suspicion plus one heartbeat interval for the news to spread, with slack
+ * for the adaptive timeout while heartbeats are still settling. */
+#define FAILOVER_MAX_MS 60u
+
+static int setup3(void **state)
+{
+	cluster_init(&cluster, 3);
+	*state = &cluster;
+	return 0;
+}
+
+static int setup5(void **state)
+{
+	cluster_init(&cluster, 5);
+	*state = &cluster;
+	return 0;
+}
+
+/* Before anyone has heard anyone, no member can know it is heard by a
+ * majority: no leader yet, not even self. Within a heartbeat or two, all
+ * agree on the lowest id. */
+static void test_all_agree_on_leader_0(void **state)
+{
+	(void)state;
+	for (uint8_t i = 0; i < C->n; i++)
+		ASSERT_LEADER(i, CTL_NONE);
+	unsigned ms = STEP_UNTIL_ALL_LEADER(0, 20);
+	assert_true(ms <= 10);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(0);
+}
+
+/* Heartbeats carry the sender's choice, its readiness and its view. */
+static void test_heartbeat_contents(void **state)
+{
+	(void)state;
+	STEP_MS(50);
+	struct ctl_heartbeat hb;
+	uint64_t seq = C->o[2].seq;
+	C->now_ns = C->o[2].next_heartbeat_ns;
+	assert_true(ctl_omega_tick(&C->o[2], C->now_ns, &hb));
+	assert_int_equal(hb.from, 2);
+	assert_int_equal(hb.leader_hint, 0);
+	assert_int_equal(hb.ready, 1);
+	assert_int_equal(hb.alive_mask, (1u << C->n) - 1);
+	assert_true(hb.seq == seq);
+	/* Not due again until one interval later. */
+	assert_false(ctl_omega_tick(&C->o[2], C->now_ns, &hb));
+	assert_false(ctl_omega_tick(&C->o[2], C->now_ns + MS(4), &hb));
+	assert_true(ctl_omega_tick(&C->o[2], C->now_ns + MS(5), &hb));
+	assert_true(hb.seq == seq + 1);
+}
+
+/* A clock stepped backwards does not silence a member until it catches up. */
+static void test_tick_survives_clock_going_backwards(void **state)
+{
+	(void)state;
+	struct ctl_heartbeat hb;
+	struct ctl_omega *o = &C->o[0];
+	assert_true(ctl_omega_tick(o, MS(10000), &hb));
+	assert_false(ctl_omega_tick(o, MS(10001), &hb));
+	assert_true(ctl_omega_tick(o, MS(10), &hb));
+	assert_false(ctl_omega_tick(o, MS(11), &hb));
+	assert_true(ctl_omega_tick(o, MS(15), &hb));
+}
+
+/* Leader 0 crashes: once the others' detectors time it out, all agree on 1,
+ * and not sooner than the detector's floor. */
+static void test_kill_leader_then_all_agree_on_1(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(0);
+	KILL(0);
+	/* Its last heartbeat went out at most one interval before the crash:
+	 * silence is at most the detector's floor here, so no one suspects. */
+	STEP_MS(TIMEOUT_MIN_MS - HEARTBEAT_MS);
+	ASSERT_ALL_LEADER(0);
+	unsigned ms = STEP_UNTIL_ALL_LEADER(1, FAILOVER_MAX_MS);
+	assert_true(ms <= 2 * HEARTBEAT_MS);
+	/* 0's last heartbeat (ready, hearing everyone) is still stored, but a
+	 * suspected member's information is not used. */
+	assert_true(C->o[1].peers[0].ready);
+	assert_int_equal(C->o[1].peers[0].alive_mask, (1u << C->n) - 1);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(1);
+}
+
+/* In five, two crashes still leave a majority: the lowest survivor leads. */
+static void test_five_lose_two_then_all_agree_on_2(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(0);
+	KILL(0);
+	KILL(1);
+	STEP_UNTIL_ALL_LEADER(2, FAILOVER_MAX_MS);
+	/* A third crash leaves no majority: no one leads. */
+	KILL(2);
+	STEP_UNTIL_ALL_LEADER(CTL_NONE, FAILOVER_MAX_MS);
+}
+
+/* A member partitioned alone cannot hear a majority: it follows no one,
+ * while the rest carry on with the leader they had. */
+static void test_partitioned_member_has_no_leader(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	isolate(C, 4);
+	STEP_MS(FAILOVER_MAX_MS);
+	ASSERT_LEADER(4, CTL_NONE);
+	for (uint8_t i = 0; i < 4; i++)
+		ASSERT_LEADER(i, 0);
+	heal(C);
+	STEP_UNTIL_ALL_LEADER(0, 20);
+}
+
+/* The leader itself partitioned away steps down; the majority side elects
+ * the next id. Healing gives leadership back to 0. */
+static void test_partitioned_leader_steps_down(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	isolate(C, 0);
+	STEP_MS(FAILOVER_MAX_MS);
+	ASSERT_LEADER(0, CTL_NONE);
+	for (uint8_t i = 1; i < C->n; i++)
+		ASSERT_LEADER(i, 1);
+	heal(C);
+	STEP_UNTIL_ALL_LEADER(0, 20);
+}
+
+/* Minority {3, 4} against majority {0, 1, 2}. */
+static void test_minority_side_has_no_leader(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	for (uint8_t a = 0; a < 3; a++) {
+		cut(C, a, 3);
+		cut(C, a, 4);
+	}
+	STEP_MS(FAILOVER_MAX_MS);
+	ASSERT_LEADER(0, 0);
+	ASSERT_LEADER(1, 0);
+	ASSERT_LEADER(2, 0);
+	ASSERT_LEADER(3, CTL_NONE);
+	ASSERT_LEADER(4, CTL_NONE);
+}
+
+/* A member that is not ready (recovering) is never chosen, even as the
+ * lowest id; once ready, the lowest-id rule gives it leadership. */
+static void test_not_ready_member_never_chosen(void **state)
+{
+	(void)state;
+	SET_READY(0, false);
+	for (unsigned ms = 0; ms < 500; ms++) {
+		STEP_MS(1);
+		for (uint8_t i = 0; i < C->n; i++)
+			assert_int_not_equal(LEADER(i), 0);
+	}
+	ASSERT_ALL_LEADER(1);
+	SET_READY(0, true);
+	STEP_UNTIL_ALL_LEADER(0, 10);
+	/* And back: a leader that stops being ready hands over. */
+	SET_READY(0, false);
+	STEP_UNTIL_ALL_LEADER(1, 10);
+}
+
+/* No member ready: no leader anywhere. */
+static void test_no_ready_member_no_leader(void **state)
+{
+	(void)state;
+	for (uint8_t i = 0; i < C->n; i++)
+		SET_READY(i, false);
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(CTL_NONE);
+}
+
+/* Member 0's links to 2, 3 and 4 lose everything it sends; it still hears
+ * everyone, and 1 still hears it. 0 hears a majority but is heard by few
+ * (itself and 1), which it and 1 learn from the others' heartbeats. Without
+ * the heard-by-a-majority rule, 0 and 1 would follow 0 while 2, 3, 4 follow
+ * 1; with it, all agree on 1, which can reach a majority. */
+static void test_heard_by_few_is_not_chosen(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	cut_one_way(C, 0, 2);
+	cut_one_way(C, 0, 3);
+	cut_one_way(C, 0, 4);
+	STEP_UNTIL_ALL_LEADER(1, FAILOVER_MAX_MS);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(1);
+	uint32_t mask = ctl_fd_alive_mask(&C->o[0].fd, C->now_ns);
+	assert_int_equal(mask, 0x1f); /* 0 still hears everyone */
+	heal(C);
+	STEP_UNTIL_ALL_LEADER(0, 20);
+}
+
+/* Member 0 crashes, 1 takes over, 0 restarts with fresh state. While it
+ * recovers (not ready) 1 keeps leading; once 0 is ready, the lowest-id rule
+ * hands leadership back to 0. This is by design: readiness, not stickiness,
+ * keeps a recovering replica from leading; the cost is one more failover
+ * when a recovered low id returns. */
+static void test_recovered_leader_takes_leadership_back(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	KILL(0);
+	STEP_UNTIL_ALL_LEADER(1, FAILOVER_MAX_MS);
+	STEP_MS(500);
+	RESTART(0); /* starts not ready, seq back at 0 */
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(1);
+	SET_READY(0, true);
+	unsigned ms = STEP_UNTIL_ALL_LEADER(0, 20);
+	assert_true(ms <= 10);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(0);
+}
+
+/* A restart faster than the detector: the others still consider 0 alive and
+ * drop its restarted heartbeats (its counter went back to 0) as stale, until
+ * they suspect it; then they accept its new counter and 0 leads again. */
+static void test_fast_restart_is_seen_after_timeout(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	KILL(0);
+	STEP_MS(5);
+	RESTART(0);
+	SET_READY(0, true);
+	STEP_MS(10);
+	assert_true(C->o[1].drops.stale > 0);
+	assert_true(C->o[2].drops.stale > 0);
+	STEP_UNTIL_ALL_LEADER(0, FAILOVER_MAX_MS);
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(0);
+}
+
+/* Heartbeats with a bad sender or a field out of range are dropped and
+ * counted, and change nothing. */
+static void test_bad_heartbeats_ignored(void **state)
+{
+	(void)state;
+	STEP_MS(50);
+	struct ctl_omega *o = &C->o[1];
+	struct ctl_omega before;
+	memcpy(&before, o, sizeof(before));
+	const struct ctl_heartbeat good = {
+		.from = 2,
+		.leader_hint = 0,
+		.ready = 1,
+		.alive_mask = 0x7,
+		.seq = 1000,
+	};
+	struct ctl_heartbeat hb;
+
+	hb = good, hb.from = 3;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	hb = good, hb.from = CTL_MEMBERS_MAX;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	hb = good, hb.from = CTL_NONE;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	hb = good, hb.from = 1; /* self */
+	hb.alive_mask = 0x7;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	assert_true(o->drops.bad_from == 4);
+
+	hb = good, hb.leader_hint = 3;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	hb = good, hb.ready = 2;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	hb = good, hb.alive_mask = 0xf;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	hb = good, hb.alive_mask = 0x3; /* without the sender */
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	assert_true(o->drops.malformed == 4);
+
+	o->drops = before.drops;
+	assert_memory_equal(&before, o, sizeof(before));
+
+	/* The same heartbeat, well formed, is applied; a replay is stale. */
+	assert_true(ctl_omega_receive(o, C->now_ns, &good));
+	assert_false(ctl_omega_receive(o, C->now_ns, &good));
+	hb = good, hb.seq = good.seq - 1;
+	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
+	assert_true(o->drops.stale == 2);
+}
+
+/* One member alone is its own majority. */
+static void test_single_member_leads_itself(void **state)
+{
+	(void)state;
+	cluster_init(&cluster, 1);
+	ASSERT_ALL_LEADER(0);
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_all_agree_on_leader_0, setup3),
+		cmocka_unit_test_setup(test_all_agree_on_leader_0, setup5),
+		cmocka_unit_test_setup(test_heartbeat_contents, setup3),
+		cmocka_unit_test_setup(test_tick_survives_clock_going_backwards,
+				       setup3),
+		cmocka_unit_test_setup(test_kill_leader_then_all_agree_on_1,
+				       setup3),
+		cmocka_unit_test_setup(test_kill_leader_then_all_agree_on_1,
+				       setup5),
+		cmocka_unit_test_setup(test_five_lose_two_then_all_agree_on_2,
+				       setup5),
+		cmocka_unit_test_setup(test_partitioned_member_has_no_leader,
+				       setup5),
+		cmocka_unit_test_setup(test_partitioned_leader_steps_down,
+				       setup3),
+		cmocka_unit_test_setup(test_partitioned_leader_steps_down,
+				       setup5),
+		cmocka_unit_test_setup(test_minority_side_has_no_leader,
+				       setup5),
+		cmocka_unit_test_setup(test_not_ready_member_never_chosen,
+				       setup3),
+		cmocka_unit_test_setup(test_not_ready_member_never_chosen,
+				       setup5),
+		cmocka_unit_test_setup(test_no_ready_member_no_leader, setup3),
+		cmocka_unit_test_setup(test_heard_by_few_is_not_chosen, setup5),
+		cmocka_unit_test_setup(
+			test_recovered_leader_takes_leadership_back, setup3),
+		cmocka_unit_test_setup(
+			test_recovered_leader_takes_leadership_back, setup5),
+		cmocka_unit_test_setup(test_fast_restart_is_seen_after_timeout,
+				       setup3),
+		cmocka_unit_test_setup(test_bad_heartbeats_ignored, setup3),
+		cmocka_unit_test(test_single_member_leads_itself),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
