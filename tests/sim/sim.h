@@ -1,0 +1,60 @@
+/* bypax-sim: a deterministic simulator. Replicas (the real consensus and
+ * control code), clients, a network and a clock, all in one process, driven
+ * by one seed, one event per step. */
+#ifndef BYPAX_SIM_H
+#define BYPAX_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bypax/consensus.h"
+#include "lincheck.h"
+#include "omega.h"
+
+#define SIM_CLIENTS_MAX 16u
+#define SIM_KEYS 5u
+#define SIM_CLIENT_ID_BASE 1000u
+
+/* Fault rates, drawn per seed (swarm testing): each seed stresses a
+ * different mix. Percentages are per message or per fault decision. */
+struct sim_faults {
+	uint32_t drop_pct;
+	uint32_t dup_pct;
+	uint64_t delay_min_ns;
+	uint64_t delay_max_ns;       /* reordering comes from spread delays */
+	uint64_t partition_every_ns; /* 0: no partitions */
+	uint64_t crash_every_ns;     /* 0: no crashes */
+	uint64_t pause_every_ns;     /* 0: no pauses */
+	uint64_t skew_ppm_max;       /* clock rate error per replica */
+	uint64_t skew_offset_max_ns; /* clock offset per replica */
+};
+
+struct sim_params {
+	uint64_t seed;
+	uint8_t replicas;
+	uint8_t clients;
+	uint64_t fault_phase_ns;   /* faults happen in [0, fault_phase) */
+	uint64_t settle_limit_ns;  /* then everything must complete by this */
+	struct sim_faults faults;
+	int verbose;               /* 1: narrate notable events (demo) */
+	int plant_bug;             /* test hook, see sim_world.c */
+};
+
+/* What one seed did. */
+struct sim_result {
+	uint64_t steps;
+	uint64_t committed_slots;
+	uint64_t requests_acked;
+	uint64_t faults;
+	uint64_t violations;
+	uint64_t leader_changes;
+	uint64_t sim_time_ns;
+	char first_violation[512];
+};
+
+void sim_params_from_seed(struct sim_params *p, uint64_t seed,
+			  uint8_t replicas);
+void sim_run(const struct sim_params *p, struct sim_result *res);
+
+#endif
