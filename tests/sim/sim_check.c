@@ -1,0 +1,296 @@
+/* Invariant checks, after every step:
+ *  - a leader proposes one value per (slot, ballot);
+ *  - at most one value is chosen per slot (a majority accepted it at one
+ *    ballot; tracked from the ACCEPT and ACCEPTED messages themselves);
+ *  - every slot a replica commits holds the chosen value, and a replica's
+ *    commit index never goes back (the committed prefix never changes);
+ *  - replicas that applied the same index hold identical state (digest);
+ *  - every acknowledged request is in a chosen slot.
+ * No request is applied twice: the state machine wrapper checks that. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_internal.h"
+
+struct proposal {
+	uint64_t slot;
+	uint64_t ballot;
+	uint64_t hash;
+	uint8_t mask;
+	bool used;
+	bool chosen;
+	uint8_t *value;
+	uint32_t value_len;
+};
+
+struct chosen_slot {
+	uint64_t hash;
+	bool known;
+};
+
+struct sim_checker {
+	uint8_t replicas;
+	uint8_t majority;
+	struct proposal *props;
+	size_t props_cap, props_count;
+	struct chosen_slot *chosen;
+	size_t chosen_cap;
+	uint64_t chosen_count;
+	uint64_t *digest_at; /* by applied index; 0 = none yet */
+	size_t digest_cap;
+	uint8_t *req_chosen[SIM_CLIENTS_MAX]; /* by seq */
+	size_t req_cap[SIM_CLIENTS_MAX];
+	uint64_t checked_commit[PX_REPLICAS_MAX];
+	uint64_t last_applied[PX_REPLICAS_MAX];
+};
+
+static uint64_t hash_bytes(const uint8_t *p, uint32_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ n;
+	for (uint32_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h | 1; /* never 0 */
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	if (need < *cap)
+		return p;
+	size_t n = *cap ? *cap : 1024;
+	while (n <= need)
+		n *= 2;
+	p = realloc(p, n * elem);
+	if (p == NULL) {
+		fprintf(stderr, "sim: out of memory\n");
+		exit(2);
+	}
+	memset((uint8_t *)p + *cap * elem, 0, (n - *cap) * elem);
+	*cap = n;
+	return p;
+}
+
+struct sim_checker *checker_new(uint8_t replicas, uint8_t clients)
+{
+	(void)clients;
+	struct sim_checker *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		exit(2);
+	c->replicas = replicas;
+	c->majority = (uint8_t)(replicas / 2 + 1);
+	c->props = grow(NULL, &c->props_cap, 4096, sizeof(*c->props));
+	return c;
+}
+
+void checker_free(struct sim_checker *c)
+{
+	for (size_t i = 0; i < c->props_cap; i++)
+		free(c->props[i].value);
+	free(c->props);
+	free(c->chosen);
+	free(c->digest_at);
+	for (unsigned i = 0; i < SIM_CLIENTS_MAX; i++)
+		free(c->req_chosen[i]);
+	free(c);
+}
+
+static uint64_t prop_hash(uint64_t slot, uint64_t ballot)
+{
+	uint64_t h = slot * 0x9e3779b97f4a7c15ull ^ ballot * 0xc2b2ae3d27d4eb4full;
+	return h ^ (h >> 29);
+}
+
+static void props_rehash(struct sim_checker *c);
+
+static struct proposal *prop_slot(struct sim_checker *c, uint64_t slot,
+				  uint64_t ballot, bool create)
+{
+	if (create && (c->props_count + 1) * 2 > c->props_cap)
+		props_rehash(c);
+	size_t mask = c->props_cap - 1;
+	for (size_t i = prop_hash(slot, ballot) & mask;; i = (i + 1) & mask) {
+		struct proposal *p = &c->props[i];
+		if (p->used && p->slot == slot && p->ballot == ballot)
+			return p;
+		if (!p->used) {
+			if (!create)
+				return NULL;
+			p->used = true;
+			p->slot = slot;
+			p->ballot = ballot;
+			c->props_count++;
+			return p;
+		}
+	}
+}
+
+static void props_rehash(struct sim_checker *c)
+{
+	struct proposal *old = c->props;
+	size_t old_cap = c->props_cap;
+	c->props_cap = 0;
+	c->props = grow(NULL, &c->props_cap, old_cap * 2, sizeof(*c->props));
+	c->props_count = 0;
+	for (size_t i = 0; i < old_cap; i++) {
+		if (!old[i].used)
+			continue;
+		struct proposal *p = prop_slot(c, old[i].slot, old[i].ballot, true);
+		*p = old[i];
+	}
+	free(old);
+}
+
+static void mark_requests_chosen(struct sim_checker *c, const uint8_t *v,
+				 uint32_t len)
+{
+	uint32_t off = 0;
+	while (len - off >= PX_BATCH_ENTRY_HEADER_BYTES) {
+		uint64_t client, seq;
+		uint16_t n;
+		memcpy(&client, v + off, 8);
+		memcpy(&seq, v + off + 8, 8);
+		memcpy(&n, v + off + 16, 2);
+		client -= SIM_CLIENT_ID_BASE;
+		if (client < SIM_CLIENTS_MAX) {
+			c->req_chosen[client] =
+				grow(c->req_chosen[client], &c->req_cap[client],
+				     seq, 1);
+			c->req_chosen[client][seq] = 1;
+		}
+		off += PX_BATCH_ENTRY_HEADER_BYTES + n;
+		if (off > len)
+			break;
+	}
+}
+
+static void check_chosen(struct sim_checker *c, struct proposal *p)
+{
+	if (p->chosen || __builtin_popcount(p->mask) < c->majority)
+		return;
+	p->chosen = true;
+	c->chosen = grow(c->chosen, &c->chosen_cap, p->slot, sizeof(*c->chosen));
+	struct chosen_slot *cs = &c->chosen[p->slot];
+	if (cs->known && cs->hash != p->hash) {
+		sim_violation("two values chosen for slot %llu (second at "
+			      "ballot %llu.%u)",
+			      (unsigned long long)p->slot,
+			      (unsigned long long)px_ballot_round(p->ballot),
+			      px_ballot_owner(p->ballot));
+		return;
+	}
+	if (!cs->known)
+		c->chosen_count++;
+	cs->known = true;
+	cs->hash = p->hash;
+	mark_requests_chosen(c, p->value, p->value_len);
+}
+
+static void observe_accept(struct sim_checker *c, const struct px_msg *m)
+{
+	uint64_t h = hash_bytes(m->value, m->value_len);
+	struct proposal *p = prop_slot(c, m->slot, m->ballot, true);
+	if (p->value == NULL) {
+		p->hash = h;
+		p->value = malloc(m->value_len + 1u);
+		memcpy(p->value, m->value, m->value_len);
+		p->value_len = m->value_len;
+	} else if (p->hash != h) {
+		sim_violation("leader %u proposed two values for slot %llu at "
+			      "one ballot", m->from,
+			      (unsigned long long)m->slot);
+	}
+	p->mask |= (uint8_t)(1u << m->from);
+	check_chosen(c, p);
+}
+
+static void observe_accepted(struct sim_checker *c, const struct px_msg *m)
+{
+	struct proposal *p = prop_slot(c, m->slot, m->ballot, false);
+	if (p == NULL) {
+		sim_violation("replica %u accepted slot %llu at a ballot nobody "
+			      "proposed", m->from, (unsigned long long)m->slot);
+		return;
+	}
+	p->mask |= (uint8_t)(1u << m->from);
+	check_chosen(c, p);
+}
+
+void checker_observe(struct sim_checker *c, const struct px_msg *m)
+{
+	if (m->type == PX_MSG_ACCEPT)
+		observe_accept(c, m);
+	else if (m->type == PX_MSG_ACCEPTED)
+		observe_accepted(c, m);
+}
+
+static void check_commits(struct sim_checker *c, uint8_t node,
+			  const struct px_replica *r)
+{
+	uint64_t commit = px_commit_index(r);
+	if (commit < c->checked_commit[node]) {
+		sim_violation("replica %u commit index went back from %llu to "
+			      "%llu", node,
+			      (unsigned long long)c->checked_commit[node],
+			      (unsigned long long)commit);
+		return;
+	}
+	for (uint64_t s = c->checked_commit[node]; s < commit; s++) {
+		const uint8_t *v;
+		uint32_t len;
+		if (px_chosen_value(r, s, &v, &len) != 0)
+			continue; /* covered by a snapshot */
+		struct chosen_slot *cs =
+			s < c->chosen_cap ? &c->chosen[s] : NULL;
+		if (cs == NULL || !cs->known) {
+			sim_violation("replica %u committed slot %llu before a "
+				      "majority accepted any value", node,
+				      (unsigned long long)s);
+			return;
+		}
+		if (cs->hash != hash_bytes(v, len)) {
+			sim_violation("replica %u committed a value for slot "
+				      "%llu that was not chosen", node,
+				      (unsigned long long)s);
+			return;
+		}
+	}
+	c->checked_commit[node] = commit;
+}
+
+void checker_after_step(struct sim_checker *c, uint8_t node,
+			const struct px_replica *r)
+{
+	check_commits(c, node, r);
+	uint64_t applied = px_applied_index(r);
+	if (applied == c->last_applied[node])
+		return;
+	c->last_applied[node] = applied;
+	c->digest_at = grow(c->digest_at, &c->digest_cap, applied,
+			    sizeof(uint64_t));
+	uint64_t d = px_state_digest(r) | 1;
+	if (c->digest_at[applied] == 0)
+		c->digest_at[applied] = d;
+	else if (c->digest_at[applied] != d)
+		sim_violation("replica %u state differs from another replica's "
+			      "at applied index %llu", node,
+			      (unsigned long long)applied);
+}
+
+void checker_node_reset(struct sim_checker *c, uint8_t node)
+{
+	c->checked_commit[node] = 0;
+	c->last_applied[node] = 0;
+}
+
+void checker_acked(struct sim_checker *c, uint32_t client, uint64_t seq)
+{
+	if (client >= SIM_CLIENTS_MAX || seq >= c->req_cap[client] ||
+	    !c->req_chosen[client][seq])
+		sim_violation("client %u got OK for seq %llu, which is in no "
+			      "chosen slot", client, (unsigned long long)seq);
+}
+
+uint64_t checker_chosen_slots(const struct sim_checker *c)
+{
+	return c->chosen_count;
+}

@@ -1,0 +1,915 @@
+/* The simulated world: an event queue on one clock, a faulty network,
+ * replicas running the real consensus and Omega code, and closed-loop
+ * clients whose histories are checked for linearizability. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bypax/kv.h"
+#include "sim_internal.h"
+
+#define MS 1000000ull
+#define US 1000ull
+#define TICK_NS (250 * US)
+#define CLIENT_TIMEOUT_NS (40 * MS)
+#define OUTBOX_CAP 4096u
+
+enum ev_kind {
+	EV_MSG,
+	EV_HEARTBEAT,
+	EV_SNAPSHOT,
+	EV_REPLY,
+	EV_TICK,
+	EV_CLIENT,
+	EV_FAULT,
+	EV_HEAL,
+	EV_RESTART,
+	EV_UNPAUSE,
+	EV_CHECK,
+};
+
+struct event {
+	uint64_t at;
+	uint64_t order;
+	uint8_t kind;
+	uint8_t node;
+	uint64_t gen;
+	struct px_msg msg;
+	uint8_t *data;
+	size_t data_len;
+	struct ctl_heartbeat hb;
+};
+
+struct node {
+	void *mem;
+	size_t mem_bytes;
+	struct px_replica *px;
+	void *sm;
+	struct ctl_omega omega;
+	bool up;
+	uint64_t paused_until;
+	uint64_t offset_ns;
+	int64_t ppm;
+	uint64_t gen;
+	enum px_role last_role;
+};
+
+struct client {
+	uint64_t seq;
+	bool busy;
+	bool timed_out; /* the pending timer is a timeout, not a retry */
+	uint8_t target;
+	uint64_t gen;
+	size_t hist;
+	uint8_t cmd[64];
+	uint32_t cmd_len;
+	uint64_t last_seen[SIM_KEYS];
+};
+
+struct world {
+	const struct sim_params *p;
+	struct sim_result *res;
+	uint64_t now;
+	uint64_t order;
+	uint64_t prng;
+	struct event **heap;
+	size_t heap_len, heap_cap;
+	struct node nodes[PX_REPLICAS_MAX];
+	struct client clients[SIM_CLIENTS_MAX];
+	bool link_down[PX_REPLICAS_MAX][PX_REPLICAS_MAX];
+	bool faults_on;
+	bool settled;
+	uint64_t next_value;
+	struct lc_op *hist;
+	size_t hist_len, hist_cap;
+	struct sim_checker *checker;
+	struct px_msg outbox_msgs[OUTBOX_CAP];
+	struct px_outbox out;
+	uint64_t settle_deadline;
+};
+
+static struct world *current;
+
+void sim_violation(const char *fmt, ...)
+{
+	struct sim_result *res = current->res;
+	if (res->violations++ > 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = snprintf(res->first_violation, sizeof(res->first_violation),
+			 "t=%.3fms: ", (double)current->now / MS);
+	vsnprintf(res->first_violation + n,
+		  sizeof(res->first_violation) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* The simulator prints the seed before dying on a consensus assertion. */
+void px_assert_fail(const char *expr, const char *file, int line)
+{
+	fprintf(stderr, "sim: seed %llu: assertion failed: %s (%s:%d)\n",
+		(unsigned long long)current->p->seed, expr, file, line);
+	abort();
+}
+
+static void narrate(struct world *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void narrate(struct world *w, const char *fmt, ...)
+{
+	if (!w->p->verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	printf("  %8.2f ms  ", (double)w->now / MS);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+static uint64_t rnd(struct world *w)
+{
+	uint64_t z = (w->prng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd_range(struct world *w, uint64_t lo, uint64_t hi)
+{
+	return hi <= lo ? lo : lo + rnd(w) % (hi - lo + 1);
+}
+
+static bool chance(struct world *w, uint32_t pct)
+{
+	return rnd(w) % 100 < pct;
+}
+
+/* ---- The event queue: a binary heap on (time, insertion order) ---- */
+
+static bool ev_before(const struct event *a, const struct event *b)
+{
+	return a->at != b->at ? a->at < b->at : a->order < b->order;
+}
+
+static struct event *ev_new(struct world *w, uint64_t at, uint8_t kind,
+			    uint8_t node)
+{
+	struct event *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		exit(2);
+	e->at = at;
+	e->order = w->order++;
+	e->kind = kind;
+	e->node = node;
+	return e;
+}
+
+static void ev_push(struct world *w, struct event *e)
+{
+	if (w->heap_len == w->heap_cap) {
+		w->heap_cap = w->heap_cap ? w->heap_cap * 2 : 1024;
+		w->heap = realloc(w->heap, w->heap_cap * sizeof(*w->heap));
+		if (w->heap == NULL)
+			exit(2);
+	}
+	size_t i = w->heap_len++;
+	while (i > 0 && ev_before(e, w->heap[(i - 1) / 2])) {
+		w->heap[i] = w->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	w->heap[i] = e;
+}
+
+static struct event *ev_pop(struct world *w)
+{
+	if (w->heap_len == 0)
+		return NULL;
+	struct event *top = w->heap[0];
+	struct event *last = w->heap[--w->heap_len];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= w->heap_len)
+			break;
+		if (c + 1 < w->heap_len && ev_before(w->heap[c + 1], w->heap[c]))
+			c++;
+		if (!ev_before(w->heap[c], last))
+			break;
+		w->heap[i] = w->heap[c];
+		i = c;
+	}
+	if (w->heap_len > 0)
+		w->heap[i] = last;
+	return top;
+}
+
+static void ev_free(struct event *e)
+{
+	free(e->data);
+	free(e);
+}
+
+static void schedule(struct world *w, uint64_t delay, uint8_t kind,
+		     uint8_t node, uint64_t gen)
+{
+	struct event *e = ev_new(w, w->now + delay, kind, node);
+	e->gen = gen;
+	ev_push(w, e);
+}
+
+/* ---- The network ---- */
+
+static uint64_t net_delay(struct world *w)
+{
+	const struct sim_faults *f = &w->p->faults;
+	if (!w->faults_on)
+		return rnd_range(w, 20 * US, 100 * US);
+	return rnd_range(w, f->delay_min_ns, f->delay_max_ns);
+}
+
+/* Sends e (already filled) after a network delay, unless the network drops
+ * it; may deliver a duplicate. src/dst PX_TO_CLIENT skip the partitions. */
+static void net_send(struct world *w, struct event *e, uint8_t src, uint8_t dst)
+{
+	bool replica_link = src < PX_REPLICAS_MAX && dst < PX_REPLICAS_MAX;
+	if (w->faults_on && ((replica_link && w->link_down[src][dst]) ||
+			     chance(w, w->p->faults.drop_pct))) {
+		ev_free(e);
+		return;
+	}
+	if (w->faults_on && chance(w, w->p->faults.dup_pct)) {
+		struct event *d = ev_new(w, w->now + net_delay(w), e->kind,
+					 e->node);
+		*d = *e;
+		d->at = w->now + net_delay(w);
+		d->order = w->order++;
+		if (e->data != NULL) {
+			d->data = malloc(e->data_len + 1);
+			memcpy(d->data, e->data, e->data_len);
+			d->msg.value = d->data;
+		}
+		ev_push(w, d);
+	}
+	e->at = w->now + net_delay(w);
+	ev_push(w, e);
+}
+
+static uint64_t local_time(const struct world *w, uint8_t i)
+{
+	const struct node *n = &w->nodes[i];
+	int64_t drift = (int64_t)(w->now / 1000) * n->ppm / 1000;
+	return w->now + n->offset_ns + (uint64_t)drift;
+}
+
+static void send_px(struct world *w, uint8_t from, const struct px_msg *m)
+{
+	uint8_t dst = m->to == PX_TO_CLIENT ? PX_TO_CLIENT : m->to;
+	struct event *e = ev_new(w, 0, EV_MSG, dst);
+	e->msg = *m;
+	if (m->type == PX_MSG_REPLY) {
+		e->kind = EV_REPLY;
+		e->node = from;
+	}
+	if (m->value_len > 0) {
+		e->data = malloc(m->value_len);
+		memcpy(e->data, m->value, m->value_len);
+		e->data_len = m->value_len;
+		e->msg.value = e->data;
+	}
+	if (m->type == PX_MSG_SNAPSHOT) {
+		/* The transfer itself is the caller's job: take it now. */
+		const struct px_replica *r = w->nodes[from].px;
+		size_t cap = px_snapshot_size(r);
+		e->kind = EV_SNAPSHOT;
+		e->data = malloc(cap);
+		int64_t n = px_snapshot_save(r, e->data, cap);
+		if (n < 0) {
+			sim_violation("snapshot of replica %u failed", from);
+			ev_free(e);
+			return;
+		}
+		e->data_len = (size_t)n;
+	}
+	net_send(w, e, from, dst);
+}
+
+static void drain(struct world *w, uint8_t from)
+{
+	for (uint32_t i = 0; i < w->out.count; i++) {
+		const struct px_msg *m = &w->out.msgs[i];
+		checker_observe(w->checker, m);
+		send_px(w, from, m);
+	}
+	w->out.count = 0;
+}
+
+/* ---- Replicas ---- */
+
+static void node_config(const struct world *w, uint8_t i, bool recovering,
+			struct px_config *cfg)
+{
+	px_config_default(cfg, w->p->replicas, i);
+	cfg->window_slots = 8;
+	cfg->log_slots = 64; /* small: wrap-around and snapshots happen */
+	cfg->batch_requests_max = 8;
+	cfg->request_queue_max = 64;
+	cfg->session_max = 64;
+	cfg->catchup_burst = 16;
+	cfg->heartbeat_interval_ns = 2 * MS;
+	cfg->retransmit_ns = 4 * MS;
+	cfg->seed = w->p->seed * 31 + i;
+	cfg->recovering = recovering;
+	cfg->sm_ops = sim_sm_ops();
+	cfg->sm = w->nodes[i].sm;
+}
+
+static void node_start(struct world *w, uint8_t i, bool recovering)
+{
+	struct node *n = &w->nodes[i];
+	n->sm = sim_sm_ops()->create(NULL);
+	struct px_config cfg;
+	node_config(w, i, recovering, &cfg);
+	n->mem_bytes = px_replica_size(&cfg);
+	n->mem = malloc(n->mem_bytes);
+	if (n->sm == NULL || n->mem == NULL ||
+	    px_init(n->mem, n->mem_bytes, &cfg, &n->px) != 0) {
+		fprintf(stderr, "sim: cannot start replica %u\n", i);
+		exit(2);
+	}
+	struct ctl_omega_config ocfg;
+	ctl_fd_config_default(&ocfg.fd, w->p->replicas, i);
+	ocfg.fd.heartbeat_interval_ns = 2 * MS;
+	ocfg.fd.timeout_min_ns = 12 * MS;
+	ocfg.fd.timeout_max_ns = 200 * MS;
+	ctl_omega_init(&n->omega, &ocfg, local_time(w, i));
+	ctl_omega_set_ready(&n->omega, !recovering);
+	n->up = true;
+	n->paused_until = 0;
+	n->gen++;
+	n->last_role = px_role(n->px);
+	checker_node_reset(w->checker, i);
+	schedule(w, rnd_range(w, 0, TICK_NS), EV_TICK, i, n->gen);
+}
+
+static void node_stop(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	if (!n->up)
+		return;
+	n->up = false;
+	n->gen++;
+	free(n->mem);
+	n->mem = NULL;
+	n->px = NULL;
+	sim_sm_ops()->destroy(n->sm);
+	n->sm = NULL;
+}
+
+static void note_role(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	enum px_role role = px_role(n->px);
+	if (role == n->last_role)
+		return;
+	static const char *const names[] = { "follower", "candidate",
+					     "leader", "recovering" };
+	if (role == PX_ROLE_LEADER) {
+		w->res->leader_changes++;
+		uint64_t b = px_leader_ballot(n->px);
+		narrate(w, "replica %u leads (ballot %llu.%u)", i,
+			(unsigned long long)px_ballot_round(b),
+			px_ballot_owner(b));
+	} else if (n->last_role == PX_ROLE_RECOVERING) {
+		narrate(w, "replica %u recovered; it votes again", i);
+	} else if (n->last_role == PX_ROLE_LEADER) {
+		narrate(w, "replica %u stops leading (%s)", i, names[role]);
+	}
+	n->last_role = role;
+}
+
+static void after_step(struct world *w, uint8_t i)
+{
+	drain(w, i);
+	checker_after_step(w->checker, i, w->nodes[i].px);
+	note_role(w, i);
+}
+
+static void node_tick(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	uint64_t t = local_time(w, i);
+	struct ctl_heartbeat hb;
+	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING);
+	if (ctl_omega_tick(&n->omega, t, &hb)) {
+		for (uint8_t j = 0; j < w->p->replicas; j++) {
+			if (j == i)
+				continue;
+			struct event *e = ev_new(w, 0, EV_HEARTBEAT, j);
+			e->hb = hb;
+			net_send(w, e, i, j);
+		}
+	}
+	uint8_t leader = ctl_omega_leader(&n->omega, t);
+	px_set_leader_hint(n->px, t, leader == CTL_NONE ? PX_REPLICA_NONE
+							 : leader, &w->out);
+	after_step(w, i);
+	px_tick(n->px, t, &w->out);
+	after_step(w, i);
+}
+
+/* A paused replica handles nothing until it wakes; what arrives meanwhile
+ * waits, as in a socket buffer. Returns true if e was put back. */
+static bool defer_if_paused(struct world *w, struct event *e)
+{
+	const struct node *n = &w->nodes[e->node];
+	if (w->now >= n->paused_until)
+		return false;
+	e->at = n->paused_until + (e->order % 64) * US / 8;
+	e->order = w->order++;
+	ev_push(w, e);
+	return true;
+}
+
+static void deliver_px(struct world *w, struct event *e)
+{
+	uint8_t i = e->node;
+	struct node *n = &w->nodes[i];
+	uint64_t t = local_time(w, i);
+	if (e->kind == EV_SNAPSHOT) {
+		if (px_snapshot_install(n->px, t, e->data, e->data_len,
+					&w->out) != 0)
+			sim_violation("replica %u rejected a snapshot", i);
+		else
+			narrate(w, "replica %u installed a snapshot at slot "
+				"%llu", i,
+				(unsigned long long)px_applied_index(n->px));
+	} else if (e->kind == EV_HEARTBEAT) {
+		ctl_omega_receive(&n->omega, t, &e->hb);
+		return;
+	} else {
+		px_step(n->px, t, &e->msg, &w->out);
+	}
+	after_step(w, i);
+	px_flush(n->px, t, &w->out);
+	after_step(w, i);
+}
+
+/* ---- Clients: closed loop, one request outstanding each ---- */
+
+static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static uint64_t value_id(const uint8_t *v, uint16_t len)
+{
+	uint64_t id = 0;
+	if (len == 8)
+		memcpy(&id, v, 8);
+	return id;
+}
+
+static void client_send(struct world *w, uint32_t ci)
+{
+	struct client *c = &w->clients[ci];
+	struct px_msg m = { 0 };
+	m.type = PX_MSG_REQUEST;
+	m.from = PX_TO_CLIENT;
+	m.to = c->target;
+	m.client_id = SIM_CLIENT_ID_BASE + ci;
+	m.seq = c->seq;
+	m.value = c->cmd;
+	m.value_len = c->cmd_len;
+	struct event *e = ev_new(w, 0, EV_MSG, c->target);
+	e->msg = m;
+	e->data = malloc(c->cmd_len);
+	memcpy(e->data, c->cmd, c->cmd_len);
+	e->data_len = c->cmd_len;
+	e->msg.value = e->data;
+	net_send(w, e, PX_TO_CLIENT, c->target);
+	schedule(w, CLIENT_TIMEOUT_NS, EV_CLIENT, (uint8_t)ci, ++c->gen);
+	c->timed_out = true; /* unless a reply reschedules first */
+}
+
+static struct lc_op *hist_new(struct world *w)
+{
+	if (w->hist_len == w->hist_cap) {
+		w->hist_cap = w->hist_cap ? 2 * w->hist_cap : 1024;
+		w->hist = realloc(w->hist, w->hist_cap * sizeof(*w->hist));
+		if (w->hist == NULL)
+			exit(2);
+	}
+	struct lc_op *op = &w->hist[w->hist_len++];
+	memset(op, 0, sizeof(*op));
+	op->call_ns = w->now;
+	op->return_ns = LC_NEVER;
+	return op;
+}
+
+/* Picks an operation on a small key space, so clients contend. */
+static void client_new_op(struct world *w, uint32_t ci)
+{
+	struct client *c = &w->clients[ci];
+	c->seq++;
+	c->busy = true;
+	c->hist = w->hist_len;
+	struct lc_op *op = hist_new(w);
+	op->client = ci;
+	op->key = rnd(w) % SIM_KEYS;
+	uint8_t key = (uint8_t)('a' + op->key), val[8], old[8];
+	uint64_t r = rnd(w) % 100;
+	enum bpx_kv_op kind = r < 40 ? BPX_KV_GET : r < 75 ? BPX_KV_PUT
+					   : r < 85 ? BPX_KV_DEL : BPX_KV_CAS;
+	op->kind = kind == BPX_KV_GET ? LC_GET : kind == BPX_KV_PUT ? LC_PUT
+				       : kind == BPX_KV_DEL ? LC_DEL : LC_CAS;
+	uint64_t fresh = ++w->next_value;
+	put_u64(val, fresh);
+	put_u64(old, c->last_seen[op->key]);
+	if (kind == BPX_KV_PUT)
+		op->arg = fresh;
+	if (kind == BPX_KV_CAS) {
+		op->arg = c->last_seen[op->key];
+		op->arg2 = fresh;
+	}
+	put_u64(c->cmd, ci);
+	put_u64(c->cmd + 8, c->seq);
+	int n = bpx_kv_encode(c->cmd + 16, sizeof(c->cmd) - 16, kind, &key, 1,
+			      kind == BPX_KV_PUT ? val : old,
+			      kind == BPX_KV_PUT || kind == BPX_KV_CAS ? 8 : 0,
+			      val, kind == BPX_KV_CAS ? 8 : 0);
+	if (n < 0)
+		exit(2);
+	c->cmd_len = 16 + (uint32_t)n;
+	client_send(w, ci);
+}
+
+static void client_complete(struct world *w, uint32_t ci,
+			    const struct px_msg *m)
+{
+	struct client *c = &w->clients[ci];
+	struct lc_op *op = &w->hist[c->hist];
+	uint8_t status;
+	const uint8_t *v;
+	uint16_t vlen;
+	if (bpx_kv_decode_reply(m->value, m->value_len, &status, &v, &vlen)) {
+		sim_violation("client %u got a malformed reply", ci);
+		return;
+	}
+	op->return_ns = w->now;
+	op->out = value_id(v, vlen);
+	op->out_ok = status == BPX_KV_OK;
+	if (op->kind == LC_GET || op->kind == LC_CAS)
+		c->last_seen[op->key] = op->out;
+	if (op->kind == LC_CAS && op->out_ok)
+		c->last_seen[op->key] = op->arg2;
+	checker_acked(w->checker, ci, c->seq);
+	w->res->requests_acked++;
+	c->busy = false;
+	schedule(w, rnd_range(w, 0, 1 * MS), EV_CLIENT, (uint8_t)ci, ++c->gen);
+}
+
+static void client_on_reply(struct world *w, const struct event *e)
+{
+	uint32_t ci = (uint32_t)(e->msg.client_id - SIM_CLIENT_ID_BASE);
+	if (ci >= w->p->clients)
+		return;
+	struct client *c = &w->clients[ci];
+	if (!c->busy || e->msg.seq != c->seq)
+		return; /* a late or duplicated reply */
+	switch (e->msg.status) {
+	case PX_REPLY_OK:
+		client_complete(w, ci, &e->msg);
+		return;
+	case PX_REPLY_REDIRECT:
+		c->timed_out = false;
+		c->target = e->msg.leader_hint < w->p->replicas &&
+				    e->msg.leader_hint != e->node
+			    ? e->msg.leader_hint
+			    : (uint8_t)((e->node + 1) % w->p->replicas);
+		schedule(w, rnd_range(w, 100 * US, 1 * MS), EV_CLIENT,
+			 (uint8_t)ci, ++c->gen);
+		return;
+	case PX_REPLY_BUSY:
+		c->timed_out = false;
+		schedule(w, rnd_range(w, 1 * MS, 3 * MS), EV_CLIENT,
+			 (uint8_t)ci, ++c->gen);
+		return;
+	default:
+		sim_violation("client %u seq %llu got unexpected status %u", ci,
+			      (unsigned long long)c->seq, e->msg.status);
+	}
+}
+
+static void client_timer(struct world *w, const struct event *e)
+{
+	struct client *c = &w->clients[e->node];
+	if (e->gen != c->gen)
+		return;
+	if (c->busy) {
+		/* Retry the same (client, seq): exactly-once makes it safe. */
+		if (c->timed_out)
+			c->target = (uint8_t)(rnd(w) % w->p->replicas);
+		client_send(w, e->node);
+		return;
+	}
+	if (w->faults_on)
+		client_new_op(w, e->node);
+}
+
+/* ---- Faults ---- */
+
+static uint8_t majority(const struct world *w)
+{
+	return (uint8_t)(w->p->replicas / 2 + 1);
+}
+
+/* Replicas without their state: crashed, or restarted and recovering. At
+ * most a minority at once, the failure model bypax promises to survive. */
+static uint8_t stateless_count(const struct world *w)
+{
+	uint8_t n = 0;
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		if (!w->nodes[i].up ||
+		    px_role(w->nodes[i].px) == PX_ROLE_RECOVERING)
+			n++;
+	return n;
+}
+
+static void fault_crash(struct world *w)
+{
+	if (stateless_count(w) + 1 > w->p->replicas - majority(w))
+		return;
+	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
+	if (!w->nodes[i].up)
+		return;
+	node_stop(w, i);
+	w->res->faults++;
+	narrate(w, "crash replica %u (its memory is lost)", i);
+	schedule(w, rnd_range(w, 5 * MS, 80 * MS), EV_RESTART, i,
+		 w->nodes[i].gen);
+}
+
+static void fault_pause(struct world *w)
+{
+	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
+	if (!w->nodes[i].up || w->now < w->nodes[i].paused_until)
+		return;
+	w->nodes[i].paused_until = w->now + rnd_range(w, 5 * MS, 60 * MS);
+	w->res->faults++;
+	narrate(w, "pause replica %u for %.1f ms", i,
+		(double)(w->nodes[i].paused_until - w->now) / MS);
+}
+
+static void cut(struct world *w, uint8_t a, uint8_t b, bool both_ways)
+{
+	w->link_down[a][b] = true;
+	if (both_ways)
+		w->link_down[b][a] = true;
+}
+
+/* Symmetric isolation, a split in two, a one-way cut, or two halves that
+ * only one replica bridges. */
+static void fault_partition(struct world *w)
+{
+	uint8_t n = w->p->replicas, x = (uint8_t)(rnd(w) % n);
+	uint64_t kind = rnd(w) % 4;
+	if (kind == 0) {
+		for (uint8_t j = 0; j < n; j++)
+			if (j != x)
+				cut(w, x, j, true);
+		narrate(w, "partition: replica %u isolated", x);
+	} else if (kind == 1) {
+		uint32_t side = (uint32_t)rnd(w);
+		for (uint8_t a = 0; a < n; a++)
+			for (uint8_t b = 0; b < n; b++)
+				if (((side >> a) & 1) != ((side >> b) & 1))
+					cut(w, a, b, true);
+		narrate(w, "partition: split in two (mask %#x)",
+			side & ((1u << n) - 1));
+	} else if (kind == 2) {
+		uint8_t y = (uint8_t)((x + 1 + rnd(w) % (n - 1)) % n);
+		cut(w, x, y, false);
+		narrate(w, "partition: one way, %u cannot reach %u", x, y);
+	} else {
+		for (uint8_t a = 0; a < n; a++)
+			for (uint8_t b = 0; b < n; b++)
+				if (a != x && b != x && (a % 2) != (b % 2))
+					cut(w, a, b, true);
+		narrate(w, "partition: two halves bridged only by %u", x);
+	}
+	w->res->faults++;
+	schedule(w, rnd_range(w, 10 * MS, 120 * MS), EV_HEAL, 0, 0);
+}
+
+static void heal_links(struct world *w)
+{
+	memset(w->link_down, 0, sizeof(w->link_down));
+}
+
+static void fault_event(struct world *w, const struct event *e)
+{
+	const struct sim_faults *f = &w->p->faults;
+	uint64_t every = e->node == 0 ? f->partition_every_ns
+			 : e->node == 1 ? f->crash_every_ns
+					: f->pause_every_ns;
+	if (!w->faults_on || every == 0)
+		return;
+	if (e->node == 0)
+		fault_partition(w);
+	else if (e->node == 1)
+		fault_crash(w);
+	else
+		fault_pause(w);
+	schedule(w, rnd_range(w, every / 2, every * 3 / 2), EV_FAULT, e->node,
+		 0);
+}
+
+/* The end of the fault phase: every fault stops; from here on everything
+ * pending must complete. */
+static void settle(struct world *w)
+{
+	w->faults_on = false;
+	heal_links(w);
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		if (!w->nodes[i].up)
+			node_start(w, i, true);
+		w->nodes[i].paused_until = 0;
+	}
+	narrate(w, "faults stop; every pending request must now complete");
+	w->settle_deadline = w->now + w->p->settle_limit_ns;
+}
+
+/* ---- Convergence (liveness) ---- */
+
+static bool clients_idle(const struct world *w)
+{
+	for (uint32_t i = 0; i < w->p->clients; i++)
+		if (w->clients[i].busy)
+			return false;
+	return true;
+}
+
+/* Converged: all replicas up and voting, all applied the same prefix, and
+ * their states are identical. */
+static bool replicas_converged(const struct world *w, char *why, size_t n)
+{
+	uint64_t top = 0;
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		const struct node *nd = &w->nodes[i];
+		if (!nd->up || px_role(nd->px) == PX_ROLE_RECOVERING) {
+			snprintf(why, n, "replica %u is still recovering", i);
+			return false;
+		}
+		if (px_commit_index(nd->px) > top)
+			top = px_commit_index(nd->px);
+	}
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		const struct px_replica *r = w->nodes[i].px;
+		if (px_applied_index(r) != top) {
+			snprintf(why, n, "replica %u applied %llu of %llu", i,
+				 (unsigned long long)px_applied_index(r),
+				 (unsigned long long)top);
+			return false;
+		}
+		if (px_state_digest(r) != px_state_digest(w->nodes[0].px)) {
+			snprintf(why, n, "replica %u state differs at %llu", i,
+				 (unsigned long long)top);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void check_event(struct world *w)
+{
+	char why[160] = "clients still waiting for replies";
+	if (clients_idle(w) && replicas_converged(w, why, sizeof(why))) {
+		w->settled = true;
+		return;
+	}
+	if (w->now >= w->settle_deadline) {
+		sim_violation("liveness: no convergence %.0f ms after faults "
+			      "stopped: %s",
+			      (double)w->p->settle_limit_ns / MS, why);
+		w->settled = true;
+		return;
+	}
+	schedule(w, 5 * MS, EV_CHECK, 0, 0);
+}
+
+/* ---- The run ---- */
+
+static void dispatch(struct world *w, struct event *e)
+{
+	switch (e->kind) {
+	case EV_MSG:
+	case EV_HEARTBEAT:
+	case EV_SNAPSHOT:
+		if (!w->nodes[e->node].up)
+			break;
+		if (defer_if_paused(w, e))
+			return; /* e was put back */
+		deliver_px(w, e);
+		break;
+	case EV_REPLY:
+		client_on_reply(w, e);
+		break;
+	case EV_TICK:
+		if (e->gen != w->nodes[e->node].gen)
+			break;
+		if (!defer_if_paused(w, e)) {
+			node_tick(w, e->node);
+			schedule(w, TICK_NS, EV_TICK, e->node, e->gen);
+			break;
+		}
+		return;
+	case EV_CLIENT:
+		client_timer(w, e);
+		break;
+	case EV_FAULT:
+		fault_event(w, e);
+		break;
+	case EV_HEAL:
+		if (w->faults_on)
+			heal_links(w);
+		break;
+	case EV_RESTART:
+		if (e->gen == w->nodes[e->node].gen && !w->nodes[e->node].up) {
+			node_start(w, e->node, true);
+			narrate(w, "restart replica %u without its state", e->node);
+		}
+		break;
+	case EV_CHECK:
+		if (w->faults_on)
+			settle(w);
+		check_event(w);
+		break;
+	}
+	ev_free(e);
+}
+
+static void world_init(struct world *w, const struct sim_params *p,
+		       struct sim_result *res)
+{
+	memset(w, 0, sizeof(*w));
+	w->p = p;
+	w->res = res;
+	w->prng = p->seed ^ 0x5eedull;
+	w->out.msgs = w->outbox_msgs;
+	w->out.cap = OUTBOX_CAP;
+	w->faults_on = true;
+	w->checker = checker_new(p->replicas, p->clients);
+	current = w;
+	for (uint8_t i = 0; i < p->replicas; i++) {
+		struct node *n = &w->nodes[i];
+		n->offset_ns = rnd_range(w, 0, p->faults.skew_offset_max_ns);
+		int64_t ppm = (int64_t)rnd_range(w, 0, 2 * p->faults.skew_ppm_max);
+		n->ppm = ppm - (int64_t)p->faults.skew_ppm_max;
+		node_start(w, i, false);
+	}
+	for (uint32_t i = 0; i < p->clients; i++) {
+		w->clients[i].target = (uint8_t)(rnd(w) % p->replicas);
+		schedule(w, rnd_range(w, 1 * MS, 5 * MS), EV_CLIENT, (uint8_t)i,
+			 ++w->clients[i].gen);
+	}
+	for (uint8_t k = 0; k < 3; k++)
+		schedule(w, rnd_range(w, 20 * MS, 60 * MS), EV_FAULT, k, 0);
+	schedule(w, p->fault_phase_ns, EV_CHECK, 0, 0);
+}
+
+static void world_free(struct world *w)
+{
+	struct event *e;
+	while ((e = ev_pop(w)) != NULL)
+		ev_free(e);
+	free(w->heap);
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		node_stop(w, i);
+	free(w->hist);
+	checker_free(w->checker);
+}
+
+static void check_histories(struct world *w)
+{
+	struct lc_report rep;
+	enum lc_verdict v = lc_check_history(w->hist, w->hist_len, 2000000, &rep);
+	if (v == LC_VIOLATION)
+		sim_violation("not linearizable: key %llu: %s",
+			      (unsigned long long)rep.key, rep.why);
+}
+
+void sim_run(const struct sim_params *p, struct sim_result *res)
+{
+	static struct world w;
+	memset(res, 0, sizeof(*res));
+	world_init(&w, p, res);
+	struct event *e;
+	while (!w.settled && res->violations == 0 && (e = ev_pop(&w)) != NULL) {
+		w.now = e->at;
+		res->steps++;
+		dispatch(&w, e);
+	}
+	if (res->violations == 0)
+		check_histories(&w);
+	res->committed_slots = checker_chosen_slots(w.checker);
+	res->sim_time_ns = w.now;
+	world_free(&w);
+}
