@@ -1,0 +1,258 @@
+/* Reading the cluster configuration with rte_cfgfile. Every error names the
+ * file, section, key and value, so an operator can fix it at once. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cfgfile.h>
+
+#include "bypax/config.h"
+
+struct reader {
+	struct rte_cfgfile *file;
+	const char *path;
+	char *err;
+	size_t err_len;
+};
+
+static int fail(struct reader *rd, const char *section, const char *key,
+		const char *value, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int fail(struct reader *rd, const char *section, const char *key,
+		const char *value, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (key != NULL)
+		snprintf(rd->err, rd->err_len, "%s: [%s] %s = '%s': %s",
+			 rd->path, section, key, value ? value : "", why);
+	else
+		snprintf(rd->err, rd->err_len, "%s: [%s]: %s", rd->path,
+			 section, why);
+	return -BPX_ECONFIG;
+}
+
+int bpx_parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &tail) != 6 || strlen(s) != 17)
+		return -BPX_EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+int bpx_parse_ipv4(const char *s, uint32_t *ip)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, s, &a) != 1)
+		return -BPX_EINVAL;
+	*ip = ntohl(a.s_addr);
+	return 0;
+}
+
+static int parse_u64_text(const char *s, uint64_t lo, uint64_t hi,
+			  uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (*s == '\0' || *s == '-')
+		return -BPX_EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return -BPX_EINVAL;
+	*out = v;
+	return 0;
+}
+
+int bpx_parse_hostport(const char *s, uint32_t *ip, uint16_t *port)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+		return -BPX_EINVAL;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	uint64_t p;
+	if (bpx_parse_ipv4(host, ip) != 0 ||
+	    parse_u64_text(colon + 1, 1, 65535, &p) != 0)
+		return -BPX_EINVAL;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* Reads an optional number; keeps *out (the default) when absent. */
+static int get_u64(struct reader *rd, const char *section, const char *key,
+		   uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	const char *v = rte_cfgfile_get_entry(rd->file, section, key);
+	if (v == NULL)
+		return 0;
+	if (parse_u64_text(v, lo, hi, out) != 0)
+		return fail(rd, section, key, v,
+			    "expected a whole number in %" PRIu64 "..%" PRIu64,
+			    lo, hi);
+	return 0;
+}
+
+static int get_u32(struct reader *rd, const char *section, const char *key,
+		   uint64_t lo, uint64_t hi, uint32_t *out)
+{
+	uint64_t v = *out;
+	int err = get_u64(rd, section, key, lo, hi, &v);
+	*out = (uint32_t)v;
+	return err;
+}
+
+static int get_us(struct reader *rd, const char *section, const char *key,
+		  uint64_t *ns)
+{
+	uint64_t us = *ns / 1000;
+	int err = get_u64(rd, section, key, 1, 3600ull * 1000 * 1000, &us);
+	*ns = us * 1000;
+	return err;
+}
+
+static int read_cluster(struct reader *rd, struct bpx_config *cfg)
+{
+	const char *s = "cluster";
+	struct px_config *px = &cfg->px;
+	uint64_t id = 0;
+	if (!rte_cfgfile_has_section(rd->file, s))
+		return fail(rd, s, NULL, NULL, "section is missing");
+	if (rte_cfgfile_get_entry(rd->file, s, "id") == NULL)
+		return fail(rd, s, "id", "", "the cluster id is required");
+	int err = get_u64(rd, s, "id", 1, UINT32_MAX, &id);
+	err = err ? err : get_u32(rd, s, "window", 1, 65536, &px->window_slots);
+	err = err ? err : get_u32(rd, s, "log_slots", 64, 1u << 24, &px->log_slots);
+	err = err ? err : get_u32(rd, s, "batch_bytes", 19, PX_VALUE_BYTES_MAX, &px->batch_bytes_max);
+	err = err ? err : get_u32(rd, s, "batch_requests", 1, 1024, &px->batch_requests_max);
+	err = err ? err : get_u32(rd, s, "request_queue", 1, 1u << 20, &px->request_queue_max);
+	err = err ? err : get_u32(rd, s, "sessions", 1, 1u << 24, &px->session_max);
+	err = err ? err : get_us(rd, s, "heartbeat_us", &px->heartbeat_interval_ns);
+	err = err ? err : get_us(rd, s, "retransmit_us", &px->retransmit_ns);
+	if (err)
+		return err;
+	cfg->cluster_id = (uint32_t)id;
+	px->cluster_id = (uint32_t)id;
+	const char *sm = rte_cfgfile_get_entry(rd->file, s, "sm");
+	const char *args = rte_cfgfile_get_entry(rd->file, s, "sm_args");
+	snprintf(cfg->sm, sizeof(cfg->sm), "%s", sm ? sm : "kv");
+	snprintf(cfg->sm_args, sizeof(cfg->sm_args), "%s", args ? args : "");
+	return 0;
+}
+
+static int read_control(struct reader *rd, struct bpx_config *cfg)
+{
+	const char *s = "control";
+	int err = get_us(rd, s, "heartbeat_us", &cfg->fd_heartbeat_ns);
+	err = err ? err : get_us(rd, s, "timeout_min_us", &cfg->fd_timeout_min_ns);
+	err = err ? err : get_us(rd, s, "timeout_max_us", &cfg->fd_timeout_max_ns);
+	if (err)
+		return err;
+	if (cfg->fd_timeout_min_ns > cfg->fd_timeout_max_ns)
+		return fail(rd, s, "timeout_min_us", "",
+			    "must not exceed timeout_max_us");
+	return 0;
+}
+
+static int read_member(struct reader *rd, uint8_t id, struct bpx_member *m)
+{
+	char s[16];
+	snprintf(s, sizeof(s), "member%u", id);
+	static const char *const keys[] = { "mac", "ip", "port", "control" };
+	const char *v[4];
+	for (int i = 0; i < 4; i++) {
+		v[i] = rte_cfgfile_get_entry(rd->file, s, keys[i]);
+		if (v[i] == NULL)
+			return fail(rd, s, keys[i], "", "required key is missing");
+	}
+	uint64_t port;
+	if (bpx_parse_mac(v[0], m->data.mac) != 0)
+		return fail(rd, s, "mac", v[0], "expected xx:xx:xx:xx:xx:xx");
+	if (bpx_parse_ipv4(v[1], &m->data.ip) != 0)
+		return fail(rd, s, "ip", v[1], "expected a dotted IPv4 address");
+	if (parse_u64_text(v[2], 1, 65535, &port) != 0)
+		return fail(rd, s, "port", v[2], "expected a UDP port 1..65535");
+	m->data.port = (uint16_t)port;
+	if (bpx_parse_hostport(v[3], &m->control_ip, &m->control_port) != 0)
+		return fail(rd, s, "control", v[3], "expected IPv4:port");
+	return 0;
+}
+
+static int read_members(struct reader *rd, struct bpx_config *cfg)
+{
+	uint8_t n = 0;
+	while (n < PX_REPLICAS_MAX) {
+		char s[16];
+		snprintf(s, sizeof(s), "member%u", n);
+		if (!rte_cfgfile_has_section(rd->file, s))
+			break;
+		int err = read_member(rd, n, &cfg->members[n]);
+		if (err)
+			return err;
+		n++;
+	}
+	char extra[16];
+	snprintf(extra, sizeof(extra), "member%u", n + 1);
+	if (n == 0)
+		return fail(rd, "member0", NULL, NULL,
+			    "no members: add [member0], [member1], ...");
+	if (n < PX_REPLICAS_MAX && rte_cfgfile_has_section(rd->file, extra))
+		return fail(rd, extra, NULL, NULL,
+			    "member ids must be 0..n-1 without gaps");
+	for (uint8_t i = 0; i < n; i++)
+		for (uint8_t j = 0; j < i; j++)
+			if (cfg->members[i].data.ip == cfg->members[j].data.ip &&
+			    cfg->members[i].data.port == cfg->members[j].data.port)
+				return fail(rd, "member", NULL, NULL,
+					    "members %u and %u share ip:port", j, i);
+	cfg->member_count = n;
+	cfg->px.replica_count = n;
+	return 0;
+}
+
+int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
+		    size_t err_len)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	px_config_default(&cfg->px, 3, 0);
+	cfg->fd_heartbeat_ns = 5000000;
+	cfg->fd_timeout_min_ns = 30000000;
+	cfg->fd_timeout_max_ns = 1000000000;
+	FILE *probe = fopen(path, "r");
+	if (probe == NULL) {
+		snprintf(err, err_len, "%s: cannot open: %s", path,
+			 strerror(errno));
+		return -BPX_ENOENT;
+	}
+	fclose(probe);
+	struct reader rd = { .path = path, .err = err, .err_len = err_len };
+	rd.file = rte_cfgfile_load(path, 0);
+	if (rd.file == NULL) {
+		snprintf(err, err_len, "%s: not a valid INI file", path);
+		return -BPX_ECONFIG;
+	}
+	int rc = read_cluster(&rd, cfg);
+	rc = rc ? rc : read_control(&rd, cfg);
+	rc = rc ? rc : read_members(&rd, cfg);
+	rte_cfgfile_close(rd.file);
+	if (rc == 0 && cfg->px.log_slots < 2ull * cfg->px.window_slots)
+		rc = fail(&rd, "cluster", "log_slots", "",
+			  "must be a power of two, at least 2 * window");
+	if (rc == 0 && (cfg->px.log_slots & (cfg->px.log_slots - 1)) != 0)
+		rc = fail(&rd, "cluster", "log_slots", "",
+			  "must be a power of two");
+	return rc;
+}

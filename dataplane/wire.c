@@ -1,0 +1,330 @@
+/* The wire codec: bypax messages and their Ethernet/IPv4/UDP framing, on
+ * plain byte buffers (no DPDK), so the client and the fuzzer share it. */
+#include <string.h>
+
+#include "bypax/wire.h"
+
+/* Optional u64 fields, in this order on the wire. Each type carries a
+ * fixed set, so a message's length is fully determined by its type and
+ * value length, and checked exactly. */
+enum {
+	F_BALLOT = 1u << 0,
+	F_SLOT = 1u << 1,
+	F_SLOT_END = 1u << 2,
+	F_ACCEPTED_BALLOT = 1u << 3,
+	F_COMMIT = 1u << 4,
+	F_APPLIED = 1u << 5,
+	F_LOG_START = 1u << 6,
+	F_CLIENT = 1u << 7,
+	F_SEQ = 1u << 8,
+	F_VALUE = 1u << 15, /* the type may carry a value */
+};
+
+static const uint16_t type_fields[PX_MSG_TYPE_MAX + 1] = {
+	[PX_MSG_REQUEST] = F_CLIENT | F_SEQ | F_VALUE,
+	[PX_MSG_REPLY] = F_CLIENT | F_SEQ | F_VALUE,
+	[PX_MSG_PREPARE] = F_BALLOT | F_SLOT,
+	[PX_MSG_PROMISE] = F_BALLOT | F_SLOT | F_SLOT_END | F_ACCEPTED_BALLOT |
+			   F_COMMIT | F_APPLIED | F_LOG_START | F_SEQ | F_VALUE,
+	[PX_MSG_ACCEPT] = F_BALLOT | F_SLOT | F_COMMIT | F_VALUE,
+	[PX_MSG_ACCEPTED] = F_BALLOT | F_SLOT | F_COMMIT | F_APPLIED |
+			    F_LOG_START,
+	[PX_MSG_NACK] = F_BALLOT,
+	[PX_MSG_COMMIT] = F_BALLOT | F_COMMIT,
+	[PX_MSG_STATUS] = F_BALLOT | F_COMMIT | F_APPLIED | F_LOG_START,
+	[PX_MSG_CHOSEN] = F_BALLOT | F_SLOT | F_COMMIT | F_VALUE,
+	[PX_MSG_SNAPSHOT_REQ] = 0,
+	/* PX_MSG_SNAPSHOT is a local effect, not a wire message. */
+};
+
+const char *bpx_wire_drop_name(enum bpx_wire_drop reason)
+{
+	static const char *const names[BPX_WIRE_DROP_COUNT] = {
+#define BPX_WIRE_DROP_NAME(name, text) text,
+		BPX_WIRE_DROP_LIST(BPX_WIRE_DROP_NAME)
+#undef BPX_WIRE_DROP_NAME
+	};
+	return (unsigned)reason < BPX_WIRE_DROP_COUNT ? names[reason]
+						      : "unknown";
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return ((uint32_t)get16(p) << 16) | get16(p + 2);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return ((uint64_t)get32(p) << 32) | get32(p + 4);
+}
+
+static uint16_t fields_of(uint8_t type)
+{
+	if (type < PX_MSG_REQUEST || type > PX_MSG_TYPE_MAX ||
+	    type == PX_MSG_SNAPSHOT)
+		return 0xffffu; /* no wire form */
+	return type_fields[type];
+}
+
+static unsigned field_count(uint16_t fields)
+{
+	return (unsigned)__builtin_popcount(fields & 0x1ffu);
+}
+
+size_t bpx_wire_msg_size(const struct px_msg *m)
+{
+	uint16_t f = fields_of(m->type);
+	if (f == 0xffffu)
+		return 0;
+	return BPX_WIRE_HEADER_BYTES + 8u * field_count(f) + m->value_len;
+}
+
+/* The u64 fields of a message, in wire order. */
+static uint64_t *field_ptr(struct px_msg *m, unsigned bit)
+{
+	uint64_t *const fields[] = {
+		&m->ballot,	  &m->slot,	     &m->slot_end,
+		&m->accepted_ballot, &m->commit_index, &m->applied_index,
+		&m->log_start,	  &m->client_id,     &m->seq,
+	};
+	return fields[bit];
+}
+
+int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
+		    const struct px_msg *m)
+{
+	uint16_t f = fields_of(m->type);
+	if (f == 0xffffu || (m->value_len > 0 && !(f & F_VALUE)) ||
+	    m->value_len > PX_VALUE_BYTES_MAX)
+		return -BPX_EINVAL;
+	size_t len = bpx_wire_msg_size(m);
+	if (cap < len)
+		return -BPX_ETOOBIG;
+	put16(buf, BPX_WIRE_MAGIC);
+	buf[2] = BPX_WIRE_VERSION;
+	buf[3] = m->type;
+	put32(buf + 4, cluster_id);
+	buf[8] = m->from;
+	buf[9] = m->to;
+	buf[10] = m->flags;
+	buf[11] = m->status;
+	buf[12] = m->leader_hint;
+	buf[13] = 0;
+	put16(buf + 14, (uint16_t)m->value_len);
+	uint8_t *p = buf + BPX_WIRE_HEADER_BYTES;
+	struct px_msg copy = *m;
+	for (unsigned bit = 0; bit < BPX_WIRE_FIELDS_MAX; bit++) {
+		if (f & (1u << bit)) {
+			put64(p, *field_ptr(&copy, bit));
+			p += 8;
+		}
+	}
+	if (m->value_len > 0)
+		memcpy(p, m->value, m->value_len);
+	return (int)len;
+}
+
+static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
+				       uint32_t cluster_id)
+{
+	if (len < BPX_WIRE_HEADER_BYTES)
+		return BPX_WIRE_TRUNCATED;
+	if (get16(buf) != BPX_WIRE_MAGIC)
+		return BPX_WIRE_BAD_MAGIC;
+	if (buf[2] != BPX_WIRE_VERSION)
+		return BPX_WIRE_BAD_VERSION;
+	if (fields_of(buf[3]) == 0xffffu)
+		return BPX_WIRE_BAD_TYPE;
+	if (get32(buf + 4) != cluster_id)
+		return BPX_WIRE_WRONG_CLUSTER;
+	if (buf[13] != 0 || buf[10] & ~PX_FLAG_RECOVERY ||
+	    buf[11] > PX_REPLY_STATUS_MAX)
+		return BPX_WIRE_BAD_FIELD;
+	return BPX_WIRE_OK;
+}
+
+enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
+				   uint32_t cluster_id, struct px_msg *m)
+{
+	enum bpx_wire_drop d = check_header(buf, len, cluster_id);
+	if (d != BPX_WIRE_OK)
+		return d;
+	uint16_t f = fields_of(buf[3]);
+	uint16_t value_len = get16(buf + 14);
+	if (value_len > PX_VALUE_BYTES_MAX || (value_len > 0 && !(f & F_VALUE)))
+		return BPX_WIRE_BAD_LENGTH;
+	if (len != BPX_WIRE_HEADER_BYTES + 8u * field_count(f) + value_len)
+		return BPX_WIRE_BAD_LENGTH;
+	memset(m, 0, sizeof(*m));
+	m->type = buf[3];
+	m->from = buf[8];
+	m->to = buf[9];
+	m->flags = buf[10];
+	m->status = buf[11];
+	m->leader_hint = buf[12];
+	const uint8_t *p = buf + BPX_WIRE_HEADER_BYTES;
+	for (unsigned bit = 0; bit < BPX_WIRE_FIELDS_MAX; bit++) {
+		if (f & (1u << bit)) {
+			*field_ptr(m, bit) = get64(p);
+			p += 8;
+		}
+	}
+	m->value_len = value_len;
+	m->value = value_len > 0 ? p : NULL;
+	return BPX_WIRE_OK;
+}
+
+/* ---- Ethernet / IPv4 / UDP ---- */
+
+uint16_t bpx_inet_checksum(const void *data, size_t len, uint32_t initial)
+{
+	const uint8_t *p = data;
+	uint64_t sum = initial;
+	for (; len >= 2; p += 2, len -= 2)
+		sum += (uint32_t)((p[0] << 8) | p[1]);
+	if (len == 1)
+		sum += (uint32_t)(p[0] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffffu) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+uint16_t bpx_frame_ethertype(const uint8_t *buf, size_t len)
+{
+	return len < 14 ? 0 : get16(buf + 12);
+}
+
+size_t bpx_frame_write_headers(uint8_t *buf, const struct bpx_endpoint *src,
+			       const struct bpx_endpoint *dst,
+			       uint16_t payload_len, uint16_t ip_id)
+{
+	memcpy(buf, dst->mac, 6);
+	memcpy(buf + 6, src->mac, 6);
+	put16(buf + 12, BPX_ETHERTYPE_IPV4);
+	uint8_t *ip = buf + 14;
+	ip[0] = 0x45; /* version 4, 20-byte header */
+	ip[1] = 0;
+	put16(ip + 2, (uint16_t)(20 + 8 + payload_len));
+	put16(ip + 4, ip_id);
+	put16(ip + 6, 0x4000); /* don't fragment */
+	ip[8] = 64;
+	ip[9] = 17; /* UDP */
+	put16(ip + 10, 0);
+	put32(ip + 12, src->ip);
+	put32(ip + 16, dst->ip);
+	put16(ip + 10, bpx_inet_checksum(ip, 20, 0));
+	uint8_t *udp = ip + 20;
+	put16(udp, src->port);
+	put16(udp + 2, dst->port);
+	put16(udp + 4, (uint16_t)(8 + payload_len));
+	put16(udp + 6, 0);
+	return BPX_FRAME_HEADER_BYTES;
+}
+
+static uint32_t udp_pseudo_sum(const uint8_t *ip, uint16_t udp_len)
+{
+	uint32_t sum = get16(ip + 12) + get16(ip + 14) + get16(ip + 16) +
+		       get16(ip + 18);
+	return sum + 17u + udp_len;
+}
+
+static enum bpx_wire_drop parse_ip(const uint8_t *ip, size_t len,
+				   size_t *ihl_out, uint16_t *total_out)
+{
+	if (len < 20)
+		return BPX_WIRE_TRUNCATED;
+	size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
+	uint16_t total = get16(ip + 2);
+	if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || total > len ||
+	    ihl > len)
+		return BPX_WIRE_BAD_IP_HEADER;
+	if (bpx_inet_checksum(ip, ihl, 0) != 0)
+		return BPX_WIRE_BAD_IP_CHECKSUM;
+	if ((get16(ip + 6) & 0x3fffu) != 0) /* MF set or an offset */
+		return BPX_WIRE_FRAGMENT;
+	if (ip[9] != 17)
+		return BPX_WIRE_NOT_UDP;
+	*ihl_out = ihl;
+	*total_out = total;
+	return BPX_WIRE_OK;
+}
+
+enum bpx_wire_drop bpx_frame_parse(const uint8_t *buf, size_t len,
+				   struct bpx_frame *f)
+{
+	if (len < 14)
+		return BPX_WIRE_TRUNCATED;
+	if (bpx_frame_ethertype(buf, len) != BPX_ETHERTYPE_IPV4)
+		return BPX_WIRE_NOT_IPV4;
+	const uint8_t *ip = buf + 14;
+	size_t ihl;
+	uint16_t total;
+	enum bpx_wire_drop d = parse_ip(ip, len - 14, &ihl, &total);
+	if (d != BPX_WIRE_OK)
+		return d;
+	const uint8_t *udp = ip + ihl;
+	if (total - ihl < 8)
+		return BPX_WIRE_BAD_UDP_LENGTH;
+	uint16_t udp_len = get16(udp + 4);
+	if (udp_len < 8 || udp_len != total - ihl)
+		return BPX_WIRE_BAD_UDP_LENGTH;
+	if (get16(udp + 6) != 0 &&
+	    bpx_inet_checksum(udp, udp_len, udp_pseudo_sum(ip, udp_len)) != 0)
+		return BPX_WIRE_BAD_UDP_CHECKSUM;
+	memcpy(f->dst.mac, buf, 6);
+	memcpy(f->src.mac, buf + 6, 6);
+	f->src.ip = get32(ip + 12);
+	f->dst.ip = get32(ip + 16);
+	f->src.port = get16(udp);
+	f->dst.port = get16(udp + 2);
+	f->payload = udp + 8;
+	f->payload_len = (uint16_t)(udp_len - 8);
+	return BPX_WIRE_OK;
+}
+
+int bpx_arp_answer(const uint8_t *buf, size_t len,
+		   const struct bpx_endpoint *self, uint8_t *out, size_t cap)
+{
+	if (len < BPX_ARP_FRAME_BYTES || cap < BPX_ARP_FRAME_BYTES)
+		return -BPX_EMALFORMED;
+	const uint8_t *a = buf + 14;
+	/* Ethernet (1), IPv4 (0x0800), 6-byte and 4-byte addresses. */
+	if (get16(a) != 1 || get16(a + 2) != BPX_ETHERTYPE_IPV4 || a[4] != 6 ||
+	    a[5] != 4)
+		return -BPX_EMALFORMED;
+	if (get16(a + 6) != 1 || get32(a + 24) != self->ip)
+		return 0; /* not a request, or not for us */
+	memcpy(out, a + 8, 6); /* to the asker */
+	memcpy(out + 6, self->mac, 6);
+	put16(out + 12, BPX_ETHERTYPE_ARP);
+	uint8_t *r = out + 14;
+	memcpy(r, a, 6);
+	put16(r + 6, 2); /* reply */
+	memcpy(r + 8, self->mac, 6);
+	put32(r + 14, self->ip);
+	memcpy(r + 18, a + 8, 10); /* the asker's MAC and IP */
+	return BPX_ARP_FRAME_BYTES;
+}

@@ -1,0 +1,76 @@
+/* The cluster configuration file (INI, read with DPDK's rte_cfgfile), shared
+ * by bypaxd, bypaxctl and the client. See docs/config.md.
+ *
+ *   [cluster]
+ *   id = 1                 ; required, 1..4294967295
+ *   window = 64            ; slots in flight
+ *   log_slots = 1024       ; power of two >= 2 * window
+ *   batch_bytes = 1400     ; bytes of requests per slot
+ *   batch_requests = 64    ; requests per slot
+ *   request_queue = 1024   ; requests waiting at the leader
+ *   sessions = 4096        ; client sessions remembered (exactly-once)
+ *   heartbeat_us = 1000    ; leader commit heartbeats
+ *   retransmit_us = 2000   ; phase 1 / phase 2 retransmission
+ *   sm = kv                ; or a path to a state machine .so
+ *   sm_args = capacity=65536
+ *
+ *   [control]
+ *   heartbeat_us = 5000    ; failure detector heartbeats
+ *   timeout_min_us = 30000
+ *   timeout_max_us = 1000000
+ *
+ *   [member0]              ; one section per replica, ids 0..n-1
+ *   mac = 02:00:00:00:00:00
+ *   ip = 10.0.0.1
+ *   port = 9000
+ *   control = 127.0.0.1:7000
+ */
+#ifndef BYPAX_CONFIG_H
+#define BYPAX_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bypax/consensus.h"
+#include "bypax/wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct bpx_member {
+	struct bpx_endpoint data;  /* the dataplane address (DPDK port) */
+	uint32_t control_ip;       /* host byte order */
+	uint16_t control_port;
+};
+
+struct bpx_config {
+	char path[256];
+	uint32_t cluster_id;
+	uint8_t member_count;
+	struct bpx_member members[PX_REPLICAS_MAX];
+	struct px_config px;       /* protocol settings; the caller sets
+				      self_id, sm_ops and sm */
+	char sm[256];
+	char sm_args[256];
+	uint64_t fd_heartbeat_ns;
+	uint64_t fd_timeout_min_ns;
+	uint64_t fd_timeout_max_ns;
+};
+
+/* Loads and validates path. Returns 0, or -BPX_ENOENT / -BPX_ECONFIG with
+ * a message naming the file, section, key and value in err. */
+int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
+		    size_t err_len);
+
+/* "02:00:00:00:00:01" -> mac. Returns 0 or -BPX_EINVAL. */
+int bpx_parse_mac(const char *s, uint8_t mac[6]);
+/* "10.0.0.1" -> host-order IPv4. Returns 0 or -BPX_EINVAL. */
+int bpx_parse_ipv4(const char *s, uint32_t *ip);
+/* "127.0.0.1:7000" -> ip and port. Returns 0 or -BPX_EINVAL. */
+int bpx_parse_hostport(const char *s, uint32_t *ip, uint16_t *port);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
