@@ -1,6 +1,7 @@
 /* Reading the cluster configuration with rte_cfgfile. Every error names the
  * file, section, key and value, so an operator can fix it at once. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -44,8 +45,14 @@ int bpx_parse_mac(const char *s, uint8_t mac[6])
 {
 	unsigned v[6];
 	char tail;
+	/* Exactly xx:xx:xx:xx:xx:xx: %2x alone would take "+1", "-1", " 1". */
+	if (strlen(s) != 17)
+		return -BPX_EINVAL;
+	for (int i = 0; i < 17; i++)
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return -BPX_EINVAL;
 	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
-		   &v[4], &v[5], &tail) != 6 || strlen(s) != 17)
+		   &v[4], &v[5], &tail) != 6)
 		return -BPX_EINVAL;
 	for (int i = 0; i < 6; i++)
 		mac[i] = (uint8_t)v[i];
@@ -143,6 +150,14 @@ static int read_cluster(struct reader *rd, struct bpx_config *cfg)
 	err = err ? err : get_us(rd, s, "retransmit_us", &px->retransmit_ns);
 	if (err)
 		return err;
+	char v[24];
+	snprintf(v, sizeof(v), "%" PRIu32, px->log_slots);
+	if ((px->log_slots & (px->log_slots - 1)) != 0)
+		return fail(rd, s, "log_slots", v, "must be a power of two");
+	if (px->log_slots < 2ull * px->window_slots)
+		return fail(rd, s, "log_slots", v,
+			    "must be at least 2 * window (window = %" PRIu32 ")",
+			    px->window_slots);
 	cfg->cluster_id = (uint32_t)id;
 	px->cluster_id = (uint32_t)id;
 	const char *sm = rte_cfgfile_get_entry(rd->file, s, "sm");
@@ -160,9 +175,13 @@ static int read_control(struct reader *rd, struct bpx_config *cfg)
 	err = err ? err : get_us(rd, s, "timeout_max_us", &cfg->fd_timeout_max_ns);
 	if (err)
 		return err;
-	if (cfg->fd_timeout_min_ns > cfg->fd_timeout_max_ns)
-		return fail(rd, s, "timeout_min_us", "",
-			    "must not exceed timeout_max_us");
+	if (cfg->fd_timeout_min_ns > cfg->fd_timeout_max_ns) {
+		char v[24];
+		snprintf(v, sizeof(v), "%" PRIu64, cfg->fd_timeout_min_ns / 1000);
+		return fail(rd, s, "timeout_min_us", v,
+			    "must not exceed timeout_max_us (%" PRIu64 ")",
+			    cfg->fd_timeout_max_ns / 1000);
+	}
 	return 0;
 }
 
@@ -190,6 +209,19 @@ static int read_member(struct reader *rd, uint8_t id, struct bpx_member *m)
 	return 0;
 }
 
+static int dup_member(struct reader *rd, uint8_t i, uint8_t j,
+		      const struct bpx_member *m)
+{
+	char s[16];
+	char v[8];
+	snprintf(s, sizeof(s), "member%u", i);
+	snprintf(v, sizeof(v), "%u", m->data.port);
+	return fail(rd, s, "port", v,
+		    "ip %u.%u.%u.%u and this port are already [member%u]'s",
+		    m->data.ip >> 24, (m->data.ip >> 16) & 0xffu,
+		    (m->data.ip >> 8) & 0xffu, m->data.ip & 0xffu, j);
+}
+
 static int read_members(struct reader *rd, struct bpx_config *cfg)
 {
 	uint8_t n = 0;
@@ -203,20 +235,27 @@ static int read_members(struct reader *rd, struct bpx_config *cfg)
 			return err;
 		n++;
 	}
-	char extra[16];
-	snprintf(extra, sizeof(extra), "member%u", n + 1);
+	/* A section past the last id would be silently ignored: refuse it. */
+	for (unsigned k = n; k <= UINT8_MAX; k++) {
+		char extra[16];
+		snprintf(extra, sizeof(extra), "member%u", k);
+		if (!rte_cfgfile_has_section(rd->file, extra))
+			continue;
+		if (k == n) /* n == PX_REPLICAS_MAX */
+			return fail(rd, extra, NULL, NULL,
+				    "at most %u members", PX_REPLICAS_MAX);
+		return fail(rd, extra, NULL, NULL,
+			    "member ids must be 0..n-1 without gaps: "
+			    "[member%u] is missing", n);
+	}
 	if (n == 0)
 		return fail(rd, "member0", NULL, NULL,
 			    "no members: add [member0], [member1], ...");
-	if (n < PX_REPLICAS_MAX && rte_cfgfile_has_section(rd->file, extra))
-		return fail(rd, extra, NULL, NULL,
-			    "member ids must be 0..n-1 without gaps");
 	for (uint8_t i = 0; i < n; i++)
 		for (uint8_t j = 0; j < i; j++)
 			if (cfg->members[i].data.ip == cfg->members[j].data.ip &&
 			    cfg->members[i].data.port == cfg->members[j].data.port)
-				return fail(rd, "member", NULL, NULL,
-					    "members %u and %u share ip:port", j, i);
+				return dup_member(rd, i, j, &cfg->members[i]);
 	cfg->member_count = n;
 	cfg->px.replica_count = n;
 	return 0;
@@ -248,11 +287,5 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	rc = rc ? rc : read_control(&rd, cfg);
 	rc = rc ? rc : read_members(&rd, cfg);
 	rte_cfgfile_close(rd.file);
-	if (rc == 0 && cfg->px.log_slots < 2ull * cfg->px.window_slots)
-		rc = fail(&rd, "cluster", "log_slots", "",
-			  "must be a power of two, at least 2 * window");
-	if (rc == 0 && (cfg->px.log_slots & (cfg->px.log_slots - 1)) != 0)
-		rc = fail(&rd, "cluster", "log_slots", "",
-			  "must be a power of two");
 	return rc;
 }

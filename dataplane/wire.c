@@ -120,6 +120,10 @@ int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
 	if (f == 0xffffu || (m->value_len > 0 && !(f & F_VALUE)) ||
 	    m->value_len > PX_VALUE_BYTES_MAX)
 		return -BPX_EINVAL;
+	/* What decode would drop is refused here, not sent to be lost. */
+	if ((m->flags & ~PX_FLAG_RECOVERY) != 0 ||
+	    m->status > PX_REPLY_STATUS_MAX)
+		return -BPX_EINVAL;
 	size_t len = bpx_wire_msg_size(m);
 	if (cap < len)
 		return -BPX_ETOOBIG;
@@ -308,6 +312,8 @@ enum bpx_wire_drop bpx_frame_parse(const uint8_t *buf, size_t len,
 int bpx_arp_answer(const uint8_t *buf, size_t len,
 		   const struct bpx_endpoint *self, uint8_t *out, size_t cap)
 {
+	if (bpx_frame_ethertype(buf, len) != BPX_ETHERTYPE_ARP)
+		return 0; /* not ARP at all */
 	if (len < BPX_ARP_FRAME_BYTES || cap < BPX_ARP_FRAME_BYTES)
 		return -BPX_EMALFORMED;
 	const uint8_t *a = buf + 14;

@@ -1,0 +1,500 @@
+/* The in-process cluster: N replica instances and load generators, each
+ * with a net_ring port in a full mesh, spread over the EAL lcores. Workers
+ * back off (sleep) after idle polls when asked, so a 2-core CI machine is
+ * not starved. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+#include "cluster.h"
+
+#define MESH_POOL_MBUFS 16383u
+#define IDLE_POLLS_BEFORE_SLEEP 64u
+#define DRAIN_LIMIT_NS 5000000000ull
+
+enum ep_kind { EP_REPLICA, EP_LOADGEN, EP_GARBAGE };
+
+struct endpoint {
+	enum ep_kind kind;
+	void *obj;
+};
+
+struct lcore_work {
+	uint32_t count;
+	struct endpoint eps[DP_MESH_MAX];
+	uint64_t busy_cycles;
+	uint64_t idle_cycles;
+};
+
+struct cluster {
+	const struct cluster_opts *o;
+	struct bpx_config cfg;
+	struct rte_mempool *pool;
+	struct dp_ring_mesh mesh;
+	const struct bpx_sm_ops *sm_ops;
+	void *sm_dl;
+	void *sms[PX_REPLICAS_MAX];
+	struct dp_replica *replicas;   /* rte_zmalloc'd */
+	struct dp_loadgen *loadgens;
+	struct bpx_endpoint garbage_ep;
+	uint16_t garbage_port;
+	uint64_t garbage_sent;
+	unsigned lcore_ids[RTE_MAX_LCORE];
+	unsigned lcores;
+	struct lcore_work work[RTE_MAX_LCORE];
+	volatile bool stop;
+};
+
+volatile bool cluster_force_quit;
+
+static void endpoint_address(uint32_t index, bool replica,
+			     struct bpx_endpoint *ep)
+{
+	static const uint8_t base[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x00 };
+	memcpy(ep->mac, base, 6);
+	ep->mac[4] = replica ? 0 : 1;
+	ep->mac[5] = (uint8_t)index;
+	ep->ip = (10u << 24) | ((replica ? 0u : 1u) << 8) | (index + 1);
+	ep->port = replica ? 9000 : 9100;
+}
+
+static void build_config(struct cluster *c)
+{
+	const struct cluster_opts *o = c->o;
+	struct bpx_config *cfg = &c->cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->path, sizeof(cfg->path), "(in-process cluster)");
+	cfg->cluster_id = 1;
+	cfg->member_count = (uint8_t)o->replicas;
+	px_config_default(&cfg->px, (uint8_t)o->replicas, 0);
+	cfg->px.window_slots = o->window;
+	cfg->px.batch_requests_max = o->batch;
+	cfg->px.request_queue_max = 4096;
+	cfg->px.session_max = 8192;
+	for (uint32_t i = 0; i < o->replicas; i++)
+		endpoint_address(i, true, &cfg->members[i].data);
+	snprintf(cfg->sm, sizeof(cfg->sm), "%s", o->sm);
+	snprintf(cfg->sm_args, sizeof(cfg->sm_args), "%s", o->sm_args);
+}
+
+/* Every endpoint can reach every other through its own TX queue. */
+static int mesh_routes(struct cluster *c, struct dp_routes *rt, uint16_t self)
+{
+	uint32_t r = c->o->replicas, g = c->o->loadgens;
+	for (uint16_t e = 0; e < c->mesh.endpoints; e++) {
+		struct bpx_endpoint ep;
+		if (e < r)
+			ep = c->cfg.members[e].data;
+		else if (e < r + g)
+			endpoint_address(e - r, false, &ep);
+		else
+			ep = c->garbage_ep;
+		int q = dp_routes_add_txq(rt, c->mesh.ports[self], e);
+		if (q < 0 || dp_routes_add_mac(rt, ep.mac, (uint8_t)q) != 0)
+			return -BPX_ENOMEM;
+	}
+	return 0;
+}
+
+static int setup_replicas(struct cluster *c, char *err, size_t len)
+{
+	c->sm_ops = dp_sm_load(c->o->sm, &c->sm_dl, err, len);
+	if (c->sm_ops == NULL)
+		return -BPX_ECONFIG;
+	c->replicas = rte_zmalloc("bypax_replicas",
+				  c->o->replicas * sizeof(*c->replicas), 64);
+	if (c->replicas == NULL)
+		return -BPX_ENOMEM;
+	for (uint32_t i = 0; i < c->o->replicas; i++) {
+		const char *args = c->cfg.sm_args[0] ? c->cfg.sm_args : NULL;
+		c->sms[i] = c->sm_ops->create(args);
+		if (c->sms[i] == NULL) {
+			snprintf(err, len, "state machine %.64s refused "
+				 "sm_args %.64s", c->o->sm, c->cfg.sm_args);
+			return -BPX_ECONFIG;
+		}
+		struct dp_replica *r = &c->replicas[i];
+		int rc = dp_replica_init(r, &c->cfg, (uint8_t)i, c->sm_ops,
+					 c->sms[i], c->pool, err, len);
+		rc = rc ? rc : dp_replica_add_rx(r, c->mesh.ports[i], 0);
+		rc = rc ? rc : mesh_routes(c, &r->routes, (uint16_t)i);
+		if (rc)
+			return rc;
+		dp_replica_set_leader_hint(r, (uint8_t)c->o->leader);
+	}
+	return 0;
+}
+
+static int setup_loadgens(struct cluster *c)
+{
+	c->loadgens = rte_zmalloc("bypax_loadgens",
+				  c->o->loadgens * sizeof(*c->loadgens), 64);
+	if (c->loadgens == NULL)
+		return -BPX_ENOMEM;
+	for (uint32_t k = 0; k < c->o->loadgens; k++) {
+		struct dp_loadgen_config lc = {
+			.lanes = c->o->lanes,
+			.value_bytes = c->o->value_bytes,
+			.get_pct = c->o->get_pct,
+			.keys = c->o->keys,
+			.timeout_ns = 50000000ull,
+			.seed = 0x5eed + k,
+		};
+		struct bpx_endpoint self;
+		endpoint_address(k, false, &self);
+		uint16_t e = (uint16_t)(c->o->replicas + k);
+		struct dp_loadgen *g = &c->loadgens[k];
+		int rc = dp_loadgen_init(g, &c->cfg, &self,
+					 (uint64_t)(k + 1) << 32, &lc, c->pool);
+		rc = rc ? rc : mesh_routes(c, &g->routes, e);
+		if (rc)
+			return rc;
+		g->rx.port = c->mesh.ports[e];
+		g->rx.queue = 0;
+		g->leader_guess = (uint8_t)c->o->leader;
+		g->issuing = true;
+	}
+	return 0;
+}
+
+/* Endpoint e runs on lcore e % lcores; the main lcore takes its share. */
+static void plan_lcores(struct cluster *c)
+{
+	unsigned id;
+	c->lcores = 0;
+	c->lcore_ids[c->lcores++] = rte_get_main_lcore();
+	RTE_LCORE_FOREACH_WORKER(id)
+		c->lcore_ids[c->lcores++] = id;
+	uint32_t total = c->o->replicas + c->o->loadgens;
+	for (uint32_t e = 0; e < total; e++) {
+		struct lcore_work *w = &c->work[e % c->lcores];
+		struct endpoint *ep = &w->eps[w->count++];
+		ep->kind = e < c->o->replicas ? EP_REPLICA : EP_LOADGEN;
+		ep->obj = e < c->o->replicas
+				  ? (void *)&c->replicas[e]
+				  : (void *)&c->loadgens[e - c->o->replicas];
+	}
+}
+
+static uint32_t poll_endpoint(struct endpoint *ep)
+{
+	if (ep->kind == EP_REPLICA)
+		return dp_replica_poll(ep->obj);
+	return dp_loadgen_poll(ep->obj);
+}
+
+/* One pass over an lcore's endpoints, with TSC accounting of busy versus
+ * idle polls and a sleep after a run of idle ones. */
+static void poll_once(struct cluster *c, struct lcore_work *w,
+		      uint32_t *idle_run)
+{
+	uint64_t t0 = rte_rdtsc();
+	uint32_t work = 0;
+	for (uint32_t i = 0; i < w->count; i++)
+		work += poll_endpoint(&w->eps[i]);
+	uint64_t spent = rte_rdtsc() - t0;
+	if (work > 0) {
+		w->busy_cycles += spent;
+		*idle_run = 0;
+		return;
+	}
+	w->idle_cycles += spent;
+	if (c->o->idle_sleep_us > 0 && ++*idle_run >= IDLE_POLLS_BEFORE_SLEEP)
+		rte_delay_us_sleep(c->o->idle_sleep_us);
+}
+
+static int worker_main(void *arg)
+{
+	struct cluster *c = arg;
+	unsigned slot = 0;
+	while (c->lcore_ids[slot] != rte_lcore_id())
+		slot++;
+	uint32_t idle_run = 0;
+	while (!c->stop)
+		poll_once(c, &c->work[slot], &idle_run);
+	return 0;
+}
+
+/* ---- Malformed input, to prove every kind is a counted drop ---- */
+
+#define GARBAGE_KINDS 17u
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void fix_ip_checksum(uint8_t *frame)
+{
+	put_be16(frame + 24, 0);
+	put_be16(frame + 24, bpx_inet_checksum(frame + 14, 20, 0));
+}
+
+/* A frame that is wrong in one way (kind), aimed at replica `to`. The base
+ * is a well-formed COMMIT claiming to come from member 1 but sent from a
+ * non-member address, itself one of the kinds. */
+static uint16_t build_garbage(struct cluster *c, uint32_t kind, uint8_t to,
+			      uint64_t *prng, uint8_t *f)
+{
+	struct px_msg m = { .type = PX_MSG_COMMIT, .from = 1, .to = to,
+			    .ballot = px_ballot_make(1, 1) };
+	int n = bpx_wire_encode(f + BPX_FRAME_HEADER_BYTES, BPX_WIRE_PAYLOAD_MAX,
+				c->cfg.cluster_id, &m);
+	bpx_frame_write_headers(f, &c->garbage_ep, &c->cfg.members[to].data,
+				(uint16_t)n, 0);
+	uint16_t len = (uint16_t)(BPX_FRAME_HEADER_BYTES + (uint16_t)n);
+	uint8_t *b = f + BPX_FRAME_HEADER_BYTES;
+	switch (kind) {
+	case 0: return 10;                                    /* truncated */
+	case 1: put_be16(f + 12, 0x86dd); break;              /* IPv6 */
+	case 2: f[24] ^= 0xff; break;                         /* IP checksum */
+	case 3: put_be16(f + 20, 0x2001); fix_ip_checksum(f); break;
+	case 4: f[23] = 6; fix_ip_checksum(f); break;         /* TCP */
+	case 5: put_be16(f + 38, 9); break;                   /* UDP length */
+	case 6: put_be16(f + 40, 0x1234); break;              /* UDP checksum */
+	case 7: f[33] ^= 0x55; fix_ip_checksum(f); break;     /* other IP */
+	case 8: b[0] = 0; break;                              /* magic */
+	case 9: b[2] = 9; break;                              /* version */
+	case 10: b[3] = 99; break;                            /* type */
+	case 11: b[7] ^= 1; break;                            /* cluster */
+	case 12: len--; break;                                /* length */
+	case 13: break;                                       /* non-member */
+	case 14: put_be16(b + 14, 0xffff); break;             /* value_len */
+	case 15:                                              /* random */
+		len = (uint16_t)(1 + *prng % 300);
+		for (uint16_t i = 0; i < len; i++) {
+			*prng = *prng * 6364136223846793005ull + 1;
+			f[i] = (uint8_t)(*prng >> 56);
+		}
+		break;
+	default: put_be16(f + 12, BPX_ETHERTYPE_ARP); len = 20; break;
+	}
+	return len;
+}
+
+static void inject_garbage(struct cluster *c, uint64_t *prng)
+{
+	uint64_t total = (uint64_t)c->o->garbage * GARBAGE_KINDS *
+			 c->o->replicas;
+	if (c->garbage_sent >= total)
+		return;
+	uint64_t i = c->garbage_sent++;
+	uint8_t to = (uint8_t)(i % c->o->replicas);
+	uint32_t kind = (uint32_t)(i / c->o->replicas % GARBAGE_KINDS);
+	struct rte_mbuf *mb = rte_pktmbuf_alloc(c->pool);
+	if (mb == NULL)
+		return;
+	uint8_t frame[BPX_FRAME_MAX];
+	uint16_t len = build_garbage(c, kind, to, prng, frame);
+	memcpy(rte_pktmbuf_append(mb, len), frame, len);
+	if (rte_eth_tx_burst(c->garbage_port, to, &mb, 1) != 1)
+		rte_pktmbuf_free(mb);
+}
+
+/* ---- Running and checking ---- */
+
+static uint64_t total_completed(const struct cluster *c)
+{
+	uint64_t n = 0;
+	for (uint32_t k = 0; k < c->o->loadgens; k++)
+		n += c->loadgens[k].completed;
+	return n;
+}
+
+static bool run_finished(const struct cluster *c, uint64_t elapsed_ns)
+{
+	if (cluster_force_quit)
+		return true;
+	if (c->o->requests > 0)
+		return total_completed(c) >= c->o->requests;
+	return (double)elapsed_ns >= c->o->duration_s * 1e9;
+}
+
+static void print_progress(const struct cluster *c, uint64_t elapsed_ns,
+			   uint64_t *last_done, uint64_t *last_ns)
+{
+	uint64_t done = total_completed(c);
+	double dt = (double)(elapsed_ns - *last_ns) / 1e9;
+	printf("[%5.1f s] committed %10" PRIu64 " ops  %10.0f ops/s\n",
+	       (double)elapsed_ns / 1e9, done,
+	       dt > 0 ? (double)(done - *last_done) / dt : 0.0);
+	fflush(stdout);
+	*last_done = done;
+	*last_ns = elapsed_ns;
+}
+
+/* The load phase: every lcore polls its endpoints; the main lcore also
+ * injects garbage and prints progress. */
+static uint64_t run_load(struct cluster *c)
+{
+	unsigned slot;
+	for (slot = 1; slot < c->lcores; slot++)
+		rte_eal_remote_launch(worker_main, c, c->lcore_ids[slot]);
+	uint64_t start = dp_now_ns(), last_ns = 0, last_done = 0;
+	uint64_t prng = 0x9e3779b97f4a7c15ull;
+	uint32_t idle_run = 0;
+	for (;;) {
+		uint64_t elapsed = dp_now_ns() - start;
+		if (run_finished(c, elapsed))
+			break;
+		poll_once(c, &c->work[0], &idle_run);
+		for (int i = 0; i < 4; i++)
+			inject_garbage(c, &prng);
+		if (c->o->progress && elapsed - last_ns >= 1000000000ull)
+			print_progress(c, elapsed, &last_done, &last_ns);
+	}
+	uint64_t elapsed = dp_now_ns() - start;
+	for (uint32_t k = 0; k < c->o->loadgens; k++)
+		c->loadgens[k].issuing = false;
+	c->stop = true;
+	rte_eal_mp_wait_lcore();
+	return elapsed;
+}
+
+static bool converged(const struct cluster *c)
+{
+	uint64_t top = 0;
+	for (uint32_t i = 0; i < c->o->replicas; i++)
+		if (px_commit_index(c->replicas[i].px) > top)
+			top = px_commit_index(c->replicas[i].px);
+	for (uint32_t i = 0; i < c->o->replicas; i++)
+		if (px_applied_index(c->replicas[i].px) != top)
+			return false;
+	for (uint32_t k = 0; k < c->o->loadgens; k++)
+		if (dp_loadgen_outstanding(&c->loadgens[k]) > 0)
+			return false;
+	return true;
+}
+
+/* With the workers stopped, the main lcore owns every endpoint: it polls
+ * them all until requests in flight finish and every replica has applied
+ * the whole log (bounded). */
+static void drain(struct cluster *c)
+{
+	uint64_t deadline = dp_now_ns() + DRAIN_LIMIT_NS;
+	struct lcore_work all = { 0 };
+	for (unsigned s = 0; s < c->lcores; s++)
+		for (uint32_t i = 0; i < c->work[s].count; i++)
+			all.eps[all.count++] = c->work[s].eps[i];
+	uint32_t idle_run = 0;
+	while (!converged(c) && dp_now_ns() < deadline)
+		poll_once(c, &all, &idle_run);
+}
+
+static void fill_report(struct cluster *c, uint64_t elapsed_ns,
+			struct cluster_report *rep)
+{
+	struct bpx_hist h;
+	bpx_hist_reset(&h);
+	uint64_t tx = 0, busy = 0;
+	memset(rep, 0, sizeof(*rep));
+	for (uint32_t k = 0; k < c->o->loadgens; k++) {
+		struct dp_loadgen *g = &c->loadgens[k];
+		bpx_hist_merge(&h, g->hist);
+		rep->completed += g->completed;
+		rep->issued += g->issued;
+		rep->errors += g->errors;
+		tx += g->ctr.tx_frames;
+	}
+	const struct px_stats *lead = px_stats(c->replicas[0].px);
+	rep->states_identical = true;
+	rep->applied = px_applied_index(c->replicas[0].px);
+	uint64_t digest = px_state_digest(c->replicas[0].px);
+	for (uint32_t i = 0; i < c->o->replicas; i++) {
+		struct dp_replica *r = &c->replicas[i];
+		const struct px_stats *s = px_stats(r->px);
+		if (s->slots_proposed > lead->slots_proposed)
+			lead = s;
+		tx += r->ctr.tx_frames;
+		for (unsigned d = 1; d < BPX_WIRE_DROP_COUNT; d++)
+			rep->drops_total += r->ctr.drops[d];
+		rep->drops_total += r->ctr.multi_segment + r->ctr.px_rejected;
+		if (px_applied_index(r->px) != rep->applied ||
+		    px_state_digest(r->px) != digest)
+			rep->states_identical = false;
+	}
+	for (unsigned s = 0; s < c->lcores; s++)
+		busy += c->work[s].busy_cycles;
+	rep->seconds = (double)elapsed_ns / 1e9;
+	rep->p50_ns = bpx_hist_quantile(&h, 0.50);
+	rep->p99_ns = bpx_hist_quantile(&h, 0.99);
+	rep->p999_ns = bpx_hist_quantile(&h, 0.999);
+	rep->max_ns = h.count ? h.max : 0;
+	rep->mean_ns = h.count ? (double)h.sum / (double)h.count : 0;
+	rep->batch_avg = lead->slots_proposed
+				 ? (double)lead->batch_requests_total /
+					   (double)lead->slots_proposed
+				 : 0;
+	rep->packets_per_op = rep->completed ? (double)tx / (double)rep->completed
+					     : 0;
+	rep->cycles_per_op = rep->completed ? (double)busy / (double)rep->completed
+					    : 0;
+	rep->garbage_sent = c->garbage_sent;
+}
+
+static void teardown(struct cluster *c, struct cluster_report *rep)
+{
+	for (uint32_t i = 0; c->replicas && i < c->o->replicas; i++)
+		dp_replica_free(&c->replicas[i]);
+	for (uint32_t i = 0; i < c->o->replicas; i++)
+		if (c->sms[i] != NULL)
+			c->sm_ops->destroy(c->sms[i]);
+	for (uint32_t k = 0; c->loadgens && k < c->o->loadgens; k++)
+		dp_loadgen_free(&c->loadgens[k]);
+	rte_free(c->replicas);
+	rte_free(c->loadgens);
+	if (c->mesh.endpoints > 0)
+		dp_ring_mesh_close(&c->mesh);
+	if (c->pool != NULL) {
+		/* Every mbuf is back in the pool, or something leaked one. */
+		rep->mbufs_in_use = rte_mempool_in_use_count(c->pool);
+		rep->mbufs_returned = rep->mbufs_in_use == 0;
+		rte_mempool_free(c->pool);
+	}
+	dp_sm_unload(c->sm_dl);
+}
+
+int cluster_run(const struct cluster_opts *o, struct cluster_report *rep)
+{
+	static struct cluster c;
+	char err[256] = "";
+	memset(&c, 0, sizeof(c));
+	memset(rep, 0, sizeof(*rep));
+	c.o = o;
+	dp_clock_init();
+	build_config(&c);
+	endpoint_address(200, false, &c.garbage_ep);
+	c.pool = rte_pktmbuf_pool_create("bypax_mbufs", MESH_POOL_MBUFS, 256,
+					 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					 (int)rte_socket_id());
+	int rc = c.pool ? 0 : -BPX_ENOMEM;
+	if (rc)
+		snprintf(err, sizeof(err), "mbuf pool: %s (raise EAL -m)",
+			 rte_strerror(rte_errno));
+	uint16_t endpoints = (uint16_t)(o->replicas + o->loadgens + 1);
+	rc = rc ? rc : dp_ring_mesh_create(&c.mesh, endpoints, c.pool, err,
+					   sizeof(err));
+	c.garbage_port = c.mesh.ports[endpoints - 1];
+	rc = rc ? rc : setup_replicas(&c, err, sizeof(err));
+	rc = rc ? rc : setup_loadgens(&c);
+	if (rc == 0) {
+		plan_lcores(&c);
+		uint64_t elapsed = run_load(&c);
+		drain(&c);
+		fill_report(&c, elapsed, rep);
+	} else {
+		fprintf(stderr, "bypax-cluster: %s\n",
+			err[0] ? err : bpx_strerror(rc));
+	}
+	teardown(&c, rep);
+	return rc;
+}

@@ -1,0 +1,55 @@
+/* The in-process cluster: replicas and load generators on one net_ring
+ * mesh, spread over the EAL lcores. Used by bypax-cluster (the demo, the
+ * dpdk tests and the bench). */
+#ifndef BYPAX_CLUSTER_H
+#define BYPAX_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dp.h"
+#include "ports.h"
+
+#define CL_LOADGENS_MAX 4u
+
+struct cluster_opts {
+	uint32_t replicas;
+	uint32_t loadgens;
+	uint32_t lanes;
+	uint64_t requests;      /* stop after this many (0: use duration) */
+	double duration_s;
+	uint32_t value_bytes;
+	uint32_t get_pct;
+	uint32_t keys;
+	uint32_t idle_sleep_us;
+	uint32_t window;
+	uint32_t batch;
+	uint32_t leader;
+	uint32_t garbage;       /* malformed frames of each kind per replica */
+	bool progress;
+	const char *json_path;
+	const char *sm;
+	const char *sm_args;
+};
+
+struct cluster_report {
+	double seconds;
+	uint64_t completed;
+	uint64_t issued;
+	uint64_t errors;
+	uint64_t p50_ns, p99_ns, p999_ns, max_ns;
+	double mean_ns;
+	double batch_avg;
+	double packets_per_op;
+	double cycles_per_op;     /* busy cycles of the leader's lcore share */
+	uint64_t drops_total;
+	uint64_t garbage_sent;
+	uint64_t applied;
+	bool states_identical;
+	bool mbufs_returned;
+	unsigned mbufs_in_use;
+};
+
+int cluster_run(const struct cluster_opts *o, struct cluster_report *rep);
+
+#endif

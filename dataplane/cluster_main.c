@@ -1,0 +1,223 @@
+/* bypax-cluster: a whole cluster in one DPDK process on net_ring ports,
+ * under load, with a report. The demo, the dpdk tests and the bench run it.
+ *
+ *   bypax-cluster [EAL options] -- [--replicas 3] [--requests N | --duration S] ...
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include "cluster.h"
+
+extern volatile bool cluster_force_quit;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	cluster_force_quit = true;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bypax-cluster [EAL options] -- [options]\n"
+		"Runs a bypax cluster in one process: replicas and load generators\n"
+		"on net_ring ports, then checks every replica holds the same state.\n"
+		"EAL for CI: --no-huge --no-pci --no-shconf -m 512 --file-prefix X -l 0-1\n"
+		"  --replicas N        replicas, 1..7 (default 3)\n"
+		"  --loadgens N        load generators, 1..4 (default 1)\n"
+		"  --lanes N           outstanding requests per generator (default 16)\n"
+		"  --requests N        stop after N committed requests (default 100000)\n"
+		"  --duration S        or run for S seconds instead\n"
+		"  --value-bytes N     PUT value size, 0..1024 (default 16)\n"
+		"  --get-pct N         percent of GETs, 0..100 (default 50)\n"
+		"  --keys N            key space (default 1000)\n"
+		"  --window N          slots in flight (default 64)\n"
+		"  --batch N           requests per slot at most (default 64)\n"
+		"  --leader N          replica to lead (default 0)\n"
+		"  --idle-sleep-us N   sleep N us after idle polls (default 0: busy poll)\n"
+		"  --garbage N         inject N malformed frames of each kind per replica\n"
+		"  --sm NAME           state machine: kv or ./path.so (default kv)\n"
+		"  --sm-args ARGS      its create() arguments\n"
+		"  --json FILE         write the report as JSON\n"
+		"  --quiet             no progress lines\n");
+}
+
+static int num(const char *name, const char *s, uint64_t lo, uint64_t hi,
+	       uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "bypax-cluster: %s must be %" PRIu64 "..%" PRIu64
+				", got '%s'\n", name, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct cluster_opts *o)
+{
+	static const struct option opts[] = {
+		{ "replicas", 1, 0, 'r' }, { "loadgens", 1, 0, 'g' },
+		{ "lanes", 1, 0, 'l' }, { "requests", 1, 0, 'n' },
+		{ "duration", 1, 0, 'd' }, { "value-bytes", 1, 0, 'v' },
+		{ "get-pct", 1, 0, 'G' }, { "keys", 1, 0, 'k' },
+		{ "window", 1, 0, 'w' }, { "batch", 1, 0, 'b' },
+		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
+		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
+		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
+		{ "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+	};
+	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
+				    .requests = 100000, .value_bytes = 16,
+				    .get_pct = 50, .keys = 1000, .window = 64,
+				    .batch = 64, .progress = true, .sm = "kv",
+				    .sm_args = "capacity=65536" };
+	int c;
+	uint64_t v = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int e = 0;
+		switch (c) {
+		case 'r': e = num("--replicas", optarg, 1, 7, &v); o->replicas = (uint32_t)v; break;
+		case 'g': e = num("--loadgens", optarg, 1, CL_LOADGENS_MAX, &v); o->loadgens = (uint32_t)v; break;
+		case 'l': e = num("--lanes", optarg, 1, 4096, &v); o->lanes = (uint32_t)v; break;
+		case 'n': e = num("--requests", optarg, 1, UINT32_MAX, &v); o->requests = v; break;
+		case 'd': e = num("--duration", optarg, 1, 86400, &v); o->duration_s = (double)v; o->requests = 0; break;
+		case 'v': e = num("--value-bytes", optarg, 0, 1024, &v); o->value_bytes = (uint32_t)v; break;
+		case 'G': e = num("--get-pct", optarg, 0, 100, &v); o->get_pct = (uint32_t)v; break;
+		case 'k': e = num("--keys", optarg, 1, 1000000, &v); o->keys = (uint32_t)v; break;
+		case 'w': e = num("--window", optarg, 1, 4096, &v); o->window = (uint32_t)v; break;
+		case 'b': e = num("--batch", optarg, 1, 1024, &v); o->batch = (uint32_t)v; break;
+		case 'L': e = num("--leader", optarg, 0, 6, &v); o->leader = (uint32_t)v; break;
+		case 'i': e = num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
+		case 'x': e = num("--garbage", optarg, 0, 100000, &v); o->garbage = (uint32_t)v; break;
+		case 's': o->sm = optarg; break;
+		case 'a': o->sm_args = optarg; break;
+		case 'j': o->json_path = optarg; break;
+		case 'q': o->progress = false; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+		if (e)
+			return -1;
+	}
+	if (o->leader >= o->replicas) {
+		fprintf(stderr, "bypax-cluster: --leader %u is not a replica "
+			"(0..%u)\n", o->leader, o->replicas - 1);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_report(const struct cluster_opts *o,
+			 const struct cluster_report *r)
+{
+	printf("\nbypax-cluster: %u replicas, %u x %u client lanes, %u-byte "
+	       "values, %u%% GET, lcores %u\n",
+	       o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
+	       rte_lcore_count());
+	printf("  committed       %" PRIu64 " ops in %.2f s = %.0f ops/s\n",
+	       r->completed, r->seconds,
+	       r->seconds > 0 ? (double)r->completed / r->seconds : 0.0);
+	printf("  latency         p50 %.1f us  p99 %.1f us  p99.9 %.1f us  "
+	       "max %.1f us\n",
+	       (double)r->p50_ns / 1e3, (double)r->p99_ns / 1e3,
+	       (double)r->p999_ns / 1e3, (double)r->max_ns / 1e3);
+	printf("  batch size      %.1f requests per slot (leader average)\n",
+	       r->batch_avg);
+	printf("  packets per op  %.2f (all frames sent / committed ops)\n",
+	       r->packets_per_op);
+	printf("  cycles per op   %.0f (busy polls, all lcores)\n",
+	       r->cycles_per_op);
+	printf("  state           %s on all %u replicas (applied %" PRIu64
+	       " slots)\n",
+	       r->states_identical ? "identical" : "DIFFERENT", o->replicas,
+	       r->applied);
+	printf("  mbufs           %u in use after shutdown (%s)\n",
+	       r->mbufs_in_use, r->mbufs_returned ? "no leak" : "LEAK");
+	if (o->garbage > 0)
+		printf("  bad input       %" PRIu64 " malformed frames sent, "
+		       "%" PRIu64 " counted as drops\n",
+		       r->garbage_sent, r->drops_total);
+	if (r->errors > 0)
+		printf("  errors          %" PRIu64 " requests failed\n",
+		       r->errors);
+}
+
+static void write_json(const char *path, const struct cluster_opts *o,
+		       const struct cluster_report *r)
+{
+	FILE *f = fopen(path, "w");
+	if (f == NULL) {
+		perror(path);
+		return;
+	}
+	fprintf(f, "{\"replicas\":%u,\"loadgens\":%u,\"lanes\":%u,"
+		"\"value_bytes\":%u,\"get_pct\":%u,\"window\":%u,\"batch\":%u,"
+		"\"lcores\":%u,\"seconds\":%.4f,\"committed\":%" PRIu64 ","
+		"\"ops_per_s\":%.1f,\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
+		",\"p999_ns\":%" PRIu64 ",\"max_ns\":%" PRIu64 ","
+		"\"mean_ns\":%.1f,\"batch_avg\":%.2f,\"packets_per_op\":%.3f,"
+		"\"cycles_per_op\":%.1f,\"states_identical\":%s,"
+		"\"mbufs_in_use\":%u,\"errors\":%" PRIu64 "}\n",
+		o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
+		o->window, o->batch, rte_lcore_count(), r->seconds,
+		r->completed,
+		r->seconds > 0 ? (double)r->completed / r->seconds : 0.0,
+		r->p50_ns, r->p99_ns, r->p999_ns, r->max_ns, r->mean_ns,
+		r->batch_avg, r->packets_per_op, r->cycles_per_op,
+		r->states_identical ? "true" : "false", r->mbufs_in_use,
+		r->errors);
+	fclose(f);
+}
+
+static bool report_ok(const struct cluster_opts *o,
+		      const struct cluster_report *r)
+{
+	bool ok = r->states_identical && r->mbufs_returned && r->errors == 0 &&
+		  r->completed == r->issued;
+	if (o->requests > 0 && r->completed < o->requests)
+		ok = false;
+	if (o->garbage > 0 && r->drops_total < r->garbage_sent)
+		ok = false;
+	return ok && !cluster_force_quit;
+}
+
+int main(int argc, char **argv)
+{
+	int ret = rte_eal_init(argc, argv);
+	if (ret < 0) {
+		fprintf(stderr, "bypax-cluster: EAL init failed: %s\n",
+			rte_strerror(rte_errno));
+		return 2;
+	}
+	argc -= ret;
+	argv += ret;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	struct cluster_opts o;
+	if (parse(argc, argv, &o) != 0) {
+		rte_eal_cleanup();
+		return 2;
+	}
+	struct cluster_report r;
+	int rc = cluster_run(&o, &r);
+	if (rc == 0) {
+		print_report(&o, &r);
+		if (o.json_path)
+			write_json(o.json_path, &o, &r);
+	}
+	bool ok = rc == 0 && report_ok(&o, &r);
+	printf("bypax-cluster: %s\n", ok ? "OK" : "FAILED");
+	rte_eal_cleanup();
+	return ok ? 0 : 1;
+}

@@ -1,0 +1,182 @@
+/* The DPDK dataplane: endpoints (replica instances and load generators)
+ * polled by worker lcores. Internal to dataplane/. */
+#ifndef BYPAX_DP_H
+#define BYPAX_DP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "bypax/config.h"
+#include "bypax/consensus.h"
+#include "bypax/sm.h"
+#include "bypax/wire.h"
+#include "hist.h"
+
+#define DP_BURST 32u
+#define DP_ROUTES_MAX 32u
+#define DP_RX_MAX 8u
+#define DP_CLIENT_ADDRS 4096u /* power of two */
+#define DP_TICK_NS 20000ull   /* px_tick every 20 us */
+
+/* Where a frame for a given destination MAC leaves: a port and TX queue. */
+struct dp_route {
+	uint16_t port;
+	uint16_t queue;
+};
+
+struct dp_txq {
+	struct dp_route route;
+	uint16_t count;
+	struct rte_mbuf *pkts[DP_BURST];
+};
+
+/* Destination MAC -> TX queue, plus a default for everything else (the NIC
+ * port, or the port kernel clients sit behind). */
+struct dp_routes {
+	uint8_t count;
+	uint8_t macs[DP_ROUTES_MAX][6];
+	uint8_t txq[DP_ROUTES_MAX];     /* index into the TX queue table */
+	uint8_t default_txq;
+	uint8_t txq_count;
+	struct dp_txq txqs[DP_ROUTES_MAX];
+};
+
+/* Drop and traffic counters of one endpoint (read by telemetry). */
+struct dp_counters {
+	uint64_t rx_frames;
+	uint64_t tx_frames;
+	uint64_t tx_full;          /* TX queue refused: freed */
+	uint64_t mbuf_exhausted;
+	uint64_t arp_replies;
+	uint64_t multi_segment;
+	uint64_t no_client_address;
+	uint64_t snapshot_unsupported;
+	uint64_t encode_failed;
+	uint64_t drops[BPX_WIRE_DROP_COUNT];
+	uint64_t px_rejected;      /* px_step refused (counted by reason in px) */
+	uint64_t busy_cycles;
+	uint64_t idle_cycles;
+	uint64_t polls;
+	uint64_t idle_polls;
+};
+
+struct dp_client_addr {
+	uint64_t client_id;
+	struct bpx_endpoint ep;
+	bool used;
+};
+
+struct dp_rx {
+	uint16_t port;
+	uint16_t queue;
+};
+
+/* One replica instance: its consensus state, state machine and ports. */
+struct dp_replica {
+	uint8_t id;
+	const struct bpx_config *cfg;
+	struct bpx_endpoint self;
+	struct px_replica *px;
+	void *px_mem;
+	const struct bpx_sm_ops *sm_ops;
+	void *sm;
+	struct px_outbox out;
+	struct px_msg *out_msgs;
+	struct rte_mempool *pool;
+	uint8_t rx_count;
+	struct dp_rx rx[DP_RX_MAX];
+	struct dp_routes routes;
+	uint16_t ip_id;
+	uint64_t next_tick_ns;
+	uint8_t leader_hint;
+	struct dp_client_addr *clients; /* DP_CLIENT_ADDRS */
+	struct dp_counters ctr;
+	uint8_t frame_buf[BPX_FRAME_MAX];
+};
+
+/* A load generator: closed-loop client lanes on a DPDK port, for the
+ * in-process cluster and the bench (loadgen.c). Each lane is one client
+ * session with at most one request outstanding. */
+struct dp_lane {
+	uint64_t client_id;
+	uint64_t seq;
+	uint64_t first_sent_ns;
+	uint64_t resend_ns; /* when to send again: retry or timeout */
+	uint16_t cmd_len;
+	uint8_t target;
+	bool busy;
+	uint8_t cmd[PX_COMMAND_BYTES_MAX];
+};
+
+struct dp_loadgen_config {
+	uint32_t lanes;
+	uint32_t value_bytes;
+	uint32_t get_pct;
+	uint32_t keys;
+	uint64_t timeout_ns;
+	uint64_t seed;
+};
+
+struct dp_loadgen {
+	struct dp_loadgen_config lc;
+	const struct bpx_config *cfg;
+	struct bpx_endpoint self;
+	struct rte_mempool *pool;
+	struct dp_rx rx;
+	struct dp_routes routes;
+	struct dp_lane *lanes;
+	uint8_t leader_guess;
+	volatile bool issuing;   /* set by the main lcore */
+	volatile uint64_t issued;
+	volatile uint64_t completed;
+	uint64_t resends;
+	uint64_t redirects;
+	uint64_t busy_replies;
+	uint64_t errors;
+	uint64_t prng;
+	struct bpx_hist *hist;
+	struct dp_counters ctr;
+	uint8_t frame_buf[BPX_FRAME_MAX];
+};
+
+int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
+		    const struct bpx_endpoint *self, uint64_t client_base,
+		    const struct dp_loadgen_config *lc,
+		    struct rte_mempool *pool);
+void dp_loadgen_free(struct dp_loadgen *g);
+uint32_t dp_loadgen_poll(struct dp_loadgen *g);
+uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g);
+
+/* Clock: nanoseconds from the TSC. */
+void dp_clock_init(void);
+uint64_t dp_now_ns(void);
+uint64_t dp_tsc_to_ns(uint64_t tsc);
+
+/* Routes. */
+void dp_routes_init(struct dp_routes *rt);
+int dp_routes_add_txq(struct dp_routes *rt, uint16_t port, uint16_t queue);
+int dp_routes_add_mac(struct dp_routes *rt, const uint8_t mac[6], uint8_t txq);
+struct dp_txq *dp_routes_lookup(struct dp_routes *rt, const uint8_t mac[6]);
+void dp_txq_push(struct dp_txq *q, struct rte_mbuf *m,
+		 struct dp_counters *ctr);
+void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr);
+
+/* Replica instances (replica.c). */
+int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
+		    uint8_t id, const struct bpx_sm_ops *sm_ops, void *sm,
+		    struct rte_mempool *pool, char *err, size_t err_len);
+void dp_replica_free(struct dp_replica *r);
+int dp_replica_add_rx(struct dp_replica *r, uint16_t port, uint16_t queue);
+/* One poll: rx burst, steps, timers, tx. Returns frames received. */
+uint32_t dp_replica_poll(struct dp_replica *r);
+void dp_replica_set_leader_hint(struct dp_replica *r, uint8_t leader);
+
+/* State machine loading (sm_loader.c): "kv" or a path to a .so. */
+const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
+				    char *err, size_t err_len);
+void dp_sm_unload(void *dl_handle);
+
+#endif

@@ -1,0 +1,93 @@
+/* Clock and routing shared by every endpoint. */
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+
+#include "dp.h"
+
+static uint64_t tsc_hz;
+static uint64_t tsc_base;
+
+void dp_clock_init(void)
+{
+	tsc_hz = rte_get_tsc_hz();
+	tsc_base = rte_rdtsc();
+}
+
+uint64_t dp_tsc_to_ns(uint64_t tsc)
+{
+	/* Split to avoid overflow: whole seconds, then the remainder. */
+	return tsc / tsc_hz * 1000000000ull +
+	       (tsc % tsc_hz) * 1000000000ull / tsc_hz;
+}
+
+uint64_t dp_now_ns(void)
+{
+	return dp_tsc_to_ns(rte_rdtsc() - tsc_base);
+}
+
+void dp_routes_init(struct dp_routes *rt)
+{
+	memset(rt, 0, sizeof(*rt));
+}
+
+int dp_routes_add_txq(struct dp_routes *rt, uint16_t port, uint16_t queue)
+{
+	for (uint8_t i = 0; i < rt->txq_count; i++)
+		if (rt->txqs[i].route.port == port &&
+		    rt->txqs[i].route.queue == queue)
+			return i;
+	if (rt->txq_count == DP_ROUTES_MAX)
+		return -BPX_ENOMEM;
+	struct dp_txq *q = &rt->txqs[rt->txq_count];
+	q->route.port = port;
+	q->route.queue = queue;
+	q->count = 0;
+	return rt->txq_count++;
+}
+
+int dp_routes_add_mac(struct dp_routes *rt, const uint8_t mac[6], uint8_t txq)
+{
+	if (rt->count == DP_ROUTES_MAX || txq >= rt->txq_count)
+		return -BPX_ENOMEM;
+	memcpy(rt->macs[rt->count], mac, 6);
+	rt->txq[rt->count] = txq;
+	rt->count++;
+	return 0;
+}
+
+struct dp_txq *dp_routes_lookup(struct dp_routes *rt, const uint8_t mac[6])
+{
+	for (uint8_t i = 0; i < rt->count; i++)
+		if (memcmp(rt->macs[i], mac, 6) == 0)
+			return &rt->txqs[rt->txq[i]];
+	return &rt->txqs[rt->default_txq];
+}
+
+static void txq_flush(struct dp_txq *q, struct dp_counters *ctr)
+{
+	if (q->count == 0)
+		return;
+	uint16_t sent = rte_eth_tx_burst(q->route.port, q->route.queue, q->pkts,
+					 q->count);
+	ctr->tx_frames += sent;
+	if (unlikely(sent < q->count)) {
+		ctr->tx_full += q->count - sent;
+		rte_pktmbuf_free_bulk(&q->pkts[sent], q->count - sent);
+	}
+	q->count = 0;
+}
+
+void dp_txq_push(struct dp_txq *q, struct rte_mbuf *m, struct dp_counters *ctr)
+{
+	q->pkts[q->count++] = m;
+	if (q->count == DP_BURST)
+		txq_flush(q, ctr);
+}
+
+void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr)
+{
+	for (uint8_t i = 0; i < rt->txq_count; i++)
+		txq_flush(&rt->txqs[i], ctr);
+}

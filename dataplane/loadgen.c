@@ -1,0 +1,210 @@
+/* The load generator: client lanes that speak the wire protocol on a DPDK
+ * port, follow redirects, retry with the same (client_id, seq), and record
+ * latency from the first send to the reply. */
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_ethdev.h>
+#include <rte_malloc.h>
+
+#include "bypax/kv.h"
+#include "dp.h"
+
+#define RETRY_BUSY_NS 100000ull
+
+int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
+		    const struct bpx_endpoint *self, uint64_t client_base,
+		    const struct dp_loadgen_config *lc,
+		    struct rte_mempool *pool)
+{
+	memset(g, 0, sizeof(*g));
+	g->lc = *lc;
+	g->cfg = cfg;
+	g->self = *self;
+	g->pool = pool;
+	g->prng = lc->seed | 1;
+	g->lanes = rte_zmalloc("bypax_lanes", lc->lanes * sizeof(*g->lanes), 64);
+	g->hist = rte_zmalloc("bypax_hist", sizeof(*g->hist), 64);
+	if (g->lanes == NULL || g->hist == NULL) {
+		dp_loadgen_free(g);
+		return -BPX_ENOMEM;
+	}
+	bpx_hist_reset(g->hist);
+	for (uint32_t i = 0; i < lc->lanes; i++)
+		g->lanes[i].client_id = client_base + i;
+	dp_routes_init(&g->routes);
+	return 0;
+}
+
+void dp_loadgen_free(struct dp_loadgen *g)
+{
+	rte_free(g->lanes);
+	rte_free(g->hist);
+	g->lanes = NULL;
+	g->hist = NULL;
+}
+
+static uint64_t next_rand(struct dp_loadgen *g)
+{
+	g->prng ^= g->prng << 13;
+	g->prng ^= g->prng >> 7;
+	g->prng ^= g->prng << 17;
+	return g->prng;
+}
+
+static void make_command(struct dp_loadgen *g, struct dp_lane *l)
+{
+	char key[16];
+	uint8_t value[BPX_KV_VALUE_BYTES_MAX];
+	int klen = snprintf(key, sizeof(key), "k%06u",
+			    (unsigned)(next_rand(g) % g->lc.keys));
+	bool get = next_rand(g) % 100 < g->lc.get_pct;
+	memset(value, 'a' + (int)(l->seq % 26), g->lc.value_bytes);
+	int n = bpx_kv_encode(l->cmd, sizeof(l->cmd),
+			      get ? BPX_KV_GET : BPX_KV_PUT, key, (size_t)klen,
+			      get ? NULL : value, get ? 0 : g->lc.value_bytes,
+			      NULL, 0);
+	l->cmd_len = n > 0 ? (uint16_t)n : 0;
+}
+
+static void send_request(struct dp_loadgen *g, struct dp_lane *l,
+			 uint64_t now_ns)
+{
+	struct px_msg m = { 0 };
+	m.type = PX_MSG_REQUEST;
+	m.from = PX_TO_CLIENT;
+	m.to = l->target;
+	m.client_id = l->client_id;
+	m.seq = l->seq;
+	m.value = l->cmd;
+	m.value_len = l->cmd_len;
+	l->resend_ns = now_ns + g->lc.timeout_ns;
+	struct rte_mbuf *mb = rte_pktmbuf_alloc(g->pool);
+	if (mb == NULL) {
+		g->ctr.mbuf_exhausted++;
+		return; /* the timeout resends */
+	}
+	const struct bpx_endpoint *dst = &g->cfg->members[l->target].data;
+	size_t len = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(&m);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)len);
+	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES,
+				    len - BPX_FRAME_HEADER_BYTES,
+				    g->cfg->cluster_id, &m)
+		  : -1;
+	if (n < 0) {
+		g->ctr.encode_failed++;
+		rte_pktmbuf_free(mb);
+		return;
+	}
+	bpx_frame_write_headers(p, &g->self, dst, (uint16_t)n, 0);
+	dp_txq_push(dp_routes_lookup(&g->routes, dst->mac), mb, &g->ctr);
+}
+
+static void start_op(struct dp_loadgen *g, struct dp_lane *l, uint64_t now_ns)
+{
+	l->seq++;
+	l->busy = true;
+	l->target = g->leader_guess;
+	l->first_sent_ns = now_ns;
+	make_command(g, l);
+	g->issued++;
+	send_request(g, l, now_ns);
+}
+
+static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
+		     uint64_t now_ns)
+{
+	uint64_t idx = m->client_id - g->lanes[0].client_id;
+	if (idx >= g->lc.lanes)
+		return;
+	struct dp_lane *l = &g->lanes[idx];
+	if (!l->busy || m->seq != l->seq)
+		return; /* late or duplicated */
+	switch (m->status) {
+	case PX_REPLY_OK:
+		bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
+		l->busy = false;
+		g->completed++;
+		if (g->issuing)
+			start_op(g, l, now_ns);
+		return;
+	case PX_REPLY_REDIRECT:
+		g->redirects++;
+		l->target = m->leader_hint < g->cfg->member_count
+				    ? m->leader_hint
+				    : (uint8_t)((l->target + 1) %
+						g->cfg->member_count);
+		g->leader_guess = l->target;
+		send_request(g, l, now_ns);
+		return;
+	case PX_REPLY_BUSY:
+		g->busy_replies++;
+		l->resend_ns = now_ns + RETRY_BUSY_NS;
+		return;
+	default:
+		g->errors++; /* STALE, EXPIRED, TOO_BIG: give the lane up */
+		l->busy = false;
+		return;
+	}
+}
+
+static void handle_frame(struct dp_loadgen *g, struct rte_mbuf *mb,
+			 uint64_t now_ns)
+{
+	struct bpx_frame f;
+	struct px_msg m;
+	const uint8_t *data = rte_pktmbuf_mtod(mb, const uint8_t *);
+	enum bpx_wire_drop d = bpx_frame_parse(data, rte_pktmbuf_data_len(mb),
+					       &f);
+	if (d == BPX_WIRE_OK)
+		d = bpx_wire_decode(f.payload, f.payload_len,
+				    g->cfg->cluster_id, &m);
+	if (d == BPX_WIRE_OK && m.type != PX_MSG_REPLY)
+		d = BPX_WIRE_BAD_TYPE;
+	if (d != BPX_WIRE_OK) {
+		g->ctr.drops[d]++;
+		return;
+	}
+	on_reply(g, &m, now_ns);
+}
+
+static void drive_lanes(struct dp_loadgen *g, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < g->lc.lanes; i++) {
+		struct dp_lane *l = &g->lanes[i];
+		if (!l->busy) {
+			if (g->issuing)
+				start_op(g, l, now_ns);
+		} else if (now_ns >= l->resend_ns) {
+			/* Same (client_id, seq): applied at most once. */
+			g->resends++;
+			if (now_ns - l->first_sent_ns > g->lc.timeout_ns)
+				l->target = (uint8_t)((l->target + 1) %
+						      g->cfg->member_count);
+			send_request(g, l, now_ns);
+		}
+	}
+}
+
+uint32_t dp_loadgen_poll(struct dp_loadgen *g)
+{
+	struct rte_mbuf *pkts[DP_BURST];
+	uint64_t now_ns = dp_now_ns();
+	uint16_t n = rte_eth_rx_burst(g->rx.port, g->rx.queue, pkts, DP_BURST);
+	for (uint16_t i = 0; i < n; i++)
+		handle_frame(g, pkts[i], now_ns);
+	if (n > 0)
+		rte_pktmbuf_free_bulk(pkts, n);
+	g->ctr.rx_frames += n;
+	drive_lanes(g, now_ns);
+	dp_routes_flush(&g->routes, &g->ctr);
+	return n;
+}
+
+uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g)
+{
+	uint32_t busy = 0;
+	for (uint32_t i = 0; i < g->lc.lanes; i++)
+		busy += g->lanes[i].busy;
+	return busy;
+}
