@@ -162,7 +162,7 @@ static int read_cluster(struct reader *rd, struct bpx_config *cfg)
 	px->cluster_id = (uint32_t)id;
 	const char *sm = rte_cfgfile_get_entry(rd->file, s, "sm");
 	const char *args = rte_cfgfile_get_entry(rd->file, s, "sm_args");
-	snprintf(cfg->sm, sizeof(cfg->sm), "%s", sm ? sm : "kv");
+	snprintf(cfg->sm, sizeof(cfg->sm), "%s", sm && *sm ? sm : "kv");
 	snprintf(cfg->sm_args, sizeof(cfg->sm_args), "%s", args ? args : "");
 	return 0;
 }
@@ -278,7 +278,9 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	}
 	fclose(probe);
 	struct reader rd = { .path = path, .err = err, .err_len = err_len };
-	rd.file = rte_cfgfile_load(path, 0);
+	/* Empty values load, so that "key =" is reported with its section
+	 * and key below (rte_cfgfile alone says only "not valid"). */
+	rd.file = rte_cfgfile_load(path, CFG_FLAG_EMPTY_VALUES);
 	if (rd.file == NULL) {
 		snprintf(err, err_len, "%s: not a valid INI file", path);
 		return -BPX_ECONFIG;

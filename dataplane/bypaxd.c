@@ -1,0 +1,414 @@
+/* bypaxd: one bypax replica as a DPDK process.
+ *
+ *   bypaxd [EAL options] -- --config FILE --id N [options]
+ *
+ * EAL first, as every DPDK app: rte_eal_init, then our own getopt_long on
+ * what follows "--". Every ethdev the EAL probed is a port of this replica
+ * (a PCI NIC with -a BDF, net_memif links to peers, a net_tap or
+ * net_af_packet port for kernel clients). The worker lcore owns the
+ * replica; the main thread only waits for a signal and reports. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_telemetry.h>
+
+#include "dp.h"
+#include "ports.h"
+#include "bypaxd.h"
+
+#define POOL_MBUFS 8191u
+#define IDLE_POLLS_BEFORE_SLEEP 64u
+
+static volatile bool force_quit;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	force_quit = true; /* only this: the loops notice and leave */
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bypaxd [EAL options] -- --config FILE --id N [options]\n"
+		"Runs one bypax replica. Every port the EAL probes is used:\n"
+		"  -a BDF for a NIC; --vdev=net_memif0,... for links to peers on\n"
+		"  this machine; --vdev=net_tap0,iface=NAME for kernel clients.\n"
+		"Options:\n"
+		"  --config FILE        cluster configuration (docs/config.md)\n"
+		"  --id N               this replica's member id in the config\n"
+		"  --sm NAME            state machine: kv, or ./path/to.so (default:\n"
+		"                       the config's [cluster] sm, else kv)\n"
+		"  --route M=P          send to member M through port P (default 0)\n"
+		"  --client-port P      port for replies to clients (default 0)\n"
+		"  --leader N           the replica to lead when no control plane\n"
+		"                       runs (default: the control plane decides)\n"
+		"  --no-control         no control thread: --leader decides\n"
+		"  --idle-sleep-us N    sleep N us after idle polls (default 0:\n"
+		"                       busy poll, for dedicated cores)\n"
+		"  --stats-interval S   print counters every S seconds (default 0)\n"
+		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
+		"                       /tmp/bypaxd-<cluster>-<id>.sock)\n"
+		"  --help               this text\n"
+		"EAL options: see dpdk docs, e.g. -l 0-1 --no-huge -m 512.\n"
+		"Exit status: 0 after SIGINT/SIGTERM, 2 on bad arguments or\n"
+		"configuration, 1 on a runtime failure.\n");
+}
+
+static int parse_num(const char *name, const char *s, uint64_t lo,
+		     uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "bypaxd: %s must be %" PRIu64 "..%" PRIu64
+				", got '%s'\n", name, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_route(struct bypaxd_opts *o, const char *s)
+{
+	unsigned m, p;
+	char tail;
+	if (sscanf(s, "%u=%u%c", &m, &p, &tail) != 2 || m >= PX_REPLICAS_MAX ||
+	    p >= RTE_MAX_ETHPORTS) {
+		fprintf(stderr, "bypaxd: --route wants MEMBER=PORT, got '%s'\n",
+			s);
+		return -1;
+	}
+	o->route_port[m] = (int)p;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
+{
+	static const struct option opts[] = {
+		{ "config", 1, 0, 'c' }, { "id", 1, 0, 'i' },
+		{ "sm", 1, 0, 's' }, { "route", 1, 0, 'r' },
+		{ "client-port", 1, 0, 'p' }, { "leader", 1, 0, 'L' },
+		{ "no-control", 0, 0, 'N' }, { "idle-sleep-us", 1, 0, 'I' },
+		{ "stats-interval", 1, 0, 'S' }, { "admin-socket", 1, 0, 'A' },
+		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+	};
+	memset(o, 0, sizeof(*o));
+	o->id = -1;
+	o->leader = -1;
+	for (unsigned i = 0; i < PX_REPLICAS_MAX; i++)
+		o->route_port[i] = -1;
+	int c;
+	uint64_t v;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		int e = 0;
+		switch (c) {
+		case 'c': o->config = optarg; break;
+		case 'i': e = parse_num("--id", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->id = (int)v; break;
+		case 's': o->sm = optarg; break;
+		case 'r': e = parse_route(o, optarg); break;
+		case 'p': e = parse_num("--client-port", optarg, 0, RTE_MAX_ETHPORTS - 1, &v); o->client_port = (uint16_t)v; break;
+		case 'L': e = parse_num("--leader", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->leader = (int)v; break;
+		case 'N': o->no_control = true; break;
+		case 'I': e = parse_num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
+		case 'S': e = parse_num("--stats-interval", optarg, 0, 86400, &v); o->stats_interval_s = (uint32_t)v; break;
+		case 'A': o->admin_socket = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+		if (e)
+			return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bypaxd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->config == NULL || o->id < 0) {
+		fprintf(stderr, "bypaxd: --config FILE and --id N are required "
+			"(see --help)\n");
+		return -1;
+	}
+	if (o->no_control && o->leader < 0)
+		o->leader = 0;
+	return 0;
+}
+
+struct daemon {
+	struct bypaxd_opts o;
+	struct bpx_config cfg;
+	struct rte_mempool *pool;
+	const struct bpx_sm_ops *sm_ops;
+	void *sm_dl;
+	void *sm;
+	struct dp_replica *replica;
+	uint16_t ports;
+	volatile bool worker_done;
+};
+
+static struct daemon d;
+
+static int setup_ports(char *err, size_t len)
+{
+	d.ports = rte_eth_dev_count_avail();
+	if (d.ports == 0) {
+		snprintf(err, len, "no ports: give the EAL a NIC (-a BDF) or a "
+			 "vdev (--vdev=net_memif0,... / net_tap0)");
+		return -BPX_ECONFIG;
+	}
+	if (d.o.client_port >= d.ports) {
+		snprintf(err, len, "--client-port %u: only %u ports", d.o.client_port,
+			 d.ports);
+		return -BPX_ECONFIG;
+	}
+	for (unsigned m = 0; m < PX_REPLICAS_MAX; m++)
+		if (d.o.route_port[m] >= (int)d.ports) {
+			snprintf(err, len, "--route %u=%d: only %u ports", m,
+				 d.o.route_port[m], d.ports);
+			return -BPX_ECONFIG;
+		}
+	uint16_t port;
+	RTE_ETH_FOREACH_DEV(port) {
+		int rc = dp_port_start(port, 1, 1, d.pool, err, len);
+		if (rc)
+			return rc;
+		char name[RTE_ETH_NAME_MAX_LEN] = "";
+		rte_eth_dev_get_name_by_port(port, name);
+		printf("bypaxd %d: port %u is %s\n", d.o.id, port, name);
+	}
+	return 0;
+}
+
+/* Members through their --route port, everyone else (clients, ARP) through
+ * the client port; the replica listens on every port. */
+static int setup_routes(struct dp_replica *r)
+{
+	int client_q = dp_routes_add_txq(&r->routes, d.o.client_port, 0);
+	if (client_q < 0)
+		return client_q;
+	r->routes.default_txq = (uint8_t)client_q;
+	for (uint8_t m = 0; m < d.cfg.member_count; m++) {
+		int p = d.o.route_port[m] >= 0 ? d.o.route_port[m] : 0;
+		int q = dp_routes_add_txq(&r->routes, (uint16_t)p, 0);
+		if (q < 0 || dp_routes_add_mac(&r->routes,
+					       d.cfg.members[m].data.mac,
+					       (uint8_t)q) != 0)
+			return -BPX_ENOMEM;
+	}
+	uint16_t port;
+	RTE_ETH_FOREACH_DEV(port) {
+		if (dp_replica_add_rx(r, port, 0) != 0)
+			return -BPX_ENOMEM;
+	}
+	return 0;
+}
+
+static int setup_replica(char *err, size_t len)
+{
+	const char *sm_name = d.o.sm ? d.o.sm : d.cfg.sm;
+	d.sm_ops = dp_sm_load(sm_name, &d.sm_dl, err, len);
+	if (d.sm_ops == NULL)
+		return -BPX_ECONFIG;
+	d.sm = d.sm_ops->create(d.cfg.sm_args[0] ? d.cfg.sm_args : NULL);
+	if (d.sm == NULL) {
+		snprintf(err, len, "state machine %.64s refused sm_args '%.64s'",
+			 sm_name, d.cfg.sm_args);
+		return -BPX_ECONFIG;
+	}
+	d.replica = rte_zmalloc("bypax_replica", sizeof(*d.replica), 64);
+	if (d.replica == NULL)
+		return -BPX_ENOMEM;
+	int rc = dp_replica_init(d.replica, &d.cfg, (uint8_t)d.o.id, d.sm_ops,
+				 d.sm, d.pool, err, len);
+	rc = rc ? rc : setup_routes(d.replica);
+	if (rc == 0 && d.o.leader >= 0)
+		dp_replica_set_leader_hint(d.replica, (uint8_t)d.o.leader);
+	return rc;
+}
+
+static int worker_main(void *arg)
+{
+	(void)arg;
+	uint32_t idle = 0;
+	while (!force_quit) {
+		if (dp_replica_poll(d.replica) > 0) {
+			idle = 0;
+			continue;
+		}
+		if (d.o.idle_sleep_us > 0 && ++idle >= IDLE_POLLS_BEFORE_SLEEP)
+			rte_delay_us_sleep(d.o.idle_sleep_us);
+	}
+	d.worker_done = true;
+	return 0;
+}
+
+/* DPDK telemetry: counters read without locking the worker (plain loads
+ * of aligned 64-bit words; a reading may be a poll stale). */
+static int telemetry_stats(const char *cmd, const char *params,
+			   struct rte_tel_data *t)
+{
+	(void)cmd;
+	(void)params;
+	const struct dp_replica *r = d.replica;
+	const struct px_stats *s = px_stats(r->px);
+	rte_tel_data_start_dict(t);
+	rte_tel_data_add_dict_int(t, "id", r->id);
+	rte_tel_data_add_dict_int(t, "role", px_role(r->px));
+	rte_tel_data_add_dict_u64(t, "promised_ballot", px_promised_ballot(r->px));
+	rte_tel_data_add_dict_u64(t, "commit_index", px_commit_index(r->px));
+	rte_tel_data_add_dict_u64(t, "applied_index", px_applied_index(r->px));
+	rte_tel_data_add_dict_u64(t, "rx_frames", r->ctr.rx_frames);
+	rte_tel_data_add_dict_u64(t, "tx_frames", r->ctr.tx_frames);
+	rte_tel_data_add_dict_u64(t, "tx_full", r->ctr.tx_full);
+	rte_tel_data_add_dict_u64(t, "mbuf_exhausted", r->ctr.mbuf_exhausted);
+	rte_tel_data_add_dict_u64(t, "requests_in", s->requests_in);
+	rte_tel_data_add_dict_u64(t, "requests_applied", s->requests_applied);
+	rte_tel_data_add_dict_u64(t, "slots_committed", s->slots_committed);
+	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++) {
+		char key[RTE_TEL_MAX_STRING_LEN];
+		snprintf(key, sizeof(key), "drop_%u", i);
+		rte_tel_data_add_dict_u64(t, key, r->ctr.drops[i]);
+	}
+	return 0;
+}
+
+static void print_stats(void)
+{
+	const struct dp_replica *r = d.replica;
+	const struct px_stats *s = px_stats(r->px);
+	static const char *const roles[] = { "follower", "candidate", "leader",
+					     "recovering" };
+	uint64_t drops = 0;
+	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
+		drops += r->ctr.drops[i];
+	printf("bypaxd %u: %s commit=%" PRIu64 " applied=%" PRIu64
+	       " rx=%" PRIu64 " tx=%" PRIu64 " requests=%" PRIu64
+	       " drops=%" PRIu64 "\n",
+	       r->id, roles[px_role(r->px)], px_commit_index(r->px),
+	       px_applied_index(r->px), r->ctr.rx_frames, r->ctr.tx_frames,
+	       s->requests_applied, drops);
+	fflush(stdout);
+}
+
+static unsigned first_worker(void)
+{
+	unsigned id;
+	RTE_LCORE_FOREACH_WORKER(id)
+		return id;
+	return RTE_MAX_LCORE;
+}
+
+static void wait_for_signal(void)
+{
+	uint64_t ticks = 0;
+	while (!force_quit) {
+		usleep(100000);
+		ticks++;
+		if (d.o.stats_interval_s > 0 &&
+		    ticks % (10ull * d.o.stats_interval_s) == 0)
+			print_stats();
+	}
+}
+
+static void shutdown_all(void)
+{
+	uint16_t port;
+	rte_eal_mp_wait_lcore();
+	RTE_ETH_FOREACH_DEV(port) {
+		rte_eth_dev_stop(port);
+		rte_eth_dev_close(port);
+	}
+	if (d.replica != NULL) {
+		dp_replica_free(d.replica);
+		rte_free(d.replica);
+	}
+	if (d.sm != NULL)
+		d.sm_ops->destroy(d.sm);
+	dp_sm_unload(d.sm_dl);
+	rte_mempool_free(d.pool);
+}
+
+static int start(char *err, size_t len)
+{
+	int rc = bpx_config_load(d.o.config, &d.cfg, err, len);
+	if (rc != 0)
+		return rc;
+	if (d.o.id >= d.cfg.member_count) {
+		snprintf(err, len, "--id %d: %s has members 0..%u", d.o.id,
+			 d.o.config, d.cfg.member_count - 1);
+		return -BPX_ECONFIG;
+	}
+	dp_clock_init();
+	d.pool = rte_pktmbuf_pool_create("bypax_mbufs", POOL_MBUFS, 256, 0,
+					 RTE_MBUF_DEFAULT_BUF_SIZE,
+					 (int)rte_socket_id());
+	if (d.pool == NULL) {
+		snprintf(err, len, "mbuf pool: %s (raise EAL -m)",
+			 rte_strerror(rte_errno));
+		return -BPX_ENOMEM;
+	}
+	rc = setup_ports(err, len);
+	rc = rc ? rc : setup_replica(err, len);
+	if (rc == 0)
+		rte_telemetry_register_cmd("/bypax/stats", telemetry_stats,
+					   "bypax replica counters");
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int ret = rte_eal_init(argc, argv);
+	if (ret < 0) {
+		fprintf(stderr, "bypaxd: EAL init failed: %s (see --help)\n",
+			rte_strerror(rte_errno));
+		return 2;
+	}
+	argc -= ret;
+	argv += ret;
+	argv[0] = (char *)"bypaxd";
+	if (parse_args(argc, argv, &d.o) != 0) {
+		rte_eal_cleanup();
+		return 2;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	char err[512] = "";
+	int rc = start(err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));
+		shutdown_all();
+		rte_eal_cleanup();
+		return rc == -BPX_ECONFIG || rc == -BPX_ENOENT ? 2 : 1;
+	}
+	printf("bypaxd %d: cluster %u, %u members, %u ports, serving on "
+	       "%u.%u.%u.%u:%u\n", d.o.id, d.cfg.cluster_id, d.cfg.member_count,
+	       d.ports, d.cfg.members[d.o.id].data.ip >> 24,
+	       (d.cfg.members[d.o.id].data.ip >> 16) & 255,
+	       (d.cfg.members[d.o.id].data.ip >> 8) & 255,
+	       d.cfg.members[d.o.id].data.ip & 255,
+	       d.cfg.members[d.o.id].data.port);
+	fflush(stdout);
+	unsigned worker = first_worker();
+	if (worker == RTE_MAX_LCORE) {
+		worker_main(NULL); /* one lcore: poll here until a signal */
+	} else {
+		rte_eal_remote_launch(worker_main, NULL, worker);
+		wait_for_signal();
+	}
+	shutdown_all();
+	rte_eal_cleanup();
+	printf("bypaxd %d: stopped\n", d.o.id);
+	return 0;
+}
