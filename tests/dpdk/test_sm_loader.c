@@ -1,0 +1,103 @@
+/* Loading state machines: the built-in kv, a good .so, and every way a
+ * .so can be wrong. Paths come from meson as arguments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dp.h"
+
+static const char *good_path, *bad_abi_path, *no_entry_path;
+
+static void load_builtin_kv(void **state)
+{
+	(void)state;
+	char err[256] = "";
+	void *h;
+	const struct bpx_sm_ops *ops = dp_sm_load("kv", &h, err, sizeof(err));
+	assert_non_null(ops);
+	assert_null(h);
+	assert_string_equal(ops->name, "kv");
+}
+
+static void load_counter_so(void **state)
+{
+	(void)state;
+	char err[256] = "";
+	void *h;
+	const struct bpx_sm_ops *ops = dp_sm_load(good_path, &h, err, sizeof(err));
+	assert_non_null(ops);
+	assert_string_equal(ops->name, "counter");
+	void *sm = ops->create(NULL);
+	uint8_t reply[8];
+	assert_int_equal(ops->apply(sm, (const uint8_t *)"x", 1, reply, 8), 8);
+	assert_int_equal(ops->apply(sm, (const uint8_t *)"y", 1, reply, 8), 8);
+	assert_int_equal(reply[0], 2);
+	assert_int_equal(ops->read(sm, (const uint8_t *)"?", 1, reply, 8), 8);
+	assert_int_equal(reply[0], 2);
+	uint8_t snap[8];
+	assert_int_equal(ops->snapshot(sm, snap, sizeof(snap)), 8);
+	void *copy = ops->create(NULL);
+	assert_int_equal(ops->restore(copy, snap, 8), 0);
+	assert_true(ops->digest(copy) == ops->digest(sm));
+	ops->destroy(copy);
+	ops->destroy(sm);
+	dp_sm_unload(h);
+}
+
+static void expect_refusal(const char *path, const char *needle)
+{
+	char err[512] = "";
+	void *h = (void *)1;
+	assert_null(dp_sm_load(path, &h, err, sizeof(err)));
+	assert_null(h);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error '%s' does not mention '%s'", err, needle);
+}
+
+static void refuses_bad_abi(void **state)
+{
+	(void)state;
+	expect_refusal(bad_abi_path, "ABI version");
+}
+
+static void refuses_missing_entry(void **state)
+{
+	(void)state;
+	expect_refusal(no_entry_path, "bpx_sm_entry");
+}
+
+static void refuses_missing_file(void **state)
+{
+	(void)state;
+	expect_refusal("/nonexistent/sm.so", "/nonexistent/sm.so");
+}
+
+static void refuses_unknown_name(void **state)
+{
+	(void)state;
+	expect_refusal("redis", "not 'kv'");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: test_sm_loader GOOD.so BAD_ABI.so NO_ENTRY.so\n");
+		return 2;
+	}
+	good_path = argv[1];
+	bad_abi_path = argv[2];
+	no_entry_path = argv[3];
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(load_builtin_kv),
+		cmocka_unit_test(load_counter_so),
+		cmocka_unit_test(refuses_bad_abi),
+		cmocka_unit_test(refuses_missing_entry),
+		cmocka_unit_test(refuses_missing_file),
+		cmocka_unit_test(refuses_unknown_name),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
