@@ -268,7 +268,10 @@ void px_propose_queued(struct px_replica *r, uint64_t now_ns,
 		}
 		propose_slot(r, now_ns, s, out);
 	}
-	bool idle = r->stats.slots_proposed == proposed_before;
+	/* Nothing proposed and nothing waiting: no ACCEPT will carry the new
+	 * commit index soon, so a heartbeat must. */
+	bool idle = r->stats.slots_proposed == proposed_before &&
+		    r->queue_count == 0;
 	if (idle && r->commit_sent < r->commit_index)
 		r->heartbeat_ns = now_ns; /* tell followers soon */
 }

@@ -714,10 +714,11 @@ static int kv_restore(void *sm, const uint8_t *buf, size_t len)
 	size_t pos = KV_SNAPSHOT_HEADER_BYTES;
 	for (uint32_t i = 0; i < n; i++) {
 		bool ok = snap_next(buf, len, &pos, &e);
+		KV_ASSERT(ok); /* snap_valid checked every entry */
 		bool found;
 		uint64_t h = key_hash(e.key, e.key_len);
 		uint32_t slot = kv_probe(kv, e.key, e.key_len, h, &found);
-		KV_ASSERT(ok && !found);
+		KV_ASSERT(!found);
 		kv_insert_at(kv, slot, e.key, e.key_len, h, e.value,
 			     e.value_len);
 	}

@@ -1,20 +1,27 @@
 /* Linearizability checker: see lincheck.h for the model and the API.
  *
- * Two reductions of the search, both for ops that got no reply (pending):
- *  - Pending ops are optional: any linearization of the completed ops plus
- *    some pending ones is a witness, since the rest can go after it. So a
- *    pending op gets no return event, success is "every completed op is
- *    linearized", and a pending op that would not change the state is never
- *    lifted (it can always be left out).
- *  - Pending ops that can never matter are dropped before the search: a
- *    pending GET, and a pending PUT/CAS whose written value no completed op
- *    reads and no CAS expects. Such a value, once in the state, can only be
- *    overwritten before anything observes it, so leaving the write out
- *    changes nothing an op sees. (A value written twice is kept: uniqueness
- *    is what the argument needs.)
+ * Completed ops are searched as Porcupine does. Ops that got no reply
+ * (pending) are optional: any linearization of the completed ops plus some
+ * pending ones is a witness, since the rest could take effect after it. So
+ * success is "every completed op is linearized", and pending ops are kept
+ * out of the event list, which they would never leave:
+ *  - They are tried after the completed candidates at each step, whenever
+ *    called before the first remaining return.
+ *  - A pending op that would not change the state is never lifted: leaving
+ *    it out is the same. Nor is one right after a pending op unless it
+ *    reads the state that op left (see lc_observes).
+ *  - The memo compares pending ops by subset: a configuration (completed
+ *    set, state) reached with pending set P covers any reached with a
+ *    superset of P, since every continuation of the latter is one of the
+ *    former (the extra pending ops are simply never used).
  *  - Pending DELs are interchangeable: one called earlier can stand in for
- *    one called later at any point. So they are lifted in call order only;
- *    k pending DELs then cost k + 1 cached sets instead of 2^k.
+ *    one called later at any point. So they are lifted in call order only.
+ *  - Pending ops that can never matter are dropped before the search: a
+ *    GET, and a PUT/CAS whose written value no completed op reads and no
+ *    CAS expects. Such a value, once in the state, can only be overwritten
+ *    before anything observes it, so leaving the write out changes nothing
+ *    an op sees. (A value written twice is kept: uniqueness is what the
+ *    argument needs.)
  */
 #include "lincheck.h"
 
@@ -134,31 +141,40 @@ static void lc_describe(const struct lc_op *op, char *buf, size_t size)
 		lc_appendf(buf, size, "%" PRIu64 "]", op->return_ns);
 }
 
-/* ---- The memo: a set of (linearized bitset, state) ---------------------- */
+/* ---- The memo ------------------------------------------------------------
+ * Configurations visited: (completed set, state, pending set). A completed
+ * set is stored from its first word that is not all ones to its last
+ * nonzero word: the search keeps it a full prefix plus the ops in flight,
+ * so a row is a few words however long the history. */
 
 struct lc_memo_slot {
-	uint64_t hash;
+	uint64_t hash; /* of the completed set and the state only */
 	uint64_t state;
-	size_t bits_index; /* 1 + index into arena rows; 0 = empty slot */
+	uint32_t row;  /* 1 + offset of the row in the arena; 0: empty slot */
+	uint32_t lo;   /* first word of the completed set stored */
+	uint32_t len;  /* words of it stored; the pending set follows */
+	bool after_pending; /* reached by lifting a pending op */
 };
 
 struct lc_memo {
 	struct lc_memo_slot *slots;
 	size_t slot_count; /* a power of two */
-	size_t used;
-	uint64_t *arena; /* used rows of words_per_set words each */
-	size_t arena_rows;
-	size_t words_per_set;
+	size_t slot_used;
+	uint64_t *arena;
+	size_t arena_used, arena_cap; /* words */
+	size_t cwords, pwords;       /* of a completed and a pending set */
 };
 
-static void lc_memo_init(struct lc_memo *m, size_t words_per_set)
+static void lc_memo_init(struct lc_memo *m, size_t cwords, size_t pwords)
 {
-	m->slot_count = 1024;
+	*m = (struct lc_memo){
+		.slot_count = 1024,
+		.arena_cap = 4096,
+		.cwords = cwords,
+		.pwords = pwords,
+	};
 	m->slots = lc_calloc(m->slot_count, sizeof *m->slots);
-	m->used = 0;
-	m->arena_rows = 512;
-	m->arena = lc_calloc(m->arena_rows * words_per_set, sizeof(uint64_t));
-	m->words_per_set = words_per_set;
+	m->arena = lc_calloc(m->arena_cap, sizeof *m->arena);
 }
 
 static void lc_memo_free(struct lc_memo *m)
@@ -175,9 +191,9 @@ static void lc_memo_grow(struct lc_memo *m)
 	for (size_t i = 0; i < m->slot_count; i++) {
 		size_t j = m->slots[i].hash & (count - 1);
 
-		if (m->slots[i].bits_index == 0)
+		if (m->slots[i].row == 0)
 			continue;
-		while (slots[j].bits_index != 0)
+		while (slots[j].row != 0)
 			j = (j + 1) & (count - 1);
 		slots[j] = m->slots[i];
 	}
@@ -186,32 +202,65 @@ static void lc_memo_grow(struct lc_memo *m)
 	m->slot_count = count;
 }
 
-/* Adds (bits, state). Returns false if it was already there. */
-static bool lc_memo_insert(struct lc_memo *m, uint64_t hash, uint64_t state,
-                           const uint64_t *bits)
+static uint64_t *lc_memo_append(struct lc_memo *m, size_t words)
 {
-	size_t words = m->words_per_set;
-	size_t j = hash & (m->slot_count - 1);
-
-	for (; m->slots[j].bits_index != 0; j = (j + 1) & (m->slot_count - 1)) {
-		const struct lc_memo_slot *s = &m->slots[j];
-		const uint64_t *row = &m->arena[(s->bits_index - 1) * words];
-
-		if (s->hash == hash && s->state == state &&
-		    memcmp(row, bits, words * sizeof *bits) == 0)
-			return false;
-	}
-	if (m->used == m->arena_rows) {
-		m->arena_rows *= 2;
-		m->arena = realloc(m->arena,
-		                   m->arena_rows * words * sizeof(uint64_t));
+	while (m->arena_used + words > m->arena_cap) {
+		m->arena_cap *= 2;
+		m->arena = realloc(m->arena, m->arena_cap * sizeof *m->arena);
 		LC_ASSERT(m->arena != NULL);
 	}
-	memcpy(&m->arena[m->used * words], bits, words * sizeof *bits);
-	m->used++;
-	m->slots[j] = (struct lc_memo_slot){hash, state, m->used};
+	m->arena_used += words;
+	return &m->arena[m->arena_used - words];
+}
+
+/* Whether every bit of a is in b. */
+static bool lc_subset(const uint64_t *a, const uint64_t *b, size_t words)
+{
+	for (size_t i = 0; i < words; i++)
+		if ((a[i] & ~b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Adds a configuration unless a visited one covers it: the same completed
+ * set and state, a subset of its pending set, and no fewer moves (see
+ * lc_observes). Returns whether added. */
+static bool lc_memo_visit(struct lc_memo *m, uint64_t hash, uint64_t state,
+                          bool after_pending, const uint64_t *cbits,
+                          const uint64_t *pbits)
+{
+	size_t lo = 0, hi = m->cwords, j = hash & (m->slot_count - 1);
+	uint64_t *row;
+
+	while (lo < hi && cbits[lo] == UINT64_MAX)
+		lo++;
+	while (hi > lo && cbits[hi - 1] == 0)
+		hi--;
+	/* Same (completed set, state): same hash, so the same probe run. */
+	for (; m->slots[j].row != 0; j = (j + 1) & (m->slot_count - 1)) {
+		const struct lc_memo_slot *s = &m->slots[j];
+		const uint64_t *r = &m->arena[s->row - 1];
+
+		if (s->hash == hash && s->state == state && s->lo == lo &&
+		    s->len == hi - lo && s->after_pending <= after_pending &&
+		    memcmp(r, &cbits[lo], (hi - lo) * sizeof *r) == 0 &&
+		    lc_subset(&r[hi - lo], pbits, m->pwords))
+			return false;
+	}
+	row = lc_memo_append(m, hi - lo + m->pwords);
+	memcpy(row, &cbits[lo], (hi - lo) * sizeof *row);
+	memcpy(&row[hi - lo], pbits, m->pwords * sizeof *row);
+	LC_ASSERT(m->arena_used < UINT32_MAX);
+	m->slots[j] = (struct lc_memo_slot){
+		.hash = hash,
+		.state = state,
+		.row = (uint32_t)(row - m->arena) + 1,
+		.lo = (uint32_t)lo,
+		.len = (uint32_t)(hi - lo),
+		.after_pending = after_pending,
+	};
 	/* Linear probing stays short below half full. */
-	if (m->used * 2 > m->slot_count)
+	if (++m->slot_used * 2 > m->slot_count)
 		lc_memo_grow(m);
 	return true;
 }
@@ -221,36 +270,47 @@ static bool lc_memo_insert(struct lc_memo *m, uint64_t hash, uint64_t state,
 /* An op kept for the search. */
 struct lc_kop {
 	const struct lc_op *op;
-	size_t index;           /* in the caller's array, for messages */
-	uint32_t prev_pending_del; /* the pending DEL called just before */
-	bool pending;
+	size_t index;              /* in the caller's array, for messages */
+	uint32_t prev_pending_del; /* pending DEL: the one called before */
 };
 
-/* A call or return event in the time-ordered list. */
+/* A call or return event of a completed op, in the time-ordered list. */
 struct lc_entry {
 	struct lc_entry *prev, *next;
-	struct lc_entry *match; /* call: its return; NULL for a pending op */
+	struct lc_entry *match; /* call: its return */
 	uint64_t time_ns;
 	uint32_t kop;
 	bool is_return;
 };
 
+/* A lifted op: a completed op's call entry, or pending op `pending`, lifted
+ * while `entry` was the first return left. */
 struct lc_frame {
-	struct lc_entry *call;
+	struct lc_entry *entry;
+	uint32_t pending; /* LC_NONE for a completed op */
 	uint64_t state_before;
 };
 
+/* Where the scan for an op to lift next stands: at a call entry, or at
+ * pending op `pending` while `entry` is the first return left. */
+struct lc_cursor {
+	struct lc_entry *entry;
+	uint32_t pending; /* LC_NONE while scanning completed ops */
+};
+
 struct lc_search {
-	struct lc_kop *kops;
+	struct lc_kop *kops; /* completed ops, by call time */
 	size_t kop_count;
+	struct lc_kop *pops; /* pending ops, by call time */
+	size_t pop_count;
 	struct lc_entry *entries;
-	size_t entry_count;
 	struct lc_entry head; /* sentinel: head.next is the first event */
-	uint64_t *bits;       /* linearized kops */
-	uint64_t bits_hash;   /* xor of lc_mix64(i) over set bits */
+	uint64_t *cbits;      /* linearized kops */
+	uint64_t *pbits;      /* linearized pops */
+	uint64_t cbits_hash;  /* xor of lc_mix64(i) over cbits set */
 	struct lc_frame *stack;
 	size_t depth;
-	size_t completed_total, completed_done;
+	size_t done; /* kops linearized */
 	struct lc_memo memo;
 	uint64_t explored;
 	/* The deepest dead end, for the violation message. */
@@ -264,10 +324,15 @@ static bool lc_bit(const uint64_t *bits, uint32_t i)
 	return (bits[i / 64] >> (i % 64)) & 1;
 }
 
-static void lc_flip(struct lc_search *s, uint32_t i)
+static void lc_flip(uint64_t *bits, uint32_t i)
 {
-	s->bits[i / 64] ^= UINT64_C(1) << (i % 64);
-	s->bits_hash ^= lc_mix64(i);
+	bits[i / 64] ^= UINT64_C(1) << (i % 64);
+}
+
+static void lc_flip_completed(struct lc_search *s, uint32_t i)
+{
+	lc_flip(s->cbits, i);
+	s->cbits_hash ^= lc_mix64(i);
 }
 
 /* Dancing links: unlinking keeps the entry's own pointers, so relinking in
@@ -286,96 +351,147 @@ static void lc_relink(struct lc_entry *e)
 		e->next->prev = e;
 }
 
-static void lc_lift(struct lc_entry *call)
+/* Whether op may be lifted next. Right after a pending op took effect, only
+ * an op that reads the state it left may: otherwise the next op overwrites
+ * that state unseen, and the same linearization without the pending op
+ * exists. So it must be a completed GET, DEL or CAS (a completed op's result
+ * is checked), or a pending CAS that swaps (no-ops are never lifted). */
+static bool lc_observes(const struct lc_search *s, const struct lc_op *op)
 {
-	lc_unlink(call);
-	if (call->match != NULL)
-		lc_unlink(call->match);
+	bool after_pending =
+		s->depth > 0 && s->stack[s->depth - 1].pending != LC_NONE;
+
+	if (!after_pending)
+		return true;
+	if (op->return_ns != LC_NEVER)
+		return op->kind != LC_PUT;
+	return op->kind == LC_CAS;
 }
 
-static void lc_unlift(struct lc_entry *call)
+/* With the new bit already set: records the configuration and pushes f,
+ * unless a visited configuration covers it (then the caller unsets it). */
+static bool lc_enter(struct lc_search *s, struct lc_frame f, uint64_t *state,
+                     uint64_t next)
 {
-	if (call->match != NULL)
-		lc_relink(call->match);
-	lc_relink(call);
-}
-
-/* Tries to linearize the op of call entry e next, from *state. */
-static bool lc_try_lift(struct lc_search *s, struct lc_entry *e,
-                        uint64_t *state)
-{
-	const struct lc_kop *k = &s->kops[e->kop];
-	uint64_t next;
-
-	/* Pending DELs in call order only (see the top of this file). */
-	if (k->prev_pending_del != LC_NONE &&
-	    !lc_bit(s->bits, k->prev_pending_del))
+	if (!lc_memo_visit(&s->memo, s->cbits_hash ^ lc_mix64(~next), next,
+	                   f.pending != LC_NONE, s->cbits, s->pbits))
 		return false;
-	if (!lc_step(k->op, k->pending, *state, &next))
-		return false;
-	/* A pending op that changes nothing can be left out. */
-	if (k->pending && next == *state)
-		return false;
-	lc_flip(s, e->kop);
-	if (!lc_memo_insert(&s->memo, s->bits_hash ^ lc_mix64(~next), next,
-	                    s->bits)) {
-		lc_flip(s, e->kop);
-		return false;
-	}
-	LC_ASSERT(s->depth < s->kop_count);
-	s->stack[s->depth++] = (struct lc_frame){e, *state};
+	LC_ASSERT(s->depth < s->kop_count + s->pop_count);
+	s->stack[s->depth++] = f;
 	*state = next;
-	lc_lift(e);
-	s->completed_done += !k->pending;
 	s->explored++;
 	return true;
 }
 
-/* Undoes the last lift; returns the entry to try after it. */
-static struct lc_entry *lc_backtrack(struct lc_search *s, uint64_t *state)
+static bool lc_try_completed(struct lc_search *s, struct lc_entry *call,
+                             uint64_t *state)
+{
+	const struct lc_op *op = s->kops[call->kop].op;
+	uint64_t next;
+
+	if (!lc_observes(s, op) || !lc_step(op, false, *state, &next))
+		return false;
+	lc_flip_completed(s, call->kop);
+	if (!lc_enter(s, (struct lc_frame){call, LC_NONE, *state}, state,
+	              next)) {
+		lc_flip_completed(s, call->kop);
+		return false;
+	}
+	lc_unlink(call);
+	lc_unlink(call->match);
+	s->done++;
+	return true;
+}
+
+static bool lc_try_pending(struct lc_search *s, uint32_t i,
+                           struct lc_entry *first_return, uint64_t *state)
+{
+	const struct lc_kop *k = &s->pops[i];
+	uint64_t next;
+
+	if (lc_bit(s->pbits, i) || !lc_observes(s, k->op))
+		return false;
+	/* Pending DELs in call order only (see the top of this file). */
+	if (k->prev_pending_del != LC_NONE &&
+	    !lc_bit(s->pbits, k->prev_pending_del))
+		return false;
+	/* A pending op that changes nothing can be left out. */
+	if (!lc_step(k->op, true, *state, &next) || next == *state)
+		return false;
+	lc_flip(s->pbits, i);
+	if (!lc_enter(s, (struct lc_frame){first_return, i, *state}, state,
+	              next)) {
+		lc_flip(s->pbits, i);
+		return false;
+	}
+	return true;
+}
+
+/* Undoes the last lift; returns where the scan goes on. */
+static struct lc_cursor lc_backtrack(struct lc_search *s, uint64_t *state)
 {
 	struct lc_frame f;
 
 	LC_ASSERT(s->depth > 0);
 	f = s->stack[--s->depth];
-	lc_unlift(f.call);
-	lc_flip(s, f.call->kop);
-	s->completed_done -= !s->kops[f.call->kop].pending;
 	*state = f.state_before;
-	return f.call->next;
+	if (f.pending != LC_NONE) {
+		lc_flip(s->pbits, f.pending);
+		return (struct lc_cursor){f.entry, f.pending + 1};
+	}
+	lc_relink(f.entry->match);
+	lc_relink(f.entry);
+	lc_flip_completed(s, f.entry->kop);
+	s->done--;
+	return (struct lc_cursor){f.entry->next, LC_NONE};
 }
 
+/* ret's op had to take effect by now, and nothing left can go next. */
+static void lc_note_dead_end(struct lc_search *s, const struct lc_entry *ret,
+                             uint64_t state)
+{
+	if (s->best_blocker != LC_NONE && s->depth <= s->best_depth)
+		return;
+	s->best_depth = s->depth;
+	s->best_blocker = ret->kop;
+	s->best_state = state;
+}
+
+/* Wing & Gong: lift any op called before the first return left (completed
+ * ones first, then pending ones), or backtrack when none fits. */
 static enum lc_verdict lc_search_run(struct lc_search *s, uint64_t budget)
 {
-	struct lc_entry *e = s->head.next;
+	struct lc_cursor c = {s->head.next, LC_NONE};
 	uint64_t state = 0;
 
-	for (;;) {
-		if (s->completed_done == s->completed_total)
-			return LC_LINEARIZABLE;
-		/* Every completed op has a return event still in the list. */
-		LC_ASSERT(e != NULL);
-		if (!e->is_return && lc_try_lift(s, e, &state)) {
-			if (budget != 0 && s->explored >= budget &&
-			    s->completed_done != s->completed_total)
-				return LC_UNKNOWN;
-			e = s->head.next;
+	while (s->done != s->kop_count) {
+		bool lifted = false;
+
+		/* Every completed op left has its return event in the list. */
+		LC_ASSERT(c.entry != NULL);
+		if (c.pending == LC_NONE && !c.entry->is_return) {
+			lifted = lc_try_completed(s, c.entry, &state);
+			c.entry = lifted ? c.entry : c.entry->next;
+		} else if (c.pending == LC_NONE) {
+			c.pending = 0;
+		} else if (c.pending < s->pop_count &&
+		           s->pops[c.pending].op->call_ns <= c.entry->time_ns) {
+			lifted = lc_try_pending(s, c.pending, c.entry, &state);
+			c.pending++;
+		} else {
+			lc_note_dead_end(s, c.entry, state);
+			if (s->depth == 0)
+				return LC_VIOLATION;
+			c = lc_backtrack(s, &state);
+		}
+		if (!lifted)
 			continue;
-		}
-		if (!e->is_return) {
-			e = e->next;
-			continue;
-		}
-		/* e's op must take effect before e, and nothing left fits. */
-		if (s->best_blocker == LC_NONE || s->depth > s->best_depth) {
-			s->best_depth = s->depth;
-			s->best_blocker = e->kop;
-			s->best_state = state;
-		}
-		if (s->depth == 0)
-			return LC_VIOLATION;
-		e = lc_backtrack(s, &state);
+		if (budget != 0 && s->explored >= budget &&
+		    s->done != s->kop_count)
+			return LC_UNKNOWN;
+		c = (struct lc_cursor){s->head.next, LC_NONE};
 	}
+	return LC_LINEARIZABLE;
 }
 
 /* ---- Building the search ------------------------------------------------ */
@@ -433,18 +549,18 @@ static uint64_t *lc_observed(const struct lc_input *in, size_t *count)
 	return seen;
 }
 
-/* Whether the op may matter to the search (see the top of this file). */
-static bool lc_keep(const struct lc_op *op, const uint64_t *observed,
-                    size_t observed_count)
+/* Whether a pending op may matter (see the top of this file). */
+static bool lc_pending_matters(const struct lc_op *op,
+                               const uint64_t *observed, size_t count)
 {
 	uint64_t written;
 
-	if (op->return_ns != LC_NEVER || op->kind == LC_DEL)
-		return true;
 	if (op->kind == LC_GET)
 		return false;
+	if (op->kind == LC_DEL)
+		return true;
 	written = op->kind == LC_PUT ? op->arg : op->arg2;
-	return written == 0 || bsearch(&written, observed, observed_count,
+	return written == 0 || bsearch(&written, observed, count,
 	                               sizeof *observed, lc_cmp_u64) != NULL;
 }
 
@@ -455,6 +571,36 @@ static int lc_cmp_kop(const void *a, const void *b)
 	if (x->op->call_ns != y->op->call_ns)
 		return x->op->call_ns < y->op->call_ns ? -1 : 1;
 	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Fills s->kops and s->pops, each by call time. */
+static void lc_build_ops(struct lc_search *s, const struct lc_input *in)
+{
+	size_t observed_count;
+	uint64_t *observed = lc_observed(in, &observed_count);
+	uint32_t last_del = LC_NONE;
+
+	s->kops = lc_calloc(in->n, sizeof *s->kops);
+	s->pops = lc_calloc(in->n, sizeof *s->pops);
+	for (size_t i = 0; i < in->n; i++) {
+		const struct lc_op *op = lc_in_op(in, i);
+		struct lc_kop k = {op, lc_in_index(in, i), LC_NONE};
+
+		if (op->return_ns != LC_NEVER)
+			s->kops[s->kop_count++] = k;
+		else if (lc_pending_matters(op, observed, observed_count))
+			s->pops[s->pop_count++] = k;
+	}
+	free(observed);
+	LC_ASSERT(s->kop_count + s->pop_count < LC_NONE);
+	qsort(s->kops, s->kop_count, sizeof *s->kops, lc_cmp_kop);
+	qsort(s->pops, s->pop_count, sizeof *s->pops, lc_cmp_kop);
+	for (uint32_t i = 0; i < s->pop_count; i++) {
+		if (s->pops[i].op->kind != LC_DEL)
+			continue;
+		s->pops[i].prev_pending_del = last_del;
+		last_del = i;
+	}
 }
 
 /* Events by time; at equal times calls first, so that ties overlap. */
@@ -469,62 +615,24 @@ static int lc_cmp_entry(const void *a, const void *b)
 	return (x->kop > y->kop) - (x->kop < y->kop);
 }
 
-/* Fills s->kops, in call order, with the ops that may matter. */
-static void lc_build_kops(struct lc_search *s, const struct lc_input *in)
-{
-	size_t observed_count;
-	uint64_t *observed = lc_observed(in, &observed_count);
-	uint32_t last_pending_del = LC_NONE;
-
-	s->kops = lc_calloc(in->n, sizeof *s->kops);
-	s->kop_count = 0;
-	for (size_t i = 0; i < in->n; i++) {
-		const struct lc_op *op = lc_in_op(in, i);
-
-		if (!lc_keep(op, observed, observed_count))
-			continue;
-		s->kops[s->kop_count++] = (struct lc_kop){
-			.op = op,
-			.index = lc_in_index(in, i),
-			.pending = op->return_ns == LC_NEVER,
-		};
-	}
-	free(observed);
-	LC_ASSERT(s->kop_count < LC_NONE);
-	qsort(s->kops, s->kop_count, sizeof *s->kops, lc_cmp_kop);
-	for (uint32_t i = 0; i < s->kop_count; i++) {
-		struct lc_kop *k = &s->kops[i];
-
-		k->prev_pending_del = LC_NONE;
-		if (k->pending && k->op->kind == LC_DEL) {
-			k->prev_pending_del = last_pending_del;
-			last_pending_del = i;
-		}
-		s->completed_total += !k->pending;
-	}
-}
-
-/* Builds the time-ordered, doubly linked event list. */
+/* Builds the time-ordered, doubly linked list of completed ops' events. */
 static void lc_build_entries(struct lc_search *s)
 {
 	struct lc_entry **call_of = lc_calloc(s->kop_count, sizeof *call_of);
 	struct lc_entry *prev = &s->head;
+	size_t count = 2 * s->kop_count;
 
-	s->entries = lc_calloc(2 * s->kop_count, sizeof *s->entries);
-	s->entry_count = 0;
+	s->entries = lc_calloc(count, sizeof *s->entries);
 	for (uint32_t i = 0; i < s->kop_count; i++) {
 		const struct lc_op *op = s->kops[i].op;
 
-		s->entries[s->entry_count++] = (struct lc_entry){
+		s->entries[2 * i] = (struct lc_entry){
 			.time_ns = op->call_ns, .kop = i};
-		if (!s->kops[i].pending)
-			s->entries[s->entry_count++] = (struct lc_entry){
-				.time_ns = op->return_ns,
-				.kop = i,
-				.is_return = true};
+		s->entries[2 * i + 1] = (struct lc_entry){
+			.time_ns = op->return_ns, .kop = i, .is_return = true};
 	}
-	qsort(s->entries, s->entry_count, sizeof *s->entries, lc_cmp_entry);
-	for (size_t i = 0; i < s->entry_count; i++) {
+	qsort(s->entries, count, sizeof *s->entries, lc_cmp_entry);
+	for (size_t i = 0; i < count; i++) {
 		struct lc_entry *e = &s->entries[i];
 
 		e->prev = prev;
@@ -560,8 +668,7 @@ static void lc_explain(const struct lc_search *s, const struct lc_input *in,
 		lc_appendf(report->why, sizeof report->why,
 		           "key %" PRIu64 ": budget of %" PRIu64 " states spent "
 		           "before a verdict; %zu ops, %zu of them pending kept",
-		           report->key, s->explored, in->n,
-		           s->kop_count - s->completed_total);
+		           report->key, s->explored, in->n, s->pop_count);
 		return;
 	}
 	k = &s->kops[s->best_blocker];
@@ -587,11 +694,12 @@ static enum lc_verdict lc_check_input(const struct lc_input *in,
 		return LC_LINEARIZABLE;
 	lc_validate(in);
 	report->key = lc_in_op(in, 0)->key;
-	lc_build_kops(&s, in);
+	lc_build_ops(&s, in);
 	lc_build_entries(&s);
-	s.bits = lc_calloc(s.kop_count / 64 + 1, sizeof *s.bits);
-	s.stack = lc_calloc(s.kop_count, sizeof *s.stack);
-	lc_memo_init(&s.memo, s.kop_count / 64 + 1);
+	s.cbits = lc_calloc((s.kop_count + 63) / 64, sizeof *s.cbits);
+	s.pbits = lc_calloc((s.pop_count + 63) / 64, sizeof *s.pbits);
+	s.stack = lc_calloc(s.kop_count + s.pop_count, sizeof *s.stack);
+	lc_memo_init(&s.memo, (s.kop_count + 63) / 64, (s.pop_count + 63) / 64);
 
 	verdict = lc_search_run(&s, budget_states);
 	report->states_explored = s.explored;
@@ -600,8 +708,10 @@ static enum lc_verdict lc_check_input(const struct lc_input *in,
 
 	lc_memo_free(&s.memo);
 	free(s.stack);
-	free(s.bits);
+	free(s.pbits);
+	free(s.cbits);
 	free(s.entries);
+	free(s.pops);
 	free(s.kops);
 	return verdict;
 }

@@ -19,7 +19,12 @@
  * Real time: op A must precede op B only if A.return_ns < B.call_ns; equal
  * times count as concurrent. An op with return_ns == LC_NEVER got no reply:
  * it may take effect at any time after its call or never, and its result is
- * not checked.
+ * not checked. (lincheck.c says how the search keeps such ops cheap.)
+ *
+ * Cost: the search is exponential in the ops in flight at once (a proof of
+ * violation visits every reachable configuration before it); each state
+ * explored keeps about 100 bytes until the check returns, so a budget of
+ * 10^7 states is about 1 GiB.
  */
 #ifndef BYPAX_TESTS_LINCHECK_H
 #define BYPAX_TESTS_LINCHECK_H

@@ -1,6 +1,6 @@
 /* Tests of the linearizability checker (tests/lib/lincheck.c). */
-#include <setjmp.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -237,6 +237,24 @@ static void test_pending_put_read_then_older_rejected(void **state)
 	ASSERT_VIOLATION(ops);
 }
 
+static void test_pending_cas(void **state)
+{
+	struct lc_op swapped[] = {PUT(1, 0, 1, 1), CAS(2, 2, NEVER, 1, 2, 0, 0),
+	                          GET(3, 10, 11, 2)};
+	struct lc_op then_old[] = {PUT(1, 0, 1, 1),
+	                           CAS(2, 2, NEVER, 1, 2, 0, 0),
+	                           GET(3, 10, 11, 2), GET(3, 20, 21, 1)};
+	/* It could only swap from 1, which was gone before it was called. */
+	struct lc_op too_late[] = {PUT(1, 0, 1, 1), PUT(1, 2, 3, 3),
+	                           CAS(2, 4, NEVER, 1, 2, 0, 0),
+	                           GET(3, 10, 11, 2)};
+
+	(void)state;
+	ASSERT_LINEARIZABLE(swapped);
+	ASSERT_VIOLATION(then_old);
+	ASSERT_VIOLATION(too_late);
+}
+
 /* A pending op cannot take effect before it is called. */
 static void test_pending_put_not_before_call(void **state)
 {
@@ -300,23 +318,33 @@ static void test_history_names_violated_key(void **state)
 	assert_non_null(strstr(r.why, "GET -> 9 by client 3"));
 }
 
-/* n puts all concurrent, then reads that only one order satisfies. */
+/* Puts all concurrent, then reads of two of them in sequence: no order
+ * works, and proving it visits every subset of the puts. */
+static void concurrent_puts_then_two_reads(struct lc_op *ops, uint32_t puts)
+{
+	for (uint32_t i = 0; i < puts; i++)
+		ops[i] = PUT(i, 0, 100, i + 1);
+	ops[puts] = GET(0, 200, 210, 1);
+	ops[puts + 1] = GET(1, 300, 310, 2);
+}
+
 static void test_budget_exhausted_is_unknown(void **state)
 {
-	enum { PUTS = 24 };
-	struct lc_op ops[PUTS + 2];
+	struct lc_op ops[24 + 2];
 	struct lc_report r;
 
 	(void)state;
-	for (uint32_t i = 0; i < PUTS; i++)
-		ops[i] = PUT(i, 0, 100, i + 1);
-	ops[PUTS] = GET(0, 200, 210, 1);
-	ops[PUTS + 1] = GET(1, 300, 310, 2);
+	concurrent_puts_then_two_reads(ops, 24);
 	assert_int_equal(lc_check_key(ops, COUNT(ops), 10, &r), LC_UNKNOWN);
 	assert_int_equal(r.states_explored, 10);
 	assert_non_null(strstr(r.why, "budget"));
 	assert_int_equal(lc_check_history(ops, COUNT(ops), 10, &r), LC_UNKNOWN);
 	assert_int_equal(r.key, 1);
+
+	/* With 10 puts, no budget: 2^10 subsets, and the verdict. */
+	concurrent_puts_then_two_reads(ops, 10);
+	assert_int_equal(lc_check_key(ops, 12, 0, &r), LC_VIOLATION);
+	assert_true(r.states_explored > 1000);
 }
 
 /* ---- Randomized: a real sequential execution, blurred -------------------- */
@@ -488,8 +516,10 @@ static bool brute_linearizable(const struct lc_op *ops, size_t n,
 	return false;
 }
 
-/* Unique written values 1..; reads of any of them, 0 or one never written. */
-static void random_small(uint64_t *rng, struct lc_op *ops, size_t n)
+/* Unique written values 1..; reads of 0, of a value written so far, or of
+ * one never written. 1 op in pending_one_in got no reply. */
+static void random_small(uint64_t *rng, struct lc_op *ops, size_t n,
+                         uint64_t pending_one_in)
 {
 	uint64_t written = 0;
 
@@ -502,7 +532,7 @@ static void random_small(uint64_t *rng, struct lc_op *ops, size_t n)
 		op->client = (uint32_t)i;
 		op->kind = (uint8_t)(LC_GET + r % 4);
 		op->call_ns = xorshift64(rng) % 12;
-		op->return_ns = xorshift64(rng) % 6 == 0
+		op->return_ns = xorshift64(rng) % pending_one_in == 0
 		                        ? NEVER
 		                        : op->call_ns + xorshift64(rng) % 6;
 		if (op->kind == LC_PUT || op->kind == LC_CAS)
@@ -512,7 +542,7 @@ static void random_small(uint64_t *rng, struct lc_op *ops, size_t n)
 			op->arg = xorshift64(rng) % (n + 1);
 			op->out_ok = xorshift64(rng) % 2;
 		}
-		op->out = xorshift64(rng) % (n + 2);
+		op->out = xorshift64(rng) % (written + 2);
 		if (op->kind == LC_CAS && op->out_ok)
 			op->out = op->arg;
 	}
@@ -530,7 +560,7 @@ static void test_agrees_with_brute_force(void **state)
 		struct lc_report r;
 		bool expect;
 
-		random_small(&rng, ops, n);
+		random_small(&rng, ops, n, round % 2 == 0 ? 6 : 3);
 		expect = brute_linearizable(ops, n, 0, 0);
 		assert_int_equal(lc_check_key(ops, n, 0, &r),
 		                 expect ? LC_LINEARIZABLE : LC_VIOLATION);
@@ -558,6 +588,7 @@ int main(void)
 		cmocka_unit_test(test_pending_put_observed_accepted),
 		cmocka_unit_test(test_pending_put_unobserved_accepted),
 		cmocka_unit_test(test_pending_put_read_then_older_rejected),
+		cmocka_unit_test(test_pending_cas),
 		cmocka_unit_test(test_pending_put_not_before_call),
 		cmocka_unit_test(test_pending_dels),
 		cmocka_unit_test(test_history_names_violated_key),
