@@ -117,11 +117,11 @@ static bool accept_value(struct px_replica *r, struct px_slot *s,
 			 const struct px_msg *m)
 {
 	if (s->chosen) {
-		if (s->value_len != m->value_len ||
-		    memcmp(s->value, m->value, m->value_len) != 0)
+		if (!px_value_equal(s->value, s->value_len, m->value,
+				    m->value_len))
 			return false;
 	} else {
-		memcpy(s->value, m->value, m->value_len);
+		px_value_copy(s->value, m->value, m->value_len);
 		s->value_len = m->value_len;
 	}
 	s->accepted_ballot = m->ballot;
@@ -219,7 +219,7 @@ int px_on_chosen(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		return 0;
 	}
 	if (!s->chosen) {
-		memcpy(s->value, m->value, m->value_len);
+		px_value_copy(s->value, m->value, m->value_len);
 		s->value_len = m->value_len;
 		s->chosen = true;
 		if (s->accepted_ballot == 0)

@@ -18,6 +18,11 @@ void px_assert_fail(const char *expr, const char *file, int line);
 			px_assert_fail(#x, __FILE__, __LINE__);                \
 	} while (0)
 
+/* A ballot round above this is a corrupt field: no cluster gets there (one
+ * election a microsecond would take nine years). Rejecting it keeps
+ * round + 1 from wrapping in px_ballot_make, which would lower a promise. */
+#define PX_BALLOT_ROUND_MAX (1ull << 48)
+
 #define PX_ALIGN 64u
 #define PX_WORD_BITS 64u
 
@@ -78,6 +83,7 @@ struct px_session {
 struct px_session_table {
 	struct px_session *entries; /* session_max */
 	uint32_t *index;            /* open addressing, index_slots */
+	uint64_t *scratch;          /* index_slots: validating a snapshot */
 	uint32_t index_slots;       /* power of two, >= 2 * session_max */
 	uint32_t count;
 	uint32_t cap;
@@ -216,8 +222,10 @@ void px_session_clear(struct px_session_table *t);
 uint64_t px_session_digest(const struct px_session_table *t);
 size_t px_session_snapshot_size(const struct px_session_table *t);
 size_t px_session_save(const struct px_session_table *t, uint8_t *buf);
-int px_session_validate(uint32_t cap, const uint8_t *buf, size_t len,
-			size_t *used);
+/* Checks a saved table (px_session_save) without changing t: 0 and the
+ * bytes used, or -BPX_EMALFORMED (also for a client saved twice). */
+int px_session_validate(struct px_session_table *t, const uint8_t *buf,
+			size_t len, size_t *used);
 int px_session_load(struct px_session_table *t, const uint8_t *buf,
 		    size_t len, size_t *used);
 
@@ -245,6 +253,22 @@ void px_put_u16(uint8_t *p, uint16_t v);
 uint16_t px_get_u16(const uint8_t *p);
 void px_put_u32(uint8_t *p, uint32_t v);
 uint32_t px_get_u32(const uint8_t *p);
+
+/* A message's value is NULL when empty (a decoder has no bytes to point
+ * at), and memcpy/memcmp must not be handed NULL even for 0 bytes (C11
+ * 7.24.1): copy and compare message values through these. */
+static inline void px_value_copy(uint8_t *dst, const uint8_t *src,
+				 uint32_t len)
+{
+	if (len > 0)
+		memcpy(dst, src, len);
+}
+
+static inline bool px_value_equal(const uint8_t *a, uint32_t a_len,
+				  const uint8_t *b, uint32_t b_len)
+{
+	return a_len == b_len && (a_len == 0 || memcmp(a, b, a_len) == 0);
+}
 
 static inline uint8_t px_popcount8(uint8_t x)
 {

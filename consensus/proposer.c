@@ -82,7 +82,7 @@ static bool phase1_merge(struct px_replica *r, const struct px_msg *m)
 	if (s == NULL)
 		return false; /* no room yet: the retransmitted prepare asks again */
 	if (!s->chosen && m->accepted_ballot > s->accepted_ballot) {
-		memcpy(s->value, m->value, m->value_len);
+		px_value_copy(s->value, m->value, m->value_len);
 		s->value_len = m->value_len;
 		s->accepted_ballot = m->accepted_ballot;
 	}
@@ -366,7 +366,7 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 	p->client_id = m->client_id;
 	p->seq = m->seq;
 	p->len = m->value_len;
-	memcpy(p->cmd, m->value, m->value_len);
+	px_value_copy(p->cmd, m->value, m->value_len);
 	r->queue_count++;
 	return 0;
 }

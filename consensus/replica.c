@@ -52,7 +52,7 @@ const char *px_config_check_reason(const struct px_config *cfg)
 		return "log_slots must be at least 2 * window_slots";
 	if (cfg->batch_bytes_max < PX_BATCH_ENTRY_HEADER_BYTES + 1 ||
 	    cfg->batch_bytes_max > PX_VALUE_BYTES_MAX)
-		return "batch_bytes_max must be 19..1400";
+		return "batch_bytes_max must be 19..PX_VALUE_BYTES_MAX (1392)";
 	if (cfg->batch_requests_max < 1 || cfg->batch_requests_max > 1024)
 		return "batch_requests_max must be 1..1024";
 	if (cfg->request_queue_max < 1 || cfg->request_queue_max > (1u << 20))
@@ -102,9 +102,10 @@ size_t px_replica_size(const struct px_config *cfg)
 uint32_t px_outbox_cap_min(const struct px_config *cfg)
 {
 	/* A whole promise (one message per log slot), or a slot's replies,
-	 * plus one message to every peer, with slack. */
+	 * plus one message to every peer, with slack; and a leader deposed
+	 * in that same call answers every queued request (a redirect). */
 	return cfg->log_slots + cfg->batch_requests_max +
-	       4u * PX_REPLICAS_MAX + 16u;
+	       cfg->request_queue_max + 4u * PX_REPLICAS_MAX + 16u;
 }
 
 int px_init(void *mem, size_t mem_bytes, const struct px_config *cfg,
@@ -260,6 +261,9 @@ void px_become_follower(struct px_replica *r, uint64_t now_ns,
 		return;
 	r->role = PX_ROLE_FOLLOWER;
 	r->ballot = 0;
+	/* No longer the leader: never send clients back here as if it were. */
+	if (r->known_leader == r->cfg.self_id)
+		r->known_leader = PX_REPLICA_NONE;
 	/* Jittered backoff so two replicas that both think they lead do not
 	 * duel forever (the hint decides in the end). */
 	r->next_election_ns = now_ns + r->cfg.retransmit_ns +
@@ -296,6 +300,9 @@ static bool msg_well_formed(const struct px_replica *r, const struct px_msg *m)
 		return true;
 	if (m->type == PX_MSG_REPLY)
 		return false; /* replicas never receive replies */
+	if (px_ballot_round(m->ballot) > PX_BALLOT_ROUND_MAX ||
+	    px_ballot_round(m->accepted_ballot) > PX_BALLOT_ROUND_MAX)
+		return false;
 	return m->to == r->cfg.self_id;
 }
 

@@ -14,15 +14,18 @@ static uint32_t index_slots_for(uint32_t cap)
 size_t px_session_mem_size(uint32_t session_max)
 {
 	return (size_t)session_max * sizeof(struct px_session) +
-	       (size_t)index_slots_for(session_max) * sizeof(uint32_t);
+	       (size_t)index_slots_for(session_max) *
+		       (sizeof(uint64_t) + sizeof(uint32_t));
 }
 
 void px_session_init(struct px_session_table *t, void *mem, uint32_t cap)
 {
+	uint32_t slots = index_slots_for(cap);
 	t->entries = mem;
-	t->index = (uint32_t *)((uint8_t *)mem +
-				(size_t)cap * sizeof(struct px_session));
-	t->index_slots = index_slots_for(cap);
+	t->scratch = (uint64_t *)((uint8_t *)mem +
+				  (size_t)cap * sizeof(struct px_session));
+	t->index = (uint32_t *)(t->scratch + slots);
+	t->index_slots = slots;
 	t->cap = cap;
 	t->count = 0;
 }
@@ -173,10 +176,32 @@ size_t px_session_save(const struct px_session_table *t, uint8_t *buf)
 	return (size_t)(p - buf);
 }
 
-/* Validates a saved table; with t != NULL also loads it. Returns 0 and the
+/* Whether the client of the record at buf + off appeared in an earlier
+ * record. t->scratch (index_slots cells, zeroed first) holds offset + 1 of
+ * the records so far, by client id hash; count <= cap leaves an empty cell,
+ * as in the index. */
+static bool seen_before(struct px_session_table *t, const uint8_t *buf,
+			size_t off)
+{
+	uint32_t mask = t->index_slots - 1;
+	uint64_t id = px_get_u64(buf + off);
+	for (uint32_t i = hash_client(id) & mask;; i = (i + 1) & mask) {
+		uint64_t cell = t->scratch[i];
+		if (cell == 0) {
+			t->scratch[i] = off + 1;
+			return false;
+		}
+		if (px_get_u64(buf + cell - 1) == id)
+			return true;
+	}
+}
+
+/* Validates a saved table; with t != NULL also loads it, and with dups !=
+ * NULL (dry run only) also refuses a client saved twice. Returns 0 and the
  * bytes used, or -BPX_EMALFORMED. */
 static int session_parse(struct px_session_table *t, uint32_t cap,
-			 const uint8_t *buf, size_t len, size_t *used)
+			 struct px_session_table *dups, const uint8_t *buf,
+			 size_t len, size_t *used)
 {
 	if (len < 4)
 		return -BPX_EMALFORMED;
@@ -191,6 +216,8 @@ static int session_parse(struct px_session_table *t, uint32_t cap,
 		uint16_t reply_len = px_get_u16(p + 25);
 		if (reply_len > PX_REPLY_BYTES_MAX ||
 		    len - off - SESSION_RECORD_HEADER < reply_len)
+			return -BPX_EMALFORMED;
+		if (dups != NULL && seen_before(dups, buf, off))
 			return -BPX_EMALFORMED;
 		if (t != NULL) {
 			uint64_t id = px_get_u64(p);
@@ -209,10 +236,13 @@ static int session_parse(struct px_session_table *t, uint32_t cap,
 	return 0;
 }
 
-int px_session_validate(uint32_t cap, const uint8_t *buf, size_t len,
-			size_t *used)
+/* A snapshot is validated whole before anything changes (snapshot.c), so
+ * this finds every reason the load could fail, duplicates included. */
+int px_session_validate(struct px_session_table *t, const uint8_t *buf,
+			size_t len, size_t *used)
 {
-	return session_parse(NULL, cap, buf, len, used);
+	memset(t->scratch, 0, (size_t)t->index_slots * sizeof(uint64_t));
+	return session_parse(NULL, t->cap, t, buf, len, used);
 }
 
 int px_session_load(struct px_session_table *t, const uint8_t *buf,
@@ -220,9 +250,11 @@ int px_session_load(struct px_session_table *t, const uint8_t *buf,
 {
 	if (t == NULL)
 		return -BPX_EINVAL;
-	int err = session_parse(NULL, t->cap, buf, len, used);
+	int err = px_session_validate(t, buf, len, used);
 	if (err != 0)
 		return err;
 	px_session_clear(t);
-	return session_parse(t, t->cap, buf, len, used);
+	err = session_parse(t, t->cap, NULL, buf, len, used);
+	PX_ASSERT(err == 0); /* validated above */
+	return err;
 }

@@ -38,7 +38,7 @@ static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
 	const uint8_t *sess = buf + SNAPSHOT_HEADER;
 	size_t left = len - SNAPSHOT_HEADER;
 	size_t sessions_len = 0;
-	int err = px_session_validate(r->sessions.cap, sess, left,
+	int err = px_session_validate(&r->sessions, sess, left,
 				      &sessions_len);
 	if (err != 0)
 		return err;
@@ -63,14 +63,21 @@ int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 	    px_get_u32(buf + 4) != SNAPSHOT_VERSION)
 		return -BPX_EMALFORMED;
 	uint64_t index = px_get_u64(buf + 8);
-	r->recovery_have_snapshot = true;
-	if (index <= r->applied_index)
+	if (index <= r->applied_index) {
+		r->recovery_have_snapshot = true;
 		return 0; /* we already hold that much */
-	if (r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER)
-		px_become_follower(r, now_ns, out);
+	}
 	int err = install_parts(r, buf, len);
 	if (err != 0)
-		return err;
+		return err; /* refused: nothing changed, role included */
+	r->recovery_have_snapshot = true;
+	if (r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER)
+		px_become_follower(r, now_ns, out);
+	/* A fencing round in progress covers slots from the old applied
+	 * index, which acceptors past it cannot report: fence again from
+	 * what this snapshot covers (recovery.c, next tick). */
+	if (r->role == PX_ROLE_RECOVERING)
+		r->p1.ballot = 0;
 	r->stats.snapshots_installed++;
 	/* Slots below index are covered; accepted slots above it are kept,
 	 * they are still this acceptor's votes. */

@@ -12,12 +12,21 @@ void ctl_omega_init(struct ctl_omega *o, const struct ctl_omega_config *cfg,
 	CTL_ASSERT(cfg != NULL);
 	memset(o, 0, sizeof(*o));
 	ctl_fd_init(&o->fd, &cfg->fd, now_ns);
-	for (uint8_t i = 0; i < CTL_MEMBERS_MAX; i++)
+	for (uint8_t i = 0; i < CTL_MEMBERS_MAX; i++) {
 		o->peers[i].leader_hint = CTL_NONE;
+		o->peers[i].preferred = CTL_NONE;
+	}
+	o->preferred = CTL_NONE;
 	/* A restarted replica must not lead until it has recovered
 	 * (DESIGN.md): ready is off until the caller says so. */
 	o->ready = false;
 	o->next_heartbeat_ns = now_ns;
+}
+
+void ctl_omega_set_preferred(struct ctl_omega *o, uint8_t member)
+{
+	CTL_ASSERT(o != NULL);
+	o->preferred = member < o->fd.cfg.member_count ? member : CTL_NONE;
 }
 
 void ctl_omega_set_ready(struct ctl_omega *o, bool ready)
@@ -45,6 +54,7 @@ bool ctl_omega_tick(struct ctl_omega *o, uint64_t now_ns,
 	hb->from = o->fd.cfg.self_id;
 	hb->leader_hint = ctl_omega_leader(o, now_ns);
 	hb->ready = o->ready ? 1 : 0;
+	hb->preferred = o->preferred;
 	hb->alive_mask = ctl_fd_alive_mask(&o->fd, now_ns);
 	hb->seq = o->seq++;
 	return true;
@@ -59,6 +69,8 @@ static bool ctl_heartbeat_well_formed(const struct ctl_omega *o,
 	if (hb->leader_hint != CTL_NONE && hb->leader_hint >= count)
 		return false;
 	if (hb->ready > 1)
+		return false;
+	if (hb->preferred != CTL_NONE && hb->preferred >= count)
 		return false;
 	if ((hb->alive_mask >> count) != 0)
 		return false;
@@ -95,6 +107,7 @@ bool ctl_omega_receive(struct ctl_omega *o, uint64_t now_ns,
 	peer->alive_mask = hb->alive_mask;
 	peer->leader_hint = hb->leader_hint;
 	peer->ready = hb->ready != 0;
+	peer->preferred = hb->preferred;
 	peer->heard_any = true;
 	return true;
 }
@@ -145,11 +158,18 @@ uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns)
 	 * cannot report anyone heard by a majority); the check states it. */
 	if (ctl_mask_count(own_mask) < ctl_majority(count))
 		return CTL_NONE;
-	/* Rule 1 (alive) here; the lowest id among candidates leads. */
+	/* Rule 1 (alive) here; the lowest id among candidates leads, unless
+	 * it hands leadership to another candidate (a transfer). */
 	for (uint8_t c = 0; c < count; c++) {
-		if ((own_mask & (1u << c)) &&
-		    ctl_omega_candidate(o, c, own_mask))
-			return c;
+		if (!(own_mask & (1u << c)) ||
+		    !ctl_omega_candidate(o, c, own_mask))
+			continue;
+		uint8_t p = c == o->fd.cfg.self_id ? o->preferred
+						    : o->peers[c].preferred;
+		if (p != CTL_NONE && p != c && (own_mask & (1u << p)) &&
+		    ctl_omega_candidate(o, p, own_mask))
+			return p;
+		return c;
 	}
 	return CTL_NONE;
 }

@@ -55,6 +55,8 @@ struct ctl_heartbeat {
 	uint8_t from;
 	uint8_t leader_hint; /* the sender's current leader choice or CTL_NONE */
 	uint8_t ready;	     /* sender can lead (not recovering) */
+	uint8_t preferred;   /* the member the sender hands leadership to
+				(a transfer), or CTL_NONE */
 	uint32_t alive_mask; /* members the sender hears (incl. itself) */
 	uint64_t seq;	     /* per-sender counter */
 };
@@ -68,6 +70,7 @@ struct ctl_omega_peer {
 	uint64_t seq;
 	uint32_t alive_mask;
 	uint8_t leader_hint;
+	uint8_t preferred;
 	bool ready;
 	bool heard_any; /* false: nothing below is meaningful yet */
 };
@@ -86,6 +89,7 @@ struct ctl_omega {
 	uint64_t seq; /* of the next heartbeat this member sends */
 	uint64_t next_heartbeat_ns; /* when ctl_omega_tick sends one */
 	bool ready;		    /* own: may lead; false after init */
+	uint8_t preferred;	    /* own transfer target, or CTL_NONE */
 };
 
 /* cfg->fd must pass ctl_fd_config_check (asserted). The member starts not
@@ -96,6 +100,11 @@ void ctl_omega_init(struct ctl_omega *o, const struct ctl_omega_config *cfg,
 
 /* Whether this member may lead (it is not recovering); sent in heartbeats. */
 void ctl_omega_set_ready(struct ctl_omega *o, bool ready);
+
+/* Leadership transfer: while this member is the natural leader (the
+ * lowest-id candidate), every member follows `member` instead, as long as
+ * it is a candidate. CTL_NONE cancels. Safety stays with the ballots. */
+void ctl_omega_set_preferred(struct ctl_omega *o, uint8_t member);
 
 /* Returns true when a heartbeat is due; fills *hb to broadcast to every other
  * member. Returns false, leaving *hb untouched, otherwise. */

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -24,9 +26,10 @@
 #include <rte_mbuf.h>
 #include <rte_telemetry.h>
 
+#include "bypaxd.h"
+#include "ctl_daemon.h"
 #include "dp.h"
 #include "ports.h"
-#include "bypaxd.h"
 
 #define POOL_MBUFS 8191u
 #define IDLE_POLLS_BEFORE_SLEEP 64u
@@ -49,6 +52,10 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  --config FILE        cluster configuration (docs/config.md)\n"
 		"  --id N               this replica's member id in the config\n"
+		"  --bootstrap          first start of a new cluster: start with\n"
+		"                       empty state and vote at once. Without it the\n"
+		"                       replica assumes it lost its state (a restart)\n"
+		"                       and recovers from the others before it votes.\n"
 		"  --sm NAME            state machine: kv, or ./path/to.so (default:\n"
 		"                       the config's [cluster] sm, else kv)\n"
 		"  --route M=P          send to member M through port P (default 0)\n"
@@ -61,6 +68,7 @@ static void usage(FILE *f)
 		"  --stats-interval S   print counters every S seconds (default 0)\n"
 		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
 		"                       /tmp/bypaxd-<cluster>-<id>.sock)\n"
+		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
 		"  --help               this text\n"
 		"EAL options: see dpdk docs, e.g. -l 0-1 --no-huge -m 512.\n"
 		"Exit status: 0 after SIGINT/SIGTERM, 2 on bad arguments or\n"
@@ -103,9 +111,11 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		{ "client-port", 1, 0, 'p' }, { "leader", 1, 0, 'L' },
 		{ "no-control", 0, 0, 'N' }, { "idle-sleep-us", 1, 0, 'I' },
 		{ "stats-interval", 1, 0, 'S' }, { "admin-socket", 1, 0, 'A' },
+		{ "snapshot-mb", 1, 0, 'M' }, { "bootstrap", 0, 0, 'B' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	memset(o, 0, sizeof(*o));
+	o->snapshot_mb = 64;
 	o->id = -1;
 	o->leader = -1;
 	for (unsigned i = 0; i < PX_REPLICAS_MAX; i++)
@@ -123,9 +133,11 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		case 'p': e = parse_num("--client-port", optarg, 0, RTE_MAX_ETHPORTS - 1, &v); o->client_port = (uint16_t)v; break;
 		case 'L': e = parse_num("--leader", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->leader = (int)v; break;
 		case 'N': o->no_control = true; break;
+		case 'B': o->bootstrap = true; break;
 		case 'I': e = parse_num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
 		case 'S': e = parse_num("--stats-interval", optarg, 0, 86400, &v); o->stats_interval_s = (uint32_t)v; break;
 		case 'A': o->admin_socket = optarg; break;
+		case 'M': e = parse_num("--snapshot-mb", optarg, 0, 65536, &v); o->snapshot_mb = (uint32_t)v; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -154,11 +166,66 @@ struct daemon {
 	void *sm_dl;
 	void *sm;
 	struct dp_replica *replica;
+	struct ctl_daemon ctl;
+	bool ctl_running;
 	uint16_t ports;
 	volatile bool worker_done;
 };
 
 static struct daemon d;
+
+/* ---- Links that drop: a net_memif client whose server restarted stays
+ * disconnected until its port restarts. The main thread does that, after
+ * the worker has let go of the port. ---- */
+
+#define LINK_DOWN_RESTART_TICKS 10 /* x 100 ms */
+
+static volatile uint8_t port_paused[RTE_MAX_ETHPORTS];
+static uint32_t link_down_ticks[RTE_MAX_ETHPORTS];
+
+static bool is_memif_client(uint16_t port)
+{
+	struct rte_eth_dev_info info;
+	if (rte_eth_dev_info_get(port, &info) != 0 || info.device == NULL)
+		return false;
+	const struct rte_devargs *da = rte_dev_devargs(info.device);
+	return strstr(info.driver_name, "memif") != NULL && da != NULL &&
+	       da->args != NULL && strstr(da->args, "role=client") != NULL;
+}
+
+static void restart_port(uint16_t port)
+{
+	port_paused[port] = 1;
+	for (int i = 0; i < 1000 && port_paused[port] != 2 && !force_quit; i++)
+		usleep(1000);
+	if (port_paused[port] != 2)
+		return; /* worker gone or stuck: leave it */
+	rte_eth_dev_stop(port);
+	int rc = rte_eth_dev_start(port);
+	printf("bypaxd %d: port %u link was down; restarted it (%s)\n", d.o.id,
+	       port, rc == 0 ? "ok" : rte_strerror(-rc));
+	fflush(stdout);
+	rte_smp_mb();
+	port_paused[port] = 0;
+}
+
+static void check_links(void)
+{
+	uint16_t port;
+	RTE_ETH_FOREACH_DEV(port) {
+		struct rte_eth_link link;
+		if (rte_eth_link_get_nowait(port, &link) != 0 ||
+		    link.link_status == RTE_ETH_LINK_UP) {
+			link_down_ticks[port] = 0;
+			continue;
+		}
+		if (++link_down_ticks[port] >= LINK_DOWN_RESTART_TICKS &&
+		    is_memif_client(port)) {
+			link_down_ticks[port] = 0;
+			restart_port(port);
+		}
+	}
+}
 
 static int setup_ports(char *err, size_t len)
 {
@@ -230,9 +297,19 @@ static int setup_replica(char *err, size_t len)
 	d.replica = rte_zmalloc("bypax_replica", sizeof(*d.replica), 64);
 	if (d.replica == NULL)
 		return -BPX_ENOMEM;
-	int rc = dp_replica_init(d.replica, &d.cfg, (uint8_t)d.o.id, d.sm_ops,
+	int rc = dp_replica_init(d.replica, &d.cfg, (uint8_t)d.o.id,
+				 !d.o.bootstrap, d.sm_ops,
 				 d.sm, d.pool, err, len);
 	rc = rc ? rc : setup_routes(d.replica);
+	d.replica->port_paused = port_paused;
+	if (rc == 0 && d.o.snapshot_mb > 0 &&
+	    dp_replica_enable_snapshots(d.replica,
+					(size_t)d.o.snapshot_mb << 20) != 0) {
+		snprintf(err, len, "cannot allocate 2 x %u MiB of snapshot "
+			 "buffers (raise EAL -m, or lower --snapshot-mb)",
+			 d.o.snapshot_mb);
+		return -BPX_ENOMEM;
+	}
 	if (rc == 0 && d.o.leader >= 0)
 		dp_replica_set_leader_hint(d.replica, (uint8_t)d.o.leader);
 	return rc;
@@ -295,10 +372,17 @@ static void print_stats(void)
 		drops += r->ctr.drops[i];
 	printf("bypaxd %u: %s commit=%" PRIu64 " applied=%" PRIu64
 	       " rx=%" PRIu64 " tx=%" PRIu64 " requests=%" PRIu64
-	       " drops=%" PRIu64 "\n",
+	       " drops=%" PRIu64 " snapshots sent=%" PRIu64 " installed=%"
+	       PRIu64 " chunks sent=%" PRIu64 " dropped=%" PRIu64
+	       " unsupported=%" PRIu64 " px_drops=%" PRIu64 "/%" PRIu64 "/%"
+	       PRIu64 "/%" PRIu64 "\n",
 	       r->id, roles[px_role(r->px)], px_commit_index(r->px),
 	       px_applied_index(r->px), r->ctr.rx_frames, r->ctr.tx_frames,
-	       s->requests_applied, drops);
+	       s->requests_applied, drops, r->ctr.snapshots_sent,
+	       r->ctr.snapshots_installed, r->ctr.snapshot_chunks_sent,
+	       r->ctr.snapshot_chunks_dropped, r->ctr.snapshot_unsupported,
+	       s->drops[PX_DROP_MALFORMED], s->drops[PX_DROP_STALE_BALLOT],
+	       s->drops[PX_DROP_WRONG_ROLE], s->drops[PX_DROP_OUT_OF_WINDOW]);
 	fflush(stdout);
 }
 
@@ -316,6 +400,7 @@ static void wait_for_signal(void)
 	while (!force_quit) {
 		usleep(100000);
 		ticks++;
+		check_links();
 		if (d.o.stats_interval_s > 0 &&
 		    ticks % (10ull * d.o.stats_interval_s) == 0)
 			print_stats();
@@ -325,7 +410,10 @@ static void wait_for_signal(void)
 static void shutdown_all(void)
 {
 	uint16_t port;
+	force_quit = true;
 	rte_eal_mp_wait_lcore();
+	if (d.ctl_running)
+		ctl_daemon_stop(&d.ctl);
 	RTE_ETH_FOREACH_DEV(port) {
 		rte_eth_dev_stop(port);
 		rte_eth_dev_close(port);
@@ -338,6 +426,27 @@ static void shutdown_all(void)
 		d.sm_ops->destroy(d.sm);
 	dp_sm_unload(d.sm_dl);
 	rte_mempool_free(d.pool);
+}
+
+static int start_control(char *err, size_t len)
+{
+	char path[108];
+	if (d.o.admin_socket != NULL)
+		snprintf(path, sizeof(path), "%s", d.o.admin_socket);
+	else
+		snprintf(path, sizeof(path), "/tmp/bypaxd-%u-%d.sock",
+			 d.cfg.cluster_id, d.o.id);
+	int static_leader = d.o.no_control ? d.o.leader : -1;
+	int rc = ctl_daemon_init(&d.ctl, &d.cfg, (uint8_t)d.o.id, static_leader,
+				 path, &force_quit, err, len);
+	if (rc != 0)
+		return rc;
+	dp_replica_attach_control(d.replica, d.ctl.to_worker,
+				  d.ctl.from_worker);
+	d.ctl.snapshot_buf = d.replica->snap.send_buf;
+	rc = ctl_daemon_start(&d.ctl, err, len);
+	d.ctl_running = rc == 0;
+	return rc;
 }
 
 static int start(char *err, size_t len)
@@ -361,6 +470,7 @@ static int start(char *err, size_t len)
 	}
 	rc = setup_ports(err, len);
 	rc = rc ? rc : setup_replica(err, len);
+	rc = rc ? rc : start_control(err, len);
 	if (rc == 0)
 		rte_telemetry_register_cmd("/bypax/stats", telemetry_stats,
 					   "bypax replica counters");

@@ -14,9 +14,11 @@ struct bypaxd_opts {
 	uint16_t client_port;
 	int leader;                      /* -1: the control plane decides */
 	bool no_control;
+	bool bootstrap;
 	uint32_t idle_sleep_us;
 	uint32_t stats_interval_s;
 	const char *admin_socket;
+	uint32_t snapshot_mb;
 };
 
 #endif

@@ -122,7 +122,7 @@ static int setup_replicas(struct cluster *c, char *err, size_t len)
 			return -BPX_ECONFIG;
 		}
 		struct dp_replica *r = &c->replicas[i];
-		int rc = dp_replica_init(r, &c->cfg, (uint8_t)i, c->sm_ops,
+		int rc = dp_replica_init(r, &c->cfg, (uint8_t)i, false, c->sm_ops,
 					 c->sms[i], c->pool, err, len);
 		rc = rc ? rc : dp_replica_add_rx(r, c->mesh.ports[i], 0);
 		rc = rc ? rc : mesh_routes(c, &r->routes, (uint16_t)i);

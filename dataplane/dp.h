@@ -44,6 +44,31 @@ struct dp_routes {
 	struct dp_txq txqs[DP_ROUTES_MAX];
 };
 
+/* Snapshot transfer between replicas: the sender serializes once into its
+ * buffer and streams chunks a few per poll, so the fast path never stalls
+ * for long; the receiver reassembles in order and installs. */
+#define DP_SNAP_LOCKED 0xfeu /* send buffer held for the control thread */
+
+struct dp_snap {
+	uint8_t *send_buf;
+	uint8_t *recv_buf;
+	size_t cap;
+	/* sending */
+	size_t send_len;
+	size_t send_off;
+	uint64_t send_index;
+	uint8_t send_to;          /* PX_REPLICA_NONE: idle */
+	/* receiving */
+	size_t recv_len;
+	size_t recv_off;
+	uint64_t recv_index;
+	uint8_t recv_from;
+	uint64_t recv_started_ns;
+	/* for CTL_CMD_SNAPSHOT */
+	uint64_t saved_len;
+	uint64_t saved_index;
+};
+
 /* Drop and traffic counters of one endpoint (read by telemetry). */
 struct dp_counters {
 	uint64_t rx_frames;
@@ -54,6 +79,11 @@ struct dp_counters {
 	uint64_t multi_segment;
 	uint64_t no_client_address;
 	uint64_t snapshot_unsupported;
+	uint64_t snapshot_chunks_sent;
+	uint64_t snapshot_chunks_dropped;
+	uint64_t snapshots_sent;
+	uint64_t snapshots_installed;
+	uint64_t isolated_drops;
 	uint64_t encode_failed;
 	uint64_t drops[BPX_WIRE_DROP_COUNT];
 	uint64_t px_rejected;      /* px_step refused (counted by reason in px) */
@@ -93,6 +123,15 @@ struct dp_replica {
 	uint64_t next_tick_ns;
 	uint8_t leader_hint;
 	struct dp_client_addr *clients; /* DP_CLIENT_ADDRS */
+	/* Ports another thread is restarting: 1 = asked to stop using it,
+	 * 2 = the worker stopped. NULL when nothing restarts ports. */
+	volatile uint8_t *port_paused;
+	struct rte_ring *ctl_in;        /* commands from the control thread */
+	struct rte_ring *ctl_out;       /* status to the control thread */
+	uint64_t next_status_ns;
+	uint64_t status_seq;
+	uint64_t isolate_until_ns;      /* fault injection: cut off from peers */
+	struct dp_snap snap;
 	struct dp_counters ctr;
 	uint8_t frame_buf[BPX_FRAME_MAX];
 };
@@ -163,16 +202,27 @@ struct dp_txq *dp_routes_lookup(struct dp_routes *rt, const uint8_t mac[6]);
 void dp_txq_push(struct dp_txq *q, struct rte_mbuf *m,
 		 struct dp_counters *ctr);
 void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr);
+/* As dp_routes_flush, but frames for a paused port are freed, counted. */
+void dp_routes_flush_live(struct dp_routes *rt, struct dp_counters *ctr,
+			  volatile const uint8_t *port_paused);
 
 /* Replica instances (replica.c). */
+/* recovering: started without its state, so it recovers before it votes
+ * (DESIGN.md); false only for the first start of a new cluster. */
 int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
-		    uint8_t id, const struct bpx_sm_ops *sm_ops, void *sm,
-		    struct rte_mempool *pool, char *err, size_t err_len);
+		    uint8_t id, bool recovering, const struct bpx_sm_ops *sm_ops,
+		    void *sm, struct rte_mempool *pool, char *err,
+		    size_t err_len);
 void dp_replica_free(struct dp_replica *r);
 int dp_replica_add_rx(struct dp_replica *r, uint16_t port, uint16_t queue);
 /* One poll: rx burst, steps, timers, tx. Returns frames received. */
 uint32_t dp_replica_poll(struct dp_replica *r);
 void dp_replica_set_leader_hint(struct dp_replica *r, uint8_t leader);
+/* Connects the worker to the control thread (both rings SP/SC). */
+void dp_replica_attach_control(struct dp_replica *r, struct rte_ring *in,
+			       struct rte_ring *out);
+/* Allocates snapshot buffers of cap bytes each (0: no transfer). */
+int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap);
 
 /* State machine loading (sm_loader.c): "kv" or a path to a .so. */
 const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,

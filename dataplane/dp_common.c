@@ -91,3 +91,18 @@ void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr)
 	for (uint8_t i = 0; i < rt->txq_count; i++)
 		txq_flush(&rt->txqs[i], ctr);
 }
+
+void dp_routes_flush_live(struct dp_routes *rt, struct dp_counters *ctr,
+			  volatile const uint8_t *port_paused)
+{
+	for (uint8_t i = 0; i < rt->txq_count; i++) {
+		struct dp_txq *q = &rt->txqs[i];
+		if (port_paused != NULL && port_paused[q->route.port] != 0 &&
+		    q->count > 0) {
+			ctr->tx_full += q->count;
+			rte_pktmbuf_free_bulk(q->pkts, q->count);
+			q->count = 0;
+		}
+		txq_flush(q, ctr);
+	}
+}

@@ -9,13 +9,19 @@
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
 
+#include "ctl_link.h"
 #include "dp.h"
+
+#define SNAPSHOT_CHUNKS_PER_POLL 8u
+#define SNAPSHOT_RECV_TIMEOUT_NS 2000000000ull
+#define STATUS_INTERVAL_NS 2000000ull
 
 static const uint8_t broadcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
-		    uint8_t id, const struct bpx_sm_ops *sm_ops, void *sm,
-		    struct rte_mempool *pool, char *err, size_t err_len)
+		    uint8_t id, bool recovering, const struct bpx_sm_ops *sm_ops,
+		    void *sm, struct rte_mempool *pool, char *err,
+		    size_t err_len)
 {
 	memset(r, 0, sizeof(*r));
 	r->id = id;
@@ -25,11 +31,13 @@ int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
 	r->sm = sm;
 	r->pool = pool;
 	r->leader_hint = PX_REPLICA_NONE;
+	r->snap.send_to = PX_REPLICA_NONE;
 	struct px_config pc = cfg->px;
 	pc.self_id = id;
 	pc.sm_ops = sm_ops;
 	pc.sm = sm;
 	pc.seed = 0x6279706178ull + id; /* jitter only; any value is safe */
+	pc.recovering = recovering;
 	const char *why = px_config_check_reason(&pc);
 	if (why != NULL) {
 		snprintf(err, err_len, "replica %u: %s", id, why);
@@ -57,6 +65,10 @@ int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
 
 void dp_replica_free(struct dp_replica *r)
 {
+	rte_free(r->snap.send_buf);
+	rte_free(r->snap.recv_buf);
+	r->snap.send_buf = NULL;
+	r->snap.recv_buf = NULL;
 	rte_free(r->px_mem);
 	rte_free(r->out_msgs);
 	rte_free(r->clients);
@@ -78,6 +90,23 @@ int dp_replica_add_rx(struct dp_replica *r, uint16_t port, uint16_t queue)
 void dp_replica_set_leader_hint(struct dp_replica *r, uint8_t leader)
 {
 	r->leader_hint = leader;
+}
+
+void dp_replica_attach_control(struct dp_replica *r, struct rte_ring *in,
+			       struct rte_ring *out)
+{
+	r->ctl_in = in;
+	r->ctl_out = out;
+}
+
+int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap)
+{
+	r->snap.send_buf = rte_malloc("bypax_snap_send", cap, 64);
+	r->snap.recv_buf = rte_malloc("bypax_snap_recv", cap, 64);
+	if (r->snap.send_buf == NULL || r->snap.recv_buf == NULL)
+		return -BPX_ENOMEM;
+	r->snap.cap = cap;
+	return 0;
 }
 
 /* ---- Client addresses: replies go back where the request came from ---- */
@@ -131,6 +160,99 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), mb, &r->ctr);
 }
 
+static bool isolated(const struct dp_replica *r)
+{
+	return r->isolate_until_ns != 0 && dp_now_ns() < r->isolate_until_ns;
+}
+
+/* ---- Snapshot streaming ---- */
+
+/* Serializes this replica's state once; poll_snapshot_send streams it. One
+ * stream at a time: a second request is dropped and will be asked again. */
+static void start_snapshot_send(struct dp_replica *r, uint8_t to)
+{
+	struct dp_snap *sn = &r->snap;
+	if (sn->cap == 0) {
+		r->ctr.snapshot_unsupported++;
+		return;
+	}
+	if (sn->send_to != PX_REPLICA_NONE || to >= r->cfg->member_count)
+		return;
+	int64_t n = px_snapshot_save(r->px, sn->send_buf, sn->cap);
+	if (n <= 0) {
+		r->ctr.snapshot_unsupported++;
+		return;
+	}
+	sn->send_len = (size_t)n;
+	sn->send_off = 0;
+	sn->send_index = px_applied_index(r->px);
+	sn->send_to = to;
+}
+
+static void poll_snapshot_send(struct dp_replica *r)
+{
+	struct dp_snap *sn = &r->snap;
+	for (unsigned i = 0; i < SNAPSHOT_CHUNKS_PER_POLL &&
+			     sn->send_to != PX_REPLICA_NONE; i++) {
+		size_t len = sn->send_len - sn->send_off;
+		if (len > PX_VALUE_BYTES_MAX)
+			len = PX_VALUE_BYTES_MAX;
+		struct px_msg m = { .type = BPX_WIRE_SNAPSHOT_CHUNK,
+				    .from = r->id, .to = sn->send_to,
+				    .slot = sn->send_index,
+				    .slot_end = sn->send_len,
+				    .seq = sn->send_off,
+				    .value = sn->send_buf + sn->send_off,
+				    .value_len = (uint32_t)len };
+		if (!isolated(r))
+			send_frame(r, &r->cfg->members[sn->send_to].data, &m);
+		r->ctr.snapshot_chunks_sent++;
+		sn->send_off += len;
+		if (sn->send_off == sn->send_len) {
+			sn->send_to = PX_REPLICA_NONE;
+			r->ctr.snapshots_sent++;
+		}
+	}
+}
+
+static void transmit_outbox(struct dp_replica *r);
+
+/* Chunks must arrive in order from one sender; anything else abandons the
+ * stream (the receiver's consensus asks for a snapshot again). */
+static void on_snapshot_chunk(struct dp_replica *r, const struct px_msg *m,
+			      uint64_t now_ns)
+{
+	struct dp_snap *sn = &r->snap;
+	if (m->seq == 0 && m->slot_end > 0 && m->slot_end <= sn->cap &&
+	    (sn->recv_len == 0 || now_ns - sn->recv_started_ns >
+					  SNAPSHOT_RECV_TIMEOUT_NS)) {
+		sn->recv_from = m->from;
+		sn->recv_index = m->slot;
+		sn->recv_len = m->slot_end;
+		sn->recv_off = 0;
+		sn->recv_started_ns = now_ns;
+	}
+	if (sn->recv_len == 0 || m->from != sn->recv_from ||
+	    m->slot != sn->recv_index || m->slot_end != sn->recv_len ||
+	    m->seq != sn->recv_off || m->value_len > sn->recv_len - sn->recv_off) {
+		r->ctr.snapshot_chunks_dropped++;
+		/* A gap in our stream: give it up now, so the stream the
+		 * consensus asks for next can start at once. */
+		if (m->from == sn->recv_from && m->slot == sn->recv_index)
+			sn->recv_len = 0;
+		return;
+	}
+	memcpy(sn->recv_buf + sn->recv_off, m->value, m->value_len);
+	sn->recv_off += m->value_len;
+	if (sn->recv_off < sn->recv_len)
+		return;
+	if (px_snapshot_install(r->px, now_ns, sn->recv_buf, sn->recv_len,
+				&r->out) == 0)
+		r->ctr.snapshots_installed++;
+	sn->recv_len = 0;
+	transmit_outbox(r);
+}
+
 static void transmit_outbox(struct dp_replica *r)
 {
 	for (uint32_t i = 0; i < r->out.count; i++) {
@@ -143,9 +265,12 @@ static void transmit_outbox(struct dp_replica *r)
 			else
 				send_frame(r, c, m);
 		} else if (m->type == PX_MSG_SNAPSHOT) {
-			r->ctr.snapshot_unsupported++;
+			start_snapshot_send(r, m->to);
 		} else if (m->to < r->cfg->member_count) {
-			send_frame(r, &r->cfg->members[m->to].data, m);
+			if (isolated(r))
+				r->ctr.isolated_drops++;
+			else
+				send_frame(r, &r->cfg->members[m->to].data, m);
 		}
 	}
 	r->out.count = 0;
@@ -217,6 +342,15 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 		r->ctr.drops[d]++;
 		return;
 	}
+	if (m.type != PX_MSG_REQUEST && isolated(r)) {
+		r->ctr.isolated_drops++;
+		return;
+	}
+	if (m.type == BPX_WIRE_SNAPSHOT_CHUNK) {
+		if (r->snap.cap > 0)
+			on_snapshot_chunk(r, &m, now_ns);
+		return;
+	}
 	if (px_step(r->px, now_ns, &m, &r->out) != 0)
 		r->ctr.px_rejected++;
 	transmit_outbox(r);
@@ -233,12 +367,96 @@ static void handle_mbuf(struct dp_replica *r, struct rte_mbuf *mb,
 		     rte_pktmbuf_data_len(mb), now_ns);
 }
 
+/* ---- The control thread's commands and our status, through rings ---- */
+
+/* The buffer stays locked (no stream may reuse it) until the control
+ * thread has written it out and says so. A busy buffer reports 1 byte
+ * short of nothing: the control thread answers with an error. */
+static void save_snapshot_for_control(struct dp_replica *r)
+{
+	int64_t n = -1;
+	if (r->snap.cap > 0 && r->snap.send_to == PX_REPLICA_NONE)
+		n = px_snapshot_save(r->px, r->snap.send_buf, r->snap.cap);
+	if (n > 0)
+		r->snap.send_to = DP_SNAP_LOCKED;
+	r->snap.saved_len = n > 0 ? (uint64_t)n : 0;
+	r->snap.saved_index = px_applied_index(r->px);
+	r->next_status_ns = 0; /* tell the control thread at once */
+}
+
+static void run_command(struct dp_replica *r, const struct ctl_cmd *c,
+			uint64_t now_ns)
+{
+	switch (c->type) {
+	case CTL_CMD_LEADER_HINT:
+		r->leader_hint = (uint8_t)c->arg;
+		break;
+	case CTL_CMD_ISOLATE:
+		r->isolate_until_ns = now_ns + c->value * 1000000ull;
+		break;
+	case CTL_CMD_SNAPSHOT:
+		if (c->arg == 1) { /* the control thread wrote the file */
+			if (r->snap.send_to == DP_SNAP_LOCKED)
+				r->snap.send_to = PX_REPLICA_NONE;
+			break;
+		}
+		save_snapshot_for_control(r);
+		break;
+	default:
+		break;
+	}
+}
+
+static void publish_status(struct dp_replica *r, uint64_t now_ns)
+{
+	const struct px_stats *s = px_stats(r->px);
+	struct ctl_worker_status st = {
+		.seq = ++r->status_seq,
+		.promised = px_promised_ballot(r->px),
+		.leader_ballot = px_leader_ballot(r->px),
+		.commit_index = px_commit_index(r->px),
+		.applied_index = px_applied_index(r->px),
+		.log_start = px_log_start(r->px),
+		.requests_applied = s->requests_applied,
+		.rx_frames = r->ctr.rx_frames,
+		.tx_frames = r->ctr.tx_frames,
+		.snapshot_bytes = r->snap.saved_len,
+		.snapshot_index = r->snap.saved_index,
+		.queue_depth = px_queue_depth(r->px),
+		.role = (uint8_t)px_role(r->px),
+		.known_leader = px_known_leader(r->px),
+	};
+	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
+		st.drops += r->ctr.drops[i];
+	r->snap.saved_len = 0;
+	/* A full ring means the control thread is behind: skip this one. */
+	rte_ring_sp_enqueue_elem(r->ctl_out, &st, sizeof(st));
+	r->next_status_ns = now_ns + STATUS_INTERVAL_NS;
+}
+
+static void control_exchange(struct dp_replica *r, uint64_t now_ns)
+{
+	if (r->ctl_in == NULL)
+		return;
+	struct ctl_cmd c;
+	for (int i = 0; i < 8 && rte_ring_sc_dequeue_elem(r->ctl_in, &c,
+							   sizeof(c)) == 0; i++)
+		run_command(r, &c, now_ns);
+	if (now_ns >= r->next_status_ns)
+		publish_status(r, now_ns);
+}
+
 uint32_t dp_replica_poll(struct dp_replica *r)
 {
 	struct rte_mbuf *pkts[DP_BURST];
 	uint32_t total = 0;
 	uint64_t now_ns = dp_now_ns();
 	for (uint8_t q = 0; q < r->rx_count; q++) {
+		if (r->port_paused != NULL && r->port_paused[r->rx[q].port]) {
+			/* Another thread restarts it: hands off until done. */
+			r->port_paused[r->rx[q].port] = 2;
+			continue;
+		}
 		uint16_t n = rte_eth_rx_burst(r->rx[q].port, r->rx[q].queue,
 					      pkts, DP_BURST);
 		for (uint16_t i = 0; i < n; i++) {
@@ -256,13 +474,16 @@ uint32_t dp_replica_poll(struct dp_replica *r)
 		px_flush(r->px, now_ns, &r->out);
 		transmit_outbox(r);
 	}
+	if (r->snap.send_to < r->cfg->member_count)
+		poll_snapshot_send(r);
 	if (now_ns >= r->next_tick_ns) {
+		control_exchange(r, now_ns);
 		px_set_leader_hint(r->px, now_ns, r->leader_hint, &r->out);
 		transmit_outbox(r);
 		px_tick(r->px, now_ns, &r->out);
 		transmit_outbox(r);
 		r->next_tick_ns = now_ns + DP_TICK_NS;
 	}
-	dp_routes_flush(&r->routes, &r->ctr);
+	dp_routes_flush_live(&r->routes, &r->ctr, r->port_paused);
 	return total;
 }

@@ -20,7 +20,7 @@ enum {
 	F_VALUE = 1u << 15, /* the type may carry a value */
 };
 
-static const uint16_t type_fields[PX_MSG_TYPE_MAX + 1] = {
+static const uint16_t type_fields[BPX_WIRE_TYPE_MAX + 1] = {
 	[PX_MSG_REQUEST] = F_CLIENT | F_SEQ | F_VALUE,
 	[PX_MSG_REPLY] = F_CLIENT | F_SEQ | F_VALUE,
 	[PX_MSG_PREPARE] = F_BALLOT | F_SLOT,
@@ -30,11 +30,12 @@ static const uint16_t type_fields[PX_MSG_TYPE_MAX + 1] = {
 	[PX_MSG_ACCEPTED] = F_BALLOT | F_SLOT | F_COMMIT | F_APPLIED |
 			    F_LOG_START,
 	[PX_MSG_NACK] = F_BALLOT,
-	[PX_MSG_COMMIT] = F_BALLOT | F_COMMIT,
-	[PX_MSG_STATUS] = F_BALLOT | F_COMMIT | F_APPLIED | F_LOG_START,
+	[PX_MSG_COMMIT] = F_BALLOT | F_COMMIT | F_SEQ,
+	[PX_MSG_STATUS] = F_BALLOT | F_COMMIT | F_APPLIED | F_LOG_START | F_SEQ,
 	[PX_MSG_CHOSEN] = F_BALLOT | F_SLOT | F_COMMIT | F_VALUE,
 	[PX_MSG_SNAPSHOT_REQ] = 0,
 	/* PX_MSG_SNAPSHOT is a local effect, not a wire message. */
+	[BPX_WIRE_SNAPSHOT_CHUNK] = F_SLOT | F_SLOT_END | F_SEQ | F_VALUE,
 };
 
 const char *bpx_wire_drop_name(enum bpx_wire_drop reason)
@@ -83,7 +84,7 @@ static uint64_t get64(const uint8_t *p)
 
 static uint16_t fields_of(uint8_t type)
 {
-	if (type < PX_MSG_REQUEST || type > PX_MSG_TYPE_MAX ||
+	if (type < PX_MSG_REQUEST || type > BPX_WIRE_TYPE_MAX ||
 	    type == PX_MSG_SNAPSHOT)
 		return 0xffffu; /* no wire form */
 	return type_fields[type];

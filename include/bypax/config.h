@@ -5,7 +5,7 @@
  *   id = 1                 ; required, 1..4294967295
  *   window = 64            ; slots in flight
  *   log_slots = 1024       ; power of two >= 2 * window
- *   batch_bytes = 1400     ; bytes of requests per slot
+ *   batch_bytes = 1392     ; bytes of requests per slot (max)
  *   batch_requests = 64    ; requests per slot
  *   request_queue = 1024   ; requests waiting at the leader
  *   sessions = 4096        ; client sessions remembered (exactly-once)

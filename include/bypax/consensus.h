@@ -25,8 +25,10 @@ extern "C" {
 #endif
 
 #define PX_REPLICAS_MAX 7u
-/* One slot's value (a batch of requests) fits one Ethernet frame. */
-#define PX_VALUE_BYTES_MAX 1400u
+/* One slot's value (a batch of requests) fits one Ethernet frame of 1514
+ * bytes with the largest header that carries it (a PROMISE: 42 bytes of
+ * Ethernet/IPv4/UDP, 16 of bypax header, 8 fields of 8 bytes). */
+#define PX_VALUE_BYTES_MAX 1392u
 /* Each request in a batch: u64 client_id, u64 seq, u16 command length. */
 #define PX_BATCH_ENTRY_HEADER_BYTES 18u
 #define PX_COMMAND_BYTES_MAX (PX_VALUE_BYTES_MAX - PX_BATCH_ENTRY_HEADER_BYTES)

@@ -25,6 +25,12 @@ extern "C" {
 #define BPX_FRAME_HEADER_BYTES 42u /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define BPX_FRAME_MAX (BPX_FRAME_HEADER_BYTES + BPX_WIRE_PAYLOAD_MAX)
 
+/* A wire-only message between dataplanes (never given to px_step): one
+ * chunk of a snapshot stream. slot = the snapshot's applied index,
+ * slot_end = its total length, seq = this chunk's offset, value = bytes. */
+#define BPX_WIRE_SNAPSHOT_CHUNK 13u
+#define BPX_WIRE_TYPE_MAX 13u
+
 /* Why a frame or message was dropped. 0 is "accepted". */
 #define BPX_WIRE_DROP_LIST(X)                                                  \
 	X(BPX_WIRE_OK, "ok")                                                   \

@@ -1,0 +1,560 @@
+/* The control thread: heartbeats, leader hints, the admin socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_thread.h>
+
+#include "ctl_daemon.h"
+
+#define HINT_REFRESH_NS 20000000ull
+#define ADMIN_REPLY_MAX 8192
+
+static pthread_t ctl_tid;
+
+uint64_t ctl_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct sockaddr_in inet_addr_of(uint32_t ip, uint16_t port)
+{
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(ip);
+	a.sin_port = htons(port);
+	return a;
+}
+
+static int open_heartbeat_socket(struct ctl_daemon *d, char *err, size_t len)
+{
+	const struct bpx_member *me = &d->cfg->members[d->self];
+	struct sockaddr_in a = inet_addr_of(me->control_ip, me->control_port);
+	d->hb_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+	int one = 1;
+	if (d->hb_fd >= 0)
+		setsockopt(d->hb_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (d->hb_fd < 0 || bind(d->hb_fd, (struct sockaddr *)&a, sizeof(a))) {
+		snprintf(err, len, "control address %s:%u (member%u control): %s",
+			 inet_ntoa(a.sin_addr), me->control_port, d->self,
+			 strerror(errno));
+		return -BPX_EIO;
+	}
+	return 0;
+}
+
+static int open_admin_socket(struct ctl_daemon *d, char *err, size_t len)
+{
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", d->admin_path);
+	unlink(d->admin_path);
+	d->admin_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (d->admin_fd < 0 ||
+	    bind(d->admin_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    chmod(d->admin_path, 0600) != 0 || listen(d->admin_fd, 8) != 0) {
+		snprintf(err, len, "admin socket %s: %s", d->admin_path,
+			 strerror(errno));
+		return -BPX_EIO;
+	}
+	return 0;
+}
+
+static struct rte_ring *make_ring(const char *what, uint8_t self, size_t esize)
+{
+	char name[RTE_RING_NAMESIZE];
+	snprintf(name, sizeof(name), "bypax_%s%u", what, self);
+	return rte_ring_create_elem(name, (unsigned)esize, CTL_RING_SIZE,
+				    (int)rte_socket_id(),
+				    RING_F_SP_ENQ | RING_F_SC_DEQ);
+}
+
+int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
+		    uint8_t self, int static_leader, const char *admin_path,
+		    volatile bool *quit, char *err, size_t err_len)
+{
+	memset(d, 0, sizeof(*d));
+	d->cfg = cfg;
+	d->self = self;
+	d->static_leader = static_leader;
+	d->quit = quit;
+	d->hb_fd = d->admin_fd = d->snapshot_client = -1;
+	d->leader = d->hint_sent = CTL_NONE;
+	d->start_ns = ctl_clock_ns();
+	snprintf(d->admin_path, sizeof(d->admin_path), "%s", admin_path);
+	struct ctl_omega_config oc;
+	ctl_fd_config_default(&oc.fd, cfg->member_count, self);
+	oc.fd.heartbeat_interval_ns = cfg->fd_heartbeat_ns;
+	oc.fd.timeout_min_ns = cfg->fd_timeout_min_ns;
+	oc.fd.timeout_max_ns = cfg->fd_timeout_max_ns;
+	const char *why = ctl_fd_config_check(&oc.fd);
+	if (why != NULL) {
+		snprintf(err, err_len, "%s: [control]: %s", cfg->path, why);
+		return -BPX_ECONFIG;
+	}
+	ctl_omega_init(&d->omega, &oc, d->start_ns);
+	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd));
+	d->from_worker = make_ring("ctl_out", self,
+				   sizeof(struct ctl_worker_status));
+	if (d->to_worker == NULL || d->from_worker == NULL) {
+		snprintf(err, err_len, "control rings: %s",
+			 rte_strerror(rte_errno));
+		return -BPX_ENOMEM;
+	}
+	int rc = open_heartbeat_socket(d, err, err_len);
+	return rc ? rc : open_admin_socket(d, err, err_len);
+}
+
+/* ---- Heartbeats ---- */
+
+static bool from_member_control(const struct ctl_daemon *d, uint8_t from,
+				const struct sockaddr_in *src)
+{
+	if (from >= d->cfg->member_count)
+		return false;
+	const struct bpx_member *m = &d->cfg->members[from];
+	return ntohl(src->sin_addr.s_addr) == m->control_ip &&
+	       ntohs(src->sin_port) == m->control_port;
+}
+
+static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
+{
+	uint8_t buf[256];
+	struct sockaddr_in src;
+	for (;;) {
+		socklen_t slen = sizeof(src);
+		ssize_t n = recvfrom(d->hb_fd, buf, sizeof(buf), 0,
+				     (struct sockaddr *)&src, &slen);
+		if (n < 0)
+			return;
+		struct ctl_hb_msg m;
+		if (ctl_hb_decode(buf, (size_t)n, d->cfg->cluster_id, &m) != 0 ||
+		    !from_member_control(d, m.hb.from, &src) ||
+		    !ctl_omega_receive(&d->omega, now, &m.hb)) {
+			d->hb_dropped++;
+			continue;
+		}
+		d->peers[m.hb.from].last = m;
+		d->peers[m.hb.from].heard_ns = now;
+	}
+}
+
+static uint64_t failover_age_ms(const struct ctl_daemon *d, uint64_t now)
+{
+	return d->last_failover_ns ? (now - d->last_failover_ns) / 1000000
+				   : UINT64_MAX;
+}
+
+static void send_heartbeats(struct ctl_daemon *d, uint64_t now)
+{
+	struct ctl_hb_msg m;
+	memset(&m, 0, sizeof(m));
+	if (!ctl_omega_tick(&d->omega, now, &m.hb))
+		return;
+	m.role = d->have_status ? d->status.role : PX_ROLE_RECOVERING;
+	m.promised = d->status.promised;
+	m.commit_index = d->status.commit_index;
+	m.applied_index = d->status.applied_index;
+	m.failover_age_ms = failover_age_ms(d, now);
+	uint8_t buf[CTL_HB_BYTES];
+	ctl_hb_encode(buf, d->cfg->cluster_id, &m);
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		if (i == d->self)
+			continue;
+		const struct bpx_member *p = &d->cfg->members[i];
+		struct sockaddr_in a = inet_addr_of(p->control_ip,
+						    p->control_port);
+		sendto(d->hb_fd, buf, sizeof(buf), 0, (struct sockaddr *)&a,
+		       sizeof(a));
+	}
+}
+
+static void send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
+			 uint64_t value)
+{
+	struct ctl_cmd c = { .type = type, .arg = arg, .value = value };
+	rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c));
+}
+
+/* Omega's choice goes to the worker as a hint, again now and then in case
+ * a ring slot was lost; a change of leader is a failover to report. */
+static void update_leader(struct ctl_daemon *d, uint64_t now)
+{
+	uint8_t leader = d->static_leader >= 0
+				 ? (uint8_t)d->static_leader
+				 : ctl_omega_leader(&d->omega, now);
+	if (leader != d->leader) {
+		if (d->leader != CTL_NONE && leader != CTL_NONE &&
+		    leader != d->leader) {
+			d->last_failover_ns = now;
+			d->failover_from = d->leader;
+			d->failover_to = leader;
+			d->failovers++;
+		}
+		d->leader = leader;
+	}
+	if (leader != d->hint_sent || now - d->hint_sent_ns > HINT_REFRESH_NS) {
+		send_command(d, CTL_CMD_LEADER_HINT, leader, 0);
+		d->hint_sent = leader;
+		d->hint_sent_ns = now;
+	}
+}
+
+static void drain_status(struct ctl_daemon *d)
+{
+	struct ctl_worker_status st;
+	while (rte_ring_sc_dequeue_elem(d->from_worker, &st, sizeof(st)) == 0) {
+		d->status = st;
+		d->have_status = true;
+		if (st.snapshot_bytes > 0 && d->snapshot_client >= 0) {
+			char msg[512];
+			FILE *f = fopen(d->snapshot_path, "w");
+			size_t w = f ? fwrite(d->snapshot_buf, 1,
+					      st.snapshot_bytes, f) : 0;
+			if (f)
+				fclose(f);
+			snprintf(msg, sizeof(msg),
+				 w == st.snapshot_bytes
+					 ? "ok: snapshot at applied index %" PRIu64
+					   " (%" PRIu64 " bytes) written to %s\n"
+					 : "error: cannot write snapshot %" PRIu64
+					   " (%" PRIu64 " bytes) to %s\n",
+				 st.snapshot_index, st.snapshot_bytes,
+				 d->snapshot_path);
+			(void)!write(d->snapshot_client, msg, strlen(msg));
+			close(d->snapshot_client);
+			d->snapshot_client = -1;
+			send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
+		}
+	}
+	ctl_omega_set_ready(&d->omega, d->have_status &&
+				       d->status.role != PX_ROLE_RECOVERING);
+}
+
+/* ---- The admin socket (bypaxctl) ---- */
+
+struct reply {
+	char buf[ADMIN_REPLY_MAX];
+	size_t len;
+};
+
+static void say(struct reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(r->buf + r->len, sizeof(r->buf) - r->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		r->len += (size_t)n < sizeof(r->buf) - r->len
+				  ? (size_t)n
+				  : sizeof(r->buf) - r->len - 1;
+}
+
+static const char *role_name(uint8_t role)
+{
+	static const char *const names[] = { "follower", "candidate", "leader",
+					     "recovering" };
+	return role < 4 ? names[role] : "?";
+}
+
+/* One member's row, from our own worker or from its last heartbeat. */
+struct member_row {
+	bool known;
+	bool alive;
+	uint8_t role;
+	uint64_t promised, commit, applied;
+	uint64_t heard_ago_ms;
+};
+
+static struct member_row member_row(const struct ctl_daemon *d, uint8_t i,
+				    uint64_t now)
+{
+	struct member_row row = { 0 };
+	if (i == d->self) {
+		row.known = d->have_status;
+		row.alive = true;
+		row.role = d->status.role;
+		row.promised = d->status.promised;
+		row.commit = d->status.commit_index;
+		row.applied = d->status.applied_index;
+		return row;
+	}
+	const struct ctl_peer_view *p = &d->peers[i];
+	row.known = p->heard_ns != 0;
+	row.alive = ctl_fd_alive(&d->omega.fd, i, now) && row.known;
+	row.role = p->last.role;
+	row.promised = p->last.promised;
+	row.commit = p->last.commit_index;
+	row.applied = p->last.applied_index;
+	row.heard_ago_ms = row.known ? (now - p->heard_ns) / 1000000 : 0;
+	return row;
+}
+
+static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
+{
+	uint64_t top = 0;
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		struct member_row row = member_row(d, i, now);
+		if (row.known && row.commit > top)
+			top = row.commit;
+	}
+	say(r, "cluster %u: %u members, seen from member %u\n",
+	    d->cfg->cluster_id, d->cfg->member_count, d->self);
+	if (d->leader == CTL_NONE)
+		say(r, "leader: none (no majority heard)\n");
+	else
+		say(r, "leader: member %u\n", d->leader);
+	if (d->last_failover_ns)
+		say(r, "last failover: %.1f s ago, %u -> %u (%" PRIu64
+		       " since start)\n",
+		    (double)(now - d->last_failover_ns) / 1e9,
+		    d->failover_from, d->failover_to, d->failovers);
+	else
+		say(r, "last failover: none since this replica started\n");
+	say(r, "\n%-3s %-21s %-10s %-9s %-10s %-10s %-7s %s\n", "ID",
+	    "ADDRESS", "ROLE", "BALLOT", "COMMIT", "APPLIED", "LAG",
+	    "LIVENESS");
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		struct member_row row = member_row(d, i, now);
+		const struct bpx_endpoint *ep = &d->cfg->members[i].data;
+		char addr[32], ballot[24], live[48];
+		snprintf(addr, sizeof(addr), "%u.%u.%u.%u:%u", ep->ip >> 24,
+			 (ep->ip >> 16) & 255, (ep->ip >> 8) & 255, ep->ip & 255,
+			 ep->port);
+		snprintf(ballot, sizeof(ballot), "%" PRIu64 ".%u",
+			 px_ballot_round(row.promised),
+			 px_ballot_owner(row.promised));
+		if (i == d->self)
+			snprintf(live, sizeof(live), "alive (this replica)");
+		else if (!row.known)
+			snprintf(live, sizeof(live), "never heard");
+		else
+			snprintf(live, sizeof(live), "%s, heard %" PRIu64
+				 " ms ago", row.alive ? "alive" : "SUSPECTED",
+				 row.heard_ago_ms);
+		if (!row.known) {
+			say(r, "%-3u %-21s %-10s %-9s %-10s %-10s %-7s %s\n", i,
+			    addr, "?", "-", "-", "-", "-", live);
+			continue;
+		}
+		say(r, "%-3u %-21s %-10s %-9s %-10" PRIu64 " %-10" PRIu64
+		       " %-7" PRIu64 " %s\n",
+		    i, addr, role_name(row.role), ballot, row.commit,
+		    row.applied, top - row.applied, live);
+	}
+}
+
+static void status_json(struct ctl_daemon *d, uint64_t now, struct reply *r)
+{
+	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
+	       ",\"last_failover_age_ms\":%" PRId64 ",\"members\":[",
+	    d->cfg->cluster_id, d->self,
+	    d->leader == CTL_NONE ? -1 : d->leader, d->failovers,
+	    d->last_failover_ns ? (int64_t)((now - d->last_failover_ns) / 1000000)
+				: -1);
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		struct member_row row = member_row(d, i, now);
+		say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
+		       "\"ballot\":%" PRIu64 ",\"commit\":%" PRIu64
+		       ",\"applied\":%" PRIu64 ",\"heard_ago_ms\":%" PRIu64 "}",
+		    i ? "," : "", i, row.known ? "true" : "false",
+		    row.alive ? "true" : "false",
+		    row.known ? role_name(row.role) : "unknown", row.promised,
+		    row.commit, row.applied, row.heard_ago_ms);
+	}
+	say(r, "]}\n");
+}
+
+static void members_text(struct ctl_daemon *d, struct reply *r)
+{
+	say(r, "%-3s %-17s %-21s %s\n", "ID", "MAC", "DATA", "CONTROL");
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		const struct bpx_member *m = &d->cfg->members[i];
+		const uint8_t *mac = m->data.mac;
+		say(r, "%-3u %02x:%02x:%02x:%02x:%02x:%02x %u.%u.%u.%u:%-9u "
+		       "%u.%u.%u.%u:%u\n",
+		    i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+		    m->data.ip >> 24, (m->data.ip >> 16) & 255,
+		    (m->data.ip >> 8) & 255, m->data.ip & 255, m->data.port,
+		    m->control_ip >> 24, (m->control_ip >> 16) & 255,
+		    (m->control_ip >> 8) & 255, m->control_ip & 255,
+		    m->control_port);
+	}
+}
+
+static bool parse_member(const struct ctl_daemon *d, const char *s, uint8_t *id)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v >= d->cfg->member_count)
+		return false;
+	*id = (uint8_t)v;
+	return true;
+}
+
+static void cmd_transfer(struct ctl_daemon *d, const char *arg, uint64_t now,
+			 struct reply *r)
+{
+	uint8_t to = CTL_NONE;
+	if (strcmp(arg, "none") != 0 && !parse_member(d, arg, &to)) {
+		say(r, "error: leader transfer: '%s' is not a member id (0..%u) "
+		       "or 'none'\n", arg, d->cfg->member_count - 1);
+		return;
+	}
+	if (d->leader != d->self && d->omega.preferred == CTL_NONE) {
+		say(r, "error: member %u is not the leader (leader: %d); ask "
+		       "the leader\n", d->self,
+		    d->leader == CTL_NONE ? -1 : d->leader);
+		return;
+	}
+	if (to != CTL_NONE && to != d->self &&
+	    !ctl_fd_alive(&d->omega.fd, to, now)) {
+		say(r, "error: member %u is not alive; not transferring\n", to);
+		return;
+	}
+	ctl_omega_set_preferred(&d->omega, to);
+	if (to == CTL_NONE)
+		say(r, "ok: transfer cancelled\n");
+	else
+		say(r, "ok: leadership goes to member %u\n", to);
+}
+
+/* Runs one command; returns false when the reply comes later. */
+static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
+		      struct reply *r)
+{
+	char *argv[8];
+	int argc = 0;
+	for (char *tok = strtok(line, " \t\r\n"); tok && argc < 8;
+	     tok = strtok(NULL, " \t\r\n"))
+		argv[argc++] = tok;
+	if (argc == 0 || strcmp(argv[0], "help") == 0) {
+		say(r, "commands: status [json] | members | leader transfer "
+		       "ID|none | snapshot PATH | fault isolate MS\n");
+	} else if (strcmp(argv[0], "status") == 0) {
+		if (argc > 1 && strcmp(argv[1], "json") == 0)
+			status_json(d, now, r);
+		else
+			status_text(d, now, r);
+	} else if (strcmp(argv[0], "members") == 0 && argc == 1) {
+		members_text(d, r);
+	} else if (strcmp(argv[0], "members") == 0) {
+		say(r, "error: members %s: membership changes are not "
+		       "supported by this version (the member set is fixed "
+		       "by the config file)\n", argv[1]);
+	} else if (argc == 3 && strcmp(argv[0], "leader") == 0 &&
+		   strcmp(argv[1], "transfer") == 0) {
+		cmd_transfer(d, argv[2], now, r);
+	} else if (argc == 2 && strcmp(argv[0], "snapshot") == 0) {
+		if (d->snapshot_client >= 0 || d->snapshot_buf == NULL) {
+			say(r, "error: snapshot: %s\n",
+			    d->snapshot_buf ? "one is already in progress"
+					    : "snapshots are disabled");
+			return true;
+		}
+		snprintf(d->snapshot_path, sizeof(d->snapshot_path), "%s",
+			 argv[1]);
+		d->snapshot_client = fd;
+		send_command(d, CTL_CMD_SNAPSHOT, 0, 0);
+		return false;
+	} else if (argc == 3 && strcmp(argv[0], "fault") == 0 &&
+		   strcmp(argv[1], "isolate") == 0) {
+		uint64_t ms = strtoull(argv[2], NULL, 10);
+		send_command(d, CTL_CMD_ISOLATE, 0, ms);
+		say(r, "ok: member %u cut off from its peers for %" PRIu64
+		       " ms\n", d->self, ms);
+	} else {
+		say(r, "error: unknown command '%s' (try: help)\n", argv[0]);
+	}
+	return true;
+}
+
+static void serve_admin(struct ctl_daemon *d, uint64_t now)
+{
+	int fd = accept(d->admin_fd, NULL, NULL);
+	if (fd < 0)
+		return;
+	struct timeval tv = { .tv_sec = 1 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	char line[512];
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+	if (n <= 0) {
+		close(fd);
+		return;
+	}
+	line[n] = '\0';
+	static struct reply r;
+	r.len = 0;
+	r.buf[0] = '\0';
+	if (!run_admin(d, line, fd, now, &r))
+		return; /* answered when the worker is done */
+	(void)!write(fd, r.buf, r.len);
+	close(fd);
+}
+
+/* ---- The thread ---- */
+
+static void *ctl_main(void *arg)
+{
+	struct ctl_daemon *d = arg;
+	struct pollfd fds[2] = { { .fd = d->hb_fd, .events = POLLIN },
+				 { .fd = d->admin_fd, .events = POLLIN } };
+	while (!*d->quit) {
+		poll(fds, 2, 1);
+		uint64_t now = ctl_clock_ns();
+		drain_status(d);
+		receive_heartbeats(d, now);
+		send_heartbeats(d, now);
+		update_leader(d, now);
+		if (fds[1].revents & POLLIN)
+			serve_admin(d, now);
+	}
+	return NULL;
+}
+
+int ctl_daemon_start(struct ctl_daemon *d, char *err, size_t err_len)
+{
+	int rc = rte_ctrl_thread_create(&ctl_tid, "bypax-ctl", NULL, ctl_main,
+					d);
+	if (rc != 0) {
+		snprintf(err, err_len, "control thread: %s", strerror(rc));
+		return -BPX_EIO;
+	}
+	return 0;
+}
+
+void ctl_daemon_stop(struct ctl_daemon *d)
+{
+	pthread_join(ctl_tid, NULL);
+	if (d->snapshot_client >= 0)
+		close(d->snapshot_client);
+	if (d->hb_fd >= 0)
+		close(d->hb_fd);
+	if (d->admin_fd >= 0) {
+		close(d->admin_fd);
+		unlink(d->admin_path);
+	}
+	rte_ring_free(d->to_worker);
+	rte_ring_free(d->from_worker);
+}

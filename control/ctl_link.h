@@ -1,0 +1,43 @@
+/* Messages between the control thread and a replica's worker lcore. They
+ * travel only through single-producer/single-consumer rte_rings (DESIGN.md):
+ * the control thread never touches the worker's state. */
+#ifndef BYPAX_CTL_LINK_H
+#define BYPAX_CTL_LINK_H
+
+#include <stdint.h>
+
+enum ctl_cmd_type {
+	CTL_CMD_LEADER_HINT = 1, /* arg: leader id or 0xff */
+	CTL_CMD_ISOLATE = 2,     /* value: cut off from peers for ms */
+	CTL_CMD_SNAPSHOT = 3,    /* write a snapshot into the shared buffer */
+};
+
+struct ctl_cmd {
+	uint32_t type;
+	uint32_t arg;
+	uint64_t value;
+};
+
+/* What the worker publishes every few milliseconds. */
+struct ctl_worker_status {
+	uint64_t seq;
+	uint64_t promised;
+	uint64_t leader_ballot;
+	uint64_t commit_index;
+	uint64_t applied_index;
+	uint64_t log_start;
+	uint64_t requests_applied;
+	uint64_t rx_frames;
+	uint64_t tx_frames;
+	uint64_t drops;
+	uint64_t snapshot_bytes; /* > 0: a CTL_CMD_SNAPSHOT finished */
+	uint64_t snapshot_index;
+	uint32_t queue_depth;
+	uint8_t role;
+	uint8_t known_leader;
+	uint8_t pad[2];
+};
+
+#define CTL_RING_SIZE 64u
+
+#endif

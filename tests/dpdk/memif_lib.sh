@@ -1,0 +1,148 @@
+# Three bypaxd processes on this machine: net_memif links between each pair
+# and a net_tap port each for kernel clients (libbypax, bypax-cli). Sourced
+# by the multi-process tests and the failover measurement.
+#
+# usage: BUILD=build-dir; source memif_lib.sh; cluster_init; start_replica 0 ...
+# shellcheck shell=bash
+
+: "${BUILD:?set BUILD to the meson build directory}"
+N=${N:-3}
+CLUSTER_ID=${CLUSTER_ID:-$((RANDOM % 50000 + 100))}
+DIR=$(mktemp -d "/tmp/bypax-memif.XXXXXX")
+TAG=$((RANDOM % 9000 + 1000))
+CONF=$DIR/bypax.conf
+declare -a PIDS
+
+need_root()
+{
+	if [[ $(id -u) -ne 0 || ! -e /dev/net/tun ]]; then
+		echo "skip: needs root and /dev/net/tun for net_tap ports"
+		exit 77
+	fi
+}
+
+cluster_init()
+{
+	{
+		echo "[cluster]"
+		echo "id = $CLUSTER_ID"
+		echo "heartbeat_us = 1000"
+		echo "retransmit_us = 2000"
+		echo "sm_args = capacity=65536"
+		echo "[control]"
+		echo "heartbeat_us = 5000"
+		echo "timeout_min_us = ${FD_TIMEOUT_MIN_US:-40000}"
+		echo "timeout_max_us = 1000000"
+		for ((i = 0; i < N; i++)); do
+			echo "[member$i]"
+			printf 'mac = 02:00:00:00:%02x:%02x\n' $((TAG % 256)) "$i"
+			echo "ip = 10.$((TAG % 200 + 20)).$i.1"
+			echo "port = 9000"
+			echo "control = 127.0.0.1:$((20000 + TAG + i * 7))"
+		done
+	} >"$CONF"
+}
+
+tap_name() { echo "bpx${TAG}t$1"; }
+
+# start_replica I [--bootstrap]: launches bypaxd I in the background; the
+# first start of the cluster passes --bootstrap, a restart does not.
+start_replica()
+{
+	local i=$1 extra=${2:-} j k=0 args=() routes=()
+	for ((j = 0; j < N; j++)); do
+		[[ $j -eq $i ]] && continue
+		local a=$((i < j ? i : j)) b=$((i < j ? j : i))
+		local role=client
+		if [[ $i -eq $a ]]; then
+			role=server
+			rm -f "$DIR/$a-$b.sock" # left behind by a killed server
+		fi
+		args+=("--vdev=net_memif$k,role=$role,socket=$DIR/$a-$b.sock,socket-abstract=no")
+		routes+=(--route "$j=$k")
+		k=$((k + 1))
+	done
+	args+=("--vdev=net_tap0,iface=$(tap_name "$i")")
+	"$BUILD/dataplane/bypaxd" -l 0-1 --no-huge -m 256 --no-pci --no-shconf \
+		--file-prefix "bpx$TAG-$i" --log-level=error "${args[@]}" -- \
+		--config "$CONF" --id "$i" "${routes[@]}" --client-port "$k" \
+		--idle-sleep-us 50 --snapshot-mb 16 --stats-interval 1 $extra >>"$DIR/r$i.log" 2>&1 &
+	PIDS[$i]=$!
+	# The tap appears once the port is up; give it the kernel-side address.
+	local t
+	for t in $(seq 1 100); do
+		ip link show "$(tap_name "$i")" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	ip addr add "10.$((TAG % 200 + 20)).$i.254/24" dev "$(tap_name "$i")" 2>/dev/null || true
+	ip link set "$(tap_name "$i")" up 2>/dev/null || true
+}
+
+stop_replica()
+{
+	local i=$1 sig=${2:-TERM}
+	[[ $i =~ ^[0-9]+$ ]] || { echo "stop_replica: bad id '$i'"; return 1; }
+	[[ -n "${PIDS[$i]:-}" ]] || return 0
+	kill "-$sig" "${PIDS[$i]}" 2>/dev/null || true
+	if [[ $sig != STOP ]]; then
+		wait "${PIDS[$i]}" 2>/dev/null || true
+		PIDS[$i]=""
+	fi
+}
+
+cluster_cleanup()
+{
+	local i
+	for ((i = 0; i < N; i++)); do
+		[[ -n "${PIDS[$i]:-}" ]] && kill -CONT "${PIDS[$i]}" 2>/dev/null
+		stop_replica "$i" TERM
+	done
+	if [[ -n "${KEEP_LOGS:-}" ]]; then
+		echo "logs kept in $DIR"
+	else
+		rm -rf "$DIR"
+	fi
+}
+
+ctl() { "$BUILD/client/bypaxctl" --config "$CONF" "$@"; }
+cli() { "$BUILD/client/bypax-cli" --config "$CONF" "$@"; }
+load() { "$BUILD/client/bypax-load" --config "$CONF" "$@"; }
+
+# leader_id: the leader as member 0..N-1 sees it, or -1.
+leader_id()
+{
+	local i out
+	for ((i = 0; i < N; i++)); do
+		out=$(ctl --id "$i" --json status 2>/dev/null) || continue
+		echo "$out" | sed -n 's/.*"leader":\(-\{0,1\}[0-9]*\).*/\1/p'
+		return 0
+	done
+	echo -1
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_for()
+{
+	local what=$1 secs=$2 t
+	shift 2
+	for t in $(seq 1 $((secs * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "FAIL: timed out after ${secs}s waiting for $what"
+	return 1
+}
+
+# all_voting: every member alive and none recovering, per member 0..N-1.
+all_voting()
+{
+	local i
+	for ((i = 0; i < N; i++)); do
+		[[ -n "${PIDS[$i]:-}" ]] || return 1
+		ctl --id "$i" --json status 2>/dev/null | grep -q "\"role\":\"recovering\"" && return 1
+		ctl --id "$i" --json status 2>/dev/null | grep -q "\"alive\":false" && return 1
+	done
+	return 0
+}
+
+has_leader() { [[ $(leader_id) -ge 0 ]]; }

@@ -1,0 +1,455 @@
+/* Unit tests for client sessions (consensus/session.c, and their use in
+ * learner.c and proposer.c): exactly-once replies, STALE and EXPIRED, the
+ * deterministic LRU eviction, the open-addressing index with backward-shift
+ * delete, and the sessions' part of a snapshot. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cluster.h"
+#include "internal.h"
+
+/* ---- A bare table ---- */
+
+struct table {
+	struct px_session_table t;
+	void *mem;
+};
+
+static void table_init(struct table *tb, uint32_t cap)
+{
+	tb->mem = calloc(1, px_session_mem_size(cap));
+	assert_non_null(tb->mem);
+	px_session_init(&tb->t, tb->mem, cap);
+	assert_true(tb->t.index_slots >= 2 * cap);
+	assert_int_equal(tb->t.index_slots & (tb->t.index_slots - 1), 0);
+}
+
+static void table_free(struct table *tb)
+{
+	free(tb->mem);
+}
+
+/* What learner.c does for an applied request of a client. */
+static void touch(struct px_session_table *t, uint64_t id, uint64_t slot)
+{
+	struct px_session *s = px_session_find(t, id);
+	if (s == NULL)
+		s = px_session_insert(t, id, slot);
+	s->last_slot = slot;
+	s->last_seq++;
+}
+
+/* session.c's hash, copied so tests can aim ids at one index cell. */
+static uint32_t home_of(const struct px_session_table *t, uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdull;
+	id ^= id >> 33;
+	return (uint32_t)id & (t->index_slots - 1);
+}
+
+/* n ids, from `from` on, whose home cell is `home`. */
+static void ids_with_home(const struct px_session_table *t, uint32_t home,
+			  uint64_t from, uint64_t *ids, size_t n)
+{
+	for (uint64_t id = from; n > 0; id++)
+		if (home_of(t, id) == home) {
+			*ids++ = id;
+			n--;
+		}
+}
+
+static void test_insert_and_find(void **state)
+{
+	(void)state;
+	struct table tb;
+	table_init(&tb, 8);
+	assert_null(px_session_find(&tb.t, 42));
+	for (uint64_t id = 1; id <= 8; id++) {
+		struct px_session *s = px_session_insert(&tb.t, id * 1000, id);
+		assert_non_null(s);
+		assert_int_equal(s->client_id, id * 1000);
+		assert_int_equal(s->last_slot, id);
+		assert_int_equal(s->last_seq, 0);
+		assert_true(s->in_use);
+	}
+	assert_int_equal(tb.t.count, 8);
+	for (uint64_t id = 1; id <= 8; id++)
+		assert_int_equal(px_session_find(&tb.t, id * 1000)->last_slot,
+				 id);
+	assert_null(px_session_find(&tb.t, 42));
+	/* Client id 0 is an id like any other. */
+	table_free(&tb);
+	table_init(&tb, 2);
+	px_session_insert(&tb.t, 0, 1);
+	assert_non_null(px_session_find(&tb.t, 0));
+	px_session_clear(&tb.t);
+	assert_null(px_session_find(&tb.t, 0));
+	assert_int_equal(tb.t.count, 0);
+	table_free(&tb);
+}
+
+/* The least recently applied session goes first; among sessions last
+ * applied in the same slot, the lowest client id. */
+static void test_lru_eviction_is_deterministic(void **state)
+{
+	(void)state;
+	struct table a, b;
+	table_init(&a, 4);
+	table_init(&b, 4);
+	struct px_session_table *ts[2] = { &a.t, &b.t };
+	for (int k = 0; k < 2; k++) {
+		struct px_session_table *t = ts[k];
+		touch(t, 10, 5);
+		touch(t, 3, 5);
+		touch(t, 7, 2);
+		touch(t, 8, 9);
+		touch(t, 20, 10); /* evicts 7: slot 2 is the oldest */
+		assert_null(px_session_find(t, 7));
+		touch(t, 21, 11); /* 3 and 10 tie at slot 5: 3 goes */
+		assert_null(px_session_find(t, 3));
+		assert_non_null(px_session_find(t, 10));
+		touch(t, 10, 12); /* 10 is used again: now 8 is oldest */
+		touch(t, 22, 13);
+		assert_null(px_session_find(t, 8));
+		assert_non_null(px_session_find(t, 10));
+		assert_non_null(px_session_find(t, 20));
+		assert_non_null(px_session_find(t, 21));
+		assert_non_null(px_session_find(t, 22));
+		assert_int_equal(t->count, 4);
+	}
+	/* Two replicas that saw the same history hold the same table. */
+	assert_true(px_session_digest(&a.t) == px_session_digest(&b.t));
+	table_free(&a);
+	table_free(&b);
+}
+
+/* A model of the table: the live (id, last_slot) pairs. */
+struct model {
+	uint64_t id[128];
+	uint64_t slot[128];
+	uint32_t count;
+};
+
+static int model_find(const struct model *m, uint64_t id)
+{
+	for (uint32_t i = 0; i < m->count; i++)
+		if (m->id[i] == id)
+			return (int)i;
+	return -1;
+}
+
+static void model_touch(struct model *m, uint32_t cap, uint64_t id,
+			uint64_t slot)
+{
+	int i = model_find(m, id);
+	if (i < 0 && m->count < cap) {
+		i = (int)m->count++;
+	} else if (i < 0) {
+		i = 0;
+		for (uint32_t k = 1; k < m->count; k++)
+			if (m->slot[k] < m->slot[i] ||
+			    (m->slot[k] == m->slot[i] && m->id[k] < m->id[i]))
+				i = (int)k;
+	}
+	m->id[i] = id;
+	m->slot[i] = slot;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Backward-shift delete keeps every live session findable, whatever the
+ * order of inserts and evictions: clusters of ids on one home cell, one
+ * that wraps around the end of the index, and random ids, against a model,
+ * for several capacities. */
+static void test_index_survives_churn(void **state)
+{
+	(void)state;
+	const uint32_t caps[] = { 1, 2, 5, 13, 64, 100 };
+	for (size_t ci = 0; ci < sizeof(caps) / sizeof(caps[0]); ci++) {
+		uint32_t cap = caps[ci];
+		struct table tb;
+		table_init(&tb, cap);
+		uint32_t last = tb.t.index_slots - 1;
+		uint64_t pool[96];
+		ids_with_home(&tb.t, last, 1, pool, 16);   /* wraps */
+		ids_with_home(&tb.t, 0, 1, pool + 16, 16); /* after it */
+		ids_with_home(&tb.t, last / 2, 1, pool + 32, 16);
+		uint64_t rng = 0x9e3779b97f4a7c15ull ^ cap;
+		for (int i = 48; i < 96; i++)
+			pool[i] = xorshift(&rng);
+		struct model m = { .count = 0 };
+		for (uint64_t slot = 1; slot <= 20000; slot++) {
+			uint64_t id = pool[xorshift(&rng) % 96];
+			/* Several requests of a batch share a slot. */
+			uint64_t at = slot / 3;
+			touch(&tb.t, id, at);
+			model_touch(&m, cap, id, at);
+			assert_int_equal(tb.t.count, m.count);
+			if (slot % 7 != 0 && slot > 19000)
+				continue;
+			for (int k = 0; k < 96; k++) {
+				int mi = model_find(&m, pool[k]);
+				struct px_session *s =
+					px_session_find(&tb.t, pool[k]);
+				if (mi < 0) {
+					assert_null(s);
+					continue;
+				}
+				assert_non_null(s);
+				assert_int_equal(s->last_slot, m.slot[mi]);
+			}
+		}
+		/* Every index cell in use names a live entry at most once. */
+		uint32_t used = 0;
+		for (uint32_t i = 0; i < tb.t.index_slots; i++)
+			used += tb.t.index[i] != 0;
+		assert_int_equal(used, tb.t.count);
+		table_free(&tb);
+	}
+}
+
+/* ---- The sessions' part of a snapshot ---- */
+
+static void fill(struct px_session_table *t, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct px_session *s = px_session_insert(t, 500 + i, i);
+		s->last_seq = i + 1;
+		s->status = PX_REPLY_OK;
+		s->reply_len = (uint16_t)(i % 3);
+		memset(s->reply, 'r', s->reply_len);
+	}
+}
+
+static void test_save_load_round_trip(void **state)
+{
+	(void)state;
+	struct table a, b;
+	table_init(&a, 16);
+	table_init(&b, 16);
+	fill(&a.t, 10);
+	fill(&b.t, 3); /* replaced by the load */
+	uint8_t buf[4096];
+	size_t n = px_session_save(&a.t, buf);
+	assert_int_equal(n, px_session_snapshot_size(&a.t));
+	size_t used = 0;
+	assert_int_equal(px_session_validate(&b.t, buf, n, &used), 0);
+	assert_int_equal(used, n);
+	assert_int_equal(px_session_load(&b.t, buf, n, &used), 0);
+	assert_int_equal(used, n);
+	assert_int_equal(b.t.count, 10);
+	assert_true(px_session_digest(&a.t) == px_session_digest(&b.t));
+	for (uint32_t i = 0; i < 10; i++) {
+		const struct px_session *s = px_session_find(&b.t, 500 + i);
+		assert_non_null(s);
+		assert_int_equal(s->last_seq, i + 1);
+		assert_int_equal(s->reply_len, i % 3);
+	}
+	/* Trailing bytes are the caller's (the state machine's part). */
+	assert_int_equal(px_session_validate(&b.t, buf, n + 5, &used), 0);
+	assert_int_equal(used, n);
+	table_free(&a);
+	table_free(&b);
+}
+
+/* A saved table that cannot be right is refused, and a refused load leaves
+ * the table as it was. */
+static void test_bad_saved_tables_are_refused(void **state)
+{
+	(void)state;
+	struct table a, b;
+	table_init(&a, 16);
+	table_init(&b, 4);
+	fill(&a.t, 6);
+	fill(&b.t, 2);
+	uint64_t before = px_session_digest(&b.t);
+	uint8_t buf[4096];
+	size_t n = px_session_save(&a.t, buf), used;
+	/* More sessions than this table holds. */
+	assert_int_equal(px_session_load(&b.t, buf, n, &used), -BPX_EMALFORMED);
+	assert_true(px_session_digest(&b.t) == before);
+	table_free(&b);
+	table_init(&b, 16);
+	fill(&b.t, 2);
+	before = px_session_digest(&b.t);
+	/* Every truncation. */
+	for (size_t len = 0; len < n; len++) {
+		assert_int_equal(px_session_validate(&b.t, buf, len, &used),
+				 -BPX_EMALFORMED);
+		assert_int_equal(px_session_load(&b.t, buf, len, &used),
+				 -BPX_EMALFORMED);
+	}
+	/* A reply longer than any reply. */
+	uint8_t bad[4096];
+	memcpy(bad, buf, n);
+	px_put_u16(bad + 4 + 25, PX_REPLY_BYTES_MAX + 1);
+	assert_int_equal(px_session_load(&b.t, bad, sizeof(bad), &used),
+			 -BPX_EMALFORMED);
+	/* The same client twice: the second record takes the first's id. */
+	memcpy(bad, buf, n);
+	size_t second = 4 + 27 + px_get_u16(buf + 4 + 25);
+	memcpy(bad + second, bad + 4, 8);
+	assert_int_equal(px_session_validate(&b.t, bad, n, &used),
+			 -BPX_EMALFORMED);
+	assert_int_equal(px_session_load(&b.t, bad, n, &used), -BPX_EMALFORMED);
+	assert_true(px_session_digest(&b.t) == before);
+	assert_int_equal(b.t.count, 2);
+	assert_non_null(px_session_find(&b.t, 500));
+	table_free(&a);
+	table_free(&b);
+}
+
+/* ---- Sessions in a replica ---- */
+
+static int setup3(void **state)
+{
+	return cluster_cmocka_setup(state, 3, NULL);
+}
+static int teardown(void **state)
+{
+	return cluster_cmocka_teardown(state);
+}
+
+static int setup3_two_sessions(void **state)
+{
+	struct px_config cfg;
+	cluster_config_default(&cfg, 3);
+	cfg.session_max = 2;
+	return cluster_cmocka_setup(state, 3, &cfg);
+}
+
+/* A retry of an applied request gets the cached reply, byte for byte,
+ * from the leader at once, and is not applied again. */
+static void test_retry_gets_cached_reply(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(7, 1, PX_REPLY_OK);
+	struct cluster_reply first = *CLUSTER_REPLY(7, 1);
+	uint64_t applied = px_stats(CLUSTER_PX(0))->requests_applied;
+	uint64_t slots = px_stats(CLUSTER_PX(0))->slots_proposed;
+
+	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	assert_int_equal(cluster_reply_count(c, 7, 1), 2);
+	const struct cluster_reply *again = CLUSTER_REPLY(7, 1);
+	assert_int_equal(again->status, PX_REPLY_OK);
+	assert_int_equal(again->value_len, first.value_len);
+	assert_memory_equal(again->value, first.value, first.value_len);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_applied, applied);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_deduplicated, 1);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->slots_proposed, slots);
+	ASSERT_QUEUED(PX_MSG_ACCEPT, 0, CLUSTER_ANY, 0);
+}
+
+/* A retry that arrives while the first copy is still in flight is proposed
+ * again, but applied once; both copies are answered with the same reply. */
+static void test_retry_in_flight_is_applied_once(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	CLUSTER_DELIVER_ALL();
+	assert_int_equal(cluster_reply_count(c, 7, 1), 2);
+	assert_int_equal(c->replies[0].value_len, c->replies[1].value_len);
+	assert_memory_equal(c->replies[0].value, c->replies[1].value,
+			    c->replies[0].value_len);
+	for (uint8_t i = 0; i < 3; i++) {
+		CLUSTER_RUN(c->tmpl.heartbeat_interval_ns);
+		assert_int_equal(px_stats(CLUSTER_PX(i))->requests_applied, 1);
+	}
+}
+
+/* An older seq than the last applied one is STALE. */
+static void test_older_seq_is_stale(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	CLUSTER_DELIVER_ALL();
+	CLUSTER_SUBMIT_PUT(0, 7, 2, "k", "v2");
+	CLUSTER_DELIVER_ALL();
+	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	ASSERT_REPLY(7, 1, PX_REPLY_STALE);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_applied, 2);
+}
+
+/* A client the table does not know, with seq > 1, may have had its session
+ * evicted: applying could apply a request twice, so it is EXPIRED. */
+static void test_unknown_client_with_later_seq_is_expired(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	uint64_t before = px_state_digest(CLUSTER_PX(0));
+	CLUSTER_SUBMIT_PUT(0, 7, 5, "k", "v");
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(7, 5, PX_REPLY_EXPIRED);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_applied, 0);
+	assert_true(px_state_digest(CLUSTER_PX(0)) == before);
+	/* seq 1 starts a session. */
+	CLUSTER_SUBMIT_PUT(0, 8, 1, "k", "v");
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(8, 1, PX_REPLY_OK);
+}
+
+/* With room for two sessions, a third client evicts the least recently
+ * applied one, on every replica alike; the evicted client's next request
+ * is EXPIRED, and the other two still get cached replies. */
+static void test_evicted_session_expires(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	for (uint64_t client = 1; client <= 3; client++) {
+		CLUSTER_SUBMIT_PUT(0, client, 1, "k", "v");
+		CLUSTER_DELIVER_ALL();
+		ASSERT_REPLY(client, 1, PX_REPLY_OK);
+	}
+	CLUSTER_SUBMIT_PUT(0, 1, 2, "k", "w");
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(1, 2, PX_REPLY_EXPIRED);
+	CLUSTER_SUBMIT_PUT(0, 2, 1, "k", "v");
+	assert_int_equal(cluster_reply_count(c, 2, 1), 2);
+	ASSERT_REPLY(2, 1, PX_REPLY_OK);
+	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
+	for (uint8_t i = 0; i < 3; i++) {
+		struct px_session_table *t = &CLUSTER_PX(i)->sessions;
+		assert_int_equal(t->count, 2);
+		assert_null(px_session_find(t, 1));
+	}
+	ASSERT_SAME_STATE(0, 1);
+	ASSERT_SAME_STATE(0, 2);
+}
+
+int main(void)
+{
+#define T(f, s) cmocka_unit_test_setup_teardown(f, s, teardown)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_insert_and_find),
+		cmocka_unit_test(test_lru_eviction_is_deterministic),
+		cmocka_unit_test(test_index_survives_churn),
+		cmocka_unit_test(test_save_load_round_trip),
+		cmocka_unit_test(test_bad_saved_tables_are_refused),
+		T(test_retry_gets_cached_reply, setup3),
+		T(test_retry_in_flight_is_applied_once, setup3),
+		T(test_older_seq_is_stale, setup3),
+		T(test_unknown_client_with_later_seq_is_expired, setup3),
+		T(test_evicted_session_expires, setup3_two_sessions),
+	};
+#undef T
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
