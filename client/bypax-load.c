@@ -8,6 +8,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 #include "bypax/kv.h"
 
 #define ACKED_MAX (1u << 22)
+#define SECONDS_MAX 600u /* acknowledgements counted per second of the run */
+#define VERIFY_TRIES 3u  /* a read that fails (not a wrong value) is retried */
 
 static uint64_t now_ns(void)
 {
@@ -39,8 +42,12 @@ static void usage(FILE *f)
 		"       bypax-load --config F --verify FILE\n"
 		"Writes PREFIX-<n> = <n> for S seconds with N requests in flight and\n"
 		"appends each acknowledged n to FILE; --verify reads every key in\n"
-		"FILE back and fails if one is missing or wrong. Prints the longest\n"
-		"gap between acknowledgements (what a client saw of a failover).\n");
+		"FILE back (N reads in flight) and fails if one is missing or wrong.\n"
+		"Prints the longest gap between acknowledgements, the run's end\n"
+		"counted as one (what a client saw of a failover), and how many\n"
+		"writes were acknowledged in each second of the run.\n"
+		"Exit status: 0 ok, 1 nothing acknowledged (load) or a write missing\n"
+		"(verify), 2 usage, configuration or file error.\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -84,7 +91,8 @@ static int make_key(char *buf, size_t cap, const char *prefix, uint64_t n)
 struct load {
 	uint64_t next, acked_count, failed;
 	uint64_t *acked;
-	uint64_t last_ack_ns, max_gap_ns, first_ns;
+	uint64_t last_ack_ns, max_gap_ns, start_ns;
+	uint64_t per_second[SECONDS_MAX];
 };
 
 static int submit_one(struct bpx_client *c, const struct opts *o,
@@ -113,13 +121,22 @@ static void on_done(const struct bpx_completion *d, struct load *l,
 	if (l->last_ack_ns && t - l->last_ack_ns > l->max_gap_ns)
 		l->max_gap_ns = t - l->last_ack_ns;
 	l->last_ack_ns = t;
+	uint64_t sec = (t - l->start_ns) / 1000000000ull;
+	if (sec < SECONDS_MAX)
+		l->per_second[sec]++;
 }
 
 static int run_load(struct bpx_client *c, const struct opts *o)
 {
-	struct load l = { .acked = calloc(ACKED_MAX, sizeof(uint64_t)) };
-	struct bpx_completion done[64];
+	static struct load l;
+	static struct bpx_completion done[64];
+	l.acked = calloc(ACKED_MAX, sizeof(uint64_t));
+	if (l.acked == NULL) {
+		fprintf(stderr, "bypax-load: out of memory\n");
+		return 2;
+	}
 	uint64_t start = now_ns(), end = start + (uint64_t)(o->duration_s * 1e9);
+	l.start_ns = start;
 	while (now_ns() < end || bpx_client_outstanding(c) > 0) {
 		while (now_ns() < end && submit_one(c, o, &l) == 0)
 			;
@@ -128,11 +145,21 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 		for (int i = 0; i < n; i++)
 			on_done(&done[i], &l, t);
 	}
+	/* Acknowledgements that stopped for good are a gap too: from the last
+	 * one (or the start) to the end of the run. */
+	uint64_t tail_from = l.last_ack_ns ? l.last_ack_ns : start;
+	if (end > tail_from && end - tail_from > l.max_gap_ns)
+		l.max_gap_ns = end - tail_from;
 	double secs = (double)(now_ns() - start) / 1e9;
 	printf("load: %" PRIu64 " writes acknowledged, %" PRIu64 " failed, "
 	       "%.0f ops/s, max gap between acknowledgements %.1f ms\n",
 	       l.acked_count, l.failed, (double)l.acked_count / secs,
 	       (double)l.max_gap_ns / 1e6);
+	printf("load: acknowledged per second:");
+	for (uint64_t s = 0; s < SECONDS_MAX && s < (uint64_t)secs + 1; s++)
+		printf(" %" PRIu64, l.per_second[s]);
+	printf("\n");
+	fflush(stdout);
 	if (o->acked != NULL) {
 		FILE *f = fopen(o->acked, "a");
 		if (f == NULL) {
@@ -147,6 +174,94 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 	return l.acked_count > 0 ? 0 : 1;
 }
 
+struct verify_entry {
+	uint32_t prefix; /* index into prefixes */
+	uint32_t tries;
+	uint64_t n;
+};
+
+struct verify {
+	char prefixes[64][64];
+	uint32_t prefix_count;
+	struct verify_entry *e;
+	uint64_t count, cap;
+	uint64_t *ticket_entry; /* ticket - 1 -> entry */
+	uint64_t tickets_cap;
+	uint64_t next_ticket;
+	uint64_t bad;
+};
+
+static int verify_read(struct verify *v, FILE *f)
+{
+	char prefix[64];
+	uint64_t n;
+	while (fscanf(f, "%63s %" SCNu64, prefix, &n) == 2) {
+		uint32_t p = 0;
+		while (p < v->prefix_count && strcmp(v->prefixes[p], prefix))
+			p++;
+		if (p == v->prefix_count) {
+			if (v->prefix_count == 64) {
+				fprintf(stderr, "verify: more than 64 prefixes\n");
+				return -1;
+			}
+			snprintf(v->prefixes[p], sizeof(v->prefixes[p]), "%s",
+				 prefix);
+			v->prefix_count++;
+		}
+		if (v->count == v->cap) {
+			v->cap = v->cap ? v->cap * 2 : 65536;
+			v->e = realloc(v->e, v->cap * sizeof(*v->e));
+			if (v->e == NULL) {
+				fprintf(stderr, "verify: out of memory\n");
+				return -1;
+			}
+		}
+		v->e[v->count++] = (struct verify_entry){ .prefix = p, .n = n };
+	}
+	v->tickets_cap = v->count * VERIFY_TRIES + 1;
+	v->ticket_entry = calloc(v->tickets_cap, sizeof(uint64_t));
+	if (v->ticket_entry == NULL) {
+		fprintf(stderr, "verify: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Starts the read of entry i; 0, or -BPX_EBUSY when no lane is free. */
+static int verify_submit(struct bpx_client *c, struct verify *v, uint64_t i)
+{
+	char key[96];
+	int klen = make_key(key, sizeof(key), v->prefixes[v->e[i].prefix],
+			    v->e[i].n);
+	uint64_t ticket;
+	int rc = bpx_submit(c, BPX_KV_GET, key, (size_t)klen, NULL, 0, NULL, 0,
+			    &ticket);
+	if (rc == 0 && ticket - 1 < v->tickets_cap)
+		v->ticket_entry[ticket - 1] = i;
+	return rc;
+}
+
+/* A finished read: right, wrong (counted), or failed (retried). Returns
+ * the entry to read again, or UINT64_MAX. */
+static uint64_t verify_done(struct verify *v, const struct bpx_completion *d)
+{
+	uint64_t i = v->ticket_entry[d->ticket - 1];
+	struct verify_entry *e = &v->e[i];
+	char key[96], want[32];
+	make_key(key, sizeof(key), v->prefixes[e->prefix], e->n);
+	int wlen = snprintf(want, sizeof(want), "%" PRIu64, e->n);
+	if (d->status == 0 && d->value_len == (size_t)wlen &&
+	    memcmp(d->value, want, (size_t)wlen) == 0)
+		return UINT64_MAX;
+	bool lost = d->status == 0 || d->status == -BPX_ENOTFOUND;
+	if (!lost && ++e->tries < VERIFY_TRIES)
+		return i; /* timed out, stale session, ...: ask again */
+	if (v->bad++ < 10)
+		fprintf(stderr, "verify: %s: %s\n", key,
+			d->status ? bpx_strerror(d->status) : "wrong value");
+	return UINT64_MAX;
+}
+
 static int run_verify(struct bpx_client *c, const struct opts *o)
 {
 	FILE *f = fopen(o->verify, "r");
@@ -154,26 +269,41 @@ static int run_verify(struct bpx_client *c, const struct opts *o)
 		perror(o->verify);
 		return 2;
 	}
-	char prefix[64];
-	uint64_t n, checked = 0, bad = 0;
-	while (fscanf(f, "%63s %" SCNu64, prefix, &n) == 2) {
-		char key[96], want[32], got[BPX_KV_VALUE_BYTES_MAX];
-		size_t got_len = 0;
-		int klen = make_key(key, sizeof(key), prefix, n);
-		int wlen = snprintf(want, sizeof(want), "%" PRIu64, n);
-		int rc = bpx_get(c, key, (size_t)klen, got, sizeof(got), &got_len);
-		checked++;
-		if (rc != 0 || got_len != (size_t)wlen ||
-		    memcmp(got, want, got_len) != 0) {
-			if (bad++ < 10)
-				fprintf(stderr, "verify: %s: %s\n", key,
-					rc ? bpx_strerror(rc) : "wrong value");
+	static struct verify v;
+	int rc = verify_read(&v, f);
+	fclose(f);
+	if (rc != 0)
+		return 2;
+	static struct bpx_completion done[64];
+	uint64_t *again = calloc(o->lanes, sizeof(uint64_t));
+	uint64_t next = 0, again_count = 0, start = now_ns();
+	while (next < v.count || again_count > 0 ||
+	       bpx_client_outstanding(c) > 0) {
+		while (again_count > 0 &&
+		       verify_submit(c, &v, again[again_count - 1]) == 0)
+			again_count--;
+		while (again_count == 0 && next < v.count &&
+		       verify_submit(c, &v, next) == 0)
+			next++;
+		int n = bpx_poll(c, 5, done, 64);
+		for (int i = 0; i < n; i++) {
+			uint64_t a = verify_done(&v, &done[i]);
+			if (a != UINT64_MAX)
+				again[again_count++] = a;
+		}
+		if (n < 0) {
+			fprintf(stderr, "verify: %s\n", bpx_strerror(n));
+			v.bad++;
+			break;
 		}
 	}
-	fclose(f);
-	printf("verify: %" PRIu64 " acknowledged writes read back, %" PRIu64
-	       " missing or wrong\n", checked, bad);
-	return bad == 0 ? 0 : 1;
+	printf("verify: %" PRIu64 " acknowledged writes read back in %.1f s, %"
+	       PRIu64 " missing or wrong\n", v.count,
+	       (double)(now_ns() - start) / 1e9, v.bad);
+	free(again);
+	free(v.e);
+	free(v.ticket_entry);
+	return v.bad == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -183,7 +313,7 @@ int main(int argc, char **argv)
 		return 2;
 	struct bpx_client_options co = { .timeout_ms = o.timeout_ms,
 					 .deadline_ms = 10000,
-					 .lanes = o.verify ? 1 : o.lanes };
+					 .lanes = o.lanes };
 	char err[512];
 	struct bpx_client *c = bpx_client_open(o.config, &co, err, sizeof(err));
 	if (c == NULL) {

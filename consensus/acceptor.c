@@ -86,6 +86,18 @@ int px_on_prepare(struct px_replica *r, uint64_t now_ns,
 		return 0;
 	}
 	px_note_ballot(r, m->ballot);
+	/* Lease: while the leader we heard last may serve reads on our
+	 * promise, no other candidate gets one (it retries, and succeeds
+	 * once the lease has run out). */
+	/* A recovery round is exempt: its ballot never proposes, and the
+	 * leader, refused by the promise, takes a higher ballot of its own,
+	 * which this lease admits. */
+	if (r->lease_holder != PX_REPLICA_NONE && now_ns < r->lease_until_ns &&
+	    px_ballot_owner(m->ballot) != r->lease_holder &&
+	    r->role == PX_ROLE_FOLLOWER && !(m->flags & PX_FLAG_RECOVERY)) {
+		px_drop(r, PX_DROP_LEASE_HELD);
+		return 0;
+	}
 	/* Phase 1b: an acceptor promises only a ballot at least as high as
 	 * every promise it has made (equal: a retransmitted PREPARE). */
 	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
@@ -188,10 +200,17 @@ int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	}
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
+	if (r->cfg.lease_ns > 0) {
+		/* The lease promise: the STATUS below echoes the heartbeat's
+		 * send time, which the leader's lease counts from. */
+		r->lease_holder = m->from;
+		r->lease_until_ns = now_ns + r->cfg.lease_ns;
+	}
 	px_learn_commit(r, m->ballot, m->commit_index);
 	px_apply_committed(r, out);
 	struct px_msg *st = px_out_to(r, out, PX_MSG_STATUS, m->from);
 	if (st != NULL) {
+		st->seq = m->seq;
 		st->ballot = m->ballot;
 		st->commit_index = r->commit_index;
 		st->applied_index = r->applied_index;

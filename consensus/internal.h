@@ -23,6 +23,9 @@ void px_assert_fail(const char *expr, const char *file, int line);
  * round + 1 from wrapping in px_ballot_make, which would lower a promise. */
 #define PX_BALLOT_ROUND_MAX (1ull << 48)
 
+/* lease_holder of a replica that forgot whom it promised: refuses all. */
+#define PX_LEASE_ANYONE_ELSE 0xfeu
+
 #define PX_ALIGN 64u
 #define PX_WORD_BITS 64u
 
@@ -39,10 +42,13 @@ struct px_slot {
 	uint8_t value[PX_VALUE_BYTES_MAX];
 };
 
+/* In a batch, a read's seq carries this bit: applied without a session. */
+#define PX_SEQ_READ_BIT (1ull << 63)
+
 /* A request waiting at the leader for a slot. */
 struct px_pending {
 	uint64_t client_id;
-	uint64_t seq;
+	uint64_t seq;               /* PX_SEQ_READ_BIT set for a read */
 	uint32_t len;
 	uint8_t cmd[PX_COMMAND_BYTES_MAX];
 };
@@ -54,6 +60,7 @@ struct px_peer {
 	uint64_t log_start;
 	uint64_t catchup_sent_ns;
 	uint64_t snapshot_sent_ns;
+	uint64_t lease_ack_ns;  /* our heartbeat send time it echoed, this term */
 };
 
 /* Phase 1 of a candidate (or of a recovering replica's fencing round). */
@@ -98,6 +105,8 @@ struct px_replica {
 
 	/* Acceptor. */
 	uint64_t promised;          /* highest ballot promised */
+	uint8_t lease_holder;       /* the leader our lease promise is to */
+	uint64_t lease_until_ns;    /* no other candidate before this */
 	uint64_t accepted_end;      /* 1 + highest slot ever accepted */
 
 	/* Proposer. */
@@ -108,6 +117,7 @@ struct px_replica {
 	uint64_t next_election_ns;  /* backoff after a lost ballot */
 	uint64_t heartbeat_ns;      /* next COMMIT heartbeat */
 	uint64_t commit_sent;       /* commit index last told followers */
+	uint64_t term_start_ns;     /* when this replica became leader */
 	struct px_phase1 p1;
 	struct px_peer peers[PX_REPLICAS_MAX];
 

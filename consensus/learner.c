@@ -54,9 +54,30 @@ static void reply_from_session(struct px_replica *r, struct px_outbox *out,
 /* Applies one request of a chosen batch. Every replica takes the same
  * branches in the same order, so the state and sessions stay identical;
  * only the leader answers the client. */
+/* A read in the log: answered from the state at its place in the order,
+ * with no session (it changes nothing, so it needs no deduplication). */
+static void apply_read(struct px_replica *r, const struct px_batch_entry *e,
+		       bool answer, struct px_outbox *out)
+{
+	int len = r->cfg.sm_ops->read(r->cfg.sm, e->cmd, e->len, r->reply_buf,
+				      sizeof(r->reply_buf));
+	if (!answer)
+		return;
+	uint64_t seq = e->seq & ~PX_SEQ_READ_BIT;
+	if (len < 0)
+		px_reply(r, out, e->client_id, seq, PX_REPLY_BAD_REQUEST, NULL, 0);
+	else
+		px_reply(r, out, e->client_id, seq, PX_REPLY_OK, r->reply_buf,
+			 (uint32_t)len);
+}
+
 static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
 			  uint64_t slot, bool answer, struct px_outbox *out)
 {
+	if (e->seq & PX_SEQ_READ_BIT) {
+		apply_read(r, e, answer, out);
+		return;
+	}
 	struct px_session *s = px_session_find(&r->sessions, e->client_id);
 	if (s != NULL && e->seq <= s->last_seq) {
 		r->stats.requests_deduplicated++;

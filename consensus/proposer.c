@@ -156,6 +156,7 @@ static void finish_phase1(struct px_replica *r, uint64_t now_ns,
 	r->repropose_end = r->p1.end > r->next_slot ? r->p1.end : r->next_slot;
 	r->heartbeat_ns = now_ns;
 	r->commit_sent = 0;
+	r->term_start_ns = now_ns;
 	memset(r->peers, 0, sizeof(r->peers));
 	px_propose_queued(r, now_ns, out);
 }
@@ -308,7 +309,101 @@ int px_on_accepted(struct px_replica *r, uint64_t now_ns,
 	return 0;
 }
 
+/* ---- Lease reads ---- */
+
+/* The lease holds until the (majority-1)-th most recent heartbeat a
+ * follower acknowledged, plus the lease, shortened by twice the drift
+ * bound: a follower's lease starts when it received the heartbeat, after
+ * we sent it, but its clock may run faster than ours. */
+static uint64_t lease_expiry(const struct px_replica *r)
+{
+	uint64_t acks[PX_REPLICAS_MAX];
+	uint8_t n = 0;
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
+		if (i != r->cfg.self_id)
+			acks[n++] = r->peers[i].lease_ack_ns;
+	uint8_t need = (uint8_t)(r->majority - 1); /* we promise ourselves */
+	if (need == 0)
+		return UINT64_MAX;
+	for (uint8_t i = 0; i < need; i++) /* partial selection sort, n <= 6 */
+		for (uint8_t j = (uint8_t)(i + 1); j < n; j++)
+			if (acks[j] > acks[i]) {
+				uint64_t t = acks[i];
+				acks[i] = acks[j];
+				acks[j] = t;
+			}
+	uint64_t sent = acks[need - 1];
+	if (sent == 0)
+		return 0;
+	uint64_t margin = r->cfg.lease_ns / 1000000u * 2u * r->cfg.clock_drift_ppm +
+			  r->cfg.lease_ns % 1000000u * 2u * r->cfg.clock_drift_ppm /
+				  1000000u;
+	return sent + r->cfg.lease_ns - margin;
+}
+
+int px_lease_valid(const struct px_replica *r, uint64_t now_ns)
+{
+	/* Everything chosen before this term must be applied first: the
+	 * phase 1 re-proposals end at repropose_end. */
+	return r->role == PX_ROLE_LEADER && r->cfg.lease_ns > 0 &&
+	       r->applied_index >= r->repropose_end &&
+	       now_ns < lease_expiry(r);
+}
+
 /* ---- Requests ---- */
+
+static void enqueue(struct px_replica *r, const struct px_msg *m,
+		    uint64_t batch_seq)
+{
+	uint32_t tail = (r->queue_head + r->queue_count) %
+			r->cfg.request_queue_max;
+	struct px_pending *p = &r->queue[tail];
+	p->client_id = m->client_id;
+	p->seq = batch_seq;
+	p->len = m->value_len;
+	px_value_copy(p->cmd, m->value, m->value_len);
+	r->queue_count++;
+}
+
+static void reply_status(struct px_replica *r, struct px_outbox *out,
+			 const struct px_msg *m, uint8_t status);
+
+/* A session-less read: under the lease at once, else through the log.
+ * Answering from the applied state is linearizable while the lease holds:
+ * every write acknowledged so far was applied here first (replies go out
+ * at apply), everything chosen in earlier terms is applied (the lease
+ * requires it), and no other leader can commit a write meanwhile. */
+static int on_read_request(struct px_replica *r, uint64_t now_ns,
+			   const struct px_msg *m, struct px_outbox *out)
+{
+	if (m->seq & PX_SEQ_READ_BIT) {
+		px_drop(r, PX_DROP_MALFORMED);
+		return -BPX_EMALFORMED;
+	}
+	int n = r->cfg.sm_ops->read(r->cfg.sm, m->value, m->value_len,
+				    r->reply_buf, sizeof(r->reply_buf));
+	if (n < 0) {
+		reply_status(r, out, m, PX_REPLY_BAD_REQUEST);
+		return 0;
+	}
+	if (px_lease_valid(r, now_ns)) {
+		r->stats.lease_reads++;
+		px_reply(r, out, m->client_id, m->seq, PX_REPLY_OK,
+			 r->reply_buf, (uint32_t)n);
+		return 0;
+	}
+	if (PX_BATCH_ENTRY_HEADER_BYTES + m->value_len > r->cfg.batch_bytes_max) {
+		reply_status(r, out, m, PX_REPLY_TOO_BIG);
+		return 0;
+	}
+	if (r->queue_count == r->cfg.request_queue_max) {
+		r->stats.requests_busy++;
+		reply_status(r, out, m, PX_REPLY_BUSY);
+		return 0;
+	}
+	enqueue(r, m, m->seq | PX_SEQ_READ_BIT);
+	return 0;
+}
 
 static uint8_t redirect_target(const struct px_replica *r)
 {
@@ -340,6 +435,8 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 		reply_status(r, out, m, PX_REPLY_REDIRECT);
 		return 0;
 	}
+	if (m->flags & PX_FLAG_READ)
+		return on_read_request(r, now_ns, m, out);
 	/* A retry of an applied request gets the cached reply at once. */
 	struct px_session *s = px_session_find(&r->sessions, m->client_id);
 	if (s != NULL && m->seq <= s->last_seq) {
@@ -360,14 +457,7 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 		reply_status(r, out, m, PX_REPLY_BUSY);
 		return 0;
 	}
-	uint32_t tail = (r->queue_head + r->queue_count) %
-			r->cfg.request_queue_max;
-	struct px_pending *p = &r->queue[tail];
-	p->client_id = m->client_id;
-	p->seq = m->seq;
-	p->len = m->value_len;
-	px_value_copy(p->cmd, m->value, m->value_len);
-	r->queue_count++;
+	enqueue(r, m, m->seq);
 	return 0;
 }
 
@@ -376,7 +466,8 @@ void px_queue_redirect_all(struct px_replica *r, struct px_outbox *out)
 {
 	while (r->queue_count > 0) {
 		const struct px_pending *p = &r->queue[r->queue_head];
-		struct px_msg fake = { .client_id = p->client_id, .seq = p->seq };
+		struct px_msg fake = { .client_id = p->client_id,
+				       .seq = p->seq & ~PX_SEQ_READ_BIT };
 		reply_status(r, out, &fake, PX_REPLY_REDIRECT);
 		r->queue_head = (r->queue_head + 1) % r->cfg.request_queue_max;
 		r->queue_count--;
@@ -412,6 +503,7 @@ static void send_heartbeat(struct px_replica *r, uint64_t now_ns,
 			return;
 		m->ballot = r->ballot;
 		m->commit_index = r->commit_index;
+		m->seq = now_ns;
 	}
 	r->commit_sent = r->commit_index;
 	r->heartbeat_ns = now_ns + r->cfg.heartbeat_interval_ns;
@@ -464,6 +556,10 @@ int px_on_status(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	peer->log_start = m->log_start;
 	if (r->role != PX_ROLE_LEADER || m->ballot != r->ballot)
 		return 0;
+	/* Only heartbeats of this term count toward the lease. */
+	if (m->seq >= r->term_start_ns && m->seq <= now_ns &&
+	    m->seq > peer->lease_ack_ns)
+		peer->lease_ack_ns = m->seq;
 	if (peer->commit_index >= r->commit_index)
 		return 0;
 	if (peer->commit_index < r->log_start) {

@@ -72,6 +72,13 @@ void px_recovery_start(struct px_replica *r, uint64_t now_ns,
 void px_recovery_tick(struct px_replica *r, uint64_t now_ns,
 		      struct px_outbox *out)
 {
+	/* A lease promise made before the crash is forgotten with the rest,
+	 * but it lasts at most lease_ns past the crash: promise no one until
+	 * that long after we came back. */
+	if (r->lease_until_ns == 0 && r->cfg.lease_ns > 0) {
+		r->lease_holder = PX_LEASE_ANYONE_ELSE;
+		r->lease_until_ns = now_ns + r->cfg.lease_ns;
+	}
 	if (r->cfg.replica_count == 1) {
 		/* Alone, there is nobody to recover from: the state is gone. */
 		recovery_done(r, now_ns);

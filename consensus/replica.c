@@ -33,6 +33,8 @@ void px_config_default(struct px_config *cfg, uint8_t replica_count,
 	cfg->catchup_burst = 16;
 	cfg->heartbeat_interval_ns = 1000000;
 	cfg->retransmit_ns = 2000000;
+	cfg->lease_ns = 5000000;
+	cfg->clock_drift_ppm = 1000;
 	cfg->seed = 1;
 }
 
@@ -63,6 +65,8 @@ const char *px_config_check_reason(const struct px_config *cfg)
 		return "catchup_burst must be 1..1024";
 	if (cfg->heartbeat_interval_ns == 0 || cfg->retransmit_ns == 0)
 		return "heartbeat_interval_ns and retransmit_ns must be > 0";
+	if (cfg->clock_drift_ppm > 200000)
+		return "clock_drift_ppm must be at most 200000 (20%)";
 	if (cfg->sm_ops == NULL || cfg->sm == NULL)
 		return "a state machine (sm_ops, sm) is required";
 	if (cfg->sm_ops->abi_version != BPX_SM_ABI_VERSION)
@@ -137,6 +141,7 @@ int px_init(void *mem, size_t mem_bytes, const struct px_config *cfg,
 	r->majority = (uint8_t)(cfg->replica_count / 2 + 1);
 	r->leader_hint = PX_REPLICA_NONE;
 	r->known_leader = PX_REPLICA_NONE;
+	r->lease_holder = PX_REPLICA_NONE;
 	r->prng = cfg->seed ^ 0x9e3779b97f4a7c15ull;
 	r->role = cfg->recovering ? PX_ROLE_RECOVERING : PX_ROLE_FOLLOWER;
 	*out = r;

@@ -25,6 +25,14 @@
 #define ADMIN_REPLY_MAX 8192
 
 static pthread_t ctl_tid;
+/* "fault isolate": until then no heartbeat goes out or is taken in, as
+ * the worker drops its peers' frames (0: not isolated). */
+static uint64_t isolate_until_ns;
+
+static bool isolated(uint64_t now)
+{
+	return now < isolate_until_ns;
+}
 
 uint64_t ctl_clock_ns(void)
 {
@@ -145,6 +153,10 @@ static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 				     (struct sockaddr *)&src, &slen);
 		if (n < 0)
 			return;
+		if (isolated(now)) {
+			d->hb_dropped++;
+			continue;
+		}
 		struct ctl_hb_msg m;
 		if (ctl_hb_decode(buf, (size_t)n, d->cfg->cluster_id, &m) != 0 ||
 		    !from_member_control(d, m.hb.from, &src) ||
@@ -167,7 +179,7 @@ static void send_heartbeats(struct ctl_daemon *d, uint64_t now)
 {
 	struct ctl_hb_msg m;
 	memset(&m, 0, sizeof(m));
-	if (!ctl_omega_tick(&d->omega, now, &m.hb))
+	if (!ctl_omega_tick(&d->omega, now, &m.hb) || isolated(now))
 		return;
 	m.role = d->have_status ? d->status.role : PX_ROLE_RECOVERING;
 	m.promised = d->status.promised;
@@ -479,8 +491,18 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		return false;
 	} else if (argc == 3 && strcmp(argv[0], "fault") == 0 &&
 		   strcmp(argv[1], "isolate") == 0) {
-		uint64_t ms = strtoull(argv[2], NULL, 10);
+		char *end;
+		uint64_t ms = strtoull(argv[2], &end, 10);
+		if (argv[2][0] < '0' || argv[2][0] > '9' || *end != '\0' ||
+		    ms > 3600000) {
+			say(r, "error: fault isolate: '%s' is not a number of "
+			       "ms (0..3600000)\n", argv[2]);
+			return true;
+		}
 		send_command(d, CTL_CMD_ISOLATE, 0, ms);
+		/* The control plane is cut off too: else the others' failure
+		 * detectors keep an isolated leader alive and leading. */
+		isolate_until_ns = now + ms * 1000000ull;
 		say(r, "ok: member %u cut off from its peers for %" PRIu64
 		       " ms\n", d->self, ms);
 	} else {

@@ -25,6 +25,7 @@ enum ep_kind { EP_REPLICA, EP_LOADGEN, EP_GARBAGE };
 struct endpoint {
 	enum ep_kind kind;
 	void *obj;
+	uint64_t *busy_cycles; /* this endpoint's own busy polls */
 };
 
 struct lcore_work {
@@ -50,6 +51,7 @@ struct cluster {
 	unsigned lcore_ids[RTE_MAX_LCORE];
 	unsigned lcores;
 	struct lcore_work work[RTE_MAX_LCORE];
+	uint64_t ep_busy_cycles[DP_MESH_MAX];
 	volatile bool stop;
 };
 
@@ -147,6 +149,9 @@ static int setup_loadgens(struct cluster *c)
 			.keys = c->o->keys,
 			.timeout_ns = 50000000ull,
 			.seed = 0x5eed + k,
+			/* The offered rate, split over the generators. */
+			.rate_per_s = c->o->rate_per_s / c->o->loadgens +
+				      (k < c->o->rate_per_s % c->o->loadgens),
 		};
 		struct bpx_endpoint self;
 		endpoint_address(k, false, &self);
@@ -181,6 +186,7 @@ static void plan_lcores(struct cluster *c)
 		ep->obj = e < c->o->replicas
 				  ? (void *)&c->replicas[e]
 				  : (void *)&c->loadgens[e - c->o->replicas];
+		ep->busy_cycles = &c->ep_busy_cycles[e];
 	}
 }
 
@@ -192,15 +198,22 @@ static uint32_t poll_endpoint(struct endpoint *ep)
 }
 
 /* One pass over an lcore's endpoints, with TSC accounting of busy versus
- * idle polls and a sleep after a run of idle ones. */
+ * idle polls (per lcore, and per endpoint for the leader's share) and a
+ * sleep after a run of idle ones. */
 static void poll_once(struct cluster *c, struct lcore_work *w,
 		      uint32_t *idle_run)
 {
-	uint64_t t0 = rte_rdtsc();
+	uint64_t t0 = rte_rdtsc(), t = t0;
 	uint32_t work = 0;
-	for (uint32_t i = 0; i < w->count; i++)
-		work += poll_endpoint(&w->eps[i]);
-	uint64_t spent = rte_rdtsc() - t0;
+	for (uint32_t i = 0; i < w->count; i++) {
+		uint32_t n = poll_endpoint(&w->eps[i]);
+		uint64_t t1 = rte_rdtsc();
+		if (n > 0 && w->eps[i].busy_cycles != NULL)
+			*w->eps[i].busy_cycles += t1 - t;
+		work += n;
+		t = t1;
+	}
+	uint64_t spent = t - t0;
 	if (work > 0) {
 		w->busy_cycles += spent;
 		*idle_run = 0;
@@ -386,6 +399,8 @@ static void drain(struct cluster *c)
 		for (uint32_t i = 0; i < c->work[s].count; i++)
 			all.eps[all.count++] = c->work[s].eps[i];
 	uint32_t idle_run = 0;
+	for (uint32_t i = 0; i < all.count; i++)
+		all.eps[i].busy_cycles = NULL; /* the load phase's figures only */
 	while (!converged(c) && dp_now_ns() < deadline)
 		poll_once(c, &all, &idle_run);
 }
@@ -406,14 +421,17 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 		tx += g->ctr.tx_frames;
 	}
 	const struct px_stats *lead = px_stats(c->replicas[0].px);
+	uint32_t lead_id = 0;
 	rep->states_identical = true;
 	rep->applied = px_applied_index(c->replicas[0].px);
 	uint64_t digest = px_state_digest(c->replicas[0].px);
 	for (uint32_t i = 0; i < c->o->replicas; i++) {
 		struct dp_replica *r = &c->replicas[i];
 		const struct px_stats *s = px_stats(r->px);
-		if (s->slots_proposed > lead->slots_proposed)
+		if (s->slots_proposed > lead->slots_proposed) {
 			lead = s;
+			lead_id = i;
+		}
 		tx += r->ctr.tx_frames;
 		for (unsigned d = 1; d < BPX_WIRE_DROP_COUNT; d++)
 			rep->drops_total += r->ctr.drops[d];
@@ -438,6 +456,18 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 					     : 0;
 	rep->cycles_per_op = rep->completed ? (double)busy / (double)rep->completed
 					    : 0;
+	uint64_t lead_busy = c->ep_busy_cycles[lead_id];
+	rep->leader_id = lead_id;
+	rep->leader_cycles_per_op = rep->completed ? (double)lead_busy /
+							     (double)rep->completed
+						   : 0;
+	rep->tsc_hz = rte_get_tsc_hz();
+	rep->leader_busy_frac = elapsed_ns > 0 ? (double)lead_busy /
+						 ((double)elapsed_ns * 1e-9 *
+						  (double)rep->tsc_hz)
+					       : 0;
+	for (uint32_t k = 0; k < c->o->loadgens; k++)
+		rep->resends += c->loadgens[k].resends;
 	rep->garbage_sent = c->garbage_sent;
 }
 

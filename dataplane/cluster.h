@@ -26,6 +26,7 @@ struct cluster_opts {
 	uint32_t batch;
 	uint32_t leader;
 	uint32_t garbage;       /* malformed frames of each kind per replica */
+	uint64_t rate_per_s;    /* 0: closed loop; else open loop at this rate */
 	bool progress;
 	const char *json_path;
 	const char *sm;
@@ -41,7 +42,12 @@ struct cluster_report {
 	double mean_ns;
 	double batch_avg;
 	double packets_per_op;
-	double cycles_per_op;     /* busy cycles of the leader's lcore share */
+	double cycles_per_op;     /* busy polls of all lcores / committed */
+	double leader_cycles_per_op; /* the leader's own busy polls / committed */
+	double leader_busy_frac;  /* the leader's busy polls / elapsed */
+	uint32_t leader_id;
+	uint64_t tsc_hz;
+	uint64_t resends;
 	uint64_t drops_total;
 	uint64_t garbage_sent;
 	uint64_t applied;

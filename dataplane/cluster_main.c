@@ -34,6 +34,10 @@ static void usage(FILE *f)
 		"  --replicas N        replicas, 1..7 (default 3)\n"
 		"  --loadgens N        load generators, 1..4 (default 1)\n"
 		"  --lanes N           outstanding requests per generator (default 16)\n"
+		"  --rate OPS          open loop: start OPS requests/s in all on a\n"
+		"                      fixed schedule (lanes cap what is in flight);\n"
+		"                      latency counts from the scheduled time\n"
+		"                      (default 0: closed loop)\n"
 		"  --requests N        stop after N committed requests (default 100000)\n"
 		"  --duration S        or run for S seconds instead\n"
 		"  --value-bytes N     PUT value size, 0..1024 (default 16)\n"
@@ -75,7 +79,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
 		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
 		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
-		{ "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "rate", 1, 0, 'R' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
 				    .requests = 100000, .value_bytes = 16,
@@ -100,6 +104,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 'L': e = num("--leader", optarg, 0, 6, &v); o->leader = (uint32_t)v; break;
 		case 'i': e = num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
 		case 'x': e = num("--garbage", optarg, 0, 100000, &v); o->garbage = (uint32_t)v; break;
+		case 'R': e = num("--rate", optarg, 0, 1000000000, &v); o->rate_per_s = v; break;
 		case 's': o->sm = optarg; break;
 		case 'a': o->sm_args = optarg; break;
 		case 'j': o->json_path = optarg; break;
@@ -125,6 +130,9 @@ static void print_report(const struct cluster_opts *o,
 	       "values, %u%% GET, lcores %u\n",
 	       o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
 	       rte_lcore_count());
+	if (o->rate_per_s > 0)
+		printf("  offered         %" PRIu64 " ops/s (open loop)\n",
+		       o->rate_per_s);
 	printf("  committed       %" PRIu64 " ops in %.2f s = %.0f ops/s\n",
 	       r->completed, r->seconds,
 	       r->seconds > 0 ? (double)r->completed / r->seconds : 0.0);
@@ -136,8 +144,10 @@ static void print_report(const struct cluster_opts *o,
 	       r->batch_avg);
 	printf("  packets per op  %.2f (all frames sent / committed ops)\n",
 	       r->packets_per_op);
-	printf("  cycles per op   %.0f (busy polls, all lcores)\n",
-	       r->cycles_per_op);
+	printf("  cycles per op   %.0f (busy polls, all lcores); leader %u alone "
+	       "%.0f (busy %.0f%% of its time)\n",
+	       r->cycles_per_op, r->leader_id, r->leader_cycles_per_op,
+	       100.0 * r->leader_busy_frac);
 	printf("  state           %s on all %u replicas (applied %" PRIu64
 	       " slots)\n",
 	       r->states_identical ? "identical" : "DIFFERENT", o->replicas,
@@ -168,7 +178,11 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		",\"p999_ns\":%" PRIu64 ",\"max_ns\":%" PRIu64 ","
 		"\"mean_ns\":%.1f,\"batch_avg\":%.2f,\"packets_per_op\":%.3f,"
 		"\"cycles_per_op\":%.1f,\"states_identical\":%s,"
-		"\"mbufs_in_use\":%u,\"errors\":%" PRIu64 "}\n",
+		"\"mbufs_in_use\":%u,\"errors\":%" PRIu64 ","
+		"\"rate_per_s\":%" PRIu64 ",\"issued\":%" PRIu64 ","
+		"\"resends\":%" PRIu64 ",\"leader\":%u,"
+		"\"leader_cycles_per_op\":%.1f,\"leader_busy_frac\":%.4f,"
+		"\"tsc_hz\":%" PRIu64 ",\"idle_sleep_us\":%u}\n",
 		o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
 		o->window, o->batch, rte_lcore_count(), r->seconds,
 		r->completed,
@@ -176,7 +190,9 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		r->p50_ns, r->p99_ns, r->p999_ns, r->max_ns, r->mean_ns,
 		r->batch_avg, r->packets_per_op, r->cycles_per_op,
 		r->states_identical ? "true" : "false", r->mbufs_in_use,
-		r->errors);
+		r->errors, o->rate_per_s, r->issued, r->resends, r->leader_id,
+		r->leader_cycles_per_op, r->leader_busy_frac, r->tsc_hz,
+		o->idle_sleep_us);
 	fclose(f);
 }
 

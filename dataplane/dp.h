@@ -157,6 +157,12 @@ struct dp_loadgen_config {
 	uint32_t keys;
 	uint64_t timeout_ns;
 	uint64_t seed;
+	/* 0: closed loop (a lane sends again as soon as it is answered).
+	 * Else an open loop: requests start on a fixed schedule of this many
+	 * per second, on the first free lane, and latency counts from the
+	 * scheduled time, so queueing behind a slow server is measured (no
+	 * coordinated omission). */
+	uint64_t rate_per_s;
 };
 
 struct dp_loadgen {
@@ -176,6 +182,8 @@ struct dp_loadgen {
 	uint64_t busy_replies;
 	uint64_t errors;
 	uint64_t prng;
+	uint64_t pace_start_ns;  /* open loop: when the schedule began */
+	uint64_t paced;          /* open loop: scheduled requests started */
 	struct bpx_hist *hist;
 	struct dp_counters ctr;
 	uint8_t frame_buf[BPX_FRAME_MAX];

@@ -100,12 +100,35 @@ static void send_request(struct dp_loadgen *g, struct dp_lane *l,
 	dp_txq_push(dp_routes_lookup(&g->routes, dst->mac), mb, &g->ctr);
 }
 
-static void start_op(struct dp_loadgen *g, struct dp_lane *l, uint64_t now_ns)
+/* Whether a new request may start now, and the time its latency counts
+ * from: now in a closed loop; in an open loop, the next due time of the
+ * schedule (rate_per_s), which may lie in the past when no lane was free. */
+static bool next_start(struct dp_loadgen *g, uint64_t now_ns, uint64_t *at)
+{
+	if (!g->issuing)
+		return false;
+	if (g->lc.rate_per_s == 0) {
+		*at = now_ns;
+		return true;
+	}
+	if (g->pace_start_ns == 0)
+		g->pace_start_ns = now_ns;
+	uint64_t due = g->pace_start_ns +
+		       g->paced * 1000000000ull / g->lc.rate_per_s;
+	if (due > now_ns)
+		return false;
+	g->paced++;
+	*at = due;
+	return true;
+}
+
+static void start_op(struct dp_loadgen *g, struct dp_lane *l, uint64_t now_ns,
+		     uint64_t at_ns)
 {
 	l->seq++;
 	l->busy = true;
 	l->target = g->leader_guess;
-	l->first_sent_ns = now_ns;
+	l->first_sent_ns = at_ns;
 	make_command(g, l);
 	g->issued++;
 	send_request(g, l, now_ns);
@@ -125,8 +148,9 @@ static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 		bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
 		l->busy = false;
 		g->completed++;
-		if (g->issuing)
-			start_op(g, l, now_ns);
+		uint64_t at;
+		if (next_start(g, now_ns, &at))
+			start_op(g, l, now_ns, at);
 		return;
 	case PX_REPLY_REDIRECT:
 		g->redirects++;
@@ -172,9 +196,10 @@ static void drive_lanes(struct dp_loadgen *g, uint64_t now_ns)
 {
 	for (uint32_t i = 0; i < g->lc.lanes; i++) {
 		struct dp_lane *l = &g->lanes[i];
+		uint64_t at;
 		if (!l->busy) {
-			if (g->issuing)
-				start_op(g, l, now_ns);
+			if (next_start(g, now_ns, &at))
+				start_op(g, l, now_ns, at);
 		} else if (now_ns >= l->resend_ns) {
 			/* Same (client_id, seq): applied at most once. */
 			g->resends++;

@@ -122,7 +122,7 @@ int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
 	    m->value_len > PX_VALUE_BYTES_MAX)
 		return -BPX_EINVAL;
 	/* What decode would drop is refused here, not sent to be lost. */
-	if ((m->flags & ~PX_FLAG_RECOVERY) != 0 ||
+	if ((m->flags & ~(PX_FLAG_RECOVERY | PX_FLAG_READ)) != 0 ||
 	    m->status > PX_REPLY_STATUS_MAX)
 		return -BPX_EINVAL;
 	size_t len = bpx_wire_msg_size(m);
@@ -165,7 +165,7 @@ static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
 		return BPX_WIRE_BAD_TYPE;
 	if (get32(buf + 4) != cluster_id)
 		return BPX_WIRE_WRONG_CLUSTER;
-	if (buf[13] != 0 || buf[10] & ~PX_FLAG_RECOVERY ||
+	if (buf[13] != 0 || buf[10] & ~(PX_FLAG_RECOVERY | PX_FLAG_READ) ||
 	    buf[11] > PX_REPLY_STATUS_MAX)
 		return BPX_WIRE_BAD_FIELD;
 	return BPX_WIRE_OK;

@@ -61,9 +61,10 @@ enum px_msg_type {
 	PX_MSG_ACCEPT = 5,    /* 2a: ballot, slot, value, commit_index */
 	PX_MSG_ACCEPTED = 6,  /* 2b: ballot, slot, commit_index, applied_index */
 	PX_MSG_NACK = 7,      /* ballot = the higher promise that rejected */
-	PX_MSG_COMMIT = 8,    /* leader heartbeat: ballot, commit_index */
+	PX_MSG_COMMIT = 8,    /* leader heartbeat: ballot, commit_index; seq =
+				 the leader's clock when sent (lease) */
 	PX_MSG_STATUS = 9,    /* follower -> leader: commit_index, applied_index,
-				 log_start */
+				 log_start; seq = the heartbeat's seq echoed */
 	PX_MSG_CHOSEN = 10,   /* catch-up: slot's chosen value, commit_index */
 	PX_MSG_SNAPSHOT_REQ = 11, /* ask the receiver for a snapshot */
 	PX_MSG_SNAPSHOT = 12, /* outbox only: the caller takes this replica's
@@ -73,6 +74,15 @@ enum px_msg_type {
 };
 
 #define PX_FLAG_RECOVERY 0x01u
+/* REQUEST: a read-only command outside the client's session. It is not
+ * deduplicated (reading twice is harmless), so its seq only matches the
+ * reply; clients draw such seqs from PX_SEQ_READ_BASE up, a range their
+ * writes never reach, so a late reply can never be mistaken for another.
+ * The leader answers it under its lease when it can, else through the
+ * log. A command the state machine does not accept as read-only gets
+ * PX_REPLY_BAD_REQUEST. */
+#define PX_FLAG_READ 0x02u
+#define PX_SEQ_READ_BASE (1ull << 62)
 
 /* Status of a reply to a client. */
 enum px_reply_status {
@@ -82,7 +92,8 @@ enum px_reply_status {
 	PX_REPLY_TOO_BIG = 3,    /* command longer than PX_COMMAND_BYTES_MAX */
 	PX_REPLY_STALE = 4,      /* a newer seq of this client was applied */
 	PX_REPLY_EXPIRED = 5,    /* session evicted; outcome unknown */
-	PX_REPLY_STATUS_MAX = 5,
+	PX_REPLY_BAD_REQUEST = 6, /* PX_FLAG_READ on a command that writes */
+	PX_REPLY_STATUS_MAX = 6,
 };
 
 struct px_msg {
@@ -131,6 +142,13 @@ struct px_config {
 	uint32_t catchup_burst;       /* CHOSEN/ACCEPT messages per resend */
 	uint64_t heartbeat_interval_ns;
 	uint64_t retransmit_ns;
+	/* Leader leases for reads without a log write: a follower that hears
+	 * the leader's heartbeat promises no other candidate for lease_ns (its
+	 * clock); the leader serves reads while a majority's promises last,
+	 * shortened for clocks that drift apart by up to clock_drift_ppm.
+	 * 0 turns lease reads off (reads then go through the log). */
+	uint64_t lease_ns;
+	uint32_t clock_drift_ppm;
 	uint64_t seed;                /* PRNG seed (backoff jitter) */
 	int recovering;               /* started without its state */
 	const struct bpx_sm_ops *sm_ops;
@@ -185,6 +203,9 @@ int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap);
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 			const uint8_t *buf, size_t len, struct px_outbox *out);
 
+/* Whether the leader may answer reads from its state right now (lease
+ * valid and everything of earlier terms applied). */
+int px_lease_valid(const struct px_replica *r, uint64_t now_ns);
 enum px_role px_role(const struct px_replica *r);
 uint64_t px_promised_ballot(const struct px_replica *r);
 uint64_t px_leader_ballot(const struct px_replica *r); /* own, if leading */
@@ -206,7 +227,8 @@ int px_chosen_value(const struct px_replica *r, uint64_t slot,
 	X(PX_DROP_STALE_BALLOT, "stale ballot")                                \
 	X(PX_DROP_OUT_OF_WINDOW, "slot outside the log window")                \
 	X(PX_DROP_WRONG_ROLE, "not expected in this role")                     \
-	X(PX_DROP_OUTBOX_FULL, "outbox full, deferred")
+	X(PX_DROP_OUTBOX_FULL, "outbox full, deferred")                      \
+	X(PX_DROP_LEASE_HELD, "another leader's lease is running")
 
 enum px_drop_reason {
 #define PX_DROP_ENUM(name, text) name,
@@ -233,6 +255,7 @@ struct px_stats {
 	uint64_t retransmits;
 	uint64_t snapshots_installed;
 	uint64_t recoveries_done;
+	uint64_t lease_reads;          /* reads answered under the lease */
 };
 const struct px_stats *px_stats(const struct px_replica *r);
 

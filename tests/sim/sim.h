@@ -28,6 +28,9 @@ struct sim_faults {
 	uint64_t pause_every_ns;     /* 0: no pauses */
 	uint64_t skew_ppm_max;       /* clock rate error per replica */
 	uint64_t skew_offset_max_ns; /* clock offset per replica */
+	uint64_t lease_ns;           /* 0: reads go through the log */
+	uint64_t client_timeout_ns;  /* short: clients move on while a
+					leader is paused or cut off */
 };
 
 struct sim_params {
@@ -49,6 +52,7 @@ struct sim_result {
 	uint64_t faults;
 	uint64_t violations;
 	uint64_t leader_changes;
+	uint64_t lease_reads;
 	uint64_t sim_time_ns;
 	char first_violation[512];
 };

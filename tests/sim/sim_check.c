@@ -151,7 +151,7 @@ static void mark_requests_chosen(struct sim_checker *c, const uint8_t *v,
 		memcpy(&seq, v + off + 8, 8);
 		memcpy(&n, v + off + 16, 2);
 		client -= SIM_CLIENT_ID_BASE;
-		if (client < SIM_CLIENTS_MAX) {
+		if (client < SIM_CLIENTS_MAX && seq < PX_SEQ_READ_BASE) {
 			c->req_chosen[client] =
 				grow(c->req_chosen[client], &c->req_cap[client],
 				     seq, 1);

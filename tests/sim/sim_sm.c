@@ -57,7 +57,10 @@ static int sim_sm_apply(void *sm, const uint8_t *cmd, uint32_t len,
 		return bpx_kv_ops()->apply(s->kv, cmd, len, reply, cap);
 	}
 	uint64_t client = get_u64(cmd), seq = get_u64(cmd + 8);
-	if (client >= SIM_CLIENTS_MAX) {
+	if (seq >= PX_SEQ_READ_BASE) {
+		sim_violation("a read was applied as a write (seq %llu)",
+			      (unsigned long long)seq);
+	} else if (client >= SIM_CLIENTS_MAX) {
 		sim_violation("state machine got a bad client index %llu",
 			      (unsigned long long)client);
 	} else if (seq <= s->last_seq[client]) {

@@ -12,7 +12,6 @@
 #define MS 1000000ull
 #define US 1000ull
 #define TICK_NS (250 * US)
-#define CLIENT_TIMEOUT_NS (40 * MS)
 #define OUTBOX_CAP 4096u
 
 enum ev_kind {
@@ -49,6 +48,8 @@ struct node {
 	struct ctl_omega omega;
 	bool up;
 	uint64_t paused_until;
+	uint64_t ctl_paused_until; /* the control thread alone is stalled */
+	uint8_t hint;              /* the last hint the control plane gave */
 	uint64_t offset_ns;
 	int64_t ppm;
 	uint64_t gen;
@@ -56,7 +57,10 @@ struct node {
 };
 
 struct client {
-	uint64_t seq;
+	uint64_t seq;       /* writes: the session's */
+	uint64_t read_seq;  /* reads: outside the session */
+	uint64_t wire_seq;  /* the outstanding request's */
+	bool is_read;
 	bool busy;
 	bool timed_out; /* the pending timer is a timeout, not a retry */
 	uint8_t target;
@@ -318,6 +322,10 @@ static void node_config(const struct world *w, uint8_t i, bool recovering,
 	cfg->catchup_burst = 16;
 	cfg->heartbeat_interval_ns = 2 * MS;
 	cfg->retransmit_ns = 4 * MS;
+	/* Lease reads under clock skew: the drift bound covers the swarm's
+	 * worst rate error (sim_main.c: 20000 ppm). */
+	cfg->lease_ns = w->p->faults.lease_ns;
+	cfg->clock_drift_ppm = 25000;
 	cfg->seed = w->p->seed * 31 + i;
 	cfg->recovering = recovering;
 	cfg->sm_ops = sim_sm_ops();
@@ -346,6 +354,8 @@ static void node_start(struct world *w, uint8_t i, bool recovering)
 	ctl_omega_set_ready(&n->omega, !recovering);
 	n->up = true;
 	n->paused_until = 0;
+	n->ctl_paused_until = 0;
+	n->hint = PX_REPLICA_NONE;
 	n->gen++;
 	n->last_role = px_role(n->px);
 	checker_node_reset(w->checker, i);
@@ -400,6 +410,15 @@ static void node_tick(struct world *w, uint8_t i)
 	struct node *n = &w->nodes[i];
 	uint64_t t = local_time(w, i);
 	struct ctl_heartbeat hb;
+	if (w->now < n->ctl_paused_until) {
+		/* A stalled control thread: the worker goes on with a hint
+		 * that may be stale; only ballots and leases keep it safe. */
+		px_set_leader_hint(n->px, t, n->hint, &w->out);
+		after_step(w, i);
+		px_tick(n->px, t, &w->out);
+		after_step(w, i);
+		return;
+	}
 	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING);
 	if (ctl_omega_tick(&n->omega, t, &hb)) {
 		for (uint8_t j = 0; j < w->p->replicas; j++) {
@@ -411,8 +430,8 @@ static void node_tick(struct world *w, uint8_t i)
 		}
 	}
 	uint8_t leader = ctl_omega_leader(&n->omega, t);
-	px_set_leader_hint(n->px, t, leader == CTL_NONE ? PX_REPLICA_NONE
-							 : leader, &w->out);
+	n->hint = leader == CTL_NONE ? PX_REPLICA_NONE : leader;
+	px_set_leader_hint(n->px, t, n->hint, &w->out);
 	after_step(w, i);
 	px_tick(n->px, t, &w->out);
 	after_step(w, i);
@@ -445,7 +464,8 @@ static void deliver_px(struct world *w, struct event *e)
 				"%llu", i,
 				(unsigned long long)px_applied_index(n->px));
 	} else if (e->kind == EV_HEARTBEAT) {
-		ctl_omega_receive(&n->omega, t, &e->hb);
+		if (w->now >= n->ctl_paused_until)
+			ctl_omega_receive(&n->omega, t, &e->hb);
 		return;
 	} else {
 		px_step(n->px, t, &e->msg, &w->out);
@@ -475,7 +495,8 @@ static void client_send(struct world *w, uint32_t ci)
 	m.from = PX_TO_CLIENT;
 	m.to = c->target;
 	m.client_id = SIM_CLIENT_ID_BASE + ci;
-	m.seq = c->seq;
+	m.seq = c->wire_seq;
+	m.flags = c->is_read ? PX_FLAG_READ : 0;
 	m.value = c->cmd;
 	m.value_len = c->cmd_len;
 	struct event *e = ev_new(w, 0, EV_MSG, c->target);
@@ -485,7 +506,7 @@ static void client_send(struct world *w, uint32_t ci)
 	e->data_len = c->cmd_len;
 	e->msg.value = e->data;
 	net_send(w, e, PX_TO_CLIENT, c->target);
-	schedule(w, CLIENT_TIMEOUT_NS, EV_CLIENT, (uint8_t)ci, ++c->gen);
+	schedule(w, w->p->faults.client_timeout_ns, EV_CLIENT, (uint8_t)ci, ++c->gen);
 	c->timed_out = true; /* unless a reply reschedules first */
 }
 
@@ -508,7 +529,6 @@ static struct lc_op *hist_new(struct world *w)
 static void client_new_op(struct world *w, uint32_t ci)
 {
 	struct client *c = &w->clients[ci];
-	c->seq++;
 	c->busy = true;
 	c->hist = w->hist_len;
 	struct lc_op *op = hist_new(w);
@@ -529,8 +549,14 @@ static void client_new_op(struct world *w, uint32_t ci)
 		op->arg = c->last_seen[op->key];
 		op->arg2 = fresh;
 	}
+	/* GETs are session-less reads (lease or log); writes use the session. */
+	c->is_read = kind == BPX_KV_GET;
+	if (c->is_read)
+		c->wire_seq = PX_SEQ_READ_BASE + ++c->read_seq;
+	else
+		c->wire_seq = ++c->seq;
 	put_u64(c->cmd, ci);
-	put_u64(c->cmd + 8, c->seq);
+	put_u64(c->cmd + 8, c->wire_seq);
 	int n = bpx_kv_encode(c->cmd + 16, sizeof(c->cmd) - 16, kind, &key, 1,
 			      kind == BPX_KV_PUT ? val : old,
 			      kind == BPX_KV_PUT || kind == BPX_KV_CAS ? 8 : 0,
@@ -560,7 +586,8 @@ static void client_complete(struct world *w, uint32_t ci,
 		c->last_seen[op->key] = op->out;
 	if (op->kind == LC_CAS && op->out_ok)
 		c->last_seen[op->key] = op->arg2;
-	checker_acked(w->checker, ci, c->seq);
+	if (!c->is_read) /* a read may be a lease read, in no slot */
+		checker_acked(w->checker, ci, c->seq);
 	w->res->requests_acked++;
 	c->busy = false;
 	schedule(w, rnd_range(w, 0, 1 * MS), EV_CLIENT, (uint8_t)ci, ++c->gen);
@@ -572,7 +599,7 @@ static void client_on_reply(struct world *w, const struct event *e)
 	if (ci >= w->p->clients)
 		return;
 	struct client *c = &w->clients[ci];
-	if (!c->busy || e->msg.seq != c->seq)
+	if (!c->busy || e->msg.seq != c->wire_seq)
 		return; /* a late or duplicated reply */
 	switch (e->msg.status) {
 	case PX_REPLY_OK:
@@ -594,7 +621,7 @@ static void client_on_reply(struct world *w, const struct event *e)
 		return;
 	default:
 		sim_violation("client %u seq %llu got unexpected status %u", ci,
-			      (unsigned long long)c->seq, e->msg.status);
+			      (unsigned long long)c->wire_seq, e->msg.status);
 	}
 }
 
@@ -647,23 +674,38 @@ static void fault_crash(struct world *w)
 		 w->nodes[i].gen);
 }
 
-static void fault_pause(struct world *w)
-{
-	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
-	if (!w->nodes[i].up || w->now < w->nodes[i].paused_until)
-		return;
-	w->nodes[i].paused_until = w->now + rnd_range(w, 5 * MS, 60 * MS);
-	w->res->faults++;
-	narrate(w, "pause replica %u for %.1f ms", i,
-		(double)(w->nodes[i].paused_until - w->now) / MS);
-}
-
 static void cut(struct world *w, uint8_t a, uint8_t b, bool both_ways)
 {
 	w->link_down[a][b] = true;
 	if (both_ways)
 		w->link_down[b][a] = true;
 }
+
+static void fault_pause(struct world *w)
+{
+	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
+	if (!w->nodes[i].up || w->now < w->nodes[i].paused_until)
+		return;
+	uint64_t len = rnd_range(w, 5 * MS, 60 * MS);
+	w->res->faults++;
+	if (chance(w, 50)) {
+		/* Often together with a cut: a leader that keeps its stale
+		 * hint and keeps serving its clients, the case leases are for. */
+		w->nodes[i].ctl_paused_until = w->now + len;
+		bool cut_off = chance(w, 50);
+		for (uint8_t j = 0; cut_off && j < w->p->replicas; j++)
+			if (j != i)
+				cut(w, i, j, true);
+		if (cut_off)
+			schedule(w, len, EV_HEAL, 0, 0);
+		narrate(w, "stall the control thread of replica %u for %.1f ms%s",
+			i, (double)len / MS, cut_off ? ", cut off" : "");
+		return;
+	}
+	w->nodes[i].paused_until = w->now + len;
+	narrate(w, "pause replica %u for %.1f ms", i, (double)len / MS);
+}
+
 
 /* Symmetric isolation, a split in two, a one-way cut, or two halves that
  * only one replica bridges. */
@@ -732,6 +774,7 @@ static void settle(struct world *w)
 		if (!w->nodes[i].up)
 			node_start(w, i, true);
 		w->nodes[i].paused_until = 0;
+		w->nodes[i].ctl_paused_until = 0;
 	}
 	narrate(w, "faults stop; every pending request must now complete");
 	w->settle_deadline = w->now + w->p->settle_limit_ns;
@@ -910,6 +953,9 @@ void sim_run(const struct sim_params *p, struct sim_result *res)
 	if (res->violations == 0)
 		check_histories(&w);
 	res->committed_slots = checker_chosen_slots(w.checker);
+	for (uint8_t i = 0; i < p->replicas; i++)
+		if (w.nodes[i].up)
+			res->lease_reads += px_stats(w.nodes[i].px)->lease_reads;
 	res->sim_time_ns = w.now;
 	world_free(&w);
 }
