@@ -56,6 +56,9 @@ struct lane {
 	enum lane_state state;
 	bool sync;	 /* a synchronous call waits: not queued for poll */
 	bool session_ok; /* seq + 1 on client_id is safe next */
+	bool read;	 /* the request is a session-less read (GET) */
+	uint64_t read_seq; /* reads: PX_SEQ_READ_BASE + read_seq */
+	uint64_t wire_seq; /* the seq the request carries */
 	uint8_t target;	 /* member the last attempt went to */
 	uint8_t op;
 	uint8_t redirect_streak;
@@ -344,7 +347,8 @@ static void lane_send(struct bpx_client *c, struct lane *l, uint64_t now)
 		.from = PX_TO_CLIENT,
 		.to = l->target,
 		.client_id = l->client_id,
-		.seq = l->seq,
+		.seq = l->wire_seq,
+		.flags = l->read ? PX_FLAG_READ : 0,
 		.value_len = l->cmd_len,
 		.value = l->cmd,
 	};
@@ -385,6 +389,13 @@ static void lane_backoff(struct lane *l, uint64_t now)
 		l->backoff_ns = hi;
 	l->state = LANE_BACKOFF;
 	l->next_ns = now + l->backoff_ns;
+}
+
+/* A write's outcome is unknown: the lane's session cannot go on. */
+static void lane_session_unknown(struct lane *l)
+{
+	if (!l->read)
+		l->session_ok = false;
 }
 
 /* Moves a lane whose session state is unknown to a fresh one. */
@@ -429,8 +440,10 @@ static int kv_status_error(uint8_t kv_status)
 static void on_applied(struct bpx_client *c, struct lane *l,
 		       const struct px_msg *m)
 {
-	/* PX_REPLY_OK: the request was applied, the session goes on. */
-	l->session_ok = true;
+	/* PX_REPLY_OK: the request was applied, the session goes on (a read
+	 * is outside the session and changes nothing of it). */
+	if (!l->read)
+		l->session_ok = true;
 	if (m->from < c->member_count)
 		c->leader = m->from;
 	uint8_t kv_status;
@@ -493,15 +506,18 @@ static void on_reply(struct bpx_client *c, struct lane *l,
 		}
 		return;
 	case PX_REPLY_TOO_BIG:
-		l->session_ok = false;
+		lane_session_unknown(l);
 		lane_complete(c, l, -BPX_ETOOBIG);
 		return;
 	case PX_REPLY_STALE:
-		l->session_ok = false;
+		lane_session_unknown(l);
 		lane_complete(c, l, -BPX_ESTALE);
 		return;
+	case PX_REPLY_BAD_REQUEST:
+		lane_complete(c, l, -BPX_EINVAL);
+		return;
 	default: /* PX_REPLY_EXPIRED; bpx_wire_decode checked the range */
-		l->session_ok = false;
+		lane_session_unknown(l);
 		lane_complete(c, l, -BPX_EEXPIRED);
 		return;
 	}
@@ -527,7 +543,7 @@ static void on_datagram(struct bpx_client *c, size_t len, uint64_t now)
 		return;
 	}
 	struct lane *l = lane_of(c, m.client_id);
-	if (l == NULL || m.seq != l->seq ||
+	if (l == NULL || m.seq != l->wire_seq ||
 	    (l->state != LANE_WAIT && l->state != LANE_BACKOFF)) {
 		c->stats.ignored++; /* late, duplicate, or not ours */
 		return;
@@ -564,7 +580,7 @@ static uint64_t run_timers(struct bpx_client *c, uint64_t now)
 			continue;
 		if (now >= l->deadline_ns) {
 			c->stats.deadlines++;
-			l->session_ok = false; /* outcome unknown */
+			lane_session_unknown(l); /* outcome unknown */
 			lane_complete(c, l, -BPX_ETIMEDOUT);
 			continue;
 		}
@@ -640,7 +656,15 @@ static int start(struct bpx_client *c, enum bpx_kv_op op, const void *key,
 	if (!l->session_ok)
 		lane_rekey(c, l);
 	uint64_t now = now_ns();
-	l->seq++;
+	/* GETs are session-less reads (served under the leader's lease when
+	 * it can); writes go on the session with the next seq. */
+	l->read = op == BPX_KV_GET;
+	if (l->read) {
+		l->wire_seq = PX_SEQ_READ_BASE + ++l->read_seq;
+	} else {
+		l->wire_seq = ++l->seq;
+		l->session_ok = false; /* until this request is known applied */
+	}
 	l->cmd_len = (uint16_t)len;
 	l->op = (uint8_t)op;
 	l->sync = sync;
@@ -653,7 +677,6 @@ static int start(struct bpx_client *c, enum bpx_kv_op op, const void *key,
 	l->status = 0;
 	l->kv_status = 0;
 	l->value_len = 0;
-	l->session_ok = false; /* until this request is known applied */
 	lane_send(c, l, now);
 	*out = l;
 	return 0;
@@ -722,7 +745,7 @@ static int call(struct bpx_client *c, enum bpx_kv_op op, const void *key,
 		return rc;
 	rc = drive(c, UINT64_MAX, l);
 	if (rc != 0) {
-		l->session_ok = false; /* abandoned: outcome unknown */
+		lane_session_unknown(l); /* abandoned: outcome unknown */
 		lane_free(c, l);
 		return rc;
 	}

@@ -148,6 +148,11 @@ static int read_cluster(struct reader *rd, struct bpx_config *cfg)
 	err = err ? err : get_u32(rd, s, "sessions", 1, 1u << 24, &px->session_max);
 	err = err ? err : get_us(rd, s, "heartbeat_us", &px->heartbeat_interval_ns);
 	err = err ? err : get_us(rd, s, "retransmit_us", &px->retransmit_ns);
+	uint64_t lease_us = px->lease_ns / 1000;
+	err = err ? err : get_u64(rd, s, "lease_us", 0, 10000000, &lease_us);
+	px->lease_ns = lease_us * 1000;
+	err = err ? err : get_u32(rd, s, "clock_drift_ppm", 0, 200000,
+				  &px->clock_drift_ppm);
 	if (err)
 		return err;
 	char v[24];

@@ -141,7 +141,10 @@ struct dp_replica {
  * session with at most one request outstanding. */
 struct dp_lane {
 	uint64_t client_id;
-	uint64_t seq;
+	uint64_t seq;       /* writes: the session's last */
+	uint64_t read_seq;  /* reads: PX_SEQ_READ_BASE + read_seq */
+	uint64_t wire_seq;  /* the outstanding request's */
+	bool is_read;
 	uint64_t first_sent_ns;
 	uint64_t resend_ns; /* when to send again: retry or timeout */
 	uint16_t cmd_len;

@@ -59,6 +59,10 @@ static void make_command(struct dp_loadgen *g, struct dp_lane *l)
 	int klen = snprintf(key, sizeof(key), "k%06u",
 			    (unsigned)(next_rand(g) % g->lc.keys));
 	bool get = next_rand(g) % 100 < g->lc.get_pct;
+	/* GETs are session-less reads (the leader's lease serves them);
+	 * writes go on the lane's session with the next seq. */
+	l->is_read = get;
+	l->wire_seq = get ? PX_SEQ_READ_BASE + ++l->read_seq : ++l->seq;
 	memset(value, 'a' + (int)(l->seq % 26), g->lc.value_bytes);
 	int n = bpx_kv_encode(l->cmd, sizeof(l->cmd),
 			      get ? BPX_KV_GET : BPX_KV_PUT, key, (size_t)klen,
@@ -75,7 +79,8 @@ static void send_request(struct dp_loadgen *g, struct dp_lane *l,
 	m.from = PX_TO_CLIENT;
 	m.to = l->target;
 	m.client_id = l->client_id;
-	m.seq = l->seq;
+	m.seq = l->wire_seq;
+	m.flags = l->is_read ? PX_FLAG_READ : 0;
 	m.value = l->cmd;
 	m.value_len = l->cmd_len;
 	l->resend_ns = now_ns + g->lc.timeout_ns;
@@ -125,7 +130,6 @@ static bool next_start(struct dp_loadgen *g, uint64_t now_ns, uint64_t *at)
 static void start_op(struct dp_loadgen *g, struct dp_lane *l, uint64_t now_ns,
 		     uint64_t at_ns)
 {
-	l->seq++;
 	l->busy = true;
 	l->target = g->leader_guess;
 	l->first_sent_ns = at_ns;
@@ -141,7 +145,7 @@ static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 	if (idx >= g->lc.lanes)
 		return;
 	struct dp_lane *l = &g->lanes[idx];
-	if (!l->busy || m->seq != l->seq)
+	if (!l->busy || m->seq != l->wire_seq)
 		return; /* late or duplicated */
 	switch (m->status) {
 	case PX_REPLY_OK:

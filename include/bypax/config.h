@@ -11,6 +11,8 @@
  *   sessions = 4096        ; client sessions remembered (exactly-once)
  *   heartbeat_us = 1000    ; leader commit heartbeats
  *   retransmit_us = 2000   ; phase 1 / phase 2 retransmission
+ *   lease_us = 5000        ; leader lease for reads; 0: reads via the log
+ *   clock_drift_ppm = 1000 ; bound on clock rate difference between hosts
  *   sm = kv                ; or a path to a state machine .so
  *   sm_args = capacity=65536
  *

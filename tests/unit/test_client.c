@@ -132,6 +132,19 @@ static struct px_msg fake_apply(struct fake *f, const struct px_msg *req,
 				uint8_t member)
 {
 	struct px_msg r = reply_to(req, member, PX_REPLY_OK);
+	if (req->flags & PX_FLAG_READ) {
+		/* A session-less read: answered, never deduplicated. */
+		static uint8_t read_reply[BPX_SM_REPLY_BYTES_MAX];
+		int len = f->ops->read(f->kv, req->value, req->value_len,
+				       read_reply, sizeof(read_reply));
+		if (len < 0) {
+			r.status = PX_REPLY_BAD_REQUEST;
+			return r;
+		}
+		r.value = read_reply;
+		r.value_len = (uint32_t)len;
+		return r;
+	}
 	struct fake_session *s = session_find(f, req->client_id);
 	if (s != NULL && req->seq < s->last_seq) {
 		r.status = PX_REPLY_STALE;
@@ -410,15 +423,21 @@ static void test_round_trip_from_config(void **state)
 	assert_int_equal(bpx_del(c, KEY("k")), -BPX_ENOTFOUND);
 	assert_int_equal(bpx_get(c, KEY("k"), buf, sizeof(buf), &len),
 			 -BPX_ENOTFOUND);
-	/* One lane, one session: seq 1, 2, 3, ... on one client id. */
+	/* One lane, one session: writes take seq 1, 2, 3, ... on one client
+	 * id; reads (GETs) are outside it, numbered from PX_SEQ_READ_BASE. */
 	struct fake_request log[16];
 	uint32_t n = fake_log(f, log, 16);
 	assert_int_equal(n, 10);
+	uint64_t writes = 0, reads = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		assert_int_equal(log[i].member, 0);
 		assert_int_equal(log[i].client_id, log[0].client_id);
-		assert_int_equal(log[i].seq, i + 1);
+		if (log[i].seq >= PX_SEQ_READ_BASE)
+			assert_int_equal(log[i].seq, PX_SEQ_READ_BASE + ++reads);
+		else
+			assert_int_equal(log[i].seq, ++writes);
 	}
+	assert_true(reads > 0 && writes > 0);
 	assert_int_equal(log[0].client_id & 0xffffu, 0);
 	assert_int_equal(bpx_client_stats(c)->retries, 0);
 	bpx_client_close(c);
