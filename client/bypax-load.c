@@ -91,7 +91,7 @@ static int make_key(char *buf, size_t cap, const char *prefix, uint64_t n)
 struct load {
 	uint64_t next, acked_count, failed;
 	uint64_t *acked;
-	uint64_t last_ack_ns, max_gap_ns, start_ns;
+	uint64_t last_ack_ns, max_gap_ns, max_gap_from_ns, start_ns;
 	uint64_t per_second[SECONDS_MAX];
 };
 
@@ -118,8 +118,10 @@ static void on_done(const struct bpx_completion *d, struct load *l,
 	}
 	if (l->acked_count < ACKED_MAX)
 		l->acked[l->acked_count++] = d->ticket - 1; /* tickets: 1, 2, .. */
-	if (l->last_ack_ns && t - l->last_ack_ns > l->max_gap_ns)
+	if (l->last_ack_ns && t - l->last_ack_ns > l->max_gap_ns) {
 		l->max_gap_ns = t - l->last_ack_ns;
+		l->max_gap_from_ns = l->last_ack_ns;
+	}
 	l->last_ack_ns = t;
 	uint64_t sec = (t - l->start_ns) / 1000000000ull;
 	if (sec < SECONDS_MAX)
@@ -137,6 +139,7 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 	}
 	uint64_t start = now_ns(), end = start + (uint64_t)(o->duration_s * 1e9);
 	l.start_ns = start;
+	l.max_gap_from_ns = start;
 	while (now_ns() < end || bpx_client_outstanding(c) > 0) {
 		while (now_ns() < end && submit_one(c, o, &l) == 0)
 			;
@@ -148,13 +151,17 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 	/* Acknowledgements that stopped for good are a gap too: from the last
 	 * one (or the start) to the end of the run. */
 	uint64_t tail_from = l.last_ack_ns ? l.last_ack_ns : start;
-	if (end > tail_from && end - tail_from > l.max_gap_ns)
+	if (end > tail_from && end - tail_from > l.max_gap_ns) {
 		l.max_gap_ns = end - tail_from;
+		l.max_gap_from_ns = tail_from;
+	}
 	double secs = (double)(now_ns() - start) / 1e9;
 	printf("load: %" PRIu64 " writes acknowledged, %" PRIu64 " failed, "
-	       "%.0f ops/s, max gap between acknowledgements %.1f ms\n",
+	       "%.0f ops/s, max gap between acknowledgements %.1f ms "
+	       "(from %.3f s)\n",
 	       l.acked_count, l.failed, (double)l.acked_count / secs,
-	       (double)l.max_gap_ns / 1e6);
+	       (double)l.max_gap_ns / 1e6,
+	       (double)(l.max_gap_from_ns - start) / 1e9);
 	printf("load: acknowledged per second:");
 	for (uint64_t s = 0; s < SECONDS_MAX && s < (uint64_t)secs + 1; s++)
 		printf(" %" PRIu64, l.per_second[s]);

@@ -230,6 +230,26 @@ static void update_leader(struct ctl_daemon *d, uint64_t now)
 	}
 }
 
+/* Whether this replica's log is close enough to the others' to lead. One
+ * that fell behind the others' log window (a partition healed, a process
+ * stopped and continued) can only catch up by a snapshot; as a candidate
+ * it would ask for one, every acceptor would answer its PREPARE with a
+ * window of PROMISEs, and it would try again and again, the cluster
+ * without a leader meanwhile. It waits as a follower instead, the leader
+ * catches it up, and then it may lead again. */
+static bool caught_up(const struct ctl_daemon *d, uint64_t now)
+{
+	uint64_t top = d->status.commit_index;
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		const struct ctl_peer_view *p = &d->peers[i];
+		if (i != d->self && p->heard_ns != 0 &&
+		    ctl_fd_alive(&d->omega.fd, i, now) &&
+		    p->last.commit_index > top)
+			top = p->last.commit_index;
+	}
+	return d->status.applied_index + d->cfg->px.log_slots / 2 >= top;
+}
+
 static void drain_status(struct ctl_daemon *d)
 {
 	struct ctl_worker_status st;
@@ -258,7 +278,8 @@ static void drain_status(struct ctl_daemon *d)
 		}
 	}
 	ctl_omega_set_ready(&d->omega, d->have_status &&
-				       d->status.role != PX_ROLE_RECOVERING);
+				       d->status.role != PX_ROLE_RECOVERING &&
+				       caught_up(d, ctl_clock_ns()));
 }
 
 /* ---- The admin socket (bypaxctl) ---- */

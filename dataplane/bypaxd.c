@@ -9,10 +9,12 @@
  * replica; the main thread only waits for a signal and reports. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_dev.h>
@@ -40,6 +42,27 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	force_quit = true; /* only this: the loops notice and leave */
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps until the monotonic clock reaches t (or a quit). Signals cut a
+ * plain usleep short, and net_tap raises SIGIO for every frame a kernel
+ * client sends: counting usleeps would run our timers hundreds of times
+ * too fast under load. */
+static void sleep_until_ns(uint64_t t)
+{
+	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000ull),
+			       .tv_nsec = (long)(t % 1000000000ull) };
+	while (!force_quit &&
+	       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+		       EINTR)
+		;
 }
 
 static void usage(FILE *f)
@@ -182,6 +205,7 @@ static struct daemon d;
 
 static volatile uint8_t port_paused[RTE_MAX_ETHPORTS];
 static uint32_t link_down_ticks[RTE_MAX_ETHPORTS];
+static bool port_restart_failed[RTE_MAX_ETHPORTS];
 
 static bool is_memif_client(uint16_t port)
 {
@@ -196,17 +220,28 @@ static bool is_memif_client(uint16_t port)
 static void restart_port(uint16_t port)
 {
 	port_paused[port] = 1;
-	for (int i = 0; i < 1000 && port_paused[port] != 2 && !force_quit; i++)
-		usleep(1000);
-	if (port_paused[port] != 2)
+	uint64_t give_up = mono_ns() + 1000000000ull;
+	while (port_paused[port] != 2 && !force_quit && mono_ns() < give_up)
+		sleep_until_ns(mono_ns() + 1000000);
+	if (port_paused[port] != 2) {
+		port_paused[port] = 0;
 		return; /* worker gone or stuck: leave it */
+	}
 	rte_eth_dev_stop(port);
 	int rc = rte_eth_dev_start(port);
-	printf("bypaxd %d: port %u link was down; restarted it (%s)\n", d.o.id,
-	       port, rc == 0 ? "ok" : rte_strerror(-rc));
+	/* Said once per outage: a peer that stays away is retried every
+	 * LINK_DOWN_RESTART_TICKS without filling the log. */
+	if (rc == 0 || !port_restart_failed[port])
+		printf("bypaxd %d: port %u link was down; restarted it (%s)%s\n",
+		       d.o.id, port, rc == 0 ? "ok" : rte_strerror(-rc),
+		       rc == 0 ? "" : "; will retry while the link is down");
 	fflush(stdout);
+	port_restart_failed[port] = rc != 0;
 	rte_smp_mb();
-	port_paused[port] = 0;
+	/* A port that did not start stays paused: polling a stopped port is
+	 * an error in DPDK. The next check_links tries again. */
+	if (rc == 0)
+		port_paused[port] = 0;
 }
 
 static void check_links(void)
@@ -302,6 +337,10 @@ static int setup_replica(char *err, size_t len)
 				 d.sm, d.pool, err, len);
 	rc = rc ? rc : setup_routes(d.replica);
 	d.replica->port_paused = port_paused;
+	d.replica->share_payload = true;
+	uint16_t port;
+	RTE_ETH_FOREACH_DEV(port)
+		d.replica->share_payload &= dp_port_multi_seg(port);
 	if (rc == 0 && d.o.snapshot_mb > 0 &&
 	    dp_replica_enable_snapshots(d.replica,
 					(size_t)d.o.snapshot_mb << 20) != 0) {
@@ -396,9 +435,13 @@ static unsigned first_worker(void)
 
 static void wait_for_signal(void)
 {
-	uint64_t ticks = 0;
+	uint64_t ticks = 0, next = mono_ns();
 	while (!force_quit) {
-		usleep(100000);
+		next += 100000000ull; /* a tick: 100 ms */
+		uint64_t now = mono_ns();
+		if (next < now)
+			next = now; /* late (stopped, or a slow restart) */
+		sleep_until_ns(next);
 		ticks++;
 		check_links();
 		if (d.o.stats_interval_s > 0 &&

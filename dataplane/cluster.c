@@ -131,6 +131,7 @@ static int setup_replicas(struct cluster *c, char *err, size_t len)
 		if (rc)
 			return rc;
 		dp_replica_set_leader_hint(r, (uint8_t)c->o->leader);
+		r->share_payload = dp_port_multi_seg(c->mesh.ports[i]);
 	}
 	return 0;
 }
@@ -433,6 +434,7 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 			lead_id = i;
 		}
 		tx += r->ctr.tx_frames;
+		rep->shared_sends += r->ctr.shared_sends;
 		for (unsigned d = 1; d < BPX_WIRE_DROP_COUNT; d++)
 			rep->drops_total += r->ctr.drops[d];
 		rep->drops_total += r->ctr.multi_segment + r->ctr.px_rejected;

@@ -50,6 +50,7 @@ struct cluster_report {
 	uint64_t resends;
 	uint64_t drops_total;
 	uint64_t garbage_sent;
+	uint64_t shared_sends;    /* frames whose value was not copied */
 	uint64_t applied;
 	bool states_identical;
 	bool mbufs_returned;

@@ -148,6 +148,8 @@ static void print_report(const struct cluster_opts *o,
 	       "%.0f (busy %.0f%% of its time)\n",
 	       r->cycles_per_op, r->leader_id, r->leader_cycles_per_op,
 	       100.0 * r->leader_busy_frac);
+	printf("  shared values   %" PRIu64 " frames to followers sent without "
+	       "copying the value\n", r->shared_sends);
 	printf("  state           %s on all %u replicas (applied %" PRIu64
 	       " slots)\n",
 	       r->states_identical ? "identical" : "DIFFERENT", o->replicas,

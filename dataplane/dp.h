@@ -84,6 +84,7 @@ struct dp_counters {
 	uint64_t snapshots_sent;
 	uint64_t snapshots_installed;
 	uint64_t isolated_drops;
+	uint64_t shared_sends;     /* frames whose value was not copied */
 	uint64_t encode_failed;
 	uint64_t drops[BPX_WIRE_DROP_COUNT];
 	uint64_t px_rejected;      /* px_step refused (counted by reason in px) */
@@ -132,6 +133,7 @@ struct dp_replica {
 	uint64_t status_seq;
 	uint64_t isolate_until_ns;      /* fault injection: cut off from peers */
 	struct dp_snap snap;
+	bool share_payload;             /* every port does multi-segment TX */
 	struct dp_counters ctr;
 	uint8_t frame_buf[BPX_FRAME_MAX];
 };

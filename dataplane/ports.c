@@ -32,6 +32,9 @@ int dp_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 		conf.rx_adv_conf.rss_conf.rss_hf = RTE_ETH_RSS_UDP;
 	}
+	/* Shared-value sends chain mbufs: ask for it where the port can. */
+	if (rc == 0 && (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
+		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 	rc = rc ? rc : rte_eth_dev_configure(port, rx_queues, tx_queues, &conf);
 	int socket = rte_eth_dev_socket_id(port);
 	socket = socket < 0 ? 0 : socket;
@@ -50,6 +53,13 @@ int dp_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
 	/* Replicas check destination MACs themselves. */
 	rte_eth_promiscuous_enable(port);
 	return 0;
+}
+
+bool dp_port_multi_seg(uint16_t port)
+{
+	struct rte_eth_dev_info info;
+	return rte_eth_dev_info_get(port, &info) == 0 &&
+	       (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
 }
 
 /* Endpoint i owns ring i (its inbox) and a port whose TX queue j feeds

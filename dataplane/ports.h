@@ -1,6 +1,7 @@
 #ifndef BYPAX_PORTS_H
 #define BYPAX_PORTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,9 @@
  * negative error with err naming the port and the reason. */
 int dp_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
 		  struct rte_mempool *pool, char *err, size_t err_len);
+
+/* Whether the port can send chained (multi-segment) mbufs. */
+bool dp_port_multi_seg(uint16_t port);
 
 struct dp_ring_mesh {
 	uint16_t endpoints;

@@ -160,6 +160,79 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), mb, &r->ctr);
 }
 
+/* ---- One value to several followers, without copying it each time ----
+ * The value goes into one mbuf; each follower gets its own small header
+ * mbuf (Ethernet, IP, UDP, bypax header: the `to` field differs) chained
+ * to an indirect clone of it. The NIC gathers the segments; the refcount
+ * frees the value after the last send. Ports without multi-segment TX use
+ * the copy path (send_frame). */
+
+#define DP_SHARE_MIN_BYTES 256u
+
+static struct rte_mbuf *value_mbuf(struct dp_replica *r, const struct px_msg *m)
+{
+	struct rte_mbuf *v = rte_pktmbuf_alloc(r->pool);
+	if (v == NULL)
+		return NULL;
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(v, (uint16_t)m->value_len);
+	if (p == NULL) {
+		rte_pktmbuf_free(v);
+		return NULL;
+	}
+	memcpy(p, m->value, m->value_len);
+	return v;
+}
+
+/* Returns false (nothing sent, nothing leaked) when it could not: the
+ * caller falls back to send_frame. */
+static bool send_shared(struct dp_replica *r, const struct px_msg *m,
+			struct rte_mbuf *value)
+{
+	const struct bpx_endpoint *dst = &r->cfg->members[m->to].data;
+	struct rte_mbuf *head = rte_pktmbuf_alloc(r->pool);
+	struct rte_mbuf *tail = head ? rte_pktmbuf_clone(value, r->pool) : NULL;
+	size_t hlen = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(m) - m->value_len;
+	uint8_t *p = tail ? (uint8_t *)rte_pktmbuf_append(head, (uint16_t)hlen)
+			  : NULL;
+	int n = p ? bpx_wire_encode_header(p + BPX_FRAME_HEADER_BYTES,
+					   hlen - BPX_FRAME_HEADER_BYTES,
+					   r->cfg->cluster_id, m)
+		  : -1;
+	if (n < 0 || rte_pktmbuf_chain(head, tail) != 0) {
+		rte_pktmbuf_free(head);
+		rte_pktmbuf_free(tail);
+		return false;
+	}
+	bpx_frame_write_headers(p, &r->self, dst,
+				(uint16_t)(n + (int)m->value_len), r->ip_id++);
+	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), head, &r->ctr);
+	r->ctr.shared_sends++;
+	return true;
+}
+
+/* Sends msgs[i..] that carry the same value to different members; returns
+ * how many it consumed (at least 1). */
+static uint32_t send_to_members(struct dp_replica *r, uint32_t i)
+{
+	const struct px_msg *m = &r->out.msgs[i];
+	uint32_t end = i + 1;
+	while (end < r->out.count && r->out.msgs[end].type == m->type &&
+	       r->out.msgs[end].value == m->value &&
+	       r->out.msgs[end].value_len == m->value_len &&
+	       r->out.msgs[end].to < r->cfg->member_count)
+		end++;
+	struct rte_mbuf *value = NULL;
+	if (end - i > 1 && r->share_payload && m->value_len >= DP_SHARE_MIN_BYTES)
+		value = value_mbuf(r, m);
+	for (uint32_t k = i; k < end; k++) {
+		const struct px_msg *mk = &r->out.msgs[k];
+		if (value == NULL || !send_shared(r, mk, value))
+			send_frame(r, &r->cfg->members[mk->to].data, mk);
+	}
+	rte_pktmbuf_free(value); /* the clones keep it until sent */
+	return end - i;
+}
+
 static bool isolated(const struct dp_replica *r)
 {
 	return r->isolate_until_ns != 0 && dp_now_ns() < r->isolate_until_ns;
@@ -257,6 +330,11 @@ static void transmit_outbox(struct dp_replica *r)
 {
 	for (uint32_t i = 0; i < r->out.count; i++) {
 		const struct px_msg *m = &r->out.msgs[i];
+		if (m->to < r->cfg->member_count && m->value_len > 0 &&
+		    !isolated(r)) {
+			i += send_to_members(r, i) - 1;
+			continue;
+		}
 		if (m->type == PX_MSG_REPLY) {
 			const struct bpx_endpoint *c =
 				client_addr(r, m->client_id);

@@ -152,6 +152,25 @@ int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
 	return (int)len;
 }
 
+int bpx_wire_encode_header(uint8_t *buf, size_t cap, uint32_t cluster_id,
+			   const struct px_msg *m)
+{
+	/* Encode with no value, then restore the value length the header
+	 * announces: the value follows in another segment. */
+	struct px_msg head = *m;
+	head.value_len = 0;
+	head.value = NULL;
+	int n = bpx_wire_encode(buf, cap, cluster_id, &head);
+	if (n < 0)
+		return m->value_len > PX_VALUE_BYTES_MAX ? -BPX_EINVAL : n;
+	uint16_t f = fields_of(m->type);
+	if (m->value_len > PX_VALUE_BYTES_MAX ||
+	    (m->value_len > 0 && !(f & F_VALUE)))
+		return -BPX_EINVAL;
+	put16(buf + 14, (uint16_t)m->value_len);
+	return n;
+}
+
 static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
 				       uint32_t cluster_id)
 {

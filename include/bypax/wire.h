@@ -69,6 +69,11 @@ size_t bpx_wire_msg_size(const struct px_msg *m);
  * short. */
 int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
 		    const struct px_msg *m);
+/* Encodes m's header and fields only (its value is sent from elsewhere,
+ * e.g. a shared mbuf segment right after). Returns the bytes written
+ * (bpx_wire_msg_size(m) - m->value_len) or an error as bpx_wire_encode. */
+int bpx_wire_encode_header(uint8_t *buf, size_t cap, uint32_t cluster_id,
+			   const struct px_msg *m);
 /* Decodes and validates. On BPX_WIRE_OK, m->value points into buf. */
 enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
 				   uint32_t cluster_id, struct px_msg *m);

@@ -28,7 +28,7 @@ cluster_init()
 		echo "id = $CLUSTER_ID"
 		echo "heartbeat_us = 1000"
 		echo "retransmit_us = 2000"
-		echo "sm_args = capacity=65536"
+		echo "sm_args = capacity=${KV_CAPACITY:-65536}"
 		echo "[control]"
 		echo "heartbeat_us = 5000"
 		echo "timeout_min_us = ${FD_TIMEOUT_MIN_US:-40000}"
@@ -104,7 +104,9 @@ cluster_cleanup()
 	fi
 }
 
-ctl() { "$BUILD/client/bypaxctl" --config "$CONF" "$@"; }
+# A stopped (SIGSTOP) bypaxd accepts on its admin socket but never answers:
+# every call is bounded.
+ctl() { timeout "${CTL_TIMEOUT:-5}" "$BUILD/client/bypaxctl" --config "$CONF" "$@"; }
 cli() { "$BUILD/client/bypax-cli" --config "$CONF" "$@"; }
 load() { "$BUILD/client/bypax-load" --config "$CONF" "$@"; }
 
@@ -146,3 +148,117 @@ all_voting()
 }
 
 has_leader() { [[ $(leader_id) -ge 0 ]]; }
+
+# ---- For the tests and the failover bench ----
+
+T_START=$(date +%s%N)
+elapsed() { echo "$((($(date +%s%N) - T_START) / 1000000))"; }
+# step TEXT: one line per check, with the time since the start.
+step() { printf '[%6.1f s] %s\n' "$(echo "$(elapsed) / 1000" | bc -l)" "$*"; }
+
+# fail TEXT: says what failed, shows the end of each replica's log, exits 1.
+fail()
+{
+	local i
+	echo "FAIL: $*"
+	for ((i = 0; i < N; i++)); do
+		echo "---- bypaxd $i log (last lines) ----"
+		grep -v '^[0-9]*: \|^tap_\|^qdisc_\|^eth_dev_tap' "$DIR/r$i.log" 2>/dev/null |
+			tail -n "${FAIL_LOG_LINES:-8}" | cut -c1-300
+	done
+	exit 1
+}
+
+# own_field K FIELD: FIELD (role, ballot, commit, applied) of member K as
+# it reports itself; empty when it does not answer.
+own_field()
+{
+	local k=$1 f=$2
+	CTL_TIMEOUT=${CTL_TIMEOUT:-2} ctl --id "$k" --json status 2>/dev/null |
+		sed -n "s/.*{\"id\":$k,[^}]*\"$f\":\"\{0,1\}\([a-z0-9]*\)\"\{0,1\}[,}].*/\1/p"
+}
+role_of() { own_field "$1" role; }
+applied_of() { own_field "$1" applied; }
+commit_of() { own_field "$1" commit; }
+ballot_of() { own_field "$1" ballot; }
+
+# omega_leader K: the leader as member K's control plane sees it (-1: none).
+omega_leader()
+{
+	CTL_TIMEOUT=${CTL_TIMEOUT:-2} ctl --id "$1" --json status 2>/dev/null |
+		sed -n 's/.*"leader":\(-\{0,1\}[0-9]*\).*/\1/p'
+}
+
+# paxos_leader_among K...: the member among K... whose consensus says it
+# leads (the first one; -1 when none does).
+paxos_leader_among()
+{
+	local k
+	for k in "$@"; do
+		[[ $(role_of "$k") == leader ]] && { echo "$k"; return 0; }
+	done
+	echo -1
+}
+
+# new_leader_among OLD K...: succeeds when one of K... (not OLD) leads.
+new_leader_among()
+{
+	local old=$1 l
+	shift
+	l=$(paxos_leader_among "$@")
+	[[ $l -ge 0 && $l -ne $old ]]
+}
+
+# converged: every member answers, none recovering, and all applied
+# indexes equal the highest commit index.
+converged()
+{
+	local i a c top=0 apps=()
+	for ((i = 0; i < N; i++)); do
+		a=$(applied_of "$i")
+		c=$(commit_of "$i")
+		[[ -n $a && -n $c ]] || return 1
+		[[ $(role_of "$i") != recovering ]] || return 1
+		apps+=("$a")
+		((c > top)) && top=$c
+	done
+	for a in "${apps[@]}"; do
+		[[ $a -eq $top ]] || return 1
+	done
+	return 0
+}
+
+# applied_indexes: "i:applied" for every member, for messages.
+applied_indexes()
+{
+	local i out=""
+	for ((i = 0; i < N; i++)); do
+		out+="$i:$(applied_of "$i")/$(commit_of "$i") "
+	done
+	echo "$out"
+}
+
+# wait_exit PID SECONDS: waits for a child, SIGKILLs it after SECONDS;
+# returns its exit status (137 if it had to be killed).
+wait_exit()
+{
+	local pid=$1 secs=$2 rc wd
+	(sleep "$secs"; kill -KILL "$pid" 2>/dev/null) &
+	wd=$!
+	wait "$pid"
+	rc=$?
+	kill "$wd" 2>/dev/null
+	wait "$wd" 2>/dev/null
+	return "$rc"
+}
+
+# load_field OUTPUT_FILE: the max gap (ms, whole) from a bypax-load report.
+max_gap_ms()
+{
+	sed -n 's/.*max gap between acknowledgements \([0-9]*\)\.[0-9]* ms.*/\1/p' "$1"
+}
+# acks_per_second OUTPUT_FILE: the per-second acknowledgement counts.
+acks_per_second()
+{
+	sed -n 's/^load: acknowledged per second: //p' "$1"
+}

@@ -143,13 +143,13 @@ def rel(path):
     return os.path.relpath(path, root)
 
 
-# The pure set: everything under consensus/, and control's fd and omega.
+# The pure set: everything under consensus/, and control's fd, omega and ctl_wire.
 todo = []
 for dirpath, _, names in os.walk(os.path.join(root, "consensus")):
     for name in sorted(names):
         if name.endswith((".c", ".h")):
             todo.append(os.path.join(dirpath, name))
-for name in ("fd.c", "fd.h", "omega.c", "omega.h"):
+for name in ("fd.c", "fd.h", "omega.c", "omega.h", "ctl_wire.c", "ctl_wire.h"):
     path = os.path.join(root, "control", name)
     if os.path.exists(path):
         todo.append(path)
