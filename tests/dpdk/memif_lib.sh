@@ -17,6 +17,7 @@ need_root()
 {
 	if [[ $(id -u) -ne 0 || ! -e /dev/net/tun ]]; then
 		echo "skip: needs root and /dev/net/tun for net_tap ports"
+		rm -rf "$DIR"
 		exit 77
 	fi
 }
