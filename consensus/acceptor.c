@@ -142,19 +142,29 @@ static bool accept_value(struct px_replica *r, struct px_slot *s,
 	return true;
 }
 
-int px_on_accept(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
-		 struct px_outbox *out)
+/* Messages only a leader sends (ACCEPT, COMMIT): a recovering replica
+ * ignores them, a stale ballot gets a NACK. Returns true to go on. */
+static bool from_current_leader(struct px_replica *r, const struct px_msg *m,
+				struct px_outbox *out)
 {
 	if (r->role == PX_ROLE_RECOVERING) {
 		px_drop(r, PX_DROP_WRONG_ROLE);
-		return 0;
+		return false;
 	}
 	px_note_ballot(r, m->ballot);
-	/* Phase 2b: accept unless a higher ballot was promised. */
 	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
 		send_nack(r, out, m->from);
-		return 0;
+		return false;
 	}
+	return true;
+}
+
+int px_on_accept(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
+		 struct px_outbox *out)
+{
+	/* Phase 2b: accept unless a higher ballot was promised. */
+	if (!from_current_leader(r, m, out))
+		return 0;
 	r->promised = m->ballot;
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
@@ -189,15 +199,8 @@ void px_learn_commit(struct px_replica *r, uint64_t ballot,
 int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		 struct px_outbox *out)
 {
-	if (r->role == PX_ROLE_RECOVERING) {
-		px_drop(r, PX_DROP_WRONG_ROLE);
+	if (!from_current_leader(r, m, out))
 		return 0;
-	}
-	px_note_ballot(r, m->ballot);
-	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
-		send_nack(r, out, m->from);
-		return 0;
-	}
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
 	if (r->cfg.lease_ns > 0) {

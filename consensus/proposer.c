@@ -352,9 +352,23 @@ int px_lease_valid(const struct px_replica *r, uint64_t now_ns)
 
 /* ---- Requests ---- */
 
-static void enqueue(struct px_replica *r, const struct px_msg *m,
-		    uint64_t batch_seq)
+static void reply_status(struct px_replica *r, struct px_outbox *out,
+			 const struct px_msg *m, uint8_t status);
+
+/* Queues a request for the next batch, or says why not: too big for any
+ * slot, or the queue is full (bounded memory: BUSY, never a silent drop). */
+static void enqueue_or_refuse(struct px_replica *r, const struct px_msg *m,
+			      uint64_t batch_seq, struct px_outbox *out)
 {
+	if (PX_BATCH_ENTRY_HEADER_BYTES + m->value_len > r->cfg.batch_bytes_max) {
+		reply_status(r, out, m, PX_REPLY_TOO_BIG);
+		return;
+	}
+	if (r->queue_count == r->cfg.request_queue_max) {
+		r->stats.requests_busy++;
+		reply_status(r, out, m, PX_REPLY_BUSY);
+		return;
+	}
 	uint32_t tail = (r->queue_head + r->queue_count) %
 			r->cfg.request_queue_max;
 	struct px_pending *p = &r->queue[tail];
@@ -365,8 +379,6 @@ static void enqueue(struct px_replica *r, const struct px_msg *m,
 	r->queue_count++;
 }
 
-static void reply_status(struct px_replica *r, struct px_outbox *out,
-			 const struct px_msg *m, uint8_t status);
 
 /* A session-less read: under the lease at once, else through the log.
  * Answering from the applied state is linearizable while the lease holds:
@@ -392,16 +404,7 @@ static int on_read_request(struct px_replica *r, uint64_t now_ns,
 			 r->reply_buf, (uint32_t)n);
 		return 0;
 	}
-	if (PX_BATCH_ENTRY_HEADER_BYTES + m->value_len > r->cfg.batch_bytes_max) {
-		reply_status(r, out, m, PX_REPLY_TOO_BIG);
-		return 0;
-	}
-	if (r->queue_count == r->cfg.request_queue_max) {
-		r->stats.requests_busy++;
-		reply_status(r, out, m, PX_REPLY_BUSY);
-		return 0;
-	}
-	enqueue(r, m, m->seq | PX_SEQ_READ_BIT);
+	enqueue_or_refuse(r, m, m->seq | PX_SEQ_READ_BIT, out);
 	return 0;
 }
 
@@ -448,16 +451,7 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 			reply_status(r, out, m, PX_REPLY_STALE);
 		return 0;
 	}
-	if (PX_BATCH_ENTRY_HEADER_BYTES + m->value_len > r->cfg.batch_bytes_max) {
-		reply_status(r, out, m, PX_REPLY_TOO_BIG);
-		return 0;
-	}
-	if (r->queue_count == r->cfg.request_queue_max) {
-		r->stats.requests_busy++;
-		reply_status(r, out, m, PX_REPLY_BUSY);
-		return 0;
-	}
-	enqueue(r, m, m->seq);
+	enqueue_or_refuse(r, m, m->seq, out);
 	return 0;
 }
 
