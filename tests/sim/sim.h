@@ -53,6 +53,7 @@ struct sim_result {
 	uint64_t violations;
 	uint64_t leader_changes;
 	uint64_t lease_reads;
+	uint64_t lincheck_unknown; /* histories too tangled to decide */
 	uint64_t sim_time_ns;
 	char first_violation[512];
 };

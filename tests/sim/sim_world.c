@@ -937,6 +937,9 @@ static void check_histories(struct world *w)
 	if (v == LC_VIOLATION)
 		sim_violation("not linearizable: key %llu: %s",
 			      (unsigned long long)rep.key, rep.why);
+	/* Not a proof either way: counted and reported, never hidden. */
+	if (v == LC_UNKNOWN)
+		w->res->lincheck_unknown++;
 }
 
 void sim_run(const struct sim_params *p, struct sim_result *res)
