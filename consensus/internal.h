@@ -23,6 +23,15 @@ void px_assert_fail(const char *expr, const char *file, int line);
  * round + 1 from wrapping in px_ballot_make, which would lower a promise. */
 #define PX_BALLOT_ROUND_MAX (1ull << 48)
 
+/* Configuration changes in the log: client id 0, a one-byte member mask. */
+#define PX_CONFIG_CLIENT_ID 0u
+#define PX_CONFIG_HISTORY_MAX 8u
+
+struct px_config_change {
+	uint64_t effective_slot;
+	uint8_t mask;
+};
+
 /* lease_holder of a replica that forgot whom it promised: refuses all. */
 #define PX_LEASE_ANYONE_ELSE 0xfeu
 
@@ -120,6 +129,11 @@ struct px_replica {
 	uint64_t term_start_ns;     /* when this replica became leader */
 	struct px_phase1 p1;
 	struct px_peer peers[PX_REPLICAS_MAX];
+
+	/* Membership (membership.c): replicated, part of snapshots. */
+	struct px_config_change history[PX_CONFIG_HISTORY_MAX];
+	uint8_t history_count;
+	bool config_proposed;       /* leader: a change is queued or in flight */
 
 	/* Recovery (restarted without state). */
 	uint64_t recovery_floor;    /* must have applied this before voting */
@@ -220,6 +234,17 @@ void px_reply(struct px_replica *r, struct px_outbox *out, uint64_t client_id,
 	      uint32_t value_len);
 void px_advance_commit(struct px_replica *r);
 void px_apply_committed(struct px_replica *r, struct px_outbox *out);
+
+/* membership.c */
+bool px_quorum(uint8_t votes, uint8_t config);
+uint8_t px_all_replicas(const struct px_replica *r);
+void px_members_init(struct px_replica *r);
+uint8_t px_config_at(const struct px_replica *r, uint64_t slot);
+bool px_config_pending(const struct px_replica *r);
+struct px_batch_entry;
+void px_config_applied(struct px_replica *r, uint64_t slot,
+		       const struct px_batch_entry *e);
+uint64_t px_history_digest(const struct px_replica *r);
 
 /* session.c */
 size_t px_session_mem_size(uint32_t session_max);

@@ -78,6 +78,10 @@ static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
 		apply_read(r, e, answer, out);
 		return;
 	}
+	if (e->client_id == PX_CONFIG_CLIENT_ID) {
+		px_config_applied(r, slot, e);
+		return;
+	}
 	struct px_session *s = px_session_find(&r->sessions, e->client_id);
 	if (s != NULL && e->seq <= s->last_seq) {
 		r->stats.requests_deduplicated++;

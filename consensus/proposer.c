@@ -63,9 +63,11 @@ void px_start_phase1(struct px_replica *r, uint64_t now_ns,
 	px_note_ballot(r, r->ballot);
 	r->role = PX_ROLE_CANDIDATE;
 	r->stats.elections_started++;
-	phase1_reset(r, r->ballot, r->commit_index);
+	/* From the applied index: the configuration of every slot we may
+	 * propose is then known (membership.c). */
+	phase1_reset(r, r->ballot, r->applied_index);
 	r->p1.complete_mask = self_bit(r);
-	if (px_popcount8(r->p1.complete_mask) >= r->majority) {
+	if (px_quorum(r->p1.complete_mask, px_config_at(r, r->p1.from))) {
 		finish_phase1(r, now_ns, out);
 		return;
 	}
@@ -105,7 +107,11 @@ bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
 	p->answered_mask |= bit;
 	p->entries_expected[m->from] = m->seq;
 	if (m->slot < m->slot_end) {
-		if (m->slot < p->from || m->accepted_ballot == 0) {
+		if (m->slot < p->from) { /* answers an older PREPARE */
+			px_drop(r, PX_DROP_STALE_BALLOT);
+			return false;
+		}
+		if (m->accepted_ballot == 0) {
 			px_drop(r, PX_DROP_MALFORMED);
 			return false;
 		}
@@ -128,6 +134,18 @@ bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
 int px_on_promise(struct px_replica *r, uint64_t now_ns,
 		  const struct px_msg *m, struct px_outbox *out)
 {
+	if (r->role == PX_ROLE_LEADER && m->ballot == r->ballot) {
+		/* A late promise: it lets us propose where a configuration
+		 * needs this replica's vote; reported values merge into slots
+		 * not proposed yet (ours outrank the rest). */
+		/* Slots below the acceptor's log start are applied there,
+		 * so chosen; below our applied index we know them too and
+		 * never propose there: its report covers the rest. */
+		if (m->log_start <= r->applied_index &&
+		    px_phase1_record(r, m) && r->p1.end > r->repropose_end)
+			r->repropose_end = r->p1.end;
+		return 0;
+	}
 	if (r->role != PX_ROLE_CANDIDATE || m->ballot != r->ballot) {
 		px_drop(r, PX_DROP_STALE_BALLOT);
 		return 0;
@@ -140,7 +158,7 @@ int px_on_promise(struct px_replica *r, uint64_t now_ns,
 		return 0;
 	}
 	px_phase1_record(r, m);
-	if (px_popcount8(r->p1.complete_mask) >= r->majority)
+	if (px_quorum(r->p1.complete_mask, px_config_at(r, r->p1.from)))
 		finish_phase1(r, now_ns, out);
 	return 0;
 }
@@ -151,8 +169,7 @@ static void finish_phase1(struct px_replica *r, uint64_t now_ns,
 	r->role = PX_ROLE_LEADER;
 	r->known_leader = r->cfg.self_id;
 	r->stats.leader_changes++;
-	r->next_slot = r->commit_index > r->p1.from ? r->commit_index
-						     : r->p1.from;
+	r->next_slot = r->p1.from; /* chosen slots on the way are skipped */
 	r->repropose_end = r->p1.end > r->next_slot ? r->p1.end : r->next_slot;
 	r->heartbeat_ns = now_ns;
 	r->commit_sent = 0;
@@ -207,7 +224,7 @@ static void propose_slot(struct px_replica *r, uint64_t now_ns,
 		r->accepted_end = s->slot + 1;
 	r->next_slot = s->slot + 1;
 	r->stats.slots_proposed++;
-	if (r->majority == 1) {
+	if (px_quorum(s->ack_mask, px_config_at(r, s->slot))) {
 		s->chosen = true;
 		px_advance_commit(r);
 		px_apply_committed(r, out);
@@ -234,9 +251,13 @@ static void fill_batch(struct px_replica *r, struct px_slot *s)
 	r->stats.batch_requests_total += count;
 }
 
+/* At most window_slots in flight past the applied index: that window is
+ * also alpha, so the configuration of next_slot is known; and we need
+ * promises from a majority of that configuration. */
 static bool window_open(const struct px_replica *r, const struct px_outbox *out)
 {
-	return r->next_slot < r->commit_index + r->cfg.window_slots &&
+	return r->next_slot < r->applied_index + r->cfg.window_slots &&
+	       px_quorum(r->p1.complete_mask, px_config_at(r, r->next_slot)) &&
 	       px_out_room(out) >= 2u * r->cfg.replica_count;
 }
 
@@ -300,8 +321,9 @@ int px_on_accepted(struct px_replica *r, uint64_t now_ns,
 	if (s == NULL || s->proposed_ballot != r->ballot || s->chosen)
 		return 0;
 	s->ack_mask |= (uint8_t)(1u << m->from);
-	/* Chosen: a majority accepted this ballot's value for the slot. */
-	if (px_popcount8(s->ack_mask) >= r->majority) {
+	/* Chosen: a majority of the slot's configuration accepted this
+	 * ballot's value. */
+	if (px_quorum(s->ack_mask, px_config_at(r, s->slot))) {
 		s->chosen = true;
 		px_advance_commit(r);
 		px_apply_committed(r, out);
@@ -317,12 +339,17 @@ int px_on_accepted(struct px_replica *r, uint64_t now_ns,
  * we sent it, but its clock may run faster than ours. */
 static uint64_t lease_expiry(const struct px_replica *r)
 {
+	/* The promises of a majority of the configuration in force; while a
+	 * change is pending, reads go through the log instead. */
+	uint8_t config = px_config_at(r, r->applied_index);
+	if (px_config_pending(r) || !(config & (1u << r->cfg.self_id)))
+		return 0;
 	uint64_t acks[PX_REPLICAS_MAX];
 	uint8_t n = 0;
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
-		if (i != r->cfg.self_id)
+		if (i != r->cfg.self_id && (config & (1u << i)))
 			acks[n++] = r->peers[i].lease_ack_ns;
-	uint8_t need = (uint8_t)(r->majority - 1); /* we promise ourselves */
+	uint8_t need = (uint8_t)(px_popcount8(config) / 2); /* + ourselves */
 	if (need == 0)
 		return UINT64_MAX;
 	for (uint8_t i = 0; i < need; i++) /* partial selection sort, n <= 6 */
@@ -429,7 +456,7 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 {
 	(void)now_ns;
 	r->stats.requests_in++;
-	if (m->seq == 0) {
+	if (m->seq == 0 || m->client_id == PX_CONFIG_CLIENT_ID) {
 		px_drop(r, PX_DROP_MALFORMED);
 		return -BPX_EMALFORMED;
 	}
@@ -503,6 +530,27 @@ static void send_heartbeat(struct px_replica *r, uint64_t now_ns,
 	r->heartbeat_ns = now_ns + r->cfg.heartbeat_interval_ns;
 }
 
+/* A leader still asking for promises asks from its applied index: below
+ * it every slot is chosen and known here, so no report is needed, and the
+ * reports stay within one log's span. Complete promises stay complete. */
+static void rebase_phase1(struct px_replica *r)
+{
+	struct px_phase1 *p = &r->p1;
+	if (r->applied_index <= p->from)
+		return;
+	p->from = r->applied_index;
+	if (p->end < p->from)
+		p->end = p->from;
+	size_t words = r->cfg.log_slots / PX_WORD_BITS;
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++) {
+		if (p->complete_mask & (1u << i))
+			continue;
+		memset(seen_bits_of(r, i), 0, words * sizeof(uint64_t));
+		p->entries_seen[i] = 0;
+		p->entries_expected[i] = 0;
+	}
+}
+
 void px_proposer_tick(struct px_replica *r, uint64_t now_ns,
 		      struct px_outbox *out)
 {
@@ -512,6 +560,13 @@ void px_proposer_tick(struct px_replica *r, uint64_t now_ns,
 		return;
 	}
 	PX_ASSERT(r->role == PX_ROLE_LEADER);
+	/* Replicas that have not promised yet may be needed by a later
+	 * configuration: keep asking them. */
+	if (r->p1.complete_mask != px_all_replicas(r) &&
+	    now_ns >= r->p1.sent_ns + r->cfg.retransmit_ns) {
+		rebase_phase1(r);
+		px_broadcast_prepare(r, now_ns, out);
+	}
 	retransmit_accepts(r, now_ns, out);
 	if (now_ns >= r->heartbeat_ns)
 		send_heartbeat(r, now_ns, out);

@@ -5,7 +5,8 @@
  * votes again it (1) installs a snapshot from a peer, so it holds a chosen
  * prefix, then (2) runs a fencing phase 1 of its own, with a ballot above
  * every promise it hears of, over at least n - majority + 1 *other*
- * replicas, and adopts the highest-ballot value they report for each slot.
+ * replicas of every configuration it may have voted in (membership.c), and
+ * adopts the highest-ballot value they report for each slot.
  *
  * Why that is enough: any majority it took part in before the crash has at
  * least majority - 1 other members, so it meets the responders. A responder
@@ -16,9 +17,38 @@
  * promised is below the promise it now holds. */
 #include "internal.h"
 
-static uint8_t responders_needed(const struct px_replica *r)
+/* Enough responders for configuration `config`: they meet every majority
+ * of it that this replica could have been part of. */
+static bool fenced_for(const struct px_replica *r, uint8_t others,
+		       uint8_t config)
 {
-	return (uint8_t)(r->cfg.replica_count - r->majority + 1);
+	if (!(config & (1u << r->cfg.self_id)))
+		return true; /* we never voted in it */
+	uint8_t n = px_popcount8(config);
+	return px_popcount8(others & config) >= n - (n / 2 + 1) + 1;
+}
+
+/* Every configuration we may have voted in since the snapshot: those in
+ * our history, and any change the responders reported having accepted (a
+ * chosen one is among their reports; unchosen ones only ask for more). */
+static bool fenced(const struct px_replica *r, uint8_t others)
+{
+	for (uint8_t i = 0; i < r->history_count; i++)
+		if (!fenced_for(r, others, r->history[i].mask))
+			return false;
+	for (uint64_t s = r->p1.from; s < r->accepted_end; s++) {
+		const struct px_slot *slot = px_log_get((struct px_replica *)r, s);
+		if (slot == NULL || slot->accepted_ballot == 0)
+			continue;
+		struct px_batch_iter it;
+		struct px_batch_entry e;
+		px_batch_iter_init(&it, slot->value, slot->value_len);
+		while (px_batch_next(&it, &e) == 1)
+			if (e.client_id == PX_CONFIG_CLIENT_ID && e.len == 1 &&
+			    !fenced_for(r, others, e.cmd[0]))
+				return false;
+	}
+	return true;
 }
 
 static void recovery_done(struct px_replica *r, uint64_t now_ns)
@@ -113,7 +143,7 @@ int px_recovery_on_promise(struct px_replica *r, uint64_t now_ns,
 	px_phase1_record(r, m);
 	uint8_t others = (uint8_t)(r->p1.complete_mask &
 				   ~(1u << r->cfg.self_id));
-	if (px_popcount8(others) >= responders_needed(r))
+	if (fenced(r, others))
 		recovery_done(r, now_ns);
 	return 0;
 }

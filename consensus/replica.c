@@ -65,6 +65,8 @@ const char *px_config_check_reason(const struct px_config *cfg)
 		return "catchup_burst must be 1..1024";
 	if (cfg->heartbeat_interval_ns == 0 || cfg->retransmit_ns == 0)
 		return "heartbeat_interval_ns and retransmit_ns must be > 0";
+	if ((cfg->initial_members >> cfg->replica_count) != 0)
+		return "initial_members names a replica beyond replica_count";
 	if (cfg->clock_drift_ppm > 200000)
 		return "clock_drift_ppm must be at most 200000 (20%)";
 	if (cfg->sm_ops == NULL || cfg->sm == NULL)
@@ -144,6 +146,7 @@ int px_init(void *mem, size_t mem_bytes, const struct px_config *cfg,
 	r->lease_holder = PX_REPLICA_NONE;
 	r->prng = cfg->seed ^ 0x9e3779b97f4a7c15ull;
 	r->role = cfg->recovering ? PX_ROLE_RECOVERING : PX_ROLE_FOLLOWER;
+	px_members_init(r);
 	*out = r;
 	return 0;
 }
@@ -404,7 +407,8 @@ const struct px_stats *px_stats(const struct px_replica *r)
 uint64_t px_state_digest(const struct px_replica *r)
 {
 	uint64_t d = r->cfg.sm_ops->digest(r->cfg.sm);
-	return d ^ (px_session_digest(&r->sessions) * 0x9e3779b97f4a7c15ull);
+	d ^= px_session_digest(&r->sessions) * 0x9e3779b97f4a7c15ull;
+	return d ^ (px_history_digest(r) * 0xc2b2ae3d27d4eb4full);
 }
 
 int px_chosen_value(const struct px_replica *r, uint64_t slot,

@@ -1,15 +1,24 @@
-/* Snapshots of the replicated state: applied index, client sessions and
- * the state machine. Format (little-endian): u32 magic "BPXS", u32 version,
- * u64 applied_index, sessions (session.c), u64 sm_len, sm bytes. */
+/* Snapshots of the replicated state: applied index, membership history,
+ * client sessions and the state machine. Format (little-endian): u32 magic
+ * "BPXS", u32 version, u64 applied_index, u8 history count, per change u64
+ * effective slot and u8 member mask, sessions (session.c), u64 sm_len, sm
+ * bytes. */
 #include "internal.h"
 
 #define SNAPSHOT_MAGIC 0x53585042u /* "BPXS" */
-#define SNAPSHOT_VERSION 1u
+#define SNAPSHOT_VERSION 2u
 #define SNAPSHOT_HEADER 16u
+#define HISTORY_ENTRY_BYTES 9u
+
+static size_t history_bytes(uint8_t count)
+{
+	return 1u + (size_t)count * HISTORY_ENTRY_BYTES;
+}
 
 size_t px_snapshot_size(const struct px_replica *r)
 {
-	return SNAPSHOT_HEADER + px_session_snapshot_size(&r->sessions) + 8 +
+	return SNAPSHOT_HEADER + history_bytes(r->history_count) +
+	       px_session_snapshot_size(&r->sessions) + 8 +
 	       r->cfg.sm_ops->snapshot_size(r->cfg.sm);
 }
 
@@ -21,6 +30,12 @@ int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
 	px_put_u32(buf + 4, SNAPSHOT_VERSION);
 	px_put_u64(buf + 8, r->applied_index);
 	size_t off = SNAPSHOT_HEADER;
+	buf[off++] = r->history_count;
+	for (uint8_t i = 0; i < r->history_count; i++) {
+		px_put_u64(buf + off, r->history[i].effective_slot);
+		buf[off + 8] = r->history[i].mask;
+		off += HISTORY_ENTRY_BYTES;
+	}
 	off += px_session_save(&r->sessions, buf + off);
 	int64_t sm_len = r->cfg.sm_ops->snapshot(r->cfg.sm, buf + off + 8,
 						 cap - off - 8);
@@ -33,13 +48,37 @@ int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
 /* Everything is validated before anything changes: the sessions part is
  * parsed dry, the state machine restores all or nothing, and only then are
  * the sessions loaded. */
+static int parse_history(const struct px_replica *r, const uint8_t *p,
+			 size_t len, struct px_config_change *h, uint8_t *count)
+{
+	if (len < 1 || p[0] < 1 || p[0] > PX_CONFIG_HISTORY_MAX ||
+	    len < history_bytes(p[0]))
+		return -BPX_EMALFORMED;
+	*count = p[0];
+	for (uint8_t i = 0; i < *count; i++) {
+		const uint8_t *e = p + 1 + (size_t)i * HISTORY_ENTRY_BYTES;
+		h[i].effective_slot = px_get_u64(e);
+		h[i].mask = e[8];
+		if (h[i].mask == 0 || (h[i].mask & ~px_all_replicas(r)) ||
+		    (i > 0 && h[i].effective_slot < h[i - 1].effective_slot))
+			return -BPX_EMALFORMED;
+	}
+	return 0;
+}
+
 static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
 {
-	const uint8_t *sess = buf + SNAPSHOT_HEADER;
-	size_t left = len - SNAPSHOT_HEADER;
+	struct px_config_change history[PX_CONFIG_HISTORY_MAX];
+	uint8_t history_count;
+	int err = parse_history(r, buf + SNAPSHOT_HEADER, len - SNAPSHOT_HEADER,
+				history, &history_count);
+	if (err != 0)
+		return err;
+	size_t skip = SNAPSHOT_HEADER + history_bytes(history_count);
+	const uint8_t *sess = buf + skip;
+	size_t left = len - skip;
 	size_t sessions_len = 0;
-	int err = px_session_validate(&r->sessions, sess, left,
-				      &sessions_len);
+	err = px_session_validate(&r->sessions, sess, left, &sessions_len);
 	if (err != 0)
 		return err;
 	left -= sessions_len;
@@ -49,8 +88,13 @@ static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
 				     left - 8);
 	if (err != 0)
 		return err;
-	return px_session_load(&r->sessions, sess, sessions_len,
-			       &sessions_len);
+	err = px_session_load(&r->sessions, sess, sessions_len, &sessions_len);
+	if (err != 0)
+		return err;
+	memcpy(r->history, history, sizeof(history[0]) * history_count);
+	r->history_count = history_count;
+	r->config_proposed = false;
+	return 0;
 }
 
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,

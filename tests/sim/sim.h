@@ -15,6 +15,7 @@
 #define SIM_CLIENTS_MAX 16u
 #define SIM_KEYS 5u
 #define SIM_CLIENT_ID_BASE 1000u
+#define SIM_WINDOW_SLOTS 8u
 
 /* Fault rates, drawn per seed (swarm testing): each seed stresses a
  * different mix. Percentages are per message or per fault decision. */
@@ -29,6 +30,7 @@ struct sim_faults {
 	uint64_t skew_ppm_max;       /* clock rate error per replica */
 	uint64_t skew_offset_max_ns; /* clock offset per replica */
 	uint64_t lease_ns;           /* 0: reads go through the log */
+	uint64_t reconfig_every_ns;  /* membership changes; 0: none */
 	uint64_t client_timeout_ns;  /* short: clients move on while a
 					leader is paused or cut off */
 };
@@ -54,6 +56,7 @@ struct sim_result {
 	uint64_t leader_changes;
 	uint64_t lease_reads;
 	uint64_t lincheck_unknown; /* histories too tangled to decide */
+	uint64_t config_changes;   /* membership changes applied */
 	uint64_t sim_time_ns;
 	char first_violation[512];
 };

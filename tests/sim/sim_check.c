@@ -31,7 +31,13 @@ struct chosen_slot {
 
 struct sim_checker {
 	uint8_t replicas;
-	uint8_t majority;
+	uint8_t alpha;              /* a change at slot i governs i + alpha on */
+	uint8_t all;
+	uint32_t config_count;
+	struct {
+		uint64_t slot;
+		uint8_t mask;
+	} configs[256];             /* chosen membership changes */
 	struct proposal *props;
 	size_t props_cap, props_count;
 	struct chosen_slot *chosen;
@@ -70,14 +76,16 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 	return p;
 }
 
-struct sim_checker *checker_new(uint8_t replicas, uint8_t clients)
+struct sim_checker *checker_new(uint8_t replicas, uint8_t clients,
+				uint8_t alpha)
 {
 	(void)clients;
 	struct sim_checker *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		exit(2);
 	c->replicas = replicas;
-	c->majority = (uint8_t)(replicas / 2 + 1);
+	c->alpha = alpha;
+	c->all = (uint8_t)((1u << replicas) - 1);
 	c->props = grow(NULL, &c->props_cap, 4096, sizeof(*c->props));
 	return c;
 }
@@ -140,8 +148,10 @@ static void props_rehash(struct sim_checker *c)
 	free(old);
 }
 
-static void mark_requests_chosen(struct sim_checker *c, const uint8_t *v,
-				 uint32_t len)
+static void note_config(struct sim_checker *c, uint64_t slot, uint8_t mask);
+
+static void mark_requests_chosen(struct sim_checker *c, uint64_t slot,
+				 const uint8_t *v, uint32_t len)
 {
 	uint32_t off = 0;
 	while (len - off >= PX_BATCH_ENTRY_HEADER_BYTES) {
@@ -150,6 +160,8 @@ static void mark_requests_chosen(struct sim_checker *c, const uint8_t *v,
 		memcpy(&client, v + off, 8);
 		memcpy(&seq, v + off + 8, 8);
 		memcpy(&n, v + off + 16, 2);
+		if (client == 0 && n == 1 && len - off > 18) /* a config */
+			note_config(c, slot, v[off + 18]);
 		client -= SIM_CLIENT_ID_BASE;
 		if (client < SIM_CLIENTS_MAX && seq < PX_SEQ_READ_BASE) {
 			c->req_chosen[client] =
@@ -163,9 +175,38 @@ static void mark_requests_chosen(struct sim_checker *c, const uint8_t *v,
 	}
 }
 
+/* The configuration of a slot, from the chosen changes alone: the latest
+ * change at a slot at most slot - alpha. */
+static uint8_t config_at(const struct sim_checker *c, uint64_t slot)
+{
+	uint8_t mask = c->all;
+	uint64_t best = 0;
+	bool found = false;
+	for (uint32_t i = 0; i < c->config_count; i++) {
+		uint64_t at = c->configs[i].slot;
+		if (at + c->alpha <= slot && (!found || at >= best)) {
+			best = at;
+			mask = c->configs[i].mask;
+			found = true;
+		}
+	}
+	return mask;
+}
+
+static void note_config(struct sim_checker *c, uint64_t slot, uint8_t mask)
+{
+	if (mask == 0 || (mask & ~c->all) || c->config_count == 256)
+		return;
+	c->configs[c->config_count].slot = slot;
+	c->configs[c->config_count].mask = mask;
+	c->config_count++;
+}
+
 static void check_chosen(struct sim_checker *c, struct proposal *p)
 {
-	if (p->chosen || __builtin_popcount(p->mask) < c->majority)
+	uint8_t config = config_at(c, p->slot);
+	if (p->chosen || __builtin_popcount(p->mask & config) <
+				 __builtin_popcount(config) / 2 + 1)
 		return;
 	p->chosen = true;
 	c->chosen = grow(c->chosen, &c->chosen_cap, p->slot, sizeof(*c->chosen));
@@ -182,7 +223,7 @@ static void check_chosen(struct sim_checker *c, struct proposal *p)
 		c->chosen_count++;
 	cs->known = true;
 	cs->hash = p->hash;
-	mark_requests_chosen(c, p->value, p->value_len);
+	mark_requests_chosen(c, p->slot, p->value, p->value_len);
 }
 
 static void observe_accept(struct sim_checker *c, const struct px_msg *m)

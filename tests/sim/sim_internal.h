@@ -13,7 +13,8 @@ const struct bpx_sm_ops *sim_sm_ops(void);
 /* The checker: observes every message replicas send and the state of each
  * replica after every step. */
 struct sim_checker;
-struct sim_checker *checker_new(uint8_t replicas, uint8_t clients);
+struct sim_checker *checker_new(uint8_t replicas, uint8_t clients,
+				uint8_t alpha);
 void checker_free(struct sim_checker *c);
 void checker_observe(struct sim_checker *c, const struct px_msg *m);
 void checker_after_step(struct sim_checker *c, uint8_t node,

@@ -48,6 +48,8 @@ void sim_params_from_seed(struct sim_params *p, uint64_t seed, uint8_t replicas)
 	p->faults.lease_ns = pick(&s, lease, 3);
 	static const uint64_t client_timeout[] = { 4 * MS, 40 * MS };
 	p->faults.client_timeout_ns = pick(&s, client_timeout, 2);
+	static const uint64_t reconfig[] = { 0, 40 * MS, 120 * MS };
+	p->faults.reconfig_every_ns = pick(&s, reconfig, 3);
 }
 
 static void usage(FILE *f)
@@ -167,7 +169,7 @@ int main(int argc, char **argv)
 	if (o.demo)
 		return run_demo();
 	uint64_t steps = 0, committed = 0, faults = 0, violations = 0;
-	uint64_t lease_reads = 0, acked = 0, unknown = 0;
+	uint64_t lease_reads = 0, acked = 0, unknown = 0, reconfigs = 0;
 	for (uint64_t i = 0; i < o.seeds; i++) {
 		struct sim_params p;
 		struct sim_result r;
@@ -177,6 +179,7 @@ int main(int argc, char **argv)
 		steps += r.steps;
 		lease_reads += r.lease_reads;
 		unknown += r.lincheck_unknown;
+		reconfigs += r.config_changes;
 		if (r.lincheck_unknown)
 			printf("sim: seed=%" PRIu64 ": linearizability search gave "
 			       "up (budget); not a failure, look at it\n", p.seed);
@@ -198,8 +201,8 @@ int main(int argc, char **argv)
 	}
 	printf("sim: %" PRIu64 " requests acknowledged, %" PRIu64
 	       " of them reads answered under a leader lease; %" PRIu64
-	       " histories undecided\n",
-	       acked, lease_reads, unknown);
+	       " membership changes; %" PRIu64 " histories undecided\n",
+	       acked, lease_reads, reconfigs, unknown);
 	printf("sim: seeds=%" PRIu64 " replicas=%" PRIu64 " steps=%" PRIu64
 	       " committed=%" PRIu64 " faults=%" PRIu64 " violations=%" PRIu64
 	       "\n",

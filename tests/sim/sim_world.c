@@ -84,6 +84,8 @@ struct world {
 	bool link_down[PX_REPLICAS_MAX][PX_REPLICAS_MAX];
 	bool faults_on;
 	bool settled;
+	uint8_t recent_configs[3]; /* membership: the latest requested first */
+	uint8_t recent_count;
 	uint64_t next_value;
 	struct lc_op *hist;
 	size_t hist_len, hist_cap;
@@ -314,7 +316,7 @@ static void node_config(const struct world *w, uint8_t i, bool recovering,
 			struct px_config *cfg)
 {
 	px_config_default(cfg, w->p->replicas, i);
-	cfg->window_slots = 8;
+	cfg->window_slots = SIM_WINDOW_SLOTS; /* also alpha for membership */
 	cfg->log_slots = 64; /* small: wrap-around and snapshots happen */
 	cfg->batch_requests_max = 8;
 	cfg->request_queue_max = 64;
@@ -419,7 +421,9 @@ static void node_tick(struct world *w, uint8_t i)
 		after_step(w, i);
 		return;
 	}
-	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING);
+	/* Ready to lead: recovered, and a voting member. */
+	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING &&
+					       (px_members(n->px) & (1u << i)));
 	if (ctl_omega_tick(&n->omega, t, &hb)) {
 		for (uint8_t j = 0; j < w->p->replicas; j++) {
 			if (j == i)
@@ -643,29 +647,35 @@ static void client_timer(struct world *w, const struct event *e)
 
 /* ---- Faults ---- */
 
-static uint8_t majority(const struct world *w)
+/* Replicas without their state: crashed, or restarted and recovering. */
+static uint8_t stateless_mask(const struct world *w)
 {
-	return (uint8_t)(w->p->replicas / 2 + 1);
-}
-
-/* Replicas without their state: crashed, or restarted and recovering. At
- * most a minority at once, the failure model bypax promises to survive. */
-static uint8_t stateless_count(const struct world *w)
-{
-	uint8_t n = 0;
+	uint8_t mask = 0;
 	for (uint8_t i = 0; i < w->p->replicas; i++)
 		if (!w->nodes[i].up ||
 		    px_role(w->nodes[i].px) == PX_ROLE_RECOVERING)
-			n++;
-	return n;
+			mask |= (uint8_t)(1u << i);
+	return mask;
+}
+
+/* The failure model bypax promises to survive: at most a minority of any
+ * configuration that may be in force (the recent ones) without state. */
+static bool may_lose_state(const struct world *w, uint8_t i)
+{
+	uint8_t lost = (uint8_t)(stateless_mask(w) | (1u << i));
+	for (uint8_t k = 0; k < w->recent_count; k++) {
+		uint8_t c = w->recent_configs[k];
+		int n = __builtin_popcount(c);
+		if (__builtin_popcount(lost & c) > n - (n / 2 + 1))
+			return false;
+	}
+	return true;
 }
 
 static void fault_crash(struct world *w)
 {
-	if (stateless_count(w) + 1 > w->p->replicas - majority(w))
-		return;
 	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
-	if (!w->nodes[i].up)
+	if (!w->nodes[i].up || !may_lose_state(w, i))
 		return;
 	node_stop(w, i);
 	w->res->faults++;
@@ -746,20 +756,57 @@ static void heal_links(struct world *w)
 	memset(w->link_down, 0, sizeof(w->link_down));
 }
 
+/* A membership change through the current leader: drop one voting replica
+ * (keeping two) or add one back. */
+static void fault_reconfig(struct world *w)
+{
+	uint8_t leader = PX_REPLICA_NONE;
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		if (w->nodes[i].up && w->now >= w->nodes[i].paused_until &&
+		    px_role(w->nodes[i].px) == PX_ROLE_LEADER)
+			leader = i;
+	if (leader == PX_REPLICA_NONE)
+		return;
+	struct px_replica *px = w->nodes[leader].px;
+	uint8_t cur = px_members(px), pick = (uint8_t)(rnd(w) % w->p->replicas);
+	uint8_t next = (uint8_t)(cur ^ (1u << pick));
+	if (__builtin_popcount(next) < 2)
+		return;
+	/* Losing state must stay within a minority of the new one too. */
+	uint8_t lost = stateless_mask(w);
+	int n = __builtin_popcount(next);
+	if (__builtin_popcount(lost & next) > n - (n / 2 + 1))
+		return;
+	uint64_t t = local_time(w, leader);
+	if (px_propose_config(px, t, next, &w->out) != 0)
+		return;
+	after_step(w, leader);
+	memmove(&w->recent_configs[1], &w->recent_configs[0], 2);
+	w->recent_configs[0] = next;
+	if (w->recent_count < 3)
+		w->recent_count++;
+	w->res->faults++;
+	narrate(w, "membership: leader %u proposes members %#x (was %#x)",
+		leader, next, cur);
+}
+
 static void fault_event(struct world *w, const struct event *e)
 {
 	const struct sim_faults *f = &w->p->faults;
 	uint64_t every = e->node == 0 ? f->partition_every_ns
 			 : e->node == 1 ? f->crash_every_ns
-					: f->pause_every_ns;
+			 : e->node == 2 ? f->pause_every_ns
+					: f->reconfig_every_ns;
 	if (!w->faults_on || every == 0)
 		return;
 	if (e->node == 0)
 		fault_partition(w);
 	else if (e->node == 1)
 		fault_crash(w);
-	else
+	else if (e->node == 2)
 		fault_pause(w);
+	else
+		fault_reconfig(w);
 	schedule(w, rnd_range(w, every / 2, every * 3 / 2), EV_FAULT, e->node,
 		 0);
 }
@@ -899,7 +946,7 @@ static void world_init(struct world *w, const struct sim_params *p,
 	w->out.msgs = w->outbox_msgs;
 	w->out.cap = OUTBOX_CAP;
 	w->faults_on = true;
-	w->checker = checker_new(p->replicas, p->clients);
+	w->checker = checker_new(p->replicas, p->clients, SIM_WINDOW_SLOTS);
 	current = w;
 	for (uint8_t i = 0; i < p->replicas; i++) {
 		struct node *n = &w->nodes[i];
@@ -913,8 +960,10 @@ static void world_init(struct world *w, const struct sim_params *p,
 		schedule(w, rnd_range(w, 1 * MS, 5 * MS), EV_CLIENT, (uint8_t)i,
 			 ++w->clients[i].gen);
 	}
-	for (uint8_t k = 0; k < 3; k++)
+	for (uint8_t k = 0; k < 4; k++)
 		schedule(w, rnd_range(w, 20 * MS, 60 * MS), EV_FAULT, k, 0);
+	w->recent_configs[0] = (uint8_t)((1u << p->replicas) - 1);
+	w->recent_count = 1;
 	schedule(w, p->fault_phase_ns, EV_CHECK, 0, 0);
 }
 
@@ -957,8 +1006,12 @@ void sim_run(const struct sim_params *p, struct sim_result *res)
 		check_histories(&w);
 	res->committed_slots = checker_chosen_slots(w.checker);
 	for (uint8_t i = 0; i < p->replicas; i++)
-		if (w.nodes[i].up)
-			res->lease_reads += px_stats(w.nodes[i].px)->lease_reads;
+		if (w.nodes[i].up) {
+			const struct px_stats *st = px_stats(w.nodes[i].px);
+			res->lease_reads += st->lease_reads;
+			if (st->config_changes > res->config_changes)
+				res->config_changes = st->config_changes;
+		}
 	res->sim_time_ns = w.now;
 	world_free(&w);
 }

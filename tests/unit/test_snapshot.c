@@ -19,7 +19,10 @@
  * tests corrupt on purpose: u32 magic, u32 version, u64 applied_index,
  * u32 session count, sessions of 27 bytes + reply, u64 sm_len, sm. */
 #define SNAP_HEADER 16u
-#define SNAP_SESSIONS (SNAP_HEADER + 4u)
+/* The membership history: a count and one 9-byte change (the initial one). */
+#define SNAP_HISTORY 10u
+#define SNAP_COUNT_AT (SNAP_HEADER + SNAP_HISTORY)
+#define SNAP_SESSIONS (SNAP_COUNT_AT + 4u)
 #define SESSION_RECORD 27u
 
 static int setup1(void **state)
@@ -184,7 +187,7 @@ static void test_corrupted_snapshots_change_nothing(void **state)
 	uint8_t *good = cluster_save(c, 0, &len);
 	uint8_t *bad = malloc(len + 1);
 	assert_non_null(bad);
-	uint32_t count = px_get_u32(good + SNAP_HEADER);
+	uint32_t count = px_get_u32(good + SNAP_COUNT_AT);
 	assert_int_equal(count, 3);
 	size_t sessions_end = SNAP_SESSIONS;
 	for (uint32_t k = 0; k < count; k++)
@@ -204,8 +207,10 @@ static void test_corrupted_snapshots_change_nothing(void **state)
 	} flips[] = {
 		{ 0, 0x01 },		      /* magic */
 		{ 4, 0x01 },		      /* version */
-		{ SNAP_HEADER, 0x10 },	      /* session count: 19 */
-		{ SNAP_HEADER + 3, 0x80 },    /* session count: huge */
+		{ SNAP_HEADER, 0x08 },	      /* history count: 9 */
+		{ SNAP_HEADER + 9, 0xff },    /* members: unknown replicas */
+		{ SNAP_COUNT_AT, 0x10 },      /* session count: 19 */
+		{ SNAP_COUNT_AT + 3, 0x80 },  /* session count: huge */
 		{ SNAP_SESSIONS + 26, 0x10 }, /* a reply of 4 KiB */
 		{ sessions_end, 0x01 },	      /* sm length */
 		{ sessions_end + 7, 0x80 },   /* sm length: huge */
