@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,8 @@ static void usage(FILE *f)
 		"  status                 every member: role, ballot, commit and apply\n"
 		"                         index, lag, liveness; the last failover\n"
 		"  members                the configured members and their addresses\n"
-		"  members add ID ...     (not supported by this version)\n"
-		"  members remove ID      (not supported by this version)\n"
+		"  members add ID ...     let configured replicas vote (through the log)\n"
+		"  members remove ID      stop a replica voting (through the log)\n"
 		"  leader transfer ID     hand leadership to member ID ('none' cancels)\n"
 		"  snapshot PATH          write the replica's state machine snapshot\n"
 		"  fault isolate MS       cut the replica off from its peers (testing)\n"
@@ -65,6 +66,10 @@ static int ask(const char *path, const char *line, char *reply, size_t cap)
 		got += (size_t)n;
 	reply[got] = '\0';
 	close(fd);
+	if (got == 0) { /* closed without an answer: not a success */
+		errno = ECONNRESET;
+		return -1;
+	}
 	return strncmp(reply, "error:", 6) == 0 ? 1 : 0;
 }
 
@@ -127,6 +132,9 @@ int main(int argc, char **argv)
 	struct opts o;
 	if (parse(argc, argv, &o) != 0)
 		return 2;
+	/* A replica that closes the connection early is an error to report,
+	 * not a reason to die silently. */
+	signal(SIGPIPE, SIG_IGN);
 	char line[512], reply[16384];
 	join_command(argc - optind, argv + optind, o.json, line, sizeof(line));
 	if (o.socket != NULL) {
@@ -145,7 +153,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bypaxctl: %s\n", err);
 		return 2;
 	}
-	bool transfer = strncmp(line, "leader transfer", 15) == 0;
+	/* A transfer or a membership change is the leader's to make: the
+	 * command goes to each replica here until one accepts it. */
+	bool transfer = strncmp(line, "leader transfer", 15) == 0 ||
+			strncmp(line, "members add", 11) == 0 ||
+			strncmp(line, "members remove", 14) == 0;
 	int reached = 0, last = 1;
 	for (int i = 0; i < cfg.member_count; i++) {
 		if (o.id >= 0 && i != o.id)

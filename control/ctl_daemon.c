@@ -41,6 +41,22 @@ uint64_t ctl_clock_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The admin socket's replies. net_tap raises SIGIO in this process for
+ * every frame from a kernel client, and any thread may take it: a blocking
+ * call here is interrupted often, and must go on. */
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* the client went away, or timed out */
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
 static struct sockaddr_in inet_addr_of(uint32_t ip, uint16_t port)
 {
 	struct sockaddr_in a;
@@ -104,7 +120,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	d->self = self;
 	d->static_leader = static_leader;
 	d->quit = quit;
-	d->hb_fd = d->admin_fd = d->snapshot_client = -1;
+	d->hb_fd = d->admin_fd = d->snapshot_client = d->reconfig_client = -1;
 	d->leader = d->hint_sent = CTL_NONE;
 	d->start_ns = ctl_clock_ns();
 	snprintf(d->admin_path, sizeof(d->admin_path), "%s", admin_path);
@@ -250,6 +266,39 @@ static bool caught_up(const struct ctl_daemon *d, uint64_t now)
 	return d->status.applied_index + d->cfg->px.log_slots / 2 >= top;
 }
 
+static void mask_text(uint8_t mask, char *buf, size_t cap)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (uint8_t i = 0; i < 8 && len + 4 < cap; i++)
+		if (mask & (1u << i))
+			len += (size_t)snprintf(buf + len, cap - len, "%s%u",
+						len ? "," : "", i);
+}
+
+static void answer_reconfig(struct ctl_daemon *d)
+{
+	char msg[256], members[32];
+	mask_text(d->reconfig_mask, members, sizeof(members));
+	int rc = d->status.reconfig_rc;
+	if (rc == 0)
+		snprintf(msg, sizeof(msg), "ok: members %s proposed; they vote "
+			 "from %u slots after the change commits\n", members,
+			 d->cfg->px.window_slots);
+	else if (rc == -BPX_ENOTLEADER)
+		snprintf(msg, sizeof(msg), "error: member %u is not the leader; "
+			 "ask the leader\n", d->self);
+	else if (rc == -BPX_EBUSY)
+		snprintf(msg, sizeof(msg), "error: a membership change is still "
+			 "in progress; try again when it has taken effect\n");
+	else
+		snprintf(msg, sizeof(msg), "error: members %s: %s\n", members,
+			 bpx_strerror(rc));
+	write_all(d->reconfig_client, msg, strlen(msg));
+	close(d->reconfig_client);
+	d->reconfig_client = -1;
+}
+
 static void drain_status(struct ctl_daemon *d)
 {
 	struct ctl_worker_status st;
@@ -271,14 +320,18 @@ static void drain_status(struct ctl_daemon *d)
 					   " (%" PRIu64 " bytes) to %s\n",
 				 st.snapshot_index, st.snapshot_bytes,
 				 d->snapshot_path);
-			(void)!write(d->snapshot_client, msg, strlen(msg));
+			write_all(d->snapshot_client, msg, strlen(msg));
 			close(d->snapshot_client);
 			d->snapshot_client = -1;
 			send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
 		}
 	}
+	if (d->reconfig_client >= 0 && d->status.reconfig_seq > d->reconfig_seq)
+		answer_reconfig(d);
+	/* Ready to lead: recovered, a voting member, and not far behind. */
 	ctl_omega_set_ready(&d->omega, d->have_status &&
 				       d->status.role != PX_ROLE_RECOVERING &&
+				       (d->status.members & (1u << d->self)) &&
 				       caught_up(d, ctl_clock_ns()));
 }
 
@@ -353,6 +406,9 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
 	}
 	say(r, "cluster %u: %u members, seen from member %u\n",
 	    d->cfg->cluster_id, d->cfg->member_count, d->self);
+	char voting[32];
+	mask_text(d->status.members, voting, sizeof(voting));
+	say(r, "voting members: %s\n", voting);
 	if (d->leader == CTL_NONE)
 		say(r, "leader: none (no majority heard)\n");
 	else
@@ -420,13 +476,14 @@ static void status_json(struct ctl_daemon *d, uint64_t now, struct reply *r)
 
 static void members_text(struct ctl_daemon *d, struct reply *r)
 {
-	say(r, "%-3s %-17s %-21s %s\n", "ID", "MAC", "DATA", "CONTROL");
+	say(r, "%-3s %-8s %-17s %-21s %s\n", "ID", "VOTES", "MAC", "DATA",
+	    "CONTROL");
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
 		const struct bpx_member *m = &d->cfg->members[i];
 		const uint8_t *mac = m->data.mac;
-		say(r, "%-3u %02x:%02x:%02x:%02x:%02x:%02x %u.%u.%u.%u:%-9u "
-		       "%u.%u.%u.%u:%u\n",
-		    i, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+		say(r, "%-3u %-8s %02x:%02x:%02x:%02x:%02x:%02x "
+		       "%u.%u.%u.%u:%-9u %u.%u.%u.%u:%u\n",
+		    i, (d->status.members & (1u << i)) ? "yes" : "no", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
 		    m->data.ip >> 24, (m->data.ip >> 16) & 255,
 		    (m->data.ip >> 8) & 255, m->data.ip & 255, m->data.port,
 		    m->control_ip >> 24, (m->control_ip >> 16) & 255,
@@ -472,6 +529,47 @@ static void cmd_transfer(struct ctl_daemon *d, const char *arg, uint64_t now,
 		say(r, "ok: leadership goes to member %u\n", to);
 }
 
+/* members add ID... | members remove ID: the new member set goes to the
+ * worker, whose consensus puts it through the log; the answer waits for
+ * the worker's. */
+static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
+			struct reply *r)
+{
+	bool add = strcmp(argv[1], "add") == 0;
+	if ((!add && strcmp(argv[1], "remove") != 0) || argc < 3 ||
+	    (!add && argc != 3)) {
+		say(r, "error: usage: members add ID... | members remove ID\n");
+		return true;
+	}
+	if (!d->have_status || d->reconfig_client >= 0) {
+		say(r, "error: the replica is not ready for a membership "
+		       "change; try again\n");
+		return true;
+	}
+	uint8_t mask = d->status.members;
+	for (int i = 2; i < argc; i++) {
+		uint8_t id;
+		if (!parse_member(d, argv[i], &id)) {
+			say(r, "error: members %s: '%s' is not a member id of "
+			       "the config (0..%u)\n", argv[1], argv[i],
+			    d->cfg->member_count - 1);
+			return true;
+		}
+		mask = add ? (uint8_t)(mask | (1u << id))
+			   : (uint8_t)(mask & ~(1u << id));
+	}
+	if (mask == d->status.members || mask == 0) {
+		say(r, "error: members %s: %s\n", argv[1],
+		    mask ? "nothing would change" : "no member would be left");
+		return true;
+	}
+	d->reconfig_mask = mask;
+	d->reconfig_seq = d->status.reconfig_seq;
+	d->reconfig_client = fd;
+	send_command(d, CTL_CMD_RECONFIG, mask, 0);
+	return false;
+}
+
 /* Runs one command; returns false when the reply comes later. */
 static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		      struct reply *r)
@@ -492,9 +590,7 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 	} else if (strcmp(argv[0], "members") == 0 && argc == 1) {
 		members_text(d, r);
 	} else if (strcmp(argv[0], "members") == 0) {
-		say(r, "error: members %s: membership changes are not "
-		       "supported by this version (the member set is fixed "
-		       "by the config file)\n", argv[1]);
+		return cmd_members(d, argc, argv, fd, r);
 	} else if (argc == 3 && strcmp(argv[0], "leader") == 0 &&
 		   strcmp(argv[1], "transfer") == 0) {
 		cmd_transfer(d, argv[2], now, r);
@@ -541,7 +637,10 @@ static void serve_admin(struct ctl_daemon *d, uint64_t now)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	char line[512];
-	ssize_t n = read(fd, line, sizeof(line) - 1);
+	ssize_t n;
+	do /* a signal (net_tap's SIGIO) must not drop the command */
+		n = read(fd, line, sizeof(line) - 1);
+	while (n < 0 && errno == EINTR);
 	if (n <= 0) {
 		close(fd);
 		return;
@@ -552,7 +651,7 @@ static void serve_admin(struct ctl_daemon *d, uint64_t now)
 	r.buf[0] = '\0';
 	if (!run_admin(d, line, fd, now, &r))
 		return; /* answered when the worker is done */
-	(void)!write(fd, r.buf, r.len);
+	write_all(fd, r.buf, r.len);
 	close(fd);
 }
 
@@ -592,6 +691,8 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 	pthread_join(ctl_tid, NULL);
 	if (d->snapshot_client >= 0)
 		close(d->snapshot_client);
+	if (d->reconfig_client >= 0)
+		close(d->reconfig_client);
 	if (d->hb_fd >= 0)
 		close(d->hb_fd);
 	if (d->admin_fd >= 0) {

@@ -43,6 +43,9 @@ struct ctl_daemon {
 	uint64_t hb_dropped;
 	const uint8_t *snapshot_buf; /* the worker's buffer, for "snapshot" */
 	int snapshot_client;         /* admin connection waiting, or -1 */
+	int reconfig_client;         /* admin connection waiting, or -1 */
+	uint64_t reconfig_seq;       /* the worker's answer count we wait past */
+	uint8_t reconfig_mask;
 	char snapshot_path[256];
 	volatile bool *quit;
 };

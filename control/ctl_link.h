@@ -10,6 +10,7 @@ enum ctl_cmd_type {
 	CTL_CMD_LEADER_HINT = 1, /* arg: leader id or 0xff */
 	CTL_CMD_ISOLATE = 2,     /* value: cut off from peers for ms */
 	CTL_CMD_SNAPSHOT = 3,    /* write a snapshot into the shared buffer */
+	CTL_CMD_RECONFIG = 4,    /* arg: the new member mask (leader only) */
 };
 
 struct ctl_cmd {
@@ -32,10 +33,13 @@ struct ctl_worker_status {
 	uint64_t drops;
 	uint64_t snapshot_bytes; /* > 0: a CTL_CMD_SNAPSHOT finished */
 	uint64_t snapshot_index;
+	uint64_t reconfig_seq;   /* counts CTL_CMD_RECONFIG answers */
+	int32_t reconfig_rc;     /* the last one's px_propose_config result */
 	uint32_t queue_depth;
 	uint8_t role;
 	uint8_t known_leader;
-	uint8_t pad[2];
+	uint8_t members;         /* voting replicas (bitmask) */
+	uint8_t pad[5];
 };
 
 #define CTL_RING_SIZE 64u

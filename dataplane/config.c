@@ -266,6 +266,31 @@ static int read_members(struct reader *rd, struct bpx_config *cfg)
 	return 0;
 }
 
+/* [cluster] initial_members = 0,1,2: who votes at the start (default:
+ * every member); the others can be added later (bypaxctl members add). */
+static int read_initial_members(struct reader *rd, struct bpx_config *cfg)
+{
+	const char *v = rte_cfgfile_get_entry(rd->file, "cluster",
+					      "initial_members");
+	if (v == NULL || *v == '\0')
+		return 0;
+	uint8_t mask = 0;
+	const char *p = v;
+	while (*p != '\0') {
+		char *end;
+		unsigned long id = strtoul(p, &end, 10);
+		if (end == p || id >= cfg->member_count ||
+		    (*end != ',' && *end != '\0'))
+			return fail(rd, "cluster", "initial_members", v,
+				    "expected member ids 0..%u separated by "
+				    "commas", cfg->member_count - 1);
+		mask |= (uint8_t)(1u << id);
+		p = *end == ',' ? end + 1 : end;
+	}
+	cfg->px.initial_members = mask;
+	return 0;
+}
+
 int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 		    size_t err_len)
 {
@@ -293,6 +318,7 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	int rc = read_cluster(&rd, cfg);
 	rc = rc ? rc : read_control(&rd, cfg);
 	rc = rc ? rc : read_members(&rd, cfg);
+	rc = rc ? rc : read_initial_members(&rd, cfg);
 	rte_cfgfile_close(rd.file);
 	return rc;
 }

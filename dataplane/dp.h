@@ -132,6 +132,8 @@ struct dp_replica {
 	uint64_t next_status_ns;
 	uint64_t status_seq;
 	uint64_t isolate_until_ns;      /* fault injection: cut off from peers */
+	uint64_t reconfig_seq;
+	int32_t reconfig_rc;
 	struct dp_snap snap;
 	bool share_payload;             /* every port does multi-segment TX */
 	struct dp_counters ctr;

@@ -472,6 +472,13 @@ static void run_command(struct dp_replica *r, const struct ctl_cmd *c,
 	case CTL_CMD_ISOLATE:
 		r->isolate_until_ns = now_ns + c->value * 1000000ull;
 		break;
+	case CTL_CMD_RECONFIG:
+		r->reconfig_rc = px_propose_config(r->px, now_ns,
+						   (uint8_t)c->arg, &r->out);
+		transmit_outbox(r);
+		r->reconfig_seq++;
+		r->next_status_ns = 0; /* answer at once */
+		break;
 	case CTL_CMD_SNAPSHOT:
 		if (c->arg == 1) { /* the control thread wrote the file */
 			if (r->snap.send_to == DP_SNAP_LOCKED)
@@ -501,6 +508,9 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 		.snapshot_bytes = r->snap.saved_len,
 		.snapshot_index = r->snap.saved_index,
 		.queue_depth = px_queue_depth(r->px),
+		.reconfig_seq = r->reconfig_seq,
+		.reconfig_rc = r->reconfig_rc,
+		.members = px_members(r->px),
 		.role = (uint8_t)px_role(r->px),
 		.known_leader = px_known_leader(r->px),
 	};

@@ -14,6 +14,7 @@
  *   lease_us = 5000        ; leader lease for reads; 0: reads via the log
  *   clock_drift_ppm = 1000 ; bound on clock rate difference between hosts
  *   sm = kv                ; or a path to a state machine .so
+ *   initial_members = 0,1,2 ; who votes at first (default: every member)
  *   sm_args = capacity=65536
  *
  *   [control]

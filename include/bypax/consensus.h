@@ -151,6 +151,8 @@ struct px_config {
 	uint32_t clock_drift_ppm;
 	uint64_t seed;                /* PRNG seed (backoff jitter) */
 	int recovering;               /* started without its state */
+	uint8_t initial_members;      /* voting replicas at the start, as a
+					 bitmask; 0: all replica_count */
 	const struct bpx_sm_ops *sm_ops;
 	void *sm;
 };
@@ -193,6 +195,16 @@ void px_flush(struct px_replica *r, uint64_t now_ns, struct px_outbox *out);
  * leader steps down. Only a hint: ballots keep safety. */
 void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
 			uint8_t leader_id, struct px_outbox *out);
+
+/* Membership change through the log: the replicas in `members` (a bitmask
+ * over 0..replica_count-1) vote for slots from alpha = window_slots after
+ * the change is chosen. Only the leader accepts one, one at a time.
+ * Returns 0, -BPX_ENOTLEADER, -BPX_EINVAL (empty or unknown members) or
+ * -BPX_EBUSY (a change is still pending). */
+int px_propose_config(struct px_replica *r, uint64_t now_ns, uint8_t members,
+		      struct px_outbox *out);
+/* The voting replicas after every applied change (a bitmask). */
+uint8_t px_members(const struct px_replica *r);
 
 /* Snapshot of the replicated state (applied index, sessions, state
  * machine). Returns bytes written or -BPX_ETOOBIG. */
@@ -256,6 +268,7 @@ struct px_stats {
 	uint64_t snapshots_installed;
 	uint64_t recoveries_done;
 	uint64_t lease_reads;          /* reads answered under the lease */
+	uint64_t config_changes;       /* membership changes applied */
 };
 const struct px_stats *px_stats(const struct px_replica *r);
 
