@@ -32,15 +32,17 @@ struct opts {
 	const char *config, *prefix, *acked, *verify;
 	double duration_s;
 	uint32_t lanes, timeout_ms;
+	double rate; /* writes started per second; 0: as fast as lanes allow */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bypax-load --config F [--duration S] [--lanes N] [--prefix P]\n"
-		"                  [--acked FILE] [--timeout-ms N]\n"
+		"                  [--acked FILE] [--timeout-ms N] [--rate W]\n"
 		"       bypax-load --config F --verify FILE\n"
-		"Writes PREFIX-<n> = <n> for S seconds with N requests in flight and\n"
+		"Writes PREFIX-<n> = <n> for S seconds with up to N requests in flight\n"
+		"(and W writes started per second at most, if given), and\n"
 		"appends each acknowledged n to FILE; --verify reads every key in\n"
 		"FILE back (N reads in flight) and fails if one is missing or wrong.\n"
 		"Prints the longest gap between acknowledgements, the run's end\n"
@@ -56,7 +58,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "config", 1, 0, 'c' }, { "duration", 1, 0, 'd' },
 		{ "lanes", 1, 0, 'l' }, { "prefix", 1, 0, 'p' },
 		{ "acked", 1, 0, 'a' }, { "verify", 1, 0, 'v' },
-		{ "timeout-ms", 1, 0, 't' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "timeout-ms", 1, 0, 't' }, { "rate", 1, 0, 'r' },
+		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct opts){ .config = "bypax.conf", .prefix = "load",
 			    .duration_s = 5, .lanes = 8, .timeout_ms = 20 };
@@ -70,14 +73,16 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'a': o->acked = optarg; break;
 		case 'v': o->verify = optarg; break;
 		case 't': o->timeout_ms = (uint32_t)atoi(optarg); break;
+		case 'r': o->rate = atof(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
 	if (o->duration_s <= 0 || o->lanes < 1 || o->lanes > BPX_CLIENT_LANES_MAX ||
-	    o->timeout_ms < 1) {
-		fprintf(stderr, "bypax-load: --duration > 0, --lanes 1..%u and "
-			"--timeout-ms >= 1 please\n", BPX_CLIENT_LANES_MAX);
+	    o->timeout_ms < 1 || o->rate < 0) {
+		fprintf(stderr, "bypax-load: --duration > 0, --lanes 1..%u, "
+			"--timeout-ms >= 1 and --rate >= 0 please\n",
+			BPX_CLIENT_LANES_MAX);
 		return -1;
 	}
 	return 0;
@@ -141,9 +146,21 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 	l.start_ns = start;
 	l.max_gap_from_ns = start;
 	while (now_ns() < end || bpx_client_outstanding(c) > 0) {
-		while (now_ns() < end && submit_one(c, o, &l) == 0)
+		uint64_t t0;
+		/* Paced: write n starts n / rate seconds after the start (a
+		 * backlog after a stall goes out as fast as lanes allow). */
+		while ((t0 = now_ns()) < end &&
+		       (o->rate == 0 ||
+			(double)l.next < (double)(t0 - start) * o->rate / 1e9) &&
+		       submit_one(c, o, &l) == 0)
 			;
-		int n = bpx_poll(c, 5, done, 64);
+		if (bpx_client_outstanding(c) == 0 && now_ns() < end) {
+			/* paced and nothing in flight: wait for the next */
+			struct timespec ts = { .tv_nsec = 200000 };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		int n = bpx_poll(c, o->rate > 0 ? 1 : 5, done, 64);
 		uint64_t t = now_ns();
 		for (int i = 0; i < n; i++)
 			on_done(&done[i], &l, t);

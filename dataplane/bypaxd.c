@@ -231,10 +231,13 @@ static void restart_port(uint16_t port)
 	int rc = rte_eth_dev_start(port);
 	/* Said once per outage: a peer that stays away is retried every
 	 * LINK_DOWN_RESTART_TICKS without filling the log. */
-	if (rc == 0 || !port_restart_failed[port])
-		printf("bypaxd %d: port %u link was down; restarted it (%s)%s\n",
-		       d.o.id, port, rc == 0 ? "ok" : rte_strerror(-rc),
-		       rc == 0 ? "" : "; will retry while the link is down");
+	if (rc == 0)
+		printf("bypaxd %d: port %u link was down; restarted it\n",
+		       d.o.id, port);
+	else if (!port_restart_failed[port]) /* net_memif: no server yet */
+		printf("bypaxd %d: port %u link is down and does not restart "
+		       "(rc %d); retrying every %u ms\n", d.o.id, port, rc,
+		       LINK_DOWN_RESTART_TICKS * 100);
 	fflush(stdout);
 	port_restart_failed[port] = rc != 0;
 	rte_smp_mb();
@@ -436,6 +439,7 @@ static unsigned first_worker(void)
 static void wait_for_signal(void)
 {
 	uint64_t ticks = 0, next = mono_ns();
+	bool recovering = !d.o.bootstrap; /* how the worker started */
 	while (!force_quit) {
 		next += 100000000ull; /* a tick: 100 ms */
 		uint64_t now = mono_ns();
@@ -444,6 +448,16 @@ static void wait_for_signal(void)
 		sleep_until_ns(next);
 		ticks++;
 		check_links();
+		/* A plain read of the worker's role: at worst a tick late. */
+		enum px_role role = px_role(d.replica->px);
+		if (recovering && role != PX_ROLE_RECOVERING) {
+			printf("bypaxd %d: recovered from the others: now %s "
+			       "at applied index %" PRIu64 "\n", d.o.id,
+			       role == PX_ROLE_LEADER ? "leader" : "voting",
+			       px_applied_index(d.replica->px));
+			fflush(stdout);
+			recovering = false;
+		}
 		if (d.o.stats_interval_s > 0 &&
 		    ticks % (10ull * d.o.stats_interval_s) == 0)
 			print_stats();

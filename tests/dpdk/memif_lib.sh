@@ -201,13 +201,16 @@ paxos_leader_among()
 	echo -1
 }
 
-# new_leader_among OLD K...: succeeds when one of K... (not OLD) leads.
+# new_leader_among OLD K...: succeeds when one of K... (not OLD) leads;
+# sets NEW_LEADER to it.
 new_leader_among()
 {
 	local old=$1 l
 	shift
 	l=$(paxos_leader_among "$@")
-	[[ $l -ge 0 && $l -ne $old ]]
+	[[ $l -ge 0 && $l -ne $old ]] || return 1
+	# shellcheck disable=SC2034 # for the caller
+	NEW_LEADER=$l
 }
 
 # converged: every member answers, none recovering, and all applied
@@ -240,20 +243,22 @@ applied_indexes()
 }
 
 # wait_exit PID SECONDS: waits for a child, SIGKILLs it after SECONDS;
-# returns its exit status (137 if it had to be killed).
+# returns its exit status (137 if it had to be killed). No helper process
+# is left behind (one holding our stdout would stall meson).
 wait_exit()
 {
-	local pid=$1 secs=$2 rc wd
-	(sleep "$secs"; kill -KILL "$pid" 2>/dev/null) &
-	wd=$!
+	local pid=$1 secs=$2 t state
+	for ((t = 0; t < secs * 10; t++)); do
+		state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || break
+		[[ $state == Z ]] && break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] &&
+		kill -KILL "$pid" 2>/dev/null
 	wait "$pid"
-	rc=$?
-	kill "$wd" 2>/dev/null
-	wait "$wd" 2>/dev/null
-	return "$rc"
 }
 
-# load_field OUTPUT_FILE: the max gap (ms, whole) from a bypax-load report.
+# max_gap_ms OUTPUT_FILE: the max gap (ms, whole) from a bypax-load report.
 max_gap_ms()
 {
 	sed -n 's/.*max gap between acknowledgements \([0-9]*\)\.[0-9]* ms.*/\1/p' "$1"
