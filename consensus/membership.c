@@ -58,12 +58,12 @@ bool px_config_pending(const struct px_replica *r)
 	       r->config_proposed;
 }
 
-/* Entries older than the one in force at the log start are never asked
- * for again: drop them to keep the history bounded. */
-static void compact_history(struct px_replica *r)
+/* Entries older than the one in force at `slot` (at most the applied
+ * index) are never asked for again: drop them to keep the history
+ * bounded. */
+static void compact_history(struct px_replica *r, uint64_t slot)
 {
-	while (r->history_count > 1 &&
-	       r->history[1].effective_slot <= r->log_start) {
+	while (r->history_count > 1 && r->history[1].effective_slot <= slot) {
 		memmove(&r->history[0], &r->history[1],
 			(size_t)(r->history_count - 1) * sizeof(r->history[0]));
 		r->history_count--;
@@ -79,7 +79,10 @@ void px_config_applied(struct px_replica *r, uint64_t slot,
 	if (e->len != 1 || e->cmd[0] == 0 ||
 	    (e->cmd[0] & ~px_all_replicas(r)) != 0)
 		return; /* malformed: ignored identically everywhere */
-	compact_history(r);
+	/* Compacted by the slot, not by this replica's log start: what is
+	 * left, and so whether the history is full, is then the same on
+	 * every replica (whatever snapshot each installed). */
+	compact_history(r, slot);
 	if (r->history_count == PX_CONFIG_HISTORY_MAX)
 		return; /* the proposer refuses changes before this happens */
 	r->history[r->history_count].effective_slot =
@@ -98,7 +101,7 @@ int px_propose_config(struct px_replica *r, uint64_t now_ns, uint8_t members,
 		return -BPX_ENOTLEADER;
 	if (members == 0 || (members & ~px_all_replicas(r)) != 0)
 		return -BPX_EINVAL;
-	compact_history(r);
+	compact_history(r, r->log_start);
 	if (px_config_pending(r) ||
 	    r->history_count == PX_CONFIG_HISTORY_MAX ||
 	    r->queue_count == r->cfg.request_queue_max)

@@ -482,14 +482,16 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 	return 0;
 }
 
-/* A replica that stops leading tells the clients it queued where to go. */
+/* A replica that stops leading tells the clients it queued where to go
+ * (a membership change has no client: it is dropped). */
 void px_queue_redirect_all(struct px_replica *r, struct px_outbox *out)
 {
 	while (r->queue_count > 0) {
 		const struct px_pending *p = &r->queue[r->queue_head];
 		struct px_msg fake = { .client_id = p->client_id,
 				       .seq = p->seq & ~PX_SEQ_READ_BIT };
-		reply_status(r, out, &fake, PX_REPLY_REDIRECT);
+		if (p->client_id != PX_CONFIG_CLIENT_ID)
+			reply_status(r, out, &fake, PX_REPLY_REDIRECT);
 		r->queue_head = (r->queue_head + 1) % r->cfg.request_queue_max;
 		r->queue_count--;
 	}

@@ -5,8 +5,9 @@
  * votes again it (1) installs a snapshot from a peer, so it holds a chosen
  * prefix, then (2) runs a fencing phase 1 of its own, with a ballot above
  * every promise it hears of, over at least n - majority + 1 *other*
- * replicas of every configuration it may have voted in (membership.c), and
- * adopts the highest-ballot value they report for each slot.
+ * replicas of every configuration since the snapshot (membership.c), with
+ * it or without it, and adopts the highest-ballot value they report for
+ * each slot.
  *
  * Why that is enough: any majority it took part in before the crash has at
  * least majority - 1 other members, so it meets the responders. A responder
@@ -18,23 +19,25 @@
 #include "internal.h"
 
 /* Enough responders for configuration `config`: they meet every majority
- * of it that this replica could have been part of. */
-static bool fenced_for(const struct px_replica *r, uint8_t others,
-		       uint8_t config)
+ * of it. For one that includes us, every majority we could have been part
+ * of (its other members); for one that does not, every majority that could
+ * have chosen a change adding us back, which the snapshot may predate: we
+ * learn of it, and may have voted under it, only through such a responder.
+ * Either way n - majority + 1 other members. */
+static bool fenced_for(uint8_t others, uint8_t config)
 {
-	if (!(config & (1u << r->cfg.self_id)))
-		return true; /* we never voted in it */
 	uint8_t n = px_popcount8(config);
 	return px_popcount8(others & config) >= n - (n / 2 + 1) + 1;
 }
 
-/* Every configuration we may have voted in since the snapshot: those in
- * our history, and any change the responders reported having accepted (a
- * chosen one is among their reports; unchosen ones only ask for more). */
+/* Every configuration since the snapshot: those in our history, and any
+ * change the responders reported having accepted (a chosen one is among
+ * their reports, as they meet every majority of the configuration that
+ * chose it; unchosen ones only ask for more). */
 static bool fenced(const struct px_replica *r, uint8_t others)
 {
 	for (uint8_t i = 0; i < r->history_count; i++)
-		if (!fenced_for(r, others, r->history[i].mask))
+		if (!fenced_for(others, r->history[i].mask))
 			return false;
 	for (uint64_t s = r->p1.from; s < r->accepted_end; s++) {
 		const struct px_slot *slot = px_log_get((struct px_replica *)r, s);
@@ -45,7 +48,7 @@ static bool fenced(const struct px_replica *r, uint8_t others)
 		px_batch_iter_init(&it, slot->value, slot->value_len);
 		while (px_batch_next(&it, &e) == 1)
 			if (e.client_id == PX_CONFIG_CLIENT_ID && e.len == 1 &&
-			    !fenced_for(r, others, e.cmd[0]))
+			    !fenced_for(others, e.cmd[0]))
 				return false;
 	}
 	return true;

@@ -277,6 +277,11 @@ void px_become_follower(struct px_replica *r, uint64_t now_ns,
 	r->next_election_ns = now_ns + r->cfg.retransmit_ns +
 			      px_prng_next(r) % (2 * r->cfg.retransmit_ns);
 	px_queue_redirect_all(r, out);
+	/* A change we queued is dropped with the queue; one in a slot is
+	 * chosen by a later leader or not at all, and the history says when
+	 * one is applied. Kept, the flag would refuse every change and every
+	 * lease read should we lead again (membership.c). */
+	r->config_proposed = false;
 }
 
 void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,

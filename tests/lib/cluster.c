@@ -684,6 +684,15 @@ int cluster_put(struct cluster *c, uint8_t i, uint64_t client_id, uint64_t seq,
 	return rc;
 }
 
+int cluster_propose_config(struct cluster *c, uint8_t i, uint8_t members)
+{
+	int rc = px_propose_config(c->nodes[i].px, c->now_ns, members,
+				   &c->nodes[i].out);
+	after_call(c, i);
+	cluster_flush(c, i);
+	return rc;
+}
+
 const struct cluster_reply *cluster_reply(const struct cluster *c,
 					  uint64_t client_id, uint64_t seq)
 {

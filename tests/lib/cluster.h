@@ -191,6 +191,10 @@ void cluster_flush(struct cluster *c, uint8_t i);
  * then a flush. Returns px_step's result. */
 int cluster_put(struct cluster *c, uint8_t i, uint64_t client_id, uint64_t seq,
 		const char *key, const char *value);
+/* px_propose_config of `members` on replica i, then a flush, as a control
+ * plane does: the change goes into the next slot the window allows.
+ * Returns px_propose_config's result. */
+int cluster_propose_config(struct cluster *c, uint8_t i, uint8_t members);
 /* Encodes a KV PUT into buf; returns its length. */
 uint32_t cluster_encode_put(uint8_t *buf, size_t cap, const char *key,
 			    const char *value);
@@ -290,6 +294,8 @@ static inline int cluster_cmocka_teardown(void **state)
 				     (K), (V)),                                \
 			 0)
 #define CLUSTER_REPLY(CLIENT, SEQ) cluster_reply(CLUSTER, (CLIENT), (SEQ))
+#define CLUSTER_PROPOSE_CONFIG(I, MEMBERS)                                     \
+	cluster_propose_config(CLUSTER, (uint8_t)(I), (uint8_t)(MEMBERS))
 
 #define ASSERT_ROLE(I, ROLE) assert_int_equal(px_role(CLUSTER_PX(I)), (ROLE))
 #define ASSERT_LEADER(I) ASSERT_ROLE(I, PX_ROLE_LEADER)
