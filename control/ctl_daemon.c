@@ -328,11 +328,12 @@ static void drain_status(struct ctl_daemon *d)
 	}
 	if (d->reconfig_client >= 0 && d->status.reconfig_seq > d->reconfig_seq)
 		answer_reconfig(d);
-	/* Ready to lead: recovered, a voting member, and not far behind. */
+	/* Ready to lead: recovered and not far behind; voting members are
+	 * preferred (omega.h). */
 	ctl_omega_set_ready(&d->omega, d->have_status &&
 				       d->status.role != PX_ROLE_RECOVERING &&
-				       (d->status.members & (1u << d->self)) &&
 				       caught_up(d, ctl_clock_ns()));
+	ctl_omega_set_member(&d->omega, d->status.members & (1u << d->self));
 }
 
 /* ---- The admin socket (bypaxctl) ---- */

@@ -29,6 +29,12 @@ void ctl_omega_set_preferred(struct ctl_omega *o, uint8_t member)
 	o->preferred = member < o->fd.cfg.member_count ? member : CTL_NONE;
 }
 
+void ctl_omega_set_member(struct ctl_omega *o, bool voting)
+{
+	CTL_ASSERT(o != NULL);
+	o->non_voting = !voting;
+}
+
 void ctl_omega_set_ready(struct ctl_omega *o, bool ready)
 {
 	CTL_ASSERT(o != NULL);
@@ -53,7 +59,7 @@ bool ctl_omega_tick(struct ctl_omega *o, uint64_t now_ns,
 	memset(hb, 0, sizeof(*hb));
 	hb->from = o->fd.cfg.self_id;
 	hb->leader_hint = ctl_omega_leader(o, now_ns);
-	hb->ready = o->ready ? 1 : 0;
+	hb->ready = !o->ready ? 0 : o->non_voting ? CTL_READY_NON_VOTING : 1;
 	hb->preferred = o->preferred;
 	hb->alive_mask = ctl_fd_alive_mask(&o->fd, now_ns);
 	hb->seq = o->seq++;
@@ -68,7 +74,7 @@ static bool ctl_heartbeat_well_formed(const struct ctl_omega *o,
 	const uint8_t count = o->fd.cfg.member_count;
 	if (hb->leader_hint != CTL_NONE && hb->leader_hint >= count)
 		return false;
-	if (hb->ready > 1)
+	if (hb->ready > CTL_READY_NON_VOTING)
 		return false;
 	if (hb->preferred != CTL_NONE && hb->preferred >= count)
 		return false;
@@ -107,6 +113,7 @@ bool ctl_omega_receive(struct ctl_omega *o, uint64_t now_ns,
 	peer->alive_mask = hb->alive_mask;
 	peer->leader_hint = hb->leader_hint;
 	peer->ready = hb->ready != 0;
+	peer->non_voting = hb->ready == CTL_READY_NON_VOTING;
 	peer->preferred = hb->preferred;
 	peer->heard_any = true;
 	return true;
@@ -148,6 +155,19 @@ static bool ctl_omega_candidate(const struct ctl_omega *o, uint8_t c,
 	return ctl_omega_heard_by(o, c, own_mask) >= majority;
 }
 
+static uint8_t lowest_candidate(const struct ctl_omega *o, uint32_t own_mask,
+				bool voting_only)
+{
+	for (uint8_t c = 0; c < o->fd.cfg.member_count; c++) {
+		bool non_voting = c == o->fd.cfg.self_id ? o->non_voting
+							  : o->peers[c].non_voting;
+		if ((own_mask & (1u << c)) && !(voting_only && non_voting) &&
+		    ctl_omega_candidate(o, c, own_mask))
+			return c;
+	}
+	return CTL_NONE;
+}
+
 uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns)
 {
 	CTL_ASSERT(o != NULL);
@@ -159,17 +179,19 @@ uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns)
 	if (ctl_mask_count(own_mask) < ctl_majority(count))
 		return CTL_NONE;
 	/* Rule 1 (alive) here; the lowest id among candidates leads, unless
-	 * it hands leadership to another candidate (a transfer). */
-	for (uint8_t c = 0; c < count; c++) {
-		if (!(own_mask & (1u << c)) ||
-		    !ctl_omega_candidate(o, c, own_mask))
-			continue;
+	 * it hands leadership to another candidate (a transfer). Voting
+	 * members go first; a non-voting one leads only when no voting one
+	 * can (membership views differ while changes apply, and someone must
+	 * lead for the laggards to learn them). */
+	uint8_t c = lowest_candidate(o, own_mask, true);
+	if (c == CTL_NONE)
+		c = lowest_candidate(o, own_mask, false);
+	if (c != CTL_NONE) {
 		uint8_t p = c == o->fd.cfg.self_id ? o->preferred
 						    : o->peers[c].preferred;
 		if (p != CTL_NONE && p != c && (own_mask & (1u << p)) &&
 		    ctl_omega_candidate(o, p, own_mask))
 			return p;
-		return c;
 	}
-	return CTL_NONE;
+	return c;
 }

@@ -54,7 +54,9 @@ extern "C" {
 struct ctl_heartbeat {
 	uint8_t from;
 	uint8_t leader_hint; /* the sender's current leader choice or CTL_NONE */
-	uint8_t ready;	     /* sender can lead (not recovering) */
+	uint8_t ready;	     /* sender can lead (not recovering): 1, or
+				CTL_READY_NON_VOTING if it is not a voting
+				member; 0: it cannot */
 	uint8_t preferred;   /* the member the sender hands leadership to
 				(a transfer), or CTL_NONE */
 	uint32_t alive_mask; /* members the sender hears (incl. itself) */
@@ -72,6 +74,7 @@ struct ctl_omega_peer {
 	uint8_t leader_hint;
 	uint8_t preferred;
 	bool ready;
+	bool non_voting;
 	bool heard_any; /* false: nothing below is meaningful yet */
 };
 
@@ -90,13 +93,20 @@ struct ctl_omega {
 	uint64_t next_heartbeat_ns; /* when ctl_omega_tick sends one */
 	bool ready;		    /* own: may lead; false after init */
 	uint8_t preferred;	    /* own transfer target, or CTL_NONE */
+	bool non_voting;	    /* own: outside the voting configuration */
 };
+
+#define CTL_READY_NON_VOTING 2u
 
 /* cfg->fd must pass ctl_fd_config_check (asserted). The member starts not
  * ready (call ctl_omega_set_ready once it may lead) with a heartbeat due at
  * the first tick. */
 void ctl_omega_init(struct ctl_omega *o, const struct ctl_omega_config *cfg,
 		    uint64_t now_ns);
+
+/* Whether this member votes in the current configuration. Voting members
+ * are preferred as leader; a non-voting one leads only when none can. */
+void ctl_omega_set_member(struct ctl_omega *o, bool voting);
 
 /* Whether this member may lead (it is not recovering); sent in heartbeats. */
 void ctl_omega_set_ready(struct ctl_omega *o, bool ready);

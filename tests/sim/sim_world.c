@@ -421,9 +421,9 @@ static void node_tick(struct world *w, uint8_t i)
 		after_step(w, i);
 		return;
 	}
-	/* Ready to lead: recovered, and a voting member. */
-	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING &&
-					       (px_members(n->px) & (1u << i)));
+	/* Ready to lead once recovered; voting members first. */
+	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING);
+	ctl_omega_set_member(&n->omega, px_members(n->px) & (1u << i));
 	if (ctl_omega_tick(&n->omega, t, &hb)) {
 		for (uint8_t j = 0; j < w->p->replicas; j++) {
 			if (j == i)

@@ -407,6 +407,20 @@ static void test_fast_restart_is_seen_after_timeout(void **state)
 
 /* Heartbeats with a bad sender or a field out of range are dropped and
  * counted, and change nothing. */
+/* Voting members are preferred; a non-voting one leads only when no
+ * voting member can (someone must lead for laggards to catch up). */
+static void test_voting_members_preferred(void **state)
+{
+	(void)state;
+	ctl_omega_set_member(&C->o[0], false);
+	STEP_MS(50);
+	ASSERT_ALL_LEADER(1);
+	ctl_omega_set_member(&C->o[1], false);
+	ctl_omega_set_member(&C->o[2], false);
+	STEP_MS(50);
+	ASSERT_ALL_LEADER(0);
+}
+
 static void test_bad_heartbeats_ignored(void **state)
 {
 	(void)state;
@@ -436,7 +450,7 @@ static void test_bad_heartbeats_ignored(void **state)
 
 	hb = good, hb.leader_hint = 3;
 	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
-	hb = good, hb.ready = 2;
+	hb = good, hb.ready = CTL_READY_NON_VOTING + 1;
 	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
 	hb = good, hb.alive_mask = 0xf;
 	assert_false(ctl_omega_receive(o, C->now_ns, &hb));
@@ -499,6 +513,7 @@ int main(void)
 			test_recovered_leader_takes_leadership_back, setup5),
 		cmocka_unit_test_setup(test_fast_restart_is_seen_after_timeout,
 				       setup3),
+		cmocka_unit_test_setup(test_voting_members_preferred, setup3),
 		cmocka_unit_test_setup(test_bad_heartbeats_ignored, setup3),
 		cmocka_unit_test(test_single_member_leads_itself),
 	};
