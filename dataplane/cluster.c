@@ -19,6 +19,10 @@
 #define MESH_POOL_MBUFS 16383u
 #define IDLE_POLLS_BEFORE_SLEEP 64u
 #define DRAIN_LIMIT_NS 5000000000ull
+/* A gap this long between two polls of one lcore means the OS ran
+ * something else on its core: counted, since it shows in the latency
+ * tail (the bench reports it beside the percentiles). */
+#define STALL_NS 1000000ull
 
 enum ep_kind { EP_REPLICA, EP_LOADGEN, EP_GARBAGE };
 
@@ -33,6 +37,10 @@ struct lcore_work {
 	struct endpoint eps[DP_MESH_MAX];
 	uint64_t busy_cycles;
 	uint64_t idle_cycles;
+	uint64_t last_poll_tsc;
+	uint64_t stalls;        /* gaps > STALL_NS between polls: preempted */
+	uint64_t stall_cycles;
+	uint64_t stall_max_cycles;
 };
 
 struct cluster {
@@ -52,6 +60,7 @@ struct cluster {
 	unsigned lcores;
 	struct lcore_work work[RTE_MAX_LCORE];
 	uint64_t ep_busy_cycles[DP_MESH_MAX];
+	uint64_t stall_cycles_min;
 	volatile bool stop;
 };
 
@@ -206,6 +215,15 @@ static void poll_once(struct cluster *c, struct lcore_work *w,
 {
 	uint64_t t0 = rte_rdtsc(), t = t0;
 	uint32_t work = 0;
+	if (w->last_poll_tsc != 0 &&
+	    t0 - w->last_poll_tsc > c->stall_cycles_min) {
+		uint64_t gap = t0 - w->last_poll_tsc;
+		w->stalls++;
+		w->stall_cycles += gap;
+		if (gap > w->stall_max_cycles)
+			w->stall_max_cycles = gap;
+	}
+	w->last_poll_tsc = t0;
 	for (uint32_t i = 0; i < w->count; i++) {
 		uint32_t n = poll_endpoint(&w->eps[i]);
 		uint64_t t1 = rte_rdtsc();
@@ -221,8 +239,10 @@ static void poll_once(struct cluster *c, struct lcore_work *w,
 		return;
 	}
 	w->idle_cycles += spent;
-	if (c->o->idle_sleep_us > 0 && ++*idle_run >= IDLE_POLLS_BEFORE_SLEEP)
+	if (c->o->idle_sleep_us > 0 && ++*idle_run >= IDLE_POLLS_BEFORE_SLEEP) {
 		rte_delay_us_sleep(c->o->idle_sleep_us);
+		w->last_poll_tsc = 0; /* a sleep asked for is no stall */
+	}
 }
 
 static int worker_main(void *arg)
@@ -351,6 +371,9 @@ static void print_progress(const struct cluster *c, uint64_t elapsed_ns,
 static uint64_t run_load(struct cluster *c)
 {
 	unsigned slot;
+	uint64_t warm_end = dp_now_ns() + (uint64_t)c->o->warmup_ms * 1000000ull;
+	for (uint32_t k = 0; k < c->o->loadgens; k++)
+		c->loadgens[k].record_from_ns = warm_end;
 	for (slot = 1; slot < c->lcores; slot++)
 		rte_eal_remote_launch(worker_main, c, c->lcore_ids[slot]);
 	uint64_t start = dp_now_ns(), last_ns = 0, last_done = 0;
@@ -442,13 +465,22 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 		    px_state_digest(r->px) != digest)
 			rep->states_identical = false;
 	}
-	for (unsigned s = 0; s < c->lcores; s++)
+	uint64_t stall_cycles = 0, stall_max = 0;
+	for (unsigned s = 0; s < c->lcores; s++) {
 		busy += c->work[s].busy_cycles;
+		rep->stalls += c->work[s].stalls;
+		stall_cycles += c->work[s].stall_cycles;
+		if (c->work[s].stall_max_cycles > stall_max)
+			stall_max = c->work[s].stall_max_cycles;
+	}
+	rep->stall_ms = (double)stall_cycles * 1e3 / (double)rte_get_tsc_hz();
+	rep->stall_max_ms = (double)stall_max * 1e3 / (double)rte_get_tsc_hz();
 	rep->seconds = (double)elapsed_ns / 1e9;
 	rep->p50_ns = bpx_hist_quantile(&h, 0.50);
 	rep->p99_ns = bpx_hist_quantile(&h, 0.99);
 	rep->p999_ns = bpx_hist_quantile(&h, 0.999);
 	rep->max_ns = h.count ? h.max : 0;
+	rep->latency_samples = h.count;
 	rep->mean_ns = h.count ? (double)h.sum / (double)h.count : 0;
 	rep->batch_avg = lead->slots_proposed
 				 ? (double)lead->batch_requests_total /
@@ -503,6 +535,7 @@ int cluster_run(const struct cluster_opts *o, struct cluster_report *rep)
 	memset(rep, 0, sizeof(*rep));
 	c.o = o;
 	dp_clock_init();
+	c.stall_cycles_min = rte_get_tsc_hz() / (1000000000ull / STALL_NS);
 	build_config(&c);
 	endpoint_address(200, false, &c.garbage_ep);
 	c.pool = rte_pktmbuf_pool_create("bypax_mbufs", MESH_POOL_MBUFS, 256,

@@ -27,6 +27,8 @@ struct cluster_opts {
 	uint32_t leader;
 	uint32_t garbage;       /* malformed frames of each kind per replica */
 	uint64_t rate_per_s;    /* 0: closed loop; else open loop at this rate */
+	uint32_t warmup_ms;     /* latency not recorded for requests started
+				 * in the first warmup_ms of the run */
 	bool progress;
 	const char *json_path;
 	const char *sm;
@@ -48,6 +50,10 @@ struct cluster_report {
 	uint32_t leader_id;
 	uint64_t tsc_hz;
 	uint64_t resends;
+	uint64_t stalls;          /* an lcore did not poll for over 1 ms */
+	double stall_ms;          /* their total length, all lcores */
+	double stall_max_ms;      /* the longest */
+	uint64_t latency_samples; /* requests in the latency percentiles */
 	uint64_t drops_total;
 	uint64_t garbage_sent;
 	uint64_t shared_sends;    /* frames whose value was not copied */

@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		"  --replicas N        replicas, 1..7 (default 3)\n"
 		"  --loadgens N        load generators, 1..4 (default 1)\n"
 		"  --lanes N           outstanding requests per generator (default 16)\n"
+		"  --warmup-ms N       leave requests started in the first N ms out\n"
+		"                      of the latency percentiles (default 0)\n"
 		"  --rate OPS          open loop: start OPS requests/s in all on a\n"
 		"                      fixed schedule (lanes cap what is in flight);\n"
 		"                      latency counts from the scheduled time\n"
@@ -79,7 +81,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
 		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
 		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
-		{ "rate", 1, 0, 'R' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
 				    .requests = 100000, .value_bytes = 16,
@@ -105,6 +107,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 'i': e = num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
 		case 'x': e = num("--garbage", optarg, 0, 100000, &v); o->garbage = (uint32_t)v; break;
 		case 'R': e = num("--rate", optarg, 0, 1000000000, &v); o->rate_per_s = v; break;
+		case 'W': e = num("--warmup-ms", optarg, 0, 60000, &v); o->warmup_ms = (uint32_t)v; break;
 		case 's': o->sm = optarg; break;
 		case 'a': o->sm_args = optarg; break;
 		case 'j': o->json_path = optarg; break;
@@ -140,6 +143,10 @@ static void print_report(const struct cluster_opts *o,
 	       "max %.1f us\n",
 	       (double)r->p50_ns / 1e3, (double)r->p99_ns / 1e3,
 	       (double)r->p999_ns / 1e3, (double)r->max_ns / 1e3);
+	if (o->warmup_ms > 0)
+		printf("                  (%" PRIu64 " requests; those started in "
+		       "the first %u ms left out)\n", r->latency_samples,
+		       o->warmup_ms);
 	printf("  batch size      %.1f requests per slot (leader average)\n",
 	       r->batch_avg);
 	printf("  packets per op  %.2f (all frames sent / committed ops)\n",
@@ -150,6 +157,11 @@ static void print_report(const struct cluster_opts *o,
 	       100.0 * r->leader_busy_frac);
 	printf("  shared values   %" PRIu64 " frames to followers sent without "
 	       "copying the value\n", r->shared_sends);
+	if (r->stalls > 0)
+		printf("  stalls          %" PRIu64 " gaps over 1 ms between "
+		       "polls (%.1f ms in all, longest %.1f ms): the OS ran "
+		       "something else\n", r->stalls, r->stall_ms,
+		       r->stall_max_ms);
 	printf("  state           %s on all %u replicas (applied %" PRIu64
 	       " slots)\n",
 	       r->states_identical ? "identical" : "DIFFERENT", o->replicas,
@@ -184,7 +196,10 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		"\"rate_per_s\":%" PRIu64 ",\"issued\":%" PRIu64 ","
 		"\"resends\":%" PRIu64 ",\"leader\":%u,"
 		"\"leader_cycles_per_op\":%.1f,\"leader_busy_frac\":%.4f,"
-		"\"tsc_hz\":%" PRIu64 ",\"idle_sleep_us\":%u}\n",
+		"\"tsc_hz\":%" PRIu64 ",\"idle_sleep_us\":%u,"
+		"\"stalls\":%" PRIu64 ",\"stall_ms\":%.1f,"
+		"\"stall_max_ms\":%.2f,\"warmup_ms\":%u,"
+		"\"latency_samples\":%" PRIu64 "}\n",
 		o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
 		o->window, o->batch, rte_lcore_count(), r->seconds,
 		r->completed,
@@ -194,7 +209,8 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		r->states_identical ? "true" : "false", r->mbufs_in_use,
 		r->errors, o->rate_per_s, r->issued, r->resends, r->leader_id,
 		r->leader_cycles_per_op, r->leader_busy_frac, r->tsc_hz,
-		o->idle_sleep_us);
+		o->idle_sleep_us, r->stalls, r->stall_ms, r->stall_max_ms,
+		o->warmup_ms, r->latency_samples);
 	fclose(f);
 }
 

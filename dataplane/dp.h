@@ -191,6 +191,8 @@ struct dp_loadgen {
 	uint64_t prng;
 	uint64_t pace_start_ns;  /* open loop: when the schedule began */
 	uint64_t paced;          /* open loop: scheduled requests started */
+	uint64_t record_from_ns; /* latency of requests started (scheduled)
+				  * before this is not recorded: warm-up */
 	struct bpx_hist *hist;
 	struct dp_counters ctr;
 	uint8_t frame_buf[BPX_FRAME_MAX];

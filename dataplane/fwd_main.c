@@ -56,6 +56,7 @@ struct side {
 	uint64_t busy_cycles;
 	uint64_t idle_cycles;
 	uint64_t polls;
+	uint64_t idle_polls;
 };
 
 struct fwd {
@@ -246,6 +247,7 @@ static void fwd_poll(struct side *s)
 		s->busy_cycles += spent;
 	} else {
 		s->idle_cycles += spent;
+		s->idle_polls++;
 	}
 }
 
@@ -350,8 +352,13 @@ static void report(struct fwd *f, double secs)
 	       mode_name(f), f->frame_len, f->o.inflight, rte_lcore_count());
 	printf("  forwarded       %" PRIu64 " packets in %.2f s = %.0f "
 	       "packets/s\n", w->packets, secs, pps);
+	double burst = w->polls ? (double)w->packets /
+					  (double)(w->polls - w->idle_polls)
+				: 0;
 	printf("  cycles/packet   %.1f forwarder (busy polls; busy %.0f%% of its "
 	       "time), %.1f generator\n", cpp, 100.0 * busy, gcpp);
+	printf("  burst           %.1f packets per busy rx burst (of %u)\n",
+	       burst, FWD_BURST);
 	if (w->dropped + f->gen.dropped > 0)
 		printf("  dropped         %" PRIu64 " (tx full)\n",
 		       w->dropped + f->gen.dropped);
@@ -367,10 +374,11 @@ static void report(struct fwd *f, double secs)
 		"\"packets\":%" PRIu64 ",\"packets_per_s\":%.1f,"
 		"\"fwd_cycles_per_packet\":%.2f,\"fwd_busy_frac\":%.4f,"
 		"\"gen_cycles_per_packet\":%.2f,\"dropped\":%" PRIu64 ","
+		"\"burst_avg\":%.2f,"
 		"\"tsc_hz\":%" PRIu64 "}\n",
 		mode_name(f), f->frame_len, f->o.value_bytes, f->o.inflight,
 		rte_lcore_count(), secs, w->packets, pps, cpp, busy, gcpp,
-		w->dropped + f->gen.dropped, f->tsc_hz);
+		w->dropped + f->gen.dropped, burst, f->tsc_hz);
 	fclose(j);
 }
 

@@ -149,7 +149,8 @@ static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 		return; /* late or duplicated */
 	switch (m->status) {
 	case PX_REPLY_OK:
-		bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
+		if (l->first_sent_ns >= g->record_from_ns)
+			bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
 		l->busy = false;
 		g->completed++;
 		uint64_t at;
