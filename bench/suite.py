@@ -163,7 +163,7 @@ def machine_info(args):
     git = sh(f"cd {ROOT} && git rev-parse --short HEAD 2>/dev/null")
     dirty = sh(f"cd {ROOT} && git status --porcelain 2>/dev/null | head -1")
     host = args.host or socket.gethostname().split(".")[0]
-    return {
+    m = {
         "host": host,
         "label": args.label or "",
         "cpu": cpu,
@@ -179,6 +179,18 @@ def machine_info(args):
         "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
         "tsc_hz": None,
     }
+    # Prebuilt (static) binaries say what they are.
+    for d in args.bin.split(":"):
+        info = os.path.join(d, "..", "BUILD_INFO.json")
+        if d and os.path.exists(info):
+            with open(info) as f:
+                bi = json.load(f)
+            for k in ("git", "dpdk", "compiler"):
+                if bi.get(k):
+                    m[k] = bi[k]
+            m["built_on"] = bi.get("built_on", "")
+            break
+    return m
 
 
 class Cpu:

@@ -98,19 +98,6 @@ static void usage(FILE *f)
 		"configuration, 1 on a runtime failure.\n");
 }
 
-static int parse_num(const char *name, const char *s, uint64_t lo,
-		     uint64_t hi, uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s == '\0' || *s == '-' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "bypaxd: %s must be %" PRIu64 "..%" PRIu64
-				", got '%s'\n", name, lo, hi, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
 
 static int parse_route(struct bypaxd_opts *o, const char *s)
 {
@@ -150,17 +137,17 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		int e = 0;
 		switch (c) {
 		case 'c': o->config = optarg; break;
-		case 'i': e = parse_num("--id", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->id = (int)v; break;
+		case 'i': e = dp_parse_u64("bypaxd", "--id", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->id = (int)v; break;
 		case 's': o->sm = optarg; break;
 		case 'r': e = parse_route(o, optarg); break;
-		case 'p': e = parse_num("--client-port", optarg, 0, RTE_MAX_ETHPORTS - 1, &v); o->client_port = (uint16_t)v; break;
-		case 'L': e = parse_num("--leader", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->leader = (int)v; break;
+		case 'p': e = dp_parse_u64("bypaxd", "--client-port", optarg, 0, RTE_MAX_ETHPORTS - 1, &v); o->client_port = (uint16_t)v; break;
+		case 'L': e = dp_parse_u64("bypaxd", "--leader", optarg, 0, PX_REPLICAS_MAX - 1, &v); o->leader = (int)v; break;
 		case 'N': o->no_control = true; break;
 		case 'B': o->bootstrap = true; break;
-		case 'I': e = parse_num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
-		case 'S': e = parse_num("--stats-interval", optarg, 0, 86400, &v); o->stats_interval_s = (uint32_t)v; break;
+		case 'I': e = dp_parse_u64("bypaxd", "--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
+		case 'S': e = dp_parse_u64("bypaxd", "--stats-interval", optarg, 0, 86400, &v); o->stats_interval_s = (uint32_t)v; break;
 		case 'A': o->admin_socket = optarg; break;
-		case 'M': e = parse_num("--snapshot-mb", optarg, 0, 65536, &v); o->snapshot_mb = (uint32_t)v; break;
+		case 'M': e = dp_parse_u64("bypaxd", "--snapshot-mb", optarg, 0, 65536, &v); o->snapshot_mb = (uint32_t)v; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}

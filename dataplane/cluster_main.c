@@ -56,19 +56,6 @@ static void usage(FILE *f)
 		"  --quiet             no progress lines\n");
 }
 
-static int num(const char *name, const char *s, uint64_t lo, uint64_t hi,
-	       uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s == '\0' || *s == '-' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "bypax-cluster: %s must be %" PRIu64 "..%" PRIu64
-				", got '%s'\n", name, lo, hi, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
 
 static int parse(int argc, char **argv, struct cluster_opts *o)
 {
@@ -93,21 +80,21 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int e = 0;
 		switch (c) {
-		case 'r': e = num("--replicas", optarg, 1, 7, &v); o->replicas = (uint32_t)v; break;
-		case 'g': e = num("--loadgens", optarg, 1, CL_LOADGENS_MAX, &v); o->loadgens = (uint32_t)v; break;
-		case 'l': e = num("--lanes", optarg, 1, 4096, &v); o->lanes = (uint32_t)v; break;
-		case 'n': e = num("--requests", optarg, 1, UINT32_MAX, &v); o->requests = v; break;
-		case 'd': e = num("--duration", optarg, 1, 86400, &v); o->duration_s = (double)v; o->requests = 0; break;
-		case 'v': e = num("--value-bytes", optarg, 0, 1024, &v); o->value_bytes = (uint32_t)v; break;
-		case 'G': e = num("--get-pct", optarg, 0, 100, &v); o->get_pct = (uint32_t)v; break;
-		case 'k': e = num("--keys", optarg, 1, 1000000, &v); o->keys = (uint32_t)v; break;
-		case 'w': e = num("--window", optarg, 1, 4096, &v); o->window = (uint32_t)v; break;
-		case 'b': e = num("--batch", optarg, 1, 1024, &v); o->batch = (uint32_t)v; break;
-		case 'L': e = num("--leader", optarg, 0, 6, &v); o->leader = (uint32_t)v; break;
-		case 'i': e = num("--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
-		case 'x': e = num("--garbage", optarg, 0, 100000, &v); o->garbage = (uint32_t)v; break;
-		case 'R': e = num("--rate", optarg, 0, 1000000000, &v); o->rate_per_s = v; break;
-		case 'W': e = num("--warmup-ms", optarg, 0, 60000, &v); o->warmup_ms = (uint32_t)v; break;
+		case 'r': e = dp_parse_u64("bypax-cluster", "--replicas", optarg, 1, 7, &v); o->replicas = (uint32_t)v; break;
+		case 'g': e = dp_parse_u64("bypax-cluster", "--loadgens", optarg, 1, CL_LOADGENS_MAX, &v); o->loadgens = (uint32_t)v; break;
+		case 'l': e = dp_parse_u64("bypax-cluster", "--lanes", optarg, 1, 4096, &v); o->lanes = (uint32_t)v; break;
+		case 'n': e = dp_parse_u64("bypax-cluster", "--requests", optarg, 1, UINT32_MAX, &v); o->requests = v; break;
+		case 'd': e = dp_parse_u64("bypax-cluster", "--duration", optarg, 1, 86400, &v); o->duration_s = (double)v; o->requests = 0; break;
+		case 'v': e = dp_parse_u64("bypax-cluster", "--value-bytes", optarg, 0, 1024, &v); o->value_bytes = (uint32_t)v; break;
+		case 'G': e = dp_parse_u64("bypax-cluster", "--get-pct", optarg, 0, 100, &v); o->get_pct = (uint32_t)v; break;
+		case 'k': e = dp_parse_u64("bypax-cluster", "--keys", optarg, 1, 1000000, &v); o->keys = (uint32_t)v; break;
+		case 'w': e = dp_parse_u64("bypax-cluster", "--window", optarg, 1, 4096, &v); o->window = (uint32_t)v; break;
+		case 'b': e = dp_parse_u64("bypax-cluster", "--batch", optarg, 1, 1024, &v); o->batch = (uint32_t)v; break;
+		case 'L': e = dp_parse_u64("bypax-cluster", "--leader", optarg, 0, 6, &v); o->leader = (uint32_t)v; break;
+		case 'i': e = dp_parse_u64("bypax-cluster", "--idle-sleep-us", optarg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
+		case 'x': e = dp_parse_u64("bypax-cluster", "--garbage", optarg, 0, 100000, &v); o->garbage = (uint32_t)v; break;
+		case 'R': e = dp_parse_u64("bypax-cluster", "--rate", optarg, 0, 1000000000, &v); o->rate_per_s = v; break;
+		case 'W': e = dp_parse_u64("bypax-cluster", "--warmup-ms", optarg, 0, 60000, &v); o->warmup_ms = (uint32_t)v; break;
 		case 's': o->sm = optarg; break;
 		case 'a': o->sm_args = optarg; break;
 		case 'j': o->json_path = optarg; break;

@@ -206,6 +206,11 @@ void dp_loadgen_free(struct dp_loadgen *g);
 uint32_t dp_loadgen_poll(struct dp_loadgen *g);
 uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g);
 
+/* Command-line numbers: name must be a whole number in lo..hi; otherwise
+ * prints "PROG: NAME must be LO..HI, got 'S'" and returns -1. */
+int dp_parse_u64(const char *prog, const char *name, const char *s,
+		 uint64_t lo, uint64_t hi, uint64_t *out);
+
 /* Clock: nanoseconds from the TSC. */
 void dp_clock_init(void);
 uint64_t dp_now_ns(void);

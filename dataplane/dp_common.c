@@ -1,4 +1,7 @@
 /* Clock and routing shared by every endpoint. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_cycles.h>
@@ -105,4 +108,18 @@ void dp_routes_flush_live(struct dp_routes *rt, struct dp_counters *ctr,
 		}
 		txq_flush(q, ctr);
 	}
+}
+
+int dp_parse_u64(const char *prog, const char *name, const char *s,
+		 uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || v < lo || v > hi) {
+		fprintf(stderr, "%s: %s must be %" PRIu64 "..%" PRIu64
+				", got '%s'\n", prog, name, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
 }

@@ -102,19 +102,6 @@ static void usage(FILE *f)
 		"main lcore; with one lcore they share it (accounted apart).\n");
 }
 
-static int num(const char *name, const char *s, uint64_t lo, uint64_t hi,
-	       uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s == '\0' || *s == '-' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "bypax-fwd: %s must be %" PRIu64 "..%" PRIu64
-				", got '%s'\n", name, lo, hi, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
 
 static int parse_ports(const char *s, struct fwd_opts *o)
 {
@@ -123,15 +110,15 @@ static int parse_ports(const char *s, struct fwd_opts *o)
 	char *comma = strchr(buf, ',');
 	uint64_t a, b;
 	if (comma == NULL) {
-		if (num("--ports", buf, 0, RTE_MAX_ETHPORTS - 1, &a) != 0)
+		if (dp_parse_u64("bypax-fwd", "--ports", buf, 0, RTE_MAX_ETHPORTS - 1, &a) != 0)
 			return -1;
 		o->gen_port = -1;
 		o->fwd_port = (int)a;
 		return 0;
 	}
 	*comma = '\0';
-	if (num("--ports", buf, 0, RTE_MAX_ETHPORTS - 1, &a) != 0 ||
-	    num("--ports", comma + 1, 0, RTE_MAX_ETHPORTS - 1, &b) != 0)
+	if (dp_parse_u64("bypax-fwd", "--ports", buf, 0, RTE_MAX_ETHPORTS - 1, &a) != 0 ||
+	    dp_parse_u64("bypax-fwd", "--ports", comma + 1, 0, RTE_MAX_ETHPORTS - 1, &b) != 0)
 		return -1;
 	if (a == b) {
 		fprintf(stderr, "bypax-fwd: --ports G,F needs two ports\n");
@@ -158,10 +145,10 @@ static int parse(int argc, char **argv, struct fwd_opts *o)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int e = 0;
 		switch (c) {
-		case 'v': e = num("--value-bytes", optarg, 0, BPX_KV_VALUE_BYTES_MAX, &v); o->value_bytes = (uint32_t)v; break;
-		case 'f': e = num("--frame-bytes", optarg, 60, 1514, &v); o->frame_bytes = (uint32_t)v; break;
-		case 'n': e = num("--inflight", optarg, 1, FWD_INFLIGHT_MAX, &v); o->inflight = (uint32_t)v; break;
-		case 'd': e = num("--duration", optarg, 1, 86400, &v); o->duration_s = (double)v; break;
+		case 'v': e = dp_parse_u64("bypax-fwd", "--value-bytes", optarg, 0, BPX_KV_VALUE_BYTES_MAX, &v); o->value_bytes = (uint32_t)v; break;
+		case 'f': e = dp_parse_u64("bypax-fwd", "--frame-bytes", optarg, 60, 1514, &v); o->frame_bytes = (uint32_t)v; break;
+		case 'n': e = dp_parse_u64("bypax-fwd", "--inflight", optarg, 1, FWD_INFLIGHT_MAX, &v); o->inflight = (uint32_t)v; break;
+		case 'd': e = dp_parse_u64("bypax-fwd", "--duration", optarg, 1, 86400, &v); o->duration_s = (double)v; break;
 		case 'p': e = parse_ports(optarg, o); break;
 		case 'j': o->json_path = optarg; break;
 		case 'h': usage(stdout); exit(0);
