@@ -80,7 +80,6 @@ struct px_phase1 {
 	uint64_t sent_ns;
 	uint64_t entries_expected[PX_REPLICAS_MAX];
 	uint64_t entries_seen[PX_REPLICAS_MAX];
-	uint8_t answered_mask;      /* acceptors that answered at all */
 	uint8_t complete_mask;      /* acceptors whose whole report arrived */
 	uint64_t *seen_bits;        /* [replica][log_slots / 64] */
 };
@@ -107,7 +106,6 @@ struct px_session_table {
 
 struct px_replica {
 	struct px_config cfg;
-	uint8_t majority;
 	enum px_role role;
 	uint8_t leader_hint;
 	uint8_t known_leader;
@@ -136,7 +134,6 @@ struct px_replica {
 	bool config_proposed;       /* leader: a change is queued or in flight */
 
 	/* Recovery (restarted without state). */
-	uint64_t recovery_floor;    /* must have applied this before voting */
 	bool recovery_snapshot_asked;
 	bool recovery_have_snapshot; /* any snapshot arrived, even an old one */
 	uint64_t recovery_snapshot_ns;
@@ -209,6 +206,9 @@ int px_on_status(struct px_replica *r, uint64_t now_ns,
 		 const struct px_msg *m, struct px_outbox *out);
 int px_on_request(struct px_replica *r, uint64_t now_ns,
 		  const struct px_msg *m, struct px_outbox *out);
+/* Appends to the leader's request queue, which must have room. */
+void px_queue_push(struct px_replica *r, uint64_t client_id, uint64_t seq,
+		   const uint8_t *cmd, uint32_t len);
 void px_propose_queued(struct px_replica *r, uint64_t now_ns,
 		       struct px_outbox *out);
 void px_proposer_tick(struct px_replica *r, uint64_t now_ns,

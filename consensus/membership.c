@@ -106,14 +106,7 @@ int px_propose_config(struct px_replica *r, uint64_t now_ns, uint8_t members,
 	    r->history_count == PX_CONFIG_HISTORY_MAX ||
 	    r->queue_count == r->cfg.request_queue_max)
 		return -BPX_EBUSY;
-	uint32_t tail = (r->queue_head + r->queue_count) %
-			r->cfg.request_queue_max;
-	struct px_pending *p = &r->queue[tail];
-	p->client_id = PX_CONFIG_CLIENT_ID;
-	p->seq = 0;
-	p->len = 1;
-	p->cmd[0] = members;
-	r->queue_count++;
+	px_queue_push(r, PX_CONFIG_CLIENT_ID, 0, &members, 1);
 	r->config_proposed = true;
 	return 0;
 }

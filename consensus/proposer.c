@@ -104,7 +104,6 @@ bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
 		px_drop(r, PX_DROP_MALFORMED);
 		return false;
 	}
-	p->answered_mask |= bit;
 	p->entries_expected[m->from] = m->seq;
 	if (m->slot < m->slot_end) {
 		if (m->slot < p->from) { /* answers an older PREPARE */
@@ -396,13 +395,21 @@ static void enqueue_or_refuse(struct px_replica *r, const struct px_msg *m,
 		reply_status(r, out, m, PX_REPLY_BUSY);
 		return;
 	}
+	px_queue_push(r, m->client_id, batch_seq, m->value, m->value_len);
+}
+
+void px_queue_push(struct px_replica *r, uint64_t client_id, uint64_t seq,
+		   const uint8_t *cmd, uint32_t len)
+{
+	PX_ASSERT(r->queue_count < r->cfg.request_queue_max &&
+		  len <= PX_COMMAND_BYTES_MAX);
 	uint32_t tail = (r->queue_head + r->queue_count) %
 			r->cfg.request_queue_max;
 	struct px_pending *p = &r->queue[tail];
-	p->client_id = m->client_id;
-	p->seq = batch_seq;
-	p->len = m->value_len;
-	px_value_copy(p->cmd, m->value, m->value_len);
+	p->client_id = client_id;
+	p->seq = seq;
+	p->len = len;
+	px_value_copy(p->cmd, cmd, len);
 	r->queue_count++;
 }
 

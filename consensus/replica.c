@@ -140,7 +140,6 @@ int px_init(void *mem, size_t mem_bytes, const struct px_config *cfg,
 	PX_ASSERT(p <= (uint8_t *)mem + need);
 
 	r->cfg = *cfg;
-	r->majority = (uint8_t)(cfg->replica_count / 2 + 1);
 	r->leader_hint = PX_REPLICA_NONE;
 	r->known_leader = PX_REPLICA_NONE;
 	r->lease_holder = PX_REPLICA_NONE;

@@ -223,9 +223,9 @@ int dp_routes_add_mac(struct dp_routes *rt, const uint8_t mac[6], uint8_t txq);
 struct dp_txq *dp_routes_lookup(struct dp_routes *rt, const uint8_t mac[6]);
 void dp_txq_push(struct dp_txq *q, struct rte_mbuf *m,
 		 struct dp_counters *ctr);
-void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr);
-/* As dp_routes_flush, but frames for a paused port are freed, counted. */
-void dp_routes_flush_live(struct dp_routes *rt, struct dp_counters *ctr,
+/* Sends what every TX queue holds; frames for a port another thread is
+ * restarting (port_paused[port] != 0; NULL: none) are freed and counted. */
+void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr,
 			  volatile const uint8_t *port_paused);
 
 /* Replica instances (replica.c). */

@@ -89,13 +89,8 @@ void dp_txq_push(struct dp_txq *q, struct rte_mbuf *m, struct dp_counters *ctr)
 		txq_flush(q, ctr);
 }
 
-void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr)
-{
-	for (uint8_t i = 0; i < rt->txq_count; i++)
-		txq_flush(&rt->txqs[i], ctr);
-}
 
-void dp_routes_flush_live(struct dp_routes *rt, struct dp_counters *ctr,
+void dp_routes_flush(struct dp_routes *rt, struct dp_counters *ctr,
 			  volatile const uint8_t *port_paused)
 {
 	for (uint8_t i = 0; i < rt->txq_count; i++) {

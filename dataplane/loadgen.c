@@ -227,7 +227,7 @@ uint32_t dp_loadgen_poll(struct dp_loadgen *g)
 		rte_pktmbuf_free_bulk(pkts, n);
 	g->ctr.rx_frames += n;
 	drive_lanes(g, now_ns);
-	dp_routes_flush(&g->routes, &g->ctr);
+	dp_routes_flush(&g->routes, &g->ctr, NULL);
 	return n;
 }
 

@@ -572,6 +572,6 @@ uint32_t dp_replica_poll(struct dp_replica *r)
 		transmit_outbox(r);
 		r->next_tick_ns = now_ns + DP_TICK_NS;
 	}
-	dp_routes_flush_live(&r->routes, &r->ctr, r->port_paused);
+	dp_routes_flush(&r->routes, &r->ctr, r->port_paused);
 	return total;
 }

@@ -121,7 +121,10 @@ wait_for "member $L to recover and every member to vote" 20 all_voting ||
 	fail "member $L did not recover: role $(role_of "$L")"
 # bypaxd says when its role leaves recovering (it starts there without
 # --bootstrap); the status polls above may have been too slow to see it.
-grep -q "^bypaxd $L: recovered from the others" "$DIR/r$L.log" ||
+# Its main thread notices the role change on its next check (every 100 ms):
+# wait for the line rather than look once.
+wait_for "member $L to report its recovery" 5 \
+	grep -q "^bypaxd $L: recovered from the others" "$DIR/r$L.log" ||
 	fail "member $L never reported its recovery"
 step "ok: (a) member $L: $(grep -m1 "^bypaxd $L: recovered" "$DIR/r$L.log" | sed "s/^bypaxd $L: //") (recovering seen in status: $seen_recovering); all voting, now $(role_of "$L")"
 caught_up()
