@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bypax/consensus.h"
+#include "plant.h"
 
 /* Assertions stay on in production (STYLE.md). The default handler traps;
  * the simulator overrides it (weak symbol) to print the seed first. */
