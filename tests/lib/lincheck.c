@@ -4,24 +4,36 @@
  * (pending) are optional: any linearization of the completed ops plus some
  * pending ones is a witness, since the rest could take effect after it. So
  * success is "every completed op is linearized", and pending ops are kept
- * out of the event list, which they would never leave:
- *  - They are tried after the completed candidates at each step, whenever
- *    called before the first remaining return.
+ * out of the event list, which they would never leave. Each pruning below
+ * keeps a witness whenever there is one:
+ *  - Pending ops are tried after the completed candidates at each step,
+ *    whenever called before the first remaining return.
  *  - A pending op that would not change the state is never lifted: leaving
  *    it out is the same. Nor is one right after a pending op unless it
  *    reads the state that op left (see lc_observes).
- *  - The memo compares pending ops by subset: a configuration (completed
- *    set, state) reached with pending set P covers any reached with a
- *    superset of P, since every continuation of the latter is one of the
- *    former (the extra pending ops are simply never used).
+ *  - Liveness. Say a pending op p writes w, and in a witness the ops after
+ *    p up to the next change of state include no reader of w: a completed
+ *    op reporting w (out == w, or a CAS that swapped from w), a completed
+ *    failed CAS that did not report what it saw (it reads "not its
+ *    expected value"), or a pending CAS expecting w. Then dropping p from
+ *    the witness leaves one: the ops in between check nothing about the
+ *    state, and the next change of state (a PUT, a DEL or a swap) leaves the
+ *    same state whatever it found, unless it reads w. So p is only worth
+ *    lifting while such a reader is left to linearize. Readers only go as
+ *    the search goes deeper, so once p is dead it stays dead on that path.
+ *    Pending ops that are dead from the start (never read, and GETs) are
+ *    dropped before the search.
+ *  - The memo key holds the pending set masked to live ops: two
+ *    configurations whose pending sets differ only in dead ops (used or
+ *    not) have the same continuations, as dead ops are never lifted.
+ *  - A configuration reached right after a pending op (only a reader may
+ *    follow, see lc_observes) is covered by the same one reached otherwise;
+ *    one memo entry keeps the freer of the two.
  *  - Pending DELs are interchangeable: one called earlier can stand in for
  *    one called later at any point. So they are lifted in call order only.
- *  - Pending ops that can never matter are dropped before the search: a
- *    GET, and a PUT/CAS whose written value no completed op reads and no
- *    CAS expects. Such a value, once in the state, can only be overwritten
- *    before anything observes it, so leaving the write out changes nothing
- *    an op sees. (A value written twice is kept: uniqueness is what the
- *    argument needs.)
+ *    (They all write 0, so they are live or dead together.)
+ *  - An op whose result no state can give (lc_impossible) is a violation
+ *    before any search.
  */
 #include "lincheck.h"
 
@@ -72,25 +84,69 @@ static uint64_t lc_mix64(uint64_t x)
 static bool lc_step(const struct lc_op *op, bool pending, uint64_t state,
                     uint64_t *next)
 {
-	bool swaps;
+	bool swaps, out_matches = op->out_unknown || op->out == state;
 
 	switch (op->kind) {
 	case LC_GET:
 		*next = state;
-		return pending || op->out == state;
+		return pending || out_matches;
 	case LC_PUT:
 		*next = op->arg;
 		return true;
 	case LC_DEL:
 		*next = 0;
-		return pending || op->out == state;
+		return pending || out_matches;
 	case LC_CAS:
 		swaps = state != 0 && state == op->arg;
 		*next = swaps ? op->arg2 : state;
-		return pending ||
-		       ((op->out_ok != 0) == swaps && op->out == state);
+		return pending || ((op->out_ok != 0) == swaps && out_matches);
 	default:
 		LC_ASSERT(false);
+		return false;
+	}
+}
+
+/* The value a completed op says the state held: its out when reported, the
+ * expected value of a CAS that swapped; false when it says nothing about
+ * one value (a PUT, an unreported GET/DEL or failed CAS). */
+static bool lc_seen(const struct lc_op *op, uint64_t *value)
+{
+	LC_ASSERT(op->return_ns != LC_NEVER);
+	if (op->kind == LC_PUT)
+		return false;
+	if (!op->out_unknown) {
+		*value = op->out;
+		return true;
+	}
+	if (op->kind == LC_CAS && op->out_ok) {
+		*value = op->arg;
+		return true;
+	}
+	return false;
+}
+
+/* A completed failed CAS that did not say what it saw reads every value
+ * but its expected one. */
+static bool lc_blind_cas(const struct lc_op *op)
+{
+	return op->kind == LC_CAS && op->return_ns != LC_NEVER &&
+	       op->out_unknown && !op->out_ok;
+}
+
+/* The value a pending op would write, if it can change the state at all. */
+static bool lc_writes(const struct lc_op *op, uint64_t *value)
+{
+	switch (op->kind) {
+	case LC_PUT:
+		*value = op->arg;
+		return true;
+	case LC_DEL:
+		*value = 0;
+		return true;
+	case LC_CAS:
+		*value = op->arg2;
+		return op->arg != 0; /* expecting absent never swaps */
+	default:
 		return false;
 	}
 }
@@ -128,9 +184,14 @@ static void lc_describe(const struct lc_op *op, char *buf, size_t size)
 		           op->arg2);
 	else
 		lc_appendf(buf, size, "%s", lc_kind_name(op->kind));
-	if (op->kind == LC_CAS && !pending)
+	if (op->kind == LC_CAS && !pending && op->out_unknown)
+		lc_appendf(buf, size, " %s, saw ?",
+		           op->out_ok ? "ok" : "failed");
+	else if (op->kind == LC_CAS && !pending)
 		lc_appendf(buf, size, " %s, saw %" PRIu64,
 		           op->out_ok ? "ok" : "failed", op->out);
+	else if (op->kind != LC_PUT && !pending && op->out_unknown)
+		lc_appendf(buf, size, " -> ?");
 	else if (op->kind != LC_PUT && !pending)
 		lc_appendf(buf, size, " -> %" PRIu64, op->out);
 	lc_appendf(buf, size, " by client %" PRIu32 " [t=%" PRIu64 "..",
@@ -142,18 +203,21 @@ static void lc_describe(const struct lc_op *op, char *buf, size_t size)
 }
 
 /* ---- The memo ------------------------------------------------------------
- * Configurations visited: (completed set, state, pending set). A completed
- * set is stored from its first word that is not all ones to its last
- * nonzero word: the search keeps it a full prefix plus the ops in flight,
- * so a row is a few words however long the history. */
+ * Configurations visited, keyed by (completed set, live pending set, state)
+ * and compared in full: open addressing with linear probing on a hash of
+ * the whole key, kept under half full, so a lookup examines about two slots
+ * however many configurations share a completed set. A completed set is
+ * stored from its first word that is not all ones to its last nonzero word:
+ * the search keeps it a full prefix plus the ops in flight, so a row is a
+ * few words however long the history. */
 
 struct lc_memo_slot {
-	uint64_t hash; /* of the completed set and the state only */
+	uint64_t hash; /* of the whole key */
 	uint64_t state;
 	uint32_t row;  /* 1 + offset of the row in the arena; 0: empty slot */
 	uint32_t lo;   /* first word of the completed set stored */
 	uint32_t len;  /* words of it stored; the pending set follows */
-	bool after_pending; /* reached by lifting a pending op */
+	bool after_pending; /* only reached right after a pending op */
 };
 
 struct lc_memo {
@@ -162,15 +226,15 @@ struct lc_memo {
 	size_t slot_used;
 	uint64_t *arena;
 	size_t arena_used, arena_cap; /* words */
-	size_t cwords, pwords;       /* of a completed and a pending set */
+	size_t pwords;                /* of a pending set */
+	uint64_t lookups, probes;
 };
 
-static void lc_memo_init(struct lc_memo *m, size_t cwords, size_t pwords)
+static void lc_memo_init(struct lc_memo *m, size_t pwords)
 {
 	*m = (struct lc_memo){
 		.slot_count = 1024,
 		.arena_cap = 4096,
-		.cwords = cwords,
 		.pwords = pwords,
 	};
 	m->slots = lc_calloc(m->slot_count, sizeof *m->slots);
@@ -213,42 +277,51 @@ static uint64_t *lc_memo_append(struct lc_memo *m, size_t words)
 	return &m->arena[m->arena_used - words];
 }
 
-/* Whether every bit of a is in b. */
-static bool lc_subset(const uint64_t *a, const uint64_t *b, size_t words)
+/* The hash of a key: chash is the completed set's (kept incrementally). */
+static uint64_t lc_memo_hash(const struct lc_memo *m, uint64_t chash,
+                             uint64_t state, const uint64_t *pbits)
 {
-	for (size_t i = 0; i < words; i++)
-		if ((a[i] & ~b[i]) != 0)
-			return false;
-	return true;
+	uint64_t h = chash ^ lc_mix64(~state);
+
+	for (size_t i = 0; i < m->pwords; i++)
+		h = lc_mix64(h ^ pbits[i]);
+	return h;
 }
 
-/* Adds a configuration unless a visited one covers it: the same completed
- * set and state, a subset of its pending set, and no fewer moves (see
- * lc_observes). Returns whether added. */
+/* Adds a configuration unless a visited one covers it: the same key, and
+ * not restricted to readers where this one is not. Returns whether added
+ * (or widened from a restricted entry). */
 static bool lc_memo_visit(struct lc_memo *m, uint64_t hash, uint64_t state,
                           bool after_pending, const uint64_t *cbits,
-                          const uint64_t *pbits)
+                          size_t cwords, const uint64_t *pbits)
 {
-	size_t lo = 0, hi = m->cwords, j = hash & (m->slot_count - 1);
+	size_t lo = 0, hi = cwords, j = hash & (m->slot_count - 1);
+	size_t bytes;
 	uint64_t *row;
 
 	while (lo < hi && cbits[lo] == UINT64_MAX)
 		lo++;
 	while (hi > lo && cbits[hi - 1] == 0)
 		hi--;
-	/* Same (completed set, state): same hash, so the same probe run. */
+	bytes = (hi - lo) * sizeof *row;
+	m->lookups++;
 	for (; m->slots[j].row != 0; j = (j + 1) & (m->slot_count - 1)) {
-		const struct lc_memo_slot *s = &m->slots[j];
+		struct lc_memo_slot *s = &m->slots[j];
 		const uint64_t *r = &m->arena[s->row - 1];
 
-		if (s->hash == hash && s->state == state && s->lo == lo &&
-		    s->len == hi - lo && s->after_pending <= after_pending &&
-		    memcmp(r, &cbits[lo], (hi - lo) * sizeof *r) == 0 &&
-		    lc_subset(&r[hi - lo], pbits, m->pwords))
+		m->probes++;
+		if (s->hash != hash || s->state != state || s->lo != lo ||
+		    s->len != hi - lo || memcmp(r, &cbits[lo], bytes) != 0 ||
+		    memcmp(&r[hi - lo], pbits, m->pwords * sizeof *r) != 0)
+			continue;
+		if (s->after_pending <= after_pending)
 			return false;
+		s->after_pending = false;
+		return true;
 	}
+	m->probes++; /* the empty slot */
 	row = lc_memo_append(m, hi - lo + m->pwords);
-	memcpy(row, &cbits[lo], (hi - lo) * sizeof *row);
+	memcpy(row, &cbits[lo], bytes);
 	memcpy(&row[hi - lo], pbits, m->pwords * sizeof *row);
 	LC_ASSERT(m->arena_used < UINT32_MAX);
 	m->slots[j] = (struct lc_memo_slot){
@@ -272,6 +345,12 @@ struct lc_kop {
 	const struct lc_op *op;
 	size_t index;              /* in the caller's array, for messages */
 	uint32_t prev_pending_del; /* pending DEL: the one called before */
+	/* Completed: the value slot of what it reads; pending: of what it
+	 * writes. LC_NONE: no slot (reads nothing definite, or writes a value
+	 * no completed op reads). */
+	uint32_t value;
+	bool blind;       /* completed: lc_blind_cas */
+	bool always_live; /* pending: some pending CAS expects its value */
 };
 
 /* A call or return event of a completed op, in the time-ordered list. */
@@ -305,9 +384,17 @@ struct lc_search {
 	size_t pop_count;
 	struct lc_entry *entries;
 	struct lc_entry head; /* sentinel: head.next is the first event */
-	uint64_t *cbits;      /* linearized kops */
-	uint64_t *pbits;      /* linearized pops */
-	uint64_t cbits_hash;  /* xor of lc_mix64(i) over cbits set */
+	size_t cwords, pwords;
+	uint64_t *cbits;     /* linearized kops */
+	uint64_t *pbits;     /* linearized pops */
+	uint64_t *lbits;     /* live pops (see the top of this file) */
+	uint64_t *kbits;     /* scratch: pbits & lbits, the memo's key */
+	uint64_t cbits_hash; /* xor of lc_mix64(i) over cbits set */
+	/* Liveness: per value slot, the completed ops reading it not yet
+	 * linearized; writer_at[v..v+1) indexes writers, the pops writing v. */
+	uint32_t *readers_left;
+	uint32_t *writer_at, *writers;
+	size_t blind_left; /* lc_blind_cas ops not yet linearized */
 	struct lc_frame *stack;
 	size_t depth;
 	size_t done; /* kops linearized */
@@ -335,6 +422,41 @@ static void lc_flip_completed(struct lc_search *s, uint32_t i)
 	s->cbits_hash ^= lc_mix64(i);
 }
 
+/* Recomputes whether pending op i can still be read (top of this file). */
+static void lc_refresh_live(struct lc_search *s, uint32_t i)
+{
+	const struct lc_kop *k = &s->pops[i];
+	bool live = k->always_live || s->blind_left > 0 ||
+	            (k->value != LC_NONE && s->readers_left[k->value] > 0);
+
+	if (live != lc_bit(s->lbits, i))
+		lc_flip(s->lbits, i);
+}
+
+/* Completed op k was linearized (delta -1) or that was undone (+1). */
+static void lc_account(struct lc_search *s, const struct lc_kop *k,
+                       int delta)
+{
+	if (k->value != LC_NONE) {
+		uint32_t *left = &s->readers_left[k->value];
+
+		LC_ASSERT(delta > 0 || *left > 0);
+		*left = delta > 0 ? *left + 1 : *left - 1;
+		if (*left == (delta > 0 ? 1u : 0u))
+			for (uint32_t w = s->writer_at[k->value];
+			     w < s->writer_at[k->value + 1]; w++)
+				lc_refresh_live(s, s->writers[w]);
+	}
+	if (k->blind) {
+		LC_ASSERT(delta > 0 || s->blind_left > 0);
+		s->blind_left = delta > 0 ? s->blind_left + 1
+		                          : s->blind_left - 1;
+		if (s->blind_left == (delta > 0 ? 1u : 0u))
+			for (uint32_t i = 0; i < s->pop_count; i++)
+				lc_refresh_live(s, i);
+	}
+}
+
 /* Dancing links: unlinking keeps the entry's own pointers, so relinking in
  * reverse order restores the list exactly. */
 static void lc_unlink(struct lc_entry *e)
@@ -354,8 +476,9 @@ static void lc_relink(struct lc_entry *e)
 /* Whether op may be lifted next. Right after a pending op took effect, only
  * an op that reads the state it left may: otherwise the next op overwrites
  * that state unseen, and the same linearization without the pending op
- * exists. So it must be a completed GET, DEL or CAS (a completed op's result
- * is checked), or a pending CAS that swaps (no-ops are never lifted). */
+ * exists. So it must be a completed GET, DEL or CAS (reading the state,
+ * or, for a GET that did not report, leaving it for a later reader), or a
+ * pending CAS that swaps (no-ops are never lifted). */
 static bool lc_observes(const struct lc_search *s, const struct lc_op *op)
 {
 	bool after_pending =
@@ -368,13 +491,19 @@ static bool lc_observes(const struct lc_search *s, const struct lc_op *op)
 	return op->kind == LC_CAS;
 }
 
-/* With the new bit already set: records the configuration and pushes f,
- * unless a visited configuration covers it (then the caller unsets it). */
+/* With the new bit already set and liveness updated: records the
+ * configuration and pushes f, unless a visited configuration covers it
+ * (then the caller undoes both). */
 static bool lc_enter(struct lc_search *s, struct lc_frame f, uint64_t *state,
                      uint64_t next)
 {
-	if (!lc_memo_visit(&s->memo, s->cbits_hash ^ lc_mix64(~next), next,
-	                   f.pending != LC_NONE, s->cbits, s->pbits))
+	uint64_t hash;
+
+	for (size_t i = 0; i < s->pwords; i++)
+		s->kbits[i] = s->pbits[i] & s->lbits[i];
+	hash = lc_memo_hash(&s->memo, s->cbits_hash, next, s->kbits);
+	if (!lc_memo_visit(&s->memo, hash, next, f.pending != LC_NONE,
+	                   s->cbits, s->cwords, s->kbits))
 		return false;
 	LC_ASSERT(s->depth < s->kop_count + s->pop_count);
 	s->stack[s->depth++] = f;
@@ -386,14 +515,16 @@ static bool lc_enter(struct lc_search *s, struct lc_frame f, uint64_t *state,
 static bool lc_try_completed(struct lc_search *s, struct lc_entry *call,
                              uint64_t *state)
 {
-	const struct lc_op *op = s->kops[call->kop].op;
+	const struct lc_kop *k = &s->kops[call->kop];
 	uint64_t next;
 
-	if (!lc_observes(s, op) || !lc_step(op, false, *state, &next))
+	if (!lc_observes(s, k->op) || !lc_step(k->op, false, *state, &next))
 		return false;
 	lc_flip_completed(s, call->kop);
+	lc_account(s, k, -1);
 	if (!lc_enter(s, (struct lc_frame){call, LC_NONE, *state}, state,
 	              next)) {
+		lc_account(s, k, +1);
 		lc_flip_completed(s, call->kop);
 		return false;
 	}
@@ -409,7 +540,8 @@ static bool lc_try_pending(struct lc_search *s, uint32_t i,
 	const struct lc_kop *k = &s->pops[i];
 	uint64_t next;
 
-	if (lc_bit(s->pbits, i) || !lc_observes(s, k->op))
+	if (lc_bit(s->pbits, i) || !lc_bit(s->lbits, i) ||
+	    !lc_observes(s, k->op))
 		return false;
 	/* Pending DELs in call order only (see the top of this file). */
 	if (k->prev_pending_del != LC_NONE &&
@@ -442,6 +574,7 @@ static struct lc_cursor lc_backtrack(struct lc_search *s, uint64_t *state)
 	lc_relink(f.entry->match);
 	lc_relink(f.entry);
 	lc_flip_completed(s, f.entry->kop);
+	lc_account(s, &s->kops[f.entry->kop], +1);
 	s->done--;
 	return (struct lc_cursor){f.entry->next, LC_NONE};
 }
@@ -519,49 +652,154 @@ static int lc_cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Sorted values some op observes: completed results, and every CAS's
- * expected value. Values written more than once count as observed too. */
-static uint64_t *lc_observed(const struct lc_input *in, size_t *count)
+/* Sorts values[0..*count) and drops repeats. */
+static void lc_sort_unique(uint64_t *values, size_t *count)
 {
-	uint64_t *seen = lc_calloc(2 * in->n, sizeof *seen);
-	uint64_t *written = lc_calloc(in->n, sizeof *written);
-	size_t n_seen = 0, n_written = 0;
+	size_t kept = 0;
+
+	qsort(values, *count, sizeof *values, lc_cmp_u64);
+	for (size_t i = 0; i < *count; i++)
+		if (kept == 0 || values[kept - 1] != values[i])
+			values[kept++] = values[i];
+	*count = kept;
+}
+
+static uint32_t lc_find(const uint64_t *values, size_t count, uint64_t value)
+{
+	const uint64_t *p =
+		bsearch(&value, values, count, sizeof *values, lc_cmp_u64);
+
+	return p != NULL ? (uint32_t)(p - values) : LC_NONE;
+}
+
+/* A value some op may have written, and the earliest call of such an op. */
+struct lc_write {
+	uint64_t value;
+	uint64_t call_ns;
+};
+
+static int lc_cmp_write(const void *a, const void *b)
+{
+	const struct lc_write *x = a, *y = b;
+
+	if (x->value != y->value)
+		return x->value < y->value ? -1 : 1;
+	return (x->call_ns > y->call_ns) - (x->call_ns < y->call_ns);
+}
+
+/* Whether op's own result is one no state could give, whatever the order:
+ * then it says why in buf. writes: by value, earliest call first. */
+static bool lc_impossible(const struct lc_op *op, const struct lc_write *writes,
+                          size_t write_count, char *buf, size_t size)
+{
+	struct lc_write key;
+	const struct lc_write *w;
+	uint64_t seen;
+	size_t lo = 0, hi = write_count;
+
+	if (op->return_ns == LC_NEVER)
+		return false;
+	if (op->kind == LC_CAS && op->out_ok && op->arg == 0) {
+		lc_appendf(buf, size, "a CAS expecting absent cannot swap");
+		return true;
+	}
+	/* A CAS that reported what it saw swapped iff that was its expected
+	 * value (never absent). */
+	if (op->kind == LC_CAS && !op->out_unknown &&
+	    (op->out_ok ? op->out != op->arg
+	                : op->out != 0 && op->out == op->arg)) {
+		lc_appendf(buf, size, "a CAS swaps exactly when it sees the "
+		                      "value it expects");
+		return true;
+	}
+	if (!lc_seen(op, &seen) || seen == 0)
+		return false;
+	key = (struct lc_write){seen, 0};
+	while (lo < hi) { /* the first write of seen */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (lc_cmp_write(&writes[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	w = lo < write_count && writes[lo].value == seen ? &writes[lo] : NULL;
+	if (w == NULL)
+		lc_appendf(buf, size, "it reads %" PRIu64 ", which no write of "
+		           "the key (answered or not) wrote", seen);
+	else if (w->call_ns > op->return_ns)
+		lc_appendf(buf, size, "it reads %" PRIu64 ", but every write "
+		           "of it was called after it returned", seen);
+	return w == NULL || w->call_ns > op->return_ns;
+}
+
+/* Finds an op whose result is impossible by itself (lc_impossible); names it
+ * in report->why. A quick proof: the search would have to visit every
+ * configuration to find out. */
+static bool lc_find_impossible(const struct lc_input *in,
+                               struct lc_report *report)
+{
+	struct lc_write *writes = lc_calloc(in->n, sizeof *writes);
+	size_t count = 0;
+	bool found = false;
 
 	for (size_t i = 0; i < in->n; i++) {
 		const struct lc_op *op = lc_in_op(in, i);
+		bool wrote = op->kind == LC_PUT ||
+		             (op->kind == LC_CAS &&
+		              (op->return_ns == LC_NEVER || op->out_ok));
 
-		if (op->return_ns != LC_NEVER && op->kind != LC_PUT)
-			seen[n_seen++] = op->out;
-		if (op->kind == LC_CAS)
-			seen[n_seen++] = op->arg;
-		if (op->kind == LC_PUT || op->kind == LC_CAS)
-			written[n_written++] = op->kind == LC_PUT ? op->arg
-			                                          : op->arg2;
+		if (wrote)
+			writes[count++] = (struct lc_write){
+				op->kind == LC_PUT ? op->arg : op->arg2,
+				op->call_ns};
 	}
-	qsort(written, n_written, sizeof *written, lc_cmp_u64);
-	for (size_t i = 1; i < n_written; i++)
-		if (written[i] == written[i - 1])
-			seen[n_seen++] = written[i];
-	free(written);
-	LC_ASSERT(n_seen <= 2 * in->n);
-	qsort(seen, n_seen, sizeof *seen, lc_cmp_u64);
-	*count = n_seen;
-	return seen;
+	qsort(writes, count, sizeof *writes, lc_cmp_write);
+	for (size_t i = 0; i < in->n && !found; i++) {
+		const struct lc_op *op = lc_in_op(in, i);
+		char reason[128] = "";
+
+		if (!lc_impossible(op, writes, count, reason, sizeof reason))
+			continue;
+		lc_appendf(report->why, sizeof report->why,
+		           "key %" PRIu64 ": op #%zu cannot have happened "
+		           "(%s): ",
+		           report->key, lc_in_index(in, i), reason);
+		lc_describe(op, report->why, sizeof report->why);
+		found = true;
+	}
+	free(writes);
+	return found;
 }
 
-/* Whether a pending op may matter (see the top of this file). */
-static bool lc_pending_matters(const struct lc_op *op,
-                               const uint64_t *observed, size_t count)
-{
-	uint64_t written;
+/* The value slots: every value a completed op reads (lc_seen), sorted, with
+ * how many read it; and the values pending CASes expect. */
+struct lc_values {
+	uint64_t *read;
+	size_t read_count;
+	uint64_t *expected;
+	size_t expected_count;
+	size_t blind_count;
+};
 
-	if (op->kind == LC_GET)
-		return false;
-	if (op->kind == LC_DEL)
-		return true;
-	written = op->kind == LC_PUT ? op->arg : op->arg2;
-	return written == 0 || bsearch(&written, observed, count,
-	                               sizeof *observed, lc_cmp_u64) != NULL;
+static void lc_collect_values(const struct lc_input *in, struct lc_values *v)
+{
+	*v = (struct lc_values){
+		.read = lc_calloc(in->n, sizeof *v->read),
+		.expected = lc_calloc(in->n, sizeof *v->expected),
+	};
+	for (size_t i = 0; i < in->n; i++) {
+		const struct lc_op *op = lc_in_op(in, i);
+		uint64_t seen;
+
+		if (op->return_ns == LC_NEVER && op->kind == LC_CAS)
+			v->expected[v->expected_count++] = op->arg;
+		else if (op->return_ns != LC_NEVER && lc_seen(op, &seen))
+			v->read[v->read_count++] = seen;
+		v->blind_count += lc_blind_cas(op);
+	}
+	lc_sort_unique(v->read, &v->read_count);
+	lc_sort_unique(v->expected, &v->expected_count);
 }
 
 static int lc_cmp_kop(const void *a, const void *b)
@@ -573,25 +811,76 @@ static int lc_cmp_kop(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Fills s->kops and s->pops, each by call time. */
+/* The kept op for in's op i, or false for a pending op that can never be
+ * read (see the top of this file). */
+static bool lc_keep(const struct lc_input *in, size_t i,
+                    const struct lc_values *v, struct lc_kop *k)
+{
+	const struct lc_op *op = lc_in_op(in, i);
+	uint64_t value;
+
+	*k = (struct lc_kop){op, lc_in_index(in, i), LC_NONE, LC_NONE,
+	                     false, false};
+	if (op->return_ns != LC_NEVER) {
+		if (lc_seen(op, &value))
+			k->value = lc_find(v->read, v->read_count, value);
+		k->blind = lc_blind_cas(op);
+		return true;
+	}
+	if (!lc_writes(op, &value))
+		return false;
+	k->value = lc_find(v->read, v->read_count, value);
+	k->always_live = lc_find(v->expected, v->expected_count, value) !=
+	                 LC_NONE;
+	return k->value != LC_NONE || k->always_live || v->blind_count > 0;
+}
+
+/* Indexes, per value slot, the pending ops writing it. */
+static void lc_index_writers(struct lc_search *s, size_t slot_count)
+{
+	uint32_t *fill;
+
+	s->writer_at = lc_calloc(slot_count + 1, sizeof *s->writer_at);
+	s->writers = lc_calloc(s->pop_count, sizeof *s->writers);
+	for (uint32_t i = 0; i < s->pop_count; i++)
+		if (s->pops[i].value != LC_NONE)
+			s->writer_at[s->pops[i].value + 1]++;
+	for (size_t v = 0; v < slot_count; v++)
+		s->writer_at[v + 1] += s->writer_at[v];
+	fill = lc_calloc(slot_count, sizeof *fill);
+	for (uint32_t i = 0; i < s->pop_count; i++) {
+		uint32_t v = s->pops[i].value;
+
+		if (v != LC_NONE)
+			s->writers[s->writer_at[v] + fill[v]++] = i;
+	}
+	free(fill);
+}
+
+/* Fills s->kops and s->pops, each by call time, and the liveness counts. */
 static void lc_build_ops(struct lc_search *s, const struct lc_input *in)
 {
-	size_t observed_count;
-	uint64_t *observed = lc_observed(in, &observed_count);
+	struct lc_values v;
 	uint32_t last_del = LC_NONE;
 
+	lc_collect_values(in, &v);
 	s->kops = lc_calloc(in->n, sizeof *s->kops);
 	s->pops = lc_calloc(in->n, sizeof *s->pops);
+	s->readers_left = lc_calloc(v.read_count, sizeof *s->readers_left);
+	s->blind_left = v.blind_count;
 	for (size_t i = 0; i < in->n; i++) {
-		const struct lc_op *op = lc_in_op(in, i);
-		struct lc_kop k = {op, lc_in_index(in, i), LC_NONE};
+		struct lc_kop k;
 
-		if (op->return_ns != LC_NEVER)
-			s->kops[s->kop_count++] = k;
-		else if (lc_pending_matters(op, observed, observed_count))
+		if (!lc_keep(in, i, &v, &k))
+			continue;
+		if (k.op->return_ns == LC_NEVER) {
 			s->pops[s->pop_count++] = k;
+			continue;
+		}
+		if (k.value != LC_NONE)
+			s->readers_left[k.value]++;
+		s->kops[s->kop_count++] = k;
 	}
-	free(observed);
 	LC_ASSERT(s->kop_count + s->pop_count < LC_NONE);
 	qsort(s->kops, s->kop_count, sizeof *s->kops, lc_cmp_kop);
 	qsort(s->pops, s->pop_count, sizeof *s->pops, lc_cmp_kop);
@@ -601,6 +890,9 @@ static void lc_build_ops(struct lc_search *s, const struct lc_input *in)
 		s->pops[i].prev_pending_del = last_del;
 		last_del = i;
 	}
+	lc_index_writers(s, v.read_count);
+	free(v.read);
+	free(v.expected);
 }
 
 /* Events by time; at equal times calls first, so that ties overlap. */
@@ -647,6 +939,37 @@ static void lc_build_entries(struct lc_search *s)
 	free(call_of);
 }
 
+/* Allocates the bit sets and the memo; marks the live pending ops. */
+static void lc_build_state(struct lc_search *s)
+{
+	s->cwords = (s->kop_count + 63) / 64;
+	s->pwords = (s->pop_count + 63) / 64;
+	s->cbits = lc_calloc(s->cwords, sizeof *s->cbits);
+	s->pbits = lc_calloc(s->pwords, sizeof *s->pbits);
+	s->lbits = lc_calloc(s->pwords, sizeof *s->lbits);
+	s->kbits = lc_calloc(s->pwords, sizeof *s->kbits);
+	s->stack = lc_calloc(s->kop_count + s->pop_count, sizeof *s->stack);
+	lc_memo_init(&s->memo, s->pwords);
+	for (uint32_t i = 0; i < s->pop_count; i++)
+		lc_refresh_live(s, i);
+}
+
+static void lc_search_free(struct lc_search *s)
+{
+	lc_memo_free(&s->memo);
+	free(s->stack);
+	free(s->kbits);
+	free(s->lbits);
+	free(s->pbits);
+	free(s->cbits);
+	free(s->writers);
+	free(s->writer_at);
+	free(s->readers_left);
+	free(s->entries);
+	free(s->pops);
+	free(s->kops);
+}
+
 static void lc_validate(const struct lc_input *in)
 {
 	for (size_t i = 0; i < in->n; i++) {
@@ -671,6 +994,7 @@ static void lc_explain(const struct lc_search *s, const struct lc_input *in,
 		           report->key, s->explored, in->n, s->pop_count);
 		return;
 	}
+	LC_ASSERT(s->best_blocker != LC_NONE);
 	k = &s->kops[s->best_blocker];
 	lc_appendf(report->why, sizeof report->why,
 	           "key %" PRIu64 ": longest linearizable prefix has %zu ops, "
@@ -694,25 +1018,19 @@ static enum lc_verdict lc_check_input(const struct lc_input *in,
 		return LC_LINEARIZABLE;
 	lc_validate(in);
 	report->key = lc_in_op(in, 0)->key;
+	if (lc_find_impossible(in, report))
+		return LC_VIOLATION;
 	lc_build_ops(&s, in);
 	lc_build_entries(&s);
-	s.cbits = lc_calloc((s.kop_count + 63) / 64, sizeof *s.cbits);
-	s.pbits = lc_calloc((s.pop_count + 63) / 64, sizeof *s.pbits);
-	s.stack = lc_calloc(s.kop_count + s.pop_count, sizeof *s.stack);
-	lc_memo_init(&s.memo, (s.kop_count + 63) / 64, (s.pop_count + 63) / 64);
+	lc_build_state(&s);
 
 	verdict = lc_search_run(&s, budget_states);
 	report->states_explored = s.explored;
+	report->memo_lookups = s.memo.lookups;
+	report->memo_probes = s.memo.probes;
 	if (verdict != LC_LINEARIZABLE)
 		lc_explain(&s, in, verdict, report);
-
-	lc_memo_free(&s.memo);
-	free(s.stack);
-	free(s.pbits);
-	free(s.cbits);
-	free(s.entries);
-	free(s.pops);
-	free(s.kops);
+	lc_search_free(&s);
 	return verdict;
 }
 
@@ -762,7 +1080,7 @@ enum lc_verdict lc_check_history(const struct lc_op *ops, size_t n,
 	size_t *order = lc_order_by_key(ops, n);
 	struct lc_report scratch, unknown = {0};
 	enum lc_verdict verdict = LC_LINEARIZABLE;
-	uint64_t explored = 0;
+	uint64_t explored = 0, lookups = 0, probes = 0;
 
 	if (report == NULL)
 		report = &scratch;
@@ -776,6 +1094,8 @@ enum lc_verdict lc_check_history(const struct lc_op *ops, size_t n,
 		in.n = end - start;
 		v = lc_check_input(&in, budget_states, report);
 		explored += report->states_explored;
+		lookups += report->memo_lookups;
+		probes += report->memo_probes;
 		if (v == LC_UNKNOWN && verdict == LC_LINEARIZABLE)
 			unknown = *report;
 		if (v != LC_LINEARIZABLE)
@@ -788,6 +1108,8 @@ enum lc_verdict lc_check_history(const struct lc_op *ops, size_t n,
 		memset(report, 0, sizeof *report);
 		report->ops = n;
 		report->states_explored = explored;
+		report->memo_lookups = lookups;
+		report->memo_probes = probes;
 	}
 	return verdict;
 }
