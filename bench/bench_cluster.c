@@ -68,6 +68,8 @@ struct bc_cluster {
 	uint8_t replicas;
 	uint32_t batch;
 	uint32_t clients; /* batch * window: the most requests in flight */
+	uint64_t *session_ids; /* clients: opened through the log at start */
+	uint32_t opened;       /* sessions opened so far (bc_new) */
 	uint64_t now_ns;
 	uint64_t next_tick_ns;
 	uint64_t submitted; /* requests numbered from 0, in submission order */
@@ -120,16 +122,37 @@ static void queue_push(struct bc_queue *q, const struct px_msg *m)
 
 /* ---- Clients ---- */
 
-/* Request k comes from client k % clients + 1 with that client's seq
+/* The answer to client i's OPEN (sent with nonce i + 1): its session. */
+static void on_opened(struct bc_cluster *c, const struct px_msg *m)
+{
+	BC_CHECK(m->status == PX_REPLY_OK &&
+			 m->value_len == PX_SESSION_ID_BYTES &&
+			 m->client_id >= 1 && m->client_id <= c->clients,
+		 "an OPEN failed");
+	uint64_t id = 0;
+	for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
+		id |= (uint64_t)m->value[i] << (8 * i);
+	BC_CHECK(id & PX_SESSION_ID_BIT, "a session id without bit 63");
+	BC_CHECK(c->session_ids[m->client_id - 1] == 0, "OPEN answered twice");
+	c->session_ids[m->client_id - 1] = id;
+	c->opened++;
+}
+
+/* Request k comes from client k % clients with that client's seq
  * k / clients + 1: a client has one request in flight at most, since at
  * most `clients` are, and one leader replies in submission order. */
 static void on_reply(struct bc_cluster *c, const struct px_msg *m)
 {
 	uint64_t k = c->replied;
 	BC_CHECK(m->type == PX_MSG_REPLY, "only replies go to clients");
+	if (c->opened < c->clients) {
+		on_opened(c, m);
+		return;
+	}
 	BC_CHECK(m->status == PX_REPLY_OK, "reply is not PX_REPLY_OK");
 	BC_CHECK(k < c->submitted, "reply to a request never sent");
-	BC_CHECK(m->client_id == k % c->clients + 1, "reply out of order");
+	BC_CHECK(m->client_id == c->session_ids[k % c->clients],
+		 "reply out of order");
 	BC_CHECK(m->seq == k / c->clients + 1, "reply out of order");
 	uint8_t kv_status;
 	const uint8_t *value;
@@ -182,7 +205,7 @@ static void submit_one(struct bc_cluster *c)
 		.type = PX_MSG_REQUEST,
 		.from = PX_TO_CLIENT,
 		.to = 0,
-		.client_id = k % c->clients + 1,
+		.client_id = c->session_ids[k % c->clients],
 		.seq = k / c->clients + 1,
 		.value_len = BC_CMD_BYTES,
 		.value = c->cmd,
@@ -333,6 +356,37 @@ static int node_init(struct bc_cluster *c, uint8_t id, uint32_t window)
 	return px_init(n->mem, bytes, &cfg, &n->px);
 }
 
+/* Every client opens its session through the log (an OPEN with nonce
+ * i + 1), a batch of OPENs per flush, before any request is timed. */
+static void open_sessions(struct bc_cluster *c)
+{
+	for (uint32_t i = 0; i < c->clients; i++) {
+		struct px_msg m = {
+			.type = PX_MSG_REQUEST,
+			.from = PX_TO_CLIENT,
+			.to = 0,
+			.flags = PX_FLAG_OPEN,
+			.client_id = (uint64_t)i + 1,
+			.seq = 1,
+		};
+		c->now_ns += BC_STEP_NS;
+		BC_CHECK(px_step(leader(c), c->now_ns, &m, &c->out) == 0,
+			 "leader refused an OPEN");
+		drain(c);
+		if ((i + 1) % c->batch == 0)
+			flush_leader(c);
+	}
+	flush_leader(c);
+	uint32_t rounds = 0;
+	while (c->opened < c->clients || !all_applied(c)) {
+		BC_CHECK(++rounds < BC_IDLE_ROUNDS_MAX, "sessions did not open");
+		if (queue_empty(c))
+			tick_all(c);
+		deliver_round(c);
+		flush_leader(c);
+	}
+}
+
 /* Replica 0 gets the leader hint everywhere and runs phase 1. */
 static void elect(struct bc_cluster *c)
 {
@@ -374,7 +428,8 @@ struct bc_cluster *bc_new(uint8_t replicas, uint32_t batch, uint32_t window)
 			goto err_after_alloc;
 	}
 	c->out.msgs = calloc(c->out.cap, sizeof(*c->out.msgs));
-	if (c->out.msgs == NULL)
+	c->session_ids = calloc(c->clients, sizeof(*c->session_ids));
+	if (c->out.msgs == NULL || c->session_ids == NULL)
 		goto err_after_alloc;
 	/* Far more than a round ever holds (window * (replicas - 1) accepts
 	 * or acks and a heartbeat each; in phase 1 a promise per log slot
@@ -384,6 +439,7 @@ struct bc_cluster *bc_new(uint8_t replicas, uint32_t batch, uint32_t window)
 	    !queue_init(&c->queues[1], queue_cap))
 		goto err_after_alloc;
 	elect(c);
+	open_sessions(c);
 	c->next_tick_ns = c->now_ns + BC_TICK_NS;
 	return c;
 
@@ -424,5 +480,6 @@ void bc_free(struct bc_cluster *c)
 		free(c->queues[i].arena);
 	}
 	free(c->out.msgs);
+	free(c->session_ids);
 	free(c);
 }

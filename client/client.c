@@ -1,7 +1,8 @@
 /* libbypax: the KV client over a kernel UDP socket (client.h).
  *
  * One non-blocking socket; every outstanding request lives in a lane with
- * its own session (client_id) and preallocated command and reply buffers.
+ * its own session (opened through the log: PX_FLAG_OPEN) and preallocated
+ * command and reply buffers.
  * A single loop (drive) receives, matches replies by (client_id, seq), and
  * runs each lane's timers: attempt timeout, BUSY backoff, deadline. */
 #include <arpa/inet.h>
@@ -45,8 +46,10 @@ enum lane_state {
 };
 
 struct lane {
-	uint64_t client_id;
-	uint64_t seq; /* the current (or last) request's */
+	uint64_t nonce;	     /* id_base + lane: OPENs and reads carry it */
+	uint64_t session_id; /* assigned by the log; 0: none (open first) */
+	uint64_t client_id;  /* the current attempt's: nonce or session_id */
+	uint64_t seq;	     /* the session's last write seq */
 	uint64_t ticket;
 	uint64_t start_ns;
 	uint64_t deadline_ns;
@@ -55,7 +58,7 @@ struct lane {
 	uint64_t done_ns;
 	enum lane_state state;
 	bool sync;	 /* a synchronous call waits: not queued for poll */
-	bool session_ok; /* seq + 1 on client_id is safe next */
+	bool opening;	 /* the attempt is the OPEN before the write */
 	bool read;	 /* the request is a session-less read (GET) */
 	uint64_t read_seq; /* reads: PX_SEQ_READ_BASE + read_seq */
 	uint64_t wire_seq; /* the seq the request carries */
@@ -103,7 +106,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* splitmix64: fresh client ids after a lane loses its session. */
+/* splitmix64: the nonce base and the seqs of OPENs. */
 static uint64_t prng_next(uint64_t *s)
 {
 	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -137,10 +140,12 @@ static int check_options(const struct bpx_client_options *o, char *err,
 			 o->lanes, BPX_CLIENT_LANES_MAX);
 		return -BPX_EINVAL;
 	}
-	if ((o->client_id_base & ID_LANE_MASK) != 0) {
+	if ((o->client_id_base & ID_LANE_MASK) != 0 ||
+	    (o->client_id_base & PX_SESSION_ID_BIT) != 0) {
 		snprintf(err, err_len,
 			 "client_id_base = 0x%" PRIx64
-			 ": its low 16 bits must be 0 (lanes are base + lane)",
+			 ": its low 16 bits must be 0 (lanes are base + lane) "
+			 "and bit 63 clear (the log's session ids have it)",
 			 o->client_id_base);
 		return -BPX_EINVAL;
 	}
@@ -197,12 +202,13 @@ static int init_ids(struct bpx_client *c, const struct bpx_client_options *o,
 	c->prng = seed;
 	c->id_base = o->client_id_base;
 	while (c->id_base == 0)
-		c->id_base = prng_next(&c->prng) & ~ID_LANE_MASK;
+		c->id_base = prng_next(&c->prng) &
+			     ~(ID_LANE_MASK | PX_SESSION_ID_BIT);
 	for (uint32_t i = 0; i < c->lane_count; i++) {
 		struct lane *l = &c->lanes[i];
-		l->client_id = c->id_base + i;
-		l->seq = 0;
-		l->session_ok = true; /* seq 1 starts the session */
+		l->nonce = c->id_base + i;
+		l->client_id = l->nonce;
+		l->session_id = 0; /* the first write opens one */
 		c->free_lanes[i] = (uint16_t)(c->lane_count - 1 - i);
 	}
 	c->free_count = c->lane_count;
@@ -348,7 +354,7 @@ static void lane_send(struct bpx_client *c, struct lane *l, uint64_t now)
 		.to = l->target,
 		.client_id = l->client_id,
 		.seq = l->wire_seq,
-		.flags = l->read ? PX_FLAG_READ : 0,
+		.flags = l->read ? PX_FLAG_READ : l->opening ? PX_FLAG_OPEN : 0,
 		.value_len = l->cmd_len,
 		.value = l->cmd,
 	};
@@ -391,23 +397,36 @@ static void lane_backoff(struct lane *l, uint64_t now)
 	l->next_ns = now + l->backoff_ns;
 }
 
-/* A write's outcome is unknown: the lane's session cannot go on. */
-static void lane_session_unknown(struct lane *l)
+/* The replicas do not hold the lane's session (EXPIRED), or hold it in a
+ * state the lane does not expect (STALE): its next write opens a new one.
+ * A write whose outcome is merely unknown (a timeout) keeps the session:
+ * the next write's higher seq makes a late copy of it STALE. */
+static void lane_session_lost(struct bpx_client *c, struct lane *l)
 {
-	if (!l->read)
-		l->session_ok = false;
+	if (l->read || l->session_id == 0)
+		return;
+	l->session_id = 0;
+	c->stats.rekeys++;
 }
 
-/* Moves a lane whose session state is unknown to a fresh one. */
-static void lane_rekey(struct bpx_client *c, struct lane *l)
+/* The attempt to send next: the lane's write on its session. */
+static void lane_write_on_session(struct lane *l)
 {
-	uint64_t id = 0;
-	while (id == 0)
-		id = prng_next(&c->prng);
-	l->client_id = id;
-	l->seq = 0;
-	l->session_ok = true;
-	c->stats.rekeys++;
+	CL_ASSERT(l->session_id & PX_SESSION_ID_BIT);
+	l->opening = false;
+	l->client_id = l->session_id;
+	l->wire_seq = ++l->seq;
+	CL_ASSERT(l->wire_seq <= PX_SEQ_WRITE_MAX);
+}
+
+/* ... or first the OPEN of a session: to the lane's nonce, with a random
+ * seq, so that a reply meant for another client that (against the rules)
+ * picked the same nonce is not taken for ours. */
+static void lane_open_session(struct bpx_client *c, struct lane *l)
+{
+	l->opening = true;
+	l->client_id = l->nonce;
+	l->wire_seq = 1 + prng_next(&c->prng) % PX_SEQ_WRITE_MAX;
 }
 
 static void lane_free(struct bpx_client *c, struct lane *l)
@@ -437,13 +456,34 @@ static int kv_status_error(uint8_t kv_status)
 	}
 }
 
+/* The OPEN was applied: the write goes out at once on the new session, to
+ * the member that answered (it leads), within the same deadline. */
+static void on_opened(struct bpx_client *c, struct lane *l,
+		      const struct px_msg *m, uint64_t now)
+{
+	uint64_t id = 0;
+	if (m->value_len == PX_SESSION_ID_BYTES)
+		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
+			id |= (uint64_t)m->value[i] << (8 * i);
+	if (!(id & PX_SESSION_ID_BIT)) {
+		lane_complete(c, l, -BPX_EMALFORMED);
+		return;
+	}
+	c->stats.opens++;
+	l->session_id = id;
+	l->seq = 0;
+	lane_write_on_session(l);
+	if (m->from < c->member_count)
+		l->target = c->leader = m->from;
+	l->backoff_ns = 0;
+	l->redirect_streak = 0;
+	lane_send(c, l, now);
+}
+
 static void on_applied(struct bpx_client *c, struct lane *l,
 		       const struct px_msg *m)
 {
-	/* PX_REPLY_OK: the request was applied, the session goes on (a read
-	 * is outside the session and changes nothing of it). */
-	if (!l->read)
-		l->session_ok = true;
+	/* PX_REPLY_OK: the request was applied, the session goes on. */
 	if (m->from < c->member_count)
 		c->leader = m->from;
 	uint8_t kv_status;
@@ -488,7 +528,10 @@ static void on_reply(struct bpx_client *c, struct lane *l,
 	bool from_target = m->from == l->target;
 	switch (m->status) {
 	case PX_REPLY_OK:
-		on_applied(c, l, m);
+		if (l->opening)
+			on_opened(c, l, m, now);
+		else
+			on_applied(c, l, m);
 		return;
 	case PX_REPLY_REDIRECT:
 	case PX_REPLY_BUSY:
@@ -505,19 +548,18 @@ static void on_reply(struct bpx_client *c, struct lane *l,
 			lane_backoff(l, now);
 		}
 		return;
-	case PX_REPLY_TOO_BIG:
-		lane_session_unknown(l);
+	case PX_REPLY_TOO_BIG: /* refused before the log: not applied */
 		lane_complete(c, l, -BPX_ETOOBIG);
 		return;
 	case PX_REPLY_STALE:
-		lane_session_unknown(l);
+		lane_session_lost(c, l);
 		lane_complete(c, l, -BPX_ESTALE);
 		return;
 	case PX_REPLY_BAD_REQUEST:
 		lane_complete(c, l, -BPX_EINVAL);
 		return;
 	default: /* PX_REPLY_EXPIRED; bpx_wire_decode checked the range */
-		lane_session_unknown(l);
+		lane_session_lost(c, l);
 		lane_complete(c, l, -BPX_EEXPIRED);
 		return;
 	}
@@ -525,10 +567,10 @@ static void on_reply(struct bpx_client *c, struct lane *l,
 
 static struct lane *lane_of(struct bpx_client *c, uint64_t client_id)
 {
-	uint64_t i = client_id - c->id_base;
+	uint64_t i = client_id - c->id_base; /* a nonce: OPENs and reads */
 	if (i < c->lane_count && c->lanes[i].client_id == client_id)
 		return &c->lanes[i];
-	for (uint32_t k = 0; k < c->lane_count; k++) /* rekeyed lanes */
+	for (uint32_t k = 0; k < c->lane_count; k++) /* session ids */
 		if (c->lanes[k].client_id == client_id)
 			return &c->lanes[k];
 	return NULL;
@@ -579,8 +621,9 @@ static uint64_t run_timers(struct bpx_client *c, uint64_t now)
 		if (l->state != LANE_WAIT && l->state != LANE_BACKOFF)
 			continue;
 		if (now >= l->deadline_ns) {
+			/* Outcome unknown; the session goes on (see
+			 * lane_session_lost). */
 			c->stats.deadlines++;
-			lane_session_unknown(l); /* outcome unknown */
 			lane_complete(c, l, -BPX_ETIMEDOUT);
 			continue;
 		}
@@ -653,17 +696,19 @@ static int start(struct bpx_client *c, enum bpx_kv_op op, const void *key,
 		return len;
 	c->free_count--;
 	c->outstanding++;
-	if (!l->session_ok)
-		lane_rekey(c, l);
 	uint64_t now = now_ns();
 	/* GETs are session-less reads (served under the leader's lease when
-	 * it can); writes go on the session with the next seq. */
+	 * it can), sent with the lane's nonce; writes go on the session with
+	 * the next seq, after opening one if the lane has none. */
 	l->read = op == BPX_KV_GET;
 	if (l->read) {
+		l->opening = false;
+		l->client_id = l->nonce;
 		l->wire_seq = PX_SEQ_READ_BASE + ++l->read_seq;
+	} else if (l->session_id == 0) {
+		lane_open_session(c, l);
 	} else {
-		l->wire_seq = ++l->seq;
-		l->session_ok = false; /* until this request is known applied */
+		lane_write_on_session(l);
 	}
 	l->cmd_len = (uint16_t)len;
 	l->op = (uint8_t)op;
@@ -745,8 +790,7 @@ static int call(struct bpx_client *c, enum bpx_kv_op op, const void *key,
 		return rc;
 	rc = drive(c, UINT64_MAX, l);
 	if (rc != 0) {
-		lane_session_unknown(l); /* abandoned: outcome unknown */
-		lane_free(c, l);
+		lane_free(c, l); /* abandoned: outcome unknown */
 		return rc;
 	}
 	CL_ASSERT(l->state == LANE_DONE);
@@ -826,7 +870,13 @@ uint8_t bpx_client_leader(const struct bpx_client *c)
 uint64_t bpx_client_lane_id(const struct bpx_client *c, uint32_t lane)
 {
 	CL_ASSERT(lane < c->lane_count);
-	return c->lanes[lane].client_id;
+	return c->lanes[lane].session_id;
+}
+
+uint64_t bpx_client_lane_nonce(const struct bpx_client *c, uint32_t lane)
+{
+	CL_ASSERT(lane < c->lane_count);
+	return c->lanes[lane].nonce;
 }
 
 uint16_t bpx_client_local_port(const struct bpx_client *c)

@@ -91,10 +91,12 @@ int px_on_prepare(struct px_replica *r, uint64_t now_ns,
 	 * once the lease has run out). */
 	/* A recovery round is exempt: its ballot never proposes, and the
 	 * leader, refused by the promise, takes a higher ballot of its own,
-	 * which this lease admits. */
+	 * which this lease admits. In every role: a candidate that granted
+	 * a lease gives no promise against it either (issue 8, hole 2). */
 	if (r->lease_holder != PX_REPLICA_NONE && now_ns < r->lease_until_ns &&
 	    px_ballot_owner(m->ballot) != r->lease_holder &&
-	    r->role == PX_ROLE_FOLLOWER && !(m->flags & PX_FLAG_RECOVERY)) {
+	    !(m->flags & PX_FLAG_RECOVERY) &&
+	    !PX_PLANTED(LEASE_NOT_REFUSED)) {
 		px_drop(r, PX_DROP_LEASE_HELD);
 		return 0;
 	}
@@ -152,6 +154,8 @@ static bool from_current_leader(struct px_replica *r, const struct px_msg *m,
 		return false;
 	}
 	px_note_ballot(r, m->ballot);
+	if (PX_PLANTED(ACCEPT_LOWER_BALLOT) && px_ballot_owner(m->ballot) == m->from)
+		return true; /* planted: no check against the promise */
 	if (m->ballot < r->promised || px_ballot_owner(m->ballot) != m->from) {
 		send_nack(r, out, m->from);
 		return false;
@@ -201,6 +205,12 @@ int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 {
 	if (!from_current_leader(r, m, out))
 		return 0;
+	/* The acknowledgement below grants a lease, which is a promise: no
+	 * lower ballot may be accepted after it, or the leader's older rival
+	 * could still get a write chosen with our vote while the lease holder
+	 * answers reads without it (issue 8, hole 3). */
+	if (!PX_PLANTED(LEASE_NEW_CONFIG))
+		r->promised = m->ballot;
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
 	if (r->cfg.lease_ns > 0) {

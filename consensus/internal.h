@@ -54,11 +54,20 @@ struct px_slot {
 
 /* In a batch, a read's seq carries this bit: applied without a session. */
 #define PX_SEQ_READ_BIT (1ull << 63)
+/* In a batch, an OPEN's seq carries this bit (and not the read bit): write
+ * seqs stay at or below PX_SEQ_WRITE_MAX, under it (px_on_request). */
+#define PX_SEQ_OPEN_BIT (1ull << 62)
+/* A session id assigned by an OPEN applied at (slot, index in its batch):
+ * unique, and the same on every replica. */
+#define PX_SESSION_INDEX_BITS 10u
+#define PX_SESSION_SLOT_MAX                                                   \
+	((1ull << (63 - PX_SESSION_INDEX_BITS)) - 1)
 
 /* A request waiting at the leader for a slot. */
 struct px_pending {
 	uint64_t client_id;
-	uint64_t seq;               /* PX_SEQ_READ_BIT set for a read */
+	uint64_t seq;               /* PX_SEQ_READ_BIT set for a read,
+				       PX_SEQ_OPEN_BIT for an OPEN */
 	uint32_t len;
 	uint8_t cmd[PX_COMMAND_BYTES_MAX];
 };
@@ -195,6 +204,9 @@ void px_learn_commit(struct px_replica *r, uint64_t ballot,
 		     uint64_t commit_index);
 
 /* proposer.c */
+/* A follower may run phase 1 now: its election backoff is over and it
+ * promised no other leader a lease that still runs. */
+bool px_may_start_election(const struct px_replica *r, uint64_t now_ns);
 void px_start_phase1(struct px_replica *r, uint64_t now_ns,
 		     struct px_outbox *out);
 int px_on_promise(struct px_replica *r, uint64_t now_ns,
@@ -254,6 +266,8 @@ struct px_session *px_session_find(struct px_session_table *t,
 				   uint64_t client_id);
 struct px_session *px_session_insert(struct px_session_table *t,
 				     uint64_t client_id, uint64_t slot);
+/* The id of the session an OPEN applied at (slot, index) creates. */
+uint64_t px_session_id_make(uint64_t slot, uint32_t index);
 void px_session_clear(struct px_session_table *t);
 uint64_t px_session_digest(const struct px_session_table *t);
 size_t px_session_snapshot_size(const struct px_session_table *t);

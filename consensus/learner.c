@@ -51,9 +51,6 @@ static void reply_from_session(struct px_replica *r, struct px_outbox *out,
 	px_reply(r, out, s->client_id, seq, s->status, s->reply, s->reply_len);
 }
 
-/* Applies one request of a chosen batch. Every replica takes the same
- * branches in the same order, so the state and sessions stay identical;
- * only the leader answers the client. */
 /* A read in the log: answered from the state at its place in the order,
  * with no session (it changes nothing, so it needs no deduplication). */
 static void apply_read(struct px_replica *r, const struct px_batch_entry *e,
@@ -71,19 +68,56 @@ static void apply_read(struct px_replica *r, const struct px_batch_entry *e,
 			 (uint32_t)len);
 }
 
-static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
-			  uint64_t slot, bool answer, struct px_outbox *out)
+/* An OPEN: a new session, whose id is its place in the log, with no
+ * request applied yet (last_seq 0). The reply goes to the nonce the client
+ * sent it with, and carries the id. */
+static void apply_open(struct px_replica *r, const struct px_batch_entry *e,
+		       uint64_t slot, uint32_t index, bool answer,
+		       struct px_outbox *out)
 {
-	if (e->seq & PX_SEQ_READ_BIT) {
-		apply_read(r, e, answer, out);
+	uint64_t id = px_session_id_make(slot, index);
+	struct px_session *s = px_session_insert(&r->sessions, id, slot);
+	PX_ASSERT(s->last_seq == 0 && s->reply_len == 0);
+	s->status = PX_REPLY_OK;
+	r->stats.sessions_opened++;
+	if (!answer)
 		return;
-	}
-	if (e->client_id == PX_CONFIG_CLIENT_ID) {
-		px_config_applied(r, slot, e);
-		return;
-	}
+	uint8_t reply[PX_SESSION_ID_BYTES];
+	px_put_u64(reply, id);
+	px_reply(r, out, e->client_id, e->seq & ~PX_SEQ_OPEN_BIT, PX_REPLY_OK,
+		 reply, sizeof(reply));
+}
+
+/* The session of a write, or NULL when the replicas hold none: it was
+ * evicted, or never opened (ids come only from OPENs in the log), and the
+ * write must not be applied (session.c explains why). */
+static struct px_session *write_session(struct px_replica *r,
+					const struct px_batch_entry *e,
+					uint64_t slot)
+{
 	struct px_session *s = px_session_find(&r->sessions, e->client_id);
-	if (s != NULL && e->seq <= s->last_seq) {
+	if (s != NULL)
+		return s;
+	/* Planted bug (tests only): the rule before sessions were opened
+	 * through the log, under which a client's first request started its
+	 * session; a retry of it after an eviction is applied again. */
+	if (PX_PLANTED(SESSION_FIRST_SEQ) && e->seq == 1)
+		return px_session_insert(&r->sessions, e->client_id, slot);
+	return NULL;
+}
+
+static void apply_write(struct px_replica *r, const struct px_batch_entry *e,
+			uint64_t slot, bool answer, struct px_outbox *out)
+{
+	struct px_session *s = write_session(r, e, slot);
+	if (s == NULL) {
+		r->stats.requests_expired++;
+		if (answer)
+			px_reply(r, out, e->client_id, e->seq, PX_REPLY_EXPIRED,
+				 NULL, 0);
+		return;
+	}
+	if (e->seq <= s->last_seq) {
 		r->stats.requests_deduplicated++;
 		if (!answer)
 			return;
@@ -94,18 +128,9 @@ static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
 				 NULL, 0);
 		return;
 	}
-	if (s == NULL && e->seq > 1) {
-		/* The session was evicted: applying could apply it twice. */
-		if (answer)
-			px_reply(r, out, e->client_id, e->seq, PX_REPLY_EXPIRED,
-				 NULL, 0);
-		return;
-	}
 	int len = r->cfg.sm_ops->apply(r->cfg.sm, e->cmd, e->len, r->reply_buf,
 				       sizeof(r->reply_buf));
 	PX_ASSERT(len >= 0 && (uint32_t)len <= PX_REPLY_BYTES_MAX);
-	if (s == NULL)
-		s = px_session_insert(&r->sessions, e->client_id, slot);
 	s->last_seq = e->seq;
 	s->last_slot = slot;
 	s->status = PX_REPLY_OK;
@@ -114,6 +139,23 @@ static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
 	r->stats.requests_applied++;
 	if (answer)
 		reply_from_session(r, out, s, e->seq);
+}
+
+/* Applies one request of a chosen batch, the index-th. Every replica takes
+ * the same branches in the same order, so the state and sessions stay
+ * identical; only the leader answers the client. */
+static void apply_request(struct px_replica *r, const struct px_batch_entry *e,
+			  uint64_t slot, uint32_t index, bool answer,
+			  struct px_outbox *out)
+{
+	if (e->seq & PX_SEQ_READ_BIT)
+		apply_read(r, e, answer, out);
+	else if (e->client_id == PX_CONFIG_CLIENT_ID)
+		px_config_applied(r, slot, e);
+	else if (e->seq & PX_SEQ_OPEN_BIT)
+		apply_open(r, e, slot, index, answer, out);
+	else
+		apply_write(r, e, slot, answer, out);
 }
 
 static void apply_slot(struct px_replica *r, const struct px_slot *s,
@@ -125,8 +167,8 @@ static void apply_slot(struct px_replica *r, const struct px_slot *s,
 	px_batch_iter_init(&it, s->value, s->value_len);
 	/* A malformed batch is skipped from the bad entry on, identically on
 	 * every replica (they hold the same bytes). */
-	while (px_batch_next(&it, &e) == 1)
-		apply_request(r, &e, s->slot, answer, out);
+	for (uint32_t index = 0; px_batch_next(&it, &e) == 1; index++)
+		apply_request(r, &e, s->slot, index, answer, out);
 	r->stats.slots_committed++;
 }
 

@@ -18,6 +18,10 @@ static uint8_t mask_count(uint8_t mask)
 
 bool px_quorum(uint8_t votes, uint8_t config)
 {
+	/* A quorum is a majority of the slot's configuration: votes of
+	 * replicas outside it do not count. */
+	if (PX_PLANTED(QUORUM_ALL_REPLICAS)) /* planted: every replica counts */
+		return config != 0 && mask_count(votes) >= mask_count(config) / 2 + 1;
 	return config != 0 &&
 	       mask_count(votes & config) >= mask_count(config) / 2 + 1;
 }

@@ -54,6 +54,25 @@ static uint64_t next_ballot(const struct px_replica *r)
 static void finish_phase1(struct px_replica *r, uint64_t now_ns,
 			  struct px_outbox *out);
 
+/* Its own vote is a promise like any other: a replica that promised the
+ * leader it heard last no other candidate until lease_until_ns (a lease
+ * that leader may be serving reads under) must not become that other
+ * candidate itself. Otherwise it could lead, commit a write with an
+ * acceptor whose own promise had lapsed, and the old leader, still holding
+ * a lease this replica's acknowledgements granted, would answer reads from
+ * the state before that write (issue 8, hole 2). The same covers a replica
+ * just back from a crash: recovery.c makes it promise "anyone else" for
+ * one lease, which keeps it from leading for that long too. */
+bool px_may_start_election(const struct px_replica *r, uint64_t now_ns)
+{
+	if (r->role != PX_ROLE_FOLLOWER || now_ns < r->next_election_ns)
+		return false;
+	if (PX_PLANTED(LEASE_OWN_PROMISE))
+		return true;
+	PX_ASSERT(r->lease_holder != r->cfg.self_id);
+	return r->lease_holder == PX_REPLICA_NONE || now_ns >= r->lease_until_ns;
+}
+
 void px_start_phase1(struct px_replica *r, uint64_t now_ns,
 		     struct px_outbox *out)
 {
@@ -343,6 +362,15 @@ static uint64_t lease_expiry(const struct px_replica *r)
 	uint8_t config = px_config_at(r, r->applied_index);
 	if (px_config_pending(r) || !(config & (1u << r->cfg.self_id)))
 		return 0;
+	/* Phase 1 must be complete for the configuration in force: a value
+	 * chosen at a slot from the applied index on was accepted by a
+	 * majority of that configuration, which then meets the promises and
+	 * so the re-proposals that lease_valid waits to apply. A phase 1
+	 * completed against the configuration of an older slot says nothing
+	 * of slots the newer one chose (issue 8, hole 3). */
+	if (!px_quorum(r->p1.complete_mask, config) &&
+	    !PX_PLANTED(LEASE_NEW_CONFIG))
+		return 0;
 	uint64_t acks[PX_REPLICAS_MAX];
 	uint8_t n = 0;
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
@@ -422,10 +450,6 @@ void px_queue_push(struct px_replica *r, uint64_t client_id, uint64_t seq,
 static int on_read_request(struct px_replica *r, uint64_t now_ns,
 			   const struct px_msg *m, struct px_outbox *out)
 {
-	if (m->seq & PX_SEQ_READ_BIT) {
-		px_drop(r, PX_DROP_MALFORMED);
-		return -BPX_EMALFORMED;
-	}
 	int n = r->cfg.sm_ops->read(r->cfg.sm, m->value, m->value_len,
 				    r->reply_buf, sizeof(r->reply_buf));
 	if (n < 0) {
@@ -458,12 +482,54 @@ static void reply_status(struct px_replica *r, struct px_outbox *out,
 		out->msgs[out->count - 1].leader_hint = redirect_target(r);
 }
 
+/* What no client sends: seq 0, client id 0 (the log's configuration
+ * changes), a read that also opens, an OPEN that names an assigned session
+ * id, a write or OPEN seq above PX_SEQ_WRITE_MAX (the log marks OPENs and
+ * reads in the bits above), a read seq with the log's read bit. */
+static bool request_well_formed(const struct px_msg *m)
+{
+	if (m->seq == 0 || m->client_id == PX_CONFIG_CLIENT_ID)
+		return false;
+	if (m->flags & PX_FLAG_READ)
+		return !(m->flags & PX_FLAG_OPEN) && !(m->seq & PX_SEQ_READ_BIT);
+	if ((m->flags & PX_FLAG_OPEN) && (m->client_id & PX_SESSION_ID_BIT))
+		return false;
+	return m->seq <= PX_SEQ_WRITE_MAX;
+}
+
+/* A write: the cached reply at once for a retry of what was applied, else
+ * the log. */
+static void on_write_request(struct px_replica *r, const struct px_msg *m,
+			     struct px_outbox *out)
+{
+	/* Only OPENs in the log assign ids, all with bit 63: any other id
+	 * never has a session (session.c, rule 5). */
+	if (!(m->client_id & PX_SESSION_ID_BIT) &&
+	    !(PX_PLANTED(SESSION_FIRST_SEQ) && m->seq == 1)) {
+		r->stats.requests_expired++;
+		reply_status(r, out, m, PX_REPLY_EXPIRED);
+		return;
+	}
+	struct px_session *s = px_session_find(&r->sessions, m->client_id);
+	if (s != NULL && m->seq <= s->last_seq) {
+		r->stats.requests_deduplicated++;
+		if (m->seq == s->last_seq)
+			px_reply(r, out, s->client_id, m->seq, s->status,
+				 s->reply, s->reply_len);
+		else
+			reply_status(r, out, m, PX_REPLY_STALE);
+		return;
+	}
+	/* An id not held here may be of an OPEN chosen but not yet applied
+	 * here: only the log can say it is gone. */
+	enqueue_or_refuse(r, m, m->seq, out);
+}
+
 int px_on_request(struct px_replica *r, uint64_t now_ns,
 		  const struct px_msg *m, struct px_outbox *out)
 {
-	(void)now_ns;
 	r->stats.requests_in++;
-	if (m->seq == 0 || m->client_id == PX_CONFIG_CLIENT_ID) {
+	if (!request_well_formed(m)) {
 		px_drop(r, PX_DROP_MALFORMED);
 		return -BPX_EMALFORMED;
 	}
@@ -474,18 +540,10 @@ int px_on_request(struct px_replica *r, uint64_t now_ns,
 	}
 	if (m->flags & PX_FLAG_READ)
 		return on_read_request(r, now_ns, m, out);
-	/* A retry of an applied request gets the cached reply at once. */
-	struct px_session *s = px_session_find(&r->sessions, m->client_id);
-	if (s != NULL && m->seq <= s->last_seq) {
-		r->stats.requests_deduplicated++;
-		if (m->seq == s->last_seq)
-			px_reply(r, out, s->client_id, m->seq, s->status,
-				 s->reply, s->reply_len);
-		else
-			reply_status(r, out, m, PX_REPLY_STALE);
-		return 0;
-	}
-	enqueue_or_refuse(r, m, m->seq, out);
+	if (m->flags & PX_FLAG_OPEN)
+		enqueue_or_refuse(r, m, m->seq | PX_SEQ_OPEN_BIT, out);
+	else
+		on_write_request(r, m, out);
 	return 0;
 }
 
@@ -496,7 +554,8 @@ void px_queue_redirect_all(struct px_replica *r, struct px_outbox *out)
 	while (r->queue_count > 0) {
 		const struct px_pending *p = &r->queue[r->queue_head];
 		struct px_msg fake = { .client_id = p->client_id,
-				       .seq = p->seq & ~PX_SEQ_READ_BIT };
+				       .seq = p->seq & ~(PX_SEQ_READ_BIT |
+							 PX_SEQ_OPEN_BIT) };
 		if (p->client_id != PX_CONFIG_CLIENT_ID)
 			reply_status(r, out, &fake, PX_REPLY_REDIRECT);
 		r->queue_head = (r->queue_head + 1) % r->cfg.request_queue_max;

@@ -121,6 +121,10 @@ void px_recovery_tick(struct px_replica *r, uint64_t now_ns,
 		ask_snapshot(r, now_ns, any_peer(r), out);
 		return;
 	}
+	if (PX_PLANTED(RECOVERY_NO_FENCE)) { /* planted: votes unfenced */
+		recovery_done(r, now_ns);
+		return;
+	}
 	if (r->p1.ballot == 0) {
 		px_recovery_start(r, now_ns, out);
 		return;

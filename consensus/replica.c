@@ -294,7 +294,7 @@ void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
 		px_become_follower(r, now_ns, out);
 		return;
 	}
-	if (r->role == PX_ROLE_FOLLOWER && now_ns >= r->next_election_ns)
+	if (px_may_start_election(r, now_ns))
 		px_start_phase1(r, now_ns, out);
 }
 
@@ -375,7 +375,7 @@ void px_tick(struct px_replica *r, uint64_t now_ns, struct px_outbox *out)
 	}
 	if (r->role == PX_ROLE_FOLLOWER) {
 		if (r->leader_hint == r->cfg.self_id &&
-		    now_ns >= r->next_election_ns)
+		    px_may_start_election(r, now_ns))
 			px_start_phase1(r, now_ns, out);
 		return;
 	}

@@ -1,7 +1,61 @@
-/* The client session table: the last applied request of each client and its
- * reply, so a retry gets the cached reply instead of a second apply. It is
- * replicated state: every replica inserts and evicts identically. */
+/* The client session table: the last applied request of each session and
+ * its reply, so a retry gets the cached reply instead of a second apply. It
+ * is replicated state: every replica inserts and evicts identically.
+ *
+ * Why no write is applied twice, for any seq (learner.c applies, proposer.c
+ * answers early):
+ *
+ * 1. A write reaches the state machine only when a replica applies a
+ *    chosen slot. Every replica applies the same slots in the same order,
+ *    from the same bytes, through the same branches, so they agree on what
+ *    was applied; "applied twice" means two log entries carrying one
+ *    (session id, seq), both taking the apply branch. Two such entries are
+ *    normal: a client resends after a timeout, the network duplicates or
+ *    delays a packet, a new leader re-proposes what its predecessor had in
+ *    flight, and each copy may land in its own slot.
+ * 2. The apply branch needs the session in the table with last_seq < seq,
+ *    and leaves last_seq = seq. While a session stays in the table its
+ *    last_seq only grows, so a second entry for (id, seq) finds
+ *    last_seq >= seq: it gets the cached reply or STALE, and nothing is
+ *    applied.
+ * 3. A session leaves the table only by eviction, and then never comes
+ *    back: session ids are made only here, by px_session_id_make from the
+ *    (slot, index in the batch) of the OPEN whose apply creates the
+ *    session. A log position is applied once in a replica's history, so
+ *    each id is created at most once, ever; a client cannot name a session
+ *    into being (its own ids have bit 63 clear, and no write creates a
+ *    session). After an eviction every entry for that id, whatever its seq,
+ *    seq 1 included, finds no session and is EXPIRED, never applied.
+ *    So for each id the applied seqs strictly increase over the one stretch
+ *    of time its session exists: no (id, seq) is applied twice.
+ * 4. Snapshots carry the table, ids and last_seqs included, as it stood at
+ *    the snapshot's applied index, and an install replaces state and table
+ *    together: the replica is then exactly where applying those slots would
+ *    have left it, and every slot it applies afterwards is a new position,
+ *    so the ids it creates are new too.
+ * 5. The leader's shortcuts apply nothing: it answers from a session it
+ *    holds (the cached reply, or STALE), or EXPIRED for a client id without
+ *    bit 63, which no OPEN ever assigns. An id it does not hold yet (an OPEN
+ *    chosen but not applied here, after a leader change) goes to the log,
+ *    where rule 3 decides.
+ * 6. An OPEN is not deduplicated: a retried or re-proposed OPEN creates a
+ *    second session, with its own id. No write names both ids, so this
+ *    costs one entry of the table until the spare session is evicted. */
 #include "internal.h"
+
+_Static_assert(PX_SEQ_WRITE_MAX < PX_SEQ_OPEN_BIT &&
+		       PX_SEQ_OPEN_BIT < PX_SEQ_READ_BIT,
+	       "write seqs, OPENs and reads are told apart in a batch");
+_Static_assert(PX_VALUE_BYTES_MAX / PX_BATCH_ENTRY_HEADER_BYTES <
+		       (1u << PX_SESSION_INDEX_BITS),
+	       "every request of a batch has its own index");
+
+uint64_t px_session_id_make(uint64_t slot, uint32_t index)
+{
+	PX_ASSERT(slot <= PX_SESSION_SLOT_MAX);
+	PX_ASSERT(index < (1u << PX_SESSION_INDEX_BITS));
+	return PX_SESSION_ID_BIT | (slot << PX_SESSION_INDEX_BITS) | index;
+}
 
 static uint32_t index_slots_for(uint32_t cap)
 {

@@ -441,7 +441,7 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 		bpx_hist_merge(&h, g->hist);
 		rep->completed += g->completed;
 		rep->issued += g->issued;
-		rep->errors += g->errors;
+		rep->errors += g->errors + g->expired; /* outcome unknown */
 		tx += g->ctr.tx_frames;
 	}
 	const struct px_stats *lead = px_stats(c->replicas[0].px);

@@ -142,13 +142,21 @@ struct dp_replica {
 
 /* A load generator: closed-loop client lanes on a DPDK port, for the
  * in-process cluster and the bench (loadgen.c). Each lane is one client
- * session with at most one request outstanding. */
+ * session with at most one request outstanding. A lane opens its session
+ * through the log (PX_FLAG_OPEN, with its nonce) before its first write,
+ * and again after EXPIRED. Its write seqs carry the lane index in their
+ * low DP_LANE_SEQ_BITS bits, so a reply finds its lane at once. */
+#define DP_LANE_SEQ_BITS 16u
+#define DP_LANES_MAX (1u << DP_LANE_SEQ_BITS)
 struct dp_lane {
-	uint64_t client_id;
+	uint64_t nonce;      /* client_base + lane: OPENs and reads */
+	uint64_t session_id; /* assigned by the log; 0: none yet */
+	uint64_t client_id;  /* the outstanding request's */
 	uint64_t seq;       /* writes: the session's last */
 	uint64_t read_seq;  /* reads: PX_SEQ_READ_BASE + read_seq */
 	uint64_t wire_seq;  /* the outstanding request's */
 	bool is_read;
+	bool opening;       /* the outstanding request is the OPEN */
 	uint64_t first_sent_ns;
 	uint64_t resend_ns; /* when to send again: retry or timeout */
 	uint16_t cmd_len;
@@ -188,6 +196,8 @@ struct dp_loadgen {
 	uint64_t redirects;
 	uint64_t busy_replies;
 	uint64_t errors;
+	uint64_t opens;          /* sessions opened */
+	uint64_t expired;        /* EXPIRED replies: outcome unknown */
 	uint64_t prng;
 	uint64_t pace_start_ns;  /* open loop: when the schedule began */
 	uint64_t paced;          /* open loop: scheduled requests started */

@@ -1,6 +1,7 @@
 /* The load generator: client lanes that speak the wire protocol on a DPDK
- * port, follow redirects, retry with the same (client_id, seq), and record
- * latency from the first send to the reply. */
+ * port, open their sessions through the log, follow redirects, retry with
+ * the same (client_id, seq), and record latency from the first send to the
+ * reply (an OPEN before a lane's write counts in that write's latency). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,11 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 		    struct rte_mempool *pool)
 {
 	memset(g, 0, sizeof(*g));
+	/* Nonces are client ids a client picks: bit 63 clear. */
+	if (lc->lanes == 0 || lc->lanes > DP_LANES_MAX ||
+	    ((client_base + lc->lanes - 1) & PX_SESSION_ID_BIT) ||
+	    client_base == 0)
+		return -BPX_EINVAL;
 	g->lc = *lc;
 	g->cfg = cfg;
 	g->self = *self;
@@ -31,7 +37,7 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 	}
 	bpx_hist_reset(g->hist);
 	for (uint32_t i = 0; i < lc->lanes; i++)
-		g->lanes[i].client_id = client_base + i;
+		g->lanes[i].nonce = client_base + i;
 	dp_routes_init(&g->routes);
 	return 0;
 }
@@ -62,13 +68,31 @@ static void make_command(struct dp_loadgen *g, struct dp_lane *l)
 	/* GETs are session-less reads (the leader's lease serves them);
 	 * writes go on the lane's session with the next seq. */
 	l->is_read = get;
-	l->wire_seq = get ? PX_SEQ_READ_BASE + ++l->read_seq : ++l->seq;
 	memset(value, 'a' + (int)(l->seq % 26), g->lc.value_bytes);
 	int n = bpx_kv_encode(l->cmd, sizeof(l->cmd),
 			      get ? BPX_KV_GET : BPX_KV_PUT, key, (size_t)klen,
 			      get ? NULL : value, get ? 0 : g->lc.value_bytes,
 			      NULL, 0);
 	l->cmd_len = n > 0 ? (uint16_t)n : 0;
+}
+
+/* The next attempt of a lane's op: a read (its nonce), the OPEN of a
+ * session (its nonce; a seq from the lane's read counter's range would do
+ * as well, any seq is echoed), or the write on the session. */
+static void address_op(struct dp_lane *l, uint32_t lane)
+{
+	l->opening = false;
+	if (l->is_read) {
+		l->client_id = l->nonce;
+		l->wire_seq = PX_SEQ_READ_BASE + ++l->read_seq;
+	} else if (l->session_id == 0) {
+		l->opening = true;
+		l->client_id = l->nonce;
+		l->wire_seq = ++l->seq << DP_LANE_SEQ_BITS | lane;
+	} else {
+		l->client_id = l->session_id;
+		l->wire_seq = ++l->seq << DP_LANE_SEQ_BITS | lane;
+	}
 }
 
 static void send_request(struct dp_loadgen *g, struct dp_lane *l,
@@ -80,9 +104,9 @@ static void send_request(struct dp_loadgen *g, struct dp_lane *l,
 	m.to = l->target;
 	m.client_id = l->client_id;
 	m.seq = l->wire_seq;
-	m.flags = l->is_read ? PX_FLAG_READ : 0;
-	m.value = l->cmd;
-	m.value_len = l->cmd_len;
+	m.flags = l->is_read ? PX_FLAG_READ : l->opening ? PX_FLAG_OPEN : 0;
+	m.value = l->opening ? NULL : l->cmd;
+	m.value_len = l->opening ? 0 : l->cmd_len;
 	l->resend_ns = now_ns + g->lc.timeout_ns;
 	struct rte_mbuf *mb = rte_pktmbuf_alloc(g->pool);
 	if (mb == NULL) {
@@ -134,21 +158,58 @@ static void start_op(struct dp_loadgen *g, struct dp_lane *l, uint64_t now_ns,
 	l->target = g->leader_guess;
 	l->first_sent_ns = at_ns;
 	make_command(g, l);
+	address_op(l, (uint32_t)(l - g->lanes));
 	g->issued++;
+	send_request(g, l, now_ns);
+}
+
+/* The lane a reply is for: by the nonce (OPENs and reads), or by the lane
+ * index in a write's seq. NULL when it is no lane's. */
+static struct dp_lane *lane_of(struct dp_loadgen *g, const struct px_msg *m)
+{
+	uint64_t idx = m->client_id & PX_SESSION_ID_BIT ?
+			       m->seq & (DP_LANES_MAX - 1) :
+			       m->client_id - g->lanes[0].nonce;
+	if (idx >= g->lc.lanes)
+		return NULL;
+	struct dp_lane *l = &g->lanes[idx];
+	return l->client_id == m->client_id ? l : NULL;
+}
+
+/* The OPEN was applied: the lane's write goes out on the new session. */
+static void on_opened(struct dp_loadgen *g, struct dp_lane *l,
+		      const struct px_msg *m, uint64_t now_ns)
+{
+	uint64_t id = 0;
+	if (m->value_len == PX_SESSION_ID_BYTES)
+		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
+			id |= (uint64_t)m->value[i] << (8 * i);
+	if (!(id & PX_SESSION_ID_BIT)) {
+		g->errors++;
+		l->busy = false;
+		return;
+	}
+	g->opens++;
+	l->session_id = id;
+	l->seq = 0;
+	address_op(l, (uint32_t)(l - g->lanes));
+	if (m->from < g->cfg->member_count)
+		l->target = g->leader_guess = m->from;
 	send_request(g, l, now_ns);
 }
 
 static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 		     uint64_t now_ns)
 {
-	uint64_t idx = m->client_id - g->lanes[0].client_id;
-	if (idx >= g->lc.lanes)
-		return;
-	struct dp_lane *l = &g->lanes[idx];
-	if (!l->busy || m->seq != l->wire_seq)
+	struct dp_lane *l = lane_of(g, m);
+	if (l == NULL || !l->busy || m->seq != l->wire_seq)
 		return; /* late or duplicated */
 	switch (m->status) {
 	case PX_REPLY_OK:
+		if (l->opening) {
+			on_opened(g, l, m, now_ns);
+			return;
+		}
 		if (l->first_sent_ns >= g->record_from_ns)
 			bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
 		l->busy = false;
@@ -170,8 +231,17 @@ static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 		g->busy_replies++;
 		l->resend_ns = now_ns + RETRY_BUSY_NS;
 		return;
+	case PX_REPLY_EXPIRED:
+		/* The session was evicted: this op's outcome is unknown, and
+		 * the lane's next write opens a new session. */
+		g->expired++;
+		l->session_id = 0;
+		l->busy = false;
+		return;
 	default:
-		g->errors++; /* STALE, EXPIRED, TOO_BIG: give the lane up */
+		g->errors++; /* STALE, TOO_BIG: give the op up */
+		if (m->status == PX_REPLY_STALE)
+			l->session_id = 0;
 		l->busy = false;
 		return;
 	}

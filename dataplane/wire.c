@@ -95,6 +95,11 @@ static unsigned field_count(uint16_t fields)
 	return (unsigned)__builtin_popcount(fields & 0x1ffu);
 }
 
+/* Every flag a message may carry (consensus.h); any other bit is a
+ * field out of range. Which flags make sense together is the replica's
+ * check (px_on_request), where a bad combination is a counted drop. */
+#define WIRE_FLAGS_KNOWN (PX_FLAG_RECOVERY | PX_FLAG_READ | PX_FLAG_OPEN)
+
 size_t bpx_wire_msg_size(const struct px_msg *m)
 {
 	uint16_t f = fields_of(m->type);
@@ -122,7 +127,7 @@ int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
 	    m->value_len > PX_VALUE_BYTES_MAX)
 		return -BPX_EINVAL;
 	/* What decode would drop is refused here, not sent to be lost. */
-	if ((m->flags & ~(PX_FLAG_RECOVERY | PX_FLAG_READ)) != 0 ||
+	if ((m->flags & ~WIRE_FLAGS_KNOWN) != 0 ||
 	    m->status > PX_REPLY_STATUS_MAX)
 		return -BPX_EINVAL;
 	size_t len = bpx_wire_msg_size(m);
@@ -184,7 +189,7 @@ static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
 		return BPX_WIRE_BAD_TYPE;
 	if (get32(buf + 4) != cluster_id)
 		return BPX_WIRE_WRONG_CLUSTER;
-	if (buf[13] != 0 || buf[10] & ~(PX_FLAG_RECOVERY | PX_FLAG_READ) ||
+	if (buf[13] != 0 || buf[10] & ~WIRE_FLAGS_KNOWN ||
 	    buf[11] > PX_REPLY_STATUS_MAX)
 		return BPX_WIRE_BAD_FIELD;
 	return BPX_WIRE_OK;

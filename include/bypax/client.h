@@ -4,19 +4,28 @@
  * addresses: each request is a px_msg REQUEST (client_id, seq, a KV command
  * from kv.h), each answer a REPLY matched by (client_id, seq).
  *
- * Exactly-once. The replicas keep one session per client_id and cache only
- * its LAST reply, so a client has at most one request outstanding per
- * client_id. A client therefore has `lanes` independent sessions
- * (client_id = base + lane), one outstanding request each. A retry (after a
- * timeout, BUSY or REDIRECT) resends the SAME (client_id, seq), so a write
- * that reached the old leader before it failed is applied once and the retry
- * gets the cached reply.
+ * Exactly-once. The replicas keep one session per client and cache only
+ * its LAST reply, so a client has at most one write outstanding per
+ * session. A client therefore has `lanes` independent sessions, one
+ * outstanding request each. Sessions are opened through the log
+ * (PX_FLAG_OPEN, docs/wire.md): a lane's first write first sends an OPEN
+ * with the lane's nonce (client_id_base + lane) as its client_id; the
+ * replicas assign the session an id of their own (bit 63 set) and the lane
+ * then writes on it with seq 1, 2, ... A retry (after a timeout, BUSY or
+ * REDIRECT) resends the SAME (session id, seq), so a write that reached
+ * the old leader before it failed is applied once and the retry gets the
+ * cached reply. Reads (GET) are outside any session: they carry the nonce
+ * and a seq from PX_SEQ_READ_BASE up.
  *
- * Sessions. A lane's seq starts at 1 and advances only after a request was
- * applied (an OK reply). After any other outcome (timed out, STALE,
- * EXPIRED, TOO_BIG) the lane may not know what the replicas hold for its
- * session, so it moves to a fresh random client_id at seq 1 rather than
- * risk an EXPIRED or a reply cached for another command.
+ * Sessions. A lane's seq advances with every write it sends. After a
+ * write whose outcome is unknown (-BPX_ETIMEDOUT) the lane keeps its
+ * session: its next write has a higher seq, which makes any late copy of
+ * the old one STALE, never applied. The replicas evict sessions (least
+ * recently used first) when their table is full; a write on an evicted
+ * session is answered EXPIRED, whatever its seq, and never applied then:
+ * the call returns -BPX_EEXPIRED, meaning its outcome is unknown (an
+ * earlier copy may have been applied before the eviction), and the lane's
+ * next write opens a new session first. STALE (-BPX_ESTALE) does the same.
  *
  * Routing. Requests go to the member last known to lead (member 0 at
  * first). REDIRECT with a valid leader_hint switches to the hinted member
@@ -62,10 +71,12 @@ struct bpx_client_options {
 				 0: BPX_CLIENT_LANES_DEFAULT */
 	uint32_t bind_ip;	 /* local IPv4, host byte order; 0: any */
 	uint16_t bind_port;	 /* local UDP port; 0: any */
-	uint64_t client_id_base; /* lanes use base + lane; its low 16 bits
-				    must be 0. 0: random (getrandom). Must be
-				    unique to this client: a reused base sees
-				    STALE or another client's cached reply. */
+	uint64_t client_id_base; /* the nonces lanes open sessions and read
+				    with: base + lane; its low 16 bits must
+				    be 0 and bit 63 clear. 0: random
+				    (getrandom). Should be unique to this
+				    client: replies go to the last address a
+				    nonce came from. */
 };
 
 struct bpx_client_stats {
@@ -76,7 +87,9 @@ struct bpx_client_stats {
 	uint64_t busy;	      /* BUSY replies */
 	uint64_t deadlines;   /* requests failed with -BPX_ETIMEDOUT */
 	uint64_t completed;   /* requests completed, any status */
-	uint64_t rekeys;      /* lanes moved to a fresh client_id */
+	uint64_t opens;       /* sessions opened (OPEN answered) */
+	uint64_t rekeys;      /* sessions lost (EXPIRED, STALE): the lane's
+				 next write opens a new one */
 	uint64_t ignored;     /* datagrams dropped: malformed, wrong cluster,
 				 not a reply, late or duplicate */
 	uint64_t send_errors; /* sendto failures (treated as a lost packet) */
@@ -132,7 +145,8 @@ void bpx_client_close(struct bpx_client *c);
  *   -BPX_EBUSY      every lane has a request outstanding
  *   -BPX_ETIMEDOUT  no answer by the deadline: outcome unknown
  *   -BPX_ESTALE, -BPX_EEXPIRED  the replicas' session for this lane did not
- *                   match (outcome unknown); the lane starts a new session
+ *                   match, or was evicted (outcome unknown); the lane's
+ *                   next write opens a new session
  *   -BPX_EFULL      the store is full (PUT of a new key)
  *   -BPX_EMALFORMED a reply the client could not decode
  *   -BPX_EIO        the socket failed
@@ -187,8 +201,11 @@ uint32_t bpx_client_outstanding(const struct bpx_client *c);
 const struct bpx_client_stats *bpx_client_stats(const struct bpx_client *c);
 /* The member requests go to first: the last one known to lead. */
 uint8_t bpx_client_leader(const struct bpx_client *c);
-/* The client id lane (0..lanes-1) uses now. */
+/* The session id lane (0..lanes-1) writes on now; 0 while it has none
+ * (before its first write, after EXPIRED or STALE). */
 uint64_t bpx_client_lane_id(const struct bpx_client *c, uint32_t lane);
+/* The nonce lane opens sessions and reads with: client_id_base + lane. */
+uint64_t bpx_client_lane_nonce(const struct bpx_client *c, uint32_t lane);
 /* The local UDP port the socket is bound to (host byte order). */
 uint16_t bpx_client_local_port(const struct bpx_client *c);
 

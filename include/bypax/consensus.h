@@ -83,6 +83,27 @@ enum px_msg_type {
  * PX_REPLY_BAD_REQUEST. */
 #define PX_FLAG_READ 0x02u
 #define PX_SEQ_READ_BASE (1ull << 62)
+/* REQUEST: open a session. Writes are applied exactly once per session,
+ * and sessions exist only once the log has created them: the client sends
+ * OPEN with a client_id of its choosing (a nonce, nonzero, bit 63 clear)
+ * that only routes the reply, and any seq (echoed). The leader puts it in
+ * the log like a write; applying it creates a session whose id is
+ * assigned from its place in the log (PX_SESSION_ID_BIT set, never chosen
+ * by a client), with no request applied yet, and the OK reply carries that
+ * id as PX_SESSION_ID_BYTES bytes, little-endian. The client then writes
+ * with client_id = that id and seq 1, 2, ... A retried OPEN may open a
+ * second session; the spare one is evicted in time.
+ *
+ * A write whose session the replicas do not hold (evicted, or never
+ * opened) gets PX_REPLY_EXPIRED, whatever its seq: its outcome is unknown,
+ * and the client opens a new session for its next write. */
+#define PX_FLAG_OPEN 0x04u
+#define PX_SESSION_ID_BIT (1ull << 63)
+#define PX_SESSION_ID_BYTES 8u
+/* Seqs of writes and OPENs are 1..PX_SEQ_WRITE_MAX: a request above it is
+ * malformed (dropped and counted), so the log can mark OPENs and reads in
+ * the bits above. */
+#define PX_SEQ_WRITE_MAX (PX_SEQ_READ_BASE - 1)
 
 /* Status of a reply to a client. */
 enum px_reply_status {
@@ -91,7 +112,8 @@ enum px_reply_status {
 	PX_REPLY_BUSY = 2,       /* queue or window full: retry later */
 	PX_REPLY_TOO_BIG = 3,    /* command longer than PX_COMMAND_BYTES_MAX */
 	PX_REPLY_STALE = 4,      /* a newer seq of this client was applied */
-	PX_REPLY_EXPIRED = 5,    /* session evicted; outcome unknown */
+	PX_REPLY_EXPIRED = 5,    /* no such session (evicted, or not opened):
+				    the write's outcome is unknown */
 	PX_REPLY_BAD_REQUEST = 6, /* PX_FLAG_READ on a command that writes */
 	PX_REPLY_STATUS_MAX = 6,
 };
@@ -258,6 +280,8 @@ struct px_stats {
 	uint64_t requests_redirected;
 	uint64_t requests_applied;
 	uint64_t requests_deduplicated;
+	uint64_t requests_expired;     /* writes of sessions not held */
+	uint64_t sessions_opened;      /* OPENs applied */
 	uint64_t slots_proposed;
 	uint64_t slots_committed;
 	uint64_t batch_requests_total; /* requests in proposed slots */

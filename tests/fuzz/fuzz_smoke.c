@@ -190,7 +190,7 @@ static void build_corpus(void)
 			m.type = type;
 			m.from = (uint8_t)below(8);
 			m.to = (uint8_t)below(8);
-			m.flags = (uint8_t)below(2);
+			m.flags = (uint8_t)below(8); /* RECOVERY, READ, OPEN */
 			m.status = (uint8_t)below(PX_REPLY_STATUS_MAX + 1);
 			m.leader_hint = (uint8_t)next();
 			uint64_t *fields[] = {

@@ -661,6 +661,37 @@ int cluster_request(struct cluster *c, uint8_t i, uint64_t client_id,
 	return cluster_inject(c, i, &m);
 }
 
+uint64_t cluster_open_session(struct cluster *c, uint8_t leader)
+{
+	/* Nonces from a range no test uses as a client id. */
+	uint64_t nonce = CLUSTER_OPEN_NONCE_BASE + ++c->opens;
+	struct px_msg m = {
+		.type = PX_MSG_REQUEST,
+		.from = PX_TO_CLIENT,
+		.to = leader,
+		.flags = PX_FLAG_OPEN,
+		.client_id = nonce,
+		.seq = 1,
+	};
+	int rc = cluster_inject(c, leader, &m);
+	cluster_flush(c, leader);
+	cluster_deliver_all(c);
+	const struct cluster_reply *r = cluster_reply(c, nonce, 1);
+	if (rc != 0 || r == NULL || r->status != PX_REPLY_OK ||
+	    r->value_len != PX_SESSION_ID_BYTES) {
+		violation(c, "replica %u opened no session (rc %d, %s)", leader,
+			  rc, r == NULL ? "no reply" : "a bad reply");
+		return 0;
+	}
+	uint64_t id = 0;
+	for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
+		id |= (uint64_t)r->value[i] << (8 * i);
+	if (!(id & PX_SESSION_ID_BIT))
+		violation(c, "session id %#llx lacks bit 63",
+			  (unsigned long long)id);
+	return id;
+}
+
 uint32_t cluster_encode_put(uint8_t *buf, size_t cap, const char *key,
 			    const char *value)
 {

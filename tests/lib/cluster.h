@@ -25,7 +25,8 @@
  * Tests read like the protocol, with the macros at the end of this file:
  *
  *     CLUSTER_ELECT(0);
- *     CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v");
+ *     uint64_t s = CLUSTER_OPEN_SESSION(0);
+ *     CLUSTER_SUBMIT_PUT(0, s, 1, "k", "v");
  *     CLUSTER_DELIVER_ALL();
  *     ASSERT_COMMIT(0, 1);
  *
@@ -46,6 +47,8 @@
 #define CLUSTER_MS 1000000ull
 /* cluster_deliver_all gives up (a test failure) after this many steps. */
 #define CLUSTER_STEPS_MAX 1000000u
+/* cluster_open_session's OPEN requests use client ids from here on. */
+#define CLUSTER_OPEN_NONCE_BASE 0x4f50454e00000000ull
 /* Wildcards for cluster_deliver_match and cluster_count. */
 #define CLUSTER_ANY 0xffu
 
@@ -109,6 +112,7 @@ struct cluster {
 	uint64_t msgs_delivered;
 	uint64_t msgs_lost; /* cut links, crashed receivers */
 	uint64_t snapshots_sent;
+	uint64_t opens; /* cluster_open_session calls, for fresh nonces */
 	bool outbox_full_ok;
 	/* Invariant bookkeeping. */
 	struct cluster_chosen *chosen; /* by slot */
@@ -180,6 +184,11 @@ int cluster_inject(struct cluster *c, uint8_t i, const struct px_msg *m);
 /* A client request to replica i (px_step, no flush). */
 int cluster_request(struct cluster *c, uint8_t i, uint64_t client_id,
 		    uint64_t seq, const void *cmd, uint32_t cmd_len);
+/* Opens a session through the log (a PX_FLAG_OPEN request to `leader`,
+ * then delivers until the network is quiet) and returns the id the log
+ * assigned; an invariant failure when no session opened. Writes need one:
+ * a made-up client id is EXPIRED. */
+uint64_t cluster_open_session(struct cluster *c, uint8_t leader);
 /* px_snapshot_install of buf on replica i; returns its result. */
 int cluster_install(struct cluster *c, uint8_t i, const uint8_t *buf,
 		    size_t len);
@@ -294,6 +303,8 @@ static inline int cluster_cmocka_teardown(void **state)
 				     (K), (V)),                                \
 			 0)
 #define CLUSTER_REPLY(CLIENT, SEQ) cluster_reply(CLUSTER, (CLIENT), (SEQ))
+#define CLUSTER_OPEN_SESSION(LEADER)                                           \
+	cluster_open_session(CLUSTER, (uint8_t)(LEADER))
 #define CLUSTER_PROPOSE_CONFIG(I, MEMBERS)                                     \
 	cluster_propose_config(CLUSTER, (uint8_t)(I), (uint8_t)(MEMBERS))
 

@@ -33,6 +33,12 @@ struct sim_faults {
 	uint64_t reconfig_every_ns;  /* membership changes; 0: none */
 	uint64_t client_timeout_ns;  /* short: clients move on while a
 					leader is paused or cut off */
+	/* Not in the stock simulator (0 under --stock): */
+	uint32_t plane_split_pct;    /* partitions that cut only the control
+					plane (heartbeats) or only the data
+					plane (consensus messages) */
+	uint32_t leader_target_pct;  /* partitions centred on the leader */
+	uint64_t restart_max_ns;     /* a crashed replica restarts within */
 };
 
 struct sim_params {
@@ -43,7 +49,15 @@ struct sim_params {
 	uint64_t settle_limit_ns;  /* then everything must complete by this */
 	struct sim_faults faults;
 	int verbose;               /* 1: narrate notable events (demo) */
-	int plant_bug;             /* test hook, see sim_world.c */
+	/* --stock: every feature added since the stock simulator is off, so
+	 * a seed replays the stock fault schedule exactly. New features draw
+	 * from their own PRNG streams, never from the stock ones. */
+	bool stock;
+	bool long_run;             /* --long: a long fault phase, more churn */
+	/* The session-eviction workload (off under --stock): */
+	uint32_t session_max;      /* the replicas' session table; 0: 64 */
+	uint32_t client_churn_pct; /* after an op, a client quits and a new
+				      one (a new session) takes its place */
 };
 
 /* What one seed did. */
@@ -58,11 +72,17 @@ struct sim_result {
 	uint64_t lincheck_unknown; /* histories too tangled to decide */
 	uint64_t config_changes;   /* membership changes applied */
 	uint64_t sim_time_ns;
+	uint64_t recoveries;       /* restarted replicas that voted again */
+	uint64_t stateless_max;    /* most replicas without state at once */
+	uint64_t requests_expired; /* writes answered EXPIRED (legal ones) */
+	uint64_t client_churns;    /* clients replaced by new ones */
 	char first_violation[512];
 };
 
+/* The parameters of one seed. stock: only the stock simulator's draws;
+ * long_run: --long (ignored under stock). */
 void sim_params_from_seed(struct sim_params *p, uint64_t seed,
-			  uint8_t replicas);
+			  uint8_t replicas, bool stock, bool long_run);
 void sim_run(const struct sim_params *p, struct sim_result *res);
 
 #endif

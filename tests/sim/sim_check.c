@@ -47,6 +47,7 @@ struct sim_checker {
 	size_t digest_cap;
 	uint8_t *req_chosen[SIM_CLIENTS_MAX]; /* by seq */
 	size_t req_cap[SIM_CLIENTS_MAX];
+	uint64_t opens_chosen;        /* OPENs in chosen slots */
 	uint64_t checked_commit[PX_REPLICAS_MAX];
 	uint64_t last_applied[PX_REPLICAS_MAX];
 };
@@ -150,8 +151,10 @@ static void props_rehash(struct sim_checker *c)
 
 static void note_config(struct sim_checker *c, uint64_t slot, uint8_t mask);
 
+/* first: the slot was not known chosen before (a later ballot may choose
+ * the same value again: counted once). */
 static void mark_requests_chosen(struct sim_checker *c, uint64_t slot,
-				 const uint8_t *v, uint32_t len)
+				 const uint8_t *v, uint32_t len, bool first)
 {
 	uint32_t off = 0;
 	while (len - off >= PX_BATCH_ENTRY_HEADER_BYTES) {
@@ -162,8 +165,18 @@ static void mark_requests_chosen(struct sim_checker *c, uint64_t slot,
 		memcpy(&n, v + off + 16, 2);
 		if (client == 0 && n == 1 && len - off > 18) /* a config */
 			note_config(c, slot, v[off + 18]);
-		client -= SIM_CLIENT_ID_BASE;
-		if (client < SIM_CLIENTS_MAX && seq < PX_SEQ_READ_BASE) {
+		/* An OPEN: the log's seq bit 62 without the read bit 63. */
+		if (first && client != 0 && (seq >> 62) == 1)
+			c->opens_chosen++;
+		/* A write: its client slot and write count are in the
+		 * command's prefix (sim_sm.c), whatever its session id. */
+		bool write = client != 0 && seq < PX_SEQ_READ_BASE &&
+			     n >= 16 && len - off - 18 >= 16;
+		if (write) {
+			memcpy(&client, v + off + 18, 8);
+			memcpy(&seq, v + off + 26, 8);
+		}
+		if (write && client < SIM_CLIENTS_MAX && seq < PX_SEQ_READ_BASE) {
 			c->req_chosen[client] =
 				grow(c->req_chosen[client], &c->req_cap[client],
 				     seq, 1);
@@ -219,11 +232,12 @@ static void check_chosen(struct sim_checker *c, struct proposal *p)
 			      px_ballot_owner(p->ballot));
 		return;
 	}
-	if (!cs->known)
+	bool first = !cs->known;
+	if (first)
 		c->chosen_count++;
 	cs->known = true;
 	cs->hash = p->hash;
-	mark_requests_chosen(c, p->slot, p->value, p->value_len);
+	mark_requests_chosen(c, p->slot, p->value, p->value_len, first);
 }
 
 static void observe_accept(struct sim_checker *c, const struct px_msg *m)
@@ -334,4 +348,9 @@ void checker_acked(struct sim_checker *c, uint32_t client, uint64_t seq)
 uint64_t checker_chosen_slots(const struct sim_checker *c)
 {
 	return c->chosen_count;
+}
+
+uint64_t checker_opens_chosen(const struct sim_checker *c)
+{
+	return c->opens_chosen;
 }

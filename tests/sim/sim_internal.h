@@ -20,8 +20,12 @@ void checker_observe(struct sim_checker *c, const struct px_msg *m);
 void checker_after_step(struct sim_checker *c, uint8_t node,
 			const struct px_replica *r);
 void checker_node_reset(struct sim_checker *c, uint8_t node);
-/* A client got OK for (client, seq): it must be in a chosen slot. */
+/* A client got OK for its write number seq (the command's prefix): it must
+ * be in a chosen slot. */
 void checker_acked(struct sim_checker *c, uint32_t client, uint64_t seq);
 uint64_t checker_chosen_slots(const struct sim_checker *c);
+/* OPENs in chosen slots: a bound on the sessions ever created, so while it
+ * is at most session_max no session can have been evicted. */
+uint64_t checker_opens_chosen(const struct sim_checker *c);
 
 #endif

@@ -7,12 +7,18 @@
 #include <string.h>
 
 #include "bypax/kv.h"
+#include "ctl_policy.h"
 #include "sim_internal.h"
 
 #define MS 1000000ull
 #define US 1000ull
 #define TICK_NS (250 * US)
 #define OUTBOX_CAP 4096u
+/* The stock simulator remembers the last 3 requested configurations; that
+ * misses the one in force when several requests in a row are not chosen
+ * (frequent under --long), and losing a majority of it wedges recovery. */
+#define SIM_RECENT_CONFIGS 8u
+#define SIM_RECENT_CONFIGS_STOCK 3u
 
 enum ev_kind {
 	EV_MSG,
@@ -37,7 +43,15 @@ struct event {
 	struct px_msg msg;
 	uint8_t *data;
 	size_t data_len;
-	struct ctl_heartbeat hb;
+	struct ctl_hb_msg hb; /* EV_HEARTBEAT: what ctl_daemon sends */
+};
+
+/* What a partition cuts: the stock simulator cuts both planes at once. */
+enum plane {
+	PLANE_BOTH,
+	PLANE_CTL,  /* heartbeats between control threads */
+	PLANE_DATA, /* consensus messages and snapshots between workers */
+	PLANE_COUNT
 };
 
 struct node {
@@ -45,7 +59,7 @@ struct node {
 	size_t mem_bytes;
 	struct px_replica *px;
 	void *sm;
-	struct ctl_omega omega;
+	struct ctl_policy ctl; /* the control thread's policy, as in bypaxd */
 	bool up;
 	uint64_t paused_until;
 	uint64_t ctl_paused_until; /* the control thread alone is stalled */
@@ -56,11 +70,20 @@ struct node {
 	enum px_role last_role;
 };
 
+/* A client slot: one client at a time, each with its own session, opened
+ * through the log before its first write; with churn, a client quits after
+ * an op and a new one (a new session) takes the slot. */
 struct client {
-	uint64_t seq;       /* writes: the session's */
+	uint64_t session_id; /* assigned by the log; 0: open one first */
+	uint64_t seq;       /* writes: the session's last */
 	uint64_t read_seq;  /* reads: outside the session */
+	uint64_t open_seq;  /* OPENs: grows across the slot's clients */
 	uint64_t wire_seq;  /* the outstanding request's */
+	uint64_t op_count;  /* writes of the slot, in the command's prefix */
+	uint64_t prng;      /* the client draws added since the stock
+			       simulator; 0: not seeded yet */
 	bool is_read;
+	bool opening;       /* the outstanding request is the OPEN */
 	bool busy;
 	bool timed_out; /* the pending timer is a timeout, not a retry */
 	uint8_t target;
@@ -77,14 +100,18 @@ struct world {
 	uint64_t now;
 	uint64_t order;
 	uint64_t prng;
+	uint64_t prng2; /* draws added since the stock simulator */
 	struct event **heap;
 	size_t heap_len, heap_cap;
 	struct node nodes[PX_REPLICAS_MAX];
 	struct client clients[SIM_CLIENTS_MAX];
-	bool link_down[PX_REPLICAS_MAX][PX_REPLICAS_MAX];
+	/* link_down[plane][from][to]: cut for that plane's traffic. */
+	bool link_down[PLANE_COUNT][PX_REPLICAS_MAX][PX_REPLICAS_MAX];
 	bool faults_on;
 	bool settled;
-	uint8_t recent_configs[3]; /* membership: the latest requested first */
+	/* Membership: configurations that may be in force, or reported by an
+	 * acceptor to a recovering replica, the latest requested first. */
+	uint8_t recent_configs[SIM_RECENT_CONFIGS];
 	uint8_t recent_count;
 	uint64_t next_value;
 	struct lc_op *hist;
@@ -149,6 +176,16 @@ static uint64_t rnd_range(struct world *w, uint64_t lo, uint64_t hi)
 static bool chance(struct world *w, uint32_t pct)
 {
 	return rnd(w) % 100 < pct;
+}
+
+/* The stream for every draw the stock simulator did not make: using it
+ * leaves the stock draws, and so --stock trajectories, as they were. */
+static uint64_t rnd2(struct world *w)
+{
+	uint64_t z = (w->prng2 += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 /* ---- The event queue: a binary heap on (time, insertion order) ---- */
@@ -234,12 +271,24 @@ static uint64_t net_delay(struct world *w)
 	return rnd_range(w, f->delay_min_ns, f->delay_max_ns);
 }
 
+/* Whether a partition cuts e's way from src to dst: heartbeats travel on
+ * the control plane, everything else between replicas on the data plane.
+ * src/dst PX_TO_CLIENT skip the partitions. */
+static bool link_cut(const struct world *w, const struct event *e, uint8_t src,
+		     uint8_t dst)
+{
+	if (src >= PX_REPLICAS_MAX || dst >= PX_REPLICAS_MAX)
+		return false;
+	enum plane plane = e->kind == EV_HEARTBEAT ? PLANE_CTL : PLANE_DATA;
+	return w->link_down[PLANE_BOTH][src][dst] ||
+	       w->link_down[plane][src][dst];
+}
+
 /* Sends e (already filled) after a network delay, unless the network drops
- * it; may deliver a duplicate. src/dst PX_TO_CLIENT skip the partitions. */
+ * it; may deliver a duplicate. */
 static void net_send(struct world *w, struct event *e, uint8_t src, uint8_t dst)
 {
-	bool replica_link = src < PX_REPLICAS_MAX && dst < PX_REPLICAS_MAX;
-	if (w->faults_on && ((replica_link && w->link_down[src][dst]) ||
+	if (w->faults_on && (link_cut(w, e, src, dst) ||
 			     chance(w, w->p->faults.drop_pct))) {
 		ev_free(e);
 		return;
@@ -320,7 +369,7 @@ static void node_config(const struct world *w, uint8_t i, bool recovering,
 	cfg->log_slots = 64; /* small: wrap-around and snapshots happen */
 	cfg->batch_requests_max = 8;
 	cfg->request_queue_max = 64;
-	cfg->session_max = 64;
+	cfg->session_max = w->p->session_max ? w->p->session_max : 64;
 	cfg->catchup_burst = 16;
 	cfg->heartbeat_interval_ns = 2 * MS;
 	cfg->retransmit_ns = 4 * MS;
@@ -347,13 +396,16 @@ static void node_start(struct world *w, uint8_t i, bool recovering)
 		fprintf(stderr, "sim: cannot start replica %u\n", i);
 		exit(2);
 	}
-	struct ctl_omega_config ocfg;
-	ctl_fd_config_default(&ocfg.fd, w->p->replicas, i);
-	ocfg.fd.heartbeat_interval_ns = 2 * MS;
-	ocfg.fd.timeout_min_ns = 12 * MS;
-	ocfg.fd.timeout_max_ns = 200 * MS;
-	ctl_omega_init(&n->omega, &ocfg, local_time(w, i));
-	ctl_omega_set_ready(&n->omega, !recovering);
+	/* The shipped control policy, as ctl_daemon configures it. Not ready
+	 * to lead until the first tick's worker status says so. */
+	struct ctl_policy_config pcfg;
+	ctl_policy_config_default(&pcfg, w->p->replicas, i);
+	pcfg.omega.fd.heartbeat_interval_ns = 2 * MS;
+	pcfg.omega.fd.timeout_min_ns = 12 * MS;
+	pcfg.omega.fd.timeout_max_ns = 200 * MS;
+	pcfg.log_slots = cfg.log_slots;
+	pcfg.window_slots = cfg.window_slots;
+	ctl_policy_init(&n->ctl, &pcfg, local_time(w, i));
 	n->up = true;
 	n->paused_until = 0;
 	n->ctl_paused_until = 0;
@@ -386,6 +438,8 @@ static void note_role(struct world *w, uint8_t i)
 		return;
 	static const char *const names[] = { "follower", "candidate",
 					     "leader", "recovering" };
+	if (n->last_role == PX_ROLE_RECOVERING)
+		w->res->recoveries++;
 	if (role == PX_ROLE_LEADER) {
 		w->res->leader_changes++;
 		uint64_t b = px_leader_ballot(n->px);
@@ -407,34 +461,75 @@ static void after_step(struct world *w, uint8_t i)
 	note_role(w, i);
 }
 
+/* What bypaxd's worker publishes to its control thread (publish_status in
+ * dataplane/replica.c), as far as the policy reads it. */
+static void worker_status(const struct node *n, struct ctl_worker_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->promised = px_promised_ballot(n->px);
+	st->leader_ballot = px_leader_ballot(n->px);
+	st->commit_index = px_commit_index(n->px);
+	st->applied_index = px_applied_index(n->px);
+	st->log_start = px_log_start(n->px);
+	st->members = px_members(n->px);
+	st->role = (uint8_t)px_role(n->px);
+	st->known_leader = px_known_leader(n->px);
+}
+
+/* Carries out a policy step's effects: heartbeats to every other replica,
+ * the leader hint to the worker. The simulator sends no admin commands, so
+ * there are no replies and no membership commands (fault_reconfig goes to
+ * the leader's consensus directly). */
+static void ctl_effects(struct world *w, uint8_t i,
+			const struct ctl_policy_out *out)
+{
+	for (uint32_t k = 0; k < out->cmd_count; k++) {
+		const struct ctl_cmd *c = &out->cmds[k];
+		if (c->type != CTL_CMD_LEADER_HINT) {
+			sim_violation("replica %u: unexpected control command "
+				      "%u", i, c->type);
+			continue;
+		}
+		w->nodes[i].hint = c->arg == CTL_NONE ? PX_REPLICA_NONE
+						      : (uint8_t)c->arg;
+	}
+	if (out->reply_count > 0)
+		sim_violation("replica %u: admin reply without a command", i);
+	if (!out->heartbeat)
+		return;
+	for (uint8_t j = 0; j < w->p->replicas; j++) {
+		if (j == i)
+			continue;
+		struct event *e = ev_new(w, 0, EV_HEARTBEAT, j);
+		e->hb = out->hb;
+		net_send(w, e, i, j);
+	}
+}
+
+static void ctl_step(struct world *w, uint8_t i, uint64_t t,
+		     const struct ctl_input *in)
+{
+	static struct ctl_policy_out out;
+	ctl_policy_out_clear(&out);
+	(void)ctl_policy_step(&w->nodes[i].ctl, t, in, &out);
+	ctl_effects(w, i, &out);
+}
+
 static void node_tick(struct world *w, uint8_t i)
 {
 	struct node *n = &w->nodes[i];
 	uint64_t t = local_time(w, i);
-	struct ctl_heartbeat hb;
-	if (w->now < n->ctl_paused_until) {
-		/* A stalled control thread: the worker goes on with a hint
-		 * that may be stale; only ballots and leases keep it safe. */
-		px_set_leader_hint(n->px, t, n->hint, &w->out);
-		after_step(w, i);
-		px_tick(n->px, t, &w->out);
-		after_step(w, i);
-		return;
+	if (w->now >= n->ctl_paused_until) {
+		/* The control thread: the worker's status, then a tick
+		 * (readiness, heartbeat, leader choice, the hint). */
+		struct ctl_input in = { .kind = CTL_IN_STATUS };
+		worker_status(n, &in.status);
+		ctl_step(w, i, t, &in);
+		in.kind = CTL_IN_TICK;
+		ctl_step(w, i, t, &in);
 	}
-	/* Ready to lead once recovered; voting members first. */
-	ctl_omega_set_ready(&n->omega, px_role(n->px) != PX_ROLE_RECOVERING);
-	ctl_omega_set_member(&n->omega, px_members(n->px) & (1u << i));
-	if (ctl_omega_tick(&n->omega, t, &hb)) {
-		for (uint8_t j = 0; j < w->p->replicas; j++) {
-			if (j == i)
-				continue;
-			struct event *e = ev_new(w, 0, EV_HEARTBEAT, j);
-			e->hb = hb;
-			net_send(w, e, i, j);
-		}
-	}
-	uint8_t leader = ctl_omega_leader(&n->omega, t);
-	n->hint = leader == CTL_NONE ? PX_REPLICA_NONE : leader;
+	/* A stalled control thread: the worker goes on with a hint that may
+	 * be stale; only ballots and leases keep it safe. */
 	px_set_leader_hint(n->px, t, n->hint, &w->out);
 	after_step(w, i);
 	px_tick(n->px, t, &w->out);
@@ -468,8 +563,11 @@ static void deliver_px(struct world *w, struct event *e)
 				"%llu", i,
 				(unsigned long long)px_applied_index(n->px));
 	} else if (e->kind == EV_HEARTBEAT) {
-		if (w->now >= n->ctl_paused_until)
-			ctl_omega_receive(&n->omega, t, &e->hb);
+		if (w->now >= n->ctl_paused_until) {
+			struct ctl_input in = { .kind = CTL_IN_HEARTBEAT };
+			in.heartbeat = e->hb;
+			ctl_step(w, i, t, &in);
+		}
 		return;
 	} else {
 		px_step(n->px, t, &e->msg, &w->out);
@@ -491,6 +589,38 @@ static uint64_t value_id(const uint8_t *v, uint16_t len)
 	return id;
 }
 
+/* The stream of the client draws the stock simulator did not make (churn,
+ * the pause after an EXPIRED), one per client slot, seeded from the seed:
+ * rnd(w) sees the same sequence as before. */
+static uint64_t client_rnd(struct world *w, uint32_t ci)
+{
+	struct client *c = &w->clients[ci];
+	if (c->prng == 0)
+		c->prng = (w->p->seed + 1) * 0xa0761d6478bd642full ^
+			  ((uint64_t)ci + 1) * 0xe7037ed1a0b428dbull;
+	uint64_t z = (c->prng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* The nonce a slot's OPENs and reads carry; only its session id is not a
+ * nonce (bit 63). */
+static uint64_t client_nonce(uint32_t ci)
+{
+	return SIM_CLIENT_ID_BASE + ci;
+}
+
+static uint32_t client_of(const struct world *w, uint64_t client_id)
+{
+	if (!(client_id & PX_SESSION_ID_BIT))
+		return (uint32_t)(client_id - SIM_CLIENT_ID_BASE);
+	for (uint32_t ci = 0; ci < w->p->clients; ci++)
+		if (w->clients[ci].session_id == client_id)
+			return ci;
+	return UINT32_MAX;
+}
+
 static void client_send(struct world *w, uint32_t ci)
 {
 	struct client *c = &w->clients[ci];
@@ -498,20 +628,30 @@ static void client_send(struct world *w, uint32_t ci)
 	m.type = PX_MSG_REQUEST;
 	m.from = PX_TO_CLIENT;
 	m.to = c->target;
-	m.client_id = SIM_CLIENT_ID_BASE + ci;
+	bool nonce = c->is_read || c->opening;
+	m.client_id = nonce ? client_nonce(ci) : c->session_id;
 	m.seq = c->wire_seq;
-	m.flags = c->is_read ? PX_FLAG_READ : 0;
+	m.flags = c->is_read ? PX_FLAG_READ : c->opening ? PX_FLAG_OPEN : 0;
+	uint32_t len = c->opening ? 0 : c->cmd_len;
 	m.value = c->cmd;
-	m.value_len = c->cmd_len;
+	m.value_len = len;
 	struct event *e = ev_new(w, 0, EV_MSG, c->target);
 	e->msg = m;
-	e->data = malloc(c->cmd_len);
-	memcpy(e->data, c->cmd, c->cmd_len);
-	e->data_len = c->cmd_len;
+	e->data = len > 0 ? malloc(len) : NULL;
+	if (len > 0)
+		memcpy(e->data, c->cmd, len);
+	e->data_len = len;
 	e->msg.value = e->data;
 	net_send(w, e, PX_TO_CLIENT, c->target);
 	schedule(w, w->p->faults.client_timeout_ns, EV_CLIENT, (uint8_t)ci, ++c->gen);
 	c->timed_out = true; /* unless a reply reschedules first */
+}
+
+/* The next attempt of a write: on the session, or first the OPEN of one. */
+static void client_address_write(struct client *c)
+{
+	c->opening = c->session_id == 0;
+	c->wire_seq = c->opening ? ++c->open_seq : ++c->seq;
 }
 
 static struct lc_op *hist_new(struct world *w)
@@ -553,14 +693,17 @@ static void client_new_op(struct world *w, uint32_t ci)
 		op->arg = c->last_seen[op->key];
 		op->arg2 = fresh;
 	}
-	/* GETs are session-less reads (lease or log); writes use the session. */
+	/* GETs are session-less reads (lease or log); writes use the session.
+	 * The state machine sees the slot and its write count in the prefix,
+	 * whatever session carries the write (sim_sm.c). */
 	c->is_read = kind == BPX_KV_GET;
+	c->opening = false;
 	if (c->is_read)
 		c->wire_seq = PX_SEQ_READ_BASE + ++c->read_seq;
 	else
-		c->wire_seq = ++c->seq;
+		client_address_write(c);
 	put_u64(c->cmd, ci);
-	put_u64(c->cmd + 8, c->wire_seq);
+	put_u64(c->cmd + 8, c->is_read ? c->wire_seq : ++c->op_count);
 	int n = bpx_kv_encode(c->cmd + 16, sizeof(c->cmd) - 16, kind, &key, 1,
 			      kind == BPX_KV_PUT ? val : old,
 			      kind == BPX_KV_PUT || kind == BPX_KV_CAS ? 8 : 0,
@@ -591,23 +734,86 @@ static void client_complete(struct world *w, uint32_t ci,
 	if (op->kind == LC_CAS && op->out_ok)
 		c->last_seen[op->key] = op->arg2;
 	if (!c->is_read) /* a read may be a lease read, in no slot */
-		checker_acked(w->checker, ci, c->seq);
+		checker_acked(w->checker, ci, c->op_count);
 	w->res->requests_acked++;
 	c->busy = false;
+	/* Churn: the client quits, and a new one, with a session of its own
+	 * and nothing seen yet, takes its place. */
+	if (w->p->client_churn_pct > 0 &&
+	    client_rnd(w, ci) % 100 < w->p->client_churn_pct) {
+		c->session_id = 0;
+		memset(c->last_seen, 0, sizeof(c->last_seen));
+		w->res->client_churns++;
+	}
 	schedule(w, rnd_range(w, 0, 1 * MS), EV_CLIENT, (uint8_t)ci, ++c->gen);
+}
+
+/* The OPEN was applied: the write goes out at once on the new session. */
+static void client_opened(struct world *w, uint32_t ci, const struct px_msg *m)
+{
+	struct client *c = &w->clients[ci];
+	uint64_t id = 0;
+	if (m->value_len == PX_SESSION_ID_BYTES)
+		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
+			id |= (uint64_t)m->value[i] << (8 * i);
+	if (!(id & PX_SESSION_ID_BIT) || client_of(w, id) != UINT32_MAX) {
+		sim_violation("client %u: OPEN answered with session %#llx", ci,
+			      (unsigned long long)id);
+		return;
+	}
+	c->session_id = id;
+	c->seq = 0;
+	client_address_write(c);
+	if (m->from < w->p->replicas)
+		c->target = m->from; /* it leads */
+	client_send(w, ci);
+}
+
+/* EXPIRED: the session was evicted, so the write's outcome is unknown (as
+ * a timed-out op's: it stays LC_NEVER in the history), and the slot's next
+ * write opens a new session. Legal only once sessions could have been
+ * evicted: more OPENs chosen than the table holds (or the planted bug
+ * made sessions of its own). */
+static void client_expired(struct world *w, uint32_t ci)
+{
+	struct client *c = &w->clients[ci];
+	uint32_t cap = w->p->session_max ? w->p->session_max : 64;
+	if (c->is_read || c->opening ||
+	    checker_opens_chosen(w->checker) <= cap) {
+		sim_violation("client %u seq %llu: EXPIRED with %llu sessions "
+			      "opened of %u",
+			      ci, (unsigned long long)c->wire_seq,
+			      (unsigned long long)checker_opens_chosen(
+				      w->checker),
+			      cap);
+		return;
+	}
+	w->res->requests_expired++;
+	c->session_id = 0;
+	c->busy = false;
+	schedule(w, client_rnd(w, ci) % (1 * MS), EV_CLIENT, (uint8_t)ci,
+		 ++c->gen);
 }
 
 static void client_on_reply(struct world *w, const struct event *e)
 {
-	uint32_t ci = (uint32_t)(e->msg.client_id - SIM_CLIENT_ID_BASE);
+	uint32_t ci = client_of(w, e->msg.client_id);
 	if (ci >= w->p->clients)
 		return;
 	struct client *c = &w->clients[ci];
-	if (!c->busy || e->msg.seq != c->wire_seq)
+	bool nonce = !(e->msg.client_id & PX_SESSION_ID_BIT);
+	if (!c->busy || e->msg.seq != c->wire_seq ||
+	    nonce != (c->is_read || c->opening))
 		return; /* a late or duplicated reply */
 	switch (e->msg.status) {
 	case PX_REPLY_OK:
-		client_complete(w, ci, &e->msg);
+		if (c->opening)
+			client_opened(w, ci, &e->msg);
+		else
+			client_complete(w, ci, &e->msg);
+		return;
+	case PX_REPLY_EXPIRED:
+		client_expired(w, ci);
 		return;
 	case PX_REPLY_REDIRECT:
 		c->timed_out = false;
@@ -679,21 +885,45 @@ static void fault_crash(struct world *w)
 		return;
 	node_stop(w, i);
 	w->res->faults++;
+	uint64_t lost = (uint64_t)__builtin_popcount(stateless_mask(w));
+	if (lost > w->res->stateless_max)
+		w->res->stateless_max = lost;
 	narrate(w, "crash replica %u (its memory is lost)", i);
-	schedule(w, rnd_range(w, 5 * MS, 80 * MS), EV_RESTART, i,
-		 w->nodes[i].gen);
+	schedule(w, rnd_range(w, 5 * MS, w->p->faults.restart_max_ns),
+		 EV_RESTART, i, w->nodes[i].gen);
+}
+
+static void cut_plane(struct world *w, enum plane plane, uint8_t a, uint8_t b,
+		      bool both_ways)
+{
+	w->link_down[plane][a][b] = true;
+	if (both_ways)
+		w->link_down[plane][b][a] = true;
 }
 
 static void cut(struct world *w, uint8_t a, uint8_t b, bool both_ways)
 {
-	w->link_down[a][b] = true;
-	if (both_ways)
-		w->link_down[b][a] = true;
+	cut_plane(w, PLANE_BOTH, a, b, both_ways);
+}
+
+/* The replica a partition or a pause is about: x (random) in the stock
+ * simulator; under leader_target_pct, the leader if there is one, since
+ * cutting off or stalling a leader that still holds a lease or a pending
+ * change is where elections, leases and membership meet. */
+static uint8_t fault_target(struct world *w, uint8_t x)
+{
+	if (w->p->faults.leader_target_pct == 0 ||
+	    rnd2(w) % 100 >= w->p->faults.leader_target_pct)
+		return x;
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		if (w->nodes[i].up && px_role(w->nodes[i].px) == PX_ROLE_LEADER)
+			return i;
+	return x;
 }
 
 static void fault_pause(struct world *w)
 {
-	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
+	uint8_t i = fault_target(w, (uint8_t)(rnd(w) % w->p->replicas));
 	if (!w->nodes[i].up || w->now < w->nodes[i].paused_until)
 		return;
 	uint64_t len = rnd_range(w, 5 * MS, 60 * MS);
@@ -717,35 +947,55 @@ static void fault_pause(struct world *w)
 }
 
 
+/* Which plane a partition cuts: both (the stock simulator's only kind),
+ * or, for plane_split_pct of them, the control plane alone (heartbeats
+ * stop, consensus messages flow: the failure detector suspects a leader
+ * that still leads) or the data plane alone (heartbeats flow: the control
+ * plane keeps hinting a leader that cannot reach a majority). */
+static enum plane partition_plane(struct world *w)
+{
+	uint32_t pct = w->p->faults.plane_split_pct;
+	if (pct == 0 || rnd2(w) % 100 >= pct)
+		return PLANE_BOTH;
+	return rnd2(w) % 2 ? PLANE_CTL : PLANE_DATA;
+}
+
 /* Symmetric isolation, a split in two, a one-way cut, or two halves that
- * only one replica bridges. */
+ * only one replica bridges; of the control plane, the data plane or both. */
 static void fault_partition(struct world *w)
 {
+	static const char *const what[PLANE_COUNT] = {
+		"", " (control plane only)", " (data plane only)"
+	};
 	uint8_t n = w->p->replicas, x = (uint8_t)(rnd(w) % n);
 	uint64_t kind = rnd(w) % 4;
+	enum plane pl = partition_plane(w);
+	x = fault_target(w, x);
 	if (kind == 0) {
 		for (uint8_t j = 0; j < n; j++)
 			if (j != x)
-				cut(w, x, j, true);
-		narrate(w, "partition: replica %u isolated", x);
+				cut_plane(w, pl, x, j, true);
+		narrate(w, "partition%s: replica %u isolated", what[pl], x);
 	} else if (kind == 1) {
 		uint32_t side = (uint32_t)rnd(w);
 		for (uint8_t a = 0; a < n; a++)
 			for (uint8_t b = 0; b < n; b++)
 				if (((side >> a) & 1) != ((side >> b) & 1))
-					cut(w, a, b, true);
-		narrate(w, "partition: split in two (mask %#x)",
+					cut_plane(w, pl, a, b, true);
+		narrate(w, "partition%s: split in two (mask %#x)", what[pl],
 			side & ((1u << n) - 1));
 	} else if (kind == 2) {
 		uint8_t y = (uint8_t)((x + 1 + rnd(w) % (n - 1)) % n);
-		cut(w, x, y, false);
-		narrate(w, "partition: one way, %u cannot reach %u", x, y);
+		cut_plane(w, pl, x, y, false);
+		narrate(w, "partition%s: one way, %u cannot reach %u", what[pl],
+			x, y);
 	} else {
 		for (uint8_t a = 0; a < n; a++)
 			for (uint8_t b = 0; b < n; b++)
 				if (a != x && b != x && (a % 2) != (b % 2))
-					cut(w, a, b, true);
-		narrate(w, "partition: two halves bridged only by %u", x);
+					cut_plane(w, pl, a, b, true);
+		narrate(w, "partition%s: two halves bridged only by %u",
+			what[pl], x);
 	}
 	w->res->faults++;
 	schedule(w, rnd_range(w, 10 * MS, 120 * MS), EV_HEAL, 0, 0);
@@ -754,6 +1004,18 @@ static void fault_partition(struct world *w)
 static void heal_links(struct world *w)
 {
 	memset(w->link_down, 0, sizeof(w->link_down));
+}
+
+static void note_config(struct world *w, uint8_t mask)
+{
+	uint8_t max = w->p->stock ? SIM_RECENT_CONFIGS_STOCK
+				  : SIM_RECENT_CONFIGS;
+	if (!w->p->stock && w->recent_count > 0 && w->recent_configs[0] == mask)
+		return;
+	memmove(&w->recent_configs[1], &w->recent_configs[0], max - 1u);
+	w->recent_configs[0] = mask;
+	if (w->recent_count < max)
+		w->recent_count++;
 }
 
 /* A membership change through the current leader: drop one voting replica
@@ -781,10 +1043,9 @@ static void fault_reconfig(struct world *w)
 	if (px_propose_config(px, t, next, &w->out) != 0)
 		return;
 	after_step(w, leader);
-	memmove(&w->recent_configs[1], &w->recent_configs[0], 2);
-	w->recent_configs[0] = next;
-	if (w->recent_count < 3)
-		w->recent_count++;
+	if (!w->p->stock)
+		note_config(w, cur); /* in force until next is chosen */
+	note_config(w, next);
 	w->res->faults++;
 	narrate(w, "membership: leader %u proposes members %#x (was %#x)",
 		leader, next, cur);
@@ -943,6 +1204,7 @@ static void world_init(struct world *w, const struct sim_params *p,
 	w->p = p;
 	w->res = res;
 	w->prng = p->seed ^ 0x5eedull;
+	w->prng2 = p->seed * 0xd6e8feb86659fd93ull ^ 0x5eed2ull;
 	w->out.msgs = w->outbox_msgs;
 	w->out.cap = OUTBOX_CAP;
 	w->faults_on = true;
@@ -979,16 +1241,30 @@ static void world_free(struct world *w)
 	checker_free(w->checker);
 }
 
+/* Linearizability search budgets, in states (lincheck.h: 100 to 150 bytes
+ * each, so the recheck may take 3 GiB): the first decides every history the simulator has produced so
+ * far; a history it cannot decide gets one more try with ten times as
+ * much, and if that runs out too the seed fails: an undecided history is
+ * not a pass. */
+#define SIM_LINCHECK_BUDGET_STATES 2000000
+#define SIM_LINCHECK_RECHECK_STATES 20000000
+
 static void check_histories(struct world *w)
 {
 	struct lc_report rep;
-	enum lc_verdict v = lc_check_history(w->hist, w->hist_len, 2000000, &rep);
-	if (v == LC_VIOLATION)
-		sim_violation("not linearizable: key %llu: %s",
-			      (unsigned long long)rep.key, rep.why);
-	/* Not a proof either way: counted and reported, never hidden. */
+	enum lc_verdict v = lc_check_history(w->hist, w->hist_len,
+					     SIM_LINCHECK_BUDGET_STATES, &rep);
 	if (v == LC_UNKNOWN)
+		v = lc_check_history(w->hist, w->hist_len,
+				     SIM_LINCHECK_RECHECK_STATES, &rep);
+	if (v == LC_VIOLATION)
+		sim_violation("not linearizable: %s", rep.why);
+	if (v == LC_UNKNOWN) {
 		w->res->lincheck_unknown++;
+		sim_violation("linearizability undecided after %llu states "
+			      "(recheck budget): %s",
+			      (unsigned long long)rep.states_explored, rep.why);
+	}
 }
 
 void sim_run(const struct sim_params *p, struct sim_result *res)

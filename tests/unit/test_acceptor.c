@@ -109,9 +109,10 @@ static void test_higher_prepare_deposes_leader(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
+	uint64_t s = CLUSTER_OPEN_SESSION(0);
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
-	assert_int_equal(cluster_request(c, 0, 7, 1, cmd, len), 0);
+	assert_int_equal(cluster_request(c, 0, s, 1, cmd, len), 0);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 1);
 
 	uint64_t b = px_ballot_make(2, 1);
@@ -121,9 +122,9 @@ static void test_higher_prepare_deposes_leader(void **state)
 	assert_int_equal(px_leader_ballot(CLUSTER_PX(0)), 0);
 	ASSERT_QUEUED(PX_MSG_PROMISE, 0, 1, 1);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 0);
-	ASSERT_REPLY(7, 1, PX_REPLY_REDIRECT);
+	ASSERT_REPLY(s, 1, PX_REPLY_REDIRECT);
 	/* It no longer knows a leader; above all it does not name itself. */
-	assert_int_not_equal(CLUSTER_REPLY(7, 1)->leader_hint, 0);
+	assert_int_not_equal(CLUSTER_REPLY(s, 1)->leader_hint, 0);
 	assert_int_not_equal(px_known_leader(CLUSTER_PX(0)), 0);
 }
 

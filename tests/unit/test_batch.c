@@ -174,15 +174,25 @@ static size_t accepted_batches(const struct cluster *c, int *counts,
 			       uint32_t *lens, size_t max)
 {
 	size_t n = 0;
+	uint64_t first = 0;
 	for (size_t k = c->head; k < c->len && n < max; k++) {
 		const struct px_msg *m = &c->queue[k].msg;
 		if (m->type != PX_MSG_ACCEPT || m->from != 0 || m->to != 1)
 			continue;
-		assert_int_equal(m->slot, n);
+		if (n == 0)
+			first = m->slot;
+		assert_int_equal(m->slot, first + n);
 		counts[n] = batch_count(m->value, m->value_len);
 		lens[n++] = m->value_len;
 	}
 	return n;
+}
+
+/* Opens n sessions through leader 0, one slot each. */
+static void open_sessions(struct cluster *c, uint64_t *ids, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		ids[k] = cluster_open_session(c, 0);
 }
 
 /* A slot takes at most batch_requests_max requests. */
@@ -190,10 +200,14 @@ static void test_batch_requests_max(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
+	uint64_t ids[20];
+	open_sessions(c, ids, 20);
+	uint64_t slots_before = px_stats(CLUSTER_PX(0))->slots_proposed;
+	uint64_t batched_before = px_stats(CLUSTER_PX(0))->batch_requests_total;
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
 	for (uint64_t k = 0; k < 20; k++)
-		assert_int_equal(cluster_request(c, 0, 100 + k, 1, cmd, len),
+		assert_int_equal(cluster_request(c, 0, ids[k], 1, cmd, len),
 				 0);
 	cluster_flush(c, 0);
 	int counts[8];
@@ -203,12 +217,12 @@ static void test_batch_requests_max(void **state)
 	assert_int_equal(counts[1], 8);
 	assert_int_equal(counts[2], 4);
 	const struct px_stats *st = px_stats(CLUSTER_PX(0));
-	assert_int_equal(st->slots_proposed, 3);
-	assert_int_equal(st->batch_requests_total, 20);
+	assert_int_equal(st->slots_proposed - slots_before, 3);
+	assert_int_equal(st->batch_requests_total - batched_before, 20);
 	CLUSTER_DELIVER_ALL();
 	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_applied, 20);
 	for (uint64_t k = 0; k < 20; k++)
-		ASSERT_REPLY(100 + k, 1, PX_REPLY_OK);
+		ASSERT_REPLY(ids[k], 1, PX_REPLY_OK);
 }
 
 /* A slot's value stays within batch_bytes_max. */
@@ -223,8 +237,10 @@ static void test_batch_bytes_max(void **state)
 					  "0123456789");
 	uint32_t entry = PX_BATCH_ENTRY_HEADER_BYTES + len;
 	assert_true(2 * entry <= 200 && 3 * entry > 200);
+	uint64_t ids[5];
+	open_sessions(c, ids, 5);
 	for (uint64_t k = 0; k < 5; k++)
-		assert_int_equal(cluster_request(c, 0, 100 + k, 1, cmd, len),
+		assert_int_equal(cluster_request(c, 0, ids[k], 1, cmd, len),
 				 0);
 	cluster_flush(c, 0);
 	int counts[8];
@@ -237,7 +253,7 @@ static void test_batch_bytes_max(void **state)
 		assert_true(lens[i] <= 200);
 	CLUSTER_DELIVER_ALL();
 	for (uint64_t k = 0; k < 5; k++)
-		ASSERT_REPLY(100 + k, 1, PX_REPLY_OK);
+		ASSERT_REPLY(ids[k], 1, PX_REPLY_OK);
 }
 
 /* A lone request does not wait for company; what arrives while its slot
@@ -246,7 +262,9 @@ static void test_lone_request_goes_alone(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	CLUSTER_SUBMIT_PUT(0, 100, 1, "k", "v");
+	uint64_t ids[4];
+	open_sessions(c, ids, 4);
+	CLUSTER_SUBMIT_PUT(0, ids[0], 1, "k", "v");
 	int counts[8];
 	uint32_t lens[8];
 	assert_int_equal(accepted_batches(c, counts, lens, 8), 1);
@@ -254,14 +272,14 @@ static void test_lone_request_goes_alone(void **state)
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "w");
 	for (uint64_t k = 1; k < 4; k++)
-		assert_int_equal(cluster_request(c, 0, 100 + k, 1, cmd, len),
+		assert_int_equal(cluster_request(c, 0, ids[k], 1, cmd, len),
 				 0);
 	cluster_flush(c, 0);
 	assert_int_equal(accepted_batches(c, counts, lens, 8), 2);
 	assert_int_equal(counts[1], 3);
 	CLUSTER_DELIVER_ALL();
 	for (uint64_t k = 0; k < 4; k++)
-		ASSERT_REPLY(100 + k, 1, PX_REPLY_OK);
+		ASSERT_REPLY(ids[k], 1, PX_REPLY_OK);
 }
 
 /* A command that cannot fit in a slot is answered TOO_BIG at once; the
@@ -272,19 +290,20 @@ static void test_too_big_command(void **state)
 	CLUSTER_ELECT(0);
 	static uint8_t cmd[PX_VALUE_BYTES_MAX];
 	memset(cmd, 'x', sizeof(cmd));
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0), s8 = CLUSTER_OPEN_SESSION(0);
 	uint32_t fits = c->tmpl.batch_bytes_max - PX_BATCH_ENTRY_HEADER_BYTES;
-	assert_int_equal(cluster_request(c, 0, 7, 1, cmd, fits + 1), 0);
-	ASSERT_REPLY(7, 1, PX_REPLY_TOO_BIG);
+	assert_int_equal(cluster_request(c, 0, s7, 1, cmd, fits + 1), 0);
+	ASSERT_REPLY(s7, 1, PX_REPLY_TOO_BIG);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 0);
-	assert_int_equal(cluster_request(c, 0, 7, 2, cmd, PX_VALUE_BYTES_MAX),
+	assert_int_equal(cluster_request(c, 0, s7, 2, cmd, PX_VALUE_BYTES_MAX),
 			 0);
-	ASSERT_REPLY(7, 2, PX_REPLY_TOO_BIG);
-	assert_int_equal(cluster_request(c, 0, 8, 1, cmd, fits), 0);
+	ASSERT_REPLY(s7, 2, PX_REPLY_TOO_BIG);
+	assert_int_equal(cluster_request(c, 0, s8, 1, cmd, fits), 0);
 	cluster_flush(c, 0);
 	CLUSTER_DELIVER_ALL();
 	/* Not a KV command: the state machine says so, but it is applied. */
-	ASSERT_REPLY(8, 1, PX_REPLY_OK);
-	const struct cluster_reply *r = CLUSTER_REPLY(8, 1);
+	ASSERT_REPLY(s8, 1, PX_REPLY_OK);
+	const struct cluster_reply *r = CLUSTER_REPLY(s8, 1);
 	assert_true(r->value_len >= 1);
 	assert_int_equal(r->value[0], BPX_KV_BAD_COMMAND);
 }
@@ -294,15 +313,19 @@ static void test_too_big_command(void **state)
 static void test_malformed_chosen_batch_is_skipped_alike(void **state)
 {
 	struct cluster *c = *state;
-	uint8_t value[128];
+	uint8_t value[192];
 	uint8_t cmd[64];
-	struct px_pending p = { .client_id = 5, .seq = 1 };
+	/* An OPEN, a write on the session it opens, and a write cut short. */
+	struct px_pending p = { .client_id = 5, .seq = 1 | PX_SEQ_OPEN_BIT };
+	uint32_t len = px_batch_append(value, 0, sizeof(value), &p);
+	p.client_id = px_session_id_make(0, 0);
+	p.seq = 1;
 	p.len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
 	memcpy(p.cmd, cmd, p.len);
-	uint32_t len = px_batch_append(value, 0, sizeof(value), &p);
-	p.client_id = 6;
 	len = px_batch_append(value, len, sizeof(value), &p);
-	len -= 3; /* the second entry is cut short */
+	p.seq = 2;
+	len = px_batch_append(value, len, sizeof(value), &p);
+	len -= 3; /* the third entry is cut short */
 	for (uint8_t i = 1; i < 3; i++) {
 		struct px_msg chosen = {
 			.type = PX_MSG_CHOSEN,
@@ -316,6 +339,7 @@ static void test_malformed_chosen_batch_is_skipped_alike(void **state)
 		};
 		assert_int_equal(CLUSTER_INJECT(i, &chosen), 0);
 		ASSERT_APPLIED(i, 1);
+		assert_int_equal(px_stats(CLUSTER_PX(i))->sessions_opened, 1);
 		assert_int_equal(px_stats(CLUSTER_PX(i))->requests_applied, 1);
 	}
 	ASSERT_SAME_STATE(1, 2);

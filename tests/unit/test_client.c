@@ -3,7 +3,9 @@
  * silent, apply without answering, BUSY, noise, EXPIRED). The members share
  * one KV store and one session table, as a replicated cluster would, so a
  * retry that reaches another member after the first applied it gets the
- * cached reply; the test counts applies to check exactly-once. */
+ * cached reply; the test counts applies to check exactly-once. Sessions
+ * open as in the log (PX_FLAG_OPEN assigns an id with bit 63); the fake
+ * logs OPENs apart from the other requests. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -56,6 +58,7 @@ struct fake_request {
 	uint8_t member;
 	uint64_t client_id;
 	uint64_t seq;
+	uint8_t flags;
 };
 
 struct fake_session {
@@ -76,7 +79,10 @@ struct fake {
 	uint32_t session_count;
 	struct fake_session sessions[FAKE_SESSIONS_MAX];
 	uint32_t log_count;
-	struct fake_request log[FAKE_LOG_MAX];
+	struct fake_request log[FAKE_LOG_MAX]; /* every request but OPENs */
+	uint32_t open_count;
+	struct fake_request opens[FAKE_LOG_MAX];
+	uint8_t open_reply[PX_SESSION_ID_BYTES];
 	char config_path[64];
 };
 
@@ -145,19 +151,27 @@ static struct px_msg fake_apply(struct fake *f, const struct px_msg *req,
 		r.value_len = (uint32_t)len;
 		return r;
 	}
-	struct fake_session *s = session_find(f, req->client_id);
-	if (s != NULL && req->seq < s->last_seq) {
-		r.status = PX_REPLY_STALE;
+	if (req->flags & PX_FLAG_OPEN) {
+		/* A new session, with an id only the cluster assigns. */
+		FAKE_ASSERT(f->session_count < FAKE_SESSIONS_MAX);
+		FAKE_ASSERT(!(req->client_id & PX_SESSION_ID_BIT));
+		struct fake_session *s = &f->sessions[f->session_count++];
+		s->client_id = PX_SESSION_ID_BIT | (f->session_count << 10);
+		s->last_seq = 0;
+		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
+			f->open_reply[i] = (uint8_t)(s->client_id >> (8 * i));
+		r.value = f->open_reply;
+		r.value_len = PX_SESSION_ID_BYTES;
 		return r;
 	}
-	if (s == NULL && req->seq > 1) {
+	struct fake_session *s = session_find(f, req->client_id);
+	if (s == NULL) { /* never opened, or evicted: any seq */
 		r.status = PX_REPLY_EXPIRED;
 		return r;
 	}
-	if (s == NULL) {
-		FAKE_ASSERT(f->session_count < FAKE_SESSIONS_MAX);
-		s = &f->sessions[f->session_count++];
-		s->client_id = req->client_id;
+	if (req->seq < s->last_seq) {
+		r.status = PX_REPLY_STALE;
+		return r;
 	}
 	if (req->seq > s->last_seq) {
 		int len = f->ops->apply(f->kv, req->value, req->value_len,
@@ -201,9 +215,15 @@ static void fake_handle(struct fake *f, uint8_t member,
 {
 	struct fake_member *fm = &f->m[member];
 	struct px_msg r;
-	FAKE_ASSERT(f->log_count < FAKE_LOG_MAX);
-	f->log[f->log_count++] =
-		(struct fake_request){ member, req->client_id, req->seq };
+	struct fake_request logged = { member, req->client_id, req->seq,
+				       req->flags };
+	if (req->flags & PX_FLAG_OPEN) {
+		FAKE_ASSERT(f->open_count < FAKE_LOG_MAX);
+		f->opens[f->open_count++] = logged;
+	} else {
+		FAKE_ASSERT(f->log_count < FAKE_LOG_MAX);
+		f->log[f->log_count++] = logged;
+	}
 	switch (fm->mode) {
 	case FAKE_SILENT:
 		return;
@@ -295,6 +315,27 @@ static uint32_t fake_log(struct fake *f, struct fake_request *out, uint32_t cap)
 	return n;
 }
 
+/* A copy of the OPEN log. */
+static uint32_t fake_opens(struct fake *f, struct fake_request *out,
+			   uint32_t cap)
+{
+	pthread_mutex_lock(&f->mu);
+	uint32_t n = f->open_count < cap ? f->open_count : cap;
+	memcpy(out, f->opens, n * sizeof(*out));
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+/* Forgets the logs and the count of applies (the sessions stay). */
+static void fake_clear(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->log_count = 0;
+	f->open_count = 0;
+	f->applies = 0;
+	pthread_mutex_unlock(&f->mu);
+}
+
 static uint32_t fake_applies(struct fake *f)
 {
 	pthread_mutex_lock(&f->mu);
@@ -374,6 +415,15 @@ static uint64_t mono_ms(void)
 
 #define KEY(s) (s), strlen(s)
 
+/* A first write opens the client's session (lane 0) while member 0 leads;
+ * the logs then start over, so a test watches its own writes. */
+static void warm_up(struct fake *f, struct bpx_client *c)
+{
+	assert_int_equal(bpx_put(c, KEY("warm"), "0", 1), 0);
+	assert_true(bpx_client_lane_id(c, 0) & PX_SESSION_ID_BIT);
+	fake_clear(f);
+}
+
 /* ---- Tests ---- */
 
 static void write_config(struct fake *f)
@@ -423,23 +473,35 @@ static void test_round_trip_from_config(void **state)
 	assert_int_equal(bpx_del(c, KEY("k")), -BPX_ENOTFOUND);
 	assert_int_equal(bpx_get(c, KEY("k"), buf, sizeof(buf), &len),
 			 -BPX_ENOTFOUND);
-	/* One lane, one session: writes take seq 1, 2, 3, ... on one client
-	 * id; reads (GETs) are outside it, numbered from PX_SEQ_READ_BASE. */
+	/* One lane, one session, opened once with the lane's nonce: writes
+	 * take seq 1, 2, 3, ... on the session id the cluster assigned;
+	 * reads (GETs) are outside it, with the nonce, numbered from
+	 * PX_SEQ_READ_BASE. */
+	struct fake_request opens[4];
+	assert_int_equal(fake_opens(f, opens, 4), 1);
+	uint64_t nonce = bpx_client_lane_nonce(c, 0);
+	assert_int_equal(opens[0].client_id, nonce);
+	assert_int_equal(nonce & 0xffffu, 0);
+	assert_int_equal(nonce & PX_SESSION_ID_BIT, 0);
+	uint64_t session = bpx_client_lane_id(c, 0);
+	assert_true(session & PX_SESSION_ID_BIT);
 	struct fake_request log[16];
 	uint32_t n = fake_log(f, log, 16);
 	assert_int_equal(n, 10);
 	uint64_t writes = 0, reads = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		assert_int_equal(log[i].member, 0);
-		assert_int_equal(log[i].client_id, log[0].client_id);
-		if (log[i].seq >= PX_SEQ_READ_BASE)
+		if (log[i].seq >= PX_SEQ_READ_BASE) {
+			assert_int_equal(log[i].client_id, nonce);
 			assert_int_equal(log[i].seq, PX_SEQ_READ_BASE + ++reads);
-		else
+		} else {
+			assert_int_equal(log[i].client_id, session);
 			assert_int_equal(log[i].seq, ++writes);
+		}
 	}
 	assert_true(reads > 0 && writes > 0);
-	assert_int_equal(log[0].client_id & 0xffffu, 0);
 	assert_int_equal(bpx_client_stats(c)->retries, 0);
+	assert_int_equal(bpx_client_stats(c)->opens, 1);
 	bpx_client_close(c);
 }
 
@@ -458,20 +520,23 @@ static void test_bad_arguments(void **state)
 				 BPX_KV_VALUE_BYTES_MAX),
 			 -BPX_ETOOBIG);
 	assert_int_equal(bpx_client_stats(c)->sent, 0);
-	/* Refused commands consume no seq: the next one starts the session. */
+	/* Refused commands open nothing and consume no seq: the next one
+	 * opens the session and is its seq 1. */
 	assert_int_equal(bpx_put(c, KEY("k"), big, BPX_KV_VALUE_BYTES_MAX), 0);
 	struct fake_request log[4];
 	assert_int_equal(fake_log(f, log, 4), 1);
 	assert_int_equal(log[0].seq, 1);
+	assert_int_equal(fake_opens(f, log, 4), 1);
 	bpx_client_close(c);
 }
 
 static void test_redirect_with_hint(void **state)
 {
 	struct fake *f = *state;
+	struct bpx_client *c = open_client(f, NULL);
+	warm_up(f, c);
 	fake_set(f, 0, FAKE_REDIRECT, 2, 0);
 	fake_set(f, 1, FAKE_SILENT, 0, 0);
-	struct bpx_client *c = open_client(f, NULL);
 	assert_int_equal(bpx_put(c, KEY("a"), "1", 1), 0);
 	assert_int_equal(bpx_client_leader(c), 2);
 	assert_int_equal(bpx_put(c, KEY("b"), "2", 1), 0);
@@ -485,7 +550,7 @@ static void test_redirect_with_hint(void **state)
 	assert_int_equal(log[1].client_id, log[0].client_id);
 	assert_int_equal(log[1].seq, log[0].seq);
 	assert_int_equal(log[2].member, 2);
-	assert_int_equal(log[2].seq, 2);
+	assert_int_equal(log[2].seq, log[0].seq + 1);
 	assert_int_equal(bpx_client_stats(c)->redirects, 1);
 	assert_int_equal(bpx_client_stats(c)->timeouts, 0);
 	bpx_client_close(c);
@@ -497,10 +562,17 @@ static void test_redirect_without_hint(void **state)
 	fake_set(f, 0, FAKE_REDIRECT, PX_REPLICA_NONE, 0);
 	struct bpx_client *c = open_client(f, NULL);
 	assert_int_equal(bpx_put(c, KEY("a"), "1", 1), 0);
+	/* The OPEN is redirected like any request; the write then goes to
+	 * the member that opened the session. */
 	struct fake_request log[8];
-	assert_int_equal(fake_log(f, log, 8), 2);
+	assert_int_equal(fake_opens(f, log, 8), 2);
+	assert_int_equal(log[0].member, 0);
 	assert_int_equal(log[1].member, 1);
+	assert_int_equal(log[1].client_id, log[0].client_id);
 	assert_int_equal(log[1].seq, log[0].seq);
+	assert_int_equal(fake_log(f, log, 8), 1);
+	assert_int_equal(log[0].member, 1);
+	assert_int_equal(log[0].seq, 1);
 	assert_int_equal(bpx_client_leader(c), 1);
 	bpx_client_close(c);
 }
@@ -523,8 +595,9 @@ static void test_redirects_everywhere_back_off(void **state)
 static void test_busy_then_ok(void **state)
 {
 	struct fake *f = *state;
-	fake_set(f, 0, FAKE_BUSY, 0, 3);
 	struct bpx_client *c = open_client(f, NULL);
+	warm_up(f, c);
+	fake_set(f, 0, FAKE_BUSY, 0, 3);
 	uint64_t t0 = mono_ms();
 	assert_int_equal(bpx_put(c, KEY("a"), "1", 1), 0);
 	/* Backoff 1 + 2 + 4 ms before the fourth try. */
@@ -533,7 +606,7 @@ static void test_busy_then_ok(void **state)
 	assert_int_equal(fake_log(f, log, 8), 4);
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(log[i].member, 0);
-		assert_int_equal(log[i].seq, 1);
+		assert_int_equal(log[i].seq, 2);
 		assert_int_equal(log[i].client_id, log[0].client_id);
 	}
 	assert_int_equal(bpx_client_stats(c)->busy, 3);
@@ -545,9 +618,10 @@ static void test_timeout_retries_same_request(void **state)
 {
 	struct fake *f = *state;
 	/* Member 0 applies the write and dies before answering. */
-	fake_set(f, 0, FAKE_BLACKHOLE, 0, 0);
 	struct bpx_client_options opt = { .timeout_ms = 100 };
 	struct bpx_client *c = open_client(f, &opt);
+	warm_up(f, c);
+	fake_set(f, 0, FAKE_BLACKHOLE, 0, 0);
 	assert_int_equal(bpx_put(c, KEY("a"), "1", 1), 0);
 	struct fake_request log[8];
 	assert_int_equal(fake_log(f, log, 8), 2);
@@ -566,11 +640,13 @@ static void test_timeout_retries_same_request(void **state)
 static void test_deadline(void **state)
 {
 	struct fake *f = *state;
-	for (uint8_t i = 0; i < FAKE_MEMBERS; i++)
-		fake_set(f, i, FAKE_SILENT, 0, 0);
 	struct bpx_client_options opt = { .timeout_ms = 20,
 					  .deadline_ms = 150 };
 	struct bpx_client *c = open_client(f, &opt);
+	warm_up(f, c);
+	uint64_t before = bpx_client_stats(c)->sent;
+	for (uint8_t i = 0; i < FAKE_MEMBERS; i++)
+		fake_set(f, i, FAKE_SILENT, 0, 0);
 	uint64_t t0 = mono_ms();
 	assert_int_equal(bpx_put(c, KEY("a"), "1", 1), -BPX_ETIMEDOUT);
 	uint64_t took = mono_ms() - t0;
@@ -581,19 +657,20 @@ static void test_deadline(void **state)
 	/* Every attempt, to every member, was the same request. */
 	struct fake_request log[64];
 	uint32_t n = fake_log(f, log, 64);
-	assert_true(n >= 3 && n == s->sent);
+	assert_true(n >= 3 && n == s->sent - before);
 	for (uint32_t i = 0; i < n; i++) {
 		assert_int_equal(log[i].member, i % FAKE_MEMBERS);
-		assert_int_equal(log[i].seq, 1);
+		assert_int_equal(log[i].seq, 2);
 		assert_int_equal(log[i].client_id, log[0].client_id);
 	}
-	/* The outcome was unknown: the next request starts a new session
-	 * rather than risk EXPIRED for seq 2. */
+	/* The outcome was unknown, but the session goes on: the next write
+	 * is seq 3 on it, which makes a late copy of seq 2 STALE. */
 	fake_set(f, 0, FAKE_LEADER, 0, 0);
 	assert_int_equal(bpx_put(c, KEY("a"), "2", 1), 0);
 	n = fake_log(f, log, 64);
-	assert_int_not_equal(log[n - 1].client_id, log[0].client_id);
-	assert_int_equal(log[n - 1].seq, 1);
+	assert_int_equal(log[n - 1].client_id, log[0].client_id);
+	assert_int_equal(log[n - 1].seq, 3);
+	assert_int_equal(fake_opens(f, log, 64), 0);
 	bpx_client_close(c);
 }
 
@@ -604,15 +681,19 @@ static void test_expired_starts_new_session(void **state)
 	assert_int_equal(bpx_put(c, KEY("a"), "1", 1), 0);
 	fake_set(f, 0, FAKE_EXPIRED, 0, 0);
 	assert_int_equal(bpx_put(c, KEY("a"), "2", 1), -BPX_EEXPIRED);
+	assert_int_equal(bpx_client_lane_id(c, 0), 0);
 	assert_int_equal(bpx_put(c, KEY("a"), "3", 1), 0);
 	struct fake_request log[8];
 	assert_int_equal(fake_log(f, log, 8), 3);
 	assert_int_equal(log[1].client_id, log[0].client_id);
 	assert_int_equal(log[1].seq, 2);
+	/* The next write opened a new session and is its seq 1. */
 	assert_int_not_equal(log[2].client_id, log[0].client_id);
 	assert_int_equal(log[2].seq, 1);
 	assert_int_equal(bpx_client_lane_id(c, 0), log[2].client_id);
 	assert_int_equal(bpx_client_stats(c)->rekeys, 1);
+	assert_int_equal(bpx_client_stats(c)->opens, 2);
+	assert_int_equal(fake_opens(f, log, 8), 2);
 	bpx_client_close(c);
 }
 
@@ -679,22 +760,31 @@ static void test_pipelined_lanes(void **state)
 	assert_int_equal(bpx_client_outstanding(c), 0);
 	assert_int_equal(bpx_poll(c, 0, done, 16), 0);
 	assert_int_equal(fake_applies(f), PIPELINE);
-	/* One session per lane: 64 client ids, base + lane, each at seq 1
-	 * (a slow machine may add retries of the same). */
+	/* One session per lane, opened with the nonce base + lane: 64
+	 * session ids, each written at seq 1 (a slow machine may add retries
+	 * of the same). */
 	static struct fake_request log[FAKE_LOG_MAX];
-	uint32_t logged = fake_log(f, log, FAKE_LOG_MAX);
+	uint32_t logged = fake_opens(f, log, FAKE_LOG_MAX);
 	assert_true(logged >= PIPELINE);
-	uint64_t base = bpx_client_lane_id(c, 0);
+	uint64_t base = bpx_client_lane_nonce(c, 0);
 	bool lane_seen[PIPELINE] = { false };
 	uint32_t lanes_seen = 0;
 	for (uint32_t i = 0; i < logged; i++) {
 		uint64_t lane = log[i].client_id - base;
 		assert_true(lane < PIPELINE);
-		assert_int_equal(log[i].seq, 1);
 		lanes_seen += !lane_seen[lane];
 		lane_seen[lane] = true;
 	}
 	assert_int_equal(lanes_seen, PIPELINE);
+	logged = fake_log(f, log, FAKE_LOG_MAX);
+	assert_true(logged >= PIPELINE);
+	for (uint32_t i = 0; i < logged; i++) {
+		assert_int_equal(log[i].seq, 1);
+		bool mine = false;
+		for (uint32_t l = 0; l < PIPELINE; l++)
+			mine |= log[i].client_id == bpx_client_lane_id(c, l);
+		assert_true(mine);
+	}
 	/* The values landed; gets through the pipeline return them. */
 	for (uint32_t i = 0; i < PIPELINE; i++)
 		assert_int_equal(bpx_submit(c, BPX_KV_GET, KEY(key[i]), NULL, 0,
@@ -754,6 +844,9 @@ static void test_open_errors(void **state)
 	opt = (struct bpx_client_options){ .client_id_base = 0x12345 };
 	assert_null(bpx_client_open_members(1, &ep, 1, &opt, err, sizeof(err)));
 	assert_non_null(strstr(err, "client_id_base"));
+	opt = (struct bpx_client_options){ .client_id_base = PX_SESSION_ID_BIT };
+	assert_null(bpx_client_open_members(1, &ep, 1, &opt, err, sizeof(err)));
+	assert_non_null(strstr(err, "bit 63"));
 	assert_null(bpx_client_open_members(1, &ep, 0, NULL, err, sizeof(err)));
 	assert_null(bpx_client_open_members(1, &ep, PX_REPLICAS_MAX + 1, NULL,
 					    err, sizeof(err)));
@@ -763,7 +856,8 @@ static void test_open_errors(void **state)
 	struct bpx_client *c =
 		bpx_client_open_members(1, &ep, 1, &opt, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(bpx_client_lane_id(c, 2), 0x70002);
+	assert_int_equal(bpx_client_lane_nonce(c, 2), 0x70002);
+	assert_int_equal(bpx_client_lane_id(c, 2), 0); /* none opened yet */
 	assert_int_not_equal(bpx_client_local_port(c), 0);
 	bpx_client_close(c);
 	bpx_client_close(NULL);

@@ -24,16 +24,28 @@ static int teardown(void **state)
 	return cluster_cmocka_teardown(state);
 }
 
-/* Commits `count` slots through leader 0, one PUT each, client 1. */
-static void commit_slots(struct cluster *c, uint64_t count, uint64_t *seq)
+/* One client's session and its last seq. */
+struct writer {
+	uint64_t id; /* 0 until its session is open */
+	uint64_t seq;
+};
+
+/* Commits `count` slots through leader 0: the writer's OPEN first if its
+ * session is not open yet, then one PUT each. */
+static void commit_slots(struct cluster *c, uint64_t count, struct writer *w)
 {
 	char key[16], value[24];
 	for (uint64_t k = 0; k < count; k++) {
+		if (w->id == 0) {
+			w->id = cluster_open_session(c, 0);
+			continue;
+		}
+		w->seq++;
 		snprintf(key, sizeof(key), "k%llu",
-			 (unsigned long long)(*seq % 7));
+			 (unsigned long long)(w->seq % 7));
 		snprintf(value, sizeof(value), "v%llu",
-			 (unsigned long long)*seq);
-		CLUSTER_SUBMIT_PUT(0, 1, (*seq)++, key, value);
+			 (unsigned long long)w->seq);
+		CLUSTER_SUBMIT_PUT(0, w->id, w->seq, key, value);
 		CLUSTER_DELIVER_ALL();
 	}
 }
@@ -44,9 +56,9 @@ static void test_ring_wraps_far_past_log_slots(void **state)
 {
 	struct cluster *c = *state;
 	const uint64_t log_slots = c->tmpl.log_slots;
-	uint64_t seq = 1;
+	struct writer w = { 0 };
 	CLUSTER_ELECT(0);
-	commit_slots(c, 1000, &seq);
+	commit_slots(c, 1000, &w);
 	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
 	for (uint8_t i = 0; i < 3; i++) {
 		const struct px_replica *r = CLUSTER_PX(i);
@@ -61,11 +73,12 @@ static void test_ring_wraps_far_past_log_slots(void **state)
 				 -BPX_ENOTFOUND);
 		assert_int_equal(px_chosen_value(r, 999, &v, &len), 0);
 		assert_int_equal(px_stats(r)->slots_committed, 1000);
-		assert_int_equal(px_stats(r)->requests_applied, 1000);
+		assert_int_equal(px_stats(r)->sessions_opened, 1);
+		assert_int_equal(px_stats(r)->requests_applied, 999);
 		ASSERT_SAME_STATE(0, i);
 	}
 	assert_int_equal(px_stats(CLUSTER_PX(0))->slots_proposed, 1000);
-	ASSERT_REPLY(1, 1000, PX_REPLY_OK);
+	ASSERT_REPLY(w.id, 999, PX_REPLY_OK);
 }
 
 /* A slot is reclaimed only once applied: an acceptor whose ring is full of
@@ -131,11 +144,11 @@ static void test_only_applied_slots_are_reclaimed(void **state)
 static void test_follower_behind_log_start_gets_snapshot(void **state)
 {
 	struct cluster *c = *state;
-	uint64_t seq = 1;
+	struct writer w = { 0 };
 	CLUSTER_ELECT(0);
-	commit_slots(c, 3, &seq);
+	commit_slots(c, 3, &w);
 	CLUSTER_ISOLATE(2);
-	commit_slots(c, 200, &seq);
+	commit_slots(c, 200, &w);
 	assert_true(px_log_start(CLUSTER_PX(0)) > 3);
 	CLUSTER_HEAL_ALL();
 
@@ -159,7 +172,7 @@ static void test_follower_behind_log_start_gets_snapshot(void **state)
 	CLUSTER_DELIVER_ALL();
 	assert_int_equal(c->snapshots_sent, 1);
 
-	commit_slots(c, 5, &seq);
+	commit_slots(c, 5, &w);
 	CLUSTER_RUN(5 * c->tmpl.retransmit_ns);
 	ASSERT_APPLIED(2, 208);
 	ASSERT_SAME_STATE(0, 2);
@@ -171,10 +184,10 @@ static void test_follower_behind_log_start_gets_snapshot(void **state)
 static void test_candidate_behind_log_start_asks_snapshot(void **state)
 {
 	struct cluster *c = *state;
-	uint64_t seq = 1;
+	struct writer w = { 0 };
 	CLUSTER_ELECT(0);
 	CLUSTER_ISOLATE(2);
-	commit_slots(c, 200, &seq);
+	commit_slots(c, 200, &w);
 	CLUSTER_HEAL_ALL();
 	CLUSTER_HINT(2);
 	ASSERT_ROLE(2, PX_ROLE_CANDIDATE);
@@ -184,9 +197,10 @@ static void test_candidate_behind_log_start_asks_snapshot(void **state)
 	ASSERT_QUEUED(PX_MSG_SNAPSHOT_REQ, 2, 1, 1);
 	CLUSTER_ELECT(2);
 	assert_int_equal(px_stats(CLUSTER_PX(2))->snapshots_installed, 1);
-	CLUSTER_SUBMIT_PUT(2, 9, 1, "k", "v");
+	/* The session came with the snapshot. */
+	CLUSTER_SUBMIT_PUT(2, w.id, w.seq + 1, "k", "v");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(9, 1, PX_REPLY_OK);
+	ASSERT_REPLY(w.id, w.seq + 1, PX_REPLY_OK);
 	CLUSTER_RUN(5 * c->tmpl.retransmit_ns);
 	ASSERT_APPLIED(0, 201);
 	ASSERT_SAME_STATE(0, 2);

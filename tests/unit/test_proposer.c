@@ -79,10 +79,12 @@ static void test_single_replica_commits_alone(void **state)
 	struct cluster *c = *state;
 	CLUSTER_HINT(0);
 	ASSERT_LEADER(0);
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v");
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
 	ASSERT_COMMIT(0, 1);
-	ASSERT_APPLIED(0, 1);
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v");
+	ASSERT_COMMIT(0, 2);
+	ASSERT_APPLIED(0, 2);
+	ASSERT_REPLY(s7, 1, PX_REPLY_OK);
 	assert_int_equal(c->len - c->head, 0); /* nobody to talk to */
 }
 
@@ -200,30 +202,32 @@ static void test_phase1_merge_keeps_highest_ballot(void **state)
 	uint32_t len;
 	assert_int_equal(px_chosen_value(CLUSTER_PX(0), 1, &v, &len), 0);
 	assert_int_equal(len, 0);
-	/* New requests go after the recovered slots. */
-	CLUSTER_SUBMIT_PUT(0, 9, 1, "k", "v");
-	assert_non_null(queued_accept(c, 0, 1, 4));
-	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(9, 1, PX_REPLY_OK);
+	/* New requests go after the recovered slots: an OPEN, a write. */
+	uint64_t s9 = CLUSTER_OPEN_SESSION(0);
 	ASSERT_COMMIT(0, 5);
+	CLUSTER_SUBMIT_PUT(0, s9, 1, "k", "v");
+	assert_non_null(queued_accept(c, 0, 1, 5));
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(s9, 1, PX_REPLY_OK);
+	ASSERT_COMMIT(0, 6);
 }
 
 /* A new leader covers every slot from its first unchosen one: here slots
  * 2..4 were accepted by all but only the old leader learned they were
  * chosen; the new leader learned slot 3 by catch-up. It re-proposes 2 and
- * 4 with their values, skips 3, and puts new requests at 5. */
+ * 4 with their values, skips 3, and puts new requests at 5. (Slot 0 is the
+ * client's OPEN.) */
 static void test_new_leader_covers_every_open_slot(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	CLUSTER_SUBMIT_PUT(0, 1, 1, "a", "1");
-	CLUSTER_DELIVER_ALL();
-	CLUSTER_SUBMIT_PUT(0, 1, 2, "b", "2");
+	uint64_t s1 = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_SUBMIT_PUT(0, s1, 1, "a", "1");
 	CLUSTER_DELIVER_ALL();
 	uint8_t cmd[64];
 	for (uint64_t k = 0; k < 3; k++) {
 		uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "c", "3");
-		assert_int_equal(cluster_request(c, 0, 2 + k, 1, cmd, len), 0);
+		assert_int_equal(cluster_request(c, 0, s1, 2 + k, cmd, len), 0);
 		cluster_flush(c, 0); /* one slot each: 2, 3, 4 */
 	}
 	CLUSTER_DELIVER_ALL();
@@ -270,11 +274,11 @@ static void test_new_leader_covers_every_open_slot(void **state)
 	}
 	assert_null(queued_accept(c, 1, 2, 1));
 	assert_null(queued_accept(c, 1, 2, 5));
-	CLUSTER_SUBMIT_PUT(1, 9, 1, "d", "4");
+	CLUSTER_SUBMIT_PUT(1, s1, 5, "d", "4");
 	assert_non_null(queued_accept(c, 1, 2, 5));
 	CLUSTER_DELIVER_ALL();
 	ASSERT_COMMIT(1, 6);
-	ASSERT_REPLY(9, 1, PX_REPLY_OK);
+	ASSERT_REPLY(s1, 5, PX_REPLY_OK);
 }
 
 /* A promise counts once however often it arrives: the candidate waits for
@@ -319,24 +323,27 @@ static void test_lone_request_is_proposed_at_once(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_TICK(0);
+	CLUSTER_DELIVER_ALL(); /* the followers know slot 0 chosen */
 	uint64_t t = c->now_ns;
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v");
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v");
 	assert_int_equal(c->now_ns, t);
 	ASSERT_QUEUED(PX_MSG_ACCEPT, 0, 1, 1);
 	ASSERT_QUEUED(PX_MSG_ACCEPT, 0, 2, 1);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 0);
 	assert_true(CLUSTER_DELIVER_MATCH(PX_MSG_ACCEPT, 0, 1));
 	assert_true(CLUSTER_DELIVER_MATCH(PX_MSG_ACCEPTED, 1, 0));
-	ASSERT_COMMIT(0, 1);
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
-	assert_int_equal(CLUSTER_REPLY(7, 1)->from, 0);
+	ASSERT_COMMIT(0, 2);
+	ASSERT_REPLY(s7, 1, PX_REPLY_OK);
+	assert_int_equal(CLUSTER_REPLY(s7, 1)->from, 0);
 	/* The followers learn the commit from the next heartbeat. */
 	CLUSTER_DELIVER_ALL();
-	ASSERT_COMMIT(1, 0);
+	ASSERT_COMMIT(1, 1);
 	CLUSTER_TICK(0);
 	CLUSTER_DELIVER_ALL();
-	ASSERT_COMMIT(1, 1);
-	ASSERT_COMMIT(2, 1);
+	ASSERT_COMMIT(1, 2);
+	ASSERT_COMMIT(2, 2);
 	ASSERT_SAME_STATE(0, 1);
 	ASSERT_SAME_STATE(0, 2);
 }
@@ -348,10 +355,11 @@ static void test_window_limits_slots_in_flight(void **state)
 	struct cluster *c = *state;
 	const uint32_t window = c->tmpl.window_slots;
 	CLUSTER_ELECT(0);
+	uint64_t s = CLUSTER_OPEN_SESSION(0); /* slot 0 */
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
 	for (uint64_t k = 0; k < 3 * window; k++)
-		assert_int_equal(cluster_request(c, 0, 100 + k, 1, cmd, len),
+		assert_int_equal(cluster_request(c, 0, s, 1 + k, cmd, len),
 				 0);
 	cluster_flush(c, 0);
 	assert_int_equal(in_flight(c, 0), window);
@@ -359,10 +367,10 @@ static void test_window_limits_slots_in_flight(void **state)
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 2 * window);
 	while (CLUSTER_DELIVER())
 		assert_true(in_flight(c, 0) <= window);
-	ASSERT_COMMIT(0, 3 * window);
+	ASSERT_COMMIT(0, 1 + 3 * window);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 0);
 	for (uint64_t k = 0; k < 3 * window; k++)
-		ASSERT_REPLY(100 + k, 1, PX_REPLY_OK);
+		ASSERT_REPLY(s, 1 + k, PX_REPLY_OK);
 }
 
 /* The queue is bounded: a request that finds it full is told BUSY. */
@@ -370,21 +378,21 @@ static void test_busy_when_queue_is_full(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
+	uint64_t s = CLUSTER_OPEN_SESSION(0); /* slot 0 */
 	CLUSTER_CUT(0, 1);
 	CLUSTER_CUT(0, 2);
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
 	/* One in flight (window 1), four queued, the sixth is refused. */
 	for (uint64_t k = 0; k < 5; k++) {
-		assert_int_equal(cluster_request(c, 0, 100 + k, 1, cmd, len),
-				 0);
+		assert_int_equal(cluster_request(c, 0, s, 1 + k, cmd, len), 0);
 		cluster_flush(c, 0);
 	}
 	assert_int_equal(in_flight(c, 0), 1);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 4);
-	ASSERT_NO_REPLY(104, 1);
-	assert_int_equal(cluster_request(c, 0, 105, 1, cmd, len), 0);
-	ASSERT_REPLY(105, 1, PX_REPLY_BUSY);
+	ASSERT_NO_REPLY(s, 5);
+	assert_int_equal(cluster_request(c, 0, s, 6, cmd, len), 0);
+	ASSERT_REPLY(s, 6, PX_REPLY_BUSY);
 	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_busy, 1);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 4);
 
@@ -392,8 +400,8 @@ static void test_busy_when_queue_is_full(void **state)
 	CLUSTER_HEAL_ALL();
 	CLUSTER_RUN(10 * c->tmpl.retransmit_ns);
 	for (uint64_t k = 0; k < 5; k++)
-		ASSERT_REPLY(100 + k, 1, PX_REPLY_OK);
-	ASSERT_COMMIT(0, 5);
+		ASSERT_REPLY(s, 1 + k, PX_REPLY_OK);
+	ASSERT_COMMIT(0, 6);
 }
 
 /* An ACCEPT that got no answer is sent again after retransmit_ns, to the
@@ -402,7 +410,8 @@ static void test_lost_accepts_are_retransmitted(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v");
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v");
 	CLUSTER_DISCARD_ALL();
 	CLUSTER_TICK(0); /* too early */
 	ASSERT_QUEUED(PX_MSG_ACCEPT, 0, CLUSTER_ANY, 0);
@@ -413,7 +422,7 @@ static void test_lost_accepts_are_retransmitted(void **state)
 	assert_int_equal(px_stats(CLUSTER_PX(0))->retransmits, 1);
 	assert_true(CLUSTER_DELIVER_MATCH(PX_MSG_ACCEPT, 0, 1));
 	assert_true(CLUSTER_DELIVER_MATCH(PX_MSG_ACCEPTED, 1, 0));
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
+	ASSERT_REPLY(s7, 1, PX_REPLY_OK);
 	/* Chosen: nothing more is retransmitted. */
 	CLUSTER_DISCARD_ALL();
 	CLUSTER_ADVANCE(c->tmpl.retransmit_ns);
@@ -428,8 +437,9 @@ static void test_follower_catches_up_with_chosen(void **state)
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
 	CLUSTER_ISOLATE(2);
-	for (uint64_t s = 1; s <= 5; s++) {
-		CLUSTER_SUBMIT_PUT(0, 7, s, "k", "v");
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0); /* slot 0 */
+	for (uint64_t s = 1; s <= 4; s++) {
+		CLUSTER_SUBMIT_PUT(0, s7, s, "k", "v");
 		CLUSTER_DELIVER_ALL();
 	}
 	ASSERT_COMMIT(0, 5);
@@ -455,9 +465,10 @@ static void test_nack_deposes_leader(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
-	assert_int_equal(cluster_request(c, 0, 7, 1, cmd, len), 0);
+	assert_int_equal(cluster_request(c, 0, s7, 1, cmd, len), 0);
 	/* A NACK at or below its ballot is no news. */
 	struct px_msg nack = {
 		.type = PX_MSG_NACK,
@@ -470,7 +481,7 @@ static void test_nack_deposes_leader(void **state)
 	nack.ballot = px_ballot_make(5, 2);
 	assert_int_equal(CLUSTER_INJECT(0, &nack), 0);
 	ASSERT_FOLLOWER(0);
-	ASSERT_REPLY(7, 1, PX_REPLY_REDIRECT);
+	ASSERT_REPLY(s7, 1, PX_REPLY_REDIRECT);
 	assert_int_equal(px_queue_depth(CLUSTER_PX(0)), 0);
 }
 
@@ -487,13 +498,14 @@ static void test_hint_for_another_steps_down(void **state)
 	CLUSTER_DELIVER_ALL();
 	assert_int_equal(px_known_leader(CLUSTER_PX(2)), 1);
 	assert_int_equal(px_known_leader(CLUSTER_PX(0)), 1);
-	CLUSTER_SUBMIT_PUT(2, 7, 1, "k", "v");
-	ASSERT_REPLY(7, 1, PX_REPLY_REDIRECT);
-	assert_int_equal(CLUSTER_REPLY(7, 1)->leader_hint, 1);
+	uint64_t s7 = CLUSTER_OPEN_SESSION(1);
+	CLUSTER_SUBMIT_PUT(2, s7, 1, "k", "v");
+	ASSERT_REPLY(s7, 1, PX_REPLY_REDIRECT);
+	assert_int_equal(CLUSTER_REPLY(s7, 1)->leader_hint, 1);
 	assert_int_equal(px_stats(CLUSTER_PX(2))->requests_redirected, 1);
-	CLUSTER_SUBMIT_PUT(1, 7, 1, "k", "v");
+	CLUSTER_SUBMIT_PUT(1, s7, 1, "k", "v");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
+	ASSERT_REPLY(s7, 1, PX_REPLY_OK);
 }
 
 /* Two replicas that both believe they lead: ballots decide, and at most one
@@ -502,21 +514,25 @@ static void test_hint_for_another_steps_down(void **state)
 static void test_dueling_leaders_resolve(void **state)
 {
 	struct cluster *c = *state;
+	/* The clients open their sessions while all agree. */
+	CLUSTER_ELECT(0);
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0), s8 = CLUSTER_OPEN_SESSION(0);
 	CLUSTER_HINT_ONE(0, 0);
 	CLUSTER_HINT_ONE(1, 1);
 	CLUSTER_HINT_ONE(2, 0);
 	for (int k = 0; k < 20; k++) {
-		CLUSTER_SUBMIT_PUT(0, 7, (uint64_t)k + 1, "k", "v0");
-		CLUSTER_SUBMIT_PUT(1, 8, (uint64_t)k + 1, "k", "v1");
+		CLUSTER_SUBMIT_PUT(0, s7, (uint64_t)k + 1, "k", "v0");
+		CLUSTER_SUBMIT_PUT(1, s8, (uint64_t)k + 1, "k", "v1");
 		CLUSTER_RUN(c->tmpl.retransmit_ns);
 	}
 	CLUSTER_HINT(1);
 	CLUSTER_RUN(20 * c->tmpl.retransmit_ns);
 	ASSERT_LEADER(1);
 	ASSERT_FOLLOWER(0);
-	CLUSTER_SUBMIT_PUT(1, 9, 1, "k", "v");
+	uint64_t s9 = CLUSTER_OPEN_SESSION(1);
+	CLUSTER_SUBMIT_PUT(1, s9, 1, "k", "v");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(9, 1, PX_REPLY_OK);
+	ASSERT_REPLY(s9, 1, PX_REPLY_OK);
 	CLUSTER_RUN(5 * c->tmpl.retransmit_ns);
 	ASSERT_SAME_STATE(0, 1);
 	ASSERT_SAME_STATE(1, 2);

@@ -284,11 +284,35 @@ static void test_bad_messages_are_dropped(void **state)
 			     .seq = 0 };
 	expect_drop(c, &m, -BPX_EMALFORMED, PX_DROP_MALFORMED);
 	ASSERT_NO_REPLY(7, 0);
+	/* Seqs the log keeps for OPENs and reads: a write above
+	 * PX_SEQ_WRITE_MAX, an OPEN too, a read with the log's read bit. */
+	uint64_t sid = CLUSTER_OPEN_SESSION(0);
+	const struct {
+		uint64_t client_id, seq;
+		uint8_t flags;
+	} bad[] = {
+		{ sid, PX_SEQ_WRITE_MAX + 1, 0 },
+		{ sid, UINT64_MAX, 0 },
+		{ 7, PX_SEQ_WRITE_MAX + 1, PX_FLAG_OPEN },
+		{ 7, 1ull << 63, PX_FLAG_READ },
+		/* A read that opens; an OPEN that names an assigned id. */
+		{ 7, PX_SEQ_READ_BASE, PX_FLAG_READ | PX_FLAG_OPEN },
+		{ sid, 1, PX_FLAG_OPEN },
+	};
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		m = (struct px_msg){ .type = PX_MSG_REQUEST,
+				     .from = PX_TO_CLIENT,
+				     .client_id = bad[k].client_id,
+				     .seq = bad[k].seq,
+				     .flags = bad[k].flags };
+		expect_drop(c, &m, -BPX_EMALFORMED, PX_DROP_MALFORMED);
+		ASSERT_NO_REPLY(bad[k].client_id, bad[k].seq);
+	}
 	/* Through all of that, replica 0 still leads and works. */
 	ASSERT_LEADER(0);
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v");
+	CLUSTER_SUBMIT_PUT(0, sid, PX_SEQ_WRITE_MAX, "k", "v");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
+	ASSERT_REPLY(sid, PX_SEQ_WRITE_MAX, PX_REPLY_OK);
 }
 
 /* A request needs no `to` or `from` check (clients are not members), and
@@ -297,23 +321,24 @@ static void test_request_shapes(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
+	uint64_t sid = CLUSTER_OPEN_SESSION(0);
 	struct px_msg m = { .type = PX_MSG_REQUEST,
 			    .from = 42,
 			    .to = 9,
-			    .client_id = 7,
+			    .client_id = sid,
 			    .seq = 1 };
 	assert_int_equal(CLUSTER_INJECT(0, &m), 0);
 	cluster_flush(c, 0);
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
-	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_in, 1);
+	ASSERT_REPLY(sid, 1, PX_REPLY_OK);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_in, 2);
 	/* Too big for a slot: answered, not dropped. */
 	static uint8_t big[PX_VALUE_BYTES_MAX];
 	m.seq = 2;
 	m.value = big;
 	m.value_len = PX_VALUE_BYTES_MAX;
 	assert_int_equal(CLUSTER_INJECT(0, &m), 0);
-	ASSERT_REPLY(7, 2, PX_REPLY_TOO_BIG);
+	ASSERT_REPLY(sid, 2, PX_REPLY_TOO_BIG);
 }
 
 /* Malformed phase 1b reports are dropped and counted; the candidate keeps
@@ -572,15 +597,23 @@ static int setup5_busy(void **state)
 	return cluster_cmocka_setup(state, 5, &cfg);
 }
 
-static void fill_queue(struct cluster *c, uint8_t leader, uint64_t *seq,
+#define BUSY_CLIENTS 64u
+
+/* Clients with open sessions and their next seqs. */
+struct clients {
+	uint64_t id[BUSY_CLIENTS];
+	uint64_t seq[BUSY_CLIENTS];
+};
+
+static void fill_queue(struct cluster *c, uint8_t leader, struct clients *cl,
 		       uint32_t count)
 {
 	uint8_t cmd[64];
 	uint32_t len = cluster_encode_put(cmd, sizeof(cmd), "k", "v");
 	for (uint32_t k = 0; k < count; k++) {
-		uint64_t client = 1 + k % 64;
-		assert_int_equal(cluster_request(c, leader, client,
-						 seq[client]++, cmd, len),
+		uint32_t i = k % BUSY_CLIENTS;
+		assert_int_equal(cluster_request(c, leader, cl->id[i],
+						 cl->seq[i]++, cmd, len),
 				 0);
 	}
 	cluster_flush(c, leader);
@@ -589,21 +622,23 @@ static void fill_queue(struct cluster *c, uint8_t leader, uint64_t *seq,
 static void test_outbox_cap_min_is_enough(void **state)
 {
 	struct cluster *c = *state;
-	uint64_t seq[65];
-	for (int i = 0; i < 65; i++)
-		seq[i] = 1;
+	static struct clients cl;
 	CLUSTER_ELECT(0);
+	for (uint32_t i = 0; i < BUSY_CLIENTS; i++) {
+		cl.id[i] = CLUSTER_OPEN_SESSION(0);
+		cl.seq[i] = 1;
+	}
 	/* Replica 4 falls behind; 3 gets none of the ACCEPTs. */
 	CLUSTER_ISOLATE(4);
 	CLUSTER_CUT(0, 3);
 	for (int round = 0; round < 6; round++) {
-		fill_queue(c, 0, seq, 400);
+		fill_queue(c, 0, &cl, 400);
 		CLUSTER_RUN(c->tmpl.retransmit_ns);
 	}
 	/* A full queue and a full window, then a higher ballot. */
 	CLUSTER_CUT(0, 1);
 	CLUSTER_CUT(0, 2);
-	fill_queue(c, 0, seq, 512);
+	fill_queue(c, 0, &cl, 512);
 	assert_true(px_queue_depth(CLUSTER_PX(0)) >=
 		    c->tmpl.request_queue_max -
 			    c->tmpl.window_slots * c->tmpl.batch_requests_max);
@@ -611,7 +646,7 @@ static void test_outbox_cap_min_is_enough(void **state)
 	CLUSTER_ELECT(1);
 	CLUSTER_RUN(10 * c->tmpl.retransmit_ns);
 	for (int round = 0; round < 4; round++) {
-		fill_queue(c, 1, seq, 300);
+		fill_queue(c, 1, &cl, 300);
 		CLUSTER_RUN(2 * c->tmpl.retransmit_ns);
 	}
 	CLUSTER_RUN(20 * c->tmpl.retransmit_ns);

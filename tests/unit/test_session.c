@@ -331,22 +331,91 @@ static int setup3_two_sessions(void **state)
 	return cluster_cmocka_setup(state, 3, &cfg);
 }
 
+/* An OPEN goes through the log and opens a session on every replica
+ * alike: its id is its place in the log (bit 63 set), it has applied
+ * nothing yet, and the reply (to the nonce, with the seq echoed) carries
+ * the id, 8 bytes little-endian. */
+static void test_open_assigns_the_id_from_the_log(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	uint64_t slot = px_commit_index(CLUSTER_PX(0));
+	struct px_msg open = { .type = PX_MSG_REQUEST,
+			       .from = PX_TO_CLIENT,
+			       .flags = PX_FLAG_OPEN,
+			       .client_id = 77,
+			       .seq = 5 };
+	assert_int_equal(CLUSTER_INJECT(0, &open), 0);
+	open.client_id = 78; /* a second OPEN in the same batch */
+	assert_int_equal(CLUSTER_INJECT(0, &open), 0);
+	cluster_flush(c, 0);
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(77, 5, PX_REPLY_OK);
+	ASSERT_REPLY(78, 5, PX_REPLY_OK);
+	const struct cluster_reply *a = CLUSTER_REPLY(77, 5);
+	const struct cluster_reply *b = CLUSTER_REPLY(78, 5);
+	assert_int_equal(a->value_len, PX_SESSION_ID_BYTES);
+	assert_int_equal(b->value_len, PX_SESSION_ID_BYTES);
+	uint64_t id_a = px_get_u64(a->value), id_b = px_get_u64(b->value);
+	assert_true(id_a == px_session_id_make(slot, 0));
+	assert_true(id_b == px_session_id_make(slot, 1));
+	assert_true(id_a & PX_SESSION_ID_BIT);
+	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
+	for (uint8_t i = 0; i < 3; i++) {
+		struct px_session *s =
+			px_session_find(&CLUSTER_PX(i)->sessions, id_a);
+		assert_non_null(s);
+		assert_int_equal(s->last_seq, 0);
+		assert_non_null(px_session_find(&CLUSTER_PX(i)->sessions, id_b));
+		assert_null(px_session_find(&CLUSTER_PX(i)->sessions, 77));
+		assert_int_equal(px_stats(CLUSTER_PX(i))->sessions_opened, 2);
+		assert_int_equal(px_stats(CLUSTER_PX(i))->requests_applied, 0);
+		ASSERT_SAME_STATE(0, i);
+	}
+	/* The first write of a session is its seq 1. */
+	CLUSTER_SUBMIT_PUT(0, id_a, 1, "k", "v");
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(id_a, 1, PX_REPLY_OK);
+}
+
+/* A retried OPEN opens a second session: harmless, each has its own id. */
+static void test_retried_open_opens_another_session(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	struct px_msg open = { .type = PX_MSG_REQUEST,
+			       .from = PX_TO_CLIENT,
+			       .flags = PX_FLAG_OPEN,
+			       .client_id = 77,
+			       .seq = 1 };
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(CLUSTER_INJECT(0, &open), 0);
+		cluster_flush(c, 0);
+		CLUSTER_DELIVER_ALL();
+	}
+	assert_int_equal(cluster_reply_count(c, 77, 1), 2);
+	assert_true(px_get_u64(c->replies[0].value) !=
+		    px_get_u64(c->replies[1].value));
+	assert_int_equal(CLUSTER_PX(0)->sessions.count, 2);
+}
+
 /* A retry of an applied request gets the cached reply, byte for byte,
  * from the leader at once, and is not applied again. */
 static void test_retry_gets_cached_reply(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v1");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(7, 1, PX_REPLY_OK);
-	struct cluster_reply first = *CLUSTER_REPLY(7, 1);
+	ASSERT_REPLY(s7, 1, PX_REPLY_OK);
+	struct cluster_reply first = *CLUSTER_REPLY(s7, 1);
 	uint64_t applied = px_stats(CLUSTER_PX(0))->requests_applied;
 	uint64_t slots = px_stats(CLUSTER_PX(0))->slots_proposed;
 
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
-	assert_int_equal(cluster_reply_count(c, 7, 1), 2);
-	const struct cluster_reply *again = CLUSTER_REPLY(7, 1);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v1");
+	assert_int_equal(cluster_reply_count(c, s7, 1), 2);
+	const struct cluster_reply *again = CLUSTER_REPLY(s7, 1);
 	assert_int_equal(again->status, PX_REPLY_OK);
 	assert_int_equal(again->value_len, first.value_len);
 	assert_memory_equal(again->value, first.value, first.value_len);
@@ -362,10 +431,12 @@ static void test_retry_in_flight_is_applied_once(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
+	cluster_replies_clear(c);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v1");
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v1");
 	CLUSTER_DELIVER_ALL();
-	assert_int_equal(cluster_reply_count(c, 7, 1), 2);
+	assert_int_equal(cluster_reply_count(c, s7, 1), 2);
 	assert_int_equal(c->replies[0].value_len, c->replies[1].value_len);
 	assert_memory_equal(c->replies[0].value, c->replies[1].value,
 			    c->replies[0].value_len);
@@ -380,75 +451,165 @@ static void test_older_seq_is_stale(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
+	uint64_t s7 = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v1");
 	CLUSTER_DELIVER_ALL();
-	CLUSTER_SUBMIT_PUT(0, 7, 2, "k", "v2");
+	CLUSTER_SUBMIT_PUT(0, s7, 2, "k", "v2");
 	CLUSTER_DELIVER_ALL();
-	CLUSTER_SUBMIT_PUT(0, 7, 1, "k", "v1");
-	ASSERT_REPLY(7, 1, PX_REPLY_STALE);
+	CLUSTER_SUBMIT_PUT(0, s7, 1, "k", "v1");
+	ASSERT_REPLY(s7, 1, PX_REPLY_STALE);
 	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_applied, 2);
 }
 
-/* A client the table does not know, with seq > 1, may have had its session
- * evicted: applying could apply a request twice, so it is EXPIRED. */
-static void test_unknown_client_with_later_seq_is_expired(void **state)
+/* Ids are made only by the log, so a write of an id the replicas do not
+ * hold is EXPIRED whatever its seq, 1 included: an id a client made up
+ * (bit 63 clear) at once by the leader, an assigned-looking one at apply.
+ * Nothing is applied and no session is created. */
+static void test_unknown_session_is_expired_for_every_seq(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
 	uint64_t before = px_state_digest(CLUSTER_PX(0));
+	uint64_t slots = px_stats(CLUSTER_PX(0))->slots_proposed;
 	CLUSTER_SUBMIT_PUT(0, 7, 5, "k", "v");
-	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(7, 5, PX_REPLY_EXPIRED);
-	assert_int_equal(px_stats(CLUSTER_PX(0))->requests_applied, 0);
-	assert_true(px_state_digest(CLUSTER_PX(0)) == before);
-	/* seq 1 starts a session. */
 	CLUSTER_SUBMIT_PUT(0, 8, 1, "k", "v");
+	ASSERT_REPLY(7, 5, PX_REPLY_EXPIRED);
+	ASSERT_REPLY(8, 1, PX_REPLY_EXPIRED);
+	assert_int_equal(px_stats(CLUSTER_PX(0))->slots_proposed, slots);
+	uint64_t never = px_session_id_make(1000, 3);
+	CLUSTER_SUBMIT_PUT(0, never, 1, "k", "v");
+	ASSERT_NO_REPLY(never, 1); /* only the log can tell */
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(8, 1, PX_REPLY_OK);
+	ASSERT_REPLY(never, 1, PX_REPLY_EXPIRED);
+	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
+	for (uint8_t i = 0; i < 3; i++) {
+		assert_int_equal(px_stats(CLUSTER_PX(i))->requests_applied, 0);
+		assert_int_equal(CLUSTER_PX(i)->sessions.count, 0);
+		assert_true(px_state_digest(CLUSTER_PX(i)) == before);
+	}
 }
 
-/* With room for two sessions, a third client evicts the least recently
- * applied one, on every replica alike; the evicted client's next request
- * is EXPIRED, and the other two still get cached replies. */
+/* With room for two sessions, a third evicts the least recently applied
+ * one, on every replica alike; the evicted session's next request is
+ * EXPIRED, and the other two still get cached replies. */
 static void test_evicted_session_expires(void **state)
 {
 	struct cluster *c = *state;
 	CLUSTER_ELECT(0);
-	for (uint64_t client = 1; client <= 3; client++) {
-		CLUSTER_SUBMIT_PUT(0, client, 1, "k", "v");
+	uint64_t id[3];
+	for (int k = 0; k < 3; k++) {
+		id[k] = CLUSTER_OPEN_SESSION(0);
+		CLUSTER_SUBMIT_PUT(0, id[k], 1, "k", "v");
 		CLUSTER_DELIVER_ALL();
-		ASSERT_REPLY(client, 1, PX_REPLY_OK);
+		ASSERT_REPLY(id[k], 1, PX_REPLY_OK);
 	}
-	CLUSTER_SUBMIT_PUT(0, 1, 2, "k", "w");
+	CLUSTER_SUBMIT_PUT(0, id[0], 2, "k", "w");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(1, 2, PX_REPLY_EXPIRED);
-	CLUSTER_SUBMIT_PUT(0, 2, 1, "k", "v");
-	assert_int_equal(cluster_reply_count(c, 2, 1), 2);
-	ASSERT_REPLY(2, 1, PX_REPLY_OK);
+	ASSERT_REPLY(id[0], 2, PX_REPLY_EXPIRED);
+	CLUSTER_SUBMIT_PUT(0, id[2], 1, "k", "v");
+	assert_int_equal(cluster_reply_count(c, id[2], 1), 2);
+	ASSERT_REPLY(id[2], 1, PX_REPLY_OK);
 	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
 	for (uint8_t i = 0; i < 3; i++) {
 		struct px_session_table *t = &CLUSTER_PX(i)->sessions;
 		assert_int_equal(t->count, 2);
-		assert_null(px_session_find(t, 1));
+		assert_null(px_session_find(t, id[0]));
+		assert_int_equal(px_stats(CLUSTER_PX(i))->requests_applied, 3);
 	}
 	ASSERT_SAME_STATE(0, 1);
 	ASSERT_SAME_STATE(0, 2);
 }
 
+/* Issue 8, hole 4: a client's first write is applied, its session is
+ * evicted, and then a retry of that same seq 1 arrives (a timeout resend,
+ * or the network's late duplicate). It must not be applied again: it is
+ * EXPIRED. Under the old rule (an unknown session's seq 1 starts the
+ * session: the planted bug SESSION_FIRST_SEQ) it was applied twice. The
+ * retry reaches a new leader, so no leader-side shortcut can hide the
+ * hole: only the apply rule decides. Sets *id to the session and returns
+ * how often replica 1 applied the retry. */
+static uint64_t evict_then_retry_first_seq(struct cluster *c, uint64_t *id)
+{
+	CLUSTER_ELECT(0);
+	uint64_t a = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_SUBMIT_PUT(0, a, 1, "k", "first");
+	CLUSTER_DELIVER_ALL();
+	ASSERT_REPLY(a, 1, PX_REPLY_OK);
+	/* Two more sessions evict a's (room for two). */
+	for (int k = 0; k < 2; k++) {
+		uint64_t b = CLUSTER_OPEN_SESSION(0);
+		CLUSTER_SUBMIT_PUT(0, b, 1, "other", "x");
+		CLUSTER_DELIVER_ALL();
+	}
+	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
+	for (uint8_t i = 0; i < 3; i++)
+		assert_null(px_session_find(&CLUSTER_PX(i)->sessions, a));
+	/* The retry of a's seq 1, at a new leader. */
+	CLUSTER_ELECT(1);
+	uint64_t before = px_stats(CLUSTER_PX(1))->requests_applied;
+	CLUSTER_SUBMIT_PUT(1, a, 1, "k", "first");
+	CLUSTER_DELIVER_ALL();
+	CLUSTER_RUN(2 * c->tmpl.heartbeat_interval_ns);
+	ASSERT_SAME_STATE(0, 1);
+	ASSERT_SAME_STATE(1, 2);
+	*id = a;
+	return px_stats(CLUSTER_PX(1))->requests_applied - before;
+}
+
+static void test_evicted_first_seq_retry_is_not_applied_again(void **state)
+{
+	struct cluster *c = *state;
+	uint64_t a;
+	uint64_t again = evict_then_retry_first_seq(c, &a);
+	assert_int_equal(again, 0);
+	assert_int_equal(cluster_reply_count(c, a, 1), 2);
+	ASSERT_REPLY(a, 1, PX_REPLY_EXPIRED);
+	for (uint8_t i = 0; i < 3; i++)
+		assert_null(px_session_find(&CLUSTER_PX(i)->sessions, a));
+}
+
+#ifdef PX_TEST_PLANTS
+/* test_session_plant: the same scenario over the consensus library with
+ * the planted bug compiled in and switched on. The write IS applied a
+ * second time (and answered OK), so the assertions of the test above fail:
+ * they catch the bug. */
+static void test_planted_bug_applies_the_retry_twice(void **state)
+{
+	struct cluster *c = *state;
+	px_plant = PX_PLANT_SESSION_FIRST_SEQ;
+	uint64_t a;
+	uint64_t again = evict_then_retry_first_seq(c, &a);
+	px_plant = PX_PLANT_NONE;
+	assert_int_equal(again, 1);
+	ASSERT_REPLY(a, 1, PX_REPLY_OK);
+}
+#endif
+
 int main(void)
 {
 #define T(f, s) cmocka_unit_test_setup_teardown(f, s, teardown)
+#ifdef PX_TEST_PLANTS
+	const struct CMUnitTest plant_tests[] = {
+		T(test_planted_bug_applies_the_retry_twice,
+		  setup3_two_sessions),
+	};
+	return cmocka_run_group_tests(plant_tests, NULL, NULL);
+#endif
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_insert_and_find),
 		cmocka_unit_test(test_lru_eviction_is_deterministic),
 		cmocka_unit_test(test_index_survives_churn),
 		cmocka_unit_test(test_save_load_round_trip),
 		cmocka_unit_test(test_bad_saved_tables_are_refused),
+		T(test_open_assigns_the_id_from_the_log, setup3),
+		T(test_retried_open_opens_another_session, setup3),
 		T(test_retry_gets_cached_reply, setup3),
 		T(test_retry_in_flight_is_applied_once, setup3),
 		T(test_older_seq_is_stale, setup3),
-		T(test_unknown_client_with_later_seq_is_expired, setup3),
+		T(test_unknown_session_is_expired_for_every_seq, setup3),
 		T(test_evicted_session_expires, setup3_two_sessions),
+		T(test_evicted_first_seq_retry_is_not_applied_again,
+		  setup3_two_sessions),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,12 +25,18 @@
 #define SNAP_SESSIONS (SNAP_COUNT_AT + 4u)
 #define SESSION_RECORD 27u
 
+/* The sessions of clients 1..3 (0: not open yet); every setup starts
+ * them over. */
+static uint64_t ids[4];
+
 static int setup1(void **state)
 {
+	memset(ids, 0, sizeof(ids));
 	return cluster_cmocka_setup(state, 1, NULL);
 }
 static int setup3(void **state)
 {
+	memset(ids, 0, sizeof(ids));
 	return cluster_cmocka_setup(state, 3, NULL);
 }
 static int teardown(void **state)
@@ -38,17 +44,22 @@ static int teardown(void **state)
 	return cluster_cmocka_teardown(state);
 }
 
-/* Commits `count` PUTs from a few clients through leader 0. */
+/* Commits `count` slots from a few clients through leader 0: a client's
+ * OPEN the first time its turn comes, then one PUT each. */
 static void commit_puts(struct cluster *c, uint64_t count, uint64_t *seq)
 {
 	char key[16], value[16];
 	for (uint64_t k = 0; k < count; k++) {
 		uint64_t client = 1 + k % 3;
+		if (ids[client] == 0) {
+			ids[client] = cluster_open_session(c, 0);
+			continue;
+		}
 		snprintf(key, sizeof(key), "k%llu",
 			 (unsigned long long)(k % 5));
 		snprintf(value, sizeof(value), "v%llu",
 			 (unsigned long long)seq[client]);
-		CLUSTER_SUBMIT_PUT(0, client, seq[client]++, key, value);
+		CLUSTER_SUBMIT_PUT(0, ids[client], seq[client]++, key, value);
 		CLUSTER_DELIVER_ALL();
 	}
 }
@@ -77,7 +88,7 @@ static void test_save_install_round_trip(void **state)
 	assert_int_equal(px_stats(CLUSTER_PX(2))->snapshots_installed, 1);
 	/* The sessions came along: exactly-once holds across the install. */
 	const struct px_session *s =
-		px_session_find(&CLUSTER_PX(2)->sessions, 1);
+		px_session_find(&CLUSTER_PX(2)->sessions, ids[1]);
 	assert_non_null(s);
 	assert_int_equal(s->last_seq, seq[1] - 1);
 
@@ -318,7 +329,7 @@ static void test_restarted_replica_recovers(void **state)
 	ASSERT_ROLE(2, PX_ROLE_RECOVERING);
 
 	/* While recovering, the leader's ACCEPTs get no vote from 2. */
-	CLUSTER_SUBMIT_PUT(0, 1, seq[1]++, "x", "1");
+	CLUSTER_SUBMIT_PUT(0, ids[1], seq[1]++, "x", "1");
 	CLUSTER_DELIVER_ALL();
 	assert_true(px_stats(CLUSTER_PX(2))->drops[PX_DROP_WRONG_ROLE] > 0);
 	ASSERT_QUEUED(PX_MSG_ACCEPTED, 2, CLUSTER_ANY, 0);
@@ -374,9 +385,10 @@ static void test_fencing_goes_above_a_nack(void **state)
 	CLUSTER_ELECT(1);
 	assert_true(px_leader_ballot(CLUSTER_PX(1)) >
 		    px_promised_ballot(CLUSTER_PX(0)) - 1);
-	CLUSTER_SUBMIT_PUT(1, 9, 1, "k", "v");
+	uint64_t sid = CLUSTER_OPEN_SESSION(1);
+	CLUSTER_SUBMIT_PUT(1, sid, 1, "k", "v");
 	CLUSTER_DELIVER_ALL();
-	ASSERT_REPLY(9, 1, PX_REPLY_OK);
+	ASSERT_REPLY(sid, 1, PX_REPLY_OK);
 }
 
 /* A recovering replica may get its first snapshot from a peer that lags

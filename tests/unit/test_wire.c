@@ -274,7 +274,7 @@ static void test_encode_refuses_bad_messages(void **state)
 			 -BPX_EINVAL);
 	/* Flags and status that decode would drop. */
 	fill(&m, PX_MSG_PREPARE, 0);
-	m.flags = 0x04; /* neither RECOVERY nor READ */
+	m.flags = 0x08; /* neither RECOVERY, READ nor OPEN */
 	assert_int_equal(bpx_wire_encode(buf, sizeof(buf), CLUSTER_ID, &m),
 			 -BPX_EINVAL);
 	fill(&m, PX_MSG_REPLY, 0);
@@ -355,7 +355,7 @@ static void test_decode_bad_fields(void **state)
 	buf[13] = 0x80;
 	assert_int_equal(decode(buf, len), BPX_WIRE_BAD_FIELD);
 
-	const uint8_t flags[] = { 0x04, 0x80, 0xff, PX_FLAG_RECOVERY | 0x04 };
+	const uint8_t flags[] = { 0x08, 0x80, 0xff, PX_FLAG_OPEN | 0x08 };
 	for (size_t i = 0; i < sizeof(flags); i++) {
 		len = valid_accept(buf);
 		buf[10] = flags[i];
@@ -365,6 +365,8 @@ static void test_decode_bad_fields(void **state)
 	buf[10] = 0;
 	assert_int_equal(decode(buf, len), BPX_WIRE_OK);
 	buf[10] = PX_FLAG_RECOVERY;
+	assert_int_equal(decode(buf, len), BPX_WIRE_OK);
+	buf[10] = PX_FLAG_OPEN; /* which flags fit a type is the replica's */
 	assert_int_equal(decode(buf, len), BPX_WIRE_OK);
 
 	buf[11] = PX_REPLY_STATUS_MAX;
