@@ -40,10 +40,10 @@ static void fill_promise(const struct px_replica *r, struct px_msg *p,
 	p->slot_end = r->accepted_end > from ? r->accepted_end : from;
 	p->slot = p->slot_end;
 	p->log_start = r->log_start;
-	p->commit_index = r->commit_index;
-	p->applied_index = r->applied_index;
-	p->seq = count; /* entries in this promise, so the leader knows when
-			   it has all of them */
+	/* Entries in this promise, so the leader knows when it has all of
+	 * them; above them the echo of a recovery round's nonce. */
+	p->seq = count | (prepare->seq & 0xffffffffu) << 32;
+	px_cv_fill(r, p->crash_vector);
 }
 
 /* Phase 1b: send every accepted (ballot, value) from `from` on, one message
@@ -85,6 +85,15 @@ int px_on_prepare(struct px_replica *r, uint64_t now_ns,
 		px_drop(r, PX_DROP_WRONG_ROLE);
 		return 0;
 	}
+	/* A PREPARE from a life of its sender that has since crashed:
+	 * promising it would depose the living for a ghost. A recovery
+	 * round is exempt: the incarnation it announces may be too low, and
+	 * our answer is how it finds out. */
+	if (!(m->flags & PX_FLAG_RECOVERY) &&
+	    px_ballot_incarnation(m->ballot) < r->incarnation[m->from]) {
+		px_drop(r, PX_DROP_STALE_INCARNATION);
+		return 0;
+	}
 	px_note_ballot(r, m->ballot);
 	/* Lease: while the leader we heard last may serve reads on our
 	 * promise, no other candidate gets one (it retries, and succeeds
@@ -108,7 +117,13 @@ int px_on_prepare(struct px_replica *r, uint64_t now_ns,
 	}
 	r->promised = m->ballot;
 	yield_to(r, now_ns, m->ballot, out);
+	/* The promise tells what we knew of the sender's incarnation before
+	 * this PREPARE; then we learn the one its ballot announces. A
+	 * recovering replica learns from the first whether its announced
+	 * incarnation is new; the second is what makes promises of its
+	 * earlier lives recognisable to every proposer we answer later. */
 	send_promise(r, m, out);
+	px_cv_learn(r, m->from, px_ballot_incarnation(m->ballot));
 	return 0;
 }
 
@@ -123,6 +138,7 @@ static void send_accepted(struct px_replica *r, const struct px_msg *m,
 	a->commit_index = r->commit_index;
 	a->applied_index = r->applied_index;
 	a->log_start = r->log_start;
+	px_cv_fill(r, a->crash_vector);
 }
 
 /* Stores (ballot, value) in a slot. A chosen slot keeps its value: the same

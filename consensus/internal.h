@@ -20,9 +20,10 @@ void px_assert_fail(const char *expr, const char *file, int line);
 	} while (0)
 
 /* A ballot round above this is a corrupt field: no cluster gets there (one
- * election a microsecond would take nine years). Rejecting it keeps
- * round + 1 from wrapping in px_ballot_make, which would lower a promise. */
-#define PX_BALLOT_ROUND_MAX (1ull << 48)
+ * election a millisecond would take seventeen years). Rejecting it keeps
+ * round + 1 within its 40 bits in px_ballot_make_inc, where a wrap would
+ * lower a promise. */
+#define PX_BALLOT_ROUND_MAX (1ull << 39)
 
 /* Configuration changes in the log: client id 0, a one-byte member mask. */
 #define PX_CONFIG_CLIENT_ID 0u
@@ -143,7 +144,14 @@ struct px_replica {
 	uint8_t history_count;
 	bool config_proposed;       /* leader: a change is queued or in flight */
 
+	/* Crash vector (recovery.c): the highest incarnation known of each
+	 * replica; our own entry is our own incarnation. */
+	uint16_t incarnation[PX_REPLICAS_MAX];
+
 	/* Recovery (restarted without state). */
+	uint16_t recovery_inc;       /* the incarnation this round announces */
+	uint16_t recovery_inc_seen;  /* highest any acceptor knew of us */
+	uint64_t recovery_nonce;     /* of this round; PROMISEs echo it */
 	bool recovery_snapshot_asked;
 	bool recovery_have_snapshot; /* any snapshot arrived, even an old one */
 	uint64_t recovery_snapshot_ns;
@@ -228,7 +236,25 @@ void px_proposer_tick(struct px_replica *r, uint64_t now_ns,
 		      struct px_outbox *out);
 void px_queue_redirect_all(struct px_replica *r, struct px_outbox *out);
 void px_phase1_merge(struct px_replica *r, const struct px_msg *m);
+/* A replica was found to have crashed since it voted: its promise and
+ * acceptances from that life stop counting. */
+void px_forget_votes(struct px_replica *r, uint8_t id);
 bool px_phase1_record(struct px_replica *r, const struct px_msg *m);
+
+/* recovery.c: incarnations (crash vectors). */
+uint16_t px_own_incarnation(const struct px_replica *r);
+void px_cv_fill(const struct px_replica *r, uint64_t cv[2]);
+/* Learns that replica id is in incarnation inc (or later): its votes from
+ * earlier lives no longer count. */
+void px_cv_learn(struct px_replica *r, uint8_t id, uint16_t inc);
+/* Merges the crash vector of a PROMISE or ACCEPTED and says whether the
+ * message comes from a life of its sender that has since crashed. */
+bool px_cv_merge_is_stale(struct px_replica *r, const struct px_msg *m);
+/* Entries of a PROMISE (seq carries the recovery echo above them). */
+static inline uint64_t px_promise_entries(const struct px_msg *m)
+{
+	return m->seq & 0xffffffffu;
+}
 
 /* recovery.c */
 void px_recovery_start(struct px_replica *r, uint64_t now_ns,

@@ -13,6 +13,26 @@ static uint64_t *seen_bits_of(struct px_replica *r, uint8_t replica)
 	       (size_t)replica * (r->cfg.log_slots / PX_WORD_BITS);
 }
 
+void px_forget_votes(struct px_replica *r, uint8_t id)
+{
+	PX_ASSERT(id < r->cfg.replica_count && id != r->cfg.self_id);
+	uint8_t bit = (uint8_t)(1u << id);
+	struct px_phase1 *p = &r->p1;
+	p->complete_mask &= (uint8_t)~bit;
+	p->entries_seen[id] = 0;
+	p->entries_expected[id] = 0;
+	memset(seen_bits_of(r, id), 0,
+	       (r->cfg.log_slots / PX_WORD_BITS) * sizeof(uint64_t));
+	r->peers[id].lease_ack_ns = 0;
+	if (r->role != PX_ROLE_LEADER)
+		return;
+	for (uint64_t i = r->commit_index; i < r->next_slot; i++) {
+		struct px_slot *s = px_log_get(r, i);
+		if (s != NULL && !s->chosen && s->proposed_ballot == r->ballot)
+			s->ack_mask &= (uint8_t)~bit;
+	}
+}
+
 static void phase1_reset(struct px_replica *r, uint64_t ballot, uint64_t from)
 {
 	struct px_phase1 *p = &r->p1;
@@ -38,8 +58,10 @@ void px_broadcast_prepare(struct px_replica *r, uint64_t now_ns,
 			return;
 		m->ballot = r->p1.ballot;
 		m->slot = r->p1.from;
-		if (r->role == PX_ROLE_RECOVERING)
+		if (r->role == PX_ROLE_RECOVERING) {
 			m->flags = PX_FLAG_RECOVERY;
+			m->seq = r->recovery_nonce;
+		}
 	}
 	r->p1.sent_ns = now_ns;
 }
@@ -48,7 +70,8 @@ static uint64_t next_ballot(const struct px_replica *r)
 {
 	uint64_t top = r->highest_seen > r->promised ? r->highest_seen
 						     : r->promised;
-	return px_ballot_make(px_ballot_round(top) + 1, r->cfg.self_id);
+	return px_ballot_make_inc(px_ballot_round(top) + 1,
+				  px_own_incarnation(r), r->cfg.self_id);
 }
 
 static void finish_phase1(struct px_replica *r, uint64_t now_ns,
@@ -118,12 +141,13 @@ bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
 {
 	struct px_phase1 *p = &r->p1;
 	uint8_t bit = (uint8_t)(1u << m->from);
+	uint64_t entries = px_promise_entries(m);
 	if (m->slot_end < p->from || m->slot_end - p->from > r->cfg.log_slots ||
-	    m->seq > r->cfg.log_slots) {
+	    entries > r->cfg.log_slots) {
 		px_drop(r, PX_DROP_MALFORMED);
 		return false;
 	}
-	p->entries_expected[m->from] = m->seq;
+	p->entries_expected[m->from] = entries;
 	if (m->slot < m->slot_end) {
 		if (m->slot < p->from) { /* answers an older PREPARE */
 			px_drop(r, PX_DROP_STALE_BALLOT);
@@ -152,6 +176,10 @@ bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
 int px_on_promise(struct px_replica *r, uint64_t now_ns,
 		  const struct px_msg *m, struct px_outbox *out)
 {
+	/* A promise made before its sender crashed binds nobody: the sender
+	 * forgot it (recovery.c). */
+	if (px_cv_merge_is_stale(r, m))
+		return 0;
 	if (r->role == PX_ROLE_LEADER && m->ballot == r->ballot) {
 		/* A late promise: it lets us propose where a configuration
 		 * needs this replica's vote; reported values merge into slots
@@ -327,6 +355,10 @@ int px_on_accepted(struct px_replica *r, uint64_t now_ns,
 		   const struct px_msg *m, struct px_outbox *out)
 {
 	(void)now_ns;
+	/* Likewise an acceptance: the sender's state that held it is gone,
+	 * and its recovery fence may not have seen it (recovery.c). */
+	if (px_cv_merge_is_stale(r, m))
+		return 0;
 	struct px_peer *peer = &r->peers[m->from];
 	peer->commit_index = m->commit_index;
 	peer->applied_index = m->applied_index;

@@ -1,22 +1,105 @@
 /* Recovery of a replica that restarted without its state (DESIGN.md: it
- * must not vote until it has recovered).
+ * must not vote until it has recovered), and the incarnations that make
+ * its earlier lives recognisable.
  *
- * It may have promised or accepted things it no longer remembers. Before it
- * votes again it (1) installs a snapshot from a peer, so it holds a chosen
- * prefix, then (2) runs a fencing phase 1 of its own, with a ballot above
- * every promise it hears of, over at least n - majority + 1 *other*
- * replicas of every configuration since the snapshot (membership.c), with
- * it or without it, and adopts the highest-ballot value they report for
- * each slot.
+ * It may have promised or accepted things it no longer remembers. Before
+ * it votes again it (1) installs a snapshot from a peer that is not itself
+ * recovering, so it holds a chosen prefix, then (2) runs a fencing phase 1
+ * of its own over at least n - majority + 1 *other* replicas of every
+ * configuration since the snapshot (membership.c), with it or without it,
+ * adopting the highest-ballot value they report for each slot and a
+ * promise above every promise they hold (a higher one NACKs the round,
+ * which starts again above it).
  *
- * Why that is enough: any majority it took part in before the crash has at
- * least majority - 1 other members, so it meets the responders. A responder
- * that promised a ballot b before answering made the fencing ballot exceed
- * b (or refused it); one that had not yet promised b will no longer accept
- * anything below the fencing ballot. So every value it could have helped
- * choose is reported by a responder, and every ballot it could have
- * promised is below the promise it now holds. */
+ * The fence alone is not enough (issue 8, hole 1). Five replicas R, L, X,
+ * Y, Z: X's PREPARE b reaches only R, which promises and crashes; R is
+ * fenced by L, Y, Z, none of which knows b, so R's promise stays below b;
+ * L chooses v at slot 0 with {L, R, Z} at a ballot below b. Then X's
+ * delayed PREPARE reaches Y, and X completes phase 1 with {X, Y, R},
+ * counting R's promise from before the crash: it sees nothing at slot 0
+ * and gets w chosen. (With three replicas the fence asks both others, so
+ * it does not show there.) The fix is the crash vectors of Michael, Ports
+ * et al., "Recovering Shared Objects Without Stable Storage" (DISC 2017):
+ *
+ *  - Each replica has an incarnation, 0 at the bootstrap, one higher at
+ *    every recovery; ballots carry the proposer's (consensus.h), so two
+ *    lives of one replica never share a ballot.
+ *  - Each replica keeps the highest incarnation it has heard of for every
+ *    replica (its crash vector); PROMISE and ACCEPTED carry the sender's.
+ *    A proposer merges every vector it receives, refuses a PROMISE or
+ *    ACCEPTED whose sender's own entry is below what it knows (a vote of
+ *    a life that has since crashed), and when it learns that a replica
+ *    has a newer life it forgets the promise and acceptances of the
+ *    older one (px_forget_votes).
+ *  - The recovering replica R announces an incarnation g in the ballot of
+ *    its fencing round. An acceptor answers with what it knew of R
+ *    before, then raises its own entry for R to g. R finishes only when
+ *    its fencing set F answered this very round (a nonce echoed in every
+ *    PROMISE, so no answer to an earlier life's round counts) and each
+ *    had known less than g; one that knew g or more sends R round again
+ *    above it.
+ *
+ * Why that closes the hole. Say a value v is chosen at slot s with R's
+ * vote in its new life, and a proposer X completes phase 1 for s with a
+ * quorum Q that counts a promise P of R's earlier life. Q minus R has
+ * majority - 1 members of s's configuration and F has n - majority + 1 of
+ * its other members, so some Y is in both. If Y promised X before it
+ * answered R's fence, Y's promise was at least X's ballot b then, so R's
+ * fence ended above b (a NACK raises it) and R refuses every ballot below
+ * b: v was chosen above b, or R's vote was not needed and the quorum that
+ * chose v meets Q elsewhere, where standard Paxos applies. If Y promised
+ * after, Y's PROMISE carried R's new incarnation, and X dropped P on
+ * receiving it (or refused P on arrival, had Y's come first). Either way
+ * X cannot complete with P where P matters. The same holds for phase 2:
+ * an ACCEPTED of R's earlier life is refused once any member of the
+ * accepting quorum (or the proposer) has heard of R's new life, and a
+ * member of F that accepted before it answered the fence reported the
+ * value to it, so R holds it now.
+ *
+ * Why g is new: the replicas that answered R's previous recovery (its
+ * previous F) and this F meet (each is n - majority + 1 of the n - 1
+ * others), so some acceptor of this F knew R's previous incarnation, and
+ * g must exceed it. An acceptor that lost its state since relearns the
+ * vector from its own fence (it merges its responders'). Assumed: at most
+ * a minority of a configuration without state at once (DESIGN.md), and
+ * recovery nonces that do not repeat between lives (the caller seeds each
+ * start differently; 32 bits of the nonce are echoed). Incarnations are 16
+ * bits: a replica that recovered PX_INCARNATION_MAX times stays
+ * recovering. */
 #include "internal.h"
+
+uint16_t px_own_incarnation(const struct px_replica *r)
+{
+	return r->incarnation[r->cfg.self_id];
+}
+
+void px_cv_fill(const struct px_replica *r, uint64_t cv[2])
+{
+	cv[0] = cv[1] = 0;
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
+		px_cv_set(cv, i, r->incarnation[i]);
+}
+
+void px_cv_learn(struct px_replica *r, uint8_t id, uint16_t inc)
+{
+	PX_ASSERT(id < r->cfg.replica_count);
+	if (id == r->cfg.self_id || inc <= r->incarnation[id])
+		return;
+	r->incarnation[id] = inc;
+	if (!PX_PLANTED(RECOVERY_NO_INCARNATION))
+		px_forget_votes(r, id);
+}
+
+bool px_cv_merge_is_stale(struct px_replica *r, const struct px_msg *m)
+{
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
+		px_cv_learn(r, i, px_cv_get(m->crash_vector, i));
+	if (PX_PLANTED(RECOVERY_NO_INCARNATION) ||
+	    px_cv_get(m->crash_vector, m->from) >= r->incarnation[m->from])
+		return false;
+	px_drop(r, PX_DROP_STALE_INCARNATION);
+	return true;
+}
 
 /* Enough responders for configuration `config`: they meet every majority
  * of it. For one that includes us, every majority we could have been part
@@ -58,6 +141,7 @@ static void recovery_done(struct px_replica *r, uint64_t now_ns)
 {
 	r->role = PX_ROLE_FOLLOWER;
 	r->promised = r->p1.ballot;
+	r->incarnation[r->cfg.self_id] = r->recovery_inc;
 	r->stats.recoveries_done++;
 	r->next_election_ns = now_ns + r->cfg.retransmit_ns;
 }
@@ -84,10 +168,17 @@ static uint8_t any_peer(struct px_replica *r)
 void px_recovery_start(struct px_replica *r, uint64_t now_ns,
 		       struct px_outbox *out)
 {
+	/* The incarnation to announce: above any an acceptor knew of us. */
+	if (r->recovery_inc <= r->recovery_inc_seen) {
+		if (r->recovery_inc_seen == PX_INCARNATION_MAX)
+			return; /* out of incarnations: stays recovering */
+		r->recovery_inc = (uint16_t)(r->recovery_inc_seen + 1);
+	}
 	uint64_t top = r->highest_seen > r->promised ? r->highest_seen
 						     : r->promised;
-	uint64_t ballot = px_ballot_make(px_ballot_round(top) + 1,
-					 r->cfg.self_id);
+	uint64_t ballot = px_ballot_make_inc(px_ballot_round(top) + 1,
+					     r->recovery_inc, r->cfg.self_id);
+	r->recovery_nonce = px_prng_next(r);
 	px_note_ballot(r, ballot);
 	r->promised = ballot;
 	uint64_t *bits = r->p1.seen_bits;
@@ -136,9 +227,23 @@ void px_recovery_tick(struct px_replica *r, uint64_t now_ns,
 int px_recovery_on_promise(struct px_replica *r, uint64_t now_ns,
 			   const struct px_msg *m, struct px_outbox *out)
 {
+	/* Only an answer to this very round counts: an earlier life of ours
+	 * may have run a round with the same ballot. */
 	if (r->p1.ballot == 0 || m->ballot != r->p1.ballot ||
-	    !(m->flags & PX_FLAG_RECOVERY)) {
+	    !(m->flags & PX_FLAG_RECOVERY) ||
+	    m->seq >> 32 != (r->recovery_nonce & 0xffffffffu)) {
 		px_drop(r, PX_DROP_STALE_BALLOT);
+		return 0;
+	}
+	if (px_cv_merge_is_stale(r, m))
+		return 0;
+	uint16_t knew = px_cv_get(m->crash_vector, r->cfg.self_id);
+	if (knew > r->recovery_inc_seen)
+		r->recovery_inc_seen = knew;
+	if (knew >= r->recovery_inc && !PX_PLANTED(RECOVERY_NO_INCARNATION)) {
+		/* That incarnation was taken by an earlier life: announce a
+		 * higher one in a new round (next tick). */
+		r->p1.ballot = 0;
 		return 0;
 	}
 	if (m->log_start > r->p1.from) {

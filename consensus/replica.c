@@ -354,6 +354,14 @@ int px_step(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	case PX_MSG_CHOSEN:
 		return px_on_chosen(r, now_ns, m, out);
 	case PX_MSG_SNAPSHOT_REQ: {
+		/* A recovering replica's state is no basis for another's: its
+		 * history may be older than what the asker must fence, and two
+		 * recovering replicas would fence each other forever (sim seed
+		 * 1032759 at 5 replicas). */
+		if (r->role == PX_ROLE_RECOVERING) {
+			px_drop(r, PX_DROP_WRONG_ROLE);
+			return 0;
+		}
 		struct px_msg *s = px_out_to(r, out, PX_MSG_SNAPSHOT, m->from);
 		if (s != NULL)
 			s->applied_index = r->applied_index;

@@ -224,6 +224,8 @@ int dp_parse_u64(const char *prog, const char *name, const char *s,
 /* Clock: nanoseconds from the TSC. */
 void dp_clock_init(void);
 uint64_t dp_now_ns(void);
+/* A seed that differs between two starts of the process (getrandom). */
+uint64_t dp_random_seed(void);
 uint64_t dp_tsc_to_ns(uint64_t tsc);
 
 /* Routes. */

@@ -1,8 +1,11 @@
-/* Clock and routing shared by every endpoint. */
+/* Clock, seeds and routing shared by every endpoint. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -23,6 +26,19 @@ uint64_t dp_tsc_to_ns(uint64_t tsc)
 	/* Split to avoid overflow: whole seconds, then the remainder. */
 	return tsc / tsc_hz * 1000000000ull +
 	       (tsc % tsc_hz) * 1000000000ull / tsc_hz;
+}
+
+uint64_t dp_random_seed(void)
+{
+	uint64_t seed;
+	if (getrandom(&seed, sizeof(seed), 0) == (ssize_t)sizeof(seed))
+		return seed;
+	/* No entropy source: the wall clock, the TSC and the pid still
+	 * differ between two starts of one replica. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^
+	       rte_rdtsc() ^ ((uint64_t)getpid() << 48);
 }
 
 uint64_t dp_now_ns(void)

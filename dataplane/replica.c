@@ -36,7 +36,9 @@ int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
 	pc.self_id = id;
 	pc.sm_ops = sm_ops;
 	pc.sm = sm;
-	pc.seed = 0x6279706178ull + id; /* jitter only; any value is safe */
+	/* Backoff jitter and recovery nonces: a nonce must not repeat between
+	 * two lives of this replica (recovery.c), so every start draws one. */
+	pc.seed = dp_random_seed() ^ id;
 	pc.recovering = recovering;
 	const char *why = px_config_check_reason(&pc);
 	if (why != NULL) {

@@ -17,18 +17,20 @@ enum {
 	F_LOG_START = 1u << 6,
 	F_CLIENT = 1u << 7,
 	F_SEQ = 1u << 8,
+	F_CV_LO = 1u << 9,
+	F_CV_HI = 1u << 10,
 	F_VALUE = 1u << 15, /* the type may carry a value */
 };
 
 static const uint16_t type_fields[BPX_WIRE_TYPE_MAX + 1] = {
 	[PX_MSG_REQUEST] = F_CLIENT | F_SEQ | F_VALUE,
 	[PX_MSG_REPLY] = F_CLIENT | F_SEQ | F_VALUE,
-	[PX_MSG_PREPARE] = F_BALLOT | F_SLOT,
+	[PX_MSG_PREPARE] = F_BALLOT | F_SLOT | F_SEQ,
 	[PX_MSG_PROMISE] = F_BALLOT | F_SLOT | F_SLOT_END | F_ACCEPTED_BALLOT |
-			   F_COMMIT | F_APPLIED | F_LOG_START | F_SEQ | F_VALUE,
+			   F_LOG_START | F_SEQ | F_CV_LO | F_CV_HI | F_VALUE,
 	[PX_MSG_ACCEPT] = F_BALLOT | F_SLOT | F_COMMIT | F_VALUE,
 	[PX_MSG_ACCEPTED] = F_BALLOT | F_SLOT | F_COMMIT | F_APPLIED |
-			    F_LOG_START,
+			    F_LOG_START | F_CV_LO | F_CV_HI,
 	[PX_MSG_NACK] = F_BALLOT,
 	[PX_MSG_COMMIT] = F_BALLOT | F_COMMIT | F_SEQ,
 	[PX_MSG_STATUS] = F_BALLOT | F_COMMIT | F_APPLIED | F_LOG_START | F_SEQ,
@@ -92,7 +94,7 @@ static uint16_t fields_of(uint8_t type)
 
 static unsigned field_count(uint16_t fields)
 {
-	return (unsigned)__builtin_popcount(fields & 0x1ffu);
+	return (unsigned)__builtin_popcount(fields & 0x7ffu);
 }
 
 /* Every flag a message may carry (consensus.h); any other bit is a
@@ -115,6 +117,7 @@ static uint64_t *field_ptr(struct px_msg *m, unsigned bit)
 		&m->ballot,	  &m->slot,	     &m->slot_end,
 		&m->accepted_ballot, &m->commit_index, &m->applied_index,
 		&m->log_start,	  &m->client_id,     &m->seq,
+		&m->crash_vector[0], &m->crash_vector[1],
 	};
 	return fields[bit];
 }
@@ -146,7 +149,7 @@ int bpx_wire_encode(uint8_t *buf, size_t cap, uint32_t cluster_id,
 	put16(buf + 14, (uint16_t)m->value_len);
 	uint8_t *p = buf + BPX_WIRE_HEADER_BYTES;
 	struct px_msg copy = *m;
-	for (unsigned bit = 0; bit < BPX_WIRE_FIELDS_MAX; bit++) {
+	for (unsigned bit = 0; bit < BPX_WIRE_FIELD_KINDS; bit++) {
 		if (f & (1u << bit)) {
 			put64(p, *field_ptr(&copy, bit));
 			p += 8;
@@ -215,7 +218,7 @@ enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
 	m->status = buf[11];
 	m->leader_hint = buf[12];
 	const uint8_t *p = buf + BPX_WIRE_HEADER_BYTES;
-	for (unsigned bit = 0; bit < BPX_WIRE_FIELDS_MAX; bit++) {
+	for (unsigned bit = 0; bit < BPX_WIRE_FIELD_KINDS; bit++) {
 		if (f & (1u << bit)) {
 			*field_ptr(m, bit) = get64(p);
 			p += 8;

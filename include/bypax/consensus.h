@@ -37,16 +37,45 @@ extern "C" {
 #define PX_TO_CLIENT 0xffu
 #define PX_REPLICA_NONE 0xffu
 
-/* A ballot is (round, replica id), ordered by round then id, packed so that
- * integer order is ballot order. 0 is "no ballot". */
+/* A ballot is (round, incarnation, replica id), ordered in that order and
+ * packed so that integer order is ballot order: round in bits 24..63,
+ * the proposer's incarnation in bits 8..23, its id in bits 0..7. 0 is
+ * "no ballot". The incarnation counts the proposer's recoveries from a
+ * crash (consensus/recovery.c), so two lives of one replica never share
+ * a ballot, and a ballot tells which life sent it. */
+#define PX_INCARNATION_MAX 0xffffu
+static inline uint64_t px_ballot_make_inc(uint64_t round, uint16_t incarnation,
+					  uint8_t replica_id)
+{
+	return (round << 24) | ((uint64_t)incarnation << 8) | replica_id;
+}
 static inline uint64_t px_ballot_make(uint64_t round, uint8_t replica_id)
 {
-	return (round << 8) | replica_id;
+	return px_ballot_make_inc(round, 0, replica_id);
 }
-static inline uint64_t px_ballot_round(uint64_t ballot) { return ballot >> 8; }
+static inline uint64_t px_ballot_round(uint64_t ballot) { return ballot >> 24; }
+static inline uint16_t px_ballot_incarnation(uint64_t ballot)
+{
+	return (uint16_t)(ballot >> 8);
+}
 static inline uint8_t px_ballot_owner(uint64_t ballot)
 {
 	return (uint8_t)(ballot & 0xffu);
+}
+
+/* A crash vector: the highest incarnation known of every replica, 16 bits
+ * each, entries 0-3 in word 0 and 4-6 in word 1 (low bits first). PROMISE
+ * and ACCEPTED carry the sender's, so a proposer learns that a replica
+ * has recovered from anyone who heard of it (recovery.c). */
+static inline uint16_t px_cv_get(const uint64_t cv[2], uint8_t i)
+{
+	return (uint16_t)(cv[i / 4] >> (16 * (i % 4)));
+}
+static inline void px_cv_set(uint64_t cv[2], uint8_t i, uint16_t inc)
+{
+	uint64_t shift = 16u * (i % 4u);
+	cv[i / 4] = (cv[i / 4] & ~(0xffffull << shift)) |
+		    ((uint64_t)inc << shift);
 }
 
 enum px_msg_type {
@@ -54,12 +83,19 @@ enum px_msg_type {
 	PX_MSG_REPLY = 2,     /* replica -> client: client_id, seq, status,
 				 leader_hint, value=state machine reply */
 	PX_MSG_PREPARE = 3,   /* 1a: ballot; slot = first slot covered;
-				 flags PX_FLAG_RECOVERY for a recovery round */
+				 flags PX_FLAG_RECOVERY for a recovery round,
+				 whose seq is a nonce the PROMISEs echo */
 	PX_MSG_PROMISE = 4,   /* 1b: ballot; slot; accepted_ballot and value of
 				 that slot (0: none); slot_end = end of the
-				 acceptor's accepted slots; log_start */
+				 acceptor's accepted slots; log_start; seq =
+				 entries in the promise | echo << 32 (the low
+				 32 bits of a recovery PREPARE's nonce);
+				 crash_vector (the acceptor's; in answer to a
+				 recovery, the recovering replica's entry is
+				 what the acceptor knew before this PREPARE) */
 	PX_MSG_ACCEPT = 5,    /* 2a: ballot, slot, value, commit_index */
-	PX_MSG_ACCEPTED = 6,  /* 2b: ballot, slot, commit_index, applied_index */
+	PX_MSG_ACCEPTED = 6,  /* 2b: ballot, slot, commit_index, applied_index,
+				 crash_vector */
 	PX_MSG_NACK = 7,      /* ballot = the higher promise that rejected */
 	PX_MSG_COMMIT = 8,    /* leader heartbeat: ballot, commit_index; seq =
 				 the leader's clock when sent (lease) */
@@ -134,6 +170,7 @@ struct px_msg {
 	uint64_t log_start;
 	uint64_t client_id;
 	uint64_t seq;
+	uint64_t crash_vector[2]; /* PROMISE, ACCEPTED: px_cv_get */
 	uint32_t value_len;
 	const uint8_t *value;  /* borrowed: valid until the next call */
 };
@@ -171,7 +208,10 @@ struct px_config {
 	 * 0 turns lease reads off (reads then go through the log). */
 	uint64_t lease_ns;
 	uint32_t clock_drift_ppm;
-	uint64_t seed;                /* PRNG seed (backoff jitter) */
+	uint64_t seed;                /* PRNG seed (backoff jitter, recovery
+					 nonces): must differ between two
+					 starts of one replica, so take it
+					 from a random source */
 	int recovering;               /* started without its state */
 	uint8_t initial_members;      /* voting replicas at the start, as a
 					 bitmask; 0: all replica_count */
@@ -262,7 +302,8 @@ int px_chosen_value(const struct px_replica *r, uint64_t slot,
 	X(PX_DROP_OUT_OF_WINDOW, "slot outside the log window")                \
 	X(PX_DROP_WRONG_ROLE, "not expected in this role")                     \
 	X(PX_DROP_OUTBOX_FULL, "outbox full, deferred")                      \
-	X(PX_DROP_LEASE_HELD, "another leader's lease is running")
+	X(PX_DROP_LEASE_HELD, "another leader's lease is running")            \
+	X(PX_DROP_STALE_INCARNATION, "from a life before the sender's crash")
 
 enum px_drop_reason {
 #define PX_DROP_ENUM(name, text) name,

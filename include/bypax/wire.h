@@ -1,4 +1,4 @@
-/* The bypax wire format, version 1 (docs/wire.md).
+/* The bypax wire format, version 2 (docs/wire.md).
  *
  * Ethernet / IPv4 / UDP / bypax header / fields / value. The codec here is
  * pure C on byte buffers, shared by the DPDK dataplane and the kernel-socket
@@ -17,9 +17,12 @@ extern "C" {
 #endif
 
 #define BPX_WIRE_MAGIC 0x4258u /* "BX" */
-#define BPX_WIRE_VERSION 1u
+#define BPX_WIRE_VERSION 2u
 #define BPX_WIRE_HEADER_BYTES 16u
+/* u64 fields one message carries at most (a PROMISE: 8, with room) and
+ * the kinds of field there are (wire.c); a type carries a fixed subset. */
 #define BPX_WIRE_FIELDS_MAX 9u
+#define BPX_WIRE_FIELD_KINDS 11u
 #define BPX_WIRE_PAYLOAD_MAX                                                   \
 	(BPX_WIRE_HEADER_BYTES + 8u * BPX_WIRE_FIELDS_MAX + PX_VALUE_BYTES_MAX)
 #define BPX_FRAME_HEADER_BYTES 42u /* Ethernet 14 + IPv4 20 + UDP 8 */

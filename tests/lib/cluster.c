@@ -66,7 +66,10 @@ void cluster_start(struct cluster *c, uint8_t i, bool recovering)
 		cluster_crash(c, i);
 	nd->cfg = c->tmpl;
 	nd->cfg.self_id = i;
-	nd->cfg.seed = c->tmpl.seed * 31 + i;
+	/* Each start its own seed: recovery nonces must not repeat between
+	 * lives (consensus.h); the first start keeps the historic seed. */
+	nd->cfg.seed = (c->tmpl.seed * 31 + i) ^
+		       (nd->starts++ * 0x9e3779b97f4a7c15ull);
 	nd->cfg.recovering = recovering;
 	nd->cfg.sm_ops = bpx_kv_ops();
 	nd->sm = nd->cfg.sm_ops->create(NULL);

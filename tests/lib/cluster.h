@@ -80,6 +80,7 @@ struct cluster_node {
 	uint64_t seen_promised;
 	uint64_t seen_commit;
 	uint64_t seen_applied;
+	uint64_t starts; /* lives so far: each gets its own PRNG seed */
 	/* What the last call put in the outbox (for failure messages). */
 	uint32_t last_replies;
 	uint32_t last_sent;

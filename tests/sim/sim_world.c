@@ -377,7 +377,10 @@ static void node_config(const struct world *w, uint8_t i, bool recovering,
 	 * worst rate error (sim_main.c: 20000 ppm). */
 	cfg->lease_ns = w->p->faults.lease_ns;
 	cfg->clock_drift_ppm = 25000;
-	cfg->seed = w->p->seed * 31 + i;
+	/* A new seed for every life (recovery nonces must not repeat); the
+	 * first keeps the stock one. */
+	cfg->seed = (w->p->seed * 31 + i) ^
+		    (w->nodes[i].gen * 0x9e3779b97f4a7c15ull);
 	cfg->recovering = recovering;
 	cfg->sm_ops = sim_sm_ops();
 	cfg->sm = w->nodes[i].sm;

@@ -27,21 +27,51 @@ static void test_packing_round_trips(void **state)
 {
 	(void)state;
 	assert_int_equal(px_ballot_make(0, 0), 0);
-	assert_int_equal(px_ballot_make(1, 0), 0x100);
-	assert_int_equal(px_ballot_make(5, 3), 0x503);
+	assert_int_equal(px_ballot_make(1, 0), 0x1000000);
+	assert_int_equal(px_ballot_make(5, 3), 0x5000003);
+	assert_int_equal(px_ballot_make_inc(5, 2, 3), 0x5000203);
 	const uint64_t rounds[] = {
-		0, 1, 2, 255, 256, 1ull << 40, (1ull << 56) - 1
+		0, 1, 2, 255, 256, 1ull << 39, (1ull << 40) - 1
 	};
+	const uint16_t incs[] = { 0, 1, 255, 256, PX_INCARNATION_MAX };
 	for (size_t i = 0; i < sizeof(rounds) / sizeof(rounds[0]); i++) {
-		for (unsigned id = 0; id < PX_REPLICAS_MAX; id++) {
-			uint64_t b = px_ballot_make(rounds[i], (uint8_t)id);
-			assert_int_equal(px_ballot_round(b), rounds[i]);
-			assert_int_equal(px_ballot_owner(b), id);
+		for (size_t k = 0; k < sizeof(incs) / sizeof(incs[0]); k++) {
+			for (unsigned id = 0; id < PX_REPLICAS_MAX; id++) {
+				uint64_t b = px_ballot_make_inc(
+					rounds[i], incs[k], (uint8_t)id);
+				assert_int_equal(px_ballot_round(b), rounds[i]);
+				assert_int_equal(px_ballot_incarnation(b),
+						 incs[k]);
+				assert_int_equal(px_ballot_owner(b), id);
+			}
 		}
 	}
-	/* The owner is the low byte, whatever the round. */
+	/* The owner is the low byte, the incarnation the next two. */
 	assert_int_equal(px_ballot_owner(0xabcdef12ull), 0x12);
-	assert_int_equal(px_ballot_round(0xabcdef12ull), 0xabcdefull);
+	assert_int_equal(px_ballot_incarnation(0xabcdef12ull), 0xcdef);
+	assert_int_equal(px_ballot_round(0xabcdef12ull), 0xabull);
+	/* A round outranks any incarnation; an incarnation any id. */
+	assert_true(px_ballot_make_inc(1, PX_INCARNATION_MAX, 6) <
+		    px_ballot_make_inc(2, 0, 0));
+	assert_true(px_ballot_make_inc(1, 0, 6) < px_ballot_make_inc(1, 1, 0));
+}
+
+/* The crash vector's packing: seven 16-bit entries in two words. */
+static void test_crash_vector_packing(void **state)
+{
+	(void)state;
+	uint64_t cv[2] = { 0, 0 };
+	for (uint8_t i = 0; i < PX_REPLICAS_MAX; i++)
+		px_cv_set(cv, i, (uint16_t)(0x1111u * (i + 1)));
+	for (uint8_t i = 0; i < PX_REPLICAS_MAX; i++)
+		assert_int_equal(px_cv_get(cv, i), (uint16_t)(0x1111u * (i + 1)));
+	px_cv_set(cv, 3, PX_INCARNATION_MAX);
+	px_cv_set(cv, 4, 0);
+	assert_int_equal(px_cv_get(cv, 2), 0x3333);
+	assert_int_equal(px_cv_get(cv, 3), PX_INCARNATION_MAX);
+	assert_int_equal(px_cv_get(cv, 4), 0);
+	assert_int_equal(px_cv_get(cv, 5), 0x6666);
+	assert_int_equal(cv[1] >> 48, 0); /* entry 7 does not exist */
 }
 
 static void test_order_is_round_then_id(void **state)
@@ -141,8 +171,8 @@ static void test_absurd_ballot_is_dropped(void **state)
 	uint64_t promised = px_promised_ballot(CLUSTER_PX(1));
 	const uint64_t absurd[] = {
 		UINT64_MAX,
-		px_ballot_make((1ull << 56) - 1, 2),
-		px_ballot_make(1ull << 55, 2),
+		px_ballot_make((1ull << 40) - 1, 2),
+		px_ballot_make((1ull << 39) + 1, 2),
 	};
 	for (size_t k = 0; k < sizeof(absurd) / sizeof(absurd[0]); k++) {
 		struct px_msg nack = {
@@ -216,6 +246,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_packing_round_trips),
+		cmocka_unit_test(test_crash_vector_packing),
 		cmocka_unit_test(test_order_is_round_then_id),
 		cmocka_unit_test_setup_teardown(test_election_ballots_increase,
 						setup3, teardown),

@@ -35,6 +35,8 @@ enum {
 	W_LOG_START,
 	W_CLIENT,
 	W_SEQ,
+	W_CV_LO,
+	W_CV_HI,
 	W_FIELD_COUNT,
 };
 #define B(f) (1u << (f))
@@ -48,14 +50,15 @@ struct type_spec {
 static const struct type_spec specs[] = {
 	{ PX_MSG_REQUEST, B(W_CLIENT) | B(W_SEQ), true },
 	{ PX_MSG_REPLY, B(W_CLIENT) | B(W_SEQ), true },
-	{ PX_MSG_PREPARE, B(W_BALLOT) | B(W_SLOT), false },
+	{ PX_MSG_PREPARE, B(W_BALLOT) | B(W_SLOT) | B(W_SEQ), false },
 	{ PX_MSG_PROMISE,
 	  B(W_BALLOT) | B(W_SLOT) | B(W_SLOT_END) | B(W_ACCEPTED_BALLOT) |
-		  B(W_COMMIT) | B(W_APPLIED) | B(W_LOG_START) | B(W_SEQ),
+		  B(W_LOG_START) | B(W_SEQ) | B(W_CV_LO) | B(W_CV_HI),
 	  true },
 	{ PX_MSG_ACCEPT, B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT), true },
 	{ PX_MSG_ACCEPTED,
-	  B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT) | B(W_APPLIED) | B(W_LOG_START),
+	  B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT) | B(W_APPLIED) | B(W_LOG_START) |
+		  B(W_CV_LO) | B(W_CV_HI),
 	  false },
 	{ PX_MSG_NACK, B(W_BALLOT), false },
 	{ PX_MSG_COMMIT, B(W_BALLOT) | B(W_COMMIT) | B(W_SEQ), false },
@@ -74,6 +77,7 @@ static uint64_t *field_of(struct px_msg *m, unsigned field)
 		&m->ballot,	     &m->slot,	       &m->slot_end,
 		&m->accepted_ballot, &m->commit_index, &m->applied_index,
 		&m->log_start,	     &m->client_id,    &m->seq,
+		&m->crash_vector[0], &m->crash_vector[1],
 	};
 	return fields[field];
 }
