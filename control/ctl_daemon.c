@@ -1,4 +1,8 @@
-/* The control thread: heartbeats, leader hints, the admin socket. */
+/* The control thread: the socket and ring glue around the pure control
+ * policy (ctl_policy.h), which makes every decision. Here: heartbeats in
+ * and out over UDP, the worker's status in and commands out over the rings,
+ * the admin socket (parsing commands, rendering status), and what is not
+ * policy: snapshots to a file, fault isolation. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +25,8 @@
 
 #include "ctl_daemon.h"
 
-#define HINT_REFRESH_NS 20000000ull
 #define ADMIN_REPLY_MAX 8192
+#define MS_NS 1000000ull
 
 static pthread_t ctl_tid;
 /* "fault isolate": until then no heartbeat goes out or is taken in, as
@@ -111,6 +115,29 @@ static struct rte_ring *make_ring(const char *what, uint8_t self, size_t esize)
 				    RING_F_SP_ENQ | RING_F_SC_DEQ);
 }
 
+/* The policy's settings from the configuration. Returns NULL or the name
+ * of the bad [control] field. */
+static const char *policy_config(const struct bpx_config *cfg, uint8_t self,
+				 int static_leader,
+				 struct ctl_policy_config *pc)
+{
+	ctl_policy_config_default(pc, cfg->member_count, self);
+	pc->omega.fd.heartbeat_interval_ns = cfg->fd_heartbeat_ns;
+	pc->omega.fd.timeout_min_ns = cfg->fd_timeout_min_ns;
+	pc->omega.fd.timeout_max_ns = cfg->fd_timeout_max_ns;
+	pc->log_slots = cfg->px.log_slots;
+	pc->window_slots = cfg->px.window_slots;
+	pc->static_leader = static_leader >= 0 ? (uint8_t)static_leader
+					       : CTL_NONE;
+	/* A transfer takes a few heartbeats: the target must hear the
+	 * preference, then claim in its own. Slow heartbeats get more time. */
+	uint64_t transfer_ns =
+		10 * cfg->fd_heartbeat_ns + cfg->fd_timeout_min_ns;
+	if (transfer_ns > pc->transfer_timeout_ns)
+		pc->transfer_timeout_ns = transfer_ns;
+	return ctl_policy_config_check(pc);
+}
+
 int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 		    uint8_t self, int static_leader, const char *admin_path,
 		    volatile bool *quit, char *err, size_t err_len)
@@ -118,23 +145,17 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->self = self;
-	d->static_leader = static_leader;
 	d->quit = quit;
-	d->hb_fd = d->admin_fd = d->snapshot_client = d->reconfig_client = -1;
-	d->leader = d->hint_sent = CTL_NONE;
+	d->hb_fd = d->admin_fd = d->snapshot_client = -1;
 	d->start_ns = ctl_clock_ns();
 	snprintf(d->admin_path, sizeof(d->admin_path), "%s", admin_path);
-	struct ctl_omega_config oc;
-	ctl_fd_config_default(&oc.fd, cfg->member_count, self);
-	oc.fd.heartbeat_interval_ns = cfg->fd_heartbeat_ns;
-	oc.fd.timeout_min_ns = cfg->fd_timeout_min_ns;
-	oc.fd.timeout_max_ns = cfg->fd_timeout_max_ns;
-	const char *why = ctl_fd_config_check(&oc.fd);
+	struct ctl_policy_config pc;
+	const char *why = policy_config(cfg, self, static_leader, &pc);
 	if (why != NULL) {
 		snprintf(err, err_len, "%s: [control]: %s", cfg->path, why);
 		return -BPX_ECONFIG;
 	}
-	ctl_omega_init(&d->omega, &oc, d->start_ns);
+	ctl_policy_init(&d->policy, &pc, d->start_ns);
 	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd));
 	d->from_worker = make_ring("ctl_out", self,
 				   sizeof(struct ctl_worker_status));
@@ -145,6 +166,56 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	}
 	int rc = open_heartbeat_socket(d, err, err_len);
 	return rc ? rc : open_admin_socket(d, err, err_len);
+}
+
+/* ---- The policy's effects ---- */
+
+static void send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
+			 uint64_t value)
+{
+	struct ctl_cmd c = { .type = type, .arg = arg, .value = value };
+	rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c));
+}
+
+static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
+{
+	uint8_t buf[CTL_HB_BYTES];
+	ctl_hb_encode(buf, d->cfg->cluster_id, m);
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		if (i == d->self)
+			continue;
+		const struct bpx_member *p = &d->cfg->members[i];
+		struct sockaddr_in a = inet_addr_of(p->control_ip,
+						    p->control_port);
+		sendto(d->hb_fd, buf, sizeof(buf), 0, (struct sockaddr *)&a,
+		       sizeof(a));
+	}
+}
+
+/* A reply's client tag is the admin connection: answer it and hang up. */
+static void send_reply(const struct ctl_reply *r)
+{
+	char text[512];
+	size_t len = ctl_reply_text(r, text, sizeof(text));
+	write_all((int)r->client, text, len);
+	close((int)r->client);
+}
+
+/* Runs one input through the policy and carries out what it decided. */
+static bool step(struct ctl_daemon *d, uint64_t now, const struct ctl_input *in)
+{
+	static struct ctl_policy_out out;
+	ctl_policy_out_clear(&out);
+	bool applied = ctl_policy_step(&d->policy, now, in, &out);
+	for (uint32_t i = 0; i < out.cmd_count; i++)
+		send_command(d, out.cmds[i].type, out.cmds[i].arg,
+			     out.cmds[i].value);
+	/* Isolated: the policy goes on (its counters too), nothing goes out. */
+	if (out.heartbeat && !isolated(now))
+		send_heartbeat(d, &out.hb);
+	for (uint32_t i = 0; i < out.reply_count; i++)
+		send_reply(&out.replies[i]);
+	return applied;
 }
 
 /* ---- Heartbeats ---- */
@@ -163,6 +234,7 @@ static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 {
 	uint8_t buf[256];
 	struct sockaddr_in src;
+	struct ctl_input in = { .kind = CTL_IN_HEARTBEAT };
 	for (;;) {
 		socklen_t slen = sizeof(src);
 		ssize_t n = recvfrom(d->hb_fd, buf, sizeof(buf), 0,
@@ -173,97 +245,12 @@ static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 			d->hb_dropped++;
 			continue;
 		}
-		struct ctl_hb_msg m;
-		if (ctl_hb_decode(buf, (size_t)n, d->cfg->cluster_id, &m) != 0 ||
-		    !from_member_control(d, m.hb.from, &src) ||
-		    !ctl_omega_receive(&d->omega, now, &m.hb)) {
+		if (ctl_hb_decode(buf, (size_t)n, d->cfg->cluster_id,
+				  &in.heartbeat) != 0 ||
+		    !from_member_control(d, in.heartbeat.hb.from, &src) ||
+		    !step(d, now, &in))
 			d->hb_dropped++;
-			continue;
-		}
-		d->peers[m.hb.from].last = m;
-		d->peers[m.hb.from].heard_ns = now;
 	}
-}
-
-static uint64_t failover_age_ms(const struct ctl_daemon *d, uint64_t now)
-{
-	return d->last_failover_ns ? (now - d->last_failover_ns) / 1000000
-				   : UINT64_MAX;
-}
-
-static void send_heartbeats(struct ctl_daemon *d, uint64_t now)
-{
-	struct ctl_hb_msg m;
-	memset(&m, 0, sizeof(m));
-	if (!ctl_omega_tick(&d->omega, now, &m.hb) || isolated(now))
-		return;
-	m.role = d->have_status ? d->status.role : PX_ROLE_RECOVERING;
-	m.promised = d->status.promised;
-	m.commit_index = d->status.commit_index;
-	m.applied_index = d->status.applied_index;
-	m.failover_age_ms = failover_age_ms(d, now);
-	uint8_t buf[CTL_HB_BYTES];
-	ctl_hb_encode(buf, d->cfg->cluster_id, &m);
-	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
-		if (i == d->self)
-			continue;
-		const struct bpx_member *p = &d->cfg->members[i];
-		struct sockaddr_in a = inet_addr_of(p->control_ip,
-						    p->control_port);
-		sendto(d->hb_fd, buf, sizeof(buf), 0, (struct sockaddr *)&a,
-		       sizeof(a));
-	}
-}
-
-static void send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
-			 uint64_t value)
-{
-	struct ctl_cmd c = { .type = type, .arg = arg, .value = value };
-	rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c));
-}
-
-/* Omega's choice goes to the worker as a hint, again now and then in case
- * a ring slot was lost; a change of leader is a failover to report. */
-static void update_leader(struct ctl_daemon *d, uint64_t now)
-{
-	uint8_t leader = d->static_leader >= 0
-				 ? (uint8_t)d->static_leader
-				 : ctl_omega_leader(&d->omega, now);
-	if (leader != d->leader) {
-		if (d->leader != CTL_NONE && leader != CTL_NONE &&
-		    leader != d->leader) {
-			d->last_failover_ns = now;
-			d->failover_from = d->leader;
-			d->failover_to = leader;
-			d->failovers++;
-		}
-		d->leader = leader;
-	}
-	if (leader != d->hint_sent || now - d->hint_sent_ns > HINT_REFRESH_NS) {
-		send_command(d, CTL_CMD_LEADER_HINT, leader, 0);
-		d->hint_sent = leader;
-		d->hint_sent_ns = now;
-	}
-}
-
-/* Whether this replica's log is close enough to the others' to lead. One
- * that fell behind the others' log window (a partition healed, a process
- * stopped and continued) can only catch up by a snapshot; as a candidate
- * it would ask for one, every acceptor would answer its PREPARE with a
- * window of PROMISEs, and it would try again and again, the cluster
- * without a leader meanwhile. It waits as a follower instead, the leader
- * catches it up, and then it may lead again. */
-static bool caught_up(const struct ctl_daemon *d, uint64_t now)
-{
-	uint64_t top = d->status.commit_index;
-	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
-		const struct ctl_peer_view *p = &d->peers[i];
-		if (i != d->self && p->heard_ns != 0 &&
-		    ctl_fd_alive(&d->omega.fd, i, now) &&
-		    p->last.commit_index > top)
-			top = p->last.commit_index;
-	}
-	return d->status.applied_index + d->cfg->px.log_slots / 2 >= top;
 }
 
 static void mask_text(uint8_t mask, char *buf, size_t cap)
@@ -276,64 +263,36 @@ static void mask_text(uint8_t mask, char *buf, size_t cap)
 						len ? "," : "", i);
 }
 
-static void answer_reconfig(struct ctl_daemon *d)
+static void finish_snapshot(struct ctl_daemon *d,
+			    const struct ctl_worker_status *st)
 {
-	char msg[256], members[32];
-	mask_text(d->reconfig_mask, members, sizeof(members));
-	int rc = d->status.reconfig_rc;
-	if (rc == 0)
-		snprintf(msg, sizeof(msg), "ok: members %s proposed; they vote "
-			 "from %u slots after the change commits\n", members,
-			 d->cfg->px.window_slots);
-	else if (rc == -BPX_ENOTLEADER)
-		snprintf(msg, sizeof(msg), "error: member %u is not the leader; "
-			 "ask the leader\n", d->self);
-	else if (rc == -BPX_EBUSY)
-		snprintf(msg, sizeof(msg), "error: a membership change is still "
-			 "in progress; try again when it has taken effect\n");
-	else
-		snprintf(msg, sizeof(msg), "error: members %s: %s\n", members,
-			 bpx_strerror(rc));
-	write_all(d->reconfig_client, msg, strlen(msg));
-	close(d->reconfig_client);
-	d->reconfig_client = -1;
+	char msg[512];
+	FILE *f = fopen(d->snapshot_path, "w");
+	size_t w = f ? fwrite(d->snapshot_buf, 1, st->snapshot_bytes, f) : 0;
+	if (f)
+		fclose(f);
+	snprintf(msg, sizeof(msg),
+		 w == st->snapshot_bytes
+			 ? "ok: snapshot at applied index %" PRIu64
+			   " (%" PRIu64 " bytes) written to %s\n"
+			 : "error: cannot write snapshot %" PRIu64
+			   " (%" PRIu64 " bytes) to %s\n",
+		 st->snapshot_index, st->snapshot_bytes, d->snapshot_path);
+	write_all(d->snapshot_client, msg, strlen(msg));
+	close(d->snapshot_client);
+	d->snapshot_client = -1;
+	send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
 }
 
-static void drain_status(struct ctl_daemon *d)
+static void drain_status(struct ctl_daemon *d, uint64_t now)
 {
-	struct ctl_worker_status st;
-	while (rte_ring_sc_dequeue_elem(d->from_worker, &st, sizeof(st)) == 0) {
-		d->status = st;
-		d->have_status = true;
-		if (st.snapshot_bytes > 0 && d->snapshot_client >= 0) {
-			char msg[512];
-			FILE *f = fopen(d->snapshot_path, "w");
-			size_t w = f ? fwrite(d->snapshot_buf, 1,
-					      st.snapshot_bytes, f) : 0;
-			if (f)
-				fclose(f);
-			snprintf(msg, sizeof(msg),
-				 w == st.snapshot_bytes
-					 ? "ok: snapshot at applied index %" PRIu64
-					   " (%" PRIu64 " bytes) written to %s\n"
-					 : "error: cannot write snapshot %" PRIu64
-					   " (%" PRIu64 " bytes) to %s\n",
-				 st.snapshot_index, st.snapshot_bytes,
-				 d->snapshot_path);
-			write_all(d->snapshot_client, msg, strlen(msg));
-			close(d->snapshot_client);
-			d->snapshot_client = -1;
-			send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
-		}
+	struct ctl_input in = { .kind = CTL_IN_STATUS };
+	while (rte_ring_sc_dequeue_elem(d->from_worker, &in.status,
+					sizeof(in.status)) == 0) {
+		if (in.status.snapshot_bytes > 0 && d->snapshot_client >= 0)
+			finish_snapshot(d, &in.status);
+		step(d, now, &in);
 	}
-	if (d->reconfig_client >= 0 && d->status.reconfig_seq > d->reconfig_seq)
-		answer_reconfig(d);
-	/* Ready to lead: recovered and not far behind; voting members are
-	 * preferred (omega.h). */
-	ctl_omega_set_ready(&d->omega, d->have_status &&
-				       d->status.role != PX_ROLE_RECOVERING &&
-				       caught_up(d, ctl_clock_ns()));
-	ctl_omega_set_member(&d->omega, d->status.members & (1u << d->self));
 }
 
 /* ---- The admin socket (bypaxctl) ---- */
@@ -377,23 +336,24 @@ static struct member_row member_row(const struct ctl_daemon *d, uint8_t i,
 				    uint64_t now)
 {
 	struct member_row row = { 0 };
+	const struct ctl_policy *pol = &d->policy;
 	if (i == d->self) {
-		row.known = d->have_status;
+		row.known = pol->have_status;
 		row.alive = true;
-		row.role = d->status.role;
-		row.promised = d->status.promised;
-		row.commit = d->status.commit_index;
-		row.applied = d->status.applied_index;
+		row.role = pol->status.role;
+		row.promised = pol->status.promised;
+		row.commit = pol->status.commit_index;
+		row.applied = pol->status.applied_index;
 		return row;
 	}
-	const struct ctl_peer_view *p = &d->peers[i];
-	row.known = p->heard_ns != 0;
-	row.alive = ctl_fd_alive(&d->omega.fd, i, now) && row.known;
+	const struct ctl_policy_peer *p = &pol->peers[i];
+	row.known = p->heard_any;
+	row.alive = ctl_fd_alive(&pol->omega.fd, i, now) && row.known;
 	row.role = p->last.role;
 	row.promised = p->last.promised;
 	row.commit = p->last.commit_index;
 	row.applied = p->last.applied_index;
-	row.heard_ago_ms = row.known ? (now - p->heard_ns) / 1000000 : 0;
+	row.heard_ago_ms = row.known ? (now - p->heard_ns) / MS_NS : 0;
 	return row;
 }
 
@@ -408,17 +368,18 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
 	say(r, "cluster %u: %u members, seen from member %u\n",
 	    d->cfg->cluster_id, d->cfg->member_count, d->self);
 	char voting[32];
-	mask_text(d->status.members, voting, sizeof(voting));
+	const struct ctl_policy *pol = &d->policy;
+	mask_text(pol->status.members, voting, sizeof(voting));
 	say(r, "voting members: %s\n", voting);
-	if (d->leader == CTL_NONE)
+	if (pol->leader == CTL_NONE)
 		say(r, "leader: none (no majority heard)\n");
 	else
-		say(r, "leader: member %u\n", d->leader);
-	if (d->last_failover_ns)
+		say(r, "leader: member %u\n", pol->leader);
+	if (pol->failed_over)
 		say(r, "last failover: %.1f s ago, %u -> %u (%" PRIu64
 		       " since start)\n",
-		    (double)(now - d->last_failover_ns) / 1e9,
-		    d->failover_from, d->failover_to, d->failovers);
+		    (double)(now - pol->last_failover_ns) / 1e9,
+		    pol->failover_from, pol->failover_to, pol->failovers);
 	else
 		say(r, "last failover: none since this replica started\n");
 	say(r, "\n%-3s %-21s %-10s %-9s %-10s %-10s %-7s %s\n", "ID",
@@ -456,12 +417,14 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
 
 static void status_json(struct ctl_daemon *d, uint64_t now, struct reply *r)
 {
+	const struct ctl_policy *pol = &d->policy;
 	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
 	       ",\"last_failover_age_ms\":%" PRId64 ",\"members\":[",
 	    d->cfg->cluster_id, d->self,
-	    d->leader == CTL_NONE ? -1 : d->leader, d->failovers,
-	    d->last_failover_ns ? (int64_t)((now - d->last_failover_ns) / 1000000)
-				: -1);
+	    pol->leader == CTL_NONE ? -1 : pol->leader, pol->failovers,
+	    pol->failed_over
+		    ? (int64_t)((now - pol->last_failover_ns) / MS_NS)
+		    : -1);
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
 		struct member_row row = member_row(d, i, now);
 		say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
@@ -484,7 +447,7 @@ static void members_text(struct ctl_daemon *d, struct reply *r)
 		const uint8_t *mac = m->data.mac;
 		say(r, "%-3u %-8s %02x:%02x:%02x:%02x:%02x:%02x "
 		       "%u.%u.%u.%u:%-9u %u.%u.%u.%u:%u\n",
-		    i, (d->status.members & (1u << i)) ? "yes" : "no", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+		    i, (d->policy.status.members & (1u << i)) ? "yes" : "no", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
 		    m->data.ip >> 24, (m->data.ip >> 16) & 255,
 		    (m->data.ip >> 8) & 255, m->data.ip & 255, m->data.port,
 		    m->control_ip >> 24, (m->control_ip >> 16) & 255,
@@ -503,38 +466,29 @@ static bool parse_member(const struct ctl_daemon *d, const char *s, uint8_t *id)
 	return true;
 }
 
-static void cmd_transfer(struct ctl_daemon *d, const char *arg, uint64_t now,
-			 struct reply *r)
+/* leader transfer ID|none: parsed here, decided and answered by the
+ * policy (now, or once the target leads). */
+static void cmd_transfer(struct ctl_daemon *d, const char *arg, int fd,
+			 uint64_t now, struct reply *r)
 {
-	uint8_t to = CTL_NONE;
-	if (strcmp(arg, "none") != 0 && !parse_member(d, arg, &to)) {
+	struct ctl_input in = { .kind = CTL_IN_ADMIN };
+	in.admin.type = CTL_ADMIN_TRANSFER;
+	in.admin.member = CTL_NONE;
+	in.admin.client = (uint64_t)fd;
+	if (strcmp(arg, "none") != 0 &&
+	    !parse_member(d, arg, &in.admin.member)) {
 		say(r, "error: leader transfer: '%s' is not a member id (0..%u) "
 		       "or 'none'\n", arg, d->cfg->member_count - 1);
 		return;
 	}
-	if (d->leader != d->self && d->omega.preferred == CTL_NONE) {
-		say(r, "error: member %u is not the leader (leader: %d); ask "
-		       "the leader\n", d->self,
-		    d->leader == CTL_NONE ? -1 : d->leader);
-		return;
-	}
-	if (to != CTL_NONE && to != d->self &&
-	    !ctl_fd_alive(&d->omega.fd, to, now)) {
-		say(r, "error: member %u is not alive; not transferring\n", to);
-		return;
-	}
-	ctl_omega_set_preferred(&d->omega, to);
-	if (to == CTL_NONE)
-		say(r, "ok: transfer cancelled\n");
-	else
-		say(r, "ok: leadership goes to member %u\n", to);
+	step(d, now, &in);
 }
 
-/* members add ID... | members remove ID: the new member set goes to the
- * worker, whose consensus puts it through the log; the answer waits for
- * the worker's. */
+/* members add ID... | members remove ID: parsed here; the policy checks
+ * the new member set and hands it to the worker, whose consensus puts it
+ * through the log; the policy answers once the worker has. */
 static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
-			struct reply *r)
+			uint64_t now, struct reply *r)
 {
 	bool add = strcmp(argv[1], "add") == 0;
 	if ((!add && strcmp(argv[1], "remove") != 0) || argc < 3 ||
@@ -542,12 +496,9 @@ static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
 		say(r, "error: usage: members add ID... | members remove ID\n");
 		return true;
 	}
-	if (!d->have_status || d->reconfig_client >= 0) {
-		say(r, "error: the replica is not ready for a membership "
-		       "change; try again\n");
-		return true;
-	}
-	uint8_t mask = d->status.members;
+	struct ctl_input in = { .kind = CTL_IN_ADMIN };
+	in.admin.type = add ? CTL_ADMIN_MEMBERS_ADD : CTL_ADMIN_MEMBERS_REMOVE;
+	in.admin.client = (uint64_t)fd;
 	for (int i = 2; i < argc; i++) {
 		uint8_t id;
 		if (!parse_member(d, argv[i], &id)) {
@@ -556,18 +507,9 @@ static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
 			    d->cfg->member_count - 1);
 			return true;
 		}
-		mask = add ? (uint8_t)(mask | (1u << id))
-			   : (uint8_t)(mask & ~(1u << id));
+		in.admin.ids = (uint8_t)(in.admin.ids | (1u << id));
 	}
-	if (mask == d->status.members || mask == 0) {
-		say(r, "error: members %s: %s\n", argv[1],
-		    mask ? "nothing would change" : "no member would be left");
-		return true;
-	}
-	d->reconfig_mask = mask;
-	d->reconfig_seq = d->status.reconfig_seq;
-	d->reconfig_client = fd;
-	send_command(d, CTL_CMD_RECONFIG, mask, 0);
+	step(d, now, &in);
 	return false;
 }
 
@@ -591,10 +533,11 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 	} else if (strcmp(argv[0], "members") == 0 && argc == 1) {
 		members_text(d, r);
 	} else if (strcmp(argv[0], "members") == 0) {
-		return cmd_members(d, argc, argv, fd, r);
+		return cmd_members(d, argc, argv, fd, now, r);
 	} else if (argc == 3 && strcmp(argv[0], "leader") == 0 &&
 		   strcmp(argv[1], "transfer") == 0) {
-		cmd_transfer(d, argv[2], now, r);
+		cmd_transfer(d, argv[2], fd, now, r);
+		return r->len > 0; /* else the policy answers */
 	} else if (argc == 2 && strcmp(argv[0], "snapshot") == 0) {
 		if (d->snapshot_client >= 0 || d->snapshot_buf == NULL) {
 			say(r, "error: snapshot: %s\n",
@@ -620,7 +563,7 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		send_command(d, CTL_CMD_ISOLATE, 0, ms);
 		/* The control plane is cut off too: else the others' failure
 		 * detectors keep an isolated leader alive and leading. */
-		isolate_until_ns = now + ms * 1000000ull;
+		isolate_until_ns = now + ms * MS_NS;
 		say(r, "ok: member %u cut off from its peers for %" PRIu64
 		       " ms\n", d->self, ms);
 	} else {
@@ -666,10 +609,10 @@ static void *ctl_main(void *arg)
 	while (!*d->quit) {
 		poll(fds, 2, 1);
 		uint64_t now = ctl_clock_ns();
-		drain_status(d);
+		drain_status(d, now);
 		receive_heartbeats(d, now);
-		send_heartbeats(d, now);
-		update_leader(d, now);
+		static const struct ctl_input tick = { .kind = CTL_IN_TICK };
+		step(d, now, &tick);
 		if (fds[1].revents & POLLIN)
 			serve_admin(d, now);
 	}
@@ -692,8 +635,11 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 	pthread_join(ctl_tid, NULL);
 	if (d->snapshot_client >= 0)
 		close(d->snapshot_client);
-	if (d->reconfig_client >= 0)
-		close(d->reconfig_client);
+	/* Admin connections still waiting for the policy's answer. */
+	if (d->policy.transfer.pending)
+		close((int)d->policy.transfer.client);
+	if (d->policy.reconfig.pending)
+		close((int)d->policy.reconfig.client);
 	if (d->hb_fd >= 0)
 		close(d->hb_fd);
 	if (d->admin_fd >= 0) {

@@ -1,7 +1,9 @@
-/* The control thread of bypaxd: heartbeats over UDP between members'
- * control addresses (feeding the pure failure detector and Omega), the
- * admin socket for bypaxctl, and the rings to the worker. It sleeps in
- * poll(); it never touches the worker's state. */
+/* The control thread of bypaxd: the glue around the pure control policy
+ * (ctl_policy.h): heartbeats over UDP between members' control addresses,
+ * the admin socket for bypaxctl, and the rings to the worker. Every decision
+ * (leader, readiness, transfer, membership changes) is the policy's; this
+ * thread moves its inputs and outputs. It sleeps in poll(); it never
+ * touches the worker's state. */
 #ifndef BYPAX_CTL_DAEMON_H
 #define BYPAX_CTL_DAEMON_H
 
@@ -12,40 +14,22 @@
 
 #include "bypax/config.h"
 #include "ctl_link.h"
+#include "ctl_policy.h"
 #include "ctl_wire.h"
-#include "omega.h"
-
-struct ctl_peer_view {
-	struct ctl_hb_msg last;
-	uint64_t heard_ns; /* 0: never */
-};
 
 struct ctl_daemon {
 	const struct bpx_config *cfg;
 	uint8_t self;
-	int static_leader;          /* >= 0: no Omega, always this leader */
-	struct ctl_omega omega;
+	struct ctl_policy policy;    /* every decision (ctl_policy.h) */
 	int hb_fd;
 	int admin_fd;
 	char admin_path[108];
 	struct rte_ring *to_worker;
 	struct rte_ring *from_worker;
-	struct ctl_worker_status status;
-	bool have_status;
-	struct ctl_peer_view peers[PX_REPLICAS_MAX];
-	uint8_t leader;             /* Omega's current choice */
-	uint8_t hint_sent;
-	uint64_t hint_sent_ns;
 	uint64_t start_ns;
-	uint64_t last_failover_ns;  /* 0: none */
-	uint8_t failover_from, failover_to;
-	uint64_t failovers;
 	uint64_t hb_dropped;
 	const uint8_t *snapshot_buf; /* the worker's buffer, for "snapshot" */
 	int snapshot_client;         /* admin connection waiting, or -1 */
-	int reconfig_client;         /* admin connection waiting, or -1 */
-	uint64_t reconfig_seq;       /* the worker's answer count we wait past */
-	uint8_t reconfig_mask;
 	char snapshot_path[256];
 	volatile bool *quit;
 };

@@ -17,6 +17,8 @@ void ctl_omega_init(struct ctl_omega *o, const struct ctl_omega_config *cfg,
 		o->peers[i].preferred = CTL_NONE;
 	}
 	o->preferred = CTL_NONE;
+	o->claimed = CTL_NONE;
+	o->claimed_preferred = CTL_NONE;
 	/* A restarted replica must not lead until it has recovered
 	 * (DESIGN.md): ready is off until the caller says so. */
 	o->ready = false;
@@ -63,6 +65,10 @@ bool ctl_omega_tick(struct ctl_omega *o, uint64_t now_ns,
 	hb->preferred = o->preferred;
 	hb->alive_mask = ctl_fd_alive_mask(&o->fd, now_ns);
 	hb->seq = o->seq++;
+	/* What the others now read as our claim (omega.h, rule 5): self is
+	 * judged by what it last said, as they judge it. */
+	o->claimed = hb->leader_hint;
+	o->claimed_preferred = hb->preferred;
 	return true;
 }
 
@@ -155,17 +161,73 @@ static bool ctl_omega_candidate(const struct ctl_omega *o, uint8_t c,
 	return ctl_omega_heard_by(o, c, own_mask) >= majority;
 }
 
-static uint8_t lowest_candidate(const struct ctl_omega *o, uint32_t own_mask,
-				bool voting_only)
+/* Whether member's latest heartbeat (self: the latest sent) names itself. */
+static bool claims_itself(const struct ctl_omega *o, uint8_t member)
 {
+	if (member == o->fd.cfg.self_id)
+		return o->claimed == member;
+	return o->peers[member].heard_any &&
+	       o->peers[member].leader_hint == member;
+}
+
+/* Rule 5's claim: naming itself, or handing over. A member handing
+ * leadership over names its target, not itself; until the target claims,
+ * it still claims, so that it stays the natural leader whose preference
+ * everyone follows. Otherwise, for a heartbeat nobody would claim, the
+ * lowest candidate would be the natural leader, and leadership would go
+ * there instead of to the target. Once the target claims, the handover
+ * claim lapses by itself, so a preference left behind moves nothing. */
+bool ctl_omega_claims(const struct ctl_omega *o, uint8_t member)
+{
+	CTL_ASSERT(o != NULL);
+	if (member >= o->fd.cfg.member_count)
+		return false;
+	if (claims_itself(o, member))
+		return true;
+	const bool self = member == o->fd.cfg.self_id;
+	const uint8_t hint = self ? o->claimed : o->peers[member].leader_hint;
+	const uint8_t to = self ? o->claimed_preferred
+				: o->peers[member].preferred;
+	if (!self && !o->peers[member].heard_any)
+		return false;
+	return to != CTL_NONE && to != member && hint == to &&
+	       to < o->fd.cfg.member_count && !claims_itself(o, to);
+}
+
+static bool ctl_omega_non_voting(const struct ctl_omega *o, uint8_t c)
+{
+	return c == o->fd.cfg.self_id ? o->non_voting : o->peers[c].non_voting;
+}
+
+/* The natural leader among alive candidates (of the voting ones only, if
+ * voting_only): the lowest claimant, else the lowest candidate. */
+static uint8_t natural_leader(const struct ctl_omega *o, uint32_t own_mask,
+			      bool voting_only)
+{
+	uint8_t lowest = CTL_NONE;
 	for (uint8_t c = 0; c < o->fd.cfg.member_count; c++) {
-		bool non_voting = c == o->fd.cfg.self_id ? o->non_voting
-							  : o->peers[c].non_voting;
-		if ((own_mask & (1u << c)) && !(voting_only && non_voting) &&
-		    ctl_omega_candidate(o, c, own_mask))
+		if (!(own_mask & (1u << c)) ||
+		    (voting_only && ctl_omega_non_voting(o, c)) ||
+		    !ctl_omega_candidate(o, c, own_mask))
+			continue;
+		/* Stickiness: a candidate that leads keeps leading. */
+		if (ctl_omega_claims(o, c))
 			return c;
+		if (lowest == CTL_NONE)
+			lowest = c;
 	}
-	return CTL_NONE;
+	return lowest;
+}
+
+bool ctl_omega_can_lead(const struct ctl_omega *o, uint8_t member,
+			uint64_t now_ns)
+{
+	CTL_ASSERT(o != NULL);
+	if (member >= o->fd.cfg.member_count)
+		return false;
+	const uint32_t own_mask = ctl_fd_alive_mask(&o->fd, now_ns);
+	return (own_mask & (1u << member)) &&
+	       ctl_omega_candidate(o, member, own_mask);
 }
 
 uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns)
@@ -178,20 +240,22 @@ uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns)
 	 * cannot report anyone heard by a majority); the check states it. */
 	if (ctl_mask_count(own_mask) < ctl_majority(count))
 		return CTL_NONE;
-	/* Rule 1 (alive) here; the lowest id among candidates leads, unless
-	 * it hands leadership to another candidate (a transfer). Voting
-	 * members go first; a non-voting one leads only when no voting one
-	 * can (membership views differ while changes apply, and someone must
-	 * lead for the laggards to learn them). */
-	uint8_t c = lowest_candidate(o, own_mask, true);
+	/* Rule 1 (alive) here. Voting members go first; a non-voting one
+	 * leads only when no voting one can (membership views differ while
+	 * changes apply, and someone must lead for the laggards to learn
+	 * them). */
+	uint8_t c = natural_leader(o, own_mask, true);
 	if (c == CTL_NONE)
-		c = lowest_candidate(o, own_mask, false);
-	if (c != CTL_NONE) {
-		uint8_t p = c == o->fd.cfg.self_id ? o->preferred
-						    : o->peers[c].preferred;
-		if (p != CTL_NONE && p != c && (own_mask & (1u << p)) &&
-		    ctl_omega_candidate(o, p, own_mask))
-			return p;
-	}
+		c = natural_leader(o, own_mask, false);
+	if (c == CTL_NONE)
+		return CTL_NONE;
+	/* A transfer: the natural leader, whoever it is, may hand leadership
+	 * to another candidate. Only its preference counts, so a stale one
+	 * left at a former leader moves nothing. */
+	uint8_t p = c == o->fd.cfg.self_id ? o->preferred
+					    : o->peers[c].preferred;
+	if (p != CTL_NONE && p != c && (own_mask & (1u << p)) &&
+	    ctl_omega_candidate(o, p, own_mask))
+		return p;
 	return c;
 }

@@ -13,31 +13,62 @@
  *   4. c is heard by a majority: among the members alive to this member
  *      (self included), at least member_count/2+1 report c in their latest
  *      alive_mask (self: own alive mask).
- * The leader is the lowest-id candidate. A member that does not itself hear
- * a majority has no leader (CTL_NONE): a leader cut off from a majority
- * steps down rather than serve stale reads or duel for ballots it cannot win.
- * A member's heartbeat is used only while that member is alive.
+ * A candidate claims leadership when its latest heartbeat names itself as
+ * leader (leader_hint == its id), or names the member it hands leadership
+ * to while that member does not claim yet (leader_hint == preferred: a
+ * transfer in progress); for self, the heartbeat it last sent, the same
+ * thing the others read. Among the candidates (voting
+ * members first; non-voting ones only when no voting one is a candidate):
+ *   5. the natural leader is the lowest-id claimant; when no candidate
+ *      claims, the lowest-id candidate;
+ *   6. if the natural leader prefers another candidate (a transfer, the
+ *      `preferred` of its heartbeat), that one leads; else the natural
+ *      leader does.
+ * A member that does not itself hear a majority has no leader (CTL_NONE):
+ * a leader cut off from a majority steps down rather than serve stale reads
+ * or duel for ballots it cannot win. A member's heartbeat is used only
+ * while that member is alive.
  *
  * Rule 4 is beyond the classic "lowest alive id": a member whose outgoing
  * links are cut still hears a majority, so without rule 4 it and the few that
  * hear it would follow it, while the rest follow the next id. Its own and the
  * others' heartbeats reveal that few hear it, so every view drops it.
  *
+ * Rule 5 makes leadership sticky: a leader that stays a candidate (alive,
+ * ready, i.e. recovered and caught up, hearing and heard by a majority)
+ * keeps leading when a lower id returns, instead of a second leader change
+ * per fault ("failback"). It moves only when asked (rule 6) or when it
+ * stops being a candidate: it crashes or pauses (suspected), loses its
+ * majority (rules 3, 4; it then also names no leader, or another, and stops
+ * claiming), stops being ready, or leaves the voting configuration while a
+ * voting candidate exists. Rule 6 reads the preference of whoever leads, so
+ * a transfer works from the current leader, not only from the lowest id.
+ *
  * Why this converges (Omega's eventual leadership). Once failure detection
  * stabilises, every correct, well-connected member sees the same alive set
  * and, within one heartbeat interval, the same latest heartbeat from each of
- * those members. Rules 1-4 are then evaluated on identical inputs, so all of
- * them pick the same lowest id, and keep it while nothing changes.
+ * those members. Rules 1-6 are then evaluated on identical inputs, so all
+ * of them pick the same member L: the lowest claimant if any candidate
+ * claims, else the lowest candidate (or, by rule 6, its choice). Within one
+ * more heartbeat every member's hint is L, so L is the only claimant left
+ * (any other claimant now names L, not itself), which again selects L: the
+ * choice is a fixed point and stays while nothing changes. Claims cannot
+ * keep two leaders apart: a claim counts only while its sender is a
+ * candidate in the evaluating member's own view, and among identical views
+ * the lowest claimant wins everywhere.
  *
  * Why safety never depends on it. Omega is only a hint (DESIGN.md, "Safety
  * is Paxos's"): before stabilisation two members may both believe they lead
- * (or none does); Paxos ballots order them and at most one value is chosen
- * per slot whatever this oracle says. A wrong answer costs time, not data.
+ * (or none does), two may claim at once, a stale claim may linger for a
+ * failure-detector timeout; Paxos ballots order them and at most one value
+ * is chosen per slot whatever this oracle says. A wrong answer costs time,
+ * not data.
  *
- * Recovery. Lowest id wins, so a recovered member 0 takes leadership back as
- * soon as the others hear it again and it reports ready. A restarting
- * replica keeps ready false until its recovery round is done, so it is not
- * chosen while it cannot lead.
+ * Recovery. A restarting replica keeps ready false until its recovery round
+ * is done (and the control policy until it has caught up), so it is not
+ * chosen while it cannot lead; once ready it follows the claimant that led
+ * meanwhile, and leads again only when that one stops being a candidate or
+ * transfers leadership to it.
  */
 #ifndef BYPAX_CONTROL_OMEGA_H
 #define BYPAX_CONTROL_OMEGA_H
@@ -94,6 +125,8 @@ struct ctl_omega {
 	bool ready;		    /* own: may lead; false after init */
 	uint8_t preferred;	    /* own transfer target, or CTL_NONE */
 	bool non_voting;	    /* own: outside the voting configuration */
+	uint8_t claimed;	    /* leader_hint and preferred of the */
+	uint8_t claimed_preferred;  /* latest heartbeat sent (rule 5) */
 };
 
 #define CTL_READY_NON_VOTING 2u
@@ -111,9 +144,13 @@ void ctl_omega_set_member(struct ctl_omega *o, bool voting);
 /* Whether this member may lead (it is not recovering); sent in heartbeats. */
 void ctl_omega_set_ready(struct ctl_omega *o, bool ready);
 
-/* Leadership transfer: while this member is the natural leader (the
- * lowest-id candidate), every member follows `member` instead, as long as
- * it is a candidate. CTL_NONE cancels. Safety stays with the ballots. */
+/* Leadership transfer: while this member is the natural leader (rule 5:
+ * the lowest claimant, normally the member that leads now), every member
+ * follows `member` instead, as long as it is a candidate. Once `member`
+ * leads and claims, it is the natural leader and this preference no longer
+ * counts; the caller should then clear it (ctl_policy does), or it would
+ * count again if this member became the natural leader later. CTL_NONE, or
+ * an id outside the membership, cancels. Safety stays with the ballots. */
 void ctl_omega_set_preferred(struct ctl_omega *o, uint8_t member);
 
 /* Returns true when a heartbeat is due; fills *hb to broadcast to every other
@@ -133,6 +170,19 @@ bool ctl_omega_receive(struct ctl_omega *o, uint64_t now_ns,
 /* Returns the leader this member should follow now (see the leader rule
  * above; it may be self), or CTL_NONE if there is none. */
 uint8_t ctl_omega_leader(const struct ctl_omega *o, uint64_t now_ns);
+
+/* Returns true if member claims leadership as this member knows it: its
+ * latest heartbeat named itself as leader, or named the member it hands
+ * leadership to while that one's latest does not name itself (self: the
+ * latest heartbeat this member sent). Whether it is alive or a candidate is
+ * not considered. False for an id outside the membership. */
+bool ctl_omega_claims(const struct ctl_omega *o, uint8_t member);
+
+/* Returns true if member is a candidate at now_ns (rules 1-4: alive, ready,
+ * hears and is heard by a majority), whether or not it votes. False for an
+ * id outside the membership. */
+bool ctl_omega_can_lead(const struct ctl_omega *o, uint8_t member,
+			uint64_t now_ns);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 #!/bin/bash
 # memif_basic: three bypaxd processes linked by net_memif, kernel clients
 # through each one's net_tap port. The client tools end to end (bypax-cli,
-# bypax-load, bypaxctl), a leadership transfer, a snapshot, and a clean
-# shutdown.
+# bypax-load, bypaxctl), two leadership transfers (the second through the
+# leader the first chose), a snapshot, and a clean shutdown.
 #
 # usage: memif_basic.sh BUILD_DIR     (root and /dev/net/tun, else skip: 77)
 set -u
@@ -117,6 +117,23 @@ load --duration 1 --lanes 8 --prefix moved --acked "$DIR/acked2" >"$DIR/load2.ou
 	fail "bypax-load after the transfer: $(cat "$DIR/load2.out")"
 load --verify "$DIR/acked2" >"$DIR/verify2.out" 2>&1 || fail "verify: $(cat "$DIR/verify2.out")"
 step "writes after the transfer: $(head -1 "$DIR/load2.out" | cut -d, -f1); $(cat "$DIR/verify2.out")"
+
+# ---- a second transfer, through the member that leads now (issue 8: a
+# leader that is not the lowest id answered ok and nothing moved); a
+# member that does not lead refuses ----
+expect 1 - "is not the leader (leader: 1)" ctl --id 0 leader transfer 2
+expect 0 "ok: member 2 leads now" - ctl --id 1 leader transfer 2
+led_by()
+{
+	local i
+	for i in 0 1 2; do [[ $(omega_leader "$i") == "$1" ]] || return 1; done
+	[[ $(role_of "$1") == leader ]]
+}
+wait_for "leadership to move to member 2" 10 led_by 2 || fail "second transfer"
+step "ok: every member's leader_id is 2 and member 2's role is leader"
+# (an existing key: the load above may have filled the store)
+expect 0 "" - cli put after-transfer again
+expect 0 again - cli get after-transfer
 
 # ---- snapshot ----
 ctl snapshot "$DIR/snap.bin" >"$DIR/snap.out" 2>&1 || fail "snapshot: $(cat "$DIR/snap.out")"

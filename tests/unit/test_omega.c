@@ -24,6 +24,10 @@ struct cluster {
 	bool cut[CTL_MEMBERS_MAX][CTL_MEMBERS_MAX]; /* cut[a][b]: a -> b lost */
 	struct ctl_heartbeat outbox[CTL_MEMBERS_MAX]; /* sent this step */
 	bool sent[CTL_MEMBERS_MAX];
+	/* true: a heartbeat reaches the others before the next member ticks
+	 * (so later ids decide on earlier ids' heartbeats of the same step);
+	 * false: all tick, then all heartbeats are delivered. */
+	bool immediate;
 };
 
 static struct cluster cluster;
@@ -94,6 +98,8 @@ static void cluster_step(struct cluster *c)
 		if (!c->down[i])
 			c->sent[i] = ctl_omega_tick(&c->o[i], c->now_ns,
 						    &c->outbox[i]);
+		if (c->immediate)
+			deliver_all(c);
 	}
 	deliver_all(c);
 	check_invariants(c);
@@ -163,6 +169,10 @@ static void heal(struct cluster *c)
 #define KILL(i) (C->down[(i)] = true)
 #define RESTART(i) member_start(C, (i))
 #define SET_READY(i, r) ctl_omega_set_ready(&C->o[(i)], (r))
+#define PREFER(i, m) ctl_omega_set_preferred(&C->o[(i)], (m))
+/* Whether member i's latest heartbeat, as member at stores it, claims
+ * leadership (its leader_hint names itself). */
+#define CLAIMS_AT(at, i) (C->o[(at)].peers[(i)].leader_hint == (i))
 #define HEARTBEAT_MS 5u
 #define TIMEOUT_MIN_MS 30u
 /* Suspicion plus one heartbeat interval for the news to spread, with slack
@@ -179,6 +189,22 @@ static int setup3(void **state)
 static int setup5(void **state)
 {
 	cluster_init(&cluster, 5);
+	*state = &cluster;
+	return 0;
+}
+
+static int setup3_immediate(void **state)
+{
+	cluster_init(&cluster, 3);
+	cluster.immediate = true;
+	*state = &cluster;
+	return 0;
+}
+
+static int setup5_immediate(void **state)
+{
+	cluster_init(&cluster, 5);
+	cluster.immediate = true;
 	*state = &cluster;
 	return 0;
 }
@@ -283,7 +309,8 @@ static void test_partitioned_member_has_no_leader(void **state)
 }
 
 /* The leader itself partitioned away steps down; the majority side elects
- * the next id. Healing gives leadership back to 0. */
+ * the next id. Healing does not give leadership back to 0 (it was: issue 8,
+ * failback): 0 stopped claiming while cut off, 1 claims, so all follow 1. */
 static void test_partitioned_leader_steps_down(void **state)
 {
 	(void)state;
@@ -294,7 +321,9 @@ static void test_partitioned_leader_steps_down(void **state)
 	for (uint8_t i = 1; i < C->n; i++)
 		ASSERT_LEADER(i, 1);
 	heal(C);
-	STEP_UNTIL_ALL_LEADER(0, 20);
+	STEP_UNTIL_ALL_LEADER(1, 20);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(1);
 }
 
 /* Minority {3, 4} against majority {0, 1, 2}. */
@@ -315,7 +344,9 @@ static void test_minority_side_has_no_leader(void **state)
 }
 
 /* A member that is not ready (recovering) is never chosen, even as the
- * lowest id; once ready, the lowest-id rule gives it leadership. */
+ * lowest id. Once ready it does not take over from the leader that claims
+ * (this test expected it to, before issue 8 made leadership sticky); it
+ * leads when that leader stops being ready. */
 static void test_not_ready_member_never_chosen(void **state)
 {
 	(void)state;
@@ -327,10 +358,15 @@ static void test_not_ready_member_never_chosen(void **state)
 	}
 	ASSERT_ALL_LEADER(1);
 	SET_READY(0, true);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(1);
+	/* A leader that stops being ready hands over, to the lowest candidate
+	 * as no other claims. */
+	SET_READY(1, false);
 	STEP_UNTIL_ALL_LEADER(0, 10);
-	/* And back: a leader that stops being ready hands over. */
-	SET_READY(0, false);
-	STEP_UNTIL_ALL_LEADER(1, 10);
+	SET_READY(1, true);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(0);
 }
 
 /* No member ready: no leader anywhere. */
@@ -347,7 +383,8 @@ static void test_no_ready_member_no_leader(void **state)
  * everyone, and 1 still hears it. 0 hears a majority but is heard by few
  * (itself and 1), which it and 1 learn from the others' heartbeats. Without
  * the heard-by-a-majority rule, 0 and 1 would follow 0 while 2, 3, 4 follow
- * 1; with it, all agree on 1, which can reach a majority. */
+ * 1; with it, all agree on 1, which can reach a majority. When the links
+ * heal, 1 keeps leading (before issue 8 the test expected 0 back). */
 static void test_heard_by_few_is_not_chosen(void **state)
 {
 	(void)state;
@@ -361,34 +398,16 @@ static void test_heard_by_few_is_not_chosen(void **state)
 	uint32_t mask = ctl_fd_alive_mask(&C->o[0].fd, C->now_ns);
 	assert_int_equal(mask, 0x1f); /* 0 still hears everyone */
 	heal(C);
-	STEP_UNTIL_ALL_LEADER(0, 20);
-}
-
-/* Member 0 crashes, 1 takes over, 0 restarts with fresh state. While it
- * recovers (not ready) 1 keeps leading; once 0 is ready, the lowest-id rule
- * hands leadership back to 0. This is by design: readiness, not stickiness,
- * keeps a recovering replica from leading; the cost is one more failover
- * when a recovered low id returns. */
-static void test_recovered_leader_takes_leadership_back(void **state)
-{
-	(void)state;
 	STEP_MS(500);
-	KILL(0);
-	STEP_UNTIL_ALL_LEADER(1, FAILOVER_MAX_MS);
-	STEP_MS(500);
-	RESTART(0); /* starts not ready, seq back at 0 */
-	STEP_MS(100);
 	ASSERT_ALL_LEADER(1);
-	SET_READY(0, true);
-	unsigned ms = STEP_UNTIL_ALL_LEADER(0, 20);
-	assert_true(ms <= 10);
-	STEP_MS(500);
-	ASSERT_ALL_LEADER(0);
 }
 
 /* A restart faster than the detector: the others still consider 0 alive and
  * drop its restarted heartbeats (its counter went back to 0) as stale, until
- * they suspect it; then they accept its new counter and 0 leads again. */
+ * they suspect it; then they accept its new counter and 0 leads again. It
+ * does because it is ready at once here (a real restart recovers first):
+ * hearing no claimant (1 and 2 still name 0, not themselves), it claims,
+ * and once accepted it is the lowest claimant. */
 static void test_fast_restart_is_seen_after_timeout(void **state)
 {
 	(void)state;
@@ -405,8 +424,156 @@ static void test_fast_restart_is_seen_after_timeout(void **state)
 	ASSERT_ALL_LEADER(0);
 }
 
-/* Heartbeats with a bad sender or a field out of range are dropped and
- * counted, and change nothing. */
+
+/* Issue 8, leadership transfer: a transfer is read from whoever leads, not
+ * from the lowest id. 0 hands over to 1; then 1, which leads but is not
+ * the lowest id, hands over to 2. With the lowest-id rule only 0's
+ * preference counted: the second transfer answered ok and nothing moved. */
+static void test_transfer_through_whoever_leads(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(0);
+	PREFER(0, 1);
+	STEP_UNTIL_ALL_LEADER(1, 20);
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(1);
+	PREFER(1, 2);
+	STEP_UNTIL_ALL_LEADER(2, 20);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(2);
+	/* 0 still names 1 (ctl_policy clears a preference once the transfer is
+	 * done; this fixture does not): a preference counts only from the
+	 * member that leads, so 0's is ignored. */
+	assert_int_equal(C->o[0].preferred, 1);
+	/* And cancelling at the leader leaves it leading (sticky). */
+	PREFER(1, CTL_NONE);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(2);
+}
+
+/* A leader handing over still claims until the target does. As ctl_policy
+ * does, the old leader drops its preference once the target leads. With
+ * immediate delivery, 2 hears 1 hand over (1's hint now names 2) before
+ * it ticks itself: were a handing-over leader no longer a claimant, nobody
+ * would claim for that heartbeat, the lowest candidate 0 (preferring no
+ * one) would be the natural leader, and leadership would go to 0, not 2. */
+static void test_transfer_handover_still_claims(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	PREFER(0, 1);
+	STEP_UNTIL_ALL_LEADER(1, 20);
+	STEP_MS(20); /* 1 claims */
+	assert_true(CLAIMS_AT(0, 1));
+	PREFER(0, CTL_NONE);
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(1);
+	PREFER(1, 2);
+	for (unsigned ms = 0; ms < 100; ms++) {
+		STEP_MS(1);
+		for (uint8_t i = 0; i < C->n; i++)
+			assert_int_not_equal(LEADER(i), 0);
+	}
+	ASSERT_ALL_LEADER(2);
+	PREFER(1, CTL_NONE);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(2);
+	/* A preference at a member that does not lead moves nothing. */
+	PREFER(0, 1);
+	STEP_MS(500);
+	ASSERT_ALL_LEADER(2);
+}
+
+/* Issue 8, failback: member 0 returns after 1 took over; 1 keeps leading
+ * once 0 is recovered and ready, instead of handing leadership back (two
+ * leader changes per fault of member 0). */
+static void test_returning_member_0_does_not_take_leadership_back(void **state)
+{
+	(void)state;
+	STEP_MS(500);
+	KILL(0);
+	STEP_UNTIL_ALL_LEADER(1, FAILOVER_MAX_MS);
+	STEP_MS(500);
+	RESTART(0); /* starts not ready, seq back at 0 */
+	STEP_MS(300);
+	ASSERT_ALL_LEADER(1);
+	SET_READY(0, true);
+	for (unsigned ms = 0; ms < 1000; ms++) {
+		STEP_MS(1);
+		ASSERT_ALL_LEADER(1);
+	}
+	/* 0 is a candidate, just not a claimant: it follows 1. */
+	assert_true(CLAIMS_AT(0, 1));
+	assert_false(CLAIMS_AT(1, 0));
+}
+
+/* Issue 8: two claimants (each side of a bridged partition chose its own
+ * leader) converge to one once they hear each other: the lowest claimant,
+ * even though member 0, a non-claiming candidate, is lower still.
+ * Five members; 2 hears everyone; {0, 1} and {3, 4} do not hear each other.
+ * 0 and 2 start not ready, so {0, 1, 2} follows 1 and {2, 3, 4} follows 3. */
+static void test_two_claimants_converge_to_one(void **state)
+{
+	(void)state;
+	SET_READY(0, false);
+	SET_READY(2, false);
+	for (uint8_t a = 0; a < 2; a++) {
+		cut(C, a, 3);
+		cut(C, a, 4);
+	}
+	STEP_MS(500);
+	ASSERT_LEADER(0, 1);
+	ASSERT_LEADER(1, 1);
+	ASSERT_LEADER(3, 3);
+	ASSERT_LEADER(4, 3);
+	assert_true(CLAIMS_AT(2, 1));
+	assert_true(CLAIMS_AT(2, 3));
+	ASSERT_LEADER(2, 1); /* the lowest claimant it hears */
+	heal(C);
+	SET_READY(0, true);
+	SET_READY(2, true);
+	STEP_UNTIL_ALL_LEADER(1, FAILOVER_MAX_MS);
+	for (unsigned ms = 0; ms < 500; ms++) {
+		STEP_MS(1);
+		ASSERT_ALL_LEADER(1);
+	}
+	for (uint8_t i = 0; i < C->n; i++)
+		if (i != 3)
+			assert_false(CLAIMS_AT(i, 3));
+}
+
+/* Issue 8: a claimant that loses its majority is dropped, by everyone and
+ * by itself. Leader 2 (0 and 1 were not ready at the start, then became
+ * ready: 2 kept leading) loses its outgoing links to 0, 1 and 3: it still
+ * hears everyone but only 4 hears it, so it is not heard by a majority and
+ * stops claiming. All, 2 included, move to the lowest candidate, 0; when
+ * the links heal, 0 keeps leading. */
+static void test_claimant_that_loses_its_majority_is_dropped(void **state)
+{
+	(void)state;
+	SET_READY(0, false);
+	SET_READY(1, false);
+	STEP_UNTIL_ALL_LEADER(2, 20);
+	STEP_MS(50); /* 2's heartbeats now claim */
+	SET_READY(0, true);
+	SET_READY(1, true);
+	STEP_MS(300);
+	ASSERT_ALL_LEADER(2);
+	cut_one_way(C, 2, 0);
+	cut_one_way(C, 2, 1);
+	cut_one_way(C, 2, 3);
+	STEP_UNTIL_ALL_LEADER(0, FAILOVER_MAX_MS);
+	STEP_MS(100);
+	ASSERT_ALL_LEADER(0);
+	assert_false(CLAIMS_AT(4, 2)); /* 4 still hears 2: no longer a claim */
+	heal(C);
+	for (unsigned ms = 0; ms < 500; ms++) {
+		STEP_MS(1);
+		ASSERT_ALL_LEADER(0);
+	}
+}
+
 /* Voting members are preferred; a non-voting one leads only when no
  * voting member can (someone must lead for laggards to catch up). */
 static void test_voting_members_preferred(void **state)
@@ -421,6 +588,8 @@ static void test_voting_members_preferred(void **state)
 	ASSERT_ALL_LEADER(0);
 }
 
+/* Heartbeats with a bad sender or a field out of range are dropped and
+ * counted, and change nothing. */
 static void test_bad_heartbeats_ignored(void **state)
 {
 	(void)state;
@@ -507,15 +676,32 @@ int main(void)
 				       setup5),
 		cmocka_unit_test_setup(test_no_ready_member_no_leader, setup3),
 		cmocka_unit_test_setup(test_heard_by_few_is_not_chosen, setup5),
-		cmocka_unit_test_setup(
-			test_recovered_leader_takes_leadership_back, setup3),
-		cmocka_unit_test_setup(
-			test_recovered_leader_takes_leadership_back, setup5),
 		cmocka_unit_test_setup(test_fast_restart_is_seen_after_timeout,
 				       setup3),
 		cmocka_unit_test_setup(test_voting_members_preferred, setup3),
 		cmocka_unit_test_setup(test_bad_heartbeats_ignored, setup3),
 		cmocka_unit_test(test_single_member_leads_itself),
+		cmocka_unit_test_setup(test_transfer_through_whoever_leads,
+				       setup3),
+		cmocka_unit_test_setup(test_transfer_through_whoever_leads,
+				       setup5),
+		cmocka_unit_test_setup(test_transfer_handover_still_claims,
+				       setup3),
+		cmocka_unit_test_setup(test_transfer_handover_still_claims,
+				       setup3_immediate),
+		cmocka_unit_test_setup(test_transfer_handover_still_claims,
+				       setup5_immediate),
+		cmocka_unit_test_setup(
+			test_returning_member_0_does_not_take_leadership_back,
+			setup3),
+		cmocka_unit_test_setup(
+			test_returning_member_0_does_not_take_leadership_back,
+			setup5),
+		cmocka_unit_test_setup(test_two_claimants_converge_to_one,
+				       setup5),
+		cmocka_unit_test_setup(
+			test_claimant_that_loses_its_majority_is_dropped,
+			setup5),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
