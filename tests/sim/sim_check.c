@@ -33,11 +33,15 @@ struct sim_checker {
 	uint8_t replicas;
 	uint8_t alpha;              /* a change at slot i governs i + alpha on */
 	uint8_t all;
-	uint32_t config_count;
-	struct {
+	/* Chosen membership changes, one per slot (a slot chosen again at a
+	 * later ballot is the same change). Unbounded: a --long run makes
+	 * hundreds, and a change the checker forgot would make it judge
+	 * later slots against the wrong configuration. */
+	uint32_t config_count, config_cap;
+	struct config_change {
 		uint64_t slot;
 		uint8_t mask;
-	} configs[256];             /* chosen membership changes */
+	} *configs;
 	struct proposal *props;
 	size_t props_cap, props_count;
 	struct chosen_slot *chosen;
@@ -97,6 +101,7 @@ void checker_free(struct sim_checker *c)
 		free(c->props[i].value);
 	free(c->props);
 	free(c->chosen);
+	free(c->configs);
 	free(c->digest_at);
 	for (unsigned i = 0; i < SIM_CLIENTS_MAX; i++)
 		free(c->req_chosen[i]);
@@ -208,8 +213,18 @@ static uint8_t config_at(const struct sim_checker *c, uint64_t slot)
 
 static void note_config(struct sim_checker *c, uint64_t slot, uint8_t mask)
 {
-	if (mask == 0 || (mask & ~c->all) || c->config_count == 256)
+	if (mask == 0 || (mask & ~c->all))
 		return;
+	for (uint32_t i = 0; i < c->config_count; i++)
+		if (c->configs[i].slot == slot)
+			return;
+	if (c->config_count == c->config_cap) {
+		c->config_cap = c->config_cap ? 2 * c->config_cap : 64;
+		c->configs = realloc(c->configs, c->config_cap *
+						      sizeof(*c->configs));
+		if (c->configs == NULL)
+			exit(2);
+	}
 	c->configs[c->config_count].slot = slot;
 	c->configs[c->config_count].mask = mask;
 	c->config_count++;
