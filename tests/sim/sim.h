@@ -39,6 +39,9 @@ struct sim_faults {
 					plane (consensus messages) */
 	uint32_t leader_target_pct;  /* partitions centred on the leader */
 	uint64_t restart_max_ns;     /* a crashed replica restarts within */
+	uint64_t nemesis_every_ns;   /* leader-centred lease attacks: cuts
+					around the leader and a rogue
+					leader hint (sim_world.c); 0: none */
 };
 
 struct sim_params {

@@ -124,6 +124,20 @@ void sim_params_from_seed(struct sim_params *p, uint64_t seed, uint8_t replicas,
 	params_sessions(p, seed);
 	if (long_run)
 		params_long(p, &s);
+	static const uint64_t nemesis[] = { 0, 0, 40 * MS, 100 * MS };
+	p->faults.nemesis_every_ns = pick(&s, nemesis, 4);
+	/* Half of the seeds with lease attacks have nothing else going on
+	 * (no other partition, pause or crash heals, moves or stalls the
+	 * leader in the middle of an attack), and leases on. */
+	static const uint64_t focus[] = { 0, 1 };
+	static const uint64_t lease[] = { 5 * MS, 30 * MS, 60 * MS };
+	if (p->faults.nemesis_every_ns != 0 && pick(&s, focus, 2)) {
+		p->faults.partition_every_ns = 0;
+		p->faults.pause_every_ns = 0;
+		p->faults.crash_every_ns = 0;
+		if (p->faults.lease_ns == 0)
+			p->faults.lease_ns = pick(&s, lease, 3);
+	}
 }
 
 #ifdef PX_TEST_PLANTS

@@ -32,6 +32,7 @@ enum ev_kind {
 	EV_RESTART,
 	EV_UNPAUSE,
 	EV_CHECK,
+	EV_NEMESIS, /* the second stage of a lease attack (fault_nemesis) */
 };
 
 struct event {
@@ -63,6 +64,8 @@ struct node {
 	bool up;
 	uint64_t paused_until;
 	uint64_t ctl_paused_until; /* the control thread alone is stalled */
+	uint64_t rogue_until;      /* the worker is told rogue_hint instead */
+	uint8_t rogue_hint;
 	uint8_t hint;              /* the last hint the control plane gave */
 	uint64_t offset_ns;
 	int64_t ppm;
@@ -107,6 +110,11 @@ struct world {
 	struct client clients[SIM_CLIENTS_MAX];
 	/* link_down[plane][from][to]: cut for that plane's traffic. */
 	bool link_down[PLANE_COUNT][PX_REPLICAS_MAX][PX_REPLICAS_MAX];
+	/* A lease attack's data-plane cuts (fault_nemesis): its own, so
+	 * that other partitions healing do not end it early. */
+	bool nemesis_down[PX_REPLICAS_MAX][PX_REPLICAS_MAX];
+	bool nemesis_on;
+	uint8_t nemesis_b; /* the attack's majority - 1 other replicas */
 	bool faults_on;
 	bool settled;
 	/* Membership: configurations that may be in force, or reported by an
@@ -281,7 +289,8 @@ static bool link_cut(const struct world *w, const struct event *e, uint8_t src,
 		return false;
 	enum plane plane = e->kind == EV_HEARTBEAT ? PLANE_CTL : PLANE_DATA;
 	return w->link_down[PLANE_BOTH][src][dst] ||
-	       w->link_down[plane][src][dst];
+	       w->link_down[plane][src][dst] ||
+	       (plane == PLANE_DATA && w->nemesis_down[src][dst]);
 }
 
 /* Sends e (already filled) after a network delay, unless the network drops
@@ -532,8 +541,10 @@ static void node_tick(struct world *w, uint8_t i)
 		ctl_step(w, i, t, &in);
 	}
 	/* A stalled control thread: the worker goes on with a hint that may
-	 * be stale; only ballots and leases keep it safe. */
-	px_set_leader_hint(n->px, t, n->hint, &w->out);
+	 * be stale; only ballots and leases keep it safe. A rogue hint (a
+	 * lease attack) is any hint at all: the hint is only a hint. */
+	uint8_t hint = w->now < n->rogue_until ? n->rogue_hint : n->hint;
+	px_set_leader_hint(n->px, t, hint, &w->out);
 	after_step(w, i);
 	px_tick(n->px, t, &w->out);
 	after_step(w, i);
@@ -1009,6 +1020,93 @@ static void heal_links(struct world *w)
 	memset(w->link_down, 0, sizeof(w->link_down));
 }
 
+static uint8_t current_leader(const struct world *w)
+{
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		if (w->nodes[i].up && px_role(w->nodes[i].px) == PX_ROLE_LEADER)
+			return i;
+	return PX_REPLICA_NONE;
+}
+
+/* Lease attacks: the shapes of the stale reads of issue 8, around the
+ * leader L and a follower A that a rogue hint makes a candidate (a wrong
+ * hint is within the fault model: safety never rests on the control
+ * plane). In two stages, a lease apart:
+ *  - Own promise (hole 2): first L's data links to B (majority - 1
+ *    replicas other than A) are cut, until their lease promises to L
+ *    lapse; then L goes deaf (nothing reaches it) and A is told to lead.
+ *    A still hears L's heartbeats: it must not run for leader while its
+ *    own promise to L runs, as L's lease, which A's acknowledgements
+ *    granted, may still run, and L hears of no higher ballot.
+ *  - Followers' promises: first A is cut off from L, until A's own
+ *    promise lapses; then L goes deaf and A is told to lead. The others
+ *    still hear L and must refuse A while their promises to L run.
+ * The third stage ends the attack. */
+enum { NEMESIS_OWN_PROMISE, NEMESIS_FOLLOWERS };
+
+static void nemesis_next(struct world *w, uint64_t delay, uint8_t stage,
+			 uint8_t kind, uint8_t l, uint8_t a)
+{
+	struct event *e = ev_new(w, w->now + delay, EV_NEMESIS, a);
+	e->gen = (uint64_t)stage << 16 | (uint64_t)kind << 8 | l;
+	ev_push(w, e);
+}
+
+static void fault_nemesis(struct world *w)
+{
+	uint8_t n = w->p->replicas, l = current_leader(w);
+	if (w->nemesis_on || l == PX_REPLICA_NONE ||
+	    w->now < w->nodes[l].paused_until)
+		return;
+	uint8_t a = (uint8_t)((l + 1 + rnd2(w) % (n - 1)) % n);
+	uint8_t kind = (uint8_t)(rnd2(w) % 2);
+	/* B: majority - 1 others, so that A and B make a majority while L
+	 * keeps the acknowledgements of the rest (its lease). */
+	uint8_t bmask = 0;
+	while (__builtin_popcount(bmask) < n / 2) {
+		uint8_t b = (uint8_t)(rnd2(w) % n);
+		if (b != l && b != a)
+			bmask |= (uint8_t)(1u << b);
+	}
+	w->nemesis_b = bmask;
+	w->res->faults++;
+	w->nemesis_on = true;
+	if (kind == NEMESIS_OWN_PROMISE) {
+		for (uint8_t b = 0; b < n; b++)
+			if (bmask & (1u << b))
+				w->nemesis_down[l][b] = w->nemesis_down[b][l] =
+					true;
+	} else {
+		w->nemesis_down[l][a] = w->nemesis_down[a][l] = true;
+	}
+	uint64_t lease = w->p->faults.lease_ns;
+	nemesis_next(w, lease + 1 * MS + rnd2(w) % (lease / 4 + MS), 2, kind,
+		     l, a);
+	narrate(w, "lease attack on leader %u through %u (%s), stage 1", l, a,
+		kind == NEMESIS_OWN_PROMISE ? "own promise" : "followers");
+}
+
+static void nemesis_stage(struct world *w, const struct event *e)
+{
+	uint8_t a = e->node, l = (uint8_t)e->gen;
+	uint8_t kind = (uint8_t)(e->gen >> 8), stage = (uint8_t)(e->gen >> 16);
+	if (stage == 3 || !w->faults_on) {
+		memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
+		w->nodes[a].rogue_until = 0;
+		w->nemesis_on = false;
+		return;
+	}
+	(void)kind;
+	for (uint8_t b = 0; b < w->p->replicas; b++)
+		if (b != l)
+			w->nemesis_down[b][l] = true;
+	uint64_t len = 20 * MS + rnd2(w) % (60 * MS);
+	w->nodes[a].rogue_hint = a;
+	w->nodes[a].rogue_until = w->now + len;
+	nemesis_next(w, len, 3, kind, l, a);
+	narrate(w, "lease attack on leader %u: %u told to lead", l, a);
+}
+
 static void note_config(struct world *w, uint8_t mask)
 {
 	uint8_t max = w->p->stock ? SIM_RECENT_CONFIGS_STOCK
@@ -1060,19 +1158,23 @@ static void fault_event(struct world *w, const struct event *e)
 	uint64_t every = e->node == 0 ? f->partition_every_ns
 			 : e->node == 1 ? f->crash_every_ns
 			 : e->node == 2 ? f->pause_every_ns
+			 : e->node == 4 ? f->nemesis_every_ns
 					: f->reconfig_every_ns;
 	if (!w->faults_on || every == 0)
 		return;
 	if (e->node == 0)
 		fault_partition(w);
+	else if (e->node == 4)
+		fault_nemesis(w);
 	else if (e->node == 1)
 		fault_crash(w);
 	else if (e->node == 2)
 		fault_pause(w);
 	else
 		fault_reconfig(w);
-	schedule(w, rnd_range(w, every / 2, every * 3 / 2), EV_FAULT, e->node,
-		 0);
+	uint64_t next = e->node == 4 ? every / 2 + rnd2(w) % (every + 1)
+				     : rnd_range(w, every / 2, every * 3 / 2);
+	schedule(w, next, EV_FAULT, e->node, 0);
 }
 
 /* The end of the fault phase: every fault stops; from here on everything
@@ -1086,6 +1188,8 @@ static void settle(struct world *w)
 			node_start(w, i, true);
 		w->nodes[i].paused_until = 0;
 		w->nodes[i].ctl_paused_until = 0;
+		w->nodes[i].rogue_until = 0;
+		memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
 	}
 	narrate(w, "faults stop; every pending request must now complete");
 	w->settle_deadline = w->now + w->p->settle_limit_ns;
@@ -1185,6 +1289,9 @@ static void dispatch(struct world *w, struct event *e)
 		if (w->faults_on)
 			heal_links(w);
 		break;
+	case EV_NEMESIS:
+		nemesis_stage(w, e);
+		break;
 	case EV_RESTART:
 		if (e->gen == w->nodes[e->node].gen && !w->nodes[e->node].up) {
 			node_start(w, e->node, true);
@@ -1227,6 +1334,8 @@ static void world_init(struct world *w, const struct sim_params *p,
 	}
 	for (uint8_t k = 0; k < 4; k++)
 		schedule(w, rnd_range(w, 20 * MS, 60 * MS), EV_FAULT, k, 0);
+	if (p->faults.nemesis_every_ns != 0)
+		schedule(w, 20 * MS + rnd2(w) % (40 * MS), EV_FAULT, 4, 0);
 	w->recent_configs[0] = (uint8_t)((1u << p->replicas) - 1);
 	w->recent_count = 1;
 	schedule(w, p->fault_phase_ns, EV_CHECK, 0, 0);
