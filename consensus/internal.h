@@ -170,6 +170,13 @@ struct px_replica {
 	struct px_session_table sessions;
 	uint64_t prng;
 	struct px_stats stats;
+	/* What px_check_invariants saw last (invariants.c). */
+	struct px_invariant_seen {
+		uint64_t promised;
+		uint64_t commit_index;
+		uint64_t applied_index;
+		uint16_t incarnation;
+	} seen;
 	/* Replies handed out in one call live here until the next call. */
 	uint8_t *reply_arena;
 	uint32_t reply_arena_used;

@@ -11,6 +11,11 @@
 
 #include "bypax/config.h"
 #include "bypax/consensus.h"
+
+/* The consensus core's assertion hook, defined in dp_common.c: prints the
+ * expression, file and line, then aborts. */
+void px_assert_fail(const char *expr, const char *file, int line);
+
 #include "bypax/sm.h"
 #include "bypax/wire.h"
 #include "hist.h"

@@ -12,6 +12,19 @@
 
 #include "dp.h"
 
+/* A broken consensus invariant (PX_ASSERT, always on): say which, where,
+ * then abort for a core dump. The core's own default only traps, as it
+ * may not print (the purity rule); this strong definition replaces it in
+ * every dataplane program. Continuing would risk a wrong answer, which is
+ * worse than a crash the others survive. */
+void px_assert_fail(const char *expr, const char *file, int line)
+{
+	fprintf(stderr, "bypax: assertion failed: %s (%s:%d); aborting\n", expr,
+		file, line);
+	fflush(stderr);
+	abort();
+}
+
 static uint64_t tsc_hz;
 static uint64_t tsc_base;
 

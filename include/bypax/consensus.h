@@ -281,6 +281,12 @@ int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
  * valid and everything of earlier terms applied). */
 int px_lease_valid(const struct px_replica *r, uint64_t now_ns);
 enum px_role px_role(const struct px_replica *r);
+/* Checks the replica's invariants (log_start <= applied <= commit, queue,
+ * history and session bounds, role vs ballot, promise, commit and applied
+ * never going back). Returns NULL, or a static text naming the first that
+ * is broken: a bug in the core. Tests and the simulator call it after
+ * every step; it remembers what it saw, hence not const. */
+const char *px_check_invariants(struct px_replica *r);
 uint64_t px_promised_ballot(const struct px_replica *r);
 uint64_t px_leader_ballot(const struct px_replica *r); /* own, if leading */
 uint8_t px_known_leader(const struct px_replica *r);   /* or PX_REPLICA_NONE */

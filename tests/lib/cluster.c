@@ -242,6 +242,9 @@ static void check_commits(struct cluster *c, uint8_t i)
 static void check_node(struct cluster *c, uint8_t i)
 {
 	struct cluster_node *nd = &c->nodes[i];
+	const char *why = px_check_invariants(nd->px);
+	if (why != NULL)
+		violation(c, "replica %u: %s", i, why);
 	const struct px_replica *r = nd->px;
 	uint64_t promised = px_promised_ballot(r);
 	if (promised < nd->seen_promised)

@@ -328,8 +328,13 @@ static void check_commits(struct sim_checker *c, uint8_t node,
 }
 
 void checker_after_step(struct sim_checker *c, uint8_t node,
-			const struct px_replica *r)
+			struct px_replica *r)
 {
+	const char *why = px_check_invariants(r);
+	if (why != NULL) {
+		sim_violation("replica %u: invariant: %s", node, why);
+		return;
+	}
 	check_commits(c, node, r);
 	uint64_t applied = px_applied_index(r);
 	if (applied == c->last_applied[node])

@@ -18,7 +18,7 @@ struct sim_checker *checker_new(uint8_t replicas, uint8_t clients,
 void checker_free(struct sim_checker *c);
 void checker_observe(struct sim_checker *c, const struct px_msg *m);
 void checker_after_step(struct sim_checker *c, uint8_t node,
-			const struct px_replica *r);
+			struct px_replica *r);
 void checker_node_reset(struct sim_checker *c, uint8_t node);
 /* A client got OK for its write number seq (the command's prefix): it must
  * be in a chosen slot. */

@@ -147,6 +147,7 @@ static void test_candidate_refuses_prepare_under_lease(void **state)
 	r1->role = PX_ROLE_CANDIDATE;
 	r1->ballot = px_ballot_make(px_ballot_round(r1->promised) + 1, 1);
 	r1->promised = r1->ballot;
+	r1->p1.complete_mask = 1u << 1; /* its own promise */
 	struct px_msg p = {
 		.type = PX_MSG_PREPARE,
 		.from = 2,

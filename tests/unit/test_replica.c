@@ -658,10 +658,44 @@ static void test_outbox_cap_min_is_enough(void **state)
 	assert_true(px_commit_index(CLUSTER_PX(1)) > 2 * c->tmpl.log_slots);
 }
 
+/* px_check_invariants names what is broken: each corruption below is one
+ * the core must never make (the fixture calls it after every step). */
+static void test_invariants_name_what_is_broken(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	struct px_replica *r = CLUSTER_PX(1);
+	assert_null(px_check_invariants(r));
+	uint64_t saved = r->applied_index;
+	r->applied_index = r->commit_index + 1;
+	assert_string_equal(px_check_invariants(r),
+			    "applied index is above the commit index");
+	r->applied_index = saved;
+	r->queue_count = r->cfg.request_queue_max + 1;
+	assert_string_equal(px_check_invariants(r),
+			    "request queue beyond its bound");
+	r->queue_count = 0;
+	r->ballot = px_ballot_make(1, 1);
+	assert_string_equal(px_check_invariants(r), "a follower keeps a ballot");
+	r->ballot = 0;
+	uint64_t promised = r->promised;
+	r->promised = promised - 1;
+	assert_string_equal(px_check_invariants(r), "promise went back");
+	r->promised = promised;
+	assert_null(px_check_invariants(r));
+	struct px_replica *l = CLUSTER_PX(0);
+	l->ballot = px_ballot_make_inc(px_ballot_round(l->ballot), 3, 0);
+	assert_string_equal(px_check_invariants(l),
+			    "leading a ballot of another incarnation");
+	l->ballot = l->promised;
+	assert_null(px_check_invariants(l));
+}
+
 int main(void)
 {
 #define T(f, s) cmocka_unit_test_setup_teardown(f, s, teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_invariants_name_what_is_broken, setup3),
 		cmocka_unit_test_setup_teardown(test_config_each_bad_field,
 						kv_setup, kv_teardown),
 		cmocka_unit_test_setup_teardown(test_init_memory, kv_setup,
