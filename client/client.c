@@ -1,10 +1,14 @@
 /* libbypax: the KV client over a kernel UDP socket (client.h).
  *
  * One non-blocking socket; every outstanding request lives in a lane with
- * its own session (opened through the log: PX_FLAG_OPEN) and preallocated
- * command and reply buffers.
- * A single loop (drive) receives, matches replies by (client_id, seq), and
- * runs each lane's timers: attempt timeout, BUSY backoff, deadline. */
+ * its own session and preallocated command and reply buffers. The rules
+ * of a lane (sessions, seqs, redirects, backoff, timeouts, the deadline)
+ * are the client engine's (engine.h), the same code the load generator
+ * and the simulator run; this file is its I/O: it encodes and sends what
+ * the engine asks to send, decodes datagrams and hands the replies to the
+ * engine, and reads the KV replies of completed requests.
+ * A single loop (drive) receives, finds each reply's lane by client_id,
+ * and runs the lanes' due timers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +25,7 @@
 
 #include "bypax/client.h"
 #include "bypax/config.h"
+#include "engine.h"
 
 /* Always on, for the client's own invariants; bad input from the network or
  * the caller is an error code or a counted drop, never an assertion. */
@@ -38,33 +43,25 @@
 #define POLL_WAIT_MS_MAX 1000
 #define RCVBUF_BYTES (1 << 20)
 
+_Static_assert(BPX_CLIENT_BACKOFF_MIN_MS * NS_PER_MS ==
+		       BPX_ENGINE_BACKOFF_MIN_NS &&
+	       BPX_CLIENT_BACKOFF_MAX_MS * NS_PER_MS == BPX_ENGINE_BACKOFF_MAX_NS,
+	       "client.h documents the engine's backoff");
+
 enum lane_state {
 	LANE_FREE = 0,
-	LANE_WAIT,    /* sent; the attempt times out at next_ns */
-	LANE_BACKOFF, /* BUSY or a round of redirects; resend at next_ns */
-	LANE_DONE,    /* finished; waits for bpx_poll or its synchronous call */
+	LANE_BUSY, /* the engine has its request outstanding */
+	LANE_DONE, /* finished; waits for bpx_poll or its synchronous call */
 };
 
 struct lane {
-	uint64_t nonce;	     /* id_base + lane: OPENs and reads carry it */
-	uint64_t session_id; /* assigned by the log; 0: none (open first) */
-	uint64_t client_id;  /* the current attempt's: nonce or session_id */
-	uint64_t seq;	     /* the session's last write seq */
+	struct bpx_engine_lane eng; /* session, seqs, target, timers */
 	uint64_t ticket;
 	uint64_t start_ns;
-	uint64_t deadline_ns;
-	uint64_t next_ns;    /* attempt timeout (WAIT) or resend (BACKOFF) */
-	uint64_t backoff_ns; /* 0 until the first BUSY */
 	uint64_t done_ns;
 	enum lane_state state;
 	bool sync;	 /* a synchronous call waits: not queued for poll */
-	bool opening;	 /* the attempt is the OPEN before the write */
-	bool read;	 /* the request is a session-less read (GET) */
-	uint64_t read_seq; /* reads: PX_SEQ_READ_BASE + read_seq */
-	uint64_t wire_seq; /* the seq the request carries */
-	uint8_t target;	 /* member the last attempt went to */
 	uint8_t op;
-	uint8_t redirect_streak;
 	uint8_t kv_status;
 	int status;
 	uint16_t cmd_len;
@@ -77,12 +74,9 @@ struct bpx_client {
 	int fd;
 	uint32_t cluster_id;
 	uint8_t member_count;
-	uint8_t leader;
 	uint16_t local_port;
 	uint32_t lane_count;
 	uint32_t cmd_bytes_max;
-	uint64_t timeout_ns;
-	uint64_t deadline_ns;
 	uint64_t id_base;
 	uint64_t prng;
 	uint64_t next_ticket;
@@ -91,7 +85,9 @@ struct bpx_client {
 	uint32_t done_head;
 	uint32_t done_count;
 	struct sockaddr_in members[PX_REPLICAS_MAX];
-	struct bpx_client_stats stats;
+	struct bpx_engine eng;	 /* the leader, the OPEN seqs, the counters */
+	uint64_t ignored_local;	 /* datagrams no lane could take */
+	struct bpx_client_stats stats; /* the engine's counters and ours */
 	struct lane *lanes;
 	uint16_t free_lanes[BPX_CLIENT_LANES_MAX]; /* a stack */
 	uint16_t done_ring[BPX_CLIENT_LANES_MAX];  /* FIFO for bpx_poll */
@@ -204,11 +200,17 @@ static int init_ids(struct bpx_client *c, const struct bpx_client_options *o,
 	while (c->id_base == 0)
 		c->id_base = prng_next(&c->prng) &
 			     ~(ID_LANE_MASK | PX_SESSION_ID_BIT);
+	struct bpx_engine_config ec = {
+		.member_count = c->member_count,
+		.timeout_ns = o->timeout_ms * NS_PER_MS,
+		.deadline_ns = o->deadline_ms * NS_PER_MS,
+		.seed = prng_next(&c->prng),
+	};
+	bpx_engine_init(&c->eng, &ec);
 	for (uint32_t i = 0; i < c->lane_count; i++) {
-		struct lane *l = &c->lanes[i];
-		l->nonce = c->id_base + i;
-		l->client_id = l->nonce;
-		l->session_id = 0; /* the first write opens one */
+		/* No session yet: the lane's first write opens one. */
+		bpx_engine_lane_init(&c->eng, &c->lanes[i].eng, i,
+				     c->id_base + i, 0);
 		c->free_lanes[i] = (uint16_t)(c->lane_count - 1 - i);
 	}
 	c->free_count = c->lane_count;
@@ -255,8 +257,6 @@ static struct bpx_client *client_create(uint32_t cluster_id,
 	c->member_count = (uint8_t)n;
 	c->lane_count = o.lanes;
 	c->cmd_bytes_max = cmd_bytes_max;
-	c->timeout_ns = o.timeout_ms * NS_PER_MS;
-	c->deadline_ns = o.deadline_ms * NS_PER_MS;
 	c->next_ticket = 1;
 	for (size_t i = 0; i < n; i++) {
 		c->members[i].sin_family = AF_INET;
@@ -344,101 +344,45 @@ void bpx_client_close(struct bpx_client *c)
 	free(c);
 }
 
-/* ---- Lanes ---- */
+/* ---- Lanes: the engine's effects ---- */
 
-static void lane_send(struct bpx_client *c, struct lane *l, uint64_t now)
+static void sync_stats(struct bpx_client *c)
+{
+	const struct bpx_engine_stats *e = &c->eng.stats;
+	c->stats.sent = e->sent;
+	c->stats.retries = e->retries;
+	c->stats.redirects = e->redirects;
+	c->stats.timeouts = e->timeouts;
+	c->stats.busy = e->busy;
+	c->stats.deadlines = e->deadlines;
+	c->stats.completed = e->completed;
+	c->stats.opens = e->opens;
+	c->stats.rekeys = e->rekeys;
+	c->stats.ignored = e->ignored + c->ignored_local;
+}
+
+static void send_request(struct bpx_client *c, const struct bpx_engine_send *s)
 {
 	struct px_msg m = {
-		.type = PX_MSG_REQUEST,
+		.type = s->type,
 		.from = PX_TO_CLIENT,
-		.to = l->target,
-		.client_id = l->client_id,
-		.seq = l->wire_seq,
-		.flags = l->read ? PX_FLAG_READ : l->opening ? PX_FLAG_OPEN : 0,
-		.value_len = l->cmd_len,
-		.value = l->cmd,
+		.to = s->member,
+		.client_id = s->client_id,
+		.seq = s->seq,
+		.flags = s->flags,
+		.value_len = s->cmd_len,
+		.value = s->cmd,
 	};
 	int len = bpx_wire_encode(c->tx, sizeof(c->tx), c->cluster_id, &m);
 	CL_ASSERT(len > 0); /* the command was checked in bpx_submit */
-	const struct sockaddr_in *to = &c->members[l->target];
+	CL_ASSERT(s->member < c->member_count);
+	const struct sockaddr_in *to = &c->members[s->member];
 	ssize_t n = sendto(c->fd, c->tx, (size_t)len, 0,
 			   (const struct sockaddr *)to, sizeof(*to));
 	/* A failed send is a lost datagram: the attempt timeout retries. */
 	if (n != len)
 		c->stats.send_errors++;
-	c->stats.sent++;
-	l->state = LANE_WAIT;
-	l->next_ns = now + c->timeout_ns;
 }
-
-static void lane_complete(struct bpx_client *c, struct lane *l, int status)
-{
-	CL_ASSERT(l->state == LANE_WAIT || l->state == LANE_BACKOFF);
-	l->state = LANE_DONE;
-	l->status = status;
-	l->done_ns = now_ns();
-	c->stats.completed++;
-	if (l->sync)
-		return;
-	CL_ASSERT(c->done_count < c->lane_count);
-	uint32_t tail = (c->done_head + c->done_count) % c->lane_count;
-	c->done_ring[tail] = (uint16_t)(l - c->lanes);
-	c->done_count++;
-}
-
-static void lane_backoff(struct lane *l, uint64_t now)
-{
-	const uint64_t lo = BPX_CLIENT_BACKOFF_MIN_MS * NS_PER_MS;
-	const uint64_t hi = BPX_CLIENT_BACKOFF_MAX_MS * NS_PER_MS;
-	l->backoff_ns = l->backoff_ns == 0 ? lo : l->backoff_ns * 2;
-	if (l->backoff_ns > hi)
-		l->backoff_ns = hi;
-	l->state = LANE_BACKOFF;
-	l->next_ns = now + l->backoff_ns;
-}
-
-/* The replicas do not hold the lane's session (EXPIRED), or hold it in a
- * state the lane does not expect (STALE): its next write opens a new one.
- * A write whose outcome is merely unknown (a timeout) keeps the session:
- * the next write's higher seq makes a late copy of it STALE. */
-static void lane_session_lost(struct bpx_client *c, struct lane *l)
-{
-	if (l->read || l->session_id == 0)
-		return;
-	l->session_id = 0;
-	c->stats.rekeys++;
-}
-
-/* The attempt to send next: the lane's write on its session. */
-static void lane_write_on_session(struct lane *l)
-{
-	CL_ASSERT(l->session_id & PX_SESSION_ID_BIT);
-	l->opening = false;
-	l->client_id = l->session_id;
-	l->wire_seq = ++l->seq;
-	CL_ASSERT(l->wire_seq <= PX_SEQ_WRITE_MAX);
-}
-
-/* ... or first the OPEN of a session: to the lane's nonce, with a random
- * seq, so that a reply meant for another client that (against the rules)
- * picked the same nonce is not taken for ours. */
-static void lane_open_session(struct bpx_client *c, struct lane *l)
-{
-	l->opening = true;
-	l->client_id = l->nonce;
-	l->wire_seq = 1 + prng_next(&c->prng) % PX_SEQ_WRITE_MAX;
-}
-
-static void lane_free(struct bpx_client *c, struct lane *l)
-{
-	CL_ASSERT(l->state != LANE_FREE);
-	CL_ASSERT(c->free_count < c->lane_count && c->outstanding > 0);
-	l->state = LANE_FREE;
-	c->free_lanes[c->free_count++] = (uint16_t)(l - c->lanes);
-	c->outstanding--;
-}
-
-/* ---- Replies ---- */
 
 static int kv_status_error(uint8_t kv_status)
 {
@@ -456,122 +400,75 @@ static int kv_status_error(uint8_t kv_status)
 	}
 }
 
-/* The OPEN was applied: the write goes out at once on the new session, to
- * the member that answered (it leads), within the same deadline. */
-static void on_opened(struct bpx_client *c, struct lane *l,
-		      const struct px_msg *m, uint64_t now)
+/* The request was applied (status 0): its KV reply. */
+static int read_kv_reply(struct lane *l, const struct bpx_engine_done *d)
 {
-	uint64_t id = 0;
-	if (m->value_len == PX_SESSION_ID_BYTES)
-		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
-			id |= (uint64_t)m->value[i] << (8 * i);
-	if (!(id & PX_SESSION_ID_BIT)) {
-		lane_complete(c, l, -BPX_EMALFORMED);
-		return;
-	}
-	c->stats.opens++;
-	l->session_id = id;
-	l->seq = 0;
-	lane_write_on_session(l);
-	if (m->from < c->member_count)
-		l->target = c->leader = m->from;
-	l->backoff_ns = 0;
-	l->redirect_streak = 0;
-	lane_send(c, l, now);
-}
-
-static void on_applied(struct bpx_client *c, struct lane *l,
-		       const struct px_msg *m)
-{
-	/* PX_REPLY_OK: the request was applied, the session goes on. */
-	if (m->from < c->member_count)
-		c->leader = m->from;
 	uint8_t kv_status;
 	const uint8_t *value;
 	uint16_t value_len;
-	if (bpx_kv_decode_reply(m->value, m->value_len, &kv_status, &value,
-				&value_len) != 0) {
-		lane_complete(c, l, -BPX_EMALFORMED);
-		return;
-	}
+	if (bpx_kv_decode_reply(d->reply, d->reply_len, &kv_status, &value,
+				&value_len) != 0)
+		return -BPX_EMALFORMED;
 	CL_ASSERT(value_len <= sizeof(l->value));
 	l->kv_status = kv_status;
 	l->value_len = value_len;
 	if (value_len > 0)
 		memcpy(l->value, value, value_len);
-	lane_complete(c, l, kv_status_error(kv_status));
+	return kv_status_error(kv_status);
 }
 
-static void on_redirect(struct bpx_client *c, struct lane *l,
-			const struct px_msg *m, uint64_t now)
+static void lane_complete(struct bpx_client *c, struct lane *l,
+			  const struct bpx_engine_done *d, uint64_t now)
 {
-	c->stats.redirects++;
-	uint8_t hint = m->leader_hint;
-	if (hint < c->member_count && hint != l->target) {
-		l->target = hint;
-		c->leader = hint;
-	} else {
-		l->target = (uint8_t)((l->target + 1) % c->member_count);
-	}
-	c->stats.retries++;
-	/* A full round of redirects means no member knows a leader (an
-	 * election), or their views disagree: back off instead of spinning. */
-	if (++l->redirect_streak < c->member_count)
-		lane_send(c, l, now);
-	else
-		lane_backoff(l, now);
+	CL_ASSERT(l->state == LANE_BUSY);
+	l->state = LANE_DONE;
+	l->status = d->status == 0 ? read_kv_reply(l, d) : d->status;
+	l->done_ns = now;
+	if (l->sync)
+		return;
+	CL_ASSERT(c->done_count < c->lane_count);
+	uint32_t tail = (c->done_head + c->done_count) % c->lane_count;
+	c->done_ring[tail] = (uint16_t)(l - c->lanes);
+	c->done_count++;
 }
 
-static void on_reply(struct bpx_client *c, struct lane *l,
-		     const struct px_msg *m, uint64_t now)
+/* Carries out what the engine asked: sends, and completions. Its timers
+ * need no effect here: run_timers asks every lane for its wake time. */
+static void apply(struct bpx_client *c, struct bpx_engine_out *out,
+		  uint64_t now)
 {
-	bool from_target = m->from == l->target;
-	switch (m->status) {
-	case PX_REPLY_OK:
-		if (l->opening)
-			on_opened(c, l, m, now);
-		else
-			on_applied(c, l, m);
-		return;
-	case PX_REPLY_REDIRECT:
-	case PX_REPLY_BUSY:
-		/* A late answer to an earlier attempt says nothing about the
-		 * member tried now. */
-		if (!from_target) {
-			c->stats.ignored++;
-			return;
-		}
-		if (m->status == PX_REPLY_REDIRECT) {
-			on_redirect(c, l, m, now);
-		} else {
-			c->stats.busy++;
-			lane_backoff(l, now);
-		}
-		return;
-	case PX_REPLY_TOO_BIG: /* refused before the log: not applied */
-		lane_complete(c, l, -BPX_ETOOBIG);
-		return;
-	case PX_REPLY_STALE:
-		lane_session_lost(c, l);
-		lane_complete(c, l, -BPX_ESTALE);
-		return;
-	case PX_REPLY_BAD_REQUEST:
-		lane_complete(c, l, -BPX_EINVAL);
-		return;
-	default: /* PX_REPLY_EXPIRED; bpx_wire_decode checked the range */
-		lane_session_lost(c, l);
-		lane_complete(c, l, -BPX_EEXPIRED);
-		return;
+	for (uint32_t i = 0; i < out->count; i++) {
+		const struct bpx_engine_effect *f = &out->effects[i];
+		CL_ASSERT(f->lane < c->lane_count);
+		if (f->kind == BPX_ENGINE_SEND)
+			send_request(c, &f->send);
+		else if (f->kind == BPX_ENGINE_DONE)
+			lane_complete(c, &c->lanes[f->lane], &f->done, now);
 	}
+	out->count = 0;
+	sync_stats(c);
 }
+
+static void lane_free(struct bpx_client *c, struct lane *l)
+{
+	CL_ASSERT(l->state != LANE_FREE);
+	CL_ASSERT(c->free_count < c->lane_count && c->outstanding > 0);
+	if (bpx_engine_lane_busy(&l->eng))
+		bpx_engine_abandon(&c->eng, &l->eng); /* outcome unknown */
+	l->state = LANE_FREE;
+	c->free_lanes[c->free_count++] = (uint16_t)(l - c->lanes);
+	c->outstanding--;
+}
+
+/* ---- Replies ---- */
 
 static struct lane *lane_of(struct bpx_client *c, uint64_t client_id)
 {
 	uint64_t i = client_id - c->id_base; /* a nonce: OPENs and reads */
-	if (i < c->lane_count && c->lanes[i].client_id == client_id)
+	if (i < c->lane_count && c->lanes[i].eng.client_id == client_id)
 		return &c->lanes[i];
 	for (uint32_t k = 0; k < c->lane_count; k++) /* session ids */
-		if (c->lanes[k].client_id == client_id)
+		if (c->lanes[k].eng.client_id == client_id)
 			return &c->lanes[k];
 	return NULL;
 }
@@ -581,16 +478,19 @@ static void on_datagram(struct bpx_client *c, size_t len, uint64_t now)
 	struct px_msg m;
 	if (bpx_wire_decode(c->rx, len, c->cluster_id, &m) != BPX_WIRE_OK ||
 	    m.type != PX_MSG_REPLY || m.to != PX_TO_CLIENT) {
-		c->stats.ignored++;
+		c->ignored_local++;
+		sync_stats(c);
 		return;
 	}
 	struct lane *l = lane_of(c, m.client_id);
-	if (l == NULL || m.seq != l->wire_seq ||
-	    (l->state != LANE_WAIT && l->state != LANE_BACKOFF)) {
-		c->stats.ignored++; /* late, duplicate, or not ours */
+	if (l == NULL || l->state != LANE_BUSY) {
+		c->ignored_local++; /* late, duplicate, or not ours */
+		sync_stats(c);
 		return;
 	}
-	on_reply(c, l, &m, now);
+	struct bpx_engine_out out = { .count = 0 };
+	bpx_engine_on_reply(&c->eng, &l->eng, &m, now, &out);
+	apply(c, &out, now);
 }
 
 static void receive_all(struct bpx_client *c, uint64_t now)
@@ -603,7 +503,8 @@ static void receive_all(struct bpx_client *c, uint64_t now)
 			return; /* EAGAIN, or an error a resend will meet */
 		}
 		if ((size_t)n > sizeof(c->rx)) {
-			c->stats.ignored++;
+			c->ignored_local++;
+			sync_stats(c);
 			continue;
 		}
 		on_datagram(c, (size_t)n, now);
@@ -618,29 +519,14 @@ static uint64_t run_timers(struct bpx_client *c, uint64_t now)
 	uint64_t next = UINT64_MAX;
 	for (uint32_t i = 0; i < c->lane_count; i++) {
 		struct lane *l = &c->lanes[i];
-		if (l->state != LANE_WAIT && l->state != LANE_BACKOFF)
+		if (l->state != LANE_BUSY)
 			continue;
-		if (now >= l->deadline_ns) {
-			/* Outcome unknown; the session goes on (see
-			 * lane_session_lost). */
-			c->stats.deadlines++;
-			lane_complete(c, l, -BPX_ETIMEDOUT);
-			continue;
+		if (now >= bpx_engine_lane_wake_ns(&l->eng)) {
+			struct bpx_engine_out out = { .count = 0 };
+			bpx_engine_tick(&c->eng, &l->eng, now, &out);
+			apply(c, &out, now);
 		}
-		if (now >= l->next_ns) {
-			if (l->state == LANE_WAIT) {
-				/* No answer: try the next member with the
-				 * same (client_id, seq), so a write that did
-				 * land is not applied twice. */
-				c->stats.timeouts++;
-				l->target = (uint8_t)((l->target + 1) %
-						      c->member_count);
-			}
-			c->stats.retries++;
-			lane_send(c, l, now);
-		}
-		uint64_t t = l->next_ns < l->deadline_ns ? l->next_ns :
-							   l->deadline_ns;
+		uint64_t t = bpx_engine_lane_wake_ns(&l->eng);
 		if (t < next)
 			next = t;
 	}
@@ -697,32 +583,21 @@ static int start(struct bpx_client *c, enum bpx_kv_op op, const void *key,
 	c->free_count--;
 	c->outstanding++;
 	uint64_t now = now_ns();
-	/* GETs are session-less reads (served under the leader's lease when
-	 * it can), sent with the lane's nonce; writes go on the session with
-	 * the next seq, after opening one if the lane has none. */
-	l->read = op == BPX_KV_GET;
-	if (l->read) {
-		l->opening = false;
-		l->client_id = l->nonce;
-		l->wire_seq = PX_SEQ_READ_BASE + ++l->read_seq;
-	} else if (l->session_id == 0) {
-		lane_open_session(c, l);
-	} else {
-		lane_write_on_session(l);
-	}
 	l->cmd_len = (uint16_t)len;
 	l->op = (uint8_t)op;
 	l->sync = sync;
 	l->ticket = c->next_ticket++;
 	l->start_ns = now;
-	l->deadline_ns = now + c->deadline_ns;
-	l->backoff_ns = 0;
-	l->redirect_streak = 0;
-	l->target = c->leader;
+	l->state = LANE_BUSY;
 	l->status = 0;
 	l->kv_status = 0;
 	l->value_len = 0;
-	lane_send(c, l, now);
+	/* GETs are session-less reads (served under the leader's lease when
+	 * it can); writes go on the lane's session (engine.h). */
+	struct bpx_engine_out eo = { .count = 0 };
+	bpx_engine_submit(&c->eng, &l->eng, op == BPX_KV_GET, l->cmd,
+			  l->cmd_len, now, &eo);
+	apply(c, &eo, now);
 	*out = l;
 	return 0;
 }
@@ -864,19 +739,19 @@ const struct bpx_client_stats *bpx_client_stats(const struct bpx_client *c)
 
 uint8_t bpx_client_leader(const struct bpx_client *c)
 {
-	return c->leader;
+	return bpx_engine_leader(&c->eng);
 }
 
 uint64_t bpx_client_lane_id(const struct bpx_client *c, uint32_t lane)
 {
 	CL_ASSERT(lane < c->lane_count);
-	return c->lanes[lane].session_id;
+	return c->lanes[lane].eng.session_id;
 }
 
 uint64_t bpx_client_lane_nonce(const struct bpx_client *c, uint32_t lane)
 {
 	CL_ASSERT(lane < c->lane_count);
-	return c->lanes[lane].nonce;
+	return c->lanes[lane].eng.nonce;
 }
 
 uint16_t bpx_client_local_port(const struct bpx_client *c)

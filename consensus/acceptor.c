@@ -44,6 +44,11 @@ static void fill_promise(const struct px_replica *r, struct px_msg *p,
 	 * them; above them the echo of a recovery round's nonce. */
 	p->seq = count | (prepare->seq & 0xffffffffu) << 32;
 	px_cv_fill(r, p->crash_vector);
+	/* To a recovery round: what we knew of the recovering replica before
+	 * its life (this nonce) first asked us, not what it told us since. */
+	if (prepare->flags & PX_FLAG_RECOVERY)
+		px_cv_set(p->crash_vector, prepare->from,
+			  r->asked_knew[prepare->from]);
 }
 
 /* Phase 1b: send every accepted (ballot, value) from `from` on, one message
@@ -118,10 +123,14 @@ int px_on_prepare(struct px_replica *r, uint64_t now_ns,
 	r->promised = m->ballot;
 	yield_to(r, now_ns, m->ballot, out);
 	/* The promise tells what we knew of the sender's incarnation before
-	 * this PREPARE; then we learn the one its ballot announces. A
-	 * recovering replica learns from the first whether its announced
-	 * incarnation is new; the second is what makes promises of its
-	 * earlier lives recognisable to every proposer we answer later. */
+	 * its life's recovery first asked; then we learn the one its ballot
+	 * announces. A recovering replica learns from the first whether its
+	 * announced incarnation is new; the second is what makes promises of
+	 * its earlier lives recognisable to every proposer we answer later. */
+	if ((m->flags & PX_FLAG_RECOVERY) && m->seq != r->asked_nonce[m->from]) {
+		r->asked_nonce[m->from] = m->seq;
+		r->asked_knew[m->from] = r->incarnation[m->from];
+	}
 	send_promise(r, m, out);
 	px_cv_learn(r, m->from, px_ballot_incarnation(m->ballot));
 	return 0;
@@ -182,6 +191,10 @@ static bool from_current_leader(struct px_replica *r, const struct px_msg *m,
 int px_on_accept(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		 struct px_outbox *out)
 {
+	/* What the leader knows of incarnations travels with the values it
+	 * proposes, so that whoever holds a value chosen after a recovery
+	 * knows of it too (recovery.c, "Why g is new"). */
+	px_cv_merge(r, m->crash_vector);
 	/* Phase 2b: accept unless a higher ballot was promised. */
 	if (!from_current_leader(r, m, out))
 		return 0;
@@ -219,6 +232,7 @@ void px_learn_commit(struct px_replica *r, uint64_t ballot,
 int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		 struct px_outbox *out)
 {
+	px_cv_merge(r, m->crash_vector);
 	if (!from_current_leader(r, m, out))
 		return 0;
 	/* The acknowledgement below grants a lease, which is a promise: no
@@ -229,9 +243,17 @@ int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		r->promised = m->ballot;
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
-	if (r->cfg.lease_ns > 0) {
-		/* The lease promise: the STATUS below echoes the heartbeat's
-		 * send time, which the leader's lease counts from. */
+	/* The lease promise: the STATUS below echoes the heartbeat's send
+	 * time, which the leader's lease counts from. Only to the leader the
+	 * control plane names (or when it names none): renewing it for
+	 * another would keep this replica, told to lead, from ever running
+	 * while that leader, which may no longer hear anyone, goes on
+	 * sending heartbeats over a one-way link. Not renewing is always
+	 * safe; the leader then reads through the log. */
+	bool grant = r->cfg.lease_ns > 0 &&
+		     (r->leader_hint == PX_REPLICA_NONE ||
+		      r->leader_hint == m->from);
+	if (grant) {
 		r->lease_holder = m->from;
 		r->lease_until_ns = now_ns + r->cfg.lease_ns;
 	}
@@ -239,7 +261,7 @@ int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	px_apply_committed(r, out);
 	struct px_msg *st = px_out_to(r, out, PX_MSG_STATUS, m->from);
 	if (st != NULL) {
-		st->seq = m->seq;
+		st->seq = grant ? m->seq : 0; /* 0: counts for no lease */
 		st->ballot = m->ballot;
 		st->commit_index = r->commit_index;
 		st->applied_index = r->applied_index;
@@ -255,6 +277,7 @@ int px_on_chosen(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		 struct px_outbox *out)
 {
 	(void)now_ns;
+	px_cv_merge(r, m->crash_vector);
 	if (r->role == PX_ROLE_RECOVERING) {
 		px_drop(r, PX_DROP_WRONG_ROLE);
 		return 0;

@@ -151,7 +151,14 @@ struct px_replica {
 	/* Recovery (restarted without state). */
 	uint16_t recovery_inc;       /* the incarnation this round announces */
 	uint16_t recovery_inc_seen;  /* highest any acceptor knew of us */
-	uint64_t recovery_nonce;     /* of this round; PROMISEs echo it */
+	uint64_t recovery_nonce;     /* of this life; PROMISEs echo it */
+	uint16_t reincarnate_above;  /* someone knows us at this incarnation:
+					take it at the end of the call */
+	/* As an acceptor: what we knew of each replica's incarnation before
+	 * its recovery round with this nonce first asked us, so a retransmit
+	 * or a restarted round of the same life gets the same answer. */
+	uint64_t asked_nonce[PX_REPLICAS_MAX];
+	uint16_t asked_knew[PX_REPLICAS_MAX];
 	bool recovery_snapshot_asked;
 	bool recovery_have_snapshot; /* any snapshot arrived, even an old one */
 	uint64_t recovery_snapshot_ns;
@@ -257,6 +264,12 @@ void px_cv_learn(struct px_replica *r, uint8_t id, uint16_t inc);
 /* Merges the crash vector of a PROMISE or ACCEPTED and says whether the
  * message comes from a life of its sender that has since crashed. */
 bool px_cv_merge_is_stale(struct px_replica *r, const struct px_msg *m);
+/* Learns every entry of a crash vector (ACCEPT, CHOSEN, COMMIT, snapshots). */
+void px_cv_merge(struct px_replica *r, const uint64_t cv[2]);
+/* Takes the later incarnation of ours someone knew of during this call
+ * (px_cv_learn defers it here, where the outbox is). */
+void px_reincarnate_if_due(struct px_replica *r, uint64_t now_ns,
+			   struct px_outbox *out);
 /* Entries of a PROMISE (seq carries the recovery echo above them). */
 static inline uint64_t px_promise_entries(const struct px_msg *m)
 {

@@ -17,7 +17,7 @@
 	X(RECOVERY_NO_FENCE, "recovery-no-fence",                              \
 	  "a recovering replica votes without its fencing round")              \
 	X(RECOVERY_NO_INCARNATION, "recovery-no-incarnation",                  \
-	  "promises made before a crash count after recovery")                 \
+	  "no incarnations: votes of a crashed life count, lives share ballots") \
 	X(LEASE_NOT_REFUSED, "lease-not-refused",                              \
 	  "followers promise other candidates while a lease runs")             \
 	X(LEASE_OWN_PROMISE, "lease-own-promise",                              \

@@ -252,6 +252,7 @@ static void send_accepts(struct px_replica *r, const struct px_slot *s,
 		m->ballot = r->ballot;
 		m->slot = s->slot;
 		m->commit_index = r->commit_index;
+		px_cv_fill(r, m->crash_vector);
 		m->value = s->value;
 		m->value_len = s->value_len;
 	}
@@ -623,6 +624,7 @@ static void send_heartbeat(struct px_replica *r, uint64_t now_ns,
 		if (m == NULL)
 			return;
 		m->ballot = r->ballot;
+		px_cv_fill(r, m->crash_vector);
 		m->commit_index = r->commit_index;
 		m->seq = now_ns;
 	}
@@ -687,6 +689,7 @@ static void send_chosen(struct px_replica *r, struct px_peer *peer, uint8_t to,
 		if (m == NULL)
 			return;
 		m->ballot = r->ballot;
+		px_cv_fill(r, m->crash_vector);
 		m->slot = i;
 		m->commit_index = r->commit_index;
 		m->value = s->value;

@@ -80,20 +80,60 @@ void px_cv_fill(const struct px_replica *r, uint64_t cv[2])
 		px_cv_set(cv, i, r->incarnation[i]);
 }
 
+/* Someone knows of an incarnation of ours above the one we live in. It
+ * can only be one an earlier life of ours announced in a recovery round
+ * that never finished (had a life finished with it, our own fence would
+ * have known of it, and we would live above it): no vote was ever cast
+ * under it. Every proposer that knows of it takes our votes for a dead
+ * life's, so we take it as ours: votes under it are ours alone, and our
+ * state, promises included, is intact. A ballot we lead under the old one
+ * is dropped (invariants.c: a leader's ballot carries its incarnation);
+ * the next election carries the new one. */
+void px_reincarnate_if_due(struct px_replica *r, uint64_t now_ns,
+			   struct px_outbox *out)
+{
+	if (r->reincarnate_above == 0)
+		return;
+	uint16_t inc = r->reincarnate_above;
+	r->reincarnate_above = 0;
+	if (r->role == PX_ROLE_RECOVERING || inc <= px_own_incarnation(r))
+		return;
+	if (r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER)
+		px_become_follower(r, now_ns, out);
+	r->incarnation[r->cfg.self_id] = inc;
+	r->stats.reincarnations++;
+}
+
 void px_cv_learn(struct px_replica *r, uint8_t id, uint16_t inc)
 {
 	PX_ASSERT(id < r->cfg.replica_count);
-	if (id == r->cfg.self_id || inc <= r->incarnation[id])
+	if (id == r->cfg.self_id) {
+		if (r->role == PX_ROLE_RECOVERING) {
+			if (inc > r->recovery_inc_seen)
+				r->recovery_inc_seen = inc;
+		} else if (inc > px_own_incarnation(r) &&
+			   inc > r->reincarnate_above &&
+			   !PX_PLANTED(RECOVERY_NO_INCARNATION)) {
+			r->reincarnate_above = inc; /* at the end of the call */
+		}
+		return;
+	}
+	if (inc <= r->incarnation[id])
 		return;
 	r->incarnation[id] = inc;
 	if (!PX_PLANTED(RECOVERY_NO_INCARNATION))
 		px_forget_votes(r, id);
 }
 
-bool px_cv_merge_is_stale(struct px_replica *r, const struct px_msg *m)
+void px_cv_merge(struct px_replica *r, const uint64_t cv[2])
 {
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
-		px_cv_learn(r, i, px_cv_get(m->crash_vector, i));
+		px_cv_learn(r, i, px_cv_get(cv, i));
+}
+
+bool px_cv_merge_is_stale(struct px_replica *r, const struct px_msg *m)
+{
+	px_cv_merge(r, m->crash_vector);
 	if (PX_PLANTED(RECOVERY_NO_INCARNATION) ||
 	    px_cv_get(m->crash_vector, m->from) >= r->incarnation[m->from])
 		return false;
@@ -119,9 +159,15 @@ static bool fenced_for(uint8_t others, uint8_t config)
  * chose it; unchosen ones only ask for more). */
 static bool fenced(const struct px_replica *r, uint8_t others)
 {
-	for (uint8_t i = 0; i < r->history_count; i++)
-		if (!fenced_for(others, r->history[i].mask))
+	for (uint8_t i = 0; i < r->history_count; i++) {
+		/* One superseded at or before p1.from governs only slots the
+		 * snapshot covers, all chosen: nothing of ours there counts
+		 * any more (and its members may be long gone). */
+		bool superseded = i + 1 < r->history_count &&
+				  r->history[i + 1].effective_slot <= r->p1.from;
+		if (!superseded && !fenced_for(others, r->history[i].mask))
 			return false;
+	}
 	for (uint64_t s = r->p1.from; s < r->accepted_end; s++) {
 		const struct px_slot *slot = px_log_get((struct px_replica *)r, s);
 		if (slot == NULL || slot->accepted_ballot == 0)
@@ -141,7 +187,8 @@ static void recovery_done(struct px_replica *r, uint64_t now_ns)
 {
 	r->role = PX_ROLE_FOLLOWER;
 	r->promised = r->p1.ballot;
-	r->incarnation[r->cfg.self_id] = r->recovery_inc;
+	r->incarnation[r->cfg.self_id] =
+		PX_PLANTED(RECOVERY_NO_INCARNATION) ? 0 : r->recovery_inc;
 	r->stats.recoveries_done++;
 	r->next_election_ns = now_ns + r->cfg.retransmit_ns;
 }
@@ -176,9 +223,15 @@ void px_recovery_start(struct px_replica *r, uint64_t now_ns,
 	}
 	uint64_t top = r->highest_seen > r->promised ? r->highest_seen
 						     : r->promised;
+	uint16_t announced =
+		PX_PLANTED(RECOVERY_NO_INCARNATION) ? 0 : r->recovery_inc;
 	uint64_t ballot = px_ballot_make_inc(px_ballot_round(top) + 1,
-					     r->recovery_inc, r->cfg.self_id);
-	r->recovery_nonce = px_prng_next(r);
+					     announced, r->cfg.self_id);
+	/* One nonce for the whole life (px_init, reincarnate): a round
+	 * started again after a NACK or a higher incarnation is told apart
+	 * by its ballot, an earlier life's by the nonce. */
+	if (r->recovery_nonce == 0)
+		r->recovery_nonce = px_prng_next(r) | 1;
 	px_note_ballot(r, ballot);
 	r->promised = ballot;
 	uint64_t *bits = r->p1.seen_bits;
@@ -217,7 +270,8 @@ void px_recovery_tick(struct px_replica *r, uint64_t now_ns,
 		return;
 	}
 	if (r->p1.ballot == 0) {
-		px_recovery_start(r, now_ns, out);
+		if (now_ns >= r->next_election_ns)
+			px_recovery_start(r, now_ns, out);
 		return;
 	}
 	if (now_ns >= r->p1.sent_ns + r->cfg.retransmit_ns)
@@ -236,10 +290,8 @@ int px_recovery_on_promise(struct px_replica *r, uint64_t now_ns,
 		return 0;
 	}
 	if (px_cv_merge_is_stale(r, m))
-		return 0;
+		return 0; /* (it also raised recovery_inc_seen) */
 	uint16_t knew = px_cv_get(m->crash_vector, r->cfg.self_id);
-	if (knew > r->recovery_inc_seen)
-		r->recovery_inc_seen = knew;
 	if (knew >= r->recovery_inc && !PX_PLANTED(RECOVERY_NO_INCARNATION)) {
 		/* That incarnation was taken by an earlier life: announce a
 		 * higher one in a new round (next tick). */
@@ -264,8 +316,13 @@ void px_recovery_on_nack(struct px_replica *r, uint64_t now_ns,
 			 const struct px_msg *m, struct px_outbox *out)
 {
 	(void)out;
-	(void)now_ns;
-	/* Someone promised higher: fence again above it on the next tick. */
-	if (r->p1.ballot != 0 && m->ballot >= r->p1.ballot)
+	/* Someone promised higher: fence again above it, after a jittered
+	 * pause, as a candidate backs off (replica.c): a fence that always
+	 * restarts at once and a candidate can outbid each other forever
+	 * (sim --long seed 41002605 at 5 replicas). */
+	if (r->p1.ballot != 0 && m->ballot >= r->p1.ballot) {
 		r->p1.ballot = 0;
+		r->next_election_ns = now_ns + r->cfg.retransmit_ns / 2 +
+				      px_prng_next(r) % (2 * r->cfg.retransmit_ns);
+	}
 }

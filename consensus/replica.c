@@ -318,10 +318,21 @@ static bool msg_well_formed(const struct px_replica *r, const struct px_msg *m)
 	return m->to == r->cfg.self_id;
 }
 
+static int dispatch(struct px_replica *r, uint64_t now_ns,
+		    const struct px_msg *m, struct px_outbox *out);
+
 int px_step(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	    struct px_outbox *out)
 {
 	px_begin_call(r);
+	int rc = dispatch(r, now_ns, m, out);
+	px_reincarnate_if_due(r, now_ns, out);
+	return rc;
+}
+
+static int dispatch(struct px_replica *r, uint64_t now_ns,
+		    const struct px_msg *m, struct px_outbox *out)
+{
 	r->stats.msgs_in++;
 	if (m == NULL || !msg_well_formed(r, m)) {
 		px_drop(r, PX_DROP_MALFORMED);

@@ -1,12 +1,17 @@
 /* Snapshots of the replicated state: applied index, membership history,
- * client sessions and the state machine. Format (little-endian): u32 magic
- * "BPXS", u32 version, u64 applied_index, u8 history count, per change u64
- * effective slot and u8 member mask, sessions (session.c), u64 sm_len, sm
- * bytes. */
+ * client sessions and the state machine, and the sender's crash vector.
+ * Format (little-endian): u32 magic "BPXS", u32 version, u64
+ * applied_index, u8 history count, per change u64 effective slot and u8
+ * member mask, u8 replica count, per replica the u16 incarnation the
+ * sender knows, sessions (session.c), u64 sm_len, sm bytes. The crash
+ * vector is not replicated state (replicas know different amounts), but
+ * whoever installs the state learns at least what its sender knew: the
+ * knowledge of a recovery travels with the values chosen after it
+ * (recovery.c). */
 #include "internal.h"
 
 #define SNAPSHOT_MAGIC 0x53585042u /* "BPXS" */
-#define SNAPSHOT_VERSION 2u
+#define SNAPSHOT_VERSION 3u
 #define SNAPSHOT_HEADER 16u
 #define HISTORY_ENTRY_BYTES 9u
 
@@ -15,9 +20,14 @@ static size_t history_bytes(uint8_t count)
 	return 1u + (size_t)count * HISTORY_ENTRY_BYTES;
 }
 
+static size_t cv_bytes(const struct px_replica *r)
+{
+	return 1u + 2u * (size_t)r->cfg.replica_count;
+}
+
 size_t px_snapshot_size(const struct px_replica *r)
 {
-	return SNAPSHOT_HEADER + history_bytes(r->history_count) +
+	return SNAPSHOT_HEADER + history_bytes(r->history_count) + cv_bytes(r) +
 	       px_session_snapshot_size(&r->sessions) + 8 +
 	       r->cfg.sm_ops->snapshot_size(r->cfg.sm);
 }
@@ -36,6 +46,9 @@ int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
 		buf[off + 8] = r->history[i].mask;
 		off += HISTORY_ENTRY_BYTES;
 	}
+	buf[off++] = r->cfg.replica_count;
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++, off += 2)
+		px_put_u16(buf + off, r->incarnation[i]);
 	off += px_session_save(&r->sessions, buf + off);
 	int64_t sm_len = r->cfg.sm_ops->snapshot(r->cfg.sm, buf + off + 8,
 						 cap - off - 8);
@@ -66,15 +79,37 @@ static int parse_history(const struct px_replica *r, const uint8_t *p,
 	return 0;
 }
 
-static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
+/* The sender's crash vector, after the history: returns its length, or 0
+ * if it is malformed. */
+static size_t parse_cv(const struct px_replica *r, const uint8_t *p,
+		       size_t len, uint16_t *inc)
 {
-	struct px_config_change history[PX_CONFIG_HISTORY_MAX];
-	uint8_t history_count;
-	int err = parse_history(r, buf + SNAPSHOT_HEADER, len - SNAPSHOT_HEADER,
-				history, &history_count);
-	if (err != 0)
-		return err;
-	size_t skip = SNAPSHOT_HEADER + history_bytes(history_count);
+	if (len < cv_bytes(r) || p[0] != r->cfg.replica_count)
+		return 0;
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
+		inc[i] = px_get_u16(p + 1 + 2 * (size_t)i);
+	return cv_bytes(r);
+}
+
+/* The parts before the sessions: history and crash vector. Returns the
+ * bytes they take, or 0 if malformed. */
+static size_t parse_head(const struct px_replica *r, const uint8_t *buf,
+			 size_t len, struct px_config_change *history,
+			 uint8_t *history_count, uint16_t *inc)
+{
+	if (parse_history(r, buf + SNAPSHOT_HEADER, len - SNAPSHOT_HEADER,
+			  history, history_count) != 0)
+		return 0;
+	size_t off = SNAPSHOT_HEADER + history_bytes(*history_count);
+	size_t n = parse_cv(r, buf + off, len - off, inc);
+	return n == 0 ? 0 : off + n;
+}
+
+static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len,
+			 const struct px_config_change *history,
+			 uint8_t history_count, size_t skip)
+{
+	int err;
 	const uint8_t *sess = buf + skip;
 	size_t left = len - skip;
 	size_t sessions_len = 0;
@@ -91,7 +126,7 @@ static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
 	err = px_session_load(&r->sessions, sess, sessions_len, &sessions_len);
 	if (err != 0)
 		return err;
-	memcpy(r->history, history, sizeof(history[0]) * history_count);
+	memcpy(r->history, history, sizeof(*history) * history_count);
 	r->history_count = history_count;
 	r->config_proposed = false;
 	return 0;
@@ -100,18 +135,28 @@ static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len)
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 			const uint8_t *buf, size_t len, struct px_outbox *out)
 {
-	(void)now_ns;
 	px_begin_call(r);
 	if (buf == NULL || len < SNAPSHOT_HEADER ||
 	    px_get_u32(buf) != SNAPSHOT_MAGIC ||
 	    px_get_u32(buf + 4) != SNAPSHOT_VERSION)
 		return -BPX_EMALFORMED;
 	uint64_t index = px_get_u64(buf + 8);
+	struct px_config_change history[PX_CONFIG_HISTORY_MAX];
+	uint8_t history_count;
+	uint16_t inc[PX_REPLICAS_MAX];
+	size_t skip = parse_head(r, buf, len, history, &history_count, inc);
+	if (skip == 0)
+		return -BPX_EMALFORMED;
+	/* What the sender knew of incarnations, even from a snapshot older
+	 * than our state. */
+	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
+		px_cv_learn(r, i, inc[i]);
+	px_reincarnate_if_due(r, now_ns, out);
 	if (index <= r->applied_index) {
 		r->recovery_have_snapshot = true;
 		return 0; /* we already hold that much */
 	}
-	int err = install_parts(r, buf, len);
+	int err = install_parts(r, buf, len, history, history_count, skip);
 	if (err != 0)
 		return err; /* refused: nothing changed, role included */
 	r->recovery_have_snapshot = true;

@@ -174,7 +174,7 @@ static int setup_loadgens(struct cluster *c)
 			return rc;
 		g->rx.port = c->mesh.ports[e];
 		g->rx.queue = 0;
-		g->leader_guess = (uint8_t)c->o->leader;
+		bpx_engine_set_leader(&g->eng, (uint8_t)c->o->leader);
 		g->issuing = true;
 	}
 	return 0;
@@ -441,7 +441,8 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 		bpx_hist_merge(&h, g->hist);
 		rep->completed += g->completed;
 		rep->issued += g->issued;
-		rep->errors += g->errors + g->expired; /* outcome unknown */
+		/* Outcome unknown, or refused. */
+		rep->errors += g->errors + g->expired + g->deadlines;
 		tx += g->ctr.tx_frames;
 	}
 	const struct px_stats *lead = px_stats(c->replicas[0].px);

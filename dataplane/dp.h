@@ -19,6 +19,7 @@ void px_assert_fail(const char *expr, const char *file, int line);
 #include "bypax/sm.h"
 #include "bypax/wire.h"
 #include "hist.h"
+#include "engine.h"
 
 #define DP_BURST 32u
 #define DP_ROUTES_MAX 32u
@@ -147,26 +148,18 @@ struct dp_replica {
 
 /* A load generator: closed-loop client lanes on a DPDK port, for the
  * in-process cluster and the bench (loadgen.c). Each lane is one client
- * session with at most one request outstanding. A lane opens its session
- * through the log (PX_FLAG_OPEN, with its nonce) before its first write,
- * and again after EXPIRED. Its write seqs carry the lane index in their
- * low DP_LANE_SEQ_BITS bits, so a reply finds its lane at once. */
+ * session with at most one request outstanding, run by the client engine
+ * (client/engine.h: the same sessions, redirects, backoff, timeouts and
+ * deadline as libbypax and the simulator's clients). Its write seqs carry
+ * the lane index in their low DP_LANE_SEQ_BITS bits (the engine's
+ * seq_tag_bits), so a reply finds its lane at once. */
 #define DP_LANE_SEQ_BITS 16u
 #define DP_LANES_MAX (1u << DP_LANE_SEQ_BITS)
 struct dp_lane {
-	uint64_t nonce;      /* client_base + lane: OPENs and reads */
-	uint64_t session_id; /* assigned by the log; 0: none yet */
-	uint64_t client_id;  /* the outstanding request's */
-	uint64_t seq;       /* writes: the session's last */
-	uint64_t read_seq;  /* reads: PX_SEQ_READ_BASE + read_seq */
-	uint64_t wire_seq;  /* the outstanding request's */
-	bool is_read;
-	bool opening;       /* the outstanding request is the OPEN */
-	uint64_t first_sent_ns;
-	uint64_t resend_ns; /* when to send again: retry or timeout */
+	struct bpx_engine_lane eng; /* nonce client_base + lane */
+	uint64_t first_sent_ns;	    /* latency counts from here */
 	uint16_t cmd_len;
-	uint8_t target;
-	bool busy;
+	bool is_read;
 	uint8_t cmd[PX_COMMAND_BYTES_MAX];
 };
 
@@ -175,7 +168,8 @@ struct dp_loadgen_config {
 	uint32_t value_bytes;
 	uint32_t get_pct;
 	uint32_t keys;
-	uint64_t timeout_ns;
+	uint64_t timeout_ns;  /* per attempt */
+	uint64_t deadline_ns; /* per request; 0: 5 s (libbypax's default) */
 	uint64_t seed;
 	/* 0: closed loop (a lane sends again as soon as it is answered).
 	 * Else an open loop: requests start on a fixed schedule of this many
@@ -193,16 +187,19 @@ struct dp_loadgen {
 	struct dp_rx rx;
 	struct dp_routes routes;
 	struct dp_lane *lanes;
-	uint8_t leader_guess;
+	struct bpx_engine eng;   /* the leader, OPEN seqs, counters */
 	volatile bool issuing;   /* set by the main lcore */
 	volatile uint64_t issued;
 	volatile uint64_t completed;
+	/* Copied from eng.stats after every poll: */
 	uint64_t resends;
 	uint64_t redirects;
 	uint64_t busy_replies;
-	uint64_t errors;
 	uint64_t opens;          /* sessions opened */
+	/* Requests that failed: */
+	uint64_t errors;         /* STALE, TOO_BIG, BAD_REQUEST, bad OPEN */
 	uint64_t expired;        /* EXPIRED replies: outcome unknown */
+	uint64_t deadlines;      /* no answer by the deadline: unknown */
 	uint64_t prng;
 	uint64_t pace_start_ns;  /* open loop: when the schedule began */
 	uint64_t paced;          /* open loop: scheduled requests started */

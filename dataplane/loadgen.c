@@ -1,7 +1,11 @@
 /* The load generator: client lanes that speak the wire protocol on a DPDK
- * port, open their sessions through the log, follow redirects, retry with
- * the same (client_id, seq), and record latency from the first send to the
- * reply (an OPEN before a lane's write counts in that write's latency). */
+ * port. Their rules (sessions opened through the log, redirects, BUSY
+ * backoff, retries with the same (client_id, seq), timeouts, deadlines)
+ * are the client engine's (client/engine.h), as in libbypax and the
+ * simulator; this file makes the commands, sends and receives frames, and
+ * records latency from the first send to the reply (an OPEN before a
+ * lane's write counts in that write's latency). Nothing here allocates
+ * after init. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +15,7 @@
 #include "bypax/kv.h"
 #include "dp.h"
 
-#define RETRY_BUSY_NS 100000ull
+#define DEADLINE_NS_DEFAULT 5000000000ull /* BPX_CLIENT_DEADLINE_MS_DEFAULT */
 
 int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 		    const struct bpx_endpoint *self, uint64_t client_base,
@@ -36,8 +40,19 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 		return -BPX_ENOMEM;
 	}
 	bpx_hist_reset(g->hist);
+	struct bpx_engine_config ec = {
+		.member_count = cfg->member_count,
+		.seq_tag_bits = DP_LANE_SEQ_BITS,
+		.timeout_ns = lc->timeout_ns,
+		.deadline_ns = lc->deadline_ns ? lc->deadline_ns
+					       : DEADLINE_NS_DEFAULT,
+		.seed = lc->seed,
+	};
+	bpx_engine_init(&g->eng, &ec);
+	/* A write's seq carries the lane index (lane_of). */
 	for (uint32_t i = 0; i < lc->lanes; i++)
-		g->lanes[i].nonce = client_base + i;
+		bpx_engine_lane_init(&g->eng, &g->lanes[i].eng, i,
+				     client_base + i, i);
 	dp_routes_init(&g->routes);
 	return 0;
 }
@@ -68,7 +83,7 @@ static void make_command(struct dp_loadgen *g, struct dp_lane *l)
 	/* GETs are session-less reads (the leader's lease serves them);
 	 * writes go on the lane's session with the next seq. */
 	l->is_read = get;
-	memset(value, 'a' + (int)(l->seq % 26), g->lc.value_bytes);
+	memset(value, 'a' + (int)(l->eng.seq % 26), g->lc.value_bytes);
 	int n = bpx_kv_encode(l->cmd, sizeof(l->cmd),
 			      get ? BPX_KV_GET : BPX_KV_PUT, key, (size_t)klen,
 			      get ? NULL : value, get ? 0 : g->lc.value_bytes,
@@ -76,44 +91,24 @@ static void make_command(struct dp_loadgen *g, struct dp_lane *l)
 	l->cmd_len = n > 0 ? (uint16_t)n : 0;
 }
 
-/* The next attempt of a lane's op: a read (its nonce), the OPEN of a
- * session (its nonce; a seq from the lane's read counter's range would do
- * as well, any seq is echoed), or the write on the session. */
-static void address_op(struct dp_lane *l, uint32_t lane)
-{
-	l->opening = false;
-	if (l->is_read) {
-		l->client_id = l->nonce;
-		l->wire_seq = PX_SEQ_READ_BASE + ++l->read_seq;
-	} else if (l->session_id == 0) {
-		l->opening = true;
-		l->client_id = l->nonce;
-		l->wire_seq = ++l->seq << DP_LANE_SEQ_BITS | lane;
-	} else {
-		l->client_id = l->session_id;
-		l->wire_seq = ++l->seq << DP_LANE_SEQ_BITS | lane;
-	}
-}
-
-static void send_request(struct dp_loadgen *g, struct dp_lane *l,
-			 uint64_t now_ns)
+static void send_request(struct dp_loadgen *g,
+			 const struct bpx_engine_send *s)
 {
 	struct px_msg m = { 0 };
-	m.type = PX_MSG_REQUEST;
+	m.type = s->type;
 	m.from = PX_TO_CLIENT;
-	m.to = l->target;
-	m.client_id = l->client_id;
-	m.seq = l->wire_seq;
-	m.flags = l->is_read ? PX_FLAG_READ : l->opening ? PX_FLAG_OPEN : 0;
-	m.value = l->opening ? NULL : l->cmd;
-	m.value_len = l->opening ? 0 : l->cmd_len;
-	l->resend_ns = now_ns + g->lc.timeout_ns;
+	m.to = s->member;
+	m.client_id = s->client_id;
+	m.seq = s->seq;
+	m.flags = s->flags;
+	m.value = s->cmd;
+	m.value_len = s->cmd_len;
 	struct rte_mbuf *mb = rte_pktmbuf_alloc(g->pool);
 	if (mb == NULL) {
 		g->ctr.mbuf_exhausted++;
-		return; /* the timeout resends */
+		return; /* the engine's attempt timeout resends */
 	}
-	const struct bpx_endpoint *dst = &g->cfg->members[l->target].data;
+	const struct bpx_endpoint *dst = &g->cfg->members[s->member].data;
 	size_t len = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(&m);
 	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)len);
 	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES,
@@ -151,16 +146,61 @@ static bool next_start(struct dp_loadgen *g, uint64_t now_ns, uint64_t *at)
 	return true;
 }
 
+static void apply(struct dp_loadgen *g, struct bpx_engine_out *out,
+		  uint64_t now_ns);
+
 static void start_op(struct dp_loadgen *g, struct dp_lane *l, uint64_t now_ns,
 		     uint64_t at_ns)
 {
-	l->busy = true;
-	l->target = g->leader_guess;
 	l->first_sent_ns = at_ns;
 	make_command(g, l);
-	address_op(l, (uint32_t)(l - g->lanes));
 	g->issued++;
-	send_request(g, l, now_ns);
+	struct bpx_engine_out out = { .count = 0 };
+	bpx_engine_submit(&g->eng, &l->eng, l->is_read, l->cmd, l->cmd_len,
+			  now_ns, &out);
+	apply(g, &out, now_ns);
+}
+
+/* A lane's request is done: count it, and start the next one. */
+static void on_done(struct dp_loadgen *g, struct dp_lane *l,
+		    const struct bpx_engine_done *d, uint64_t now_ns)
+{
+	switch (d->status) {
+	case 0:
+		if (l->first_sent_ns >= g->record_from_ns)
+			bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
+		g->completed++;
+		break;
+	case -BPX_EEXPIRED:
+		/* The session was evicted: this op's outcome is unknown, and
+		 * the lane's next write opens a new session. */
+		g->expired++;
+		break;
+	case -BPX_ETIMEDOUT:
+		g->deadlines++;
+		break;
+	default:
+		g->errors++; /* STALE, TOO_BIG, BAD_REQUEST: given up */
+		break;
+	}
+	uint64_t at;
+	if (next_start(g, now_ns, &at))
+		start_op(g, l, now_ns, at);
+}
+
+/* Carries out the engine's effects. Its timers need none: drive_lanes
+ * asks every lane for its wake time. */
+static void apply(struct dp_loadgen *g, struct bpx_engine_out *out,
+		  uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < out->count; i++) {
+		const struct bpx_engine_effect *f = &out->effects[i];
+		if (f->kind == BPX_ENGINE_SEND)
+			send_request(g, &f->send);
+		else if (f->kind == BPX_ENGINE_DONE)
+			on_done(g, &g->lanes[f->lane], &f->done, now_ns);
+	}
+	out->count = 0;
 }
 
 /* The lane a reply is for: by the nonce (OPENs and reads), or by the lane
@@ -169,82 +209,22 @@ static struct dp_lane *lane_of(struct dp_loadgen *g, const struct px_msg *m)
 {
 	uint64_t idx = m->client_id & PX_SESSION_ID_BIT ?
 			       m->seq & (DP_LANES_MAX - 1) :
-			       m->client_id - g->lanes[0].nonce;
+			       m->client_id - g->lanes[0].eng.nonce;
 	if (idx >= g->lc.lanes)
 		return NULL;
 	struct dp_lane *l = &g->lanes[idx];
-	return l->client_id == m->client_id ? l : NULL;
-}
-
-/* The OPEN was applied: the lane's write goes out on the new session. */
-static void on_opened(struct dp_loadgen *g, struct dp_lane *l,
-		      const struct px_msg *m, uint64_t now_ns)
-{
-	uint64_t id = 0;
-	if (m->value_len == PX_SESSION_ID_BYTES)
-		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
-			id |= (uint64_t)m->value[i] << (8 * i);
-	if (!(id & PX_SESSION_ID_BIT)) {
-		g->errors++;
-		l->busy = false;
-		return;
-	}
-	g->opens++;
-	l->session_id = id;
-	l->seq = 0;
-	address_op(l, (uint32_t)(l - g->lanes));
-	if (m->from < g->cfg->member_count)
-		l->target = g->leader_guess = m->from;
-	send_request(g, l, now_ns);
+	return l->eng.client_id == m->client_id ? l : NULL;
 }
 
 static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 		     uint64_t now_ns)
 {
 	struct dp_lane *l = lane_of(g, m);
-	if (l == NULL || !l->busy || m->seq != l->wire_seq)
-		return; /* late or duplicated */
-	switch (m->status) {
-	case PX_REPLY_OK:
-		if (l->opening) {
-			on_opened(g, l, m, now_ns);
-			return;
-		}
-		if (l->first_sent_ns >= g->record_from_ns)
-			bpx_hist_add(g->hist, now_ns - l->first_sent_ns);
-		l->busy = false;
-		g->completed++;
-		uint64_t at;
-		if (next_start(g, now_ns, &at))
-			start_op(g, l, now_ns, at);
-		return;
-	case PX_REPLY_REDIRECT:
-		g->redirects++;
-		l->target = m->leader_hint < g->cfg->member_count
-				    ? m->leader_hint
-				    : (uint8_t)((l->target + 1) %
-						g->cfg->member_count);
-		g->leader_guess = l->target;
-		send_request(g, l, now_ns);
-		return;
-	case PX_REPLY_BUSY:
-		g->busy_replies++;
-		l->resend_ns = now_ns + RETRY_BUSY_NS;
-		return;
-	case PX_REPLY_EXPIRED:
-		/* The session was evicted: this op's outcome is unknown, and
-		 * the lane's next write opens a new session. */
-		g->expired++;
-		l->session_id = 0;
-		l->busy = false;
-		return;
-	default:
-		g->errors++; /* STALE, TOO_BIG: give the op up */
-		if (m->status == PX_REPLY_STALE)
-			l->session_id = 0;
-		l->busy = false;
-		return;
-	}
+	if (l == NULL)
+		return; /* not ours */
+	struct bpx_engine_out out = { .count = 0 };
+	if (bpx_engine_on_reply(&g->eng, &l->eng, m, now_ns, &out))
+		apply(g, &out, now_ns);
 }
 
 static void handle_frame(struct dp_loadgen *g, struct rte_mbuf *mb,
@@ -272,16 +252,13 @@ static void drive_lanes(struct dp_loadgen *g, uint64_t now_ns)
 	for (uint32_t i = 0; i < g->lc.lanes; i++) {
 		struct dp_lane *l = &g->lanes[i];
 		uint64_t at;
-		if (!l->busy) {
+		if (!bpx_engine_lane_busy(&l->eng)) {
 			if (next_start(g, now_ns, &at))
 				start_op(g, l, now_ns, at);
-		} else if (now_ns >= l->resend_ns) {
-			/* Same (client_id, seq): applied at most once. */
-			g->resends++;
-			if (now_ns - l->first_sent_ns > g->lc.timeout_ns)
-				l->target = (uint8_t)((l->target + 1) %
-						      g->cfg->member_count);
-			send_request(g, l, now_ns);
+		} else if (now_ns >= bpx_engine_lane_wake_ns(&l->eng)) {
+			struct bpx_engine_out out = { .count = 0 };
+			bpx_engine_tick(&g->eng, &l->eng, now_ns, &out);
+			apply(g, &out, now_ns);
 		}
 	}
 }
@@ -298,6 +275,10 @@ uint32_t dp_loadgen_poll(struct dp_loadgen *g)
 	g->ctr.rx_frames += n;
 	drive_lanes(g, now_ns);
 	dp_routes_flush(&g->routes, &g->ctr, NULL);
+	g->resends = g->eng.stats.retries;
+	g->redirects = g->eng.stats.redirects;
+	g->busy_replies = g->eng.stats.busy;
+	g->opens = g->eng.stats.opens;
 	return n;
 }
 
@@ -305,6 +286,6 @@ uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g)
 {
 	uint32_t busy = 0;
 	for (uint32_t i = 0; i < g->lc.lanes; i++)
-		busy += g->lanes[i].busy;
+		busy += bpx_engine_lane_busy(&g->lanes[i].eng);
 	return busy;
 }

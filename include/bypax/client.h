@@ -9,9 +9,9 @@
  * session. A client therefore has `lanes` independent sessions, one
  * outstanding request each. Sessions are opened through the log
  * (PX_FLAG_OPEN, docs/wire.md): a lane's first write first sends an OPEN
- * with the lane's nonce (client_id_base + lane) as its client_id; the
- * replicas assign the session an id of their own (bit 63 set) and the lane
- * then writes on it with seq 1, 2, ... A retry (after a timeout, BUSY or
+ * (an empty value, a random seq) with the lane's nonce (client_id_base +
+ * lane) as its client_id; the replicas assign the session an id of their
+ * own (bit 63 set) and the lane then writes on it with seq 1, 2, ... A retry (after a timeout, BUSY or
  * REDIRECT) resends the SAME (session id, seq), so a write that reached
  * the old leader before it failed is applied once and the retry gets the
  * cached reply. Reads (GET) are outside any session: they carry the nonce
@@ -35,6 +35,14 @@
  * resends to the same member. No reply within timeout_ms resends to the
  * next member. At the request's deadline it fails with -BPX_ETIMEDOUT:
  * the outcome is then unknown (a write may or may not have been applied).
+ *
+ * One engine. The rules above (sessions, seqs, routing, backoff, timeouts,
+ * deadlines) are the client engine's, client/engine.h: a pure state
+ * machine (time passed in, a seeded PRNG, effects out) that libbypax runs
+ * for every lane, and that the load generator (dataplane/loadgen.c) and
+ * the simulator's clients (tests/sim) run too, so what the simulator
+ * tests is what ships. libbypax adds only the socket, the datagram codec
+ * and this API.
  *
  * Memory: everything is allocated in open; no call after it allocates.
  * Threads: a client is not thread-safe; use one per thread.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The purity rule of DESIGN.md, enforced: consensus/ and the pure parts of
-# control/ (fd, omega, ctl_wire, ctl_policy) are deterministic state
-# machines that call nothing outside libc's string functions.
+# control/ (fd, omega, ctl_wire, ctl_policy) and the client engine
+# (client/engine.c: the retry/redirect/session rules shared by libbypax, the
+# load generator and the simulator) are deterministic state machines that
+# call nothing outside libc's string functions.
 #
 # Two checks, so that a violation cannot hide from one of them:
 #  1. Sources: every #include is on an allowlist, and no forbidden call
@@ -26,11 +28,12 @@ fi
 src_root=$(cd "$1" && pwd)
 build_root=$(cd "$2" && pwd)
 
-# The compiled pure libraries (paths as consensus/ and control/meson.build
-# name them).
+# The compiled pure libraries (paths as consensus/, control/meson.build and
+# the top-level meson.build name them).
 libs=(
 	"$build_root/consensus/libbypax_consensus.a"
 	"$build_root/control/libbypax_control_pure.a"
+	"$build_root/libbypax_client_engine.a"
 )
 
 violations=0
@@ -143,7 +146,8 @@ def rel(path):
     return os.path.relpath(path, root)
 
 
-# The pure set: everything under consensus/, and control's fd, omega and ctl_wire.
+# The pure set: everything under consensus/, control's fd, omega, ctl_wire
+# and ctl_policy, and the client engine.
 todo = []
 for dirpath, _, names in os.walk(os.path.join(root, "consensus")):
     for name in sorted(names):
@@ -152,6 +156,10 @@ for dirpath, _, names in os.walk(os.path.join(root, "consensus")):
 for name in ("fd.c", "fd.h", "omega.c", "omega.h", "ctl_wire.c", "ctl_wire.h",
              "ctl_policy.c", "ctl_policy.h", "ctl_link.h"):
     path = os.path.join(root, "control", name)
+    if os.path.exists(path):
+        todo.append(path)
+for name in ("engine.c", "engine.h"):
+    path = os.path.join(root, "client", name)
     if os.path.exists(path):
         todo.append(path)
 pure = set(os.path.realpath(p) for p in todo)

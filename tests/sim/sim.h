@@ -42,6 +42,8 @@ struct sim_faults {
 	uint64_t nemesis_every_ns;   /* leader-centred lease attacks: cuts
 					around the leader and a rogue
 					leader hint (sim_world.c); 0: none */
+	uint32_t nemesis_config_pct; /* of those, membership lease attacks
+					(5 members or more) */
 };
 
 struct sim_params {

@@ -215,9 +215,14 @@ static void note_config(struct sim_checker *c, uint64_t slot, uint8_t mask)
 {
 	if (mask == 0 || (mask & ~c->all))
 		return;
+	/* Several changes in one slot's batch: the replicas apply each in
+	 * turn, so the last one governs (membership.c). A slot chosen again
+	 * holds the same batch, so its last change is the same too. */
 	for (uint32_t i = 0; i < c->config_count; i++)
-		if (c->configs[i].slot == slot)
+		if (c->configs[i].slot == slot) {
+			c->configs[i].mask = mask;
 			return;
+		}
 	if (c->config_count == c->config_cap) {
 		c->config_cap = c->config_cap ? 2 * c->config_cap : 64;
 		c->configs = realloc(c->configs, c->config_cap *

@@ -8,7 +8,12 @@
 
 #include "bypax/kv.h"
 #include "ctl_policy.h"
+#include "engine.h"
 #include "sim_internal.h"
+/* Read-only: the membership lease attack (fault_nemesis) reads a leader's
+ * configuration history, the slot its change takes effect at, which the
+ * public API does not tell. The simulator never writes through it. */
+#include "../../consensus/internal.h"
 
 #define MS 1000000ull
 #define US 1000ull
@@ -74,23 +79,17 @@ struct node {
 };
 
 /* A client slot: one client at a time, each with its own session, opened
- * through the log before its first write; with churn, a client quits after
- * an op and a new one (a new session) takes the slot. */
+ * through the log before its first write (by its engine); with churn, a
+ * client quits after an op and a new one (a new session) takes the slot. */
 struct client {
-	uint64_t session_id; /* assigned by the log; 0: open one first */
-	uint64_t seq;       /* writes: the session's last */
-	uint64_t read_seq;  /* reads: outside the session */
-	uint64_t open_seq;  /* OPENs: grows across the slot's clients */
-	uint64_t wire_seq;  /* the outstanding request's */
+	struct bpx_engine eng;	    /* the client's rules (client/engine.h) */
+	struct bpx_engine_lane lane; /* its one lane: session, seqs, timers */
 	uint64_t op_count;  /* writes of the slot, in the command's prefix */
 	uint64_t prng;      /* the client draws added since the stock
 			       simulator; 0: not seeded yet */
-	bool is_read;
-	bool opening;       /* the outstanding request is the OPEN */
-	bool busy;
-	bool timed_out; /* the pending timer is a timeout, not a retry */
-	uint8_t target;
-	uint64_t gen;
+	bool busy;	    /* an op outstanding (the engine's, or its
+			       history entry not yet closed) */
+	uint64_t gen;	    /* of the EV_CLIENT event that counts */
 	size_t hist;
 	uint8_t cmd[64];
 	uint32_t cmd_len;
@@ -115,6 +114,16 @@ struct world {
 	bool nemesis_down[PX_REPLICAS_MAX][PX_REPLICAS_MAX];
 	bool nemesis_on;
 	uint8_t nemesis_b; /* the attack's majority - 1 other replicas */
+	/* The membership lease attack in progress (nemesis_on): the leader
+	 * L that proposed the change, the rogue N, the removed replicas R,
+	 * the new configuration's members other than L and N (H, who hear
+	 * N's heartbeats but not its PREPAREs), and the new configuration. */
+	struct {
+		bool on;
+		uint8_t l, rogue, removed, hearers, members;
+		uint64_t since; /* when L proposed the change */
+		uint64_t after; /* L's next slot then */
+	} ncfg;
 	bool faults_on;
 	bool settled;
 	/* Membership: configurations that may be in force, or reported by an
@@ -282,6 +291,9 @@ static uint64_t net_delay(struct world *w)
 /* Whether a partition cuts e's way from src to dst: heartbeats travel on
  * the control plane, everything else between replicas on the data plane.
  * src/dst PX_TO_CLIENT skip the partitions. */
+static bool nemesis_config_drops(const struct world *w, const struct event *e,
+				 uint8_t src, uint8_t dst);
+
 static bool link_cut(const struct world *w, const struct event *e, uint8_t src,
 		     uint8_t dst)
 {
@@ -290,7 +302,8 @@ static bool link_cut(const struct world *w, const struct event *e, uint8_t src,
 	enum plane plane = e->kind == EV_HEARTBEAT ? PLANE_CTL : PLANE_DATA;
 	return w->link_down[PLANE_BOTH][src][dst] ||
 	       w->link_down[plane][src][dst] ||
-	       (plane == PLANE_DATA && w->nemesis_down[src][dst]);
+	       (plane == PLANE_DATA && (w->nemesis_down[src][dst] ||
+					nemesis_config_drops(w, e, src, dst)));
 }
 
 /* Sends e (already filled) after a network delay, unless the network drops
@@ -591,7 +604,13 @@ static void deliver_px(struct world *w, struct event *e)
 	after_step(w, i);
 }
 
-/* ---- Clients: closed loop, one request outstanding each ---- */
+/* ---- Clients: closed loop, one request outstanding each ----
+ *
+ * Each slot's client runs the client engine (client/engine.h), the code
+ * libbypax and the load generator run: its sessions, redirects, backoff,
+ * attempt timeouts and deadline. The simulator makes the commands, carries
+ * the engine's requests over the faulty network, turns its timers into
+ * EV_CLIENT events, and records the history. */
 
 static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
@@ -604,8 +623,8 @@ static uint64_t value_id(const uint8_t *v, uint16_t len)
 }
 
 /* The stream of the client draws the stock simulator did not make (churn,
- * the pause after an EXPIRED), one per client slot, seeded from the seed:
- * rnd(w) sees the same sequence as before. */
+ * the pause after an EXPIRED, the engine's seed), one per client slot,
+ * seeded from the seed: rnd(w) sees the same sequence as before. */
 static uint64_t client_rnd(struct world *w, uint32_t ci)
 {
 	struct client *c = &w->clients[ci];
@@ -625,47 +644,61 @@ static uint64_t client_nonce(uint32_t ci)
 	return SIM_CLIENT_ID_BASE + ci;
 }
 
+/* A request outlives no liveness check: the deadline is past the end of
+ * the settle phase (faults stop at fault_phase_ns, and everything pending
+ * must complete within settle_limit_ns of that), so a request stuck after
+ * the faults stop is still reported as a liveness failure rather than
+ * given up. Deadlines themselves are covered by test_engine.c. */
+static uint64_t client_deadline_ns(const struct world *w)
+{
+	return w->p->fault_phase_ns + w->p->settle_limit_ns;
+}
+
+/* The slot's client starts with its engine pointed at first_target (the
+ * member it sends to first). */
+static void client_init(struct world *w, uint32_t ci, uint8_t first_target)
+{
+	struct client *c = &w->clients[ci];
+	struct bpx_engine_config ec = {
+		.member_count = w->p->replicas,
+		.timeout_ns = w->p->faults.client_timeout_ns,
+		.deadline_ns = client_deadline_ns(w),
+		.seed = client_rnd(w, ci),
+	};
+	bpx_engine_init(&c->eng, &ec);
+	bpx_engine_set_leader(&c->eng, first_target);
+	bpx_engine_lane_init(&c->eng, &c->lane, ci, client_nonce(ci), 0);
+}
+
 static uint32_t client_of(const struct world *w, uint64_t client_id)
 {
 	if (!(client_id & PX_SESSION_ID_BIT))
 		return (uint32_t)(client_id - SIM_CLIENT_ID_BASE);
 	for (uint32_t ci = 0; ci < w->p->clients; ci++)
-		if (w->clients[ci].session_id == client_id)
+		if (w->clients[ci].lane.session_id == client_id)
 			return ci;
 	return UINT32_MAX;
 }
 
-static void client_send(struct world *w, uint32_t ci)
+static void client_send(struct world *w, const struct bpx_engine_send *s)
 {
-	struct client *c = &w->clients[ci];
 	struct px_msg m = { 0 };
-	m.type = PX_MSG_REQUEST;
+	m.type = s->type;
 	m.from = PX_TO_CLIENT;
-	m.to = c->target;
-	bool nonce = c->is_read || c->opening;
-	m.client_id = nonce ? client_nonce(ci) : c->session_id;
-	m.seq = c->wire_seq;
-	m.flags = c->is_read ? PX_FLAG_READ : c->opening ? PX_FLAG_OPEN : 0;
-	uint32_t len = c->opening ? 0 : c->cmd_len;
-	m.value = c->cmd;
+	m.to = s->member;
+	m.client_id = s->client_id;
+	m.seq = s->seq;
+	m.flags = s->flags;
+	uint32_t len = s->cmd_len;
 	m.value_len = len;
-	struct event *e = ev_new(w, 0, EV_MSG, c->target);
+	struct event *e = ev_new(w, 0, EV_MSG, s->member);
 	e->msg = m;
 	e->data = len > 0 ? malloc(len) : NULL;
 	if (len > 0)
-		memcpy(e->data, c->cmd, len);
+		memcpy(e->data, s->cmd, len);
 	e->data_len = len;
 	e->msg.value = e->data;
-	net_send(w, e, PX_TO_CLIENT, c->target);
-	schedule(w, w->p->faults.client_timeout_ns, EV_CLIENT, (uint8_t)ci, ++c->gen);
-	c->timed_out = true; /* unless a reply reschedules first */
-}
-
-/* The next attempt of a write: on the session, or first the OPEN of one. */
-static void client_address_write(struct client *c)
-{
-	c->opening = c->session_id == 0;
-	c->wire_seq = c->opening ? ++c->open_seq : ++c->seq;
+	net_send(w, e, PX_TO_CLIENT, s->member);
 }
 
 static struct lc_op *hist_new(struct world *w)
@@ -682,6 +715,9 @@ static struct lc_op *hist_new(struct world *w)
 	op->return_ns = LC_NEVER;
 	return op;
 }
+
+static void client_apply(struct world *w, uint32_t ci,
+			 struct bpx_engine_out *out);
 
 /* Picks an operation on a small key space, so clients contend. */
 static void client_new_op(struct world *w, uint32_t ci)
@@ -709,15 +745,12 @@ static void client_new_op(struct world *w, uint32_t ci)
 	}
 	/* GETs are session-less reads (lease or log); writes use the session.
 	 * The state machine sees the slot and its write count in the prefix,
-	 * whatever session carries the write (sim_sm.c). */
-	c->is_read = kind == BPX_KV_GET;
-	c->opening = false;
-	if (c->is_read)
-		c->wire_seq = PX_SEQ_READ_BASE + ++c->read_seq;
-	else
-		client_address_write(c);
+	 * whatever session carries the write (sim_sm.c); a read's prefix is
+	 * the seq the engine gives it. */
+	bool read = kind == BPX_KV_GET;
+	uint64_t read_seq = PX_SEQ_READ_BASE + c->lane.read_seq + 1;
 	put_u64(c->cmd, ci);
-	put_u64(c->cmd + 8, c->is_read ? c->wire_seq : ++c->op_count);
+	put_u64(c->cmd + 8, read ? read_seq : ++c->op_count);
 	int n = bpx_kv_encode(c->cmd + 16, sizeof(c->cmd) - 16, kind, &key, 1,
 			      kind == BPX_KV_PUT ? val : old,
 			      kind == BPX_KV_PUT || kind == BPX_KV_CAS ? 8 : 0,
@@ -725,18 +758,26 @@ static void client_new_op(struct world *w, uint32_t ci)
 	if (n < 0)
 		exit(2);
 	c->cmd_len = 16 + (uint32_t)n;
-	client_send(w, ci);
+	struct bpx_engine_out out = { .count = 0 };
+	bpx_engine_submit(&c->eng, &c->lane, read, c->cmd,
+			  (uint16_t)c->cmd_len, w->now, &out);
+	if (read && c->lane.wire_seq != read_seq)
+		sim_violation("client %u: the engine read with seq %llu, not "
+			      "%llu", ci, (unsigned long long)c->lane.wire_seq,
+			      (unsigned long long)read_seq);
+	client_apply(w, ci, &out);
 }
 
+/* OK for the op: its reply goes into the history. */
 static void client_complete(struct world *w, uint32_t ci,
-			    const struct px_msg *m)
+			    const struct bpx_engine_done *d)
 {
 	struct client *c = &w->clients[ci];
 	struct lc_op *op = &w->hist[c->hist];
 	uint8_t status;
 	const uint8_t *v;
 	uint16_t vlen;
-	if (bpx_kv_decode_reply(m->value, m->value_len, &status, &v, &vlen)) {
+	if (bpx_kv_decode_reply(d->reply, d->reply_len, &status, &v, &vlen)) {
 		sim_violation("client %u got a malformed reply", ci);
 		return;
 	}
@@ -747,7 +788,7 @@ static void client_complete(struct world *w, uint32_t ci,
 		c->last_seen[op->key] = op->out;
 	if (op->kind == LC_CAS && op->out_ok)
 		c->last_seen[op->key] = op->arg2;
-	if (!c->is_read) /* a read may be a lease read, in no slot */
+	if (op->kind != LC_GET) /* a read may be a lease read, in no slot */
 		checker_acked(w->checker, ci, c->op_count);
 	w->res->requests_acked++;
 	c->busy = false;
@@ -755,17 +796,65 @@ static void client_complete(struct world *w, uint32_t ci,
 	 * and nothing seen yet, takes its place. */
 	if (w->p->client_churn_pct > 0 &&
 	    client_rnd(w, ci) % 100 < w->p->client_churn_pct) {
-		c->session_id = 0;
+		bpx_engine_lane_drop_session(&c->lane);
 		memset(c->last_seen, 0, sizeof(c->last_seen));
 		w->res->client_churns++;
 	}
 	schedule(w, rnd_range(w, 0, 1 * MS), EV_CLIENT, (uint8_t)ci, ++c->gen);
 }
 
-/* The OPEN was applied: the write goes out at once on the new session. */
-static void client_opened(struct world *w, uint32_t ci, const struct px_msg *m)
+/* The op's outcome is unknown (EXPIRED: the session was evicted; or the
+ * deadline passed): it stays LC_NEVER in the history, and after a pause the
+ * slot goes on (after EXPIRED, the engine opens a new session for the
+ * next write). */
+static void client_unknown(struct world *w, uint32_t ci, int status)
 {
 	struct client *c = &w->clients[ci];
+	if (status == -BPX_EEXPIRED)
+		w->res->requests_expired++;
+	c->busy = false;
+	schedule(w, client_rnd(w, ci) % (1 * MS), EV_CLIENT, (uint8_t)ci,
+		 ++c->gen);
+}
+
+static void client_done(struct world *w, uint32_t ci,
+			const struct bpx_engine_done *d)
+{
+	if (d->status == 0)
+		client_complete(w, ci, d);
+	else if (d->status == -BPX_EEXPIRED || d->status == -BPX_ETIMEDOUT)
+		client_unknown(w, ci, d->status);
+	else /* client_on_reply let no other status through */
+		sim_violation("client %u: request failed with %d", ci,
+			      d->status);
+}
+
+/* Carries out the engine's effects: requests onto the network, timers as
+ * EV_CLIENT events (a new one supersedes the pending one), completions
+ * into the history. */
+static void client_apply(struct world *w, uint32_t ci,
+			 struct bpx_engine_out *out)
+{
+	struct client *c = &w->clients[ci];
+	for (uint32_t i = 0; i < out->count; i++) {
+		const struct bpx_engine_effect *f = &out->effects[i];
+		if (f->kind == BPX_ENGINE_SEND) {
+			client_send(w, &f->send);
+		} else if (f->kind == BPX_ENGINE_TIMER) {
+			uint64_t at = f->at_ns > w->now ? f->at_ns : w->now;
+			schedule(w, at - w->now, EV_CLIENT, (uint8_t)ci,
+				 ++c->gen);
+		} else {
+			client_done(w, ci, &f->done);
+		}
+	}
+	out->count = 0;
+}
+
+/* The OPEN was applied: its session id must be a log-assigned one that no
+ * other client holds. */
+static bool client_open_ok(struct world *w, uint32_t ci, const struct px_msg *m)
+{
 	uint64_t id = 0;
 	if (m->value_len == PX_SESSION_ID_BYTES)
 		for (unsigned i = 0; i < PX_SESSION_ID_BYTES; i++)
@@ -773,40 +862,50 @@ static void client_opened(struct world *w, uint32_t ci, const struct px_msg *m)
 	if (!(id & PX_SESSION_ID_BIT) || client_of(w, id) != UINT32_MAX) {
 		sim_violation("client %u: OPEN answered with session %#llx", ci,
 			      (unsigned long long)id);
-		return;
+		return false;
 	}
-	c->session_id = id;
-	c->seq = 0;
-	client_address_write(c);
-	if (m->from < w->p->replicas)
-		c->target = m->from; /* it leads */
-	client_send(w, ci);
+	return true;
 }
 
-/* EXPIRED: the session was evicted, so the write's outcome is unknown (as
- * a timed-out op's: it stays LC_NEVER in the history), and the slot's next
- * write opens a new session. Legal only once sessions could have been
- * evicted: more OPENs chosen than the table holds (or the planted bug
- * made sessions of its own). */
-static void client_expired(struct world *w, uint32_t ci)
+/* EXPIRED: the session was evicted, so the write's outcome is unknown.
+ * Legal only once sessions could have been evicted: more OPENs chosen
+ * than the table holds (or the planted bug made sessions of its own). */
+static bool client_expired_ok(struct world *w, uint32_t ci)
 {
 	struct client *c = &w->clients[ci];
 	uint32_t cap = w->p->session_max ? w->p->session_max : 64;
-	if (c->is_read || c->opening ||
+	if (c->lane.read || c->lane.opening ||
 	    checker_opens_chosen(w->checker) <= cap) {
 		sim_violation("client %u seq %llu: EXPIRED with %llu sessions "
 			      "opened of %u",
-			      ci, (unsigned long long)c->wire_seq,
+			      ci, (unsigned long long)c->lane.wire_seq,
 			      (unsigned long long)checker_opens_chosen(
 				      w->checker),
 			      cap);
-		return;
+		return false;
 	}
-	w->res->requests_expired++;
-	c->session_id = 0;
-	c->busy = false;
-	schedule(w, client_rnd(w, ci) % (1 * MS), EV_CLIENT, (uint8_t)ci,
-		 ++c->gen);
+	return true;
+}
+
+/* Whether the reply's status is one the replicas may give this request
+ * here: none of STALE, TOO_BIG or BAD_REQUEST ever should. */
+static bool client_status_ok(struct world *w, uint32_t ci,
+			     const struct px_msg *m)
+{
+	const struct client *c = &w->clients[ci];
+	switch (m->status) {
+	case PX_REPLY_OK:
+		return !c->lane.opening || client_open_ok(w, ci, m);
+	case PX_REPLY_EXPIRED:
+		return client_expired_ok(w, ci);
+	case PX_REPLY_REDIRECT:
+	case PX_REPLY_BUSY:
+		return true;
+	default:
+		sim_violation("client %u seq %llu got unexpected status %u", ci,
+			      (unsigned long long)c->lane.wire_seq, m->status);
+		return false;
+	}
 }
 
 static void client_on_reply(struct world *w, const struct event *e)
@@ -815,38 +914,15 @@ static void client_on_reply(struct world *w, const struct event *e)
 	if (ci >= w->p->clients)
 		return;
 	struct client *c = &w->clients[ci];
-	bool nonce = !(e->msg.client_id & PX_SESSION_ID_BIT);
-	if (!c->busy || e->msg.seq != c->wire_seq ||
-	    nonce != (c->is_read || c->opening))
+	if (!bpx_engine_lane_expects(&c->lane, e->msg.client_id, e->msg.seq))
 		return; /* a late or duplicated reply */
-	switch (e->msg.status) {
-	case PX_REPLY_OK:
-		if (c->opening)
-			client_opened(w, ci, &e->msg);
-		else
-			client_complete(w, ci, &e->msg);
+	if (!client_status_ok(w, ci, &e->msg))
 		return;
-	case PX_REPLY_EXPIRED:
-		client_expired(w, ci);
-		return;
-	case PX_REPLY_REDIRECT:
-		c->timed_out = false;
-		c->target = e->msg.leader_hint < w->p->replicas &&
-				    e->msg.leader_hint != e->node
-			    ? e->msg.leader_hint
-			    : (uint8_t)((e->node + 1) % w->p->replicas);
-		schedule(w, rnd_range(w, 100 * US, 1 * MS), EV_CLIENT,
-			 (uint8_t)ci, ++c->gen);
-		return;
-	case PX_REPLY_BUSY:
-		c->timed_out = false;
-		schedule(w, rnd_range(w, 1 * MS, 3 * MS), EV_CLIENT,
-			 (uint8_t)ci, ++c->gen);
-		return;
-	default:
-		sim_violation("client %u seq %llu got unexpected status %u", ci,
-			      (unsigned long long)c->wire_seq, e->msg.status);
-	}
+	struct px_msg m = e->msg;
+	m.from = e->node; /* the replica that answered */
+	struct bpx_engine_out out = { .count = 0 };
+	if (bpx_engine_on_reply(&c->eng, &c->lane, &m, w->now, &out))
+		client_apply(w, ci, &out);
 }
 
 static void client_timer(struct world *w, const struct event *e)
@@ -855,10 +931,12 @@ static void client_timer(struct world *w, const struct event *e)
 	if (e->gen != c->gen)
 		return;
 	if (c->busy) {
-		/* Retry the same (client, seq): exactly-once makes it safe. */
-		if (c->timed_out)
-			c->target = (uint8_t)(rnd(w) % w->p->replicas);
-		client_send(w, e->node);
+		/* The engine's timer: an attempt timeout (the next member,
+		 * the same (client, seq): exactly-once makes it safe), the
+		 * end of a backoff, or the deadline. */
+		struct bpx_engine_out out = { .count = 0 };
+		bpx_engine_tick(&c->eng, &c->lane, w->now, &out);
+		client_apply(w, e->node, &out);
 		return;
 	}
 	if (w->faults_on)
@@ -878,18 +956,59 @@ static uint8_t stateless_mask(const struct world *w)
 	return mask;
 }
 
+static bool minority_of(uint8_t lost, uint8_t config)
+{
+	int n = __builtin_popcount(config);
+	return config == 0 || __builtin_popcount(lost & config) <= n - (n / 2 + 1);
+}
+
+/* Every configuration a live replica still holds: its history, and the
+ * changes in its log that are accepted but not chosen, or queued (a later
+ * leader may still choose them, long after they were asked for). Read
+ * from the replicas' internals (internal.h, read-only). */
+static bool minority_of_every_held(const struct world *w, uint8_t lost)
+{
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		struct px_replica *r = w->nodes[i].px;
+		if (!w->nodes[i].up)
+			continue;
+		for (uint8_t k = 0; k < r->history_count; k++)
+			if (!minority_of(lost, r->history[k].mask))
+				return false;
+		for (uint64_t sl = r->commit_index; sl < r->accepted_end; sl++) {
+			const struct px_slot *slot = px_log_get(r, sl);
+			struct px_batch_iter it;
+			struct px_batch_entry e;
+			if (slot == NULL || slot->accepted_ballot == 0)
+				continue;
+			px_batch_iter_init(&it, slot->value, slot->value_len);
+			while (px_batch_next(&it, &e) == 1)
+				if (e.client_id == PX_CONFIG_CLIENT_ID &&
+				    e.len == 1 && !minority_of(lost, e.cmd[0]))
+					return false;
+		}
+		for (uint32_t q = 0; q < r->queue_count; q++) {
+			const struct px_pending *pe =
+				&r->queue[(r->queue_head + q) %
+					  r->cfg.request_queue_max];
+			if (pe->client_id == PX_CONFIG_CLIENT_ID && pe->len == 1 &&
+			    !minority_of(lost, pe->cmd[0]))
+				return false;
+		}
+	}
+	return true;
+}
+
 /* The failure model bypax promises to survive: at most a minority of any
- * configuration that may be in force (the recent ones) without state. */
+ * configuration that may be in force (the recent ones, and, beyond the
+ * stock simulator, every one a replica still holds) without state. */
 static bool may_lose_state(const struct world *w, uint8_t i)
 {
 	uint8_t lost = (uint8_t)(stateless_mask(w) | (1u << i));
-	for (uint8_t k = 0; k < w->recent_count; k++) {
-		uint8_t c = w->recent_configs[k];
-		int n = __builtin_popcount(c);
-		if (__builtin_popcount(lost & c) > n - (n / 2 + 1))
+	for (uint8_t k = 0; k < w->recent_count; k++)
+		if (!minority_of(lost, w->recent_configs[k]))
 			return false;
-	}
-	return true;
+	return w->p->stock || minority_of_every_held(w, lost);
 }
 
 static void fault_crash(struct world *w)
@@ -1041,8 +1160,34 @@ static uint8_t current_leader(const struct world *w)
  *  - Followers' promises: first A is cut off from L, until A's own
  *    promise lapses; then L goes deaf and A is told to lead. The others
  *    still hear L and must refuse A while their promises to L run.
+ *  - Membership (hole 3, with 5 members or more; nemesis_config_pct of
+ *    the attacks): L proposes a configuration without R, majority - 1
+ *    members other than L and N (the future rogue), so that N and R are
+ *    a majority of the old configuration but N alone is a minority of
+ *    the new one. N is cut off from L at once, so it lags by the last
+ *    old-configuration slots; from the first new-configuration slot E on
+ *    the network loses what L sends R (ACCEPTs and CHOSENs of slots from
+ *    E, heartbeats, snapshots), and N's PREPAREs to the new members H
+ *    (the rest) are lost too, per message type. Once L has chosen slot E
+ *    (with H), a lease later, when the promises of N and R to L have
+ *    lapsed, L goes deaf and mute and every replica is told that N
+ *    leads (so that L steps down and redirects send clients to N), for
+ *    longer than the lease L may still serve reads under: N's phase 1
+ *    from before E completes with R, a majority of the old
+ *    configuration, and its re-proposals take it to slot E, where H
+ *    acknowledges its heartbeats. Counted against the new configuration,
+ *    those would be a lease, and N would answer reads from the state
+ *    before E; it must get none until a majority of the new
+ *    configuration completed its phase 1. Afterwards (a fourth stage,
+ *    or else the next such attack) the leader gives every replica its
+ *    vote back.
  * The third stage ends the attack. */
-enum { NEMESIS_OWN_PROMISE, NEMESIS_FOLLOWERS };
+enum { NEMESIS_OWN_PROMISE, NEMESIS_FOLLOWERS, NEMESIS_MEMBERSHIP };
+
+/* How long a membership attack waits for L to choose slot E. */
+#define NEMESIS_CONFIG_WAIT_NS (200 * MS)
+
+static void note_config(struct world *w, uint8_t mask);
 
 static void nemesis_next(struct world *w, uint64_t delay, uint8_t stage,
 			 uint8_t kind, uint8_t l, uint8_t a)
@@ -1052,12 +1197,129 @@ static void nemesis_next(struct world *w, uint64_t delay, uint8_t stage,
 	ev_push(w, e);
 }
 
+/* The k-th (modulo their number) replica of a non-empty mask. */
+static uint8_t nth_member(uint8_t mask, uint64_t k)
+{
+	PX_ASSERT(mask != 0);
+	k %= (uint64_t)__builtin_popcount(mask);
+	for (uint8_t i = 0;; i++)
+		if ((mask & (1u << i)) && k-- == 0)
+			return i;
+}
+
+/* The slot the attack's change takes effect at, as its leader knows it
+ * (read-only, internal.h): past the slots it had proposed when it
+ * proposed the change (an older change to the same members is not it).
+ * UINT64_MAX while the change is not applied there, since no slot from
+ * it on can be proposed before. */
+static uint64_t nemesis_config_slot(const struct world *w)
+{
+	const struct node *nd = &w->nodes[w->ncfg.l];
+	if (!nd->up)
+		return 0; /* gone: whatever its next life sends R is lost */
+	const struct px_replica *r = nd->px;
+	for (uint8_t i = r->history_count; i-- > 0;)
+		if (r->history[i].mask == w->ncfg.members &&
+		    r->history[i].effective_slot > w->ncfg.after)
+			return r->history[i].effective_slot;
+	return UINT64_MAX;
+}
+
+/* What the membership attack's lossy links lose besides its cuts: of L's
+ * messages to R, what would tell R of slot E or later, and heartbeats
+ * (so that R's promises to L lapse); of N's to H, its PREPAREs. */
+static bool nemesis_config_drops(const struct world *w, const struct event *e,
+				 uint8_t src, uint8_t dst)
+{
+	if (!w->ncfg.on)
+		return false;
+	const struct px_msg *m = &e->msg;
+	if (src == w->ncfg.rogue && (w->ncfg.hearers & (1u << dst)))
+		return e->kind == EV_MSG && m->type == PX_MSG_PREPARE;
+	if (src != w->ncfg.l || !(w->ncfg.removed & (1u << dst)))
+		return false;
+	if (e->kind == EV_SNAPSHOT || m->type == PX_MSG_COMMIT)
+		return true;
+	return (m->type == PX_MSG_ACCEPT || m->type == PX_MSG_CHOSEN) &&
+	       m->slot >= nemesis_config_slot(w);
+}
+
+/* Members back: the configuration of every replica, through the leader.
+ * Returns true when every replica is a member or will be. */
+static bool nemesis_config_restore(struct world *w, uint8_t l)
+{
+	struct px_replica *px = w->nodes[l].px;
+	uint8_t cur = px_members(px), all = (uint8_t)((1u << w->p->replicas) - 1);
+	if (cur == all)
+		return true;
+	/* Within the failure model: replicas without state stay a minority
+	 * of the configuration asked for, as for every other change. */
+	if (!minority_of(stateless_mask(w), all))
+		return false;
+	if (px_propose_config(px, local_time(w, l), all, &w->out) != 0)
+		return false;
+	after_step(w, l);
+	note_config(w, cur);
+	note_config(w, all);
+	w->res->faults++;
+	narrate(w, "membership lease attack: leader %u gives every replica "
+		"its vote back", l);
+	return true;
+}
+
+static void fault_nemesis_config(struct world *w, uint8_t l)
+{
+	struct px_replica *px = w->nodes[l].px;
+	uint8_t cur = px_members(px);
+	int size = __builtin_popcount(cur);
+	if (!(cur & (1u << l)))
+		return;
+	if (size < 5) {
+		(void)nemesis_config_restore(w, l);
+		return;
+	}
+	uint8_t others = (uint8_t)(cur & ~(1u << l));
+	uint8_t rogue = nth_member(others, rnd2(w));
+	uint8_t pool = (uint8_t)(others & ~(1u << rogue)), removed = 0;
+	while (__builtin_popcount(removed) < size / 2)
+		removed |= (uint8_t)(1u << nth_member(
+					     (uint8_t)(pool & ~removed), rnd2(w)));
+	uint8_t next = (uint8_t)(cur & ~removed);
+	/* Losing state must stay within a minority of the new one too. */
+	int k = __builtin_popcount(next);
+	if (__builtin_popcount(stateless_mask(w) & next) > k - (k / 2 + 1) ||
+	    px_propose_config(px, local_time(w, l), next, &w->out) != 0)
+		return;
+	after_step(w, l);
+	note_config(w, cur);
+	note_config(w, next);
+	w->ncfg.on = true;
+	w->ncfg.l = l;
+	w->ncfg.rogue = rogue;
+	w->ncfg.removed = removed;
+	w->ncfg.members = next;
+	w->ncfg.hearers = (uint8_t)(next & ~(1u << l) & ~(1u << rogue));
+	w->ncfg.since = w->now;
+	w->ncfg.after = px->next_slot;
+	w->nemesis_on = true;
+	w->res->faults++;
+	w->nemesis_down[l][rogue] = w->nemesis_down[rogue][l] = true;
+	nemesis_next(w, 1 * MS, 1, NEMESIS_MEMBERSHIP, l, rogue);
+	narrate(w, "membership lease attack on leader %u through %u: members "
+		"%#x (was %#x), stage 1", l, rogue, next, cur);
+}
+
 static void fault_nemesis(struct world *w)
 {
 	uint8_t n = w->p->replicas, l = current_leader(w);
 	if (w->nemesis_on || l == PX_REPLICA_NONE ||
 	    w->now < w->nodes[l].paused_until)
 		return;
+	uint32_t config_pct = w->p->faults.nemesis_config_pct;
+	if (config_pct != 0 && rnd2(w) % 100 < config_pct) {
+		fault_nemesis_config(w, l);
+		return;
+	}
 	uint8_t a = (uint8_t)((l + 1 + rnd2(w) % (n - 1)) % n);
 	uint8_t kind = (uint8_t)(rnd2(w) % 2);
 	/* B: majority - 1 others, so that A and B make a majority while L
@@ -1086,23 +1348,98 @@ static void fault_nemesis(struct world *w)
 		kind == NEMESIS_OWN_PROMISE ? "own promise" : "followers");
 }
 
+static void nemesis_end(struct world *w)
+{
+	memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
+	for (uint8_t b = 0; b < w->p->replicas; b++)
+		w->nodes[b].rogue_until = 0;
+	w->nemesis_on = false;
+	w->ncfg.on = false;
+}
+
+/* The membership attack's first stage: polls until L has chosen slot E,
+ * then waits a lease for the promises of N and R to L to lapse. */
+static void nemesis_config_wait(struct world *w, uint8_t l, uint8_t a)
+{
+	const struct node *nd = &w->nodes[l];
+	if (!nd->up || px_role(nd->px) != PX_ROLE_LEADER ||
+	    w->now >= w->ncfg.since + NEMESIS_CONFIG_WAIT_NS) {
+		narrate(w, "membership lease attack on leader %u: called off",
+			l);
+		nemesis_end(w);
+		return;
+	}
+	uint64_t e = nemesis_config_slot(w);
+	if (e == UINT64_MAX || px_commit_index(nd->px) <= e) {
+		nemesis_next(w, 1 * MS, 1, NEMESIS_MEMBERSHIP, l, a);
+		return;
+	}
+	uint64_t lease = w->p->faults.lease_ns;
+	nemesis_next(w, lease + 1 * MS + rnd2(w) % (lease / 4 + MS), 2,
+		     NEMESIS_MEMBERSHIP, l, a);
+	narrate(w, "membership lease attack on leader %u: slot %llu chosen "
+		"without %#x", l, (unsigned long long)e, w->ncfg.removed);
+}
+
+/* After a membership attack: gives the replicas their votes back through
+ * whoever leads, trying every 10 ms a few times (then the next attack
+ * does it). */
+static void nemesis_config_retry_restore(struct world *w, uint8_t tries,
+					 uint8_t a)
+{
+	uint8_t l = current_leader(w);
+	if (w->nemesis_on || !w->faults_on)
+		return;
+	if (l != PX_REPLICA_NONE && w->now >= w->nodes[l].paused_until &&
+	    nemesis_config_restore(w, l))
+		return;
+	if (tries < 8)
+		nemesis_next(w, 10 * MS, 4, NEMESIS_MEMBERSHIP,
+			     (uint8_t)(tries + 1), a);
+}
+
 static void nemesis_stage(struct world *w, const struct event *e)
 {
 	uint8_t a = e->node, l = (uint8_t)e->gen;
 	uint8_t kind = (uint8_t)(e->gen >> 8), stage = (uint8_t)(e->gen >> 16);
-	if (stage == 3 || !w->faults_on) {
-		memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
-		w->nodes[a].rogue_until = 0;
-		w->nemesis_on = false;
+	if (stage == 4) {
+		nemesis_config_retry_restore(w, l, a);
 		return;
 	}
-	(void)kind;
+	if (stage == 3 || !w->faults_on) {
+		nemesis_end(w);
+		/* Members back soon, so that the next attack can remove
+		 * some again. */
+		if (kind == NEMESIS_MEMBERSHIP && w->faults_on)
+			nemesis_next(w, 10 * MS, 4, kind, 0, a);
+		return;
+	}
+	if (stage == 1) {
+		nemesis_config_wait(w, l, a);
+		return;
+	}
+	/* L goes deaf; in the membership attack mute as well, so that
+	 * clients give up on it and follow redirects to N. */
 	for (uint8_t b = 0; b < w->p->replicas; b++)
-		if (b != l)
+		if (b != l) {
 			w->nemesis_down[b][l] = true;
-	uint64_t len = 20 * MS + rnd2(w) % (60 * MS);
-	w->nodes[a].rogue_hint = a;
-	w->nodes[a].rogue_until = w->now + len;
+			if (kind == NEMESIS_MEMBERSHIP)
+				w->nemesis_down[l][b] = true;
+		}
+	/* N leads past the lease L still serves reads under, which H's
+	 * acknowledgements granted until L went mute: only then do the
+	 * clients reading at L give up on it. */
+	uint64_t len = kind == NEMESIS_MEMBERSHIP
+			       ? w->p->faults.lease_ns + 30 * MS +
+					 rnd2(w) % (60 * MS)
+			       : 20 * MS + rnd2(w) % (60 * MS);
+	/* In the membership attack every replica is told that N leads: L
+	 * stops leading, and redirects send the clients to N. */
+	for (uint8_t b = 0; b < w->p->replicas; b++)
+		if (b == a || kind == NEMESIS_MEMBERSHIP) {
+			w->nodes[b].rogue_hint = a;
+			w->nodes[b].rogue_until = w->now + len;
+		}
 	nemesis_next(w, len, 3, kind, l, a);
 	narrate(w, "lease attack on leader %u: %u told to lead", l, a);
 }
@@ -1123,6 +1460,8 @@ static void note_config(struct world *w, uint8_t mask)
  * (keeping two) or add one back. */
 static void fault_reconfig(struct world *w)
 {
+	if (w->ncfg.on)
+		return; /* the membership lease attack's change is on */
 	uint8_t leader = PX_REPLICA_NONE;
 	for (uint8_t i = 0; i < w->p->replicas; i++)
 		if (w->nodes[i].up && w->now >= w->nodes[i].paused_until &&
@@ -1189,8 +1528,9 @@ static void settle(struct world *w)
 		w->nodes[i].paused_until = 0;
 		w->nodes[i].ctl_paused_until = 0;
 		w->nodes[i].rogue_until = 0;
-		memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
 	}
+	memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
+	w->ncfg.on = false;
 	narrate(w, "faults stop; every pending request must now complete");
 	w->settle_deadline = w->now + w->p->settle_limit_ns;
 }
@@ -1328,7 +1668,7 @@ static void world_init(struct world *w, const struct sim_params *p,
 		node_start(w, i, false);
 	}
 	for (uint32_t i = 0; i < p->clients; i++) {
-		w->clients[i].target = (uint8_t)(rnd(w) % p->replicas);
+		client_init(w, i, (uint8_t)(rnd(w) % p->replicas));
 		schedule(w, rnd_range(w, 1 * MS, 5 * MS), EV_CLIENT, (uint8_t)i,
 			 ++w->clients[i].gen);
 	}

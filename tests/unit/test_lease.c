@@ -247,6 +247,30 @@ static void test_heartbeat_ack_raises_the_promise(void **state)
 	assert_int_equal(CLUSTER_COUNT(PX_MSG_STATUS, 2, 1), 1);
 }
 
+/* A one-way link must not block elections for ever: 0 leads; then 1->0
+ * and 0<->2 are cut (0->1 still works), and the control plane, which
+ * cannot reach 0, hints 1 to 1 and 2. 0's heartbeats used to renew 1's
+ * lease promise to 0 without end, so 1 never ran. A replica renews a
+ * lease only for the leader its control plane names. */
+static void test_one_way_link_does_not_block_elections(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	uint64_t s = CLUSTER_OPEN_SESSION(0);
+	CLUSTER_RUN(4 * c->tmpl.heartbeat_interval_ns);
+	assert_int_equal(CLUSTER_PX(1)->lease_holder, 0);
+	CLUSTER_CUT(1, 0);
+	CLUSTER_CUT(0, 2);
+	CLUSTER_CUT(2, 0);
+	CLUSTER_HINT_ONE(1, 1);
+	CLUSTER_HINT_ONE(2, 1);
+	CLUSTER_RUN(8 * c->tmpl.lease_ns);
+	CLUSTER_SUBMIT_PUT(1, s, 1, "k", "v");
+	CLUSTER_RUN(20 * c->tmpl.lease_ns);
+	ASSERT_LEADER(1);
+	ASSERT_REPLY(s, 1, PX_REPLY_OK);
+}
+
 int main(void)
 {
 #define T(f, s) cmocka_unit_test_setup_teardown(f, s, teardown)
@@ -255,6 +279,7 @@ int main(void)
 		T(test_candidate_refuses_prepare_under_lease, setup3),
 		T(test_lease_needs_phase1_of_configuration_in_force, setup5),
 		T(test_heartbeat_ack_raises_the_promise, setup3),
+		T(test_one_way_link_does_not_block_elections, setup3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

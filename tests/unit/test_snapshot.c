@@ -21,7 +21,9 @@
 #define SNAP_HEADER 16u
 /* The membership history: a count and one 9-byte change (the initial one). */
 #define SNAP_HISTORY 10u
-#define SNAP_COUNT_AT (SNAP_HEADER + SNAP_HISTORY)
+/* The sender's crash vector: a count (3) and a u16 per replica. */
+#define SNAP_CV 7u
+#define SNAP_COUNT_AT (SNAP_HEADER + SNAP_HISTORY + SNAP_CV)
 #define SNAP_SESSIONS (SNAP_COUNT_AT + 4u)
 #define SESSION_RECORD 27u
 
@@ -220,6 +222,7 @@ static void test_corrupted_snapshots_change_nothing(void **state)
 		{ 4, 0x01 },		      /* version */
 		{ SNAP_HEADER, 0x08 },	      /* history count: 9 */
 		{ SNAP_HEADER + 9, 0xff },    /* members: unknown replicas */
+		{ SNAP_HEADER + SNAP_HISTORY, 0x01 }, /* crash vector of 2 */
 		{ SNAP_COUNT_AT, 0x10 },      /* session count: 19 */
 		{ SNAP_COUNT_AT + 3, 0x80 },  /* session count: huge */
 		{ SNAP_SESSIONS + 26, 0x10 }, /* a reply of 4 KiB */

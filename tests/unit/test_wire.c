@@ -55,17 +55,20 @@ static const struct type_spec specs[] = {
 	  B(W_BALLOT) | B(W_SLOT) | B(W_SLOT_END) | B(W_ACCEPTED_BALLOT) |
 		  B(W_LOG_START) | B(W_SEQ) | B(W_CV_LO) | B(W_CV_HI),
 	  true },
-	{ PX_MSG_ACCEPT, B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT), true },
+	{ PX_MSG_ACCEPT, B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT) | B(W_CV_LO) |
+		  B(W_CV_HI), true },
 	{ PX_MSG_ACCEPTED,
 	  B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT) | B(W_APPLIED) | B(W_LOG_START) |
 		  B(W_CV_LO) | B(W_CV_HI),
 	  false },
 	{ PX_MSG_NACK, B(W_BALLOT), false },
-	{ PX_MSG_COMMIT, B(W_BALLOT) | B(W_COMMIT) | B(W_SEQ), false },
+	{ PX_MSG_COMMIT,
+	  B(W_BALLOT) | B(W_COMMIT) | B(W_SEQ) | B(W_CV_LO) | B(W_CV_HI), false },
 	{ PX_MSG_STATUS,
 	  B(W_BALLOT) | B(W_COMMIT) | B(W_APPLIED) | B(W_LOG_START) | B(W_SEQ),
 	  false },
-	{ PX_MSG_CHOSEN, B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT), true },
+	{ PX_MSG_CHOSEN, B(W_BALLOT) | B(W_SLOT) | B(W_COMMIT) | B(W_CV_LO) |
+		  B(W_CV_HI), true },
 	{ PX_MSG_SNAPSHOT_REQ, 0, false },
 	{ BPX_WIRE_SNAPSHOT_CHUNK, B(W_SLOT) | B(W_SLOT_END) | B(W_SEQ), true },
 };
@@ -299,7 +302,7 @@ static size_t valid_accept(uint8_t *buf)
 	struct px_msg m;
 	fill(&m, PX_MSG_ACCEPT, 5);
 	int len = bpx_wire_encode(buf, BPX_WIRE_PAYLOAD_MAX, CLUSTER_ID, &m);
-	assert_int_equal(len, BPX_WIRE_HEADER_BYTES + 3 * 8 + 5);
+	assert_int_equal(len, BPX_WIRE_HEADER_BYTES + 5 * 8 + 5);
 	return (size_t)len;
 }
 
@@ -395,7 +398,7 @@ static void test_decode_bad_length(void **state)
 	put_be16(buf + 14, 0);
 	assert_int_equal(decode(buf, BPX_WIRE_HEADER_BYTES + 8),
 			 BPX_WIRE_BAD_LENGTH);
-	assert_int_equal(decode(buf, BPX_WIRE_HEADER_BYTES + 24), BPX_WIRE_OK);
+	assert_int_equal(decode(buf, BPX_WIRE_HEADER_BYTES + 40), BPX_WIRE_OK);
 	/* value_len says one more or one less than the bytes there. */
 	len = valid_accept(buf);
 	put_be16(buf + 14, 6);
