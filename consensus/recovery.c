@@ -56,16 +56,39 @@
  * member of F that accepted before it answered the fence reported the
  * value to it, so R holds it now.
  *
- * Why g is new: the replicas that answered R's previous recovery (its
- * previous F) and this F meet (each is n - majority + 1 of the n - 1
- * others), so some acceptor of this F knew R's previous incarnation, and
- * g must exceed it. An acceptor that lost its state since relearns the
- * vector from its own fence (it merges its responders'). Assumed: at most
- * a minority of a configuration without state at once (DESIGN.md), and
- * recovery nonces that do not repeat between lives (the caller seeds each
- * start differently; 32 bits of the nonce are echoed). Incarnations are 16
- * bits: a replica that recovered PX_INCARNATION_MAX times stays
- * recovering. */
+ * Why g is new (above every incarnation any earlier life of R voted
+ * under). Knowledge of an incarnation travels with the log: PROMISE and
+ * ACCEPTED carry the sender's crash vector, and so do ACCEPT, CHOSEN,
+ * COMMIT and snapshots, and every receiver merges it before it uses the
+ * values. Say R's life p finished its fence with F_p. Every value chosen
+ * after that in a configuration F_p fenced is accepted by a majority that
+ * meets F_p and R, whose ACCEPTED tells the leader of p; that leader's
+ * ACCEPTs tell every acceptor of the slot; a change of configuration is
+ * such a value, and a leader proposing under the new configuration has
+ * applied it, so it knows p too, and the acceptors of the new
+ * configuration's chosen values learn p from it. A replica that lost its
+ * state relearns from its own fence and snapshot. So R's next fence F,
+ * which meets every majority of the configurations in force from its
+ * snapshot on, reaches someone who knows p whenever p matters: a vote of
+ * life p could only be counted against the new life through a quorum of
+ * those configurations. (Before crash vectors travelled with the values,
+ * a membership change could move the cluster to members that never heard
+ * of p, and the next life took p again: an independent review reproduced
+ * hole 1 that way, tests/unit/test_incarnation.c.)
+ *
+ * An incarnation announced by a round that never finished was never voted
+ * under; if some replica learned it and a later life took a lower one,
+ * that life takes the higher one as soon as it hears of it
+ * (px_reincarnate_if_due), or every proposer would drop its votes. An
+ * acceptor answers every round of one life (one nonce) with what it knew
+ * before that life first asked, so a lost or late answer costs a round,
+ * not an incarnation.
+ *
+ * Assumed: at most a minority of a configuration without state at once
+ * (DESIGN.md), and recovery nonces that do not repeat between lives (the
+ * caller seeds each start differently; 32 bits of the nonce are echoed).
+ * Incarnations are 16 bits: a replica whose incarnation reached
+ * PX_INCARNATION_MAX stays recovering. */
 #include "internal.h"
 
 uint16_t px_own_incarnation(const struct px_replica *r)
