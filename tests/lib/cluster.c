@@ -754,3 +754,52 @@ void cluster_replies_clear(struct cluster *c)
 {
 	c->replies_len = 0;
 }
+
+int cluster_read(struct cluster *c, uint8_t i, uint64_t client_id,
+		 uint64_t seq, const char *key)
+{
+	uint8_t cmd[BPX_KV_CMD_BYTES_MAX];
+	int n = bpx_kv_encode(cmd, sizeof(cmd), BPX_KV_GET, key, strlen(key),
+			      NULL, 0, NULL, 0);
+	if (n <= 0)
+		violation(c, "cannot encode a GET of '%s'", key);
+	struct px_msg m = {
+		.type = PX_MSG_REQUEST,
+		.from = PX_TO_CLIENT,
+		.to = i,
+		.flags = PX_FLAG_READ,
+		.client_id = client_id,
+		.seq = seq,
+		.value = cmd,
+		.value_len = (uint32_t)n,
+	};
+	int rc = cluster_inject(c, i, &m);
+	cluster_flush(c, i);
+	return rc;
+}
+
+void cluster_chosen_put_value(const struct cluster *c, uint8_t i,
+			      uint64_t slot, char *buf, size_t cap)
+{
+	const uint8_t *v;
+	uint32_t len;
+	buf[0] = '\0';
+	if (px_chosen_value(c->nodes[i].px, slot, &v, &len) != 0)
+		return;
+	/* A batch: per request u64 client, u64 seq, u16 length (all
+	 * little-endian, consensus/batch.c), then the command. */
+	for (uint32_t off = 0; len - off >= PX_BATCH_ENTRY_HEADER_BYTES;) {
+		const uint8_t *p = v + off;
+		uint32_t n = (uint32_t)p[16] | (uint32_t)p[17] << 8;
+		if (n > len - off - PX_BATCH_ENTRY_HEADER_BYTES)
+			return;
+		struct bpx_kv_cmd cmd;
+		if (bpx_kv_decode(p + PX_BATCH_ENTRY_HEADER_BYTES, n, &cmd) == 0 &&
+		    cmd.op == BPX_KV_PUT && cmd.value_len < cap) {
+			memcpy(buf, cmd.value, cmd.value_len);
+			buf[cmd.value_len] = '\0';
+			return;
+		}
+		off += PX_BATCH_ENTRY_HEADER_BYTES + n;
+	}
+}

@@ -201,6 +201,15 @@ void cluster_flush(struct cluster *c, uint8_t i);
  * then a flush. Returns px_step's result. */
 int cluster_put(struct cluster *c, uint8_t i, uint64_t client_id, uint64_t seq,
 		const char *key, const char *value);
+/* A session-less KV GET of NUL-terminated key (PX_FLAG_READ: a lease read
+ * when the leader can), as a request to replica i, then a flush. Returns
+ * px_step's result. */
+int cluster_read(struct cluster *c, uint8_t i, uint64_t client_id,
+		 uint64_t seq, const char *key);
+/* The value of the first KV PUT in the batch replica i knows chosen at
+ * slot, NUL-terminated into buf ("" if none, or not chosen there). */
+void cluster_chosen_put_value(const struct cluster *c, uint8_t i,
+			      uint64_t slot, char *buf, size_t cap);
 /* px_propose_config of `members` on replica i, then a flush, as a control
  * plane does: the change goes into the next slot the window allows.
  * Returns px_propose_config's result. */
@@ -298,6 +307,8 @@ static inline int cluster_cmocka_teardown(void **state)
 		}                                                              \
 	} while (0)
 #define CLUSTER_HEAL_ALL() memset(CLUSTER->cut, 0, sizeof(CLUSTER->cut))
+#define CLUSTER_CUT_BOTH(A, B) (CLUSTER_CUT(A, B), CLUSTER_CUT(B, A))
+#define CLUSTER_HEAL_BOTH(A, B) (CLUSTER_HEAL(A, B), CLUSTER_HEAL(B, A))
 #define CLUSTER_INJECT(I, M) cluster_inject(CLUSTER, (uint8_t)(I), (M))
 #define CLUSTER_SUBMIT_PUT(I, CLIENT, SEQ, K, V)                               \
 	assert_int_equal(cluster_put(CLUSTER, (uint8_t)(I), (CLIENT), (SEQ),   \

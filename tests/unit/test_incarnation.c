@@ -17,17 +17,6 @@
 #include "internal.h"
 
 static int teardown(void **state) { return cluster_cmocka_teardown(state); }
-static void cut_both(struct cluster *c, uint8_t i, uint8_t j)
-{
-	CLUSTER_CUT(i, j);
-	CLUSTER_CUT(j, i);
-}
-static void heal_both(struct cluster *c, uint8_t i, uint8_t j)
-{
-	CLUSTER_HEAL(i, j);
-	CLUSTER_HEAL(j, i);
-}
-
 static uint64_t sess, seqn;
 
 static void commit_one(struct cluster *c, uint8_t leader)
@@ -57,28 +46,6 @@ static void run_until_recovered(struct cluster *c, uint8_t i)
 		CLUSTER_RUN(c->tmpl.retransmit_ns);
 	}
 	fail_msg("replica %u never recovered", i);
-}
-
-static void chosen_put_value(struct cluster *c, uint8_t i, uint64_t slot,
-			     char *buf, size_t cap)
-{
-	const uint8_t *v;
-	uint32_t len;
-	buf[0] = 0;
-	if (px_chosen_value(CLUSTER_PX(i), slot, &v, &len) != 0)
-		return;
-	struct px_batch_iter it;
-	struct px_batch_entry e;
-	px_batch_iter_init(&it, v, len);
-	while (px_batch_next(&it, &e) == 1) {
-		struct bpx_kv_cmd cmd;
-		if (bpx_kv_decode(e.cmd, e.len, &cmd) == 0 &&
-		    cmd.op == BPX_KV_PUT && cmd.value_len < cap) {
-			memcpy(buf, cmd.value, cmd.value_len);
-			buf[cmd.value_len] = 0;
-			return;
-		}
-	}
 }
 
 static int setup7_three_voting_no_lease(void **state)
@@ -137,7 +104,7 @@ static void test_incarnation_survives_membership_changes(void **state)
 	 * while 3..6 hear nothing from R. */
 	CLUSTER_ELECT(P);
 	commit_one(c, P);
-	for (uint8_t j = X; j <= Z; j++) cut_both(c, R, j);
+	for (uint8_t j = X; j <= Z; j++) CLUSTER_CUT_BOTH(R, j);
 	CLUSTER_CRASH(R);
 	CLUSTER_RECOVER(R);
 	run_until_recovered(c, R);
@@ -176,16 +143,16 @@ static void test_incarnation_survives_membership_changes(void **state)
 
 	/* R crashes and recovers, fenced by L, Y, Z; P and Q (which knew
 	 * life 1) happen not to answer in time. */
-	cut_both(c, X, R);
-	cut_both(c, P, R);
-	cut_both(c, Q, R);
+	CLUSTER_CUT_BOTH(X, R);
+	CLUSTER_CUT_BOTH(P, R);
+	CLUSTER_CUT_BOTH(Q, R);
 	CLUSTER_CRASH(R);
 	CLUSTER_RECOVER(R);
 	run_until_recovered(c, R);
 	assert_true(px_promised_ballot(CLUSTER_PX(R)) < b);
 
 	/* L leads with {L, R, Z} and chooses v at s0. */
-	cut_both(c, L, Y);
+	CLUSTER_CUT_BOTH(L, Y);
 	CLUSTER_HINT_ONE(L, L);
 	CLUSTER_HINT_ONE(R, L);
 	CLUSTER_HINT_ONE(Z, L);
@@ -195,17 +162,17 @@ static void test_incarnation_survives_membership_changes(void **state)
 	CLUSTER_SUBMIT_PUT(L, sess, seqn, "k", "v");
 	CLUSTER_DELIVER_ALL();
 	ASSERT_REPLY(sess, seqn, PX_REPLY_OK);
-	chosen_put_value(c, L, s0, buf, sizeof(buf));
+	cluster_chosen_put_value(c, L, s0, buf, sizeof(buf));
 	assert_string_equal(buf, "v");
 	CLUSTER_CUT(L, R);
 
 	/* X's PREPARE b reaches Y; X is asked to write w. */
-	heal_both(c, X, Y);
+	CLUSTER_HEAL_BOTH(X, Y);
 	CLUSTER_RUN(4 * c->tmpl.retransmit_ns);
 	CLUSTER_SUBMIT_PUT(X, cx, 1, "k", "w");
-	heal_both(c, X, R);
+	CLUSTER_HEAL_BOTH(X, R);
 	CLUSTER_RUN(10 * c->tmpl.retransmit_ns); /* fixture fails here if w is chosen at s0 */
-	chosen_put_value(c, X, s0, buf, sizeof(buf));
+	cluster_chosen_put_value(c, X, s0, buf, sizeof(buf));
 	assert_string_equal(buf, "v");
 }
 
@@ -224,7 +191,7 @@ static void test_unfinished_life_leaves_no_zombie(void **state)
 	/* ZR's life 1 hears only from ZA; its rounds restart (NACKs from a
 	 * busy cluster, here injected), so ZA learns ever higher announced
 	 * incarnations. Then ZR crashes again before it finishes. */
-	cut_both(c, ZR, 0); cut_both(c, ZR, 3); cut_both(c, ZR, 4);
+	CLUSTER_CUT_BOTH(ZR, 0); CLUSTER_CUT_BOTH(ZR, 3); CLUSTER_CUT_BOTH(ZR, 4);
 	CLUSTER_CUT(ZA, 0); CLUSTER_CUT(ZA, 3); CLUSTER_CUT(ZA, 4);
 	CLUSTER_CRASH(ZR);
 	CLUSTER_RECOVER(ZR);
@@ -246,7 +213,7 @@ static void test_unfinished_life_leaves_no_zombie(void **state)
 	CLUSTER_CRASH(ZR);
 	/* Life 2: fenced by 0, 3, 4; ZA is slow. */
 	CLUSTER_HEAL_ALL();
-	cut_both(c, ZR, ZA);
+	CLUSTER_CUT_BOTH(ZR, ZA);
 	CLUSTER_CUT(ZA, 0); CLUSTER_CUT(ZA, 3); CLUSTER_CUT(ZA, 4);
 	CLUSTER_RECOVER(ZR);
 	CLUSTER_RUN(60 * c->tmpl.retransmit_ns);

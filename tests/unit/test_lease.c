@@ -34,34 +34,12 @@ static int teardown(void **state)
 	return cluster_cmocka_teardown(state);
 }
 
-/* A session-less GET of key at replica i (a lease read when it can be). */
-static void read_request(struct cluster *c, uint8_t i, uint64_t seq,
-			 const char *key)
-{
-	uint8_t cmd[BPX_KV_CMD_BYTES_MAX];
-	int n = bpx_kv_encode(cmd, sizeof(cmd), BPX_KV_GET, key, strlen(key),
-			      NULL, 0, NULL, 0);
-	assert_true(n > 0);
-	struct px_msg m = {
-		.type = PX_MSG_REQUEST,
-		.from = PX_TO_CLIENT,
-		.to = i,
-		.flags = PX_FLAG_READ,
-		.client_id = READER,
-		.seq = seq,
-		.value = cmd,
-		.value_len = (uint32_t)n,
-	};
-	assert_int_equal(CLUSTER_INJECT(i, &m), 0);
-	cluster_flush(c, i);
-}
-
 /* The value a lease read at replica i answers for key, or NULL when it is
  * not answered at once (no lease: it went into the log). */
 static const char *lease_read(struct cluster *c, uint8_t i, uint64_t seq,
 			      const char *key, char *buf, size_t cap)
 {
-	read_request(c, i, seq, key);
+	assert_int_equal(cluster_read(c, i, READER, seq, key), 0);
 	const struct cluster_reply *rep = CLUSTER_REPLY(READER, seq);
 	if (rep == NULL || rep->status != PX_REPLY_OK)
 		return NULL;
@@ -75,12 +53,6 @@ static const char *lease_read(struct cluster *c, uint8_t i, uint64_t seq,
 	memcpy(buf, v, vlen);
 	buf[vlen] = '\0';
 	return buf;
-}
-
-static void cut_both(struct cluster *c, uint8_t i, uint8_t j)
-{
-	CLUSTER_CUT(i, j);
-	CLUSTER_CUT(j, i);
 }
 
 /* Hole 2: a replica that granted a lease is elected while that lease runs.
@@ -98,7 +70,7 @@ static void test_granting_replica_waits_out_its_lease(void **state)
 	CLUSTER_SUBMIT_PUT(1, a, 1, "k", "v1");
 	CLUSTER_DELIVER_ALL();
 	ASSERT_REPLY(a, 1, PX_REPLY_OK);
-	cut_both(c, 1, 2);
+	CLUSTER_CUT_BOTH(1, 2);
 	CLUSTER_RUN(3 * c->tmpl.lease_ns);
 	assert_true(px_lease_valid(CLUSTER_PX(1), c->now_ns));
 	ASSERT_LEADER(1);

@@ -142,41 +142,6 @@ static uint64_t last_change_slot(const struct px_replica *r)
 	return 0;
 }
 
-/* A session-less GET of `key` at replica i, then a flush. */
-static void read_request(struct cluster *c, uint8_t i, uint64_t seq,
-			 const char *key)
-{
-	uint8_t cmd[BPX_KV_CMD_BYTES_MAX];
-	int n = bpx_kv_encode(cmd, sizeof(cmd), BPX_KV_GET, key, strlen(key),
-			      NULL, 0, NULL, 0);
-	assert_true(n > 0);
-	struct px_msg m = {
-		.type = PX_MSG_REQUEST,
-		.from = PX_TO_CLIENT,
-		.to = i,
-		.flags = PX_FLAG_READ,
-		.client_id = READER,
-		.seq = seq,
-		.value = cmd,
-		.value_len = (uint32_t)n,
-	};
-	assert_int_equal(CLUSTER_INJECT(i, &m), 0);
-	cluster_flush(c, i);
-}
-
-/* Cuts replica i off from replica j, both ways. */
-static void cut_both(struct cluster *c, uint8_t i, uint8_t j)
-{
-	CLUSTER_CUT(i, j);
-	CLUSTER_CUT(j, i);
-}
-
-static void heal_both(struct cluster *c, uint8_t i, uint8_t j)
-{
-	CLUSTER_HEAL(i, j);
-	CLUSTER_HEAL(j, i);
-}
-
 /* Runs until replica i is no longer recovering (or fails). */
 static void run_until_recovered(struct cluster *c, uint8_t i)
 {
@@ -522,19 +487,19 @@ static void test_recovery_of_a_member_needs_every_config(void **state)
 
 	CLUSTER_CRASH(2);
 	CLUSTER_RECOVER(2);
-	cut_both(c, 2, 3);
-	cut_both(c, 2, 4);
+	CLUSTER_CUT_BOTH(2, 3);
+	CLUSTER_CUT_BOTH(2, 4);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	assert_int_equal(px_stats(CLUSTER_PX(2))->snapshots_installed, 1);
 	assert_int_equal(px_members(CLUSTER_PX(2)), 0x1c);
 	ASSERT_ROLE(2, PX_ROLE_RECOVERING);
 	assert_int_equal(CLUSTER_PX(2)->p1.complete_mask & 0x1b, 0x03);
 
-	heal_both(c, 2, 3);
+	CLUSTER_HEAL_BOTH(2, 3);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	ASSERT_ROLE(2, PX_ROLE_RECOVERING);
 
-	heal_both(c, 2, 4);
+	CLUSTER_HEAL_BOTH(2, 4);
 	run_until_recovered(c, 2);
 	ASSERT_FOLLOWER(2);
 }
@@ -549,13 +514,13 @@ static void test_recovery_of_a_member_needs_its_config(void **state)
 	spread_commits(c);
 	CLUSTER_CRASH(2);
 	CLUSTER_RECOVER(2);
-	cut_both(c, 2, 0);
+	CLUSTER_CUT_BOTH(2, 0);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	assert_true(CLUSTER_PX(2)->recovery_have_snapshot);
 	ASSERT_ROLE(2, PX_ROLE_RECOVERING);
 	assert_true(CLUSTER_PX(2)->p1.complete_mask & 0x02);
 
-	heal_both(c, 2, 0);
+	CLUSTER_HEAL_BOTH(2, 0);
 	run_until_recovered(c, 2);
 	ASSERT_FOLLOWER(2);
 }
@@ -581,13 +546,13 @@ static void test_recovery_of_a_non_member_needs_its_config(void **state)
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	ASSERT_ROLE(4, PX_ROLE_RECOVERING);
 
-	heal_both(c, 4, 0);
-	heal_both(c, 4, 3);
+	CLUSTER_HEAL_BOTH(4, 0);
+	CLUSTER_HEAL_BOTH(4, 3);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	ASSERT_ROLE(4, PX_ROLE_RECOVERING);
 	assert_int_equal(CLUSTER_PX(4)->p1.complete_mask, 0x09);
 
-	heal_both(c, 4, 1);
+	CLUSTER_HEAL_BOTH(4, 1);
 	run_until_recovered(c, 4);
 	ASSERT_FOLLOWER(4);
 }
@@ -631,8 +596,8 @@ static void test_recovery_of_a_non_member_meets_its_majorities(void **state)
 	CLUSTER_ISOLATE(2);
 	CLUSTER_CRASH(4);
 	CLUSTER_RECOVER(4);
-	heal_both(c, 0, 4);
-	cut_both(c, 3, 4);
+	CLUSTER_HEAL_BOTH(0, 4);
+	CLUSTER_CUT_BOTH(3, 4);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	assert_true(CLUSTER_PX(4)->recovery_have_snapshot);
 	assert_int_equal(px_members(CLUSTER_PX(4)), 0x0f);
@@ -640,8 +605,8 @@ static void test_recovery_of_a_non_member_meets_its_majorities(void **state)
 
 	/* 3 answers too and reports the change that added 4: now every
 	 * majority of five must be met, and {0,3} does not. */
-	heal_both(c, 3, 4);
-	heal_both(c, 0, 3);
+	CLUSTER_HEAL_BOTH(3, 4);
+	CLUSTER_HEAL_BOTH(0, 3);
 	CLUSTER_HINT(3);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
 	ASSERT_ROLE(4, PX_ROLE_RECOVERING);
@@ -778,7 +743,7 @@ static void test_no_lease_while_a_change_is_pending(void **state)
 
 	/* A read goes through the log. */
 	uint64_t commit = px_commit_index(r0);
-	read_request(c, 0, PX_SEQ_READ_BASE + 1, "k");
+	assert_int_equal(cluster_read(c, 0, READER, PX_SEQ_READ_BASE + 1, "k"), 0);
 	ASSERT_NO_REPLY(READER, PX_SEQ_READ_BASE + 1);
 	CLUSTER_DELIVER_ALL();
 	ASSERT_REPLY(READER, PX_SEQ_READ_BASE + 1, PX_REPLY_OK);
@@ -792,7 +757,7 @@ static void test_no_lease_while_a_change_is_pending(void **state)
 
 	/* Under the lease: answered at once, no slot used. */
 	commit = px_commit_index(r0);
-	read_request(c, 0, PX_SEQ_READ_BASE + 2, "k");
+	assert_int_equal(cluster_read(c, 0, READER, PX_SEQ_READ_BASE + 2, "k"), 0);
 	ASSERT_REPLY(READER, PX_SEQ_READ_BASE + 2, PX_REPLY_OK);
 	ASSERT_COMMIT(0, commit);
 	assert_int_equal(px_stats(r0)->lease_reads, 1);

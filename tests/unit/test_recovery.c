@@ -38,40 +38,11 @@ static int teardown(void **state)
 	return cluster_cmocka_teardown(state);
 }
 
-static void cut_both(struct cluster *c, uint8_t i, uint8_t j)
-{
-	CLUSTER_CUT(i, j);
-	CLUSTER_CUT(j, i);
-}
-
 static void cut_off_from_all(struct cluster *c, uint8_t i)
 {
 	for (uint8_t j = 0; j < c->n; j++)
 		if (j != i)
-			cut_both(c, i, j);
-}
-
-/* The value chosen at slot on replica i, as a string ("" if none). */
-static void chosen_put_value(struct cluster *c, uint8_t i, uint64_t slot,
-			     char *buf, size_t cap)
-{
-	const uint8_t *v;
-	uint32_t len;
-	buf[0] = '\0';
-	if (px_chosen_value(CLUSTER_PX(i), slot, &v, &len) != 0)
-		return;
-	struct px_batch_iter it;
-	struct px_batch_entry e;
-	px_batch_iter_init(&it, v, len);
-	while (px_batch_next(&it, &e) == 1) {
-		struct bpx_kv_cmd cmd;
-		if (bpx_kv_decode(e.cmd, e.len, &cmd) == 0 &&
-		    cmd.op == BPX_KV_PUT && cmd.value_len < cap) {
-			memcpy(buf, cmd.value, cmd.value_len);
-			buf[cmd.value_len] = '\0';
-			return;
-		}
-	}
+			CLUSTER_CUT_BOTH(i, j);
 }
 
 /* Hole 1: two values chosen for one slot after diskless recovery.
@@ -111,7 +82,7 @@ static void test_promise_from_before_a_crash_does_not_count(void **state)
 	assert_int_equal(CLUSTER_PX(X)->p1.complete_mask, (1u << X) | (1u << R));
 
 	/* R crashes and recovers, fenced by L, Y and Z. */
-	cut_both(c, X, R);
+	CLUSTER_CUT_BOTH(X, R);
 	CLUSTER_CRASH(R);
 	CLUSTER_RECOVER(R);
 	CLUSTER_RUN(60 * c->tmpl.retransmit_ns);
@@ -120,7 +91,7 @@ static void test_promise_from_before_a_crash_does_not_count(void **state)
 	assert_int_equal(CLUSTER_PX(Y)->incarnation[R], 1);
 
 	/* L leads with {L, R, Z} (Y is cut off from it) and chooses v. */
-	cut_both(c, L, Y);
+	CLUSTER_CUT_BOTH(L, Y);
 	CLUSTER_HINT_ONE(L, L);
 	CLUSTER_HINT_ONE(R, L);
 	CLUSTER_HINT_ONE(Z, L);
@@ -130,7 +101,7 @@ static void test_promise_from_before_a_crash_does_not_count(void **state)
 	CLUSTER_SUBMIT_PUT(L, cl, 1, "k", "v");
 	CLUSTER_DELIVER_ALL();
 	ASSERT_REPLY(cl, 1, PX_REPLY_OK);
-	chosen_put_value(c, L, s0, buf, sizeof(buf));
+	cluster_chosen_put_value(c, L, s0, buf, sizeof(buf));
 	assert_string_equal(buf, "v");
 	/* R accepted v but does not learn that it is chosen (else it would
 	 * refuse any other value for slot s0, whatever ballot asks). */
@@ -164,9 +135,9 @@ static void test_promise_from_before_a_crash_does_not_count(void **state)
 		CLUSTER_RUN(10 * c->tmpl.retransmit_ns);
 	}
 	ASSERT_REPLY(cx, 1, PX_REPLY_OK);
-	chosen_put_value(c, X, s0, buf, sizeof(buf));
+	cluster_chosen_put_value(c, X, s0, buf, sizeof(buf));
 	assert_string_equal(buf, "v");
-	chosen_put_value(c, X, s0 + 1, buf, sizeof(buf));
+	cluster_chosen_put_value(c, X, s0 + 1, buf, sizeof(buf));
 	assert_string_equal(buf, "w");
 }
 
