@@ -136,6 +136,7 @@ struct px_replica {
 	uint64_t heartbeat_ns;      /* next COMMIT heartbeat */
 	uint64_t commit_sent;       /* commit index last told followers */
 	uint64_t term_start_ns;     /* when this replica became leader */
+	uint64_t snapshot_asked_ns; /* leader: last SNAPSHOT_REQ to catch up */
 	struct px_phase1 p1;
 	struct px_peer peers[PX_REPLICAS_MAX];
 

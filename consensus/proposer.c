@@ -187,8 +187,21 @@ int px_on_promise(struct px_replica *r, uint64_t now_ns,
 		/* Slots below the acceptor's log start are applied there,
 		 * so chosen; below our applied index we know them too and
 		 * never propose there: its report covers the rest. */
-		if (m->log_start <= r->applied_index &&
-		    px_phase1_record(r, m) && r->p1.end > r->repropose_end)
+		if (m->log_start > r->applied_index) {
+			/* It applied chosen slots we have not, and may be
+			 * the vote a configuration needs to let us propose
+			 * them at all: catch up from its snapshot (installing
+			 * it ends our term, and we run again from there).
+			 * Ignoring it left a leader behind its followers
+			 * for ever (sim seed 60096325 at 5 replicas). */
+			if (now_ns >= r->snapshot_asked_ns +
+					      8 * r->cfg.retransmit_ns) {
+				r->snapshot_asked_ns = now_ns;
+				px_out_to(r, out, PX_MSG_SNAPSHOT_REQ, m->from);
+			}
+			return 0;
+		}
+		if (px_phase1_record(r, m) && r->p1.end > r->repropose_end)
 			r->repropose_end = r->p1.end;
 		return 0;
 	}
