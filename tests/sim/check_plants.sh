@@ -31,6 +31,9 @@ declare -A budget=(
 	[accept-lower-ballot]="--replicas 5 --from 1 --seeds 20"
 	# seeds 138 140 195 204 298 308 423 437 441
 	[recovery-no-fence]="--replicas 3 --from 1 --seeds 500"
+	# seeds 7 11 48 57 69 92 110 113 119 (recovery attacks; at 7
+	# replicas 7 11 17 19 31 48 57 69 93 110 113 119 of the first 120)
+	[recovery-no-incarnation]="--replicas 5 --from 1 --seeds 120"
 	# seeds 80 610 919 1255 1536 1850 2048 2078 2249 2596 2960
 	[lease-not-refused]="--replicas 3 --from 1 --seeds 3000"
 	# seeds 247 503 586 889 891 1113 1255 1312 1488 1597 1723 ... (20 in

@@ -44,6 +44,9 @@ struct sim_faults {
 					leader hint (sim_world.c); 0: none */
 	uint32_t nemesis_config_pct; /* of those, membership lease attacks
 					(5 members or more) */
+	uint64_t recovery_every_ns;  /* recovery attacks (sim_world.c; 5
+					members or more, seeds without lease
+					attacks); 0: none */
 };
 
 struct sim_params {

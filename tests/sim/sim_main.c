@@ -102,6 +102,26 @@ static void params_sessions(struct sim_params *p, uint64_t seed)
 		p->clients = (uint8_t)more;
 }
 
+/* Recovery attacks (issue 8, hole 1: two values chosen for one slot after
+ * a diskless recovery), with 5 members or more, in some of the seeds
+ * without lease attacks (those replay as before), most of them with
+ * nothing else going on. A stream of its own. */
+static void params_recovery(struct sim_params *p, uint64_t seed,
+			    uint8_t replicas)
+{
+	static const uint64_t every[] = { 0, 0, 40 * MS, 100 * MS };
+	static const uint64_t focus[] = { 0, 1, 1 };
+	uint64_t s = seed * 0xbf58476d1ce4e5b9ull + 0x510e527fade682d1ull;
+	if (replicas < 5 || p->faults.nemesis_every_ns != 0)
+		return;
+	p->faults.recovery_every_ns = pick(&s, every, 4);
+	if (p->faults.recovery_every_ns != 0 && pick(&s, focus, 3)) {
+		p->faults.partition_every_ns = 0;
+		p->faults.pause_every_ns = 0;
+		p->faults.crash_every_ns = 0;
+	}
+}
+
 void sim_params_from_seed(struct sim_params *p, uint64_t seed, uint8_t replicas,
 			  bool stock, bool long_run)
 {
@@ -146,6 +166,7 @@ void sim_params_from_seed(struct sim_params *p, uint64_t seed, uint8_t replicas,
 	if (p->faults.nemesis_every_ns != 0 && replicas >= 5)
 		p->faults.nemesis_config_pct =
 			(uint32_t)pick(&s2, config_pct, 4);
+	params_recovery(p, seed, replicas);
 }
 
 #ifdef PX_TEST_PLANTS

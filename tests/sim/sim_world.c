@@ -12,7 +12,9 @@
 #include "sim_internal.h"
 /* Read-only: the membership lease attack (fault_nemesis) reads a leader's
  * configuration history, the slot its change takes effect at, which the
- * public API does not tell. The simulator never writes through it. */
+ * public API does not tell; the recovery attack (fault_recovery) times its
+ * stages on ballots, phase 1 and log slots. The simulator never writes
+ * through it. */
 #include "../../consensus/internal.h"
 
 #define MS 1000000ull
@@ -37,7 +39,7 @@ enum ev_kind {
 	EV_RESTART,
 	EV_UNPAUSE,
 	EV_CHECK,
-	EV_NEMESIS, /* the second stage of a lease attack (fault_nemesis) */
+	EV_NEMESIS, /* the next stage of a lease or recovery attack */
 };
 
 struct event {
@@ -124,6 +126,21 @@ struct world {
 		uint64_t since; /* when L proposed the change */
 		uint64_t after; /* L's next slot then */
 	} ncfg;
+	/* The recovery attack in progress (nemesis_on; fault_recovery): the
+	 * leader L, the replica R that crashes, the rogue X, the replicas Y
+	 * that complete X's phase 1 with it and the rest Z (L's quorum with
+	 * R), X's ballot b once R promised it, the slot E that L chooses
+	 * with R and Z, and the stage (enum rec_stage). */
+	struct {
+		bool on;
+		uint8_t stage;
+		uint8_t l, r, x, y, z;
+		bool toggled;    /* X told to step down for one poll */
+		uint64_t b;      /* X's ballot R promised */
+		uint64_t lb;     /* L's ballot after R's recovery */
+		uint64_t e;      /* L's next slot when Y was cut off */
+		uint64_t until;  /* the stage is called off at */
+	} rec;
 	bool faults_on;
 	bool settled;
 	/* Membership: configurations that may be in force, or reported by an
@@ -293,6 +310,9 @@ static uint64_t net_delay(struct world *w)
  * src/dst PX_TO_CLIENT skip the partitions. */
 static bool nemesis_config_drops(const struct world *w, const struct event *e,
 				 uint8_t src, uint8_t dst);
+static bool nemesis_recovery_drops(const struct world *w,
+				   const struct event *e, uint8_t src,
+				   uint8_t dst);
 
 static bool link_cut(const struct world *w, const struct event *e, uint8_t src,
 		     uint8_t dst)
@@ -303,7 +323,8 @@ static bool link_cut(const struct world *w, const struct event *e, uint8_t src,
 	return w->link_down[PLANE_BOTH][src][dst] ||
 	       w->link_down[plane][src][dst] ||
 	       (plane == PLANE_DATA && (w->nemesis_down[src][dst] ||
-					nemesis_config_drops(w, e, src, dst)));
+					nemesis_config_drops(w, e, src, dst) ||
+					nemesis_recovery_drops(w, e, src, dst)));
 }
 
 /* Sends e (already filled) after a network delay, unless the network drops
@@ -1181,8 +1202,42 @@ static uint8_t current_leader(const struct world *w)
  *    configuration completed its phase 1. Afterwards (a fourth stage,
  *    or else the next such attack) the leader gives every replica its
  *    vote back.
- * The third stage ends the attack. */
-enum { NEMESIS_OWN_PROMISE, NEMESIS_FOLLOWERS, NEMESIS_MEMBERSHIP };
+ * The third stage ends the attack.
+ *
+ * The recovery attack (issue 8, hole 1: two values chosen for one slot
+ * after a diskless recovery; 5 replicas or more, recovery_every_ns, in
+ * seeds without lease attacks; it holds nemesis_on too, so attacks never
+ * overlap) is the recipe of test_promise_from_before_a_crash_does_not_count
+ * (tests/unit/test_recovery.c) out of real schedules, each stage polled
+ * from the replicas' internals (read-only). Around the leader L, with R
+ * (the replica that crashes), X (the rogue), Y (majority - 2 others) and
+ * Z (the rest, majority with L and R):
+ *  - Climb: R is cut off from everyone but X; X is told to lead, its
+ *    PREPAREs and NACKs reach R only; Y is told that X leads, so that its
+ *    lease promise to L lapses. Once R (its own promise to L lapsed) has
+ *    promised X's ballot, X is told that nobody leads for a poll, steps
+ *    down and runs again a round higher (its own promise is the highest
+ *    ballot it saw), until X's ballot b is three rounds above every other
+ *    replica's promise: R's fence ends at most a round above those, and L,
+ *    which the fence deposes, leads again at most one above that.
+ *  - Recover: R crashes and restarts at once without its state (within
+ *    the failure model: may_lose_state), cut off from X; X, a candidate
+ *    at b still counting R's promise, is cut off from everyone. R is
+ *    fenced by L, Y and Z, none of which knows b.
+ *  - Choose: once R votes again and L leads below b, Y is cut off from L
+ *    and L's next slot E goes to L, R and Z; the network loses what would
+ *    tell R that E is chosen (COMMITs, CHOSENs, snapshots, ACCEPTs with a
+ *    commit index past E).
+ *  - Final: once L has chosen E with R's vote, X hears Y, R and Z again
+ *    (its PREPAREs to Z lost, nothing between it and L) and every replica
+ *    is told that X leads, for a lease and more. Y's promise carries R's
+ *    new incarnation: X must drop R's promise from before the crash and
+ *    ask R again, which reports E's value. Counting the old promise, X
+ *    completes phase 1 with Y, sees nothing at E, and gets another value
+ *    chosen there with Y and R (their promises are below b).
+ * Each stage is called off if the world does not get there in time. */
+enum { NEMESIS_OWN_PROMISE, NEMESIS_FOLLOWERS, NEMESIS_MEMBERSHIP,
+       NEMESIS_RECOVERY };
 
 /* How long a membership attack waits for L to choose slot E. */
 #define NEMESIS_CONFIG_WAIT_NS (200 * MS)
@@ -1355,6 +1410,7 @@ static void nemesis_end(struct world *w)
 		w->nodes[b].rogue_until = 0;
 	w->nemesis_on = false;
 	w->ncfg.on = false;
+	w->rec.on = false;
 }
 
 /* The membership attack's first stage: polls until L has chosen slot E,
@@ -1398,10 +1454,298 @@ static void nemesis_config_retry_restore(struct world *w, uint8_t tries,
 			     (uint8_t)(tries + 1), a);
 }
 
+/* ---- The recovery attack (issue 8, hole 1) ---- */
+
+enum rec_stage { REC_CLIMB = 1, REC_RECOVER, REC_CHOOSE, REC_FINAL };
+
+static bool rec_has(uint8_t mask, uint8_t i)
+{
+	return i < PX_REPLICAS_MAX && (mask & (1u << i)) != 0;
+}
+
+/* What the recovery attack's lossy links lose besides its cuts: while X
+ * climbs, its PREPAREs and NACKs to anyone but R (it still hears L, and
+ * acknowledges it while it follows); once Y is cut off from L, what would
+ * tell R that slot E is chosen (COMMITs, CHOSENs, snapshots, ACCEPTs whose
+ * commit index is past E); at the end, X's PREPAREs to Z. */
+static bool nemesis_recovery_drops(const struct world *w,
+				   const struct event *e, uint8_t src,
+				   uint8_t dst)
+{
+	if (!w->rec.on)
+		return false;
+	const struct px_msg *m = &e->msg;
+	bool msg = e->kind == EV_MSG;
+	if (w->rec.stage == REC_CLIMB)
+		return src == w->rec.x && dst != w->rec.r && msg &&
+		       (m->type == PX_MSG_PREPARE || m->type == PX_MSG_NACK);
+	if (w->rec.stage == REC_FINAL && src == w->rec.x && msg &&
+	    m->type == PX_MSG_PREPARE && rec_has(w->rec.z, dst))
+		return true;
+	if (w->rec.stage < REC_CHOOSE || src != w->rec.l || dst != w->rec.r)
+		return false;
+	if (e->kind == EV_SNAPSHOT)
+		return true;
+	return msg && (m->type == PX_MSG_COMMIT || m->type == PX_MSG_CHOSEN ||
+		       (m->type == PX_MSG_ACCEPT && m->commit_index > w->rec.e));
+}
+
+static void rec_cut(struct world *w, uint8_t a, uint8_t b, bool down)
+{
+	w->nemesis_down[a][b] = w->nemesis_down[b][a] = down;
+}
+
+static void rec_call_off(struct world *w, const char *why)
+{
+	narrate(w, "recovery attack on leader %u: called off (%s)", w->rec.l,
+		why);
+	nemesis_end(w);
+}
+
+static void rec_poll(struct world *w)
+{
+	nemesis_next(w, 1 * MS, w->rec.stage, NEMESIS_RECOVERY, w->rec.l,
+		     w->rec.x);
+}
+
+/* The highest round any replica but X and R promised or saw: R's fence
+ * ends at most a round above it, and L, which promised the fence, leads
+ * at most two above it. */
+static uint64_t rec_top_round(const struct world *w)
+{
+	uint64_t top = 0;
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		const struct node *nd = &w->nodes[i];
+		if (i == w->rec.x || i == w->rec.r || !nd->up)
+			continue;
+		uint64_t a = px_ballot_round(nd->px->promised);
+		uint64_t b = px_ballot_round(nd->px->highest_seen);
+		if (a > top)
+			top = a;
+		if (b > top)
+			top = b;
+	}
+	return top;
+}
+
+static bool rec_x_waits(const struct world *w)
+{
+	const struct node *xn = &w->nodes[w->rec.x];
+	return xn->up && px_role(xn->px) == PX_ROLE_CANDIDATE &&
+	       xn->px->ballot == w->rec.b;
+}
+
+/* The first stage: once R promised X's ballot b, X steps down (its hint
+ * names nobody for a poll) and runs again a round higher, until b is
+ * three rounds above every other promise; then R crashes and restarts
+ * without its state, and X is cut off from everyone. */
+static void rec_climb(struct world *w)
+{
+	struct node *xn = &w->nodes[w->rec.x], *rn = &w->nodes[w->rec.r];
+	if (!xn->up || !rn->up || px_role(rn->px) == PX_ROLE_RECOVERING ||
+	    w->now >= w->rec.until) {
+		rec_call_off(w, "no promise of R high enough");
+		return;
+	}
+	if (w->rec.toggled) {
+		xn->rogue_hint = w->rec.x;
+		w->rec.toggled = false;
+		rec_poll(w);
+		return;
+	}
+	const struct px_replica *xp = xn->px;
+	if (px_role(xp) != PX_ROLE_CANDIDATE ||
+	    px_promised_ballot(rn->px) != xp->ballot ||
+	    !(xp->p1.complete_mask & (1u << w->rec.r))) {
+		rec_poll(w);
+		return;
+	}
+	if (px_ballot_round(xp->ballot) < rec_top_round(w) + 3) {
+		xn->rogue_hint = PX_REPLICA_NONE; /* steps down, runs higher */
+		w->rec.toggled = true;
+		rec_poll(w);
+		return;
+	}
+	if (!may_lose_state(w, w->rec.r)) {
+		rec_call_off(w, "R may not lose its state now");
+		return;
+	}
+	w->rec.b = xp->ballot;
+	uint8_t r = w->rec.r, x = w->rec.x;
+	node_stop(w, r);
+	node_start(w, r, true);
+	w->res->faults++;
+	uint64_t lost = (uint64_t)__builtin_popcount(stateless_mask(w));
+	if (lost > w->res->stateless_max)
+		w->res->stateless_max = lost;
+	for (uint8_t j = 0; j < w->p->replicas; j++) {
+		if (j == r)
+			continue;
+		rec_cut(w, r, j, j == x);
+		rec_cut(w, x, j, true);
+	}
+	w->rec.stage = REC_RECOVER;
+	w->rec.until = w->now + 150 * MS;
+	narrate(w, "recovery attack on leader %u: replica %u promised ballot "
+		"%llu.%u of %u, crashes and restarts without its state", w->rec.l,
+		r, (unsigned long long)px_ballot_round(w->rec.b),
+		px_ballot_owner(w->rec.b), x);
+	rec_poll(w);
+}
+
+/* The second stage: R recovers, fenced by the others but X; L, deposed by
+ * the fence, leads again below b. Then Y is cut off from L, and slot E,
+ * L's next, goes to L, R and Z only. */
+static void rec_recover(struct world *w)
+{
+	const struct node *rn = &w->nodes[w->rec.r], *ln = &w->nodes[w->rec.l];
+	if (w->now >= w->rec.until || !rec_x_waits(w) || !rn->up || !ln->up) {
+		rec_call_off(w, "R did not recover under L");
+		return;
+	}
+	if (px_role(rn->px) != PX_ROLE_FOLLOWER ||
+	    px_role(ln->px) != PX_ROLE_LEADER) {
+		rec_poll(w);
+		return;
+	}
+	if (ln->px->ballot >= w->rec.b ||
+	    px_promised_ballot(rn->px) >= w->rec.b) {
+		rec_call_off(w, "b was outbid");
+		return;
+	}
+	w->rec.lb = ln->px->ballot;
+	w->rec.e = ln->px->next_slot;
+	for (uint8_t j = 0; j < w->p->replicas; j++)
+		if (rec_has(w->rec.y, j))
+			rec_cut(w, w->rec.l, j, true);
+	w->rec.stage = REC_CHOOSE;
+	w->rec.until = w->now + 100 * MS;
+	narrate(w, "recovery attack on leader %u: %u recovered; slot %llu "
+		"goes to %#x only", w->rec.l, w->rec.r,
+		(unsigned long long)w->rec.e,
+		(unsigned)((1u << w->rec.l) | (1u << w->rec.r) | w->rec.z));
+	rec_poll(w);
+}
+
+/* The third stage: once L has chosen E with R's vote, R not knowing it,
+ * X's PREPARE reaches Y, its ACCEPTs everyone but L, and every replica is
+ * told that X leads (so that L steps down, and clients go to X), for a
+ * lease and more. X must see E's value before it proposes there. */
+static void rec_choose(struct world *w)
+{
+	const struct node *rn = &w->nodes[w->rec.r], *ln = &w->nodes[w->rec.l];
+	if (w->now >= w->rec.until || !rec_x_waits(w) || !rn->up || !ln->up ||
+	    px_role(ln->px) != PX_ROLE_LEADER || ln->px->ballot != w->rec.lb) {
+		rec_call_off(w, "L did not choose slot E");
+		return;
+	}
+	uint64_t e = w->rec.e;
+	if (px_commit_index(ln->px) <= e) {
+		rec_poll(w);
+		return;
+	}
+	const struct px_slot *s = px_log_get(rn->px, e);
+	bool ok = s != NULL && s->accepted_ballot == w->rec.lb && !s->chosen &&
+		  px_commit_index(rn->px) <= e;
+	for (uint8_t j = 0; ok && j < w->p->replicas; j++) {
+		if (!rec_has(w->rec.y, j))
+			continue;
+		const struct node *yn = &w->nodes[j];
+		const struct px_slot *ys = yn->up ? px_log_get(yn->px, e) : NULL;
+		ok = yn->up && (ys == NULL || ys->accepted_ballot == 0);
+	}
+	if (!ok) {
+		rec_call_off(w, "slot E reached Y, or not R");
+		return;
+	}
+	uint8_t x = w->rec.x;
+	for (uint8_t j = 0; j < w->p->replicas; j++)
+		if (j != x && j != w->rec.l)
+			rec_cut(w, x, j, false);
+	uint64_t len = w->p->faults.lease_ns + 40 * MS + rnd2(w) % (60 * MS);
+	for (uint8_t j = 0; j < w->p->replicas; j++) {
+		w->nodes[j].rogue_hint = x;
+		w->nodes[j].rogue_until = w->now + len;
+	}
+	w->rec.stage = REC_FINAL;
+	narrate(w, "recovery attack on leader %u: slot %llu chosen; %u told "
+		"to lead, its PREPARE reaches %#x", w->rec.l,
+		(unsigned long long)e, x, w->rec.y);
+	nemesis_next(w, len, REC_FINAL, NEMESIS_RECOVERY, w->rec.l, x);
+}
+
+static void rec_stage(struct world *w)
+{
+	switch (w->rec.stage) {
+	case REC_CLIMB:
+		rec_climb(w);
+		break;
+	case REC_RECOVER:
+		rec_recover(w);
+		break;
+	case REC_CHOOSE:
+		rec_choose(w);
+		break;
+	default: /* the final stage ran its time */
+		narrate(w, "recovery attack on leader %u: over", w->rec.l);
+		nemesis_end(w);
+		break;
+	}
+}
+
+/* Starts a recovery attack around the leader (5 replicas or more, every
+ * one a member with its state): R cut off from everyone but X, X told to
+ * lead, its PREPAREs and NACKs reaching R only, and Y told that X leads
+ * (so that Y's lease promise to L lapses before X asks Y). */
+static void fault_recovery(struct world *w)
+{
+	uint8_t n = w->p->replicas, l = current_leader(w);
+	uint8_t all = (uint8_t)((1u << n) - 1);
+	if (w->nemesis_on || n < 5 || l == PX_REPLICA_NONE ||
+	    w->now < w->nodes[l].paused_until || stateless_mask(w) != 0 ||
+	    px_members(w->nodes[l].px) != all)
+		return;
+	uint8_t r = (uint8_t)((l + 1 + rnd2(w) % (n - 1)) % n);
+	uint8_t pool = (uint8_t)(all & ~(1u << l) & ~(1u << r));
+	uint8_t x = nth_member(pool, rnd2(w));
+	uint8_t rest = (uint8_t)(pool & ~(1u << x)), y = 0;
+	while (__builtin_popcount(y) < n / 2 - 1) /* majority - 2 */
+		y |= (uint8_t)(1u << nth_member((uint8_t)(rest & ~y), rnd2(w)));
+	memset(&w->rec, 0, sizeof(w->rec));
+	w->rec.on = true;
+	w->rec.stage = REC_CLIMB;
+	w->rec.l = l;
+	w->rec.r = r;
+	w->rec.x = x;
+	w->rec.y = y;
+	w->rec.z = (uint8_t)(rest & ~y);
+	w->rec.until = w->now + w->p->faults.lease_ns + 150 * MS;
+	w->nemesis_on = true;
+	w->res->faults++;
+	for (uint8_t j = 0; j < n; j++)
+		if (j != r && j != x)
+			rec_cut(w, r, j, true);
+	for (uint8_t j = 0; j < n; j++)
+		if (j == x || rec_has(y, j)) {
+			w->nodes[j].rogue_hint = x;
+			w->nodes[j].rogue_until = w->now + 2000 * MS;
+		}
+	narrate(w, "recovery attack on leader %u: %u cut off but from %u, "
+		"which is told to lead; Y %#x, Z %#x", l, r, x, y, w->rec.z);
+	rec_poll(w);
+}
+
 static void nemesis_stage(struct world *w, const struct event *e)
 {
 	uint8_t a = e->node, l = (uint8_t)e->gen;
 	uint8_t kind = (uint8_t)(e->gen >> 8), stage = (uint8_t)(e->gen >> 16);
+	if (kind == NEMESIS_RECOVERY) {
+		if (!w->faults_on || !w->rec.on)
+			nemesis_end(w);
+		else
+			rec_stage(w);
+		return;
+	}
 	if (stage == 4) {
 		nemesis_config_retry_restore(w, l, a);
 		return;
@@ -1460,8 +1804,9 @@ static void note_config(struct world *w, uint8_t mask)
  * (keeping two) or add one back. */
 static void fault_reconfig(struct world *w)
 {
-	if (w->ncfg.on)
-		return; /* the membership lease attack's change is on */
+	if (w->ncfg.on || w->rec.on)
+		return; /* the membership lease attack's change is on, or a
+			   recovery attack counts on all members */
 	uint8_t leader = PX_REPLICA_NONE;
 	for (uint8_t i = 0; i < w->p->replicas; i++)
 		if (w->nodes[i].up && w->now >= w->nodes[i].paused_until &&
@@ -1498,6 +1843,7 @@ static void fault_event(struct world *w, const struct event *e)
 			 : e->node == 1 ? f->crash_every_ns
 			 : e->node == 2 ? f->pause_every_ns
 			 : e->node == 4 ? f->nemesis_every_ns
+			 : e->node == 5 ? f->recovery_every_ns
 					: f->reconfig_every_ns;
 	if (!w->faults_on || every == 0)
 		return;
@@ -1505,13 +1851,15 @@ static void fault_event(struct world *w, const struct event *e)
 		fault_partition(w);
 	else if (e->node == 4)
 		fault_nemesis(w);
+	else if (e->node == 5)
+		fault_recovery(w);
 	else if (e->node == 1)
 		fault_crash(w);
 	else if (e->node == 2)
 		fault_pause(w);
 	else
 		fault_reconfig(w);
-	uint64_t next = e->node == 4 ? every / 2 + rnd2(w) % (every + 1)
+	uint64_t next = e->node >= 4 ? every / 2 + rnd2(w) % (every + 1)
 				     : rnd_range(w, every / 2, every * 3 / 2);
 	schedule(w, next, EV_FAULT, e->node, 0);
 }
@@ -1531,6 +1879,7 @@ static void settle(struct world *w)
 	}
 	memset(w->nemesis_down, 0, sizeof(w->nemesis_down));
 	w->ncfg.on = false;
+	w->rec.on = false;
 	narrate(w, "faults stop; every pending request must now complete");
 	w->settle_deadline = w->now + w->p->settle_limit_ns;
 }
@@ -1676,6 +2025,8 @@ static void world_init(struct world *w, const struct sim_params *p,
 		schedule(w, rnd_range(w, 20 * MS, 60 * MS), EV_FAULT, k, 0);
 	if (p->faults.nemesis_every_ns != 0)
 		schedule(w, 20 * MS + rnd2(w) % (40 * MS), EV_FAULT, 4, 0);
+	if (p->faults.recovery_every_ns != 0)
+		schedule(w, 20 * MS + rnd2(w) % (40 * MS), EV_FAULT, 5, 0);
 	w->recent_configs[0] = (uint8_t)((1u << p->replicas) - 1);
 	w->recent_count = 1;
 	schedule(w, p->fault_phase_ns, EV_CHECK, 0, 0);
