@@ -281,15 +281,15 @@ static void test_new_leader_covers_every_open_slot(void **state)
 	ASSERT_REPLY(s1, 5, PX_REPLY_OK);
 }
 
-/* A promise counts once however often it arrives: the candidate waits for
- * every distinct entry the acceptor said it would send. */
-static void test_duplicate_promise_entries_count_once(void **state)
+/* Replica 1 accepted "x" and "y" at slots 0 and 1 in round 1 of replica 2;
+ * replica 0, which 2 cannot reach, hears of that round and runs for round
+ * 2. Returns a copy of the first of the two PROMISEs replica 1 queues for
+ * it, with its value copied into value. */
+static struct px_msg first_of_two_promises(struct cluster *c, uint8_t *value)
 {
-	struct cluster *c = *state;
 	const char *vals[] = { "x", "y" };
 	for (uint64_t s = 0; s < 2; s++)
 		inject_accept(c, 1, 2, 1, s, vals[s]);
-	/* Replica 0 hears of round 1, so it runs for round 2. */
 	struct px_msg prepare = {
 		.type = PX_MSG_PREPARE,
 		.from = 2,
@@ -303,11 +303,21 @@ static void test_duplicate_promise_entries_count_once(void **state)
 	assert_true(CLUSTER_DELIVER_MATCH(PX_MSG_PREPARE, 0, 1));
 	ASSERT_QUEUED(PX_MSG_PROMISE, 1, 0, 2);
 	struct px_msg first = *cluster_peek(c, PX_MSG_PROMISE, 1, 0);
-	uint8_t value[PX_VALUE_BYTES_MAX];
 	memcpy(value, first.value, first.value_len);
 	first.value = value;
-	assert_int_equal(first.seq, 2);
 	assert_int_equal(first.slot, 0);
+	assert_int_equal(px_promise_entries(&first), 2);
+	return first;
+}
+
+/* A promise counts once however often it arrives: the candidate waits for
+ * every distinct entry the acceptor said it would send. */
+static void test_duplicate_promise_entries_count_once(void **state)
+{
+	struct cluster *c = *state;
+	uint8_t value[PX_VALUE_BYTES_MAX];
+	struct px_msg first = first_of_two_promises(c, value);
+	assert_int_equal(first.seq, 2);
 	assert_int_equal(CLUSTER_INJECT(0, &first), 0);
 	assert_int_equal(CLUSTER_INJECT(0, &first), 0);
 	ASSERT_ROLE(0, PX_ROLE_CANDIDATE);
@@ -325,27 +335,8 @@ static void test_duplicate_promise_entries_count_once(void **state)
 static void test_older_answer_does_not_shrink_the_report(void **state)
 {
 	struct cluster *c = *state;
-	const char *vals[] = { "x", "y" };
-	for (uint64_t s = 0; s < 2; s++)
-		inject_accept(c, 1, 2, 1, s, vals[s]);
-	struct px_msg prepare = {
-		.type = PX_MSG_PREPARE,
-		.from = 2,
-		.to = 0,
-		.ballot = px_ballot_make(1, 2),
-	};
-	assert_int_equal(CLUSTER_INJECT(0, &prepare), 0);
-	CLUSTER_DISCARD_ALL();
-	CLUSTER_CUT(2, 0);
-	CLUSTER_HINT(0);
-	assert_true(CLUSTER_DELIVER_MATCH(PX_MSG_PREPARE, 0, 1));
-	ASSERT_QUEUED(PX_MSG_PROMISE, 1, 0, 2);
-	struct px_msg newer = *cluster_peek(c, PX_MSG_PROMISE, 1, 0);
 	uint8_t value[PX_VALUE_BYTES_MAX];
-	memcpy(value, newer.value, newer.value_len);
-	newer.value = value;
-	assert_int_equal(newer.slot, 0);
-	assert_int_equal(px_promise_entries(&newer), 2);
+	struct px_msg newer = first_of_two_promises(c, value);
 	/* The same entry as an answer from before slot 1 was accepted. */
 	struct px_msg older = newer;
 	older.seq = 1;
