@@ -250,7 +250,7 @@ void px_recovery_start(struct px_replica *r, uint64_t now_ns,
 		PX_PLANTED(RECOVERY_NO_INCARNATION) ? 0 : r->recovery_inc;
 	uint64_t ballot = px_ballot_make_inc(px_ballot_round(top) + 1,
 					     announced, r->cfg.self_id);
-	/* One nonce for the whole life (px_init, reincarnate): a round
+	/* One nonce for the whole life, drawn at its first round: a round
 	 * started again after a NACK or a higher incarnation is told apart
 	 * by its ballot, an earlier life's by the nonce. */
 	if (r->recovery_nonce == 0)
