@@ -153,8 +153,9 @@ struct px_replica {
 	uint16_t recovery_inc;       /* the incarnation this round announces */
 	uint16_t recovery_inc_seen;  /* highest any acceptor knew of us */
 	uint64_t recovery_nonce;     /* of this life; PROMISEs echo it */
-	uint16_t reincarnate_above;  /* someone knows us at this incarnation:
-					take it at the end of the call */
+	uint16_t incarnation_to_adopt; /* someone knows us at this
+					  incarnation: take it at the end of
+					  the call (recovery.c) */
 	/* As an acceptor: what we knew of each replica's incarnation before
 	 * its recovery round with this nonce first asked us, so a retransmit
 	 * or a restarted round of the same life gets the same answer. */
@@ -269,8 +270,8 @@ bool px_cv_merge_is_stale(struct px_replica *r, const struct px_msg *m);
 void px_cv_merge(struct px_replica *r, const uint64_t cv[2]);
 /* Takes the later incarnation of ours someone knew of during this call
  * (px_cv_learn defers it here, where the outbox is). */
-void px_reincarnate_if_due(struct px_replica *r, uint64_t now_ns,
-			   struct px_outbox *out);
+void px_adopt_incarnation_if_due(struct px_replica *r, uint64_t now_ns,
+				 struct px_outbox *out);
 /* Entries of a PROMISE (seq carries the recovery echo above them). */
 static inline uint64_t px_promise_entries(const struct px_msg *m)
 {

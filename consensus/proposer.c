@@ -275,6 +275,8 @@ int px_on_nack(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 static void send_accepts(struct px_replica *r, const struct px_slot *s,
 			 struct px_outbox *out)
 {
+	uint64_t cv[2];
+	px_cv_fill(r, cv); /* once: the same for every follower */
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++) {
 		if (s->ack_mask & (1u << i))
 			continue;
@@ -284,7 +286,8 @@ static void send_accepts(struct px_replica *r, const struct px_slot *s,
 		m->ballot = r->ballot;
 		m->slot = s->slot;
 		m->commit_index = r->commit_index;
-		px_cv_fill(r, m->crash_vector);
+		m->crash_vector[0] = cv[0];
+		m->crash_vector[1] = cv[1];
 		m->value = s->value;
 		m->value_len = s->value_len;
 	}
@@ -649,6 +652,8 @@ static void retransmit_accepts(struct px_replica *r, uint64_t now_ns,
 static void send_heartbeat(struct px_replica *r, uint64_t now_ns,
 			   struct px_outbox *out)
 {
+	uint64_t cv[2];
+	px_cv_fill(r, cv);
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++) {
 		if (i == r->cfg.self_id)
 			continue;
@@ -656,7 +661,8 @@ static void send_heartbeat(struct px_replica *r, uint64_t now_ns,
 		if (m == NULL)
 			return;
 		m->ballot = r->ballot;
-		px_cv_fill(r, m->crash_vector);
+		m->crash_vector[0] = cv[0];
+		m->crash_vector[1] = cv[1];
 		m->commit_index = r->commit_index;
 		m->seq = now_ns;
 	}
@@ -713,6 +719,8 @@ static void send_chosen(struct px_replica *r, struct px_peer *peer, uint8_t to,
 	uint64_t end = peer->commit_index + r->cfg.catchup_burst;
 	if (end > r->commit_index)
 		end = r->commit_index;
+	uint64_t cv[2];
+	px_cv_fill(r, cv);
 	for (uint64_t i = peer->commit_index; i < end; i++) {
 		const struct px_slot *s = px_log_get(r, i);
 		if (s == NULL || !s->chosen)
@@ -721,7 +729,8 @@ static void send_chosen(struct px_replica *r, struct px_peer *peer, uint8_t to,
 		if (m == NULL)
 			return;
 		m->ballot = r->ballot;
-		px_cv_fill(r, m->crash_vector);
+		m->crash_vector[0] = cv[0];
+		m->crash_vector[1] = cv[1];
 		m->slot = i;
 		m->commit_index = r->commit_index;
 		m->value = s->value;

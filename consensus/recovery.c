@@ -79,7 +79,7 @@
  * An incarnation announced by a round that never finished was never voted
  * under; if some replica learned it and a later life took a lower one,
  * that life takes the higher one as soon as it hears of it
- * (px_reincarnate_if_due), or every proposer would drop its votes. An
+ * (px_adopt_incarnation_if_due), or every proposer would drop its votes. An
  * acceptor answers every round of one life (one nonce) with what it knew
  * before that life first asked, so a lost or late answer costs a round,
  * not an incarnation.
@@ -112,19 +112,19 @@ void px_cv_fill(const struct px_replica *r, uint64_t cv[2])
  * state, promises included, is intact. A ballot we lead under the old one
  * is dropped (invariants.c: a leader's ballot carries its incarnation);
  * the next election carries the new one. */
-void px_reincarnate_if_due(struct px_replica *r, uint64_t now_ns,
-			   struct px_outbox *out)
+void px_adopt_incarnation_if_due(struct px_replica *r, uint64_t now_ns,
+				 struct px_outbox *out)
 {
-	if (r->reincarnate_above == 0)
+	if (r->incarnation_to_adopt == 0)
 		return;
-	uint16_t inc = r->reincarnate_above;
-	r->reincarnate_above = 0;
+	uint16_t inc = r->incarnation_to_adopt;
+	r->incarnation_to_adopt = 0;
 	if (r->role == PX_ROLE_RECOVERING || inc <= px_own_incarnation(r))
 		return;
 	if (r->role == PX_ROLE_CANDIDATE || r->role == PX_ROLE_LEADER)
 		px_become_follower(r, now_ns, out);
 	r->incarnation[r->cfg.self_id] = inc;
-	r->stats.reincarnations++;
+	r->stats.incarnations_adopted++;
 }
 
 void px_cv_learn(struct px_replica *r, uint8_t id, uint16_t inc)
@@ -135,9 +135,9 @@ void px_cv_learn(struct px_replica *r, uint8_t id, uint16_t inc)
 			if (inc > r->recovery_inc_seen)
 				r->recovery_inc_seen = inc;
 		} else if (inc > px_own_incarnation(r) &&
-			   inc > r->reincarnate_above &&
+			   inc > r->incarnation_to_adopt &&
 			   !PX_PLANTED(RECOVERY_NO_INCARNATION)) {
-			r->reincarnate_above = inc; /* at the end of the call */
+			r->incarnation_to_adopt = inc; /* at the end of the call */
 		}
 		return;
 	}

@@ -326,7 +326,7 @@ int px_step(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 {
 	px_begin_call(r);
 	int rc = dispatch(r, now_ns, m, out);
-	px_reincarnate_if_due(r, now_ns, out);
+	px_adopt_incarnation_if_due(r, now_ns, out);
 	return rc;
 }
 

@@ -151,7 +151,7 @@ int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 	 * than our state. */
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++)
 		px_cv_learn(r, i, inc[i]);
-	px_reincarnate_if_due(r, now_ns, out);
+	px_adopt_incarnation_if_due(r, now_ns, out);
 	if (index <= r->applied_index) {
 		r->recovery_have_snapshot = true;
 		return 0; /* we already hold that much */

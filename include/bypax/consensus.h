@@ -338,7 +338,7 @@ struct px_stats {
 	uint64_t retransmits;
 	uint64_t snapshots_installed;
 	uint64_t recoveries_done;
-	uint64_t reincarnations;       /* took a later incarnation someone
+	uint64_t incarnations_adopted; /* took a later incarnation someone
 					  knew of (announced by an earlier
 					  life that never recovered) */
 	uint64_t lease_reads;          /* reads answered under the lease */

@@ -803,3 +803,13 @@ void cluster_chosen_put_value(const struct cluster *c, uint8_t i,
 		off += PX_BATCH_ENTRY_HEADER_BYTES + n;
 	}
 }
+
+void cluster_run_until_recovered(struct cluster *c, uint8_t i)
+{
+	for (int k = 0; k < 400; k++) {
+		if (px_role(c->nodes[i].px) != PX_ROLE_RECOVERING)
+			return;
+		cluster_run(c, c->tmpl.retransmit_ns, CLUSTER_MS / 4);
+	}
+	violation(c, "replica %u still recovering after 400 retransmits", i);
+}

@@ -201,6 +201,9 @@ void cluster_flush(struct cluster *c, uint8_t i);
  * then a flush. Returns px_step's result. */
 int cluster_put(struct cluster *c, uint8_t i, uint64_t client_id, uint64_t seq,
 		const char *key, const char *value);
+/* cluster_run in steps of one retransmit_ns until replica i is no longer
+ * recovering; fails the test after 400 of them. */
+void cluster_run_until_recovered(struct cluster *c, uint8_t i);
 /* A session-less KV GET of NUL-terminated key (PX_FLAG_READ: a lease read
  * when the leader can), as a request to replica i, then a flush. Returns
  * px_step's result. */

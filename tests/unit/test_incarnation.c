@@ -38,16 +38,6 @@ static void put_until_in_force(struct cluster *c, uint8_t leader)
 	CLUSTER_RUN(4 * c->tmpl.heartbeat_interval_ns);
 }
 
-static void run_until_recovered(struct cluster *c, uint8_t i)
-{
-	for (int k = 0; k < 400; k++) {
-		if (px_role(CLUSTER_PX(i)) != PX_ROLE_RECOVERING)
-			return;
-		CLUSTER_RUN(c->tmpl.retransmit_ns);
-	}
-	fail_msg("replica %u never recovered", i);
-}
-
 static int setup7_three_voting_no_lease(void **state)
 {
 	struct px_config cfg;
@@ -107,7 +97,7 @@ static void test_incarnation_survives_membership_changes(void **state)
 	for (uint8_t j = X; j <= Z; j++) CLUSTER_CUT_BOTH(R, j);
 	CLUSTER_CRASH(R);
 	CLUSTER_RECOVER(R);
-	run_until_recovered(c, R);
+	cluster_run_until_recovered(c, R);
 	assert_int_equal(px_own_incarnation(CLUSTER_PX(R)), 1);
 	for (uint8_t j = X; j <= Z; j++) assert_int_equal(CLUSTER_PX(j)->incarnation[R], 0);
 	CLUSTER_HEAL_ALL();
@@ -148,7 +138,7 @@ static void test_incarnation_survives_membership_changes(void **state)
 	CLUSTER_CUT_BOTH(Q, R);
 	CLUSTER_CRASH(R);
 	CLUSTER_RECOVER(R);
-	run_until_recovered(c, R);
+	cluster_run_until_recovered(c, R);
 	assert_true(px_promised_ballot(CLUSTER_PX(R)) < b);
 
 	/* L leads with {L, R, Z} and chooses v at s0. */

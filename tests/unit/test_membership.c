@@ -142,17 +142,6 @@ static uint64_t last_change_slot(const struct px_replica *r)
 	return 0;
 }
 
-/* Runs until replica i is no longer recovering (or fails). */
-static void run_until_recovered(struct cluster *c, uint8_t i)
-{
-	for (int k = 0; k < 400; k++) {
-		if (px_role(CLUSTER_PX(i)) != PX_ROLE_RECOVERING)
-			return;
-		CLUSTER_RUN(c->tmpl.retransmit_ns);
-	}
-	fail_msg("replica %u never recovered", i);
-}
-
 /* ---- px_quorum ---- */
 
 /* A quorum of a configuration is a majority of its members: 1 of 1, 2 of 2,
@@ -500,7 +489,7 @@ static void test_recovery_of_a_member_needs_every_config(void **state)
 	ASSERT_ROLE(2, PX_ROLE_RECOVERING);
 
 	CLUSTER_HEAL_BOTH(2, 4);
-	run_until_recovered(c, 2);
+	cluster_run_until_recovered(c, 2);
 	ASSERT_FOLLOWER(2);
 }
 
@@ -521,7 +510,7 @@ static void test_recovery_of_a_member_needs_its_config(void **state)
 	assert_true(CLUSTER_PX(2)->p1.complete_mask & 0x02);
 
 	CLUSTER_HEAL_BOTH(2, 0);
-	run_until_recovered(c, 2);
+	cluster_run_until_recovered(c, 2);
 	ASSERT_FOLLOWER(2);
 }
 
@@ -553,7 +542,7 @@ static void test_recovery_of_a_non_member_needs_its_config(void **state)
 	assert_int_equal(CLUSTER_PX(4)->p1.complete_mask, 0x09);
 
 	CLUSTER_HEAL_BOTH(4, 1);
-	run_until_recovered(c, 4);
+	cluster_run_until_recovered(c, 4);
 	ASSERT_FOLLOWER(4);
 }
 
@@ -614,7 +603,7 @@ static void test_recovery_of_a_non_member_meets_its_majorities(void **state)
 
 	/* Everyone back: 4 recovers, 3 leads, and s keeps v. */
 	CLUSTER_HEAL_ALL();
-	run_until_recovered(c, 4);
+	cluster_run_until_recovered(c, 4);
 	CLUSTER_ELECT(3);
 	commit_one(c, 3);
 	spread_commits(c);
