@@ -214,17 +214,52 @@ static int read_member(struct reader *rd, uint8_t id, struct bpx_member *m)
 	return 0;
 }
 
+/* Two members that share an address would take each other's traffic: the
+ * routes map a MAC to a port, a data ip:port names the sender of a
+ * consensus message, and one control address can be bound by one bypaxd
+ * only. Each is refused, naming both members and the value. */
 static int dup_member(struct reader *rd, uint8_t i, uint8_t j,
-		      const struct bpx_member *m)
+		      const char *key, const char *what)
 {
 	char s[16];
-	char v[8];
 	snprintf(s, sizeof(s), "member%u", i);
-	snprintf(v, sizeof(v), "%u", m->data.port);
-	return fail(rd, s, "port", v,
-		    "ip %u.%u.%u.%u and this port are already [member%u]'s",
-		    m->data.ip >> 24, (m->data.ip >> 16) & 0xffu,
-		    (m->data.ip >> 8) & 0xffu, m->data.ip & 0xffu, j);
+	const char *v = rte_cfgfile_get_entry(rd->file, s, key);
+	return fail(rd, s, key, v,
+		    "[member%u] has the same %s: each member needs its own",
+		    j, what);
+}
+
+static int dup_data_address(struct reader *rd, uint8_t i, uint8_t j,
+			    const struct bpx_member *m)
+{
+	char what[64];
+	snprintf(what, sizeof(what), "ip and port (%u.%u.%u.%u:%u)",
+		 m->data.ip >> 24, (m->data.ip >> 16) & 0xffu,
+		 (m->data.ip >> 8) & 0xffu, m->data.ip & 0xffu, m->data.port);
+	return dup_member(rd, i, j, "port", what);
+}
+
+/* Returns 0, or the error for the first member that repeats an earlier
+ * member's mac, data ip:port or control address. */
+static int check_distinct(struct reader *rd, const struct bpx_config *cfg,
+			  uint8_t n)
+{
+	for (uint8_t i = 0; i < n; i++) {
+		const struct bpx_member *a = &cfg->members[i];
+		for (uint8_t j = 0; j < i; j++) {
+			const struct bpx_member *b = &cfg->members[j];
+			if (memcmp(a->data.mac, b->data.mac, 6) == 0)
+				return dup_member(rd, i, j, "mac", "mac");
+			if (a->data.ip == b->data.ip &&
+			    a->data.port == b->data.port)
+				return dup_data_address(rd, i, j, a);
+			if (a->control_ip == b->control_ip &&
+			    a->control_port == b->control_port)
+				return dup_member(rd, i, j, "control",
+						  "control address");
+		}
+	}
+	return 0;
 }
 
 static int read_members(struct reader *rd, struct bpx_config *cfg)
@@ -256,11 +291,9 @@ static int read_members(struct reader *rd, struct bpx_config *cfg)
 	if (n == 0)
 		return fail(rd, "member0", NULL, NULL,
 			    "no members: add [member0], [member1], ...");
-	for (uint8_t i = 0; i < n; i++)
-		for (uint8_t j = 0; j < i; j++)
-			if (cfg->members[i].data.ip == cfg->members[j].data.ip &&
-			    cfg->members[i].data.port == cfg->members[j].data.port)
-				return dup_member(rd, i, j, &cfg->members[i]);
+	int err = check_distinct(rd, cfg, n);
+	if (err)
+		return err;
 	cfg->member_count = n;
 	cfg->px.replica_count = n;
 	return 0;
