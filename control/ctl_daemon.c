@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -61,6 +62,66 @@ static void write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+/* ---- The claim: one bypaxd per member on a host ----
+ *
+ * A second bypaxd started with the same --id by mistake must not take
+ * over: it would unlink the first one's admin socket (bypaxctl then talks
+ * to the newcomer) and share its control port. So before the EAL starts
+ * (and with it the memif, tap and NIC ports a second process would
+ * disturb), bypaxd takes an exclusive lock next to the admin socket and
+ * binds the control address without SO_REUSEADDR: either fails while the
+ * first one runs. The kernel drops both when a process dies, however it
+ * dies, so a crashed replica never leaves a stale claim behind. */
+
+static void lock_holder(int fd, char *pid, size_t cap)
+{
+	ssize_t n = pread(fd, pid, cap - 1, 0);
+	pid[n > 0 ? n : 0] = '\0';
+	pid[strcspn(pid, "\n")] = '\0';
+	if (pid[0] == '\0')
+		snprintf(pid, cap, "?");
+}
+
+static int take_lock(struct ctl_claim *c, const struct bpx_config *cfg,
+		     uint8_t self, char *err, size_t len)
+{
+	char path[sizeof(c->admin_path) + 8];
+	snprintf(path, sizeof(path), "%s.lock", c->admin_path);
+	/* O_NOFOLLOW: the lock usually lives in /tmp. */
+	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+			  0600);
+	if (c->lock_fd < 0) {
+		snprintf(err, len, "lock file %s: %s", path, strerror(errno));
+		return -BPX_EIO;
+	}
+	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		char pid[16];
+		lock_holder(c->lock_fd, pid, sizeof(pid));
+		if (e != EWOULDBLOCK) {
+			snprintf(err, len, "lock file %s: %s", path,
+				 strerror(e));
+			return -BPX_EIO;
+		}
+		snprintf(err, len, "another bypaxd with --id %u of cluster %u "
+			 "is running on this host (pid %s holds %s): not "
+			 "starting a second one", self, cfg->cluster_id, pid,
+			 path);
+		return -BPX_EBUSY;
+	}
+	/* Who holds it, for the next one's message. Never unlinked: one
+	 * that opened the old file just before would lock a file that no
+	 * later process sees, and two would run. */
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(c->lock_fd, 0) != 0 ||
+	    pwrite(c->lock_fd, pid, (size_t)n, 0) != n) {
+		snprintf(err, len, "lock file %s: %s", path, strerror(errno));
+		return -BPX_EIO;
+	}
+	return 0;
+}
+
 static struct sockaddr_in inet_addr_of(uint32_t ip, uint16_t port)
 {
 	struct sockaddr_in a;
@@ -71,35 +132,83 @@ static struct sockaddr_in inet_addr_of(uint32_t ip, uint16_t port)
 	return a;
 }
 
-static int open_heartbeat_socket(struct ctl_daemon *d, char *err, size_t len)
+/* No SO_REUSEADDR (nor SO_REUSEPORT): with it Linux lets a second UDP
+ * socket bind the same address, and the heartbeats go to one of them. */
+static int bind_control(struct ctl_claim *c, const struct bpx_config *cfg,
+			uint8_t self, char *err, size_t len)
 {
-	const struct bpx_member *me = &d->cfg->members[d->self];
+	const struct bpx_member *me = &cfg->members[self];
 	struct sockaddr_in a = inet_addr_of(me->control_ip, me->control_port);
-	d->hb_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-	int one = 1;
-	if (d->hb_fd >= 0)
-		setsockopt(d->hb_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (d->hb_fd < 0 || bind(d->hb_fd, (struct sockaddr *)&a, sizeof(a))) {
-		snprintf(err, len, "control address %s:%u (member%u control): %s",
-			 inet_ntoa(a.sin_addr), me->control_port, d->self,
-			 strerror(errno));
-		return -BPX_EIO;
+	c->hb_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			  0);
+	if (c->hb_fd >= 0 &&
+	    bind(c->hb_fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return 0;
+	if (errno == EADDRINUSE) {
+		snprintf(err, len, "control address %s:%u is in use: is "
+			 "another bypaxd with --id %u running?",
+			 inet_ntoa(a.sin_addr), me->control_port, self);
+		return -BPX_EBUSY;
 	}
-	return 0;
+	snprintf(err, len, "control address %s:%u (member%u control): %s",
+		 inet_ntoa(a.sin_addr), me->control_port, self,
+		 strerror(errno));
+	return -BPX_EIO;
 }
 
+int ctl_claim_take(struct ctl_claim *c, const struct bpx_config *cfg,
+		   uint8_t self, const char *admin_path, char *err,
+		   size_t err_len)
+{
+	CTL_ASSERT(self < cfg->member_count);
+	c->lock_fd = c->hb_fd = -1;
+	size_t n = strlen(admin_path);
+	if (n == 0 || n >= sizeof(c->admin_path)) {
+		snprintf(err, err_len, "admin socket '%s': the path must be "
+			 "1..%zu bytes (it has %zu)", admin_path,
+			 sizeof(c->admin_path) - 1, n);
+		return -BPX_ECONFIG;
+	}
+	memcpy(c->admin_path, admin_path, n + 1);
+	int rc = take_lock(c, cfg, self, err, err_len);
+	rc = rc ? rc : bind_control(c, cfg, self, err, err_len);
+	if (rc)
+		ctl_claim_release(c);
+	return rc;
+}
+
+void ctl_claim_release(struct ctl_claim *c)
+{
+	if (c->hb_fd >= 0)
+		close(c->hb_fd);
+	if (c->lock_fd >= 0)
+		close(c->lock_fd); /* drops the lock */
+	c->hb_fd = c->lock_fd = -1;
+}
+
+/* Only with the claim held: a socket file left at our path belongs to a
+ * predecessor that died without removing it, as no live bypaxd can hold
+ * this path's lock while we do. */
 static int open_admin_socket(struct ctl_daemon *d, char *err, size_t len)
 {
 	struct sockaddr_un a;
 	memset(&a, 0, sizeof(a));
 	a.sun_family = AF_UNIX;
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", d->admin_path);
-	unlink(d->admin_path);
-	d->admin_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CTL_ASSERT(d->claim->lock_fd >= 0);
+	CTL_ASSERT(strlen(d->claim->admin_path) < sizeof(a.sun_path));
+	memcpy(a.sun_path, d->claim->admin_path,
+	       strlen(d->claim->admin_path) + 1);
+	if (unlink(a.sun_path) != 0 && errno != ENOENT) {
+		snprintf(err, len, "admin socket %s: cannot remove the stale "
+			 "one: %s", a.sun_path, strerror(errno));
+		return -BPX_EIO;
+	}
+	d->admin_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+				      SOCK_CLOEXEC, 0);
 	if (d->admin_fd < 0 ||
 	    bind(d->admin_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    chmod(d->admin_path, 0600) != 0 || listen(d->admin_fd, 8) != 0) {
-		snprintf(err, len, "admin socket %s: %s", d->admin_path,
+	    chmod(a.sun_path, 0600) != 0 || listen(d->admin_fd, 8) != 0) {
+		snprintf(err, len, "admin socket %s: %s", a.sun_path,
 			 strerror(errno));
 		return -BPX_EIO;
 	}
@@ -139,16 +248,19 @@ static const char *policy_config(const struct bpx_config *cfg, uint8_t self,
 }
 
 int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
-		    uint8_t self, int static_leader, const char *admin_path,
-		    volatile bool *quit, char *err, size_t err_len)
+		    uint8_t self, int static_leader,
+		    const struct ctl_claim *claim, volatile bool *quit,
+		    char *err, size_t err_len)
 {
+	CTL_ASSERT(claim->lock_fd >= 0 && claim->hb_fd >= 0);
 	memset(d, 0, sizeof(*d));
 	d->cfg = cfg;
 	d->self = self;
 	d->quit = quit;
-	d->hb_fd = d->admin_fd = d->snapshot_client = -1;
+	d->claim = claim;
+	d->hb_fd = claim->hb_fd;
+	d->admin_fd = d->snapshot_client = -1;
 	d->start_ns = ctl_clock_ns();
-	snprintf(d->admin_path, sizeof(d->admin_path), "%s", admin_path);
 	struct ctl_policy_config pc;
 	const char *why = policy_config(cfg, self, static_leader, &pc);
 	if (why != NULL) {
@@ -164,8 +276,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 			 rte_strerror(rte_errno));
 		return -BPX_ENOMEM;
 	}
-	int rc = open_heartbeat_socket(d, err, err_len);
-	return rc ? rc : open_admin_socket(d, err, err_len);
+	return open_admin_socket(d, err, err_len);
 }
 
 /* ---- The policy's effects ---- */
@@ -601,9 +712,20 @@ static void serve_admin(struct ctl_daemon *d, uint64_t now)
 
 /* ---- The thread ---- */
 
+/* Heartbeats that queued while the EAL started (the control address is
+ * bound before it) are seconds old: as fresh ones they would keep a peer
+ * alive that died meanwhile. */
+static void drop_stale_heartbeats(struct ctl_daemon *d)
+{
+	uint8_t buf[256];
+	while (recv(d->hb_fd, buf, sizeof(buf), 0) >= 0 || errno == EINTR)
+		;
+}
+
 static void *ctl_main(void *arg)
 {
 	struct ctl_daemon *d = arg;
+	drop_stale_heartbeats(d);
 	struct pollfd fds[2] = { { .fd = d->hb_fd, .events = POLLIN },
 				 { .fd = d->admin_fd, .events = POLLIN } };
 	while (!*d->quit) {
@@ -627,12 +749,14 @@ int ctl_daemon_start(struct ctl_daemon *d, char *err, size_t err_len)
 		snprintf(err, err_len, "control thread: %s", strerror(rc));
 		return -BPX_EIO;
 	}
+	d->started = true;
 	return 0;
 }
 
 void ctl_daemon_stop(struct ctl_daemon *d)
 {
-	pthread_join(ctl_tid, NULL);
+	if (d->started)
+		pthread_join(ctl_tid, NULL);
 	if (d->snapshot_client >= 0)
 		close(d->snapshot_client);
 	/* Admin connections still waiting for the policy's answer. */
@@ -640,11 +764,12 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 		close((int)d->policy.transfer.client);
 	if (d->policy.reconfig.pending)
 		close((int)d->policy.reconfig.client);
-	if (d->hb_fd >= 0)
-		close(d->hb_fd);
+	/* The claim (lock, control address) is the caller's to release,
+	 * after this: the socket file goes while the lock is still held,
+	 * else we could remove a successor's. */
 	if (d->admin_fd >= 0) {
 		close(d->admin_fd);
-		unlink(d->admin_path);
+		unlink(d->claim->admin_path);
 	}
 	rte_ring_free(d->to_worker);
 	rte_ring_free(d->from_worker);

@@ -17,13 +17,36 @@
 #include "ctl_policy.h"
 #include "ctl_wire.h"
 
+/* What makes this process member `self` on its host: an exclusive lock
+ * on "<admin socket>.lock" and the member's control address, bound
+ * exclusively. bypaxd takes it before the EAL starts, so that a second
+ * bypaxd with the same --id stops before it touches any port. */
+struct ctl_claim {
+	int lock_fd;
+	int hb_fd;          /* the heartbeat socket, bound, non-blocking */
+	char admin_path[108];
+};
+
+/* Takes the claim for member self of cfg, with its admin socket at
+ * admin_path (not created here). Returns 0; -BPX_EBUSY when another
+ * process holds the lock or the control address (err names the member and
+ * what is taken); -BPX_ECONFIG for a path that does not fit a UNIX socket;
+ * -BPX_EIO for other failures (err names the path or address). On an error
+ * nothing is held. */
+int ctl_claim_take(struct ctl_claim *c, const struct bpx_config *cfg,
+		   uint8_t self, const char *admin_path, char *err,
+		   size_t err_len);
+/* Closes the control socket and drops the lock (the lock file stays). */
+void ctl_claim_release(struct ctl_claim *c);
+
 struct ctl_daemon {
 	const struct bpx_config *cfg;
 	uint8_t self;
 	struct ctl_policy policy;    /* every decision (ctl_policy.h) */
-	int hb_fd;
+	const struct ctl_claim *claim; /* held for as long as we run */
+	int hb_fd;                   /* the claim's */
 	int admin_fd;
-	char admin_path[108];
+	bool started;                /* the thread runs */
 	struct rte_ring *to_worker;
 	struct rte_ring *from_worker;
 	uint64_t start_ns;
@@ -34,14 +57,16 @@ struct ctl_daemon {
 	volatile bool *quit;
 };
 
-/* Opens the sockets and rings. Returns 0 or a negative error with err
- * naming the address or path. */
+/* Opens the admin socket (replacing a stale one: the claim is held) and
+ * the rings. Returns 0 or a negative error with err naming the path. */
 int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
-		    uint8_t self, int static_leader, const char *admin_path,
-		    volatile bool *quit, char *err, size_t err_len);
+		    uint8_t self, int static_leader,
+		    const struct ctl_claim *claim, volatile bool *quit,
+		    char *err, size_t err_len);
 /* Starts the control thread (rte_ctrl_thread_create). */
 int ctl_daemon_start(struct ctl_daemon *d, char *err, size_t err_len);
-/* Waits for the thread (after *quit is set) and closes everything. */
+/* Waits for the thread (after *quit is set) and closes everything but
+ * the claim; removes the admin socket. */
 void ctl_daemon_stop(struct ctl_daemon *d);
 
 uint64_t ctl_clock_ns(void);

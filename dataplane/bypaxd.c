@@ -2,8 +2,11 @@
  *
  *   bypaxd [EAL options] -- --config FILE --id N [options]
  *
- * EAL first, as every DPDK app: rte_eal_init, then our own getopt_long on
- * what follows "--". Every ethdev the EAL probed is a port of this replica
+ * Our own options (after "--") are read first, and the member claimed on
+ * this host (ctl_claim_take: a lock and the control address), before
+ * rte_eal_init: a second bypaxd with the same --id must stop before its
+ * EAL probes a port, as a memif or tap port is a link the first one uses.
+ * Every ethdev the EAL probed is a port of this replica
  * (a PCI NIC with -a BDF, net_memif links to peers, a net_tap or
  * net_af_packet port for kernel clients). The worker lcore owns the
  * replica; the main thread only waits for a signal and reports. */
@@ -94,8 +97,11 @@ static void usage(FILE *f)
 		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
 		"  --help               this text\n"
 		"EAL options: see dpdk docs, e.g. -l 0-1 --no-huge -m 512.\n"
+		"One bypaxd per member on a host: a second one with the same\n"
+		"--id is refused before its EAL starts (docs/deploy.md).\n"
 		"Exit status: 0 after SIGINT/SIGTERM, 2 on bad arguments or\n"
-		"configuration, 1 on a runtime failure.\n");
+		"configuration or when this member already runs here, 1 on a\n"
+		"runtime failure.\n");
 }
 
 
@@ -176,6 +182,7 @@ struct daemon {
 	void *sm_dl;
 	void *sm;
 	struct dp_replica *replica;
+	struct ctl_claim claim;
 	struct ctl_daemon ctl;
 	bool ctl_running;
 	uint16_t ports;
@@ -458,6 +465,8 @@ static void shutdown_all(void)
 	rte_eal_mp_wait_lcore();
 	if (d.ctl_running)
 		ctl_daemon_stop(&d.ctl);
+	/* After the admin socket is gone (ctl_daemon_stop), not before. */
+	ctl_claim_release(&d.claim);
 	RTE_ETH_FOREACH_DEV(port) {
 		rte_eth_dev_stop(port);
 		rte_eth_dev_close(port);
@@ -474,26 +483,20 @@ static void shutdown_all(void)
 
 static int start_control(char *err, size_t len)
 {
-	char path[108];
-	if (d.o.admin_socket != NULL)
-		snprintf(path, sizeof(path), "%s", d.o.admin_socket);
-	else
-		snprintf(path, sizeof(path), "/tmp/bypaxd-%u-%d.sock",
-			 d.cfg.cluster_id, d.o.id);
 	int static_leader = d.o.no_control ? d.o.leader : -1;
 	int rc = ctl_daemon_init(&d.ctl, &d.cfg, (uint8_t)d.o.id, static_leader,
-				 path, &force_quit, err, len);
+				 &d.claim, &force_quit, err, len);
+	d.ctl_running = rc == 0; /* ctl_daemon_stop undoes a partial init */
 	if (rc != 0)
 		return rc;
 	dp_replica_attach_control(d.replica, d.ctl.to_worker,
 				  d.ctl.from_worker);
 	d.ctl.snapshot_buf = d.replica->snap.send_buf;
-	rc = ctl_daemon_start(&d.ctl, err, len);
-	d.ctl_running = rc == 0;
-	return rc;
+	return ctl_daemon_start(&d.ctl, err, len);
 }
 
-static int start(char *err, size_t len)
+/* Before the EAL: the configuration, then the claim on this member. */
+static int claim_member(char *err, size_t len)
 {
 	int rc = bpx_config_load(d.o.config, &d.cfg, err, len);
 	if (rc != 0)
@@ -503,6 +506,18 @@ static int start(char *err, size_t len)
 			 d.o.config, d.cfg.member_count - 1);
 		return -BPX_ECONFIG;
 	}
+	char path[256];
+	if (d.o.admin_socket != NULL)
+		snprintf(path, sizeof(path), "%s", d.o.admin_socket);
+	else
+		snprintf(path, sizeof(path), "/tmp/bypaxd-%u-%d.sock",
+			 d.cfg.cluster_id, d.o.id);
+	return ctl_claim_take(&d.claim, &d.cfg, (uint8_t)d.o.id, path, err,
+			      len);
+}
+
+static int start(char *err, size_t len)
+{
 	dp_clock_init();
 	d.pool = rte_pktmbuf_pool_create("bypax_mbufs", POOL_MBUFS, 256, 0,
 					 RTE_MBUF_DEFAULT_BUF_SIZE,
@@ -512,7 +527,7 @@ static int start(char *err, size_t len)
 			 rte_strerror(rte_errno));
 		return -BPX_ENOMEM;
 	}
-	rc = setup_ports(err, len);
+	int rc = setup_ports(err, len);
 	rc = rc ? rc : setup_replica(err, len);
 	rc = rc ? rc : start_control(err, len);
 	if (rc == 0)
@@ -521,25 +536,82 @@ static int start(char *err, size_t len)
 	return rc;
 }
 
-int main(int argc, char **argv)
+/* Where the EAL's options end: the index of the first "--", or argc. */
+static int eal_args_end(int argc, char **argv)
 {
-	int ret = rte_eal_init(argc, argv);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0)
+			return i;
+	return argc;
+}
+
+/* Our options, argv[sep + 1..], are parsed from a copy, as "bypaxd ...":
+ * getopt_long permutes what it parses, and the EAL parses argv after. */
+static int parse_app_args(int argc, char **argv, int sep)
+{
+	static char *app[256];
+	int n = sep < argc ? argc - sep : 1;
+	if (n > (int)(sizeof(app) / sizeof(app[0]))) {
+		fprintf(stderr, "bypaxd: %d arguments after '--': at most %zu\n",
+			n - 1, sizeof(app) / sizeof(app[0]) - 1);
+		return -1;
+	}
+	app[0] = (char *)"bypaxd";
+	for (int i = 1; i < n; i++)
+		app[i] = argv[sep + i];
+	return parse_args(n, app, &d.o);
+}
+
+static bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	return false;
+}
+
+/* The EAL, given only its own options (before "--"). */
+static int start_eal(int sep, char **argv)
+{
+	int ret = rte_eal_init(sep, argv);
 	if (ret < 0) {
 		fprintf(stderr, "bypaxd: EAL init failed: %s (see --help)\n",
 			rte_strerror(rte_errno));
-		return 2;
+		return -1;
 	}
-	argc -= ret;
-	argv += ret;
-	argv[0] = (char *)"bypaxd";
-	if (parse_args(argc, argv, &d.o) != 0) {
+	/* The EAL stops at the first word that is not one of its options. */
+	if (ret + 1 < sep) {
+		fprintf(stderr, "bypaxd: unexpected argument '%s' before '--'\n",
+			argv[ret + 1]);
 		rte_eal_cleanup();
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	d.claim.lock_fd = d.claim.hb_fd = -1; /* nothing held yet */
+	int sep = eal_args_end(argc, argv);
+	if (sep == argc && asks_for_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	if (parse_app_args(argc, argv, sep) != 0)
+		return 2;
+	char err[512] = "";
+	int rc = claim_member(err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));
+		return rc == -BPX_EIO ? 1 : 2;
+	}
+	if (start_eal(sep, argv) != 0) {
+		ctl_claim_release(&d.claim);
 		return 2;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	char err[512] = "";
-	int rc = start(err, sizeof(err));
+	rc = start(err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));
 		shutdown_all();
