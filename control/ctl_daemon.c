@@ -26,7 +26,6 @@
 
 #include "ctl_daemon.h"
 
-#define ADMIN_REPLY_MAX 8192
 #define MS_NS 1000000ull
 
 static pthread_t ctl_tid;
@@ -44,22 +43,6 @@ uint64_t ctl_clock_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* The admin socket's replies. net_tap raises SIGIO in this process for
- * every frame from a kernel client, and any thread may take it: a blocking
- * call here is interrupted often, and must go on. */
-static void write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* the client went away, or timed out */
-		buf += n;
-		len -= (size_t)n;
-	}
 }
 
 /* ---- The claim: one bypaxd per member on a host ----
@@ -260,6 +243,8 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	d->claim = claim;
 	d->hb_fd = claim->hb_fd;
 	d->admin_fd = d->snapshot_client = -1;
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
+		d->admin[i].fd = -1;
 	d->start_ns = ctl_clock_ns();
 	struct ctl_policy_config pc;
 	const char *why = policy_config(cfg, self, static_leader, &pc);
@@ -303,13 +288,16 @@ static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
 	}
 }
 
+static void reply_later(struct ctl_daemon *d, int fd, const char *text,
+			size_t len, uint64_t now);
+
 /* A reply's client tag is the admin connection: answer it and hang up. */
-static void send_reply(const struct ctl_reply *r)
+static void send_reply(struct ctl_daemon *d, const struct ctl_reply *r,
+		       uint64_t now)
 {
 	char text[512];
 	size_t len = ctl_reply_text(r, text, sizeof(text));
-	write_all((int)r->client, text, len);
-	close((int)r->client);
+	reply_later(d, (int)r->client, text, len, now);
 }
 
 /* Runs one input through the policy and carries out what it decided. */
@@ -325,7 +313,7 @@ static bool step(struct ctl_daemon *d, uint64_t now, const struct ctl_input *in)
 	if (out.heartbeat && !isolated(now))
 		send_heartbeat(d, &out.hb);
 	for (uint32_t i = 0; i < out.reply_count; i++)
-		send_reply(&out.replies[i]);
+		send_reply(d, &out.replies[i], now);
 	return applied;
 }
 
@@ -375,7 +363,7 @@ static void mask_text(uint8_t mask, char *buf, size_t cap)
 }
 
 static void finish_snapshot(struct ctl_daemon *d,
-			    const struct ctl_worker_status *st)
+			    const struct ctl_worker_status *st, uint64_t now)
 {
 	char msg[512];
 	FILE *f = fopen(d->snapshot_path, "w");
@@ -389,8 +377,7 @@ static void finish_snapshot(struct ctl_daemon *d,
 			 : "error: cannot write snapshot %" PRIu64
 			   " (%" PRIu64 " bytes) to %s\n",
 		 st->snapshot_index, st->snapshot_bytes, d->snapshot_path);
-	write_all(d->snapshot_client, msg, strlen(msg));
-	close(d->snapshot_client);
+	reply_later(d, d->snapshot_client, msg, strlen(msg), now);
 	d->snapshot_client = -1;
 	send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
 }
@@ -401,21 +388,16 @@ static void drain_status(struct ctl_daemon *d, uint64_t now)
 	while (rte_ring_sc_dequeue_elem(d->from_worker, &in.status,
 					sizeof(in.status)) == 0) {
 		if (in.status.snapshot_bytes > 0 && d->snapshot_client >= 0)
-			finish_snapshot(d, &in.status);
+			finish_snapshot(d, &in.status, now);
 		step(d, now, &in);
 	}
 }
 
 /* ---- The admin socket (bypaxctl) ---- */
 
-struct reply {
-	char buf[ADMIN_REPLY_MAX];
-	size_t len;
-};
-
-static void say(struct reply *r, const char *fmt, ...)
+static void say(struct ctl_admin_reply *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void say(struct reply *r, const char *fmt, ...)
+static void say(struct ctl_admin_reply *r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -468,7 +450,7 @@ static struct member_row member_row(const struct ctl_daemon *d, uint8_t i,
 	return row;
 }
 
-static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
+static void status_text(struct ctl_daemon *d, uint64_t now, struct ctl_admin_reply *r)
 {
 	uint64_t top = 0;
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
@@ -526,7 +508,7 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
 	}
 }
 
-static void status_json(struct ctl_daemon *d, uint64_t now, struct reply *r)
+static void status_json(struct ctl_daemon *d, uint64_t now, struct ctl_admin_reply *r)
 {
 	const struct ctl_policy *pol = &d->policy;
 	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
@@ -549,7 +531,7 @@ static void status_json(struct ctl_daemon *d, uint64_t now, struct reply *r)
 	say(r, "]}\n");
 }
 
-static void members_text(struct ctl_daemon *d, struct reply *r)
+static void members_text(struct ctl_daemon *d, struct ctl_admin_reply *r)
 {
 	say(r, "%-3s %-8s %-17s %-21s %s\n", "ID", "VOTES", "MAC", "DATA",
 	    "CONTROL");
@@ -580,7 +562,7 @@ static bool parse_member(const struct ctl_daemon *d, const char *s, uint8_t *id)
 /* leader transfer ID|none: parsed here, decided and answered by the
  * policy (now, or once the target leads). */
 static void cmd_transfer(struct ctl_daemon *d, const char *arg, int fd,
-			 uint64_t now, struct reply *r)
+			 uint64_t now, struct ctl_admin_reply *r)
 {
 	struct ctl_input in = { .kind = CTL_IN_ADMIN };
 	in.admin.type = CTL_ADMIN_TRANSFER;
@@ -599,7 +581,7 @@ static void cmd_transfer(struct ctl_daemon *d, const char *arg, int fd,
  * the new member set and hands it to the worker, whose consensus puts it
  * through the log; the policy answers once the worker has. */
 static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
-			uint64_t now, struct reply *r)
+			uint64_t now, struct ctl_admin_reply *r)
 {
 	bool add = strcmp(argv[1], "add") == 0;
 	if ((!add && strcmp(argv[1], "remove") != 0) || argc < 3 ||
@@ -626,7 +608,7 @@ static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
 
 /* Runs one command; returns false when the reply comes later. */
 static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
-		      struct reply *r)
+		      struct ctl_admin_reply *r)
 {
 	char *argv[8];
 	int argc = 0;
@@ -683,31 +665,220 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 	return true;
 }
 
-static void serve_admin(struct ctl_daemon *d, uint64_t now)
+/* ---- Admin connections: never a blocking call on one ----
+ *
+ * The control thread sends the heartbeats: if it waited on a client that
+ * connects and sends nothing, or does not read its reply, the others would
+ * suspect this member, and a leader would lose its leadership. Each
+ * connection is non-blocking and has a state, moved on as poll() says it
+ * can be; a client that has not sent its command, or not taken its reply,
+ * within CTL_ADMIN_BUDGET_NS is dropped. One that waits for the policy or
+ * the worker (a transfer, a membership change, a snapshot) has no budget:
+ * those answer within their own timeouts. */
+
+static struct ctl_admin_conn *conn_of(struct ctl_daemon *d, int fd)
 {
-	int fd = accept(d->admin_fd, NULL, NULL);
-	if (fd < 0)
-		return;
-	struct timeval tv = { .tv_sec = 1 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	char line[512];
-	ssize_t n;
-	do /* a signal (net_tap's SIGIO) must not drop the command */
-		n = read(fd, line, sizeof(line) - 1);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		close(fd);
-		return;
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
+		if (d->admin[i].fd == fd &&
+		    d->admin[i].state != CTL_ADMIN_FREE)
+			return &d->admin[i];
+	return NULL;
+}
+
+static void admin_close(struct ctl_admin_conn *c)
+{
+	CTL_ASSERT(c->state != CTL_ADMIN_FREE && c->fd >= 0);
+	close(c->fd);
+	c->fd = -1;
+	c->state = CTL_ADMIN_FREE;
+}
+
+/* Sends what the socket takes now; hangs up when all is sent or the
+ * client is gone. MSG_NOSIGNAL: a client that hung up must not SIGPIPE
+ * the whole replica. */
+static void admin_write(struct ctl_admin_conn *c)
+{
+	CTL_ASSERT(c->state == CTL_ADMIN_WRITING);
+	while (c->sent < c->reply.len) {
+		ssize_t n = send(c->fd, c->reply.buf + c->sent,
+				 c->reply.len - c->sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR) /* net_tap's SIGIO */
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return; /* the rest when poll() says POLLOUT */
+		if (n <= 0)
+			break;
+		c->sent += (size_t)n;
 	}
-	line[n] = '\0';
-	static struct reply r;
-	r.len = 0;
-	r.buf[0] = '\0';
-	if (!run_admin(d, line, fd, now, &r))
-		return; /* answered when the worker is done */
-	write_all(fd, r.buf, r.len);
-	close(fd);
+	admin_close(c);
+}
+
+static void begin_write(struct ctl_admin_conn *c, uint64_t now)
+{
+	c->state = CTL_ADMIN_WRITING;
+	c->sent = 0;
+	c->deadline_ns = now + CTL_ADMIN_BUDGET_NS;
+	admin_write(c);
+}
+
+/* An answer that came later (from the policy or the worker) for the
+ * connection fd: it is still open, waiting or still reading (a policy
+ * that answers in the same step as the command). */
+static void reply_later(struct ctl_daemon *d, int fd, const char *text,
+			size_t len, uint64_t now)
+{
+	struct ctl_admin_conn *c = conn_of(d, fd);
+	CTL_ASSERT(c != NULL && c->state != CTL_ADMIN_WRITING);
+	if (len >= sizeof(c->reply.buf))
+		len = sizeof(c->reply.buf) - 1;
+	memcpy(c->reply.buf, text, len);
+	c->reply.len = len;
+	begin_write(c, now);
+}
+
+static void admin_run(struct ctl_daemon *d, struct ctl_admin_conn *c,
+		      uint64_t now)
+{
+	c->line[c->line_len] = '\0';
+	c->reply.len = 0;
+	c->reply.buf[0] = '\0';
+	char *newline = memchr(c->line, '\n', c->line_len);
+	if (newline != NULL)
+		*newline = '\0'; /* one command a connection: the first line */
+	bool answered = true;
+	if (newline == NULL && c->line_len == sizeof(c->line) - 1)
+		say(&c->reply, "error: command longer than %zu bytes\n",
+		    sizeof(c->line) - 2);
+	else
+		answered = run_admin(d, c->line, c->fd, now, &c->reply);
+	if (c->state != CTL_ADMIN_READING)
+		return; /* the policy answered in the same step (reply_later) */
+	if (answered)
+		begin_write(c, now);
+	else
+		c->state = CTL_ADMIN_WAITING;
+}
+
+/* A command is one line: complete at its newline, at the client's end of
+ * writing, or when the buffer is full (refused). */
+static void admin_read(struct ctl_daemon *d, struct ctl_admin_conn *c,
+		       uint64_t now)
+{
+	CTL_ASSERT(c->state == CTL_ADMIN_READING);
+	for (;;) {
+		size_t room = sizeof(c->line) - 1 - c->line_len;
+		ssize_t n = recv(c->fd, c->line + c->line_len, room,
+				 MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0 || (n == 0 && c->line_len == 0)) {
+			admin_close(c); /* gone before a command */
+			return;
+		}
+		c->line_len += (size_t)n;
+		if (n == 0 || c->line_len == sizeof(c->line) - 1 ||
+		    memchr(c->line + c->line_len - (size_t)n, '\n',
+			   (size_t)n) != NULL)
+			break;
+	}
+	admin_run(d, c, now);
+}
+
+/* A free slot, or else the one of the client that has been reading
+ * longest (to be dropped: idle clients must not lock bypaxctl out for
+ * their whole budget), or NULL when every slot waits or writes. */
+static struct ctl_admin_conn *admin_slot(struct ctl_daemon *d)
+{
+	struct ctl_admin_conn *oldest = NULL;
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
+		struct ctl_admin_conn *c = &d->admin[i];
+		if (c->state == CTL_ADMIN_FREE)
+			return c;
+		if (c->state == CTL_ADMIN_READING &&
+		    (oldest == NULL || c->deadline_ns < oldest->deadline_ns))
+			oldest = c;
+	}
+	return oldest;
+}
+
+/* At most CTL_ADMIN_CONNS a turn: the oldest readers go first, never one
+ * accepted in the same turn. */
+static void admin_accept(struct ctl_daemon *d, uint64_t now)
+{
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
+		struct ctl_admin_conn *c = admin_slot(d);
+		if (c == NULL)
+			return; /* the rest wait in the listen backlog */
+		int fd = accept(d->admin_fd, NULL, NULL);
+		if (fd < 0)
+			return;
+		/* Linux does not pass the listener's O_NONBLOCK on. */
+		if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 ||
+		    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+			close(fd);
+			continue;
+		}
+		if (c->state != CTL_ADMIN_FREE) {
+			d->admin_dropped++;
+			admin_close(c);
+		}
+		*c = (struct ctl_admin_conn){ .fd = fd,
+					      .state = CTL_ADMIN_READING,
+					      .deadline_ns =
+						      now + CTL_ADMIN_BUDGET_NS };
+	}
+}
+
+/* The control thread's poll set: heartbeats, the admin listener, then
+ * the connections in the order of d->admin. */
+enum { POLL_HB, POLL_LISTEN, POLL_CONN0, POLL_FDS = POLL_CONN0 + CTL_ADMIN_CONNS };
+
+static void admin_poll_set(const struct ctl_daemon *d, struct pollfd *fds)
+{
+	bool room = false;
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
+		const struct ctl_admin_conn *c = &d->admin[i];
+		struct pollfd *p = &fds[POLL_CONN0 + i];
+		bool busy = c->state == CTL_ADMIN_READING ||
+			    c->state == CTL_ADMIN_WRITING;
+		p->fd = busy ? c->fd : -1; /* poll() skips a negative fd */
+		p->events = c->state == CTL_ADMIN_READING ? POLLIN : POLLOUT;
+		p->revents = 0;
+		room |= c->state == CTL_ADMIN_FREE ||
+			c->state == CTL_ADMIN_READING;
+	}
+	/* No slot to give (all wait or write): leave new clients in the
+	 * listen backlog, without waking poll() for them. */
+	fds[POLL_LISTEN].fd = room ? d->admin_fd : -1;
+	fds[POLL_LISTEN].revents = 0;
+}
+
+static void serve_admin(struct ctl_daemon *d, const struct pollfd *fds,
+			uint64_t now)
+{
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
+		struct ctl_admin_conn *c = &d->admin[i];
+		const struct pollfd *p = &fds[POLL_CONN0 + i];
+		if (p->fd < 0 || p->fd != c->fd || p->revents == 0)
+			continue;
+		if (c->state == CTL_ADMIN_READING)
+			admin_read(d, c, now);
+		else if (c->state == CTL_ADMIN_WRITING)
+			admin_write(c);
+	}
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
+		struct ctl_admin_conn *c = &d->admin[i];
+		if ((c->state == CTL_ADMIN_READING ||
+		     c->state == CTL_ADMIN_WRITING) && now >= c->deadline_ns) {
+			d->admin_dropped++;
+			admin_close(c);
+		}
+	}
+	if (fds[POLL_LISTEN].revents & POLLIN)
+		admin_accept(d, now);
 }
 
 /* ---- The thread ---- */
@@ -726,17 +897,19 @@ static void *ctl_main(void *arg)
 {
 	struct ctl_daemon *d = arg;
 	drop_stale_heartbeats(d);
-	struct pollfd fds[2] = { { .fd = d->hb_fd, .events = POLLIN },
-				 { .fd = d->admin_fd, .events = POLLIN } };
+	struct pollfd fds[POLL_FDS] = {
+		[POLL_HB] = { .fd = d->hb_fd, .events = POLLIN },
+		[POLL_LISTEN] = { .fd = d->admin_fd, .events = POLLIN },
+	};
 	while (!*d->quit) {
-		poll(fds, 2, 1);
+		admin_poll_set(d, fds);
+		poll(fds, POLL_FDS, 1);
 		uint64_t now = ctl_clock_ns();
 		drain_status(d, now);
 		receive_heartbeats(d, now);
 		static const struct ctl_input tick = { .kind = CTL_IN_TICK };
 		step(d, now, &tick);
-		if (fds[1].revents & POLLIN)
-			serve_admin(d, now);
+		serve_admin(d, fds, now);
 	}
 	return NULL;
 }
@@ -757,13 +930,11 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 {
 	if (d->started)
 		pthread_join(ctl_tid, NULL);
-	if (d->snapshot_client >= 0)
-		close(d->snapshot_client);
-	/* Admin connections still waiting for the policy's answer. */
-	if (d->policy.transfer.pending)
-		close((int)d->policy.transfer.client);
-	if (d->policy.reconfig.pending)
-		close((int)d->policy.reconfig.client);
+	/* Connections still open, some waiting for the policy's or the
+	 * worker's answer (a transfer, a membership change, a snapshot). */
+	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
+		if (d->admin[i].state != CTL_ADMIN_FREE)
+			admin_close(&d->admin[i]);
 	/* The claim (lock, control address) is the caller's to release,
 	 * after this: the socket file goes while the lock is still held,
 	 * else we could remove a successor's. */

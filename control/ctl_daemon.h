@@ -39,6 +39,36 @@ int ctl_claim_take(struct ctl_claim *c, const struct bpx_config *cfg,
 /* Closes the control socket and drops the lock (the lock file stays). */
 void ctl_claim_release(struct ctl_claim *c);
 
+/* Admin connections (bypaxctl): at most CTL_ADMIN_CONNS at once, each a
+ * command line in and a reply out, never a blocking call. */
+#define CTL_ADMIN_CONNS 8u
+#define CTL_ADMIN_LINE_MAX 512u
+#define CTL_ADMIN_REPLY_MAX 8192u
+/* How long a client has to send its command, and again to take its reply. */
+#define CTL_ADMIN_BUDGET_NS 1000000000ull
+
+enum ctl_admin_state {
+	CTL_ADMIN_FREE,
+	CTL_ADMIN_READING, /* until the command's newline */
+	CTL_ADMIN_WAITING, /* for the policy's or the worker's answer */
+	CTL_ADMIN_WRITING, /* until the reply is sent */
+};
+
+struct ctl_admin_reply {
+	char buf[CTL_ADMIN_REPLY_MAX];
+	size_t len;
+};
+
+struct ctl_admin_conn {
+	int fd;
+	uint8_t state;        /* enum ctl_admin_state */
+	uint64_t deadline_ns; /* READING, WRITING: dropped at this time */
+	size_t line_len;
+	char line[CTL_ADMIN_LINE_MAX];
+	size_t sent;
+	struct ctl_admin_reply reply;
+};
+
 struct ctl_daemon {
 	const struct bpx_config *cfg;
 	uint8_t self;
@@ -53,6 +83,8 @@ struct ctl_daemon {
 	uint64_t hb_dropped;
 	const uint8_t *snapshot_buf; /* the worker's buffer, for "snapshot" */
 	int snapshot_client;         /* admin connection waiting, or -1 */
+	struct ctl_admin_conn admin[CTL_ADMIN_CONNS];
+	uint64_t admin_dropped;      /* clients out of their budget */
 	char snapshot_path[256];
 	volatile bool *quit;
 };
