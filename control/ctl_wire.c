@@ -35,11 +35,20 @@ void ctl_hb_encode(uint8_t buf[CTL_HB_BYTES], uint32_t cluster_id,
 	put_be(buf + 48, m->failover_age_ms, 8);
 }
 
+int ctl_hb_cluster(const uint8_t *buf, size_t len, uint32_t *cluster_id)
+{
+	if (len != CTL_HB_BYTES || get_be(buf, 2) != CTL_HB_MAGIC ||
+	    buf[2] != CTL_HB_VERSION)
+		return -1;
+	*cluster_id = (uint32_t)get_be(buf + 4, 4);
+	return 0;
+}
+
 int ctl_hb_decode(const uint8_t *buf, size_t len, uint32_t cluster_id,
 		  struct ctl_hb_msg *m)
 {
-	if (len != CTL_HB_BYTES || get_be(buf, 2) != CTL_HB_MAGIC ||
-	    buf[2] != CTL_HB_VERSION || get_be(buf + 4, 4) != cluster_id)
+	uint32_t theirs;
+	if (ctl_hb_cluster(buf, len, &theirs) != 0 || theirs != cluster_id)
 		return -1;
 	memset(m, 0, sizeof(*m));
 	m->hb.from = buf[3];

@@ -35,5 +35,9 @@ void ctl_hb_encode(uint8_t buf[CTL_HB_BYTES], uint32_t cluster_id,
  * by ctl_omega_receive. */
 int ctl_hb_decode(const uint8_t *buf, size_t len, uint32_t cluster_id,
 		  struct ctl_hb_msg *m);
+/* Returns 0 and the datagram's cluster id for one laid out as a heartbeat
+ * (length, magic, version), of any cluster; -1 otherwise. It tells another
+ * cluster's heartbeat, worth a log line, from noise. */
+int ctl_hb_cluster(const uint8_t *buf, size_t len, uint32_t *cluster_id);
 
 #endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The purity rule of DESIGN.md, enforced: consensus/ and the pure parts of
-# control/ (fd, omega, ctl_wire, ctl_policy) and the client engine
+# control/ (fd, omega, ctl_wire, ctl_policy, ratelimit) and the client engine
 # (client/engine.c: the retry/redirect/session rules shared by libbypax, the
 # load generator and the simulator) are deterministic state machines that
 # call nothing outside libc's string functions.
@@ -146,15 +146,16 @@ def rel(path):
     return os.path.relpath(path, root)
 
 
-# The pure set: everything under consensus/, control's fd, omega, ctl_wire
-# and ctl_policy, and the client engine.
+# The pure set: everything under consensus/, control's fd, omega, ctl_wire,
+# ctl_policy and ratelimit, and the client engine.
 todo = []
 for dirpath, _, names in os.walk(os.path.join(root, "consensus")):
     for name in sorted(names):
         if name.endswith((".c", ".h")):
             todo.append(os.path.join(dirpath, name))
 for name in ("fd.c", "fd.h", "omega.c", "omega.h", "ctl_wire.c", "ctl_wire.h",
-             "ctl_policy.c", "ctl_policy.h", "ctl_link.h"):
+             "ctl_policy.c", "ctl_policy.h", "ctl_link.h", "ratelimit.c",
+             "ratelimit.h"):
     path = os.path.join(root, "control", name)
     if os.path.exists(path):
         todo.append(path)
