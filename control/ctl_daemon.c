@@ -253,15 +253,85 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 		return -BPX_ECONFIG;
 	}
 	ctl_policy_init(&d->policy, &pc, d->start_ns);
+	ctl_ratelimit_init(&d->foreign_log, CTL_LOG_INTERVAL_NS);
+	ctl_ratelimit_init(&d->admin_log, CTL_LOG_INTERVAL_NS);
 	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd));
 	d->from_worker = make_ring("ctl_out", self,
 				   sizeof(struct ctl_worker_status));
-	if (d->to_worker == NULL || d->from_worker == NULL) {
+	d->log = make_ring("ctl_log", self, sizeof(struct ctl_log_line));
+	if (d->to_worker == NULL || d->from_worker == NULL || d->log == NULL) {
 		snprintf(err, err_len, "control rings: %s",
 			 rte_strerror(rte_errno));
 		return -BPX_ENOMEM;
 	}
 	return open_admin_socket(d, err, err_len);
+}
+
+/* ---- Log lines, for the main thread to print ---- */
+
+static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
+{
+	struct ctl_log_line line;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line.text, sizeof(line.text), fmt, ap);
+	va_end(ap);
+	/* Full (the main thread is stuck): the line is lost, the counters
+	 * of bypaxctl status still count every event. */
+	rte_ring_sp_enqueue_elem(d->log, &line, sizeof(line));
+}
+
+void ctl_daemon_print_log(struct ctl_daemon *d, FILE *out)
+{
+	struct ctl_log_line line;
+	bool any = false;
+	while (d->log != NULL &&
+	       rte_ring_sc_dequeue_elem(d->log, &line, sizeof(line)) == 0) {
+		fprintf(out, "%s\n", line.text);
+		any = true;
+	}
+	if (any)
+		fflush(out);
+}
+
+static void log_foreign(struct ctl_daemon *d,
+			const struct ctl_ratelimit_line *l)
+{
+	uint32_t ip = (uint32_t)(l->key >> 16);
+	if (l->key == CTL_RATELIMIT_OTHERS) {
+		ctl_log(d, "bypaxd %u: control: dropped %" PRIu64 " heartbeat(s)"
+			" of other clusters from more sources (the latest of "
+			"cluster %" PRIu64 "); this is cluster %u", d->self,
+			l->count, l->note, d->cfg->cluster_id);
+		return;
+	}
+	ctl_log(d, "bypaxd %u: control: dropped %" PRIu64 " heartbeat(s) of "
+		"cluster %" PRIu64 " from %u.%u.%u.%u:%u; this is cluster %u: "
+		"does another cluster's config name this control address? "
+		"(at most one line per source every %llu s)", d->self,
+		l->count, l->note, ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
+		ip & 255, (unsigned)(l->key & 0xffff), d->cfg->cluster_id,
+		CTL_LOG_INTERVAL_NS / 1000000000ull);
+}
+
+static void log_admin_dropped(struct ctl_daemon *d,
+			      const struct ctl_ratelimit_line *l)
+{
+	ctl_log(d, "bypaxd %u: admin: dropped %" PRIu64 " client(s) that "
+		"did not send a command or take a reply within %llu ms",
+		d->self, l->count, CTL_ADMIN_BUDGET_NS / MS_NS);
+}
+
+/* On a tick: lines for events held back by sources that went quiet. */
+static void log_due(struct ctl_daemon *d, uint64_t now)
+{
+	struct ctl_ratelimit_line l;
+	while (ctl_ratelimit_due(&d->foreign_log, now, &l))
+		log_foreign(d, &l);
+	while (ctl_ratelimit_due(&d->admin_log, now, &l))
+		log_admin_dropped(d, &l);
 }
 
 /* ---- The policy's effects ---- */
@@ -329,6 +399,24 @@ static bool from_member_control(const struct ctl_daemon *d, uint8_t from,
 	       ntohs(src->sin_port) == m->control_port;
 }
 
+/* A heartbeat of another cluster: its members' configs name one of our
+ * control addresses (a copied config, a reused port). Counted and logged;
+ * noise, or a malformed heartbeat of ours, is only counted. */
+static void note_foreign(struct ctl_daemon *d, const uint8_t *buf, size_t len,
+			 const struct sockaddr_in *src, uint64_t now)
+{
+	uint32_t theirs;
+	if (ctl_hb_cluster(buf, len, &theirs) != 0 ||
+	    theirs == d->cfg->cluster_id)
+		return;
+	d->hb_wrong_cluster++;
+	uint64_t key = (uint64_t)ntohl(src->sin_addr.s_addr) << 16 |
+		       ntohs(src->sin_port);
+	struct ctl_ratelimit_line l;
+	if (ctl_ratelimit_event(&d->foreign_log, key, theirs, 1, now, &l))
+		log_foreign(d, &l);
+}
+
 static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 {
 	uint8_t buf[256];
@@ -345,10 +433,13 @@ static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 			continue;
 		}
 		if (ctl_hb_decode(buf, (size_t)n, d->cfg->cluster_id,
-				  &in.heartbeat) != 0 ||
-		    !from_member_control(d, in.heartbeat.hb.from, &src) ||
-		    !step(d, now, &in))
+				  &in.heartbeat) != 0) {
 			d->hb_dropped++;
+			note_foreign(d, buf, (size_t)n, &src, now);
+		} else if (!from_member_control(d, in.heartbeat.hb.from, &src) ||
+			   !step(d, now, &in)) {
+			d->hb_dropped++;
+		}
 	}
 }
 
@@ -475,6 +566,9 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct ctl_admin_rep
 		    pol->failover_from, pol->failover_to, pol->failovers);
 	else
 		say(r, "last failover: none since this replica started\n");
+	say(r, "dropped as another cluster's: %" PRIu64 " data frames, %"
+	       PRIu64 " control heartbeats\n", pol->status.wrong_cluster,
+	    d->hb_wrong_cluster);
 	say(r, "\n%-3s %-21s %-10s %-9s %-10s %-10s %-7s %s\n", "ID",
 	    "ADDRESS", "ROLE", "BALLOT", "COMMIT", "APPLIED", "LAG",
 	    "LIVENESS");
@@ -512,12 +606,14 @@ static void status_json(struct ctl_daemon *d, uint64_t now, struct ctl_admin_rep
 {
 	const struct ctl_policy *pol = &d->policy;
 	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
-	       ",\"last_failover_age_ms\":%" PRId64 ",\"members\":[",
+	       ",\"last_failover_age_ms\":%" PRId64 ",\"wrong_cluster\":"
+	       "{\"data\":%" PRIu64 ",\"control\":%" PRIu64 "},\"members\":[",
 	    d->cfg->cluster_id, d->self,
 	    pol->leader == CTL_NONE ? -1 : pol->leader, pol->failovers,
 	    pol->failed_over
 		    ? (int64_t)((now - pol->last_failover_ns) / MS_NS)
-		    : -1);
+		    : -1,
+	    pol->status.wrong_cluster, d->hb_wrong_cluster);
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
 		struct member_row row = member_row(d, i, now);
 		say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
@@ -676,6 +772,19 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
  * the worker (a transfer, a membership change, a snapshot) has no budget:
  * those answer within their own timeouts. */
 
+static void admin_close(struct ctl_admin_conn *c);
+
+/* A client out of its budget, or the idlest one when room is needed. */
+static void admin_drop(struct ctl_daemon *d, struct ctl_admin_conn *c,
+		       uint64_t now)
+{
+	d->admin_dropped++;
+	admin_close(c);
+	struct ctl_ratelimit_line l;
+	if (ctl_ratelimit_event(&d->admin_log, 0, 0, 1, now, &l))
+		log_admin_dropped(d, &l);
+}
+
 static struct ctl_admin_conn *conn_of(struct ctl_daemon *d, int fd)
 {
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
@@ -821,10 +930,8 @@ static void admin_accept(struct ctl_daemon *d, uint64_t now)
 			close(fd);
 			continue;
 		}
-		if (c->state != CTL_ADMIN_FREE) {
-			d->admin_dropped++;
-			admin_close(c);
-		}
+		if (c->state != CTL_ADMIN_FREE)
+			admin_drop(d, c, now);
 		*c = (struct ctl_admin_conn){ .fd = fd,
 					      .state = CTL_ADMIN_READING,
 					      .deadline_ns =
@@ -872,10 +979,8 @@ static void serve_admin(struct ctl_daemon *d, const struct pollfd *fds,
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
 		struct ctl_admin_conn *c = &d->admin[i];
 		if ((c->state == CTL_ADMIN_READING ||
-		     c->state == CTL_ADMIN_WRITING) && now >= c->deadline_ns) {
-			d->admin_dropped++;
-			admin_close(c);
-		}
+		     c->state == CTL_ADMIN_WRITING) && now >= c->deadline_ns)
+			admin_drop(d, c, now);
 	}
 	if (fds[POLL_LISTEN].revents & POLLIN)
 		admin_accept(d, now);
@@ -910,6 +1015,7 @@ static void *ctl_main(void *arg)
 		static const struct ctl_input tick = { .kind = CTL_IN_TICK };
 		step(d, now, &tick);
 		serve_admin(d, fds, now);
+		log_due(d, now);
 	}
 	return NULL;
 }
@@ -944,4 +1050,6 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 	}
 	rte_ring_free(d->to_worker);
 	rte_ring_free(d->from_worker);
+	rte_ring_free(d->log);
+	d->log = NULL;
 }

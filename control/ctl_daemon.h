@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <rte_ring.h>
 
@@ -16,6 +17,18 @@
 #include "ctl_link.h"
 #include "ctl_policy.h"
 #include "ctl_wire.h"
+#include "ratelimit.h"
+
+/* Log lines of the control thread go through a ring to bypaxd's main
+ * thread, which prints them: a stdout that does not drain must not stall
+ * the heartbeats. Lines about unwanted traffic are rate-limited: at most
+ * one per source per CTL_LOG_INTERVAL_NS, each with its count. */
+#define CTL_LOG_LINE_BYTES 256u
+#define CTL_LOG_INTERVAL_NS (10ull * 1000 * 1000 * 1000)
+
+struct ctl_log_line {
+	char text[CTL_LOG_LINE_BYTES];
+};
 
 /* What makes this process member `self` on its host: an exclusive lock
  * on "<admin socket>.lock" and the member's control address, bound
@@ -79,8 +92,12 @@ struct ctl_daemon {
 	bool started;                /* the thread runs */
 	struct rte_ring *to_worker;
 	struct rte_ring *from_worker;
+	struct rte_ring *log;        /* struct ctl_log_line, to the main thread */
 	uint64_t start_ns;
 	uint64_t hb_dropped;
+	uint64_t hb_wrong_cluster;   /* of hb_dropped: another cluster's */
+	struct ctl_ratelimit foreign_log; /* per source ip:port */
+	struct ctl_ratelimit admin_log;
 	const uint8_t *snapshot_buf; /* the worker's buffer, for "snapshot" */
 	int snapshot_client;         /* admin connection waiting, or -1 */
 	struct ctl_admin_conn admin[CTL_ADMIN_CONNS];
@@ -97,6 +114,9 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 		    char *err, size_t err_len);
 /* Starts the control thread (rte_ctrl_thread_create). */
 int ctl_daemon_start(struct ctl_daemon *d, char *err, size_t err_len);
+/* Prints the control thread's log lines to out; for one other thread
+ * (bypaxd's main thread) while the control thread runs. */
+void ctl_daemon_print_log(struct ctl_daemon *d, FILE *out);
 /* Waits for the thread (after *quit is set) and closes everything but
  * the claim; removes the admin socket. */
 void ctl_daemon_stop(struct ctl_daemon *d);

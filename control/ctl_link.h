@@ -31,6 +31,7 @@ struct ctl_worker_status {
 	uint64_t rx_frames;
 	uint64_t tx_frames;
 	uint64_t drops;
+	uint64_t wrong_cluster;  /* of drops: frames of another cluster */
 	uint64_t snapshot_bytes; /* > 0: a CTL_CMD_SNAPSHOT finished */
 	uint64_t snapshot_index;
 	uint64_t reconfig_seq;   /* counts CTL_CMD_RECONFIG answers */

@@ -185,6 +185,8 @@ struct daemon {
 	struct ctl_claim claim;
 	struct ctl_daemon ctl;
 	bool ctl_running;
+	struct ctl_ratelimit wrong_cluster_log;
+	uint64_t wrong_cluster_seen; /* drops the log has accounted for */
 	uint16_t ports;
 	volatile bool worker_done;
 };
@@ -422,6 +424,35 @@ static void print_stats(void)
 	fflush(stdout);
 }
 
+/* Frames of another cluster: the worker counts them (it does not print),
+ * the main thread says so at most once every CTL_LOG_INTERVAL_NS, with the
+ * count and the latest one's source. Plain reads of the worker's counters:
+ * the source and cluster may be of two different frames, at worst. */
+static void report_wrong_cluster(uint64_t now)
+{
+	const struct dp_counters *c = &d.replica->ctr;
+	uint64_t n = c->drops[BPX_WIRE_WRONG_CLUSTER];
+	struct ctl_ratelimit_line l;
+	bool due = n > d.wrong_cluster_seen
+			   ? ctl_ratelimit_event(&d.wrong_cluster_log, 0, 0,
+						 n - d.wrong_cluster_seen, now,
+						 &l)
+			   : ctl_ratelimit_due(&d.wrong_cluster_log, now, &l);
+	d.wrong_cluster_seen = n;
+	if (!due)
+		return;
+	uint64_t src = c->wrong_cluster_src;
+	uint32_t ip = (uint32_t)(src >> 16);
+	printf("bypaxd %d: data: dropped %" PRIu64 " frame(s) of another "
+	       "cluster, the latest of cluster %" PRIu64 " from %u.%u.%u.%u:%u; "
+	       "this is cluster %u: a client or replica with another config? "
+	       "(at most one line every %llu s)\n", d.o.id, l.count,
+	       c->wrong_cluster_id, ip >> 24, (ip >> 16) & 255,
+	       (ip >> 8) & 255, ip & 255, (unsigned)(src & 0xffff),
+	       d.cfg.cluster_id, CTL_LOG_INTERVAL_NS / 1000000000ull);
+	fflush(stdout);
+}
+
 static unsigned first_worker(void)
 {
 	unsigned id;
@@ -442,6 +473,9 @@ static void wait_for_signal(void)
 		sleep_until_ns(next);
 		ticks++;
 		check_links();
+		report_wrong_cluster(mono_ns());
+		if (d.ctl_running)
+			ctl_daemon_print_log(&d.ctl, stdout);
 		/* A plain read of the worker's role: at worst a tick late. */
 		enum px_role role = px_role(d.replica->px);
 		if (recovering && role != PX_ROLE_RECOVERING) {
@@ -519,6 +553,7 @@ static int claim_member(char *err, size_t len)
 static int start(char *err, size_t len)
 {
 	dp_clock_init();
+	ctl_ratelimit_init(&d.wrong_cluster_log, CTL_LOG_INTERVAL_NS);
 	d.pool = rte_pktmbuf_pool_create("bypax_mbufs", POOL_MBUFS, 256, 0,
 					 RTE_MBUF_DEFAULT_BUF_SIZE,
 					 (int)rte_socket_id());

@@ -93,6 +93,11 @@ struct dp_counters {
 	uint64_t shared_sends;     /* frames whose value was not copied */
 	uint64_t encode_failed;
 	uint64_t drops[BPX_WIRE_DROP_COUNT];
+	/* The latest frame dropped as another cluster's, for bypaxd's log
+	 * line (the worker does not print): its source, ip << 16 | port,
+	 * and the cluster id it claimed. */
+	uint64_t wrong_cluster_src;
+	uint64_t wrong_cluster_id;
 	uint64_t px_rejected;      /* px_step refused (counted by reason in px) */
 	uint64_t busy_cycles;
 	uint64_t idle_cycles;

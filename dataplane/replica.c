@@ -418,6 +418,11 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	} else if (d == BPX_WIRE_OK && !from_member(r, &m, &f)) {
 		d = BPX_WIRE_NOT_MEMBER;
 	}
+	if (d == BPX_WIRE_WRONG_CLUSTER) {
+		r->ctr.wrong_cluster_src = (uint64_t)f.src.ip << 16 | f.src.port;
+		r->ctr.wrong_cluster_id =
+			bpx_wire_cluster_of(f.payload, f.payload_len);
+	}
 	if (d != BPX_WIRE_OK) {
 		r->ctr.drops[d]++;
 		return;
@@ -518,6 +523,7 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 	};
 	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
 		st.drops += r->ctr.drops[i];
+	st.wrong_cluster = r->ctr.drops[BPX_WIRE_WRONG_CLUSTER];
 	r->snap.saved_len = 0;
 	/* A full ring means the control thread is behind: skip this one. */
 	rte_ring_sp_enqueue_elem(r->ctl_out, &st, sizeof(st));

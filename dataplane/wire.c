@@ -200,6 +200,11 @@ static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
 	return BPX_WIRE_OK;
 }
 
+uint32_t bpx_wire_cluster_of(const uint8_t *buf, size_t len)
+{
+	return len < BPX_WIRE_HEADER_BYTES ? 0 : get32(buf + 4);
+}
+
 enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
 				   uint32_t cluster_id, struct px_msg *m)
 {

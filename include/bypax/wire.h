@@ -80,6 +80,10 @@ int bpx_wire_encode_header(uint8_t *buf, size_t cap, uint32_t cluster_id,
 /* Decodes and validates. On BPX_WIRE_OK, m->value points into buf. */
 enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
 				   uint32_t cluster_id, struct px_msg *m);
+/* The cluster id a message of at least BPX_WIRE_HEADER_BYTES claims, for
+ * the log of BPX_WIRE_WRONG_CLUSTER drops; 0 (never a cluster's) for a
+ * shorter one. */
+uint32_t bpx_wire_cluster_of(const uint8_t *buf, size_t len);
 
 /* ---- Ethernet / IPv4 / UDP ---- */
 

@@ -349,6 +349,12 @@ static void test_decode_drop_reasons(void **state)
 			 BPX_WIRE_WRONG_CLUSTER);
 	assert_int_equal(bpx_wire_decode(buf, len, 0, &m),
 			 BPX_WIRE_WRONG_CLUSTER);
+	/* What the log of such drops names. */
+	assert_int_equal(bpx_wire_cluster_of(buf, len), CLUSTER_ID);
+	assert_int_equal(bpx_wire_cluster_of(buf, BPX_WIRE_HEADER_BYTES),
+			 CLUSTER_ID);
+	assert_int_equal(bpx_wire_cluster_of(buf, BPX_WIRE_HEADER_BYTES - 1),
+			 0);
 }
 
 static void test_decode_bad_fields(void **state)
