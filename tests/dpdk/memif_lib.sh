@@ -46,28 +46,40 @@ cluster_init()
 
 tap_name() { echo "bpx${TAG}t$1"; }
 
-# start_replica I [--bootstrap]: launches bypaxd I in the background; the
-# first start of the cluster passes --bootstrap, a restart does not.
-start_replica()
+# replica_cmd I [EXTRA...]: sets REPLICA_CMD to the command line that runs
+# bypaxd I (memif links, a tap port, routes), with EXTRA options of ours
+# after the others. Starts nothing, removes nothing.
+replica_cmd()
 {
-	local i=$1 extra=${2:-} j k=0 args=() routes=()
+	local i=$1 j k=0 args=() routes=()
+	shift
 	for ((j = 0; j < N; j++)); do
 		[[ $j -eq $i ]] && continue
 		local a=$((i < j ? i : j)) b=$((i < j ? j : i))
 		local role=client
-		if [[ $i -eq $a ]]; then
-			role=server
-			rm -f "$DIR/$a-$b.sock" # left behind by a killed server
-		fi
+		[[ $i -eq $a ]] && role=server
 		args+=("--vdev=net_memif$k,role=$role,socket=$DIR/$a-$b.sock,socket-abstract=no")
 		routes+=(--route "$j=$k")
 		k=$((k + 1))
 	done
 	args+=("--vdev=net_tap0,iface=$(tap_name "$i")")
-	"$BUILD/dataplane/bypaxd" -l 0-1 --no-huge -m 256 --no-pci --no-shconf \
-		--file-prefix "bpx$TAG-$i" --log-level=error "${args[@]}" -- \
-		--config "$CONF" --id "$i" "${routes[@]}" --client-port "$k" \
-		--idle-sleep-us 50 --snapshot-mb 16 --stats-interval 1 $extra >>"$DIR/r$i.log" 2>&1 &
+	REPLICA_CMD=("$BUILD/dataplane/bypaxd" -l 0-1 --no-huge -m 256 --no-pci --no-shconf
+		--file-prefix "bpx$TAG-$i" --log-level=error "${args[@]}" --
+		--config "$CONF" --id "$i" "${routes[@]}" --client-port "$k"
+		--idle-sleep-us 50 --snapshot-mb 16 --stats-interval 1 "$@")
+}
+
+# start_replica I [--bootstrap]: launches bypaxd I in the background; the
+# first start of the cluster passes --bootstrap, a restart does not.
+start_replica()
+{
+	local i=$1 extra=${2:-} j
+	for ((j = i + 1; j < N; j++)); do
+		rm -f "$DIR/$i-$j.sock" # left behind by a killed server
+	done
+	# shellcheck disable=SC2086 # extra is one option or none
+	replica_cmd "$i" $extra
+	"${REPLICA_CMD[@]}" >>"$DIR/r$i.log" 2>&1 &
 	PIDS[$i]=$!
 	# The tap appears once the port is up; give it the kernel-side address.
 	local t
@@ -98,6 +110,9 @@ cluster_cleanup()
 		[[ -n "${PIDS[$i]:-}" ]] && kill -CONT "${PIDS[$i]}" 2>/dev/null
 		stop_replica "$i" TERM
 	done
+	# The lock files of the admin sockets outlive their bypaxd on
+	# purpose (docs/deploy.md); ours go with the test's cluster id.
+	rm -f /tmp/bypaxd-"$CLUSTER_ID"-*.sock.lock
 	if [[ -n "${KEEP_LOGS:-}" ]]; then
 		echo "logs kept in $DIR"
 	else
