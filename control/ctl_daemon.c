@@ -56,13 +56,42 @@ uint64_t ctl_clock_ns(void)
  * first one runs. The kernel drops both when a process dies, however it
  * dies, so a crashed replica never leaves a stale claim behind. */
 
-static void lock_holder(int fd, char *pid, size_t cap)
+/* Who holds a lock, as its holder wrote it: "PID ID CLUSTER". */
+struct lock_owner {
+	long pid;
+	unsigned id, cluster;
+	bool known; /* false: unreadable, or not written yet */
+};
+
+static struct lock_owner lock_owner(int fd)
 {
-	ssize_t n = pread(fd, pid, cap - 1, 0);
-	pid[n > 0 ? n : 0] = '\0';
-	pid[strcspn(pid, "\n")] = '\0';
-	if (pid[0] == '\0')
-		snprintf(pid, cap, "?");
+	char text[64];
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	struct lock_owner o = { 0 };
+	o.known = sscanf(text, "%ld %u %u", &o.pid, &o.id, &o.cluster) == 3;
+	return o;
+}
+
+static int lock_taken(const struct ctl_claim *c, const char *path,
+		      const struct bpx_config *cfg, uint8_t self, char *err,
+		      size_t len)
+{
+	struct lock_owner o = lock_owner(c->lock_fd);
+	char pid[24] = "?";
+	if (o.known)
+		snprintf(pid, sizeof(pid), "%ld", o.pid);
+	if (o.known && (o.id != self || o.cluster != cfg->cluster_id))
+		snprintf(err, len, "admin socket %s belongs to bypaxd --id %u "
+			 "of cluster %u (pid %s holds %s): give each member "
+			 "its own --admin-socket", c->admin_path, o.id,
+			 o.cluster, pid, path);
+	else
+		snprintf(err, len, "another bypaxd with --id %u of cluster %u "
+			 "is running on this host (pid %s holds %s): not "
+			 "starting a second one", self, cfg->cluster_id, pid,
+			 path);
+	return -BPX_EBUSY;
 }
 
 static int take_lock(struct ctl_claim *c, const struct bpx_config *cfg,
@@ -78,27 +107,19 @@ static int take_lock(struct ctl_claim *c, const struct bpx_config *cfg,
 		return -BPX_EIO;
 	}
 	if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		int e = errno;
-		char pid[16];
-		lock_holder(c->lock_fd, pid, sizeof(pid));
-		if (e != EWOULDBLOCK) {
-			snprintf(err, len, "lock file %s: %s", path,
-				 strerror(e));
-			return -BPX_EIO;
-		}
-		snprintf(err, len, "another bypaxd with --id %u of cluster %u "
-			 "is running on this host (pid %s holds %s): not "
-			 "starting a second one", self, cfg->cluster_id, pid,
-			 path);
-		return -BPX_EBUSY;
+		if (errno == EWOULDBLOCK)
+			return lock_taken(c, path, cfg, self, err, len);
+		snprintf(err, len, "lock file %s: %s", path, strerror(errno));
+		return -BPX_EIO;
 	}
 	/* Who holds it, for the next one's message. Never unlinked: one
 	 * that opened the old file just before would lock a file that no
 	 * later process sees, and two would run. */
-	char pid[24];
-	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	char owner[64];
+	int n = snprintf(owner, sizeof(owner), "%ld %u %u\n", (long)getpid(),
+			 self, cfg->cluster_id);
 	if (ftruncate(c->lock_fd, 0) != 0 ||
-	    pwrite(c->lock_fd, pid, (size_t)n, 0) != n) {
+	    pwrite(c->lock_fd, owner, (size_t)n, 0) != n) {
 		snprintf(err, len, "lock file %s: %s", path, strerror(errno));
 		return -BPX_EIO;
 	}

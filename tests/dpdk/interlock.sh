@@ -3,8 +3,9 @@
 # "Interlocks against operator mistakes"; docs/config.md), on a live
 # 3-replica memif cluster:
 #  - a second bypaxd with --id 1 (the same command line; then another
-#    admin socket) exits 2 with the message the docs quote, and member 1
-#    keeps its admin socket, its links and its leadership state;
+#    admin socket), and one with --id 0 and member 1's admin socket, exit
+#    2 with the messages the docs quote, and member 1 keeps its admin
+#    socket, its links and its leadership state;
 #  - configs with a duplicate mac or control address: the real bypaxd
 #    refuses them (exit 2, the message of docs/config.md);
 #  - another cluster's heartbeats and client frames are counted (bypaxctl
@@ -96,10 +97,21 @@ grep -qxF -- "$msg" "$DIR/dup2.out" || fail "expected '$msg', got: $(cat "$DIR/d
 step "ok: with another --admin-socket: exit 2, '${msg#bypaxd: }'"
 doc_states "$DOCS/deploy.md" "$msg"
 
+# ---- member 0 told to use member 1's admin socket ----
+replica_cmd 0 --bootstrap --admin-socket "$SOCK"
+timeout 20 "${REPLICA_CMD[@]}" >"$DIR/dup3.out" 2>&1
+rc=$?
+msg="bypaxd: admin socket $SOCK belongs to bypaxd --id 1 of cluster $CLUSTER_ID (pid ${PIDS[1]} holds $SOCK.lock): give each member its own --admin-socket"
+{ [[ $rc -eq 2 ]] && grep -qxF -- "$msg" "$DIR/dup3.out"; } ||
+	fail "bypaxd --id 0 --admin-socket of 1: exit $rc, expected 2 and '$msg': $(cat "$DIR/dup3.out")"
+step "ok: --id 0 with member 1's admin socket: exit 2, '${msg#bypaxd: }'"
+doc_states "$DOCS/deploy.md" "$msg"
+
 # ---- the first member 1 is untouched ----
 sleep 1.5 # a memif link a duplicate had disturbed would be restarted by now
 [[ $(stat -c %i "$SOCK") == "$inode" ]] || fail "member 1's admin socket was replaced"
-[[ $(cat "$SOCK.lock") == "${PIDS[1]}" ]] || fail "lock file holds '$(cat "$SOCK.lock")', not ${PIDS[1]}"
+[[ $(cat "$SOCK.lock") == "${PIDS[1]} 1 $CLUSTER_ID" ]] ||
+	fail "lock file holds '$(cat "$SOCK.lock")', not '${PIDS[1]} 1 $CLUSTER_ID'"
 kill -0 "${PIDS[1]}" || fail "member 1 died"
 ctl --id 1 status >"$DIR/st1.txt" 2>&1 || fail "bypaxctl --id 1 status: $(cat "$DIR/st1.txt")"
 grep -q "seen from member 1$" "$DIR/st1.txt" || fail "status --id 1: $(cat "$DIR/st1.txt")"
