@@ -340,9 +340,10 @@ static void log_foreign(struct ctl_daemon *d,
 static void log_admin_dropped(struct ctl_daemon *d,
 			      const struct ctl_ratelimit_line *l)
 {
-	ctl_log(d, "bypaxd %u: admin: dropped %" PRIu64 " client(s) that "
-		"did not send a command or take a reply within %llu ms",
-		d->self, l->count, CTL_ADMIN_BUDGET_NS / MS_NS);
+	ctl_log(d, "bypaxd %u: admin: dropped %" PRIu64 " idle client(s): "
+		"no command sent or reply taken within %llu ms, or no room "
+		"(%u connections at most)", d->self, l->count,
+		CTL_ADMIN_BUDGET_NS / MS_NS, CTL_ADMIN_CONNS);
 }
 
 /* On a tick: lines for events held back by sources that went quiet. */
@@ -917,29 +918,35 @@ static void admin_read(struct ctl_daemon *d, struct ctl_admin_conn *c,
 	admin_run(d, c, now);
 }
 
+/* A reader that has had its grace to send a command, and not sent it. */
+static bool idle_reader(const struct ctl_admin_conn *c, uint64_t now)
+{
+	return c->state == CTL_ADMIN_READING &&
+	       c->deadline_ns - CTL_ADMIN_BUDGET_NS + CTL_ADMIN_GRACE_NS <= now;
+}
+
 /* A free slot, or else the one of the client that has been reading
- * longest (to be dropped: idle clients must not lock bypaxctl out for
- * their whole budget), or NULL when every slot waits or writes. */
-static struct ctl_admin_conn *admin_slot(struct ctl_daemon *d)
+ * longest, past its grace (to be dropped: idle clients must not lock
+ * bypaxctl out for their whole budget); NULL when there is neither. */
+static struct ctl_admin_conn *admin_slot(struct ctl_daemon *d, uint64_t now)
 {
 	struct ctl_admin_conn *oldest = NULL;
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
 		struct ctl_admin_conn *c = &d->admin[i];
 		if (c->state == CTL_ADMIN_FREE)
 			return c;
-		if (c->state == CTL_ADMIN_READING &&
+		if (idle_reader(c, now) &&
 		    (oldest == NULL || c->deadline_ns < oldest->deadline_ns))
 			oldest = c;
 	}
 	return oldest;
 }
 
-/* At most CTL_ADMIN_CONNS a turn: the oldest readers go first, never one
- * accepted in the same turn. */
+/* At most CTL_ADMIN_CONNS a turn, the oldest idle readers dropped first. */
 static void admin_accept(struct ctl_daemon *d, uint64_t now)
 {
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
-		struct ctl_admin_conn *c = admin_slot(d);
+		struct ctl_admin_conn *c = admin_slot(d, now);
 		if (c == NULL)
 			return; /* the rest wait in the listen backlog */
 		int fd = accept(d->admin_fd, NULL, NULL);
@@ -964,7 +971,8 @@ static void admin_accept(struct ctl_daemon *d, uint64_t now)
  * the connections in the order of d->admin. */
 enum { POLL_HB, POLL_LISTEN, POLL_CONN0, POLL_FDS = POLL_CONN0 + CTL_ADMIN_CONNS };
 
-static void admin_poll_set(const struct ctl_daemon *d, struct pollfd *fds)
+static void admin_poll_set(const struct ctl_daemon *d, struct pollfd *fds,
+			   uint64_t now)
 {
 	bool room = false;
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++) {
@@ -975,11 +983,10 @@ static void admin_poll_set(const struct ctl_daemon *d, struct pollfd *fds)
 		p->fd = busy ? c->fd : -1; /* poll() skips a negative fd */
 		p->events = c->state == CTL_ADMIN_READING ? POLLIN : POLLOUT;
 		p->revents = 0;
-		room |= c->state == CTL_ADMIN_FREE ||
-			c->state == CTL_ADMIN_READING;
+		room |= c->state == CTL_ADMIN_FREE || idle_reader(c, now);
 	}
-	/* No slot to give (all wait or write): leave new clients in the
-	 * listen backlog, without waking poll() for them. */
+	/* No slot to give: leave new clients in the listen backlog, without
+	 * waking poll() for them (the loop wakes every 1 ms anyway). */
 	fds[POLL_LISTEN].fd = room ? d->admin_fd : -1;
 	fds[POLL_LISTEN].revents = 0;
 }
@@ -1028,7 +1035,7 @@ static void *ctl_main(void *arg)
 		[POLL_LISTEN] = { .fd = d->admin_fd, .events = POLLIN },
 	};
 	while (!*d->quit) {
-		admin_poll_set(d, fds);
+		admin_poll_set(d, fds, ctl_clock_ns());
 		poll(fds, POLL_FDS, 1);
 		uint64_t now = ctl_clock_ns();
 		drain_status(d, now);

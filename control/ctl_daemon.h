@@ -59,6 +59,9 @@ void ctl_claim_release(struct ctl_claim *c);
 #define CTL_ADMIN_REPLY_MAX 8192u
 /* How long a client has to send its command, and again to take its reply. */
 #define CTL_ADMIN_BUDGET_NS 1000000000ull
+/* A client is not dropped to make room before it has had this long to
+ * send its command: a flood of idle ones must not push out bypaxctl. */
+#define CTL_ADMIN_GRACE_NS 50000000ull
 
 enum ctl_admin_state {
 	CTL_ADMIN_FREE,

@@ -21,10 +21,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DOCS=$HERE/../../docs
 # Failure detection slower than memif_lib's default (40 ms), so that a
 # busy shared machine does not move leadership by itself: the checks for
-# "no failover" are about the control thread, which stalled for 1 s on an
-# idle admin client before.
+# "no failover" are about the control thread, which stalled for 1 s per
+# idle admin client before (seconds, with several).
 # shellcheck disable=SC2034 # read by memif_lib.sh's cluster_init
-FD_TIMEOUT_MIN_US=200000
+FD_TIMEOUT_MIN_US=500000
 # shellcheck source=tests/dpdk/memif_lib.sh
 source "$HERE/memif_lib.sh"
 need_root
@@ -254,7 +254,7 @@ step "ok: 6 idle admin clients on leader $L: each dropped after $HELD_MIN..$HELD
 # More than 8: the idlest make room for new ones, bypaxctl gets in.
 idle_clients 20 1.5
 step "ok: 20 idle admin clients on leader $L: $DROPPED dropped to make room; status in <= $SLOWEST ms; no failover"
-admin_line=$(grep -m1 "^bypaxd $L: admin: dropped [0-9]* client(s) that did not send a command or take a reply within 1000 ms$" "$DIR/r$L.log") ||
+admin_line=$(grep -m1 "^bypaxd $L: admin: dropped [0-9]* idle client(s): " "$DIR/r$L.log") ||
 	fail "member $L did not log the dropped clients"
 doc_states "$DOCS/deploy.md" "$admin_line"
 
