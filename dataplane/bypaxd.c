@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,6 +181,7 @@ struct daemon {
 	bool ctl_running;
 	uint16_t ports;
 	volatile bool worker_done;
+	volatile uint64_t worker_loops; /* the worker's polls, for stall reports */
 };
 
 static struct daemon d;
@@ -349,6 +351,7 @@ static int worker_main(void *arg)
 	(void)arg;
 	uint32_t idle = 0;
 	while (!force_quit) {
+		d.worker_loops++;
 		if (dp_replica_poll(d.replica) > 0) {
 			idle = 0;
 			continue;
@@ -423,6 +426,29 @@ static unsigned first_worker(void)
 	return RTE_MAX_LCORE;
 }
 
+/* The worker never logs; a worker that stops polling (descheduled, or stuck
+ * in a call) shows here, once when it stops and once when it goes on. */
+#define WORKER_STALL_TICKS 3 /* x 100 ms */
+
+static void watch_worker(void)
+{
+	static uint64_t last_loops, still_ticks;
+	uint64_t loops = d.worker_loops;
+	if (loops != last_loops) {
+		if (still_ticks >= WORKER_STALL_TICKS)
+			printf("bypaxd %d: worker polls again after about %" PRIu64
+			       " ms without a poll\n", d.o.id, still_ticks * 100);
+		fflush(stdout);
+		last_loops = loops;
+		still_ticks = 0;
+		return;
+	}
+	if (++still_ticks == WORKER_STALL_TICKS)
+		printf("bypaxd %d: worker has not polled for %u ms (t=%.3f)\n", d.o.id,
+		       WORKER_STALL_TICKS * 100, mono_ns() / 1e9);
+	fflush(stdout);
+}
+
 static void wait_for_signal(void)
 {
 	uint64_t ticks = 0, next = mono_ns();
@@ -434,6 +460,7 @@ static void wait_for_signal(void)
 			next = now; /* late (stopped, or a slow restart) */
 		sleep_until_ns(next);
 		ticks++;
+		watch_worker();
 		check_links();
 		/* A plain read of the worker's role: at worst a tick late. */
 		enum px_role role = px_role(d.replica->px);
@@ -521,6 +548,19 @@ static int start(char *err, size_t len)
 	return rc;
 }
 
+/* Every page this process maps is faulted in when it is mapped, not when
+ * the worker first touches it: first-touch faults of the state machine's
+ * table and the snapshot buffers stalled a worker for seconds on a loaded
+ * machine (a 1M-key store's first snapshot), long enough for the others
+ * to elect a new leader. Memory then costs what is allocated, at once. */
+static void lock_memory(void)
+{
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+		printf("bypaxd: warning: mlockall: %s; pages fault in on first "
+		       "use, which can stall the worker (raise RLIMIT_MEMLOCK "
+		       "or grant CAP_IPC_LOCK)\n", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	int ret = rte_eal_init(argc, argv);
@@ -538,6 +578,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	lock_memory();
 	char err[512] = "";
 	int rc = start(err, sizeof(err));
 	if (rc != 0) {
