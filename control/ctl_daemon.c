@@ -29,6 +29,8 @@
 #define MS_NS 1000000ull
 
 static pthread_t ctl_tid;
+static void ctl_log(const struct ctl_daemon *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* "fault isolate": until then no heartbeat goes out or is taken in, as
  * the worker drops its peers' frames (0: not isolated). */
 static uint64_t isolate_until_ns;
@@ -514,6 +516,148 @@ static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
 }
 
 /* Runs one command; returns false when the reply comes later. */
+/* A duration for the fault commands: 0..3600000 ms. */
+static bool parse_fault_ms(const char *what, const char *s, uint64_t *ms,
+			   struct reply *r)
+{
+	char *end;
+	*ms = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || *ms > 3600000) {
+		say(r, "error: %s: '%s' is not a number of ms (0..3600000)\n",
+		    what, s);
+		return false;
+	}
+	return true;
+}
+
+/* "fault isolate MS [both|control|data]": the data plane (the worker
+ * drops its peers' frames and sends them none) and/or the control plane
+ * (no heartbeat in or out). Cutting only one plane tests that neither
+ * is trusted for what the other must tell. */
+static void cmd_fault_isolate(struct ctl_daemon *d, const char *ms_arg,
+			      const char *plane, uint64_t now, struct reply *r)
+{
+	uint64_t ms;
+	if (!parse_fault_ms("fault isolate", ms_arg, &ms, r))
+		return;
+	bool data = strcmp(plane, "both") == 0 || strcmp(plane, "data") == 0;
+	bool control = strcmp(plane, "both") == 0 ||
+		       strcmp(plane, "control") == 0;
+	if (!data && !control) {
+		say(r, "error: fault isolate: plane '%s' is not both, control "
+		       "or data\n", plane);
+		return;
+	}
+	if (data)
+		send_command(d, CTL_CMD_ISOLATE, 0, ms);
+	if (control)
+		isolate_until_ns = now + ms * MS_NS;
+	ctl_log(d, "fault: isolated from peers on the %s plane%s for %" PRIu64
+		   " ms (operator command)", plane,
+		   strcmp(plane, "both") == 0 ? "s" : "", ms);
+	say(r, "ok: member %u cut off from its peers (%s) for %" PRIu64
+	       " ms\n", d->self, plane, ms);
+}
+
+/* "fault link M MS": the port toward member M goes down for MS, as if the
+ * peer's memif end vanished; bypaxd's main thread stops and restarts it. */
+static void cmd_fault_link(struct ctl_daemon *d, const char *member,
+			   const char *ms_arg, uint64_t now, struct reply *r)
+{
+	uint8_t m;
+	uint64_t ms;
+	if (!parse_member(d, member, &m)) {
+		say(r, "error: fault link: '%s' is not a member id\n", member);
+		return;
+	}
+	if (m == d->self) {
+		say(r, "error: fault link: %u is this member\n", m);
+		return;
+	}
+	if (!parse_fault_ms("fault link", ms_arg, &ms, r))
+		return;
+	d->link_fault_until_ns[m] = now + ms * MS_NS;
+	ctl_log(d, "fault: link to member %u down for %" PRIu64
+		   " ms (operator command)", m, ms);
+	say(r, "ok: link from member %u to %u down for %" PRIu64 " ms\n",
+	    d->self, m, ms);
+}
+
+/* ---- Events: one line each, for operators and the chaos harness ----
+ * "<UTC time> bypaxd <id> <level>: <text> mono=<CLOCK_MONOTONIC s>": the
+ * wall clock to read, the monotonic one to line events up across the
+ * replicas of one host (the chaos harness does). */
+static void ctl_log(const struct ctl_daemon *d, const char *fmt, ...)
+{
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	struct tm tm;
+	gmtime_r(&wall.tv_sec, &tm);
+	char when[32];
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	char text[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	uint64_t mono = ctl_clock_ns();
+	printf("%s.%03ldZ bypaxd %u info: %s mono=%" PRIu64 ".%06" PRIu64 "\n",
+	       when, wall.tv_nsec / 1000000, d->self, text, mono / 1000000000u,
+	       (mono / 1000u) % 1000000u);
+	fflush(stdout);
+}
+
+static const char *role_name(uint8_t role);
+
+/* What changed since the last look: suspicions, the control plane's
+ * leader, the worker's role, and a new leader's first commit (the end of
+ * a failover as clients see it). */
+static void log_events(struct ctl_daemon *d, uint64_t now)
+{
+	static uint32_t alive_seen;
+	static uint8_t leader_seen = CTL_NONE, role_seen = 0xff;
+	static uint64_t term_commit; /* commit index when we became leader */
+	static bool first_commit_due;
+	const struct ctl_policy *p = &d->policy;
+	uint32_t alive = ctl_fd_alive_mask(&p->omega.fd, now);
+	for (uint8_t m = 0; m < d->cfg->member_count; m++) {
+		uint32_t bit = 1u << m;
+		if ((alive_seen & bit) && !(alive & bit))
+			ctl_log(d, "member %u suspected (no heartbeat for %"
+				   PRIu64 " ms)", m,
+				(uint64_t)(ctl_fd_timeout_ns(&p->omega.fd, m) /
+					   MS_NS));
+		else if (!(alive_seen & bit) && (alive & bit) && m != d->self)
+			ctl_log(d, "member %u heard again", m);
+	}
+	alive_seen = alive;
+	if (p->leader != leader_seen) {
+		if (p->leader == CTL_NONE)
+			ctl_log(d, "no leader (was %d)", leader_seen == CTL_NONE ?
+				-1 : leader_seen);
+		else
+			ctl_log(d, "leader is %u (was %d)", p->leader,
+				leader_seen == CTL_NONE ? -1 : leader_seen);
+		leader_seen = p->leader;
+	}
+	if (!p->have_status)
+		return;
+	if (p->status.role != role_seen) {
+		ctl_log(d, "role %s (was %s), commit index %" PRIu64,
+			role_name(p->status.role),
+			role_seen == 0xff ? "none" : role_name(role_seen),
+			p->status.commit_index);
+		role_seen = p->status.role;
+		term_commit = p->status.commit_index;
+		first_commit_due = role_seen == PX_ROLE_LEADER;
+	}
+	if (first_commit_due && p->status.commit_index > term_commit) {
+		ctl_log(d, "first commit as leader: index %" PRIu64,
+			p->status.commit_index);
+		first_commit_due = false;
+	}
+}
+
 static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		      struct reply *r)
 {
@@ -550,22 +694,13 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		d->snapshot_client = fd;
 		send_command(d, CTL_CMD_SNAPSHOT, 0, 0);
 		return false;
-	} else if (argc == 3 && strcmp(argv[0], "fault") == 0 &&
+	} else if (argc >= 3 && argc <= 4 && strcmp(argv[0], "fault") == 0 &&
 		   strcmp(argv[1], "isolate") == 0) {
-		char *end;
-		uint64_t ms = strtoull(argv[2], &end, 10);
-		if (argv[2][0] < '0' || argv[2][0] > '9' || *end != '\0' ||
-		    ms > 3600000) {
-			say(r, "error: fault isolate: '%s' is not a number of "
-			       "ms (0..3600000)\n", argv[2]);
-			return true;
-		}
-		send_command(d, CTL_CMD_ISOLATE, 0, ms);
-		/* The control plane is cut off too: else the others' failure
-		 * detectors keep an isolated leader alive and leading. */
-		isolate_until_ns = now + ms * MS_NS;
-		say(r, "ok: member %u cut off from its peers for %" PRIu64
-		       " ms\n", d->self, ms);
+		cmd_fault_isolate(d, argv[2], argc == 4 ? argv[3] : "both",
+				  now, r);
+	} else if (argc == 4 && strcmp(argv[0], "fault") == 0 &&
+		   strcmp(argv[1], "link") == 0) {
+		cmd_fault_link(d, argv[2], argv[3], now, r);
 	} else {
 		say(r, "error: unknown command '%s' (try: help)\n", argv[0]);
 	}
@@ -615,6 +750,7 @@ static void *ctl_main(void *arg)
 		step(d, now, &tick);
 		if (fds[1].revents & POLLIN)
 			serve_admin(d, now);
+		log_events(d, now);
 	}
 	return NULL;
 }

@@ -32,6 +32,9 @@ struct ctl_daemon {
 	int snapshot_client;         /* admin connection waiting, or -1 */
 	char snapshot_path[256];
 	volatile bool *quit;
+	/* "fault link M MS": until then the main thread keeps this
+	 * replica's port toward member M stopped (0: no fault). */
+	volatile uint64_t link_fault_until_ns[PX_REPLICAS_MAX];
 };
 
 /* Opens the sockets and rings. Returns 0 or a negative error with err

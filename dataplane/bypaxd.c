@@ -206,16 +206,12 @@ static bool is_memif_client(uint16_t port)
 	       da->args != NULL && strstr(da->args, "role=client") != NULL;
 }
 
+static bool pause_port(uint16_t port);
+
 static void restart_port(uint16_t port)
 {
-	port_paused[port] = 1;
-	uint64_t give_up = mono_ns() + 1000000000ull;
-	while (port_paused[port] != 2 && !force_quit && mono_ns() < give_up)
-		sleep_until_ns(mono_ns() + 1000000);
-	if (port_paused[port] != 2) {
-		port_paused[port] = 0;
-		return; /* worker gone or stuck: leave it */
-	}
+	if (!pause_port(port))
+		return;
 	rte_eth_dev_stop(port);
 	int rc = rte_eth_dev_start(port);
 	/* Said once per outage: a peer that stays away is retried every
@@ -236,10 +232,54 @@ static void restart_port(uint16_t port)
 		port_paused[port] = 0;
 }
 
+/* "bypaxctl fault link M MS": the port toward M stops (its peer sees the
+ * memif link vanish) and starts again when the fault ends. */
+static bool link_faulted[RTE_MAX_ETHPORTS];
+
+static bool pause_port(uint16_t port)
+{
+	port_paused[port] = 1;
+	uint64_t give_up = mono_ns() + 1000000000ull;
+	while (port_paused[port] != 2 && !force_quit && mono_ns() < give_up)
+		sleep_until_ns(mono_ns() + 1000000);
+	if (port_paused[port] == 2)
+		return true;
+	port_paused[port] = 0;
+	return false; /* worker gone or stuck: leave it */
+}
+
+static void check_link_faults(void)
+{
+	uint64_t now = ctl_clock_ns();
+	for (uint8_t m = 0; m < d.cfg.member_count && d.ctl_running; m++) {
+		if (m == d.o.id)
+			continue;
+		uint16_t port = (uint16_t)(d.o.route_port[m] >= 0 ?
+					   d.o.route_port[m] : 0);
+		bool due = now < d.ctl.link_fault_until_ns[m];
+		if (due && !link_faulted[port] && pause_port(port)) {
+			rte_eth_dev_stop(port);
+			link_faulted[port] = true;
+		} else if (!due && link_faulted[port]) {
+			int rc = rte_eth_dev_start(port);
+			link_faulted[port] = false;
+			printf("bypaxd %d: port %u: link fault over; %s\n",
+			       d.o.id, port, rc == 0 ? "started again" :
+			       "does not start yet (retried while down)");
+			fflush(stdout);
+			rte_smp_mb();
+			if (rc == 0)
+				port_paused[port] = 0;
+		}
+	}
+}
+
 static void check_links(void)
 {
 	uint16_t port;
 	RTE_ETH_FOREACH_DEV(port) {
+		if (link_faulted[port])
+			continue;
 		struct rte_eth_link link;
 		if (rte_eth_link_get_nowait(port, &link) != 0 ||
 		    link.link_status == RTE_ETH_LINK_UP) {
@@ -461,6 +501,7 @@ static void wait_for_signal(void)
 		sleep_until_ns(next);
 		ticks++;
 		watch_worker();
+		check_link_faults();
 		check_links();
 		/* A plain read of the worker's role: at worst a tick late. */
 		enum px_role role = px_role(d.replica->px);

@@ -19,6 +19,19 @@
 #define SNAPSHOT_RECV_TIMEOUT_NS 2000000000ull /* without progress */
 #define STATUS_INTERVAL_NS 2000000ull
 
+/* A port the main thread is restarting is not ours to send on: a full
+ * TX queue would call rte_eth_tx_burst on it mid-restart. */
+static void push_frame(struct dp_replica *r, struct dp_txq *q,
+		       struct rte_mbuf *mb)
+{
+	if (r->port_paused != NULL && r->port_paused[q->route.port] != 0) {
+		r->ctr.tx_full++;
+		rte_pktmbuf_free(mb);
+		return;
+	}
+	dp_txq_push(q, mb, &r->ctr);
+}
+
 static const uint8_t broadcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
@@ -167,7 +180,7 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		return;
 	}
 	bpx_frame_write_headers(p, &r->self, dst, (uint16_t)n, r->ip_id++);
-	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), mb, &r->ctr);
+	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), mb);
 }
 
 /* ---- One value to several followers, without copying it each time ----
@@ -215,7 +228,7 @@ static bool send_shared(struct dp_replica *r, const struct px_msg *m,
 	}
 	bpx_frame_write_headers(p, &r->self, dst,
 				(uint16_t)(n + (int)m->value_len), r->ip_id++);
-	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), head, &r->ctr);
+	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), head);
 	r->ctr.shared_sends++;
 	return true;
 }
@@ -461,7 +474,7 @@ static void answer_arp(struct dp_replica *r, const uint8_t *frame,
 	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)n);
 	memcpy(p, reply, (size_t)n);
 	r->ctr.arp_replies++;
-	dp_txq_push(dp_routes_lookup(&r->routes, reply), mb, &r->ctr);
+	push_frame(r, dp_routes_lookup(&r->routes, reply), mb);
 }
 
 static bool addressed_to_us(const struct dp_replica *r,
