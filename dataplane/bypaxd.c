@@ -191,9 +191,19 @@ static struct daemon d;
  * the worker has let go of the port. ---- */
 
 #define LINK_DOWN_RESTART_TICKS 10 /* x 100 ms */
+/* After a restart whose connect() went through, the memif handshake gets
+ * this long before the port is restarted again. Closing a connection the
+ * server has accepted but not yet greeted makes DPDK 22.11's memif server
+ * fail sendmsg (EPIPE), free the channel without unregistering its fd,
+ * and panic its interrupt thread ("Error adding fd N epoll_ctl, Bad file
+ * descriptor"): a client that restarts its port every second while its
+ * server is slow to start (a restart, a loaded machine) killed the
+ * server. */
+#define LINK_HANDSHAKE_GRACE_TICKS 50 /* x 100 ms */
 
 static volatile uint8_t port_paused[RTE_MAX_ETHPORTS];
 static uint32_t link_down_ticks[RTE_MAX_ETHPORTS];
+static uint32_t link_grace_ticks[RTE_MAX_ETHPORTS];
 static bool port_restart_failed[RTE_MAX_ETHPORTS];
 
 static bool is_memif_client(uint16_t port)
@@ -225,6 +235,8 @@ static void restart_port(uint16_t port)
 		       LINK_DOWN_RESTART_TICKS * 100);
 	fflush(stdout);
 	port_restart_failed[port] = rc != 0;
+	if (rc == 0)
+		link_grace_ticks[port] = LINK_HANDSHAKE_GRACE_TICKS;
 	rte_smp_mb();
 	/* A port that did not start stays paused: polling a stopped port is
 	 * an error in DPDK. The next check_links tries again. */
@@ -284,6 +296,11 @@ static void check_links(void)
 		if (rte_eth_link_get_nowait(port, &link) != 0 ||
 		    link.link_status == RTE_ETH_LINK_UP) {
 			link_down_ticks[port] = 0;
+			link_grace_ticks[port] = 0;
+			continue;
+		}
+		if (link_grace_ticks[port] > 0) {
+			link_grace_ticks[port]--;
 			continue;
 		}
 		if (++link_down_ticks[port] >= LINK_DOWN_RESTART_TICKS &&
