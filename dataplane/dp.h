@@ -80,7 +80,9 @@ struct dp_snap {
 	uint8_t recv_from;
 	uint64_t recv_progress_ns; /* the stream's last chunk in order */
 	uint64_t recv_resume_ns;   /* the last resume request sent */
-	/* for CTL_CMD_SNAPSHOT */
+	/* for CTL_CMD_SNAPSHOT: the answers so far, and the last one's */
+	uint64_t saved_seq;
+	int32_t saved_rc;
 	uint64_t saved_len;
 	uint64_t saved_index;
 };
