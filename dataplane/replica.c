@@ -455,6 +455,15 @@ static void transmit_outbox(struct dp_replica *r)
 	r->out.count = 0;
 }
 
+int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len)
+{
+	DP_ASSERT(px_applied_index(r->px) == 0 &&
+		   px_role(r->px) != PX_ROLE_RECOVERING && r->out.count == 0);
+	int rc = px_snapshot_install(r->px, dp_now_ns(), snap, len, &r->out);
+	transmit_outbox(r); /* queued; the worker's first poll sends it */
+	return rc;
+}
+
 /* ---- Receive ---- */
 
 static void answer_arp(struct dp_replica *r, const uint8_t *frame,
