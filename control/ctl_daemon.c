@@ -287,17 +287,30 @@ static void release_snapshot_buffer(struct ctl_daemon *d)
 	d->snap.release_pending = !send_command(d, CTL_CMD_SNAPSHOT, 1, 0);
 }
 
-static void end_stream(struct ctl_daemon *d, bool whole)
+static size_t stream_total(const struct ctl_snapshot_stream *s)
+{
+	return s->head_bytes + s->body_bytes + sizeof(s->tail);
+}
+
+/* why: NULL when the whole file went out, else why the reader was let go
+ * (an event line either way: a snapshot is an operator's action). */
+static void end_stream(struct ctl_daemon *d, const char *why)
 {
 	struct ctl_snapshot_stream *s = &d->snap;
 	RTE_VERIFY(s->client >= 0 && s->sending);
 	close(s->client);
 	s->client = -1;
 	s->sending = false;
-	if (whole)
+	if (why == NULL) {
 		s->streamed++;
-	else
+		ctl_log(d, "snapshot: streamed the state at applied index %"
+			   PRIu64 " to bypaxctl (%zu bytes)", s->index,
+			s->body_bytes);
+	} else {
 		s->abandoned++;
+		ctl_log(d, "snapshot: gave up on a bypaxctl after %zu of %zu "
+			   "bytes: %s", s->sent, stream_total(s), why);
+	}
 	release_snapshot_buffer(d);
 }
 
@@ -347,6 +360,7 @@ static void start_stream(struct ctl_daemon *d,
 	s->head_bytes = (size_t)n + PX_SNAPFILE_HEADER_BYTES;
 	s->body = d->snapshot_buf;
 	s->body_bytes = (size_t)st->snapshot_bytes;
+	s->index = st->snapshot_index;
 	s->sent = 0;
 	s->sending = true;
 	s->deadline_ns = now + SNAPSHOT_STALL_NS;
@@ -385,11 +399,6 @@ static void stream_advance(struct ctl_snapshot_stream *s, const uint8_t *p,
 		px_snapfile_trailer_encode(s->tail, s->crc);
 }
 
-static size_t stream_total(const struct ctl_snapshot_stream *s)
-{
-	return s->head_bytes + s->body_bytes + sizeof(s->tail);
-}
-
 /* Non-blocking sends, SNAPSHOT_BYTES_PER_LOOP at most; what the socket
  * does not take now goes on the next time round. */
 static void pump_snapshot(struct ctl_daemon *d, uint64_t now)
@@ -406,17 +415,21 @@ static void pump_snapshot(struct ctl_daemon *d, uint64_t now)
 			      errno == EINTR))
 			break;
 		if (n <= 0) {
-			end_stream(d, false); /* the reader went away */
+			end_stream(d, "it went away");
 			return;
 		}
 		stream_advance(s, p, (size_t)n);
 		budget -= (size_t)n;
 		s->deadline_ns = now + SNAPSHOT_STALL_NS;
 	}
-	if (s->sent == stream_total(s))
-		end_stream(d, true);
-	else if (now > s->deadline_ns)
-		end_stream(d, false);
+	if (s->sent == stream_total(s)) {
+		end_stream(d, NULL);
+	} else if (now > s->deadline_ns) {
+		char why[64];
+		snprintf(why, sizeof(why), "it took nothing for %llu ms",
+			 SNAPSHOT_STALL_NS / MS_NS);
+		end_stream(d, why);
+	}
 }
 
 static void refuse_snapshot(struct ctl_daemon *d, const char *text)

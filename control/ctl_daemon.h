@@ -34,6 +34,7 @@ struct ctl_snapshot_stream {
 	size_t head_bytes;
 	const uint8_t *body;
 	size_t body_bytes;
+	uint64_t index;       /* the snapshot's applied index */
 	uint8_t tail[PX_SNAPFILE_TRAILER_BYTES];
 	size_t sent;          /* of head, body and tail, in that order */
 	uint32_t crc;         /* of the file bytes sent so far */
