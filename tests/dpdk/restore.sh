@@ -22,6 +22,12 @@ need_root
 trap cluster_cleanup EXIT
 KEYS=${KEYS:-300}
 SNAP=$DIR/cluster.snap
+# Failure detection at 300 ms, not 40: a reader that stalls the control
+# thread would stop its heartbeats for seconds, while this shared machine
+# pauses every process at once for tens of ms now and then (each member
+# suspects both others at the same instant), which is no failover to
+# blame on a snapshot.
+FD_TIMEOUT_MIN_US=${FD_TIMEOUT_MIN_US:-300000}
 
 # expect_restore_refused PATTERN FILE [OPTION...]: bypaxd --restore FILE as
 # member 0 must exit 2 before any port starts, saying PATTERN. No vdev:
