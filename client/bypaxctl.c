@@ -212,8 +212,11 @@ static bool snap_receive(struct snap_recv *r, int sock)
 			fprintf(stderr, "bypaxctl: snapshot: member %u's stream "
 				"ended after %" PRIu64 " of %" PRIu64 " bytes "
 				"(%s); %s not written\n", r->member, r->got,
-				r->total, n < 0 ? strerror(errno)
-						: "connection closed", r->path);
+				r->total,
+				n == 0 ? "connection closed"
+				: errno == EAGAIN ? "nothing came for 10 s"
+						  : strerror(errno),
+				r->path);
 			return false;
 		}
 		if (!write_all(r->fd, buf, (size_t)n)) {
