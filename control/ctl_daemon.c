@@ -2,7 +2,7 @@
  * policy (ctl_policy.h), which makes every decision. Here: heartbeats in
  * and out over UDP, the worker's status in and commands out over the rings,
  * the admin socket (parsing commands, rendering status), and what is not
- * policy: snapshots to a file, fault isolation. */
+ * policy: snapshots streamed to bypaxctl, fault isolation. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_debug.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_thread.h>
@@ -27,6 +28,14 @@
 
 #define ADMIN_REPLY_MAX 8192
 #define MS_NS 1000000ull
+/* A snapshot goes out at most this much per loop (about a millisecond of
+ * CRC and copying), so heartbeats and the policy's tick never wait long. */
+#define SNAPSHOT_BYTES_PER_LOOP (256u << 10)
+/* A reader that takes nothing for this long is dropped: the worker's
+ * buffer is locked meanwhile, and a peer that catches up needs it. */
+#define SNAPSHOT_STALL_NS (5000 * MS_NS)
+/* The worker answers a save within a poll; this long means it is stuck. */
+#define SNAPSHOT_WORKER_NS (5000 * MS_NS)
 
 static pthread_t ctl_tid;
 static void ctl_log(const struct ctl_daemon *d, const char *fmt, ...)
@@ -148,7 +157,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	d->cfg = cfg;
 	d->self = self;
 	d->quit = quit;
-	d->hb_fd = d->admin_fd = d->snapshot_client = -1;
+	d->hb_fd = d->admin_fd = d->snap.client = -1;
 	d->start_ns = ctl_clock_ns();
 	snprintf(d->admin_path, sizeof(d->admin_path), "%s", admin_path);
 	struct ctl_policy_config pc;
@@ -172,11 +181,12 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 
 /* ---- The policy's effects ---- */
 
-static void send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
+/* Returns false when the ring is full (the worker is behind). */
+static bool send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
 			 uint64_t value)
 {
 	struct ctl_cmd c = { .type = type, .arg = arg, .value = value };
-	rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c));
+	return rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c)) == 0;
 }
 
 static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
@@ -265,25 +275,211 @@ static void mask_text(uint8_t mask, char *buf, size_t cap)
 						len ? "," : "", i);
 }
 
-static void finish_snapshot(struct ctl_daemon *d,
-			    const struct ctl_worker_status *st)
+/* ---- Snapshots, streamed to bypaxctl (struct ctl_snapshot_stream) ----
+ * The daemon never writes a file: a path from a client, written by a
+ * daemon that runs as root, would be a way to overwrite any file; and a
+ * write to a slow disk would stall heartbeats. */
+
+/* The buffer goes back to the worker. A full ring must not keep it
+ * locked for good: snapshot_loop tries again on the next iteration. */
+static void release_snapshot_buffer(struct ctl_daemon *d)
 {
-	char msg[512];
-	FILE *f = fopen(d->snapshot_path, "w");
-	size_t w = f ? fwrite(d->snapshot_buf, 1, st->snapshot_bytes, f) : 0;
-	if (f)
-		fclose(f);
-	snprintf(msg, sizeof(msg),
-		 w == st->snapshot_bytes
-			 ? "ok: snapshot at applied index %" PRIu64
-			   " (%" PRIu64 " bytes) written to %s\n"
-			 : "error: cannot write snapshot %" PRIu64
-			   " (%" PRIu64 " bytes) to %s\n",
-		 st->snapshot_index, st->snapshot_bytes, d->snapshot_path);
-	write_all(d->snapshot_client, msg, strlen(msg));
-	close(d->snapshot_client);
-	d->snapshot_client = -1;
-	send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
+	d->snap.release_pending = !send_command(d, CTL_CMD_SNAPSHOT, 1, 0);
+}
+
+static size_t stream_total(const struct ctl_snapshot_stream *s)
+{
+	return s->head_bytes + s->body_bytes + sizeof(s->tail);
+}
+
+/* why: NULL when the whole file went out, else why the reader was let go
+ * (an event line either way: a snapshot is an operator's action). */
+static void end_stream(struct ctl_daemon *d, const char *why)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	RTE_VERIFY(s->client >= 0 && s->sending);
+	close(s->client);
+	s->client = -1;
+	s->sending = false;
+	if (why == NULL) {
+		s->streamed++;
+		ctl_log(d, "snapshot: streamed the state at applied index %"
+			   PRIu64 " to bypaxctl (%zu bytes)", s->index,
+			s->body_bytes);
+	} else {
+		s->abandoned++;
+		ctl_log(d, "snapshot: gave up on a bypaxctl after %zu of %zu "
+			   "bytes: %s", s->sent, stream_total(s), why);
+	}
+	release_snapshot_buffer(d);
+}
+
+/* An answer that is not a buffer, in words naming the replica. */
+static void snapshot_error_text(const struct ctl_daemon *d, int32_t rc,
+				char *buf, size_t cap)
+{
+	if (rc == -BPX_ERECOVERING)
+		snprintf(buf, cap, "error: snapshot: member %u is recovering: "
+			 "it holds no state to save yet; snapshot a member "
+			 "that is not (bypaxctl status)\n", d->self);
+	else if (rc == -BPX_EBUSY)
+		snprintf(buf, cap, "error: snapshot: member %u is sending its "
+			 "state to a replica that catches up; try again in a "
+			 "moment\n", d->self);
+	else if (rc == -BPX_ETOOBIG)
+		snprintf(buf, cap, "error: snapshot: member %u's state does "
+			 "not fit its snapshot buffer (bypaxd --snapshot-mb)\n",
+			 d->self);
+	else
+		snprintf(buf, cap, "error: snapshot: member %u: %s\n", d->self,
+			 bpx_strerror(rc));
+}
+
+/* The first bytes: a line bypaxctl reads before the file, then the
+ * file's header, which starts the checksum. */
+static void start_stream(struct ctl_daemon *d,
+			 const struct ctl_worker_status *st, uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	RTE_VERIFY(st->snapshot_bytes > 0 && d->snapshot_buf != NULL);
+	struct px_snapfile_header h = {
+		.cluster_id = d->cfg->cluster_id,
+		.member_count = d->cfg->member_count,
+		.applied_index = st->snapshot_index,
+		.body_bytes = st->snapshot_bytes,
+	};
+	int n = snprintf((char *)s->head, sizeof(s->head) -
+				  PX_SNAPFILE_HEADER_BYTES,
+			 "ok: snapshot of member %u at applied index %" PRIu64
+			 ", %" PRIu64 " bytes follow\n", d->self,
+			 st->snapshot_index, px_snapfile_size(h.body_bytes));
+	RTE_VERIFY(n > 0 && (size_t)n < sizeof(s->head) -
+					     PX_SNAPFILE_HEADER_BYTES);
+	px_snapfile_header_encode(s->head + n, &h);
+	s->crc = px_crc32c(0, s->head + n, PX_SNAPFILE_HEADER_BYTES);
+	s->head_bytes = (size_t)n + PX_SNAPFILE_HEADER_BYTES;
+	s->body = d->snapshot_buf;
+	s->body_bytes = (size_t)st->snapshot_bytes;
+	s->index = st->snapshot_index;
+	s->sent = 0;
+	s->sending = true;
+	s->deadline_ns = now + SNAPSHOT_STALL_NS;
+}
+
+/* Where the stream goes on, and how much of that part is left. */
+static const uint8_t *stream_at(const struct ctl_snapshot_stream *s,
+				size_t *len)
+{
+	if (s->sent < s->head_bytes) {
+		*len = s->head_bytes - s->sent;
+		return s->head + s->sent;
+	}
+	size_t at = s->sent - s->head_bytes;
+	if (at < s->body_bytes) {
+		*len = s->body_bytes - at;
+		return s->body + at;
+	}
+	at -= s->body_bytes;
+	RTE_VERIFY(at < sizeof(s->tail));
+	*len = sizeof(s->tail) - at;
+	return s->tail + at;
+}
+
+/* n bytes at p went out: the body's go into the checksum, and the
+ * trailer is known once the body is all out. */
+static void stream_advance(struct ctl_snapshot_stream *s, const uint8_t *p,
+			   size_t n)
+{
+	bool in_body = s->sent >= s->head_bytes &&
+		       s->sent < s->head_bytes + s->body_bytes;
+	if (in_body)
+		s->crc = px_crc32c(s->crc, p, n);
+	s->sent += n;
+	if (in_body && s->sent == s->head_bytes + s->body_bytes)
+		px_snapfile_trailer_encode(s->tail, s->crc);
+}
+
+/* Non-blocking sends, SNAPSHOT_BYTES_PER_LOOP at most; what the socket
+ * does not take now goes on the next time round. */
+static void pump_snapshot(struct ctl_daemon *d, uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	size_t budget = SNAPSHOT_BYTES_PER_LOOP;
+	while (budget > 0 && s->sent < stream_total(s)) {
+		size_t len;
+		const uint8_t *p = stream_at(s, &len);
+		if (len > budget)
+			len = budget;
+		ssize_t n = send(s->client, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+			      errno == EINTR))
+			break;
+		if (n <= 0) {
+			end_stream(d, "it went away");
+			return;
+		}
+		stream_advance(s, p, (size_t)n);
+		budget -= (size_t)n;
+		s->deadline_ns = now + SNAPSHOT_STALL_NS;
+	}
+	if (s->sent == stream_total(s)) {
+		end_stream(d, NULL);
+	} else if (now > s->deadline_ns) {
+		char why[64];
+		snprintf(why, sizeof(why), "it took nothing for %llu ms",
+			 SNAPSHOT_STALL_NS / MS_NS);
+		end_stream(d, why);
+	}
+}
+
+static void refuse_snapshot(struct ctl_daemon *d, const char *text)
+{
+	write_all(d->snap.client, text, strlen(text));
+	close(d->snap.client);
+	d->snap.client = -1;
+}
+
+/* The worker answered a save (a new snapshot_seq): stream the buffer to
+ * whoever asked, or give it back at once when nobody waits any more. */
+static void on_snapshot_answer(struct ctl_daemon *d,
+			       const struct ctl_worker_status *st,
+			       uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	if (st->snapshot_seq == s->answers_seen)
+		return;
+	s->answers_seen = st->snapshot_seq;
+	s->worker_busy = false;
+	bool have_buffer = st->snapshot_rc == 0;
+	if (s->client < 0 || s->sending) {
+		if (have_buffer)
+			release_snapshot_buffer(d);
+		return;
+	}
+	if (have_buffer) {
+		start_stream(d, st, now);
+		return;
+	}
+	char text[256];
+	snapshot_error_text(d, st->snapshot_rc, text, sizeof(text));
+	refuse_snapshot(d, text);
+}
+
+/* Once per loop: the stream goes on, or a stuck worker is given up. */
+static void snapshot_loop(struct ctl_daemon *d, uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	if (s->release_pending)
+		release_snapshot_buffer(d);
+	if (s->sending) {
+		pump_snapshot(d, now);
+	} else if (s->client >= 0 && s->worker_busy && now > s->deadline_ns) {
+		char text[160];
+		snprintf(text, sizeof(text), "error: snapshot: member %u's "
+			 "worker did not answer within %llu ms\n", d->self,
+			 SNAPSHOT_WORKER_NS / MS_NS);
+		refuse_snapshot(d, text); /* its late answer is given back */
+	}
 }
 
 static void drain_status(struct ctl_daemon *d, uint64_t now)
@@ -291,8 +487,7 @@ static void drain_status(struct ctl_daemon *d, uint64_t now)
 	struct ctl_input in = { .kind = CTL_IN_STATUS };
 	while (rte_ring_sc_dequeue_elem(d->from_worker, &in.status,
 					sizeof(in.status)) == 0) {
-		if (in.status.snapshot_bytes > 0 && d->snapshot_client >= 0)
-			finish_snapshot(d, &in.status);
+		on_snapshot_answer(d, &in.status, now);
 		step(d, now, &in);
 	}
 }
@@ -515,6 +710,34 @@ static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
 	return false;
 }
 
+/* snapshot: the state streams back on this connection (snapshot_loop);
+ * the file is bypaxctl's to write. Returns false when it will. */
+static bool cmd_snapshot(struct ctl_daemon *d, int argc, int fd, uint64_t now,
+			 struct reply *r)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	if (argc != 1) {
+		say(r, "error: snapshot takes no path: bypaxctl writes the file "
+		       "itself (bypaxctl snapshot PATH); is bypaxctl older "
+		       "than this bypaxd?\n");
+	} else if (d->snapshot_buf == NULL) {
+		say(r, "error: snapshot: snapshots are disabled on member %u "
+		       "(bypaxd --snapshot-mb 0)\n", d->self);
+	} else if (s->client >= 0 || s->worker_busy || s->release_pending) {
+		say(r, "error: snapshot: another snapshot of member %u is in "
+		       "progress; try again when it is done\n", d->self);
+	} else if (!send_command(d, CTL_CMD_SNAPSHOT, 0, 0)) {
+		say(r, "error: snapshot: member %u's worker is behind on its "
+		       "commands; try again\n", d->self);
+	} else {
+		s->client = fd;
+		s->worker_busy = true;
+		s->deadline_ns = now + SNAPSHOT_WORKER_NS;
+		return false;
+	}
+	return true;
+}
+
 /* Runs one command; returns false when the reply comes later. */
 /* A duration for the fault commands: 0..3600000 ms. */
 static bool parse_fault_ms(const char *what, const char *s, uint64_t *ms,
@@ -668,7 +891,7 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		argv[argc++] = tok;
 	if (argc == 0 || strcmp(argv[0], "help") == 0) {
 		say(r, "commands: status [json] | members | leader transfer "
-		       "ID|none | snapshot PATH | fault isolate MS\n");
+		       "ID|none | snapshot | fault isolate MS\n");
 	} else if (strcmp(argv[0], "status") == 0) {
 		if (argc > 1 && strcmp(argv[1], "json") == 0)
 			status_json(d, now, r);
@@ -682,18 +905,8 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		   strcmp(argv[1], "transfer") == 0) {
 		cmd_transfer(d, argv[2], fd, now, r);
 		return r->len > 0; /* else the policy answers */
-	} else if (argc == 2 && strcmp(argv[0], "snapshot") == 0) {
-		if (d->snapshot_client >= 0 || d->snapshot_buf == NULL) {
-			say(r, "error: snapshot: %s\n",
-			    d->snapshot_buf ? "one is already in progress"
-					    : "snapshots are disabled");
-			return true;
-		}
-		snprintf(d->snapshot_path, sizeof(d->snapshot_path), "%s",
-			 argv[1]);
-		d->snapshot_client = fd;
-		send_command(d, CTL_CMD_SNAPSHOT, 0, 0);
-		return false;
+	} else if (strcmp(argv[0], "snapshot") == 0) {
+		return cmd_snapshot(d, argc, fd, now, r);
 	} else if (argc >= 3 && argc <= 4 && strcmp(argv[0], "fault") == 0 &&
 		   strcmp(argv[1], "isolate") == 0) {
 		cmd_fault_isolate(d, argv[2], argc == 4 ? argv[3] : "both",
@@ -745,6 +958,7 @@ static void *ctl_main(void *arg)
 		poll(fds, 2, 1);
 		uint64_t now = ctl_clock_ns();
 		drain_status(d, now);
+		snapshot_loop(d, now);
 		receive_heartbeats(d, now);
 		static const struct ctl_input tick = { .kind = CTL_IN_TICK };
 		step(d, now, &tick);
@@ -769,8 +983,8 @@ int ctl_daemon_start(struct ctl_daemon *d, char *err, size_t err_len)
 void ctl_daemon_stop(struct ctl_daemon *d)
 {
 	pthread_join(ctl_tid, NULL);
-	if (d->snapshot_client >= 0)
-		close(d->snapshot_client);
+	if (d->snap.client >= 0)
+		close(d->snap.client);
 	/* Admin connections still waiting for the policy's answer. */
 	if (d->policy.transfer.pending)
 		close((int)d->policy.transfer.client);

@@ -13,9 +13,34 @@
 #include <rte_ring.h>
 
 #include "bypax/config.h"
+#include "bypax/snapfile.h"
 #include "ctl_link.h"
 #include "ctl_policy.h"
 #include "ctl_wire.h"
+
+/* "snapshot": the worker's state streamed to bypaxctl over its admin
+ * connection as a snapshot file (bypax/snapfile.h), which bypaxctl writes;
+ * this thread writes no file. One at a time, kept across loop iterations:
+ * a text line and the file header (head), the worker's buffer (body), the
+ * CRC-32C trailer (tail). */
+struct ctl_snapshot_stream {
+	int client;           /* the admin connection, or -1 */
+	bool worker_busy;     /* a save asked for and not answered yet */
+	bool sending;
+	bool release_pending; /* the ring was full when it was given back */
+	uint64_t answers_seen; /* the worker's snapshot_seq we acted on */
+	uint64_t deadline_ns; /* the worker's answer, or the reader's progress */
+	uint8_t head[128 + PX_SNAPFILE_HEADER_BYTES];
+	size_t head_bytes;
+	const uint8_t *body;
+	size_t body_bytes;
+	uint64_t index;       /* the snapshot's applied index */
+	uint8_t tail[PX_SNAPFILE_TRAILER_BYTES];
+	size_t sent;          /* of head, body and tail, in that order */
+	uint32_t crc;         /* of the file bytes sent so far */
+	uint64_t streamed;    /* counters: whole files sent */
+	uint64_t abandoned;   /* readers that went away or stalled */
+};
 
 struct ctl_daemon {
 	const struct bpx_config *cfg;
@@ -28,9 +53,10 @@ struct ctl_daemon {
 	struct rte_ring *from_worker;
 	uint64_t start_ns;
 	uint64_t hb_dropped;
-	const uint8_t *snapshot_buf; /* the worker's buffer, for "snapshot" */
-	int snapshot_client;         /* admin connection waiting, or -1 */
-	char snapshot_path[256];
+	/* The worker's send buffer: read only between a CTL_CMD_SNAPSHOT
+	 * answer that hands it over and the command that gives it back. */
+	const uint8_t *snapshot_buf;
+	struct ctl_snapshot_stream snap;
 	volatile bool *quit;
 	/* "fault link M MS": until then the main thread keeps this
 	 * replica's port toward member M stopped (0: no fault). */

@@ -93,6 +93,14 @@ static void usage(FILE *f)
 		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
 		"                       /tmp/bypaxd-<cluster>-<id>.sock)\n"
 		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
+		"  --restore FILE       with --bootstrap: start a NEW cluster from a\n"
+		"                       snapshot file (bypaxctl snapshot PATH), every\n"
+		"                       member from the same FILE, every replica of\n"
+		"                       the old cluster stopped first. A new history:\n"
+		"                       docs/deploy.md, Disaster recovery. A bad FILE\n"
+		"                       (damaged, truncated, another cluster) exits 2\n"
+		"  --restore-other-cluster  accept a FILE whose cluster id is not the\n"
+		"                       config's (to restore into a new cluster id)\n"
 		"  --help               this text\n"
 		"EAL options: see dpdk docs, e.g. -l 0-1 --no-huge -m 512.\n"
 		"Exit status: 0 after SIGINT/SIGTERM, 2 on bad arguments or\n"
@@ -114,6 +122,24 @@ static int parse_route(struct bypaxd_opts *o, const char *s)
 	return 0;
 }
 
+/* A restore is the first start of a new cluster: said twice on purpose,
+ * so that neither word alone in a restart script starts a new history. */
+static int check_restore_args(const struct bypaxd_opts *o)
+{
+	if (o->restore != NULL && !o->bootstrap) {
+		fprintf(stderr, "bypaxd: --restore %s starts a new cluster from "
+			"the file: it needs --bootstrap too (docs/deploy.md, "
+			"Disaster recovery)\n", o->restore);
+		return -1;
+	}
+	if (o->restore_other_cluster && o->restore == NULL) {
+		fprintf(stderr, "bypaxd: --restore-other-cluster without "
+			"--restore FILE\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 {
 	static const struct option opts[] = {
@@ -123,6 +149,7 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		{ "no-control", 0, 0, 'N' }, { "idle-sleep-us", 1, 0, 'I' },
 		{ "stats-interval", 1, 0, 'S' }, { "admin-socket", 1, 0, 'A' },
 		{ "snapshot-mb", 1, 0, 'M' }, { "bootstrap", 0, 0, 'B' },
+		{ "restore", 1, 0, 'R' }, { "restore-other-cluster", 0, 0, 'O' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	memset(o, 0, sizeof(*o));
@@ -149,6 +176,8 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		case 'S': e = dp_parse_u64("bypaxd", "--stats-interval", optarg, 0, 86400, &v); o->stats_interval_s = (uint32_t)v; break;
 		case 'A': o->admin_socket = optarg; break;
 		case 'M': e = dp_parse_u64("bypaxd", "--snapshot-mb", optarg, 0, 65536, &v); o->snapshot_mb = (uint32_t)v; break;
+		case 'R': o->restore = optarg; break;
+		case 'O': o->restore_other_cluster = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -166,7 +195,7 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 	}
 	if (o->no_control && o->leader < 0)
 		o->leader = 0;
-	return 0;
+	return check_restore_args(o);
 }
 
 struct daemon {
@@ -179,6 +208,7 @@ struct daemon {
 	struct dp_replica *replica;
 	struct ctl_daemon ctl;
 	bool ctl_running;
+	struct bypaxd_restore restore;
 	uint16_t ports;
 	volatile bool worker_done;
 	volatile uint64_t worker_loops; /* the worker's polls, for stall reports */
@@ -555,16 +585,22 @@ static void shutdown_all(void)
 		d.sm_ops->destroy(d.sm);
 	dp_sm_unload(d.sm_dl);
 	rte_mempool_free(d.pool);
+	bypaxd_restore_free(&d.restore);
+}
+
+static void admin_path(char *path, size_t cap)
+{
+	if (d.o.admin_socket != NULL)
+		snprintf(path, cap, "%s", d.o.admin_socket);
+	else
+		snprintf(path, cap, "/tmp/bypaxd-%u-%d.sock", d.cfg.cluster_id,
+			 d.o.id);
 }
 
 static int start_control(char *err, size_t len)
 {
 	char path[108];
-	if (d.o.admin_socket != NULL)
-		snprintf(path, sizeof(path), "%s", d.o.admin_socket);
-	else
-		snprintf(path, sizeof(path), "/tmp/bypaxd-%u-%d.sock",
-			 d.cfg.cluster_id, d.o.id);
+	admin_path(path, sizeof(path));
 	int static_leader = d.o.no_control ? d.o.leader : -1;
 	int rc = ctl_daemon_init(&d.ctl, &d.cfg, (uint8_t)d.o.id, static_leader,
 				 path, &force_quit, err, len);
@@ -588,6 +624,15 @@ static int start(char *err, size_t len)
 			 d.o.config, d.cfg.member_count - 1);
 		return -BPX_ECONFIG;
 	}
+	/* A bad file is refused before any port starts. */
+	if (d.o.restore != NULL) {
+		char path[108];
+		admin_path(path, sizeof(path));
+		rc = bypaxd_restore_load(&d.restore, &d.o, &d.cfg, path, err,
+					 len);
+		if (rc != 0)
+			return rc;
+	}
 	dp_clock_init();
 	d.pool = rte_pktmbuf_pool_create("bypax_mbufs", POOL_MBUFS, 256, 0,
 					 RTE_MBUF_DEFAULT_BUF_SIZE,
@@ -599,6 +644,9 @@ static int start(char *err, size_t len)
 	}
 	rc = setup_ports(err, len);
 	rc = rc ? rc : setup_replica(err, len);
+	if (rc == 0 && d.o.restore != NULL)
+		rc = bypaxd_restore_install(&d.restore, d.replica, &d.o, err,
+					    len);
 	rc = rc ? rc : start_control(err, len);
 	if (rc == 0)
 		rte_telemetry_register_cmd("/bypax/stats", telemetry_stats,

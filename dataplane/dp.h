@@ -80,7 +80,9 @@ struct dp_snap {
 	uint8_t recv_from;
 	uint64_t recv_progress_ns; /* the stream's last chunk in order */
 	uint64_t recv_resume_ns;   /* the last resume request sent */
-	/* for CTL_CMD_SNAPSHOT */
+	/* for CTL_CMD_SNAPSHOT: the answers so far, and the last one's */
+	uint64_t saved_seq;
+	int32_t saved_rc;
 	uint64_t saved_len;
 	uint64_t saved_index;
 };
@@ -271,6 +273,10 @@ void dp_replica_attach_control(struct dp_replica *r, struct rte_ring *in,
 			       struct rte_ring *out);
 /* Allocates snapshot buffers of cap bytes each (0: no transfer). */
 int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap);
+/* bypaxd --restore: installs a snapshot into a bootstrap replica before
+ * its worker runs (asserted: nothing applied, not recovering). Returns
+ * px_snapshot_install's result. */
+int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len);
 
 /* State machine loading (sm_loader.c): "kv" or a path to a .so. */
 const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,

@@ -455,6 +455,15 @@ static void transmit_outbox(struct dp_replica *r)
 	r->out.count = 0;
 }
 
+int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len)
+{
+	DP_ASSERT(px_applied_index(r->px) == 0 &&
+		   px_role(r->px) != PX_ROLE_RECOVERING && r->out.count == 0);
+	int rc = px_snapshot_install(r->px, dp_now_ns(), snap, len, &r->out);
+	transmit_outbox(r); /* queued; the worker's first poll sends it */
+	return rc;
+}
+
 /* ---- Receive ---- */
 
 static void answer_arp(struct dp_replica *r, const uint8_t *frame,
@@ -548,20 +557,40 @@ static void handle_mbuf(struct dp_replica *r, struct rte_mbuf *mb,
 
 /* ---- The control thread's commands and our status, through rings ---- */
 
-/* The buffer stays locked (no stream may reuse it) until the control
- * thread has written it out and says so. A busy buffer reports 1 byte
- * short of nothing: the control thread answers with an error. */
+/* The send buffer goes to the control thread, which streams it to
+ * bypaxctl, and stays locked (no catch-up stream may reuse it) until the
+ * control thread gives it back. A recovering replica has nothing worth
+ * saving (it holds no chosen prefix yet): an operator who restores such a
+ * file would lose everything, so it says so instead. */
+static int32_t save_for_control(struct dp_replica *r)
+{
+	struct dp_snap *sn = &r->snap;
+	if (sn->cap == 0)
+		return -BPX_EINVAL;
+	if (px_role(r->px) == PX_ROLE_RECOVERING)
+		return -BPX_ERECOVERING;
+	if (sn->send_to != PX_REPLICA_NONE)
+		return -BPX_EBUSY; /* a peer catching up, or still locked */
+	int64_t n = px_snapshot_save(r->px, sn->send_buf, sn->cap);
+	sn->send_valid = false; /* no catch-up stream resumes from it */
+	if (n < 0)
+		return (int32_t)n;
+	DP_ASSERT(n > 0 && (size_t)n <= sn->cap);
+	sn->send_to = DP_SNAP_LOCKED;
+	sn->saved_len = (uint64_t)n;
+	sn->saved_index = px_applied_index(r->px);
+	return 0;
+}
+
+/* Every command is answered (a count and a result in the status), or the
+ * control thread would wait for an answer that never comes. */
 static void save_snapshot_for_control(struct dp_replica *r)
 {
-	int64_t n = -1;
-	if (r->snap.cap > 0 && r->snap.send_to == PX_REPLICA_NONE) {
-		n = px_snapshot_save(r->px, r->snap.send_buf, r->snap.cap);
-		r->snap.send_valid = false; /* no stream resumes from it */
-	}
-	if (n > 0)
-		r->snap.send_to = DP_SNAP_LOCKED;
-	r->snap.saved_len = n > 0 ? (uint64_t)n : 0;
-	r->snap.saved_index = px_applied_index(r->px);
+	struct dp_snap *sn = &r->snap;
+	sn->saved_len = 0;
+	sn->saved_index = 0;
+	sn->saved_rc = save_for_control(r);
+	sn->saved_seq++;
 	r->next_status_ns = 0; /* tell the control thread at once */
 }
 
@@ -583,7 +612,7 @@ static void run_command(struct dp_replica *r, const struct ctl_cmd *c,
 		r->next_status_ns = 0; /* answer at once */
 		break;
 	case CTL_CMD_SNAPSHOT:
-		if (c->arg == 1) { /* the control thread wrote the file */
+		if (c->arg == 1) { /* the control thread is done with it */
 			if (r->snap.send_to == DP_SNAP_LOCKED)
 				r->snap.send_to = PX_REPLICA_NONE;
 			break;
@@ -608,6 +637,8 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 		.requests_applied = s->requests_applied,
 		.rx_frames = r->ctr.rx_frames,
 		.tx_frames = r->ctr.tx_frames,
+		.snapshot_seq = r->snap.saved_seq,
+		.snapshot_rc = r->snap.saved_rc,
 		.snapshot_bytes = r->snap.saved_len,
 		.snapshot_index = r->snap.saved_index,
 		.queue_depth = px_queue_depth(r->px),
@@ -619,7 +650,6 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 	};
 	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
 		st.drops += r->ctr.drops[i];
-	r->snap.saved_len = 0;
 	/* A full ring means the control thread is behind: skip this one. */
 	rte_ring_sp_enqueue_elem(r->ctl_out, &st, sizeof(st));
 	r->next_status_ns = now_ns + STATUS_INTERVAL_NS;

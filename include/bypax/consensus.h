@@ -272,6 +272,11 @@ uint8_t px_members(const struct px_replica *r);
  * machine). Returns bytes written or -BPX_ETOOBIG. */
 size_t px_snapshot_size(const struct px_replica *r);
 int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap);
+/* The head of a snapshot, without a replica: returns 0 with its format
+ * version and applied index, -BPX_EMALFORMED (too short, or not a
+ * snapshot) or -BPX_EVERSION (another format version: *version says which). */
+int px_snapshot_peek(const uint8_t *buf, size_t len, uint32_t *version,
+		     uint64_t *applied_index);
 /* Installs a snapshot taken by another replica. Returns 0 (also when it is
  * older than what r has applied, and ignored), or -BPX_EMALFORMED. */
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
