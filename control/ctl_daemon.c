@@ -615,22 +615,31 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct reply *r)
 static void status_json(struct ctl_daemon *d, uint64_t now, struct reply *r)
 {
 	const struct ctl_policy *pol = &d->policy;
+	const struct ctl_fd *fd = &pol->omega.fd;
 	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
-	       ",\"last_failover_age_ms\":%" PRId64 ",\"members\":[",
+	       ",\"last_failover_age_ms\":%" PRId64 ",\"stalls\":%" PRIu64
+	       ",\"stalled_ms\":%" PRIu64 ",\"members\":[",
 	    d->cfg->cluster_id, d->self,
 	    pol->leader == CTL_NONE ? -1 : pol->leader, pol->failovers,
 	    pol->failed_over
 		    ? (int64_t)((now - pol->last_failover_ns) / MS_NS)
-		    : -1);
+		    : -1,
+	    fd->stalls, (uint64_t)(fd->stalled_ns / MS_NS));
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
 		struct member_row row = member_row(d, i, now);
+		uint64_t timeout_ms =
+			i == d->self ? 0 : ctl_fd_timeout_ns(fd, i) / MS_NS;
 		say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
 		       "\"ballot\":%" PRIu64 ",\"commit\":%" PRIu64
-		       ",\"applied\":%" PRIu64 ",\"heard_ago_ms\":%" PRIu64 "}",
+		       ",\"applied\":%" PRIu64 ",\"heard_ago_ms\":%" PRIu64
+		       ",\"timeout_ms\":%" PRIu64
+		       ",\"false_suspicions\":%" PRIu64 "}",
 		    i ? "," : "", i, row.known ? "true" : "false",
 		    row.alive ? "true" : "false",
 		    row.known ? role_name(row.role) : "unknown", row.promised,
-		    row.commit, row.applied, row.heard_ago_ms);
+		    row.commit, row.applied, row.heard_ago_ms,
+		    timeout_ms,
+		    fd->members[i].false_suspicions);
 	}
 	say(r, "]}\n");
 }

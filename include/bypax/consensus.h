@@ -260,8 +260,10 @@ void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
 
 /* Membership change through the log: the replicas in `members` (a bitmask
  * over 0..replica_count-1) vote for slots from alpha = window_slots after
- * the change is chosen. Only the leader accepts one, one at a time.
- * Returns 0, -BPX_ENOTLEADER, -BPX_EINVAL (empty or unknown members) or
+ * the change is chosen. Only the leader accepts one, one at a time; it is
+ * pending until the slots before alpha are applied, and a leader with
+ * nothing queued fills them with no-ops at its next px_tick, so a change
+ * finishes on an idle cluster too. Returns 0, -BPX_ENOTLEADER, -BPX_EINVAL (empty or unknown members) or
  * -BPX_EBUSY (a change is still pending). */
 int px_propose_config(struct px_replica *r, uint64_t now_ns, uint8_t members,
 		      struct px_outbox *out);
