@@ -4,6 +4,8 @@
  *   bypaxctl [--config FILE] [--id N | --socket PATH] [--json] COMMAND
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
@@ -15,6 +17,10 @@
 #include <unistd.h>
 
 #include "bypax/config.h"
+#include "bypax/snapfile.h"
+
+#define EXIT_FAILED 1 /* the replica refused, or the command failed here */
+#define EXIT_USAGE 2  /* usage, configuration, or no replica answers */
 
 static void usage(FILE *f)
 {
@@ -27,7 +33,15 @@ static void usage(FILE *f)
 		"  members add ID ...     let configured replicas vote (through the log)\n"
 		"  members remove ID      stop a replica voting (through the log)\n"
 		"  leader transfer ID     hand leadership to member ID ('none' cancels)\n"
-		"  snapshot PATH          write the replica's state machine snapshot\n"
+		"  snapshot PATH          save the replica's state (state machine, client\n"
+		"                         sessions, membership) to PATH on this host, for\n"
+		"                         bypaxd --bootstrap --restore PATH; the replica\n"
+		"                         streams it, bypaxctl writes PATH.tmp, fsyncs it\n"
+		"                         and renames it to PATH (never a partial PATH).\n"
+		"                         Without --id: the first member that can (not a\n"
+		"                         recovering one); pick the one with the highest\n"
+		"                         APPLIED in status. See docs/deploy.md, Disaster\n"
+		"                         recovery.\n"
 		"  fault isolate MS       cut the replica off from its peers (testing)\n"
 		"Options:\n"
 		"  --config FILE   cluster configuration (default $BYPAX_CONFIG or\n"
@@ -36,12 +50,15 @@ static void usage(FILE *f)
 		"                  answers on this host)\n"
 		"  --socket PATH   talk to this admin socket\n"
 		"  --json          machine-readable status\n"
-		"Exit status: 0 ok, 1 the command failed, 2 usage or connection error.\n");
+		"Exit status: 0 ok; 1 the command failed (the replica said error; for\n"
+		"snapshot also: the stream broke or was damaged, or PATH could not be\n"
+		"written; PATH is then as it was); 2 usage, configuration or connection\n"
+		"error (no replica answers).\n");
 }
 
-/* Sends one command line and prints the reply. Returns 0, 1 (the replica
- * said error) or -1 (cannot connect). */
-static int ask(const char *path, const char *line, char *reply, size_t cap)
+/* Connects to an admin socket and sends one command line. Returns the
+ * connection, or -1 with errno set. */
+static int send_command(const char *path, const char *line)
 {
 	struct sockaddr_un a;
 	memset(&a, 0, sizeof(a));
@@ -49,8 +66,10 @@ static int ask(const char *path, const char *line, char *reply, size_t cap)
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		int e = errno;
 		if (fd >= 0)
 			close(fd);
+		errno = e;
 		return -1;
 	}
 	struct timeval tv = { .tv_sec = 10 };
@@ -60,6 +79,16 @@ static int ask(const char *path, const char *line, char *reply, size_t cap)
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* Sends one command line and prints the reply. Returns 0, 1 (the replica
+ * said error) or -1 (cannot connect). */
+static int ask(const char *path, const char *line, char *reply, size_t cap)
+{
+	int fd = send_command(path, line);
+	if (fd < 0)
+		return -1;
 	size_t got = 0;
 	ssize_t n;
 	while (got + 1 < cap && (n = read(fd, reply + got, cap - got - 1)) > 0)
@@ -71,6 +100,242 @@ static int ask(const char *path, const char *line, char *reply, size_t cap)
 		return -1;
 	}
 	return strncmp(reply, "error:", 6) == 0 ? 1 : 0;
+}
+
+/* ---- snapshot PATH ----
+ * The replica answers one line, "ok: snapshot of member M at applied
+ * index I, B bytes follow", then streams B bytes: a snapshot file
+ * (bypax/snapfile.h), which is checked here as it is written to PATH.tmp;
+ * only a whole, checked, fsynced file is renamed to PATH. Or it answers
+ * one "error: ..." line. */
+
+struct snap_recv {
+	const char *path; /* PATH, as given */
+	char tmp[4096];	  /* PATH.tmp */
+	int fd;		  /* PATH.tmp, open */
+	unsigned member;
+	uint64_t index, total, got;
+	uint8_t head[PX_SNAPFILE_HEADER_BYTES];
+	uint8_t tail[PX_SNAPFILE_TRAILER_BYTES];
+	uint32_t crc; /* of the bytes before the trailer, so far */
+};
+
+/* One line without its '\n', byte by byte so that no byte of the file
+ * after it is taken. Returns its length, or -1. */
+static ssize_t read_line(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	while (len + 1 < cap) {
+		ssize_t n = read(fd, buf + len, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		if (buf[len] == '\n')
+			break;
+		len++;
+	}
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static size_t min_size(uint64_t a, uint64_t b)
+{
+	return (size_t)(a < b ? a : b);
+}
+
+/* n bytes at file offset r->got: kept where they are the header or the
+ * trailer, and counted in the checksum where they are not the trailer. */
+static void snap_account(struct snap_recv *r, const uint8_t *p, size_t n)
+{
+	uint64_t covered = r->total - PX_SNAPFILE_TRAILER_BYTES;
+	if (r->got < PX_SNAPFILE_HEADER_BYTES)
+		memcpy(r->head + r->got, p,
+		       min_size(n, PX_SNAPFILE_HEADER_BYTES - r->got));
+	if (r->got < covered)
+		r->crc = px_crc32c(r->crc, p, min_size(n, covered - r->got));
+	if (r->got + n > covered) {
+		size_t from = r->got < covered ? (size_t)(covered - r->got) : 0;
+		memcpy(r->tail + (r->got + from - covered), p + from, n - from);
+	}
+	r->got += n;
+}
+
+/* What bypaxd --restore will check first, on the bytes as they came. */
+static bool snap_stream_ok(const struct snap_recv *r)
+{
+	struct px_snapfile_header h;
+	enum px_snapfile_check c =
+		px_snapfile_header_decode(r->head, sizeof(r->head), &h);
+	uint32_t stored = px_snapfile_trailer_decode(r->tail);
+	if (c == PX_SNAPFILE_OK &&
+	    h.body_bytes != r->total - PX_SNAPFILE_HEADER_BYTES -
+				    PX_SNAPFILE_TRAILER_BYTES)
+		c = PX_SNAPFILE_LENGTH;
+	if (c == PX_SNAPFILE_OK && stored != r->crc)
+		c = PX_SNAPFILE_CHECKSUM;
+	if (c == PX_SNAPFILE_OK && h.applied_index != r->index)
+		c = PX_SNAPFILE_INDEX;
+	if (c == PX_SNAPFILE_OK)
+		return true;
+	fprintf(stderr, "bypaxctl: snapshot: the stream from member %u is "
+		"damaged: %s (crc32c stored %08x, computed %08x); %s not "
+		"written\n", r->member, px_snapfile_check_text(c), stored,
+		r->crc, r->path);
+	return false;
+}
+
+/* The stream into PATH.tmp. Returns false (said why) if it broke. */
+static bool snap_receive(struct snap_recv *r, int sock)
+{
+	static uint8_t buf[1 << 16];
+	while (r->got < r->total) {
+		ssize_t n = read(sock, buf, min_size(sizeof(buf),
+						     r->total - r->got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "bypaxctl: snapshot: member %u's stream "
+				"ended after %" PRIu64 " of %" PRIu64 " bytes "
+				"(%s); %s not written\n", r->member, r->got,
+				r->total,
+				n == 0 ? "connection closed"
+				: errno == EAGAIN ? "nothing came for 10 s"
+						  : strerror(errno),
+				r->path);
+			return false;
+		}
+		if (!write_all(r->fd, buf, (size_t)n)) {
+			fprintf(stderr, "bypaxctl: snapshot: cannot write %s: "
+				"%s\n", r->tmp, strerror(errno));
+			return false;
+		}
+		snap_account(r, buf, (size_t)n);
+	}
+	return snap_stream_ok(r);
+}
+
+/* The directory entry of the rename, on the disk too. */
+static int fsync_dir_of(const char *path)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd < 0 || fsync(fd) != 0 ? -1 : 0;
+	if (rc != 0)
+		fprintf(stderr, "bypaxctl: snapshot: cannot fsync directory %s "
+			"(%s is in place, but may not survive a crash): %s\n",
+			dir, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* PATH.tmp, whole and checked: on the disk, then under its name. */
+static bool snap_commit(struct snap_recv *r)
+{
+	const char *what = "fsync";
+	bool ok = fsync(r->fd) == 0;
+	int e = errno;
+	if (close(r->fd) != 0 && ok) {
+		ok = false;
+		e = errno;
+		what = "close";
+	}
+	r->fd = -1;
+	if (!ok) {
+		fprintf(stderr, "bypaxctl: snapshot: cannot %s %s: %s\n", what,
+			r->tmp, strerror(e));
+		return false;
+	}
+	if (rename(r->tmp, r->path) != 0) {
+		fprintf(stderr, "bypaxctl: snapshot: cannot rename %s to %s: "
+			"%s\n", r->tmp, r->path, strerror(errno));
+		return false;
+	}
+	return fsync_dir_of(r->path) == 0;
+}
+
+/* Returns true once PATH holds the whole, checked file. */
+static bool snap_to_file(struct snap_recv *r, int sock)
+{
+	if ((size_t)snprintf(r->tmp, sizeof(r->tmp), "%s.tmp", r->path) >=
+	    sizeof(r->tmp)) {
+		fprintf(stderr, "bypaxctl: snapshot: path too long: %s\n",
+			r->path);
+		return false;
+	}
+	/* 0600: the file holds every key and value of the cluster. */
+	r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (r->fd < 0) {
+		fprintf(stderr, "bypaxctl: snapshot: cannot create %s: %s\n",
+			r->tmp, strerror(errno));
+		return false;
+	}
+	if (snap_receive(r, sock) && snap_commit(r)) {
+		printf("ok: snapshot of member %u at applied index %" PRIu64
+		       " (%" PRIu64 " bytes, crc32c %08x) written to %s\n",
+		       r->member, r->index, r->total, r->crc, r->path);
+		return true;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	unlink(r->tmp); /* PATH itself was never touched */
+	return false;
+}
+
+enum snap_outcome {
+	SNAP_WRITTEN,
+	SNAP_UNREACHABLE, /* no bypaxd on that socket */
+	SNAP_REFUSED,	  /* it answered error: another member may do */
+	SNAP_FAILED,	  /* it had begun: said why, ask no one else */
+};
+
+/* Asks the replica behind sock_path; a refusal's text goes to refusal. */
+static enum snap_outcome snapshot_from(const char *sock_path, const char *path,
+				       char *refusal, size_t cap)
+{
+	int sock = send_command(sock_path, "snapshot\n");
+	if (sock < 0)
+		return SNAP_UNREACHABLE;
+	char line[256];
+	struct snap_recv r = { .path = path, .fd = -1 };
+	enum snap_outcome out = SNAP_REFUSED;
+	if (read_line(sock, line, sizeof(line)) < 0) {
+		snprintf(refusal, cap, "bypaxctl: snapshot: %s closed the "
+			 "connection without an answer\n", sock_path);
+	} else if (sscanf(line, "ok: snapshot of member %u at applied index "
+			  "%" SCNu64 ", %" SCNu64 " bytes follow",
+			  &r.member, &r.index, &r.total) == 3 &&
+		   r.total >= PX_SNAPFILE_HEADER_BYTES +
+				      PX_SNAPFILE_TRAILER_BYTES) {
+		out = snap_to_file(&r, sock) ? SNAP_WRITTEN : SNAP_FAILED;
+	} else {
+		snprintf(refusal, cap, "%s\n", line);
+	}
+	close(sock);
+	return out;
 }
 
 struct opts {
@@ -127,6 +392,63 @@ static void join_command(int argc, char **argv, int json, char *line,
 	strncat(line, "\n", cap - strlen(line) - 1);
 }
 
+/* The admin socket of member i of cfg, as bypaxd names it by default. */
+static void admin_path(const struct bpx_config *cfg, int i, char *buf,
+		       size_t cap)
+{
+	snprintf(buf, cap, "/tmp/bypaxd-%u-%d.sock", cfg->cluster_id, i);
+}
+
+/* snapshot PATH, from --socket, --id N, or the first member that can: a
+ * recovering member refuses (it has no state yet), and the next is asked. */
+static int cmd_snapshot(const struct opts *o, int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "bypaxctl: snapshot takes one argument, the "
+			"file to write: snapshot PATH (see --help)\n");
+		return EXIT_USAGE;
+	}
+	char refusal[512] = "", sock[108];
+	struct bpx_config cfg;
+	char err[512];
+	int count = 1, reached = 0;
+	if (o->socket == NULL) {
+		if (bpx_config_load(o->config, &cfg, err, sizeof(err)) != 0) {
+			fprintf(stderr, "bypaxctl: %s\n", err);
+			return EXIT_USAGE;
+		}
+		count = cfg.member_count;
+	}
+	for (int i = 0; i < count; i++) {
+		if (o->socket == NULL && o->id >= 0 && i != o->id)
+			continue;
+		if (o->socket != NULL)
+			snprintf(sock, sizeof(sock), "%s", o->socket);
+		else
+			admin_path(&cfg, i, sock, sizeof(sock));
+		enum snap_outcome out = snapshot_from(sock, argv[1], refusal,
+						      sizeof(refusal));
+		if (out == SNAP_WRITTEN)
+			return 0;
+		if (out == SNAP_FAILED)
+			return EXIT_FAILED;
+		reached += out == SNAP_REFUSED;
+	}
+	if (reached > 0) {
+		fputs(refusal, stderr);
+		return EXIT_FAILED;
+	}
+	if (o->socket != NULL)
+		fprintf(stderr, "bypaxctl: cannot reach %s: %s\n", o->socket,
+			strerror(errno));
+	else
+		fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on "
+			"this host (tried /tmp/bypaxd-%u-*.sock%s); is it "
+			"running?\n", cfg.cluster_id, cfg.cluster_id,
+			o->id >= 0 ? " for --id" : "");
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -135,6 +457,8 @@ int main(int argc, char **argv)
 	/* A replica that closes the connection early is an error to report,
 	 * not a reason to die silently. */
 	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(argv[optind], "snapshot") == 0)
+		return cmd_snapshot(&o, argc - optind, argv + optind);
 	char line[512], reply[16384];
 	join_command(argc - optind, argv + optind, o.json, line, sizeof(line));
 	if (o.socket != NULL) {
@@ -163,8 +487,7 @@ int main(int argc, char **argv)
 		if (o.id >= 0 && i != o.id)
 			continue;
 		char path[108];
-		snprintf(path, sizeof(path), "/tmp/bypaxd-%u-%d.sock",
-			 cfg.cluster_id, i);
+		admin_path(&cfg, i, path, sizeof(path));
 		last = ask(path, line, reply, sizeof(reply));
 		if (last < 0)
 			continue;

@@ -8,7 +8,11 @@
  * config(s), and config(s) depends only on chosen entries: every replica
  * computes the same one. A value is chosen at s by a majority of config(s);
  * a leader proposes at s only with promises from a majority of config(s);
- * two majorities of one configuration meet, which is all Paxos needs. */
+ * two majorities of one configuration meet, which is all Paxos needs.
+ *
+ * The change is pending until slot i + alpha - 1 is applied. Requests fill
+ * the slots between under load; an idle leader fills them with no-ops on
+ * its tick (fill_config_window in proposer.c), no further than i + alpha. */
 #include "internal.h"
 
 static uint8_t mask_count(uint8_t mask)

@@ -380,6 +380,36 @@ void px_propose_queued(struct px_replica *r, uint64_t now_ns,
 		r->heartbeat_ns = now_ns; /* tell followers soon */
 }
 
+/* A change chosen at slot i is in force from slot i + alpha on
+ * (membership.c), and stays pending until every slot before that is
+ * applied: no lease meanwhile, and no next change. Under load requests fill
+ * those slots; on an idle cluster nothing would, and the change would never
+ * finish (issue 9). So on a tick with nothing queued the leader proposes
+ * no-ops, and only up to the slot the change takes effect at: at most
+ * alpha - 1 of them per change, never one past it. It runs from the tick,
+ * after px_propose_queued, so that requests that came meanwhile take those
+ * slots first. Safe as any no-op is: these slots are past repropose_end,
+ * where phase 1 found no value that may have been chosen. */
+static void fill_config_window(struct px_replica *r, uint64_t now_ns,
+			       struct px_outbox *out)
+{
+	const uint64_t effective_slot =
+		r->history[r->history_count - 1].effective_slot;
+	while (r->queue_count == 0 && r->next_slot >= r->repropose_end &&
+	       r->next_slot < effective_slot && window_open(r, out)) {
+		struct px_slot *s = px_log_claim(r, r->next_slot);
+		if (s == NULL)
+			return; /* ring full of unapplied slots */
+		if (s->chosen) {
+			r->next_slot++;
+			continue;
+		}
+		s->value_len = 0;
+		r->stats.noops_proposed++;
+		propose_slot(r, now_ns, s, out);
+	}
+}
+
 void px_flush(struct px_replica *r, uint64_t now_ns, struct px_outbox *out)
 {
 	px_begin_call(r);
@@ -711,6 +741,7 @@ void px_proposer_tick(struct px_replica *r, uint64_t now_ns,
 	if (now_ns >= r->heartbeat_ns)
 		send_heartbeat(r, now_ns, out);
 	px_propose_queued(r, now_ns, out);
+	fill_config_window(r, now_ns, out);
 }
 
 static void send_chosen(struct px_replica *r, struct px_peer *peer, uint8_t to,

@@ -132,15 +132,32 @@ static int install_parts(struct px_replica *r, const uint8_t *buf, size_t len,
 	return 0;
 }
 
+int px_snapshot_peek(const uint8_t *buf, size_t len, uint32_t *version,
+		     uint64_t *applied_index)
+{
+	PX_ASSERT(version != NULL && applied_index != NULL);
+	*version = 0;
+	*applied_index = 0;
+	if (buf == NULL || len < SNAPSHOT_HEADER ||
+	    px_get_u32(buf) != SNAPSHOT_MAGIC)
+		return -BPX_EMALFORMED;
+	*version = px_get_u32(buf + 4);
+	if (*version != SNAPSHOT_VERSION)
+		return -BPX_EVERSION;
+	*applied_index = px_get_u64(buf + 8);
+	return 0;
+}
+
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 			const uint8_t *buf, size_t len, struct px_outbox *out)
 {
 	px_begin_call(r);
-	if (buf == NULL || len < SNAPSHOT_HEADER ||
-	    px_get_u32(buf) != SNAPSHOT_MAGIC ||
-	    px_get_u32(buf + 4) != SNAPSHOT_VERSION)
+	uint32_t version;
+	uint64_t index;
+	/* Another format version is refused as malformed here; for a file,
+	 * px_snapfile_check names it before anything is installed. */
+	if (px_snapshot_peek(buf, len, &version, &index) != 0)
 		return -BPX_EMALFORMED;
-	uint64_t index = px_get_u64(buf + 8);
 	struct px_config_change history[PX_CONFIG_HISTORY_MAX];
 	uint8_t history_count;
 	uint16_t inc[PX_REPLICAS_MAX];

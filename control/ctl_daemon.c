@@ -2,7 +2,7 @@
  * policy (ctl_policy.h), which makes every decision. Here: heartbeats in
  * and out over UDP, the worker's status in and commands out over the rings,
  * the admin socket (parsing commands, rendering status), and what is not
- * policy: snapshots to a file, fault isolation. */
+ * policy: snapshots streamed to bypaxctl, fault isolation. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_debug.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
 #include <rte_thread.h>
@@ -27,8 +28,18 @@
 #include "ctl_daemon.h"
 
 #define MS_NS 1000000ull
+/* A snapshot goes out at most this much per loop (about a millisecond of
+ * CRC and copying), so heartbeats and the policy's tick never wait long. */
+#define SNAPSHOT_BYTES_PER_LOOP (256u << 10)
+/* A reader that takes nothing for this long is dropped: the worker's
+ * buffer is locked meanwhile, and a peer that catches up needs it. */
+#define SNAPSHOT_STALL_NS (5000 * MS_NS)
+/* The worker answers a save within a poll; this long means it is stuck. */
+#define SNAPSHOT_WORKER_NS (5000 * MS_NS)
 
 static pthread_t ctl_tid;
+static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* "fault isolate": until then no heartbeat goes out or is taken in, as
  * the worker drops its peers' frames (0: not isolated). */
 static uint64_t isolate_until_ns;
@@ -219,11 +230,12 @@ static int open_admin_socket(struct ctl_daemon *d, char *err, size_t len)
 	return 0;
 }
 
-static struct rte_ring *make_ring(const char *what, uint8_t self, size_t esize)
+static struct rte_ring *make_ring(const char *what, uint8_t self, size_t esize,
+				  unsigned count)
 {
 	char name[RTE_RING_NAMESIZE];
 	snprintf(name, sizeof(name), "bypax_%s%u", what, self);
-	return rte_ring_create_elem(name, (unsigned)esize, CTL_RING_SIZE,
+	return rte_ring_create_elem(name, (unsigned)esize, count,
 				    (int)rte_socket_id(),
 				    RING_F_SP_ENQ | RING_F_SC_DEQ);
 }
@@ -263,7 +275,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	d->quit = quit;
 	d->claim = claim;
 	d->hb_fd = claim->hb_fd;
-	d->admin_fd = d->snapshot_client = -1;
+	d->admin_fd = d->snap.client = -1;
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
 		d->admin[i].fd = -1;
 	d->start_ns = ctl_clock_ns();
@@ -276,10 +288,13 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	ctl_policy_init(&d->policy, &pc, d->start_ns);
 	ctl_ratelimit_init(&d->foreign_log, CTL_LOG_INTERVAL_NS);
 	ctl_ratelimit_init(&d->admin_log, CTL_LOG_INTERVAL_NS);
-	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd));
+	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd),
+				  CTL_RING_SIZE);
 	d->from_worker = make_ring("ctl_out", self,
-				   sizeof(struct ctl_worker_status));
-	d->log = make_ring("ctl_log", self, sizeof(struct ctl_log_line));
+				   sizeof(struct ctl_worker_status),
+				   CTL_RING_SIZE);
+	d->log = make_ring("ctl_log", self, sizeof(struct ctl_log_line),
+			   CTL_LOG_RING_SIZE);
 	if (d->to_worker == NULL || d->from_worker == NULL || d->log == NULL) {
 		snprintf(err, err_len, "control rings: %s",
 			 rte_strerror(rte_errno));
@@ -288,20 +303,41 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	return open_admin_socket(d, err, err_len);
 }
 
-/* ---- Log lines, for the main thread to print ---- */
+/* ---- Events: one line each, for operators and the chaos harness ----
+ * "<UTC time> bypaxd <id> <level>: <text> mono=<CLOCK_MONOTONIC s>": the
+ * wall clock to read, the monotonic one to line events up across the
+ * replicas of one host (the chaos harness does). Both are taken when the
+ * event happens; the line goes through a ring to bypaxd's main thread,
+ * which prints it (ctl_daemon_print_log), so that a stdout that does not
+ * drain cannot stall the heartbeats. */
+
+void ctl_log_format(uint8_t self, char *line, size_t cap, const char *text)
+{
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	struct tm tm;
+	gmtime_r(&wall.tv_sec, &tm);
+	char when[32];
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	uint64_t mono = ctl_clock_ns();
+	snprintf(line, cap, "%s.%03ldZ bypaxd %u info: %s mono=%" PRIu64
+		 ".%06" PRIu64, when, wall.tv_nsec / 1000000, self, text,
+		 mono / 1000000000u, (mono / 1000u) % 1000000u);
+}
 
 static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
 {
-	struct ctl_log_line line;
+	char text[CTL_LOG_TEXT_BYTES];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line.text, sizeof(line.text), fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	struct ctl_log_line line;
+	ctl_log_format(d->self, line.text, sizeof(line.text), text);
 	/* Full (the main thread is stuck): the line is lost, the counters
 	 * of bypaxctl status still count every event. */
-	rte_ring_sp_enqueue_elem(d->log, &line, sizeof(line));
+	if (rte_ring_sp_enqueue_elem(d->log, &line, sizeof(line)) != 0)
+		d->log_lost++;
 }
 
 void ctl_daemon_print_log(struct ctl_daemon *d, FILE *out)
@@ -322,17 +358,15 @@ static void log_foreign(struct ctl_daemon *d,
 {
 	uint32_t ip = (uint32_t)(l->key >> 16);
 	if (l->key == CTL_RATELIMIT_OTHERS) {
-		ctl_log(d, "bypaxd %u: control: dropped %" PRIu64 " heartbeat(s)"
+		ctl_log(d, "control: dropped %" PRIu64 " heartbeat(s)"
 			" of other clusters from more sources (the latest of "
-			"cluster %" PRIu64 "); this is cluster %u", d->self,
-			l->count, l->note, d->cfg->cluster_id);
+			"cluster %" PRIu64 "); this is cluster %u", l->count, l->note, d->cfg->cluster_id);
 		return;
 	}
-	ctl_log(d, "bypaxd %u: control: dropped %" PRIu64 " heartbeat(s) of "
+	ctl_log(d, "control: dropped %" PRIu64 " heartbeat(s) of "
 		"cluster %" PRIu64 " from %u.%u.%u.%u:%u; this is cluster %u: "
 		"does another cluster's config name this control address? "
-		"(at most one line per source every %llu s)", d->self,
-		l->count, l->note, ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
+		"(at most one line per source every %llu s)", l->count, l->note, ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
 		ip & 255, (unsigned)(l->key & 0xffff), d->cfg->cluster_id,
 		CTL_LOG_INTERVAL_NS / 1000000000ull);
 }
@@ -340,9 +374,9 @@ static void log_foreign(struct ctl_daemon *d,
 static void log_admin_dropped(struct ctl_daemon *d,
 			      const struct ctl_ratelimit_line *l)
 {
-	ctl_log(d, "bypaxd %u: admin: dropped %" PRIu64 " idle client(s): "
+	ctl_log(d, "admin: dropped %" PRIu64 " idle client(s): "
 		"no command sent or reply taken within %llu ms, or no room "
-		"(%u connections at most)", d->self, l->count,
+		"(%u connections at most)", l->count,
 		CTL_ADMIN_BUDGET_NS / MS_NS, CTL_ADMIN_CONNS);
 }
 
@@ -358,11 +392,12 @@ static void log_due(struct ctl_daemon *d, uint64_t now)
 
 /* ---- The policy's effects ---- */
 
-static void send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
+/* Returns false when the ring is full (the worker is behind). */
+static bool send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
 			 uint64_t value)
 {
 	struct ctl_cmd c = { .type = type, .arg = arg, .value = value };
-	rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c));
+	return rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c)) == 0;
 }
 
 static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
@@ -382,6 +417,7 @@ static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
 
 static void reply_later(struct ctl_daemon *d, int fd, const char *text,
 			size_t len, uint64_t now);
+static void admin_hand_over(struct ctl_daemon *d, int fd);
 
 /* A reply's client tag is the admin connection: answer it and hang up. */
 static void send_reply(struct ctl_daemon *d, const struct ctl_reply *r,
@@ -475,24 +511,216 @@ static void mask_text(uint8_t mask, char *buf, size_t cap)
 						len ? "," : "", i);
 }
 
-static void finish_snapshot(struct ctl_daemon *d,
-			    const struct ctl_worker_status *st, uint64_t now)
+/* ---- Snapshots, streamed to bypaxctl (struct ctl_snapshot_stream) ----
+ * The daemon never writes a file: a path from a client, written by a
+ * daemon that runs as root, would be a way to overwrite any file; and a
+ * write to a slow disk would stall heartbeats. */
+
+/* The buffer goes back to the worker. A full ring must not keep it
+ * locked for good: snapshot_loop tries again on the next iteration. */
+static void release_snapshot_buffer(struct ctl_daemon *d)
 {
-	char msg[512];
-	FILE *f = fopen(d->snapshot_path, "w");
-	size_t w = f ? fwrite(d->snapshot_buf, 1, st->snapshot_bytes, f) : 0;
-	if (f)
-		fclose(f);
-	snprintf(msg, sizeof(msg),
-		 w == st->snapshot_bytes
-			 ? "ok: snapshot at applied index %" PRIu64
-			   " (%" PRIu64 " bytes) written to %s\n"
-			 : "error: cannot write snapshot %" PRIu64
-			   " (%" PRIu64 " bytes) to %s\n",
-		 st->snapshot_index, st->snapshot_bytes, d->snapshot_path);
-	reply_later(d, d->snapshot_client, msg, strlen(msg), now);
-	d->snapshot_client = -1;
-	send_command(d, CTL_CMD_SNAPSHOT, 1, 0); /* release */
+	d->snap.release_pending = !send_command(d, CTL_CMD_SNAPSHOT, 1, 0);
+}
+
+static size_t stream_total(const struct ctl_snapshot_stream *s)
+{
+	return s->head_bytes + s->body_bytes + sizeof(s->tail);
+}
+
+/* why: NULL when the whole file went out, else why the reader was let go
+ * (an event line either way: a snapshot is an operator's action). */
+static void end_stream(struct ctl_daemon *d, const char *why)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	RTE_VERIFY(s->client >= 0 && s->sending);
+	close(s->client);
+	s->client = -1;
+	s->sending = false;
+	if (why == NULL) {
+		s->streamed++;
+		ctl_log(d, "snapshot: streamed the state at applied index %"
+			   PRIu64 " to bypaxctl (%zu bytes)", s->index,
+			s->body_bytes);
+	} else {
+		s->abandoned++;
+		ctl_log(d, "snapshot: gave up on a bypaxctl after %zu of %zu "
+			   "bytes: %s", s->sent, stream_total(s), why);
+	}
+	release_snapshot_buffer(d);
+}
+
+/* An answer that is not a buffer, in words naming the replica. */
+static void snapshot_error_text(const struct ctl_daemon *d, int32_t rc,
+				char *buf, size_t cap)
+{
+	if (rc == -BPX_ERECOVERING)
+		snprintf(buf, cap, "error: snapshot: member %u is recovering: "
+			 "it holds no state to save yet; snapshot a member "
+			 "that is not (bypaxctl status)\n", d->self);
+	else if (rc == -BPX_EBUSY)
+		snprintf(buf, cap, "error: snapshot: member %u is sending its "
+			 "state to a replica that catches up; try again in a "
+			 "moment\n", d->self);
+	else if (rc == -BPX_ETOOBIG)
+		snprintf(buf, cap, "error: snapshot: member %u's state does "
+			 "not fit its snapshot buffer (bypaxd --snapshot-mb)\n",
+			 d->self);
+	else
+		snprintf(buf, cap, "error: snapshot: member %u: %s\n", d->self,
+			 bpx_strerror(rc));
+}
+
+/* The first bytes: a line bypaxctl reads before the file, then the
+ * file's header, which starts the checksum. */
+static void start_stream(struct ctl_daemon *d,
+			 const struct ctl_worker_status *st, uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	RTE_VERIFY(st->snapshot_bytes > 0 && d->snapshot_buf != NULL);
+	struct px_snapfile_header h = {
+		.cluster_id = d->cfg->cluster_id,
+		.member_count = d->cfg->member_count,
+		.applied_index = st->snapshot_index,
+		.body_bytes = st->snapshot_bytes,
+	};
+	int n = snprintf((char *)s->head, sizeof(s->head) -
+				  PX_SNAPFILE_HEADER_BYTES,
+			 "ok: snapshot of member %u at applied index %" PRIu64
+			 ", %" PRIu64 " bytes follow\n", d->self,
+			 st->snapshot_index, px_snapfile_size(h.body_bytes));
+	RTE_VERIFY(n > 0 && (size_t)n < sizeof(s->head) -
+					     PX_SNAPFILE_HEADER_BYTES);
+	px_snapfile_header_encode(s->head + n, &h);
+	s->crc = px_crc32c(0, s->head + n, PX_SNAPFILE_HEADER_BYTES);
+	s->head_bytes = (size_t)n + PX_SNAPFILE_HEADER_BYTES;
+	s->body = d->snapshot_buf;
+	s->body_bytes = (size_t)st->snapshot_bytes;
+	s->index = st->snapshot_index;
+	s->sent = 0;
+	s->sending = true;
+	s->deadline_ns = now + SNAPSHOT_STALL_NS;
+	/* The socket is the pump's from now on (paced, its own 5 s stall
+	 * budget): the admin table lets go of it without closing it. */
+	admin_hand_over(d, s->client);
+}
+
+/* Where the stream goes on, and how much of that part is left. */
+static const uint8_t *stream_at(const struct ctl_snapshot_stream *s,
+				size_t *len)
+{
+	if (s->sent < s->head_bytes) {
+		*len = s->head_bytes - s->sent;
+		return s->head + s->sent;
+	}
+	size_t at = s->sent - s->head_bytes;
+	if (at < s->body_bytes) {
+		*len = s->body_bytes - at;
+		return s->body + at;
+	}
+	at -= s->body_bytes;
+	RTE_VERIFY(at < sizeof(s->tail));
+	*len = sizeof(s->tail) - at;
+	return s->tail + at;
+}
+
+/* n bytes at p went out: the body's go into the checksum, and the
+ * trailer is known once the body is all out. */
+static void stream_advance(struct ctl_snapshot_stream *s, const uint8_t *p,
+			   size_t n)
+{
+	bool in_body = s->sent >= s->head_bytes &&
+		       s->sent < s->head_bytes + s->body_bytes;
+	if (in_body)
+		s->crc = px_crc32c(s->crc, p, n);
+	s->sent += n;
+	if (in_body && s->sent == s->head_bytes + s->body_bytes)
+		px_snapfile_trailer_encode(s->tail, s->crc);
+}
+
+/* Non-blocking sends, SNAPSHOT_BYTES_PER_LOOP at most; what the socket
+ * does not take now goes on the next time round. */
+static void pump_snapshot(struct ctl_daemon *d, uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	size_t budget = SNAPSHOT_BYTES_PER_LOOP;
+	while (budget > 0 && s->sent < stream_total(s)) {
+		size_t len;
+		const uint8_t *p = stream_at(s, &len);
+		if (len > budget)
+			len = budget;
+		ssize_t n = send(s->client, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+			      errno == EINTR))
+			break;
+		if (n <= 0) {
+			end_stream(d, "it went away");
+			return;
+		}
+		stream_advance(s, p, (size_t)n);
+		budget -= (size_t)n;
+		s->deadline_ns = now + SNAPSHOT_STALL_NS;
+	}
+	if (s->sent == stream_total(s)) {
+		end_stream(d, NULL);
+	} else if (now > s->deadline_ns) {
+		char why[64];
+		snprintf(why, sizeof(why), "it took nothing for %llu ms",
+			 SNAPSHOT_STALL_NS / MS_NS);
+		end_stream(d, why);
+	}
+}
+
+/* The connection still waits in the admin table: it takes the refusal
+ * as any other reply, without blocking. */
+static void refuse_snapshot(struct ctl_daemon *d, const char *text,
+			    uint64_t now)
+{
+	reply_later(d, d->snap.client, text, strlen(text), now);
+	d->snap.client = -1;
+}
+
+/* The worker answered a save (a new snapshot_seq): stream the buffer to
+ * whoever asked, or give it back at once when nobody waits any more. */
+static void on_snapshot_answer(struct ctl_daemon *d,
+			       const struct ctl_worker_status *st,
+			       uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	if (st->snapshot_seq == s->answers_seen)
+		return;
+	s->answers_seen = st->snapshot_seq;
+	s->worker_busy = false;
+	bool have_buffer = st->snapshot_rc == 0;
+	if (s->client < 0 || s->sending) {
+		if (have_buffer)
+			release_snapshot_buffer(d);
+		return;
+	}
+	if (have_buffer) {
+		start_stream(d, st, now);
+		return;
+	}
+	char text[256];
+	snapshot_error_text(d, st->snapshot_rc, text, sizeof(text));
+	refuse_snapshot(d, text, now);
+}
+
+/* Once per loop: the stream goes on, or a stuck worker is given up. */
+static void snapshot_loop(struct ctl_daemon *d, uint64_t now)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	if (s->release_pending)
+		release_snapshot_buffer(d);
+	if (s->sending) {
+		pump_snapshot(d, now);
+	} else if (s->client >= 0 && s->worker_busy && now > s->deadline_ns) {
+		char text[160];
+		snprintf(text, sizeof(text), "error: snapshot: member %u's "
+			 "worker did not answer within %llu ms\n", d->self,
+			 SNAPSHOT_WORKER_NS / MS_NS);
+		refuse_snapshot(d, text, now); /* its late answer is given back */
+	}
 }
 
 static void drain_status(struct ctl_daemon *d, uint64_t now)
@@ -500,8 +728,7 @@ static void drain_status(struct ctl_daemon *d, uint64_t now)
 	struct ctl_input in = { .kind = CTL_IN_STATUS };
 	while (rte_ring_sc_dequeue_elem(d->from_worker, &in.status,
 					sizeof(in.status)) == 0) {
-		if (in.status.snapshot_bytes > 0 && d->snapshot_client >= 0)
-			finish_snapshot(d, &in.status, now);
+		on_snapshot_answer(d, &in.status, now);
 		step(d, now, &in);
 	}
 }
@@ -627,24 +854,33 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct ctl_admin_rep
 static void status_json(struct ctl_daemon *d, uint64_t now, struct ctl_admin_reply *r)
 {
 	const struct ctl_policy *pol = &d->policy;
+	const struct ctl_fd *fd = &pol->omega.fd;
 	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
-	       ",\"last_failover_age_ms\":%" PRId64 ",\"wrong_cluster\":"
+	       ",\"last_failover_age_ms\":%" PRId64 ",\"stalls\":%" PRIu64
+	       ",\"stalled_ms\":%" PRIu64 ",\"wrong_cluster\":"
 	       "{\"data\":%" PRIu64 ",\"control\":%" PRIu64 "},\"members\":[",
 	    d->cfg->cluster_id, d->self,
 	    pol->leader == CTL_NONE ? -1 : pol->leader, pol->failovers,
 	    pol->failed_over
 		    ? (int64_t)((now - pol->last_failover_ns) / MS_NS)
 		    : -1,
+	    fd->stalls, (uint64_t)(fd->stalled_ns / MS_NS),
 	    pol->status.wrong_cluster, d->hb_wrong_cluster);
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
 		struct member_row row = member_row(d, i, now);
+		uint64_t timeout_ms =
+			i == d->self ? 0 : ctl_fd_timeout_ns(fd, i) / MS_NS;
 		say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
 		       "\"ballot\":%" PRIu64 ",\"commit\":%" PRIu64
-		       ",\"applied\":%" PRIu64 ",\"heard_ago_ms\":%" PRIu64 "}",
+		       ",\"applied\":%" PRIu64 ",\"heard_ago_ms\":%" PRIu64
+		       ",\"timeout_ms\":%" PRIu64
+		       ",\"false_suspicions\":%" PRIu64 "}",
 		    i ? "," : "", i, row.known ? "true" : "false",
 		    row.alive ? "true" : "false",
 		    row.known ? role_name(row.role) : "unknown", row.promised,
-		    row.commit, row.applied, row.heard_ago_ms);
+		    row.commit, row.applied, row.heard_ago_ms,
+		    timeout_ms,
+		    fd->members[i].false_suspicions);
 	}
 	say(r, "]}\n");
 }
@@ -724,7 +960,154 @@ static bool cmd_members(struct ctl_daemon *d, int argc, char **argv, int fd,
 	return false;
 }
 
+/* snapshot: the state streams back on this connection (snapshot_loop);
+ * the file is bypaxctl's to write. Returns false when it will. */
+static bool cmd_snapshot(struct ctl_daemon *d, int argc, int fd, uint64_t now,
+			 struct ctl_admin_reply *r)
+{
+	struct ctl_snapshot_stream *s = &d->snap;
+	if (argc != 1) {
+		say(r, "error: snapshot takes no path: bypaxctl writes the file "
+		       "itself (bypaxctl snapshot PATH); is bypaxctl older "
+		       "than this bypaxd?\n");
+	} else if (d->snapshot_buf == NULL) {
+		say(r, "error: snapshot: snapshots are disabled on member %u "
+		       "(bypaxd --snapshot-mb 0)\n", d->self);
+	} else if (s->client >= 0 || s->worker_busy || s->release_pending) {
+		say(r, "error: snapshot: another snapshot of member %u is in "
+		       "progress; try again when it is done\n", d->self);
+	} else if (!send_command(d, CTL_CMD_SNAPSHOT, 0, 0)) {
+		say(r, "error: snapshot: member %u's worker is behind on its "
+		       "commands; try again\n", d->self);
+	} else {
+		s->client = fd;
+		s->worker_busy = true;
+		s->deadline_ns = now + SNAPSHOT_WORKER_NS;
+		return false;
+	}
+	return true;
+}
+
 /* Runs one command; returns false when the reply comes later. */
+/* A duration for the fault commands: 0..3600000 ms. */
+static bool parse_fault_ms(const char *what, const char *s, uint64_t *ms,
+			   struct ctl_admin_reply *r)
+{
+	char *end;
+	*ms = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || *ms > 3600000) {
+		say(r, "error: %s: '%s' is not a number of ms (0..3600000)\n",
+		    what, s);
+		return false;
+	}
+	return true;
+}
+
+/* "fault isolate MS [both|control|data]": the data plane (the worker
+ * drops its peers' frames and sends them none) and/or the control plane
+ * (no heartbeat in or out). Cutting only one plane tests that neither
+ * is trusted for what the other must tell. */
+static void cmd_fault_isolate(struct ctl_daemon *d, const char *ms_arg,
+			      const char *plane, uint64_t now, struct ctl_admin_reply *r)
+{
+	uint64_t ms;
+	if (!parse_fault_ms("fault isolate", ms_arg, &ms, r))
+		return;
+	bool data = strcmp(plane, "both") == 0 || strcmp(plane, "data") == 0;
+	bool control = strcmp(plane, "both") == 0 ||
+		       strcmp(plane, "control") == 0;
+	if (!data && !control) {
+		say(r, "error: fault isolate: plane '%s' is not both, control "
+		       "or data\n", plane);
+		return;
+	}
+	if (data)
+		send_command(d, CTL_CMD_ISOLATE, 0, ms);
+	if (control)
+		isolate_until_ns = now + ms * MS_NS;
+	ctl_log(d, "fault: isolated from peers on the %s plane%s for %" PRIu64
+		   " ms (operator command)", plane,
+		   strcmp(plane, "both") == 0 ? "s" : "", ms);
+	say(r, "ok: member %u cut off from its peers (%s) for %" PRIu64
+	       " ms\n", d->self, plane, ms);
+}
+
+/* "fault link M MS": the port toward member M goes down for MS, as if the
+ * peer's memif end vanished; bypaxd's main thread stops and restarts it. */
+static void cmd_fault_link(struct ctl_daemon *d, const char *member,
+			   const char *ms_arg, uint64_t now, struct ctl_admin_reply *r)
+{
+	uint8_t m;
+	uint64_t ms;
+	if (!parse_member(d, member, &m)) {
+		say(r, "error: fault link: '%s' is not a member id\n", member);
+		return;
+	}
+	if (m == d->self) {
+		say(r, "error: fault link: %u is this member\n", m);
+		return;
+	}
+	if (!parse_fault_ms("fault link", ms_arg, &ms, r))
+		return;
+	d->link_fault_until_ns[m] = now + ms * MS_NS;
+	ctl_log(d, "fault: link to member %u down for %" PRIu64
+		   " ms (operator command)", m, ms);
+	say(r, "ok: link from member %u to %u down for %" PRIu64 " ms\n",
+	    d->self, m, ms);
+}
+
+/* What changed since the last look (ctl_log's lines). */
+static const char *role_name(uint8_t role);
+
+/* What changed since the last look: suspicions, the control plane's
+ * leader, the worker's role, and a new leader's first commit (the end of
+ * a failover as clients see it). */
+static void log_events(struct ctl_daemon *d, uint64_t now)
+{
+	static uint32_t alive_seen;
+	static uint8_t leader_seen = CTL_NONE, role_seen = 0xff;
+	static uint64_t term_commit; /* commit index when we became leader */
+	static bool first_commit_due;
+	const struct ctl_policy *p = &d->policy;
+	uint32_t alive = ctl_fd_alive_mask(&p->omega.fd, now);
+	for (uint8_t m = 0; m < d->cfg->member_count; m++) {
+		uint32_t bit = 1u << m;
+		if ((alive_seen & bit) && !(alive & bit))
+			ctl_log(d, "member %u suspected (no heartbeat for %"
+				   PRIu64 " ms)", m,
+				(uint64_t)(ctl_fd_timeout_ns(&p->omega.fd, m) /
+					   MS_NS));
+		else if (!(alive_seen & bit) && (alive & bit) && m != d->self)
+			ctl_log(d, "member %u heard again", m);
+	}
+	alive_seen = alive;
+	if (p->leader != leader_seen) {
+		if (p->leader == CTL_NONE)
+			ctl_log(d, "no leader (was %d)", leader_seen == CTL_NONE ?
+				-1 : leader_seen);
+		else
+			ctl_log(d, "leader is %u (was %d)", p->leader,
+				leader_seen == CTL_NONE ? -1 : leader_seen);
+		leader_seen = p->leader;
+	}
+	if (!p->have_status)
+		return;
+	if (p->status.role != role_seen) {
+		ctl_log(d, "role %s (was %s), commit index %" PRIu64,
+			role_name(p->status.role),
+			role_seen == 0xff ? "none" : role_name(role_seen),
+			p->status.commit_index);
+		role_seen = p->status.role;
+		term_commit = p->status.commit_index;
+		first_commit_due = role_seen == PX_ROLE_LEADER;
+	}
+	if (first_commit_due && p->status.commit_index > term_commit) {
+		ctl_log(d, "first commit as leader: index %" PRIu64,
+			p->status.commit_index);
+		first_commit_due = false;
+	}
+}
+
 static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		      struct ctl_admin_reply *r)
 {
@@ -735,7 +1118,7 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		argv[argc++] = tok;
 	if (argc == 0 || strcmp(argv[0], "help") == 0) {
 		say(r, "commands: status [json] | members | leader transfer "
-		       "ID|none | snapshot PATH | fault isolate MS\n");
+		       "ID|none | snapshot | fault isolate MS\n");
 	} else if (strcmp(argv[0], "status") == 0) {
 		if (argc > 1 && strcmp(argv[1], "json") == 0)
 			status_json(d, now, r);
@@ -749,34 +1132,15 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		   strcmp(argv[1], "transfer") == 0) {
 		cmd_transfer(d, argv[2], fd, now, r);
 		return r->len > 0; /* else the policy answers */
-	} else if (argc == 2 && strcmp(argv[0], "snapshot") == 0) {
-		if (d->snapshot_client >= 0 || d->snapshot_buf == NULL) {
-			say(r, "error: snapshot: %s\n",
-			    d->snapshot_buf ? "one is already in progress"
-					    : "snapshots are disabled");
-			return true;
-		}
-		snprintf(d->snapshot_path, sizeof(d->snapshot_path), "%s",
-			 argv[1]);
-		d->snapshot_client = fd;
-		send_command(d, CTL_CMD_SNAPSHOT, 0, 0);
-		return false;
-	} else if (argc == 3 && strcmp(argv[0], "fault") == 0 &&
+	} else if (strcmp(argv[0], "snapshot") == 0) {
+		return cmd_snapshot(d, argc, fd, now, r);
+	} else if (argc >= 3 && argc <= 4 && strcmp(argv[0], "fault") == 0 &&
 		   strcmp(argv[1], "isolate") == 0) {
-		char *end;
-		uint64_t ms = strtoull(argv[2], &end, 10);
-		if (argv[2][0] < '0' || argv[2][0] > '9' || *end != '\0' ||
-		    ms > 3600000) {
-			say(r, "error: fault isolate: '%s' is not a number of "
-			       "ms (0..3600000)\n", argv[2]);
-			return true;
-		}
-		send_command(d, CTL_CMD_ISOLATE, 0, ms);
-		/* The control plane is cut off too: else the others' failure
-		 * detectors keep an isolated leader alive and leading. */
-		isolate_until_ns = now + ms * MS_NS;
-		say(r, "ok: member %u cut off from its peers for %" PRIu64
-		       " ms\n", d->self, ms);
+		cmd_fault_isolate(d, argv[2], argc == 4 ? argv[3] : "both",
+				  now, r);
+	} else if (argc == 4 && strcmp(argv[0], "fault") == 0 &&
+		   strcmp(argv[1], "link") == 0) {
+		cmd_fault_link(d, argv[2], argv[3], now, r);
 	} else {
 		say(r, "error: unknown command '%s' (try: help)\n", argv[0]);
 	}
@@ -820,6 +1184,16 @@ static void admin_close(struct ctl_admin_conn *c)
 {
 	CTL_ASSERT(c->state != CTL_ADMIN_FREE && c->fd >= 0);
 	close(c->fd);
+	c->fd = -1;
+	c->state = CTL_ADMIN_FREE;
+}
+
+/* A waiting connection that becomes a snapshot stream (start_stream): its
+ * slot is freed, its socket kept open for snapshot_loop's pump. */
+static void admin_hand_over(struct ctl_daemon *d, int fd)
+{
+	struct ctl_admin_conn *c = conn_of(d, fd);
+	CTL_ASSERT(c != NULL && c->state == CTL_ADMIN_WAITING);
 	c->fd = -1;
 	c->state = CTL_ADMIN_FREE;
 }
@@ -1039,10 +1413,12 @@ static void *ctl_main(void *arg)
 		poll(fds, POLL_FDS, 1);
 		uint64_t now = ctl_clock_ns();
 		drain_status(d, now);
+		snapshot_loop(d, now);
 		receive_heartbeats(d, now);
 		static const struct ctl_input tick = { .kind = CTL_IN_TICK };
 		step(d, now, &tick);
 		serve_admin(d, fds, now);
+		log_events(d, now);
 		log_due(d, now);
 	}
 	return NULL;
@@ -1064,6 +1440,7 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 {
 	if (d->started)
 		pthread_join(ctl_tid, NULL);
+	ctl_daemon_print_log(d, stdout); /* its last lines */
 	/* Connections still open, some waiting for the policy's or the
 	 * worker's answer (a transfer, a membership change, a snapshot). */
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
@@ -1072,6 +1449,8 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 	/* The claim (lock, control address) is the caller's to release,
 	 * after this: the socket file goes while the lock is still held,
 	 * else we could remove a successor's. */
+	if (d->snap.sending && d->snap.client >= 0)
+		close(d->snap.client); /* the pump's, no longer a connection's */
 	if (d->admin_fd >= 0) {
 		close(d->admin_fd);
 		unlink(d->claim->admin_path);

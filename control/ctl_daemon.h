@@ -14,21 +14,29 @@
 #include <rte_ring.h>
 
 #include "bypax/config.h"
+#include "bypax/snapfile.h"
 #include "ctl_link.h"
 #include "ctl_policy.h"
 #include "ctl_wire.h"
 #include "ratelimit.h"
 
-/* Log lines of the control thread go through a ring to bypaxd's main
+/* Log lines of the control thread ("<UTC time> bypaxd <id> info: <text>
+ * mono=<s>.<us>", ctl_log_format) go through a ring to bypaxd's main
  * thread, which prints them: a stdout that does not drain must not stall
  * the heartbeats. Lines about unwanted traffic are rate-limited: at most
  * one per source per CTL_LOG_INTERVAL_NS, each with its count. */
-#define CTL_LOG_LINE_BYTES 256u
+#define CTL_LOG_TEXT_BYTES 320u
+#define CTL_LOG_LINE_BYTES 384u
+#define CTL_LOG_RING_SIZE 512u
 #define CTL_LOG_INTERVAL_NS (10ull * 1000 * 1000 * 1000)
 
 struct ctl_log_line {
 	char text[CTL_LOG_LINE_BYTES];
 };
+
+/* One event line, the clocks read now, without its newline: the format of
+ * every event line, the control thread's and bypaxd's main thread's. */
+void ctl_log_format(uint8_t self, char *line, size_t cap, const char *text);
 
 /* What makes this process member `self` on its host: an exclusive lock
  * on "<admin socket>.lock" and the member's control address, bound
@@ -85,6 +93,30 @@ struct ctl_admin_conn {
 	struct ctl_admin_reply reply;
 };
 
+/* "snapshot": the worker's state streamed to bypaxctl over its admin
+ * connection as a snapshot file (bypax/snapfile.h), which bypaxctl writes;
+ * this thread writes no file. One at a time, kept across loop iterations:
+ * a text line and the file header (head), the worker's buffer (body), the
+ * CRC-32C trailer (tail). */
+struct ctl_snapshot_stream {
+	int client;           /* the admin connection, or -1 */
+	bool worker_busy;     /* a save asked for and not answered yet */
+	bool sending;
+	bool release_pending; /* the ring was full when it was given back */
+	uint64_t answers_seen; /* the worker's snapshot_seq we acted on */
+	uint64_t deadline_ns; /* the worker's answer, or the reader's progress */
+	uint8_t head[128 + PX_SNAPFILE_HEADER_BYTES];
+	size_t head_bytes;
+	const uint8_t *body;
+	size_t body_bytes;
+	uint64_t index;       /* the snapshot's applied index */
+	uint8_t tail[PX_SNAPFILE_TRAILER_BYTES];
+	size_t sent;          /* of head, body and tail, in that order */
+	uint32_t crc;         /* of the file bytes sent so far */
+	uint64_t streamed;    /* counters: whole files sent */
+	uint64_t abandoned;   /* readers that went away or stalled */
+};
+
 struct ctl_daemon {
 	const struct bpx_config *cfg;
 	uint8_t self;
@@ -96,17 +128,22 @@ struct ctl_daemon {
 	struct rte_ring *to_worker;
 	struct rte_ring *from_worker;
 	struct rte_ring *log;        /* struct ctl_log_line, to the main thread */
+	uint64_t log_lost;           /* lines the full ring had no room for */
 	uint64_t start_ns;
 	uint64_t hb_dropped;
 	uint64_t hb_wrong_cluster;   /* of hb_dropped: another cluster's */
 	struct ctl_ratelimit foreign_log; /* per source ip:port */
 	struct ctl_ratelimit admin_log;
-	const uint8_t *snapshot_buf; /* the worker's buffer, for "snapshot" */
-	int snapshot_client;         /* admin connection waiting, or -1 */
 	struct ctl_admin_conn admin[CTL_ADMIN_CONNS];
 	uint64_t admin_dropped;      /* clients out of their budget */
-	char snapshot_path[256];
+	/* The worker's send buffer: read only between a CTL_CMD_SNAPSHOT
+	 * answer that hands it over and the command that gives it back. */
+	const uint8_t *snapshot_buf;
+	struct ctl_snapshot_stream snap;
 	volatile bool *quit;
+	/* "fault link M MS": until then the main thread keeps this
+	 * replica's port toward member M stopped (0: no fault). */
+	volatile uint64_t link_fault_until_ns[PX_REPLICAS_MAX];
 };
 
 /* Opens the admin socket (replacing a stale one: the claim is held) and

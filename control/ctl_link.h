@@ -9,7 +9,9 @@
 enum ctl_cmd_type {
 	CTL_CMD_LEADER_HINT = 1, /* arg: leader id or 0xff */
 	CTL_CMD_ISOLATE = 2,     /* value: cut off from peers for ms */
-	CTL_CMD_SNAPSHOT = 3,    /* write a snapshot into the shared buffer */
+	CTL_CMD_SNAPSHOT = 3,    /* arg 0: save a snapshot into the worker's
+				  * send buffer, which then belongs to the
+				  * control thread; arg 1: it gives it back */
 	CTL_CMD_RECONFIG = 4,    /* arg: the new member mask (leader only) */
 };
 
@@ -32,15 +34,22 @@ struct ctl_worker_status {
 	uint64_t tx_frames;
 	uint64_t drops;
 	uint64_t wrong_cluster;  /* of drops: frames of another cluster */
-	uint64_t snapshot_bytes; /* > 0: a CTL_CMD_SNAPSHOT finished */
+	/* CTL_CMD_SNAPSHOT saves, answered by a count, so that a status
+	 * the ring had no room for loses no answer: the last one's result
+	 * (0: the buffer holds snapshot_bytes of the state at
+	 * snapshot_index, and is the control thread's until it gives it
+	 * back), else a -BPX_E* and no buffer. */
+	uint64_t snapshot_seq;
+	uint64_t snapshot_bytes;
 	uint64_t snapshot_index;
 	uint64_t reconfig_seq;   /* counts CTL_CMD_RECONFIG answers */
 	int32_t reconfig_rc;     /* the last one's px_propose_config result */
+	int32_t snapshot_rc;
 	uint32_t queue_depth;
 	uint8_t role;
 	uint8_t known_leader;
 	uint8_t members;         /* voting replicas (bitmask) */
-	uint8_t pad[5];
+	uint8_t pad[1];
 };
 
 #define CTL_RING_SIZE 64u

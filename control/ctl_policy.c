@@ -378,6 +378,10 @@ bool ctl_policy_step(struct ctl_policy *p, uint64_t now_ns,
 	CTL_ASSERT(in != NULL);
 	CTL_ASSERT(out != NULL);
 	CTL_ASSERT(out->cmd_count == 0 && out->reply_count == 0);
+	/* We run: a long gap since the last input was a stall of ours, not
+	 * silence of the others (fd.h, rule 2). First, so that the heartbeats
+	 * read right after a stall are judged with it. */
+	ctl_fd_ran(&p->omega.fd, now_ns);
 	switch (in->kind) {
 	case CTL_IN_TICK:
 		tick(p, now_ns, out);

@@ -15,6 +15,9 @@
  *                     members add/remove);
  *   CTL_IN_TICK       time passes: call it often (every millisecond or so);
  *                     heartbeats, the hint and timeouts are decided here.
+ * Every step, whatever its input, tells the failure detector that this
+ * process runs (ctl_fd_ran, fd.h rule 2): a gap of more than a heartbeat
+ * interval between two steps is taken for a stall of ours.
  * Outputs, appended to a caller-owned struct ctl_policy_out: commands for the
  * worker (leader hint, membership change), a heartbeat to send to every other
  * member, replies to admin commands (a code, rendered by ctl_reply_text).

@@ -113,6 +113,12 @@ bool ctl_omega_receive(struct ctl_omega *o, uint64_t now_ns,
 		o->drops.stale++;
 		return false;
 	}
+	/* Heartbeats carry consecutive seqs (ctl_omega_tick sends one per
+	 * tick however late it is): a skip, or a restart's counter going
+	 * back, means some were lost, and a long silence before this one was
+	 * not only lateness (fd.h, rule 3). */
+	if (peer->heard_any && hb->seq != peer->seq + 1)
+		ctl_fd_missed(&o->fd, hb->from);
 	/* The sender of a heartbeat we hear counts as alive. */
 	ctl_fd_heard(&o->fd, hb->from, now_ns);
 	peer->seq = hb->seq;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +96,14 @@ static void usage(FILE *f)
 		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
 		"                       /tmp/bypaxd-<cluster>-<id>.sock)\n"
 		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
+		"  --restore FILE       with --bootstrap: start a NEW cluster from a\n"
+		"                       snapshot file (bypaxctl snapshot PATH), every\n"
+		"                       member from the same FILE, every replica of\n"
+		"                       the old cluster stopped first. A new history:\n"
+		"                       docs/deploy.md, Disaster recovery. A bad FILE\n"
+		"                       (damaged, truncated, another cluster) exits 2\n"
+		"  --restore-other-cluster  accept a FILE whose cluster id is not the\n"
+		"                       config's (to restore into a new cluster id)\n"
 		"  --help               this text\n"
 		"EAL options: see dpdk docs, e.g. -l 0-1 --no-huge -m 512.\n"
 		"One bypaxd per member on a host: a second one with the same\n"
@@ -119,6 +128,24 @@ static int parse_route(struct bypaxd_opts *o, const char *s)
 	return 0;
 }
 
+/* A restore is the first start of a new cluster: said twice on purpose,
+ * so that neither word alone in a restart script starts a new history. */
+static int check_restore_args(const struct bypaxd_opts *o)
+{
+	if (o->restore != NULL && !o->bootstrap) {
+		fprintf(stderr, "bypaxd: --restore %s starts a new cluster from "
+			"the file: it needs --bootstrap too (docs/deploy.md, "
+			"Disaster recovery)\n", o->restore);
+		return -1;
+	}
+	if (o->restore_other_cluster && o->restore == NULL) {
+		fprintf(stderr, "bypaxd: --restore-other-cluster without "
+			"--restore FILE\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 {
 	static const struct option opts[] = {
@@ -128,6 +155,7 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		{ "no-control", 0, 0, 'N' }, { "idle-sleep-us", 1, 0, 'I' },
 		{ "stats-interval", 1, 0, 'S' }, { "admin-socket", 1, 0, 'A' },
 		{ "snapshot-mb", 1, 0, 'M' }, { "bootstrap", 0, 0, 'B' },
+		{ "restore", 1, 0, 'R' }, { "restore-other-cluster", 0, 0, 'O' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	memset(o, 0, sizeof(*o));
@@ -154,6 +182,8 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 		case 'S': e = dp_parse_u64("bypaxd", "--stats-interval", optarg, 0, 86400, &v); o->stats_interval_s = (uint32_t)v; break;
 		case 'A': o->admin_socket = optarg; break;
 		case 'M': e = dp_parse_u64("bypaxd", "--snapshot-mb", optarg, 0, 65536, &v); o->snapshot_mb = (uint32_t)v; break;
+		case 'R': o->restore = optarg; break;
+		case 'O': o->restore_other_cluster = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -171,7 +201,7 @@ static int parse_args(int argc, char **argv, struct bypaxd_opts *o)
 	}
 	if (o->no_control && o->leader < 0)
 		o->leader = 0;
-	return 0;
+	return check_restore_args(o);
 }
 
 struct daemon {
@@ -187,8 +217,10 @@ struct daemon {
 	bool ctl_running;
 	struct ctl_ratelimit wrong_cluster_log;
 	uint64_t wrong_cluster_seen; /* drops the log has accounted for */
+	struct bypaxd_restore restore;
 	uint16_t ports;
 	volatile bool worker_done;
+	volatile uint64_t worker_loops; /* the worker's polls, for stall reports */
 };
 
 static struct daemon d;
@@ -198,9 +230,19 @@ static struct daemon d;
  * the worker has let go of the port. ---- */
 
 #define LINK_DOWN_RESTART_TICKS 10 /* x 100 ms */
+/* After a restart whose connect() went through, the memif handshake gets
+ * this long before the port is restarted again. Closing a connection the
+ * server has accepted but not yet greeted makes DPDK 22.11's memif server
+ * fail sendmsg (EPIPE), free the channel without unregistering its fd,
+ * and panic its interrupt thread ("Error adding fd N epoll_ctl, Bad file
+ * descriptor"): a client that restarts its port every second while its
+ * server is slow to start (a restart, a loaded machine) killed the
+ * server. */
+#define LINK_HANDSHAKE_GRACE_TICKS 50 /* x 100 ms */
 
 static volatile uint8_t port_paused[RTE_MAX_ETHPORTS];
 static uint32_t link_down_ticks[RTE_MAX_ETHPORTS];
+static uint32_t link_grace_ticks[RTE_MAX_ETHPORTS];
 static bool port_restart_failed[RTE_MAX_ETHPORTS];
 
 static bool is_memif_client(uint16_t port)
@@ -213,16 +255,12 @@ static bool is_memif_client(uint16_t port)
 	       da->args != NULL && strstr(da->args, "role=client") != NULL;
 }
 
+static bool pause_port(uint16_t port);
+
 static void restart_port(uint16_t port)
 {
-	port_paused[port] = 1;
-	uint64_t give_up = mono_ns() + 1000000000ull;
-	while (port_paused[port] != 2 && !force_quit && mono_ns() < give_up)
-		sleep_until_ns(mono_ns() + 1000000);
-	if (port_paused[port] != 2) {
-		port_paused[port] = 0;
-		return; /* worker gone or stuck: leave it */
-	}
+	if (!pause_port(port))
+		return;
 	rte_eth_dev_stop(port);
 	int rc = rte_eth_dev_start(port);
 	/* Said once per outage: a peer that stays away is retried every
@@ -236,6 +274,8 @@ static void restart_port(uint16_t port)
 		       LINK_DOWN_RESTART_TICKS * 100);
 	fflush(stdout);
 	port_restart_failed[port] = rc != 0;
+	if (rc == 0)
+		link_grace_ticks[port] = LINK_HANDSHAKE_GRACE_TICKS;
 	rte_smp_mb();
 	/* A port that did not start stays paused: polling a stopped port is
 	 * an error in DPDK. The next check_links tries again. */
@@ -243,14 +283,63 @@ static void restart_port(uint16_t port)
 		port_paused[port] = 0;
 }
 
+/* "bypaxctl fault link M MS": the port toward M stops (its peer sees the
+ * memif link vanish) and starts again when the fault ends. */
+static bool link_faulted[RTE_MAX_ETHPORTS];
+
+static bool pause_port(uint16_t port)
+{
+	port_paused[port] = 1;
+	uint64_t give_up = mono_ns() + 1000000000ull;
+	while (port_paused[port] != 2 && !force_quit && mono_ns() < give_up)
+		sleep_until_ns(mono_ns() + 1000000);
+	if (port_paused[port] == 2)
+		return true;
+	port_paused[port] = 0;
+	return false; /* worker gone or stuck: leave it */
+}
+
+static void check_link_faults(void)
+{
+	uint64_t now = ctl_clock_ns();
+	for (uint8_t m = 0; m < d.cfg.member_count && d.ctl_running; m++) {
+		if (m == d.o.id)
+			continue;
+		uint16_t port = (uint16_t)(d.o.route_port[m] >= 0 ?
+					   d.o.route_port[m] : 0);
+		bool due = now < d.ctl.link_fault_until_ns[m];
+		if (due && !link_faulted[port] && pause_port(port)) {
+			rte_eth_dev_stop(port);
+			link_faulted[port] = true;
+		} else if (!due && link_faulted[port]) {
+			int rc = rte_eth_dev_start(port);
+			link_faulted[port] = false;
+			printf("bypaxd %d: port %u: link fault over; %s\n",
+			       d.o.id, port, rc == 0 ? "started again" :
+			       "does not start yet (retried while down)");
+			fflush(stdout);
+			rte_smp_mb();
+			if (rc == 0)
+				port_paused[port] = 0;
+		}
+	}
+}
+
 static void check_links(void)
 {
 	uint16_t port;
 	RTE_ETH_FOREACH_DEV(port) {
+		if (link_faulted[port])
+			continue;
 		struct rte_eth_link link;
 		if (rte_eth_link_get_nowait(port, &link) != 0 ||
 		    link.link_status == RTE_ETH_LINK_UP) {
 			link_down_ticks[port] = 0;
+			link_grace_ticks[port] = 0;
+			continue;
+		}
+		if (link_grace_ticks[port] > 0) {
+			link_grace_ticks[port]--;
 			continue;
 		}
 		if (++link_down_ticks[port] >= LINK_DOWN_RESTART_TICKS &&
@@ -358,6 +447,7 @@ static int worker_main(void *arg)
 	(void)arg;
 	uint32_t idle = 0;
 	while (!force_quit) {
+		d.worker_loops++;
 		if (dp_replica_poll(d.replica) > 0) {
 			idle = 0;
 			continue;
@@ -443,13 +533,16 @@ static void report_wrong_cluster(uint64_t now)
 		return;
 	uint64_t src = c->wrong_cluster_src;
 	uint32_t ip = (uint32_t)(src >> 16);
-	printf("bypaxd %d: data: dropped %" PRIu64 " frame(s) of another "
-	       "cluster, the latest of cluster %" PRIu64 " from %u.%u.%u.%u:%u; "
-	       "this is cluster %u: a client or replica with another config? "
-	       "(at most one line every %llu s)\n", d.o.id, l.count,
-	       c->wrong_cluster_id, ip >> 24, (ip >> 16) & 255,
-	       (ip >> 8) & 255, ip & 255, (unsigned)(src & 0xffff),
-	       d.cfg.cluster_id, CTL_LOG_INTERVAL_NS / 1000000000ull);
+	char text[CTL_LOG_TEXT_BYTES], line[CTL_LOG_LINE_BYTES];
+	snprintf(text, sizeof(text), "data: dropped %" PRIu64 " frame(s) of "
+		 "another cluster, the latest of cluster %" PRIu64 " from "
+		 "%u.%u.%u.%u:%u; this is cluster %u: a client or replica with "
+		 "another config? (at most one line every %llu s)", l.count,
+		 c->wrong_cluster_id, ip >> 24, (ip >> 16) & 255,
+		 (ip >> 8) & 255, ip & 255, (unsigned)(src & 0xffff),
+		 d.cfg.cluster_id, CTL_LOG_INTERVAL_NS / 1000000000ull);
+	ctl_log_format((uint8_t)d.o.id, line, sizeof(line), text);
+	printf("%s\n", line);
 	fflush(stdout);
 }
 
@@ -459,6 +552,29 @@ static unsigned first_worker(void)
 	RTE_LCORE_FOREACH_WORKER(id)
 		return id;
 	return RTE_MAX_LCORE;
+}
+
+/* The worker never logs; a worker that stops polling (descheduled, or stuck
+ * in a call) shows here, once when it stops and once when it goes on. */
+#define WORKER_STALL_TICKS 3 /* x 100 ms */
+
+static void watch_worker(void)
+{
+	static uint64_t last_loops, still_ticks;
+	uint64_t loops = d.worker_loops;
+	if (loops != last_loops) {
+		if (still_ticks >= WORKER_STALL_TICKS)
+			printf("bypaxd %d: worker polls again after about %" PRIu64
+			       " ms without a poll\n", d.o.id, still_ticks * 100);
+		fflush(stdout);
+		last_loops = loops;
+		still_ticks = 0;
+		return;
+	}
+	if (++still_ticks == WORKER_STALL_TICKS)
+		printf("bypaxd %d: worker has not polled for %u ms (t=%.3f)\n", d.o.id,
+		       WORKER_STALL_TICKS * 100, mono_ns() / 1e9);
+	fflush(stdout);
 }
 
 static void wait_for_signal(void)
@@ -472,6 +588,8 @@ static void wait_for_signal(void)
 			next = now; /* late (stopped, or a slow restart) */
 		sleep_until_ns(next);
 		ticks++;
+		watch_worker();
+		check_link_faults();
 		check_links();
 		report_wrong_cluster(mono_ns());
 		if (d.ctl_running)
@@ -513,6 +631,16 @@ static void shutdown_all(void)
 		d.sm_ops->destroy(d.sm);
 	dp_sm_unload(d.sm_dl);
 	rte_mempool_free(d.pool);
+	bypaxd_restore_free(&d.restore);
+}
+
+static void admin_path(char *path, size_t cap)
+{
+	if (d.o.admin_socket != NULL)
+		snprintf(path, cap, "%s", d.o.admin_socket);
+	else
+		snprintf(path, cap, "/tmp/bypaxd-%u-%d.sock", d.cfg.cluster_id,
+			 d.o.id);
 }
 
 static int start_control(char *err, size_t len)
@@ -540,12 +668,19 @@ static int claim_member(char *err, size_t len)
 			 d.o.config, d.cfg.member_count - 1);
 		return -BPX_ECONFIG;
 	}
+	/* A bad file is refused before the claim, and before the EAL: its
+	 * messages (an old replica still answering included) are the ones
+	 * docs/deploy.md, Disaster recovery, quotes. */
+	if (d.o.restore != NULL) {
+		char rpath[108];
+		admin_path(rpath, sizeof(rpath));
+		rc = bypaxd_restore_load(&d.restore, &d.o, &d.cfg, rpath, err,
+					 len);
+		if (rc != 0)
+			return rc;
+	}
 	char path[256];
-	if (d.o.admin_socket != NULL)
-		snprintf(path, sizeof(path), "%s", d.o.admin_socket);
-	else
-		snprintf(path, sizeof(path), "/tmp/bypaxd-%u-%d.sock",
-			 d.cfg.cluster_id, d.o.id);
+	admin_path(path, sizeof(path));
 	return ctl_claim_take(&d.claim, &d.cfg, (uint8_t)d.o.id, path, err,
 			      len);
 }
@@ -564,11 +699,27 @@ static int start(char *err, size_t len)
 	}
 	int rc = setup_ports(err, len);
 	rc = rc ? rc : setup_replica(err, len);
+	if (rc == 0 && d.o.restore != NULL)
+		rc = bypaxd_restore_install(&d.restore, d.replica, &d.o, err,
+					    len);
 	rc = rc ? rc : start_control(err, len);
 	if (rc == 0)
 		rte_telemetry_register_cmd("/bypax/stats", telemetry_stats,
 					   "bypax replica counters");
 	return rc;
+}
+
+/* Every page this process maps is faulted in when it is mapped, not when
+ * the worker first touches it: first-touch faults of the state machine's
+ * table and the snapshot buffers stalled a worker for seconds on a loaded
+ * machine (a 1M-key store's first snapshot), long enough for the others
+ * to elect a new leader. Memory then costs what is allocated, at once. */
+static void lock_memory(void)
+{
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+		printf("bypaxd: warning: mlockall: %s; pages fault in on first "
+		       "use, which can stall the worker (raise RLIMIT_MEMLOCK "
+		       "or grant CAP_IPC_LOCK)\n", strerror(errno));
 }
 
 /* Where the EAL's options end: the index of the first "--", or argc. */
@@ -638,14 +789,17 @@ int main(int argc, char **argv)
 	int rc = claim_member(err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));
+		bypaxd_restore_free(&d.restore);
 		return rc == -BPX_EIO ? 1 : 2;
 	}
 	if (start_eal(sep, argv) != 0) {
 		ctl_claim_release(&d.claim);
+		bypaxd_restore_free(&d.restore);
 		return 2;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	lock_memory();
 	rc = start(err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "bypax/consensus.h"
+#include "bypax/snapfile.h"
 
 struct bypaxd_opts {
 	const char *config;
@@ -19,6 +20,34 @@ struct bypaxd_opts {
 	uint32_t stats_interval_s;
 	const char *admin_socket;
 	uint32_t snapshot_mb;
+	const char *restore;        /* --restore FILE, or NULL */
+	bool restore_other_cluster; /* FILE's cluster id may differ */
 };
+
+/* --restore FILE (bypaxd_restore.c): a new cluster from a snapshot file
+ * (bypax/snapfile.h; docs/deploy.md, "Disaster recovery"). */
+struct bypaxd_restore {
+	uint8_t *buf; /* the whole file */
+	size_t len;
+	struct px_snapfile_info info;
+};
+
+struct bpx_config;
+struct dp_replica;
+/* Reads and checks o->restore whole before anything starts: the frame
+ * (px_snapfile_check), the cluster id and member count against cfg, and
+ * that no bypaxd of either cluster answers on admin_path or the file's
+ * cluster's default admin socket. Returns 0, or -BPX_ECONFIG with err
+ * naming the file and what is wrong. */
+int bypaxd_restore_load(struct bypaxd_restore *rs, const struct bypaxd_opts *o,
+			const struct bpx_config *cfg, const char *admin_path,
+			char *err, size_t err_len);
+/* Installs the checked snapshot into r (a bootstrap replica that has not
+ * run yet) and frees the file. Returns 0, or -BPX_ECONFIG with err naming
+ * the file and why the replica refused it. */
+int bypaxd_restore_install(struct bypaxd_restore *rs, struct dp_replica *r,
+			   const struct bypaxd_opts *o, char *err,
+			   size_t err_len);
+void bypaxd_restore_free(struct bypaxd_restore *rs);
 
 #endif

@@ -15,6 +15,11 @@
 /* The consensus core's assertion hook, defined in dp_common.c: prints the
  * expression, file and line, then aborts. */
 void px_assert_fail(const char *expr, const char *file, int line);
+#define DP_ASSERT(x)                                                           \
+	do {                                                                   \
+		if (!(x))                                                      \
+			px_assert_fail(#x, __FILE__, __LINE__);                \
+	} while (0)
 
 #include "bypax/sm.h"
 #include "bypax/wire.h"
@@ -59,18 +64,25 @@ struct dp_snap {
 	uint8_t *send_buf;
 	uint8_t *recv_buf;
 	size_t cap;
-	/* sending */
+	/* sending: one serialized snapshot, streamed to send_to */
 	size_t send_len;
 	size_t send_off;
 	uint64_t send_index;
 	uint8_t send_to;          /* PX_REPLICA_NONE: idle */
+	uint8_t send_last_to;     /* who the buffer was last streamed to */
+	bool send_valid;          /* send_buf holds send_len bytes at send_index */
+	uint64_t send_saved_ns;   /* when it was serialized */
+	uint64_t send_next_ns;    /* pacing: the next chunks not before */
 	/* receiving */
 	size_t recv_len;
 	size_t recv_off;
 	uint64_t recv_index;
 	uint8_t recv_from;
-	uint64_t recv_started_ns;
-	/* for CTL_CMD_SNAPSHOT */
+	uint64_t recv_progress_ns; /* the stream's last chunk in order */
+	uint64_t recv_resume_ns;   /* the last resume request sent */
+	/* for CTL_CMD_SNAPSHOT: the answers so far, and the last one's */
+	uint64_t saved_seq;
+	int32_t saved_rc;
 	uint64_t saved_len;
 	uint64_t saved_index;
 };
@@ -88,6 +100,8 @@ struct dp_counters {
 	uint64_t snapshot_chunks_sent;
 	uint64_t snapshot_chunks_dropped;
 	uint64_t snapshots_sent;
+	uint64_t snapshot_resumes;  /* gaps repaired: resume requests sent */
+	uint64_t snapshots_reused;  /* requests served without serializing */
 	uint64_t snapshots_installed;
 	uint64_t isolated_drops;
 	uint64_t shared_sends;     /* frames whose value was not copied */
@@ -264,6 +278,10 @@ void dp_replica_attach_control(struct dp_replica *r, struct rte_ring *in,
 			       struct rte_ring *out);
 /* Allocates snapshot buffers of cap bytes each (0: no transfer). */
 int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap);
+/* bypaxd --restore: installs a snapshot into a bootstrap replica before
+ * its worker runs (asserted: nothing applied, not recovering). Returns
+ * px_snapshot_install's result. */
+int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len);
 
 /* State machine loading (sm_loader.c): "kv" or a path to a .so. */
 const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,

@@ -13,8 +13,24 @@
 #include "dp.h"
 
 #define SNAPSHOT_CHUNKS_PER_POLL 8u
-#define SNAPSHOT_RECV_TIMEOUT_NS 2000000000ull
+#define SNAPSHOT_PACE_NS 100000ull          /* 8 chunks per 100 us: ~110 MB/s */
+#define SNAPSHOT_RESUME_NS 2000000ull       /* a resume request per 2 ms */
+#define SNAPSHOT_REUSE_NS 1000000000ull     /* a serialization serves 1 s */
+#define SNAPSHOT_RECV_TIMEOUT_NS 2000000000ull /* without progress */
 #define STATUS_INTERVAL_NS 2000000ull
+
+/* A port the main thread is restarting is not ours to send on: a full
+ * TX queue would call rte_eth_tx_burst on it mid-restart. */
+static void push_frame(struct dp_replica *r, struct dp_txq *q,
+		       struct rte_mbuf *mb)
+{
+	if (r->port_paused != NULL && r->port_paused[q->route.port] != 0) {
+		r->ctr.tx_full++;
+		rte_pktmbuf_free(mb);
+		return;
+	}
+	dp_txq_push(q, mb, &r->ctr);
+}
 
 static const uint8_t broadcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
@@ -107,6 +123,11 @@ int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap)
 	r->snap.recv_buf = rte_malloc("bypax_snap_recv", cap, 64);
 	if (r->snap.send_buf == NULL || r->snap.recv_buf == NULL)
 		return -BPX_ENOMEM;
+	/* Touched now, not on the first catch-up: first-touch page faults
+	 * over 2 x 64 MiB took seconds on a loaded machine, with the worker
+	 * polling nothing meanwhile. */
+	memset(r->snap.send_buf, 0, cap);
+	memset(r->snap.recv_buf, 0, cap);
 	r->snap.cap = cap;
 	return 0;
 }
@@ -159,7 +180,7 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		return;
 	}
 	bpx_frame_write_headers(p, &r->self, dst, (uint16_t)n, r->ip_id++);
-	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), mb, &r->ctr);
+	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), mb);
 }
 
 /* ---- One value to several followers, without copying it each time ----
@@ -207,7 +228,7 @@ static bool send_shared(struct dp_replica *r, const struct px_msg *m,
 	}
 	bpx_frame_write_headers(p, &r->self, dst,
 				(uint16_t)(n + (int)m->value_len), r->ip_id++);
-	dp_txq_push(dp_routes_lookup(&r->routes, dst->mac), head, &r->ctr);
+	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), head);
 	r->ctr.shared_sends++;
 	return true;
 }
@@ -242,33 +263,63 @@ static bool isolated(const struct dp_replica *r)
 
 /* ---- Snapshot streaming ---- */
 
-/* Serializes this replica's state once; poll_snapshot_send streams it. One
- * stream at a time: a second request is dropped and will be asked again. */
+/* Serializing is the costly part (the state machine writes and sorts its
+ * whole state, on this worker, while nothing else is polled): a replica
+ * that asks again and again, as a recovering one does every few
+ * retransmits, is served from the last serialization while that is
+ * recent and still joins this replica's log (so the asker can go on from
+ * it). One stream at a time; a request meanwhile is dropped and asked
+ * again. */
+static bool snapshot_reusable(const struct dp_replica *r, uint64_t now_ns)
+{
+	const struct dp_snap *sn = &r->snap;
+	return sn->send_valid && now_ns - sn->send_saved_ns < SNAPSHOT_REUSE_NS &&
+	       sn->send_index + 1 >= px_log_start(r->px);
+}
+
 static void start_snapshot_send(struct dp_replica *r, uint8_t to)
 {
 	struct dp_snap *sn = &r->snap;
+	uint64_t now_ns = dp_now_ns();
 	if (sn->cap == 0) {
 		r->ctr.snapshot_unsupported++;
 		return;
 	}
 	if (sn->send_to != PX_REPLICA_NONE || to >= r->cfg->member_count)
 		return;
-	int64_t n = px_snapshot_save(r->px, sn->send_buf, sn->cap);
-	if (n <= 0) {
-		r->ctr.snapshot_unsupported++;
-		return;
+	if (snapshot_reusable(r, now_ns)) {
+		r->ctr.snapshots_reused++;
+	} else {
+		int64_t n = px_snapshot_save(r->px, sn->send_buf, sn->cap);
+		if (n <= 0) {
+			sn->send_valid = false;
+			r->ctr.snapshot_unsupported++;
+			return;
+		}
+		sn->send_len = (size_t)n;
+		sn->send_index = px_applied_index(r->px);
+		sn->send_saved_ns = dp_now_ns();
+		sn->send_valid = true;
 	}
-	sn->send_len = (size_t)n;
 	sn->send_off = 0;
-	sn->send_index = px_applied_index(r->px);
 	sn->send_to = to;
+	sn->send_last_to = to;
+	sn->send_next_ns = 0;
 }
 
-static void poll_snapshot_send(struct dp_replica *r)
+/* Paced: SNAPSHOT_CHUNKS_PER_POLL chunks every SNAPSHOT_PACE_NS at most, so
+ * a receiver that is off its core for a while finds its ring still
+ * holding what came (a ring overflow costs a resume request, not the
+ * whole stream, but each costs a round trip). */
+static void poll_snapshot_send(struct dp_replica *r, uint64_t now_ns)
 {
 	struct dp_snap *sn = &r->snap;
+	if (now_ns < sn->send_next_ns)
+		return;
+	sn->send_next_ns = now_ns + SNAPSHOT_PACE_NS;
 	for (unsigned i = 0; i < SNAPSHOT_CHUNKS_PER_POLL &&
-			     sn->send_to != PX_REPLICA_NONE; i++) {
+			     sn->send_to < r->cfg->member_count; i++) {
+		DP_ASSERT(sn->send_valid && sn->send_off < sn->send_len);
 		size_t len = sn->send_len - sn->send_off;
 		if (len > PX_VALUE_BYTES_MAX)
 			len = PX_VALUE_BYTES_MAX;
@@ -290,35 +341,83 @@ static void poll_snapshot_send(struct dp_replica *r)
 	}
 }
 
+/* An empty chunk from the receiver: "I have [0, seq) of that stream, go
+ * on from seq". Served while the buffer still holds that snapshot. */
+static void on_snapshot_resume(struct dp_replica *r, const struct px_msg *m)
+{
+	struct dp_snap *sn = &r->snap;
+	if (!sn->send_valid || m->from != sn->send_last_to ||
+	    m->slot != sn->send_index || m->slot_end != sn->send_len ||
+	    m->seq >= sn->send_len ||
+	    (sn->send_to != PX_REPLICA_NONE && sn->send_to != m->from)) {
+		r->ctr.snapshot_chunks_dropped++;
+		return;
+	}
+	sn->send_to = m->from;
+	sn->send_off = m->seq;
+}
+
+static void ask_snapshot_resume(struct dp_replica *r, uint64_t now_ns)
+{
+	struct dp_snap *sn = &r->snap;
+	if (now_ns - sn->recv_resume_ns < SNAPSHOT_RESUME_NS)
+		return;
+	sn->recv_resume_ns = now_ns;
+	struct px_msg m = { .type = BPX_WIRE_SNAPSHOT_CHUNK, .from = r->id,
+			    .to = sn->recv_from, .slot = sn->recv_index,
+			    .slot_end = sn->recv_len, .seq = sn->recv_off };
+	r->ctr.snapshot_resumes++;
+	send_frame(r, &r->cfg->members[sn->recv_from].data, &m);
+}
+
 static void transmit_outbox(struct dp_replica *r);
 
-/* Chunks must arrive in order from one sender; anything else abandons the
- * stream (the receiver's consensus asks for a snapshot again). */
+/* A stream starts with its chunk 0: it replaces ours if ours is idle, made
+ * no progress for SNAPSHOT_RECV_TIMEOUT_NS, or comes from the same sender
+ * (which gave ours up: it serialized anew). */
+static bool snapshot_stream_starts(const struct dp_snap *sn,
+				   const struct px_msg *m, uint64_t now_ns)
+{
+	if (m->seq != 0 || m->slot_end == 0 || m->slot_end > sn->cap)
+		return false;
+	if (sn->recv_len == 0 ||
+	    now_ns - sn->recv_progress_ns > SNAPSHOT_RECV_TIMEOUT_NS)
+		return true;
+	return m->from == sn->recv_from &&
+	       (m->slot != sn->recv_index || m->slot_end != sn->recv_len);
+}
+
+/* Chunks are taken in order from one sender. A gap (a ring overflowed
+ * somewhere) asks the sender to go on from what we have; a duplicate or a
+ * chunk of another stream is dropped. */
 static void on_snapshot_chunk(struct dp_replica *r, const struct px_msg *m,
 			      uint64_t now_ns)
 {
 	struct dp_snap *sn = &r->snap;
-	if (m->seq == 0 && m->slot_end > 0 && m->slot_end <= sn->cap &&
-	    (sn->recv_len == 0 || now_ns - sn->recv_started_ns >
-					  SNAPSHOT_RECV_TIMEOUT_NS)) {
+	if (m->value_len == 0) {
+		on_snapshot_resume(r, m);
+		return;
+	}
+	if (snapshot_stream_starts(sn, m, now_ns)) {
 		sn->recv_from = m->from;
 		sn->recv_index = m->slot;
 		sn->recv_len = m->slot_end;
 		sn->recv_off = 0;
-		sn->recv_started_ns = now_ns;
+		sn->recv_progress_ns = now_ns;
+		sn->recv_resume_ns = 0;
 	}
-	if (sn->recv_len == 0 || m->from != sn->recv_from ||
-	    m->slot != sn->recv_index || m->slot_end != sn->recv_len ||
-	    m->seq != sn->recv_off || m->value_len > sn->recv_len - sn->recv_off) {
+	bool ours = sn->recv_len != 0 && m->from == sn->recv_from &&
+		    m->slot == sn->recv_index && m->slot_end == sn->recv_len;
+	if (!ours || m->seq != sn->recv_off ||
+	    m->value_len > sn->recv_len - sn->recv_off) {
 		r->ctr.snapshot_chunks_dropped++;
-		/* A gap in our stream: give it up now, so the stream the
-		 * consensus asks for next can start at once. */
-		if (m->from == sn->recv_from && m->slot == sn->recv_index)
-			sn->recv_len = 0;
+		if (ours && m->seq > sn->recv_off)
+			ask_snapshot_resume(r, now_ns);
 		return;
 	}
 	memcpy(sn->recv_buf + sn->recv_off, m->value, m->value_len);
 	sn->recv_off += m->value_len;
+	sn->recv_progress_ns = now_ns;
 	if (sn->recv_off < sn->recv_len)
 		return;
 	if (px_snapshot_install(r->px, now_ns, sn->recv_buf, sn->recv_len,
@@ -356,6 +455,15 @@ static void transmit_outbox(struct dp_replica *r)
 	r->out.count = 0;
 }
 
+int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len)
+{
+	DP_ASSERT(px_applied_index(r->px) == 0 &&
+		   px_role(r->px) != PX_ROLE_RECOVERING && r->out.count == 0);
+	int rc = px_snapshot_install(r->px, dp_now_ns(), snap, len, &r->out);
+	transmit_outbox(r); /* queued; the worker's first poll sends it */
+	return rc;
+}
+
 /* ---- Receive ---- */
 
 static void answer_arp(struct dp_replica *r, const uint8_t *frame,
@@ -375,7 +483,7 @@ static void answer_arp(struct dp_replica *r, const uint8_t *frame,
 	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)n);
 	memcpy(p, reply, (size_t)n);
 	r->ctr.arp_replies++;
-	dp_txq_push(dp_routes_lookup(&r->routes, reply), mb, &r->ctr);
+	push_frame(r, dp_routes_lookup(&r->routes, reply), mb);
 }
 
 static bool addressed_to_us(const struct dp_replica *r,
@@ -454,18 +562,40 @@ static void handle_mbuf(struct dp_replica *r, struct rte_mbuf *mb,
 
 /* ---- The control thread's commands and our status, through rings ---- */
 
-/* The buffer stays locked (no stream may reuse it) until the control
- * thread has written it out and says so. A busy buffer reports 1 byte
- * short of nothing: the control thread answers with an error. */
+/* The send buffer goes to the control thread, which streams it to
+ * bypaxctl, and stays locked (no catch-up stream may reuse it) until the
+ * control thread gives it back. A recovering replica has nothing worth
+ * saving (it holds no chosen prefix yet): an operator who restores such a
+ * file would lose everything, so it says so instead. */
+static int32_t save_for_control(struct dp_replica *r)
+{
+	struct dp_snap *sn = &r->snap;
+	if (sn->cap == 0)
+		return -BPX_EINVAL;
+	if (px_role(r->px) == PX_ROLE_RECOVERING)
+		return -BPX_ERECOVERING;
+	if (sn->send_to != PX_REPLICA_NONE)
+		return -BPX_EBUSY; /* a peer catching up, or still locked */
+	int64_t n = px_snapshot_save(r->px, sn->send_buf, sn->cap);
+	sn->send_valid = false; /* no catch-up stream resumes from it */
+	if (n < 0)
+		return (int32_t)n;
+	DP_ASSERT(n > 0 && (size_t)n <= sn->cap);
+	sn->send_to = DP_SNAP_LOCKED;
+	sn->saved_len = (uint64_t)n;
+	sn->saved_index = px_applied_index(r->px);
+	return 0;
+}
+
+/* Every command is answered (a count and a result in the status), or the
+ * control thread would wait for an answer that never comes. */
 static void save_snapshot_for_control(struct dp_replica *r)
 {
-	int64_t n = -1;
-	if (r->snap.cap > 0 && r->snap.send_to == PX_REPLICA_NONE)
-		n = px_snapshot_save(r->px, r->snap.send_buf, r->snap.cap);
-	if (n > 0)
-		r->snap.send_to = DP_SNAP_LOCKED;
-	r->snap.saved_len = n > 0 ? (uint64_t)n : 0;
-	r->snap.saved_index = px_applied_index(r->px);
+	struct dp_snap *sn = &r->snap;
+	sn->saved_len = 0;
+	sn->saved_index = 0;
+	sn->saved_rc = save_for_control(r);
+	sn->saved_seq++;
 	r->next_status_ns = 0; /* tell the control thread at once */
 }
 
@@ -487,7 +617,7 @@ static void run_command(struct dp_replica *r, const struct ctl_cmd *c,
 		r->next_status_ns = 0; /* answer at once */
 		break;
 	case CTL_CMD_SNAPSHOT:
-		if (c->arg == 1) { /* the control thread wrote the file */
+		if (c->arg == 1) { /* the control thread is done with it */
 			if (r->snap.send_to == DP_SNAP_LOCKED)
 				r->snap.send_to = PX_REPLICA_NONE;
 			break;
@@ -512,6 +642,8 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 		.requests_applied = s->requests_applied,
 		.rx_frames = r->ctr.rx_frames,
 		.tx_frames = r->ctr.tx_frames,
+		.snapshot_seq = r->snap.saved_seq,
+		.snapshot_rc = r->snap.saved_rc,
 		.snapshot_bytes = r->snap.saved_len,
 		.snapshot_index = r->snap.saved_index,
 		.queue_depth = px_queue_depth(r->px),
@@ -524,7 +656,6 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
 		st.drops += r->ctr.drops[i];
 	st.wrong_cluster = r->ctr.drops[BPX_WIRE_WRONG_CLUSTER];
-	r->snap.saved_len = 0;
 	/* A full ring means the control thread is behind: skip this one. */
 	rte_ring_sp_enqueue_elem(r->ctl_out, &st, sizeof(st));
 	r->next_status_ns = now_ns + STATUS_INTERVAL_NS;
@@ -571,7 +702,7 @@ uint32_t dp_replica_poll(struct dp_replica *r)
 		transmit_outbox(r);
 	}
 	if (r->snap.send_to < r->cfg->member_count)
-		poll_snapshot_send(r);
+		poll_snapshot_send(r, now_ns);
 	if (now_ns >= r->next_tick_ns) {
 		control_exchange(r, now_ns);
 		px_set_leader_hint(r->px, now_ns, r->leader_hint, &r->out);

@@ -260,8 +260,10 @@ void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
 
 /* Membership change through the log: the replicas in `members` (a bitmask
  * over 0..replica_count-1) vote for slots from alpha = window_slots after
- * the change is chosen. Only the leader accepts one, one at a time.
- * Returns 0, -BPX_ENOTLEADER, -BPX_EINVAL (empty or unknown members) or
+ * the change is chosen. Only the leader accepts one, one at a time; it is
+ * pending until the slots before alpha are applied, and a leader with
+ * nothing queued fills them with no-ops at its next px_tick, so a change
+ * finishes on an idle cluster too. Returns 0, -BPX_ENOTLEADER, -BPX_EINVAL (empty or unknown members) or
  * -BPX_EBUSY (a change is still pending). */
 int px_propose_config(struct px_replica *r, uint64_t now_ns, uint8_t members,
 		      struct px_outbox *out);
@@ -272,6 +274,11 @@ uint8_t px_members(const struct px_replica *r);
  * machine). Returns bytes written or -BPX_ETOOBIG. */
 size_t px_snapshot_size(const struct px_replica *r);
 int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap);
+/* The head of a snapshot, without a replica: returns 0 with its format
+ * version and applied index, -BPX_EMALFORMED (too short, or not a
+ * snapshot) or -BPX_EVERSION (another format version: *version says which). */
+int px_snapshot_peek(const uint8_t *buf, size_t len, uint32_t *version,
+		     uint64_t *applied_index);
 /* Installs a snapshot taken by another replica. Returns 0 (also when it is
  * older than what r has applied, and ignored), or -BPX_EMALFORMED. */
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,

@@ -168,7 +168,7 @@ print(s.getsockname()[1])
 PY
 ) || fail "could not send heartbeats"
 T_HB=$(date +%s)
-hb_line="bypaxd 0: control: dropped 1 heartbeat(s) of cluster $OTHER from 127.0.0.1:$sport; this is cluster $CLUSTER_ID"
+hb_line="bypaxd 0 info: control: dropped 1 heartbeat(s) of cluster $OTHER from 127.0.0.1:$sport; this is cluster $CLUSTER_ID"
 wait_for "member 0 to log the heartbeats of cluster $OTHER" 3 grep -qF -- "$hb_line" "$DIR/r0.log" ||
 	fail "no line '$hb_line' in r0.log: $(grep control: "$DIR/r0.log")"
 wait_for "member 0 to count 200 heartbeats of cluster $OTHER" 3 control_count_is 200 ||
@@ -254,7 +254,7 @@ step "ok: 6 idle admin clients on leader $L: each dropped after $HELD_MIN..$HELD
 # More than 8: the idlest make room for new ones, bypaxctl gets in.
 idle_clients 20 1.5
 step "ok: 20 idle admin clients on leader $L: $DROPPED dropped to make room; status in <= $SLOWEST ms; no failover"
-admin_line=$(grep -m1 "^bypaxd $L: admin: dropped [0-9]* idle client(s): " "$DIR/r$L.log") ||
+admin_line=$(grep -m1 " bypaxd $L info: admin: dropped [0-9]* idle client(s): " "$DIR/r$L.log") ||
 	fail "member $L did not log the dropped clients"
 doc_states "$DOCS/deploy.md" "$admin_line"
 
@@ -275,7 +275,7 @@ step "ok: member $F survives a client that hung up before its reply"
 left=$((T_HB + 12 - $(date +%s)))
 ((left < 1)) && left=1
 wait_for "the line for the held-back heartbeats" "$left" \
-	grep -qF "bypaxd 0: control: dropped 199 heartbeat(s) of cluster $OTHER from 127.0.0.1:$sport" "$DIR/r0.log" ||
+	grep -qF "bypaxd 0 info: control: dropped 199 heartbeat(s) of cluster $OTHER from 127.0.0.1:$sport" "$DIR/r0.log" ||
 	fail "no line for the 199 held back: $(grep 'control: dropped' "$DIR/r0.log")"
 step "ok: the 199 held back were reported in one line, 10 s after the first"
 

@@ -16,6 +16,7 @@
 #define SIM_KEYS 5u
 #define SIM_CLIENT_ID_BASE 1000u
 #define SIM_WINDOW_SLOTS 8u
+#define SIM_FAILOVERS_MAX 64u
 
 /* Fault rates, drawn per seed (swarm testing): each seed stresses a
  * different mix. Percentages are per message or per fault decision. */
@@ -84,6 +85,10 @@ struct sim_result {
 	uint64_t stateless_max;    /* most replicas without state at once */
 	uint64_t requests_expired; /* writes answered EXPIRED (legal ones) */
 	uint64_t client_churns;    /* clients replaced by new ones */
+	/* Failover: for each crash of the only leader, the time until a
+	 * replica leads again (the first SIM_FAILOVERS_MAX of them). */
+	uint64_t failovers;
+	uint64_t failover_ns[SIM_FAILOVERS_MAX];
 	char first_violation[512];
 };
 

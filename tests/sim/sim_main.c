@@ -214,6 +214,11 @@ static void usage(FILE *f)
 		"       recoveries=.. stateless_at_once=.. sim_ms=..; slowest "
 		"seed=S\n"
 		"       (.. ms wall, .. steps)\n"
+		"  sim: failover after a leader crash (ms, N crashes): "
+		"min/median/p90/max=..;\n"
+		"       leader_changes=.. in all (a failover: from a crash of "
+		"the only\n"
+		"       leader until a replica leads again)\n"
 		"Exit status: 0 if no seed violated an invariant, 1 if one did, "
 		"2 on bad usage.\n");
 }
@@ -373,8 +378,12 @@ struct summary {
 	uint64_t steps, committed, faults, violations;
 	uint64_t lease_reads, acked, unknown, reconfigs;
 	uint64_t expired, churns; /* the session-eviction workload */
+	uint64_t leader_changes;
 	uint64_t *fig[FIG_COUNT]; /* per seed, for min/median/max */
 	uint64_t seeds_run;
+	/* Every failover after a leader crash, in ns, of every seed. */
+	uint64_t *failover_ns;
+	size_t failovers, failovers_cap;
 	uint64_t slowest_seed, slowest_steps;
 	double slowest_wall_ms;
 };
@@ -398,12 +407,28 @@ static void summary_add(struct summary *s, uint64_t seed,
 	s->faults += r->faults;
 	s->expired += r->requests_expired;
 	s->churns += r->client_churns;
+	s->leader_changes += r->leader_changes;
 	const uint64_t v[FIG_COUNT] = { r->committed_slots, r->faults,
 					r->leader_changes, r->recoveries,
 					r->stateless_max, r->sim_time_ns / MS };
 	for (int k = 0; k < FIG_COUNT; k++)
 		if (s->fig[k] != NULL)
 			s->fig[k][s->seeds_run] = v[k];
+	uint64_t n = r->failovers < SIM_FAILOVERS_MAX ? r->failovers :
+							SIM_FAILOVERS_MAX;
+	for (uint64_t k = 0; k < n; k++) {
+		if (s->failovers == s->failovers_cap) {
+			size_t cap = s->failovers_cap ? 2 * s->failovers_cap :
+							1024;
+			uint64_t *v2 =
+				realloc(s->failover_ns, cap * sizeof(*v2));
+			if (v2 == NULL)
+				break; /* totals only */
+			s->failover_ns = v2;
+			s->failovers_cap = cap;
+		}
+		s->failover_ns[s->failovers++] = r->failover_ns[k];
+	}
 	if (s->seeds_run == 0 || ms > s->slowest_wall_ms) {
 		s->slowest_seed = seed;
 		s->slowest_wall_ms = ms;
@@ -448,6 +473,18 @@ static void summary_print(struct summary *s, const struct options *o)
 		printf("; slowest seed=%" PRIu64 " (%.0f ms wall, %" PRIu64
 		       " steps)\n",
 		       s->slowest_seed, s->slowest_wall_ms, s->slowest_steps);
+	}
+	if (s->failovers > 0) {
+		uint64_t *v = s->failover_ns, n = s->failovers, sum = 0;
+		qsort(v, n, sizeof(*v), cmp_u64);
+		for (uint64_t k = 0; k < n; k++)
+			sum += v[k];
+		printf("sim: failover after a leader crash (ms, %" PRIu64
+		       " crashes): min/median/p90/max=%.1f/%.1f/%.1f/%.1f"
+		       " mean=%.1f; leader_changes=%" PRIu64 " in all\n",
+		       n, (double)v[0] / MS, (double)v[n / 2] / MS,
+		       (double)v[n * 9 / 10] / MS, (double)v[n - 1] / MS,
+		       (double)sum / (double)n / MS, s->leader_changes);
 	}
 	printf("sim: seeds=%" PRIu64 " replicas=%" PRIu64 " steps=%" PRIu64
 	       " committed=%" PRIu64 " faults=%" PRIu64 " violations=%" PRIu64
@@ -511,5 +548,6 @@ int main(int argc, char **argv)
 	summary_print(&sum, &o);
 	for (int k = 0; k < FIG_COUNT; k++)
 		free(sum.fig[k]);
+	free(sum.failover_ns);
 	return sum.violations ? 1 : 0;
 }

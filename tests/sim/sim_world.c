@@ -143,6 +143,10 @@ struct world {
 	} rec;
 	bool faults_on;
 	bool settled;
+	/* A crash took the only leader at failover_since, and no replica
+	 * leads yet (sim_result.failover_ns). */
+	bool failover_pending;
+	uint64_t failover_since;
 	/* Membership: configurations that may be in force, or reported by an
 	 * acceptor to a recovering replica, the latest requested first. */
 	uint8_t recent_configs[SIM_RECENT_CONFIGS];
@@ -476,6 +480,28 @@ static void node_stop(struct world *w, uint8_t i)
 	n->sm = NULL;
 }
 
+static bool someone_leads(const struct world *w)
+{
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		if (w->nodes[i].up && px_role(w->nodes[i].px) == PX_ROLE_LEADER)
+			return true;
+	return false;
+}
+
+/* A replica leads again after a crash of the leader: the failover took
+ * this long (detection by the control plane, then phase 1). Only watched,
+ * never drawn from the PRNGs: a seed runs the same with or without it. */
+static void note_failover_end(struct world *w)
+{
+	if (!w->failover_pending)
+		return;
+	w->failover_pending = false;
+	if (w->res->failovers < SIM_FAILOVERS_MAX)
+		w->res->failover_ns[w->res->failovers] =
+			w->now - w->failover_since;
+	w->res->failovers++;
+}
+
 static void note_role(struct world *w, uint8_t i)
 {
 	struct node *n = &w->nodes[i];
@@ -488,6 +514,7 @@ static void note_role(struct world *w, uint8_t i)
 		w->res->recoveries++;
 	if (role == PX_ROLE_LEADER) {
 		w->res->leader_changes++;
+		note_failover_end(w);
 		uint64_t b = px_leader_ballot(n->px);
 		narrate(w, "replica %u leads (ballot %llu.%u)", i,
 			(unsigned long long)px_ballot_round(b),
@@ -1037,7 +1064,12 @@ static void fault_crash(struct world *w)
 	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
 	if (!w->nodes[i].up || !may_lose_state(w, i))
 		return;
+	bool was_leader = px_role(w->nodes[i].px) == PX_ROLE_LEADER;
 	node_stop(w, i);
+	if (was_leader && !someone_leads(w) && !w->failover_pending) {
+		w->failover_pending = true;
+		w->failover_since = w->now;
+	}
 	w->res->faults++;
 	uint64_t lost = (uint64_t)__builtin_popcount(stateless_mask(w));
 	if (lost > w->res->stateless_max)

@@ -498,6 +498,109 @@ static void test_returning_member_does_not_take_leadership_back(void **state)
 	assert_true(F->p[1].failovers == 0 || F->p[1].failover_to == 1);
 }
 
+/* ---- Stalls (control/fd.h, rules 2 and 3) ---- */
+
+#define STALL_MS 45u /* past the default 30 ms timeout_min */
+
+static uint64_t failovers_seen(const struct fixture *f)
+{
+	uint64_t n = 0;
+	for (uint8_t i = 0; i < f->n; i++)
+		n += f->p[i].failovers;
+	return n;
+}
+
+/* The leader's control thread stalls for STALL_MS (it runs nothing, sends
+ * nothing, and what is sent to it is lost), twenty times, half a second
+ * apart, whoever leads at the time. The first stall moves leadership, for
+ * a while at least (a stall past the timeout looks like a crash, and every
+ * such change is a new ballot for the workers); from then on the others
+ * wait twice as long for the member that stalled, and the same stalls move
+ * nothing: a failover per member that stalls, not one per stall (issue 9:
+ * a loaded 2-core machine, 10 to 48 failovers in a few minutes). */
+static void test_stalls_of_the_leader_fail_over_once_each(void **state)
+{
+	(void)state;
+	STEP_UNTIL_ALL_LEADER(0, 20);
+	STEP_MS(200);
+	unsigned rounds_moved = 0;
+	uint8_t moved[CTL_MEMBERS_MAX] = { 0 };
+	for (unsigned k = 0; k < 20; k++) {
+		uint8_t leader = F->p[F->n - 1].leader;
+		assert_true(leader < F->n);
+		ASSERT_ALL_LEADER(leader);
+		uint64_t before = failovers_seen(F);
+		KILL(leader);
+		STEP_MS(STALL_MS);
+		F->down[leader] = false;
+		STEP_MS(500 - STALL_MS);
+		ASSERT_ALL_LEADER(F->p[F->n - 1].leader);
+		if (failovers_seen(F) != before) {
+			rounds_moved++;
+			assert_int_equal(++moved[leader], 1);
+		}
+	}
+	assert_true(rounds_moved >= 1 && rounds_moved <= 2);
+	assert_true(moved[0] == 1);
+	assert_true(F->p[1].omega.fd.members[0].false_suspicions >= 1);
+	/* The stalled member counted its own stalls, and took the others'
+	 * heartbeats it could not read for no lateness of theirs. */
+	assert_true(F->p[0].omega.fd.stalls >= 20);
+	assert_int_equal(F->p[0].omega.fd.members[1].false_suspicions, 0);
+}
+
+/* A follower whose control thread stalls past every timeout (the others'
+ * heartbeats to it lost meanwhile) does not suspect the others when it
+ * runs again: it keeps naming the leader to its worker and in its
+ * heartbeats, and nobody else moves. */
+static void test_own_stall_keeps_the_leader(void **state)
+{
+	(void)state;
+	STEP_UNTIL_ALL_LEADER(0, 20);
+	STEP_MS(200);
+	KILL(2);
+	STEP_MS(100);
+	F->down[2] = false;
+	for (unsigned ms = 0; ms < 200; ms++) {
+		STEP_MS(1);
+		ASSERT_ALL_LEADER(0);
+		assert_int_equal(F->w[2].hint, 0);
+		assert_int_equal(
+			ctl_fd_alive_mask(&F->p[2].omega.fd, F->now_ns), 0x7);
+	}
+	assert_int_equal(F->p[2].omega.fd.stalls, 1);
+	assert_int_equal(F->p[2].failovers, 0);
+	assert_int_equal(F->p[1].failovers, 0);
+}
+
+/* A leader that really crashes is still replaced within the detector's
+ * bound once false suspicions raised the others' timeouts for it: 0
+ * stalls for 45, 135 and 405 ms (each time suspected, and leading again
+ * once back: it claims, and is the lowest id), so 1 waits 810 ms for it;
+ * then it crashes. */
+static void test_crash_after_stalls_still_fails_over(void **state)
+{
+	(void)state;
+	STEP_UNTIL_ALL_LEADER(0, 20);
+	STEP_MS(200);
+	unsigned stall_ms = STALL_MS;
+	for (unsigned k = 0; k < 3; k++, stall_ms *= 3) {
+		KILL(0);
+		STEP_MS(stall_ms);
+		F->down[0] = false;
+		STEP_UNTIL_ALL_LEADER(0, 100);
+		STEP_MS(200);
+	}
+	const struct ctl_fd *fd1 = &F->p[1].omega.fd;
+	assert_int_equal(fd1->members[0].false_suspicions, 3);
+	const uint64_t timeout_ns = ctl_fd_timeout_ns(fd1, 0);
+	assert_true(timeout_ns >= MS(810));
+	KILL(0);
+	unsigned ms = STEP_UNTIL_ALL_LEADER(
+		1, (unsigned)(fd1->cfg.timeout_max_ns / MS(1)) + 20);
+	assert_true(ms >= timeout_ns / MS(1));
+}
+
 /* members remove/add: the new set goes to the worker; the answer is the
  * worker's, rendered. */
 static void test_members_change_answered_by_the_worker(void **state)
@@ -651,6 +754,13 @@ int main(void)
 		cmocka_unit_test_setup(
 			test_returning_member_does_not_take_leadership_back,
 			setup5),
+		cmocka_unit_test_setup(
+			test_stalls_of_the_leader_fail_over_once_each, setup3),
+		cmocka_unit_test_setup(
+			test_stalls_of_the_leader_fail_over_once_each, setup5),
+		cmocka_unit_test_setup(test_own_stall_keeps_the_leader, setup3),
+		cmocka_unit_test_setup(test_crash_after_stalls_still_fails_over,
+				       setup3),
 		cmocka_unit_test_setup(
 			test_members_change_answered_by_the_worker, setup3),
 		cmocka_unit_test_setup(test_members_change_refusals, setup3),

@@ -228,20 +228,24 @@ static void test_change_governs_from_alpha_slots_on(void **state)
 	commit_one(c, 0);
 	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x03), 0);
 	CLUSTER_DELIVER_ALL();
-	spread_commits(c);
 	uint64_t i = last_change_slot(CLUSTER_PX(0));
 	assert_int_equal(i, 3);
+	/* Applied at the leader, not in force yet: nothing has ticked. */
+	ASSERT_APPLIED(0, i + 1);
+	assert_true(px_config_pending(CLUSTER_PX(0)));
+	/* Idle, the leader fills the window up to i + alpha with no-ops
+	 * (proposer.c), and no further. */
+	spread_commits(c);
 	for (uint8_t k = 0; k < 3; k++) {
 		const struct px_replica *r = CLUSTER_PX(k);
-		assert_true(px_applied_index(r) > i);
-		assert_true(px_applied_index(r) < i + alpha);
+		ASSERT_APPLIED(k, i + alpha);
 		assert_int_equal(px_members(r), 0x03);
 		assert_int_equal(px_config_at(r, 0), 0x07);
 		assert_int_equal(px_config_at(r, i), 0x07);
 		assert_int_equal(px_config_at(r, i + alpha - 1), 0x07);
 		assert_int_equal(px_config_at(r, i + alpha), 0x03);
 		assert_int_equal(px_config_at(r, i + 10 * alpha), 0x03);
-		assert_true(px_config_pending(r));
+		assert_false(px_config_pending(r));
 		assert_int_equal(px_stats(r)->config_changes, 1);
 	}
 	ASSERT_SAME_STATE(0, 1);
@@ -282,6 +286,125 @@ static void test_two_changes_in_a_row(void **state)
 	spread_commits(c);
 	ASSERT_APPLIED(2, px_applied_index(CLUSTER_PX(0)));
 	ASSERT_SAME_STATE(0, 2);
+}
+
+/* ---- On an idle cluster (issue 9) ---- */
+
+/* Ticks every replica, a quarter of a millisecond apart, and delivers
+ * everything after each, until no replica has a change pending; fails the
+ * test after `rounds`. Returns the rounds it took. */
+static uint32_t tick_until_in_force(struct cluster *c, uint32_t rounds)
+{
+	for (uint32_t k = 1; k <= rounds; k++) {
+		CLUSTER_ADVANCE(CLUSTER_MS / 4);
+		CLUSTER_TICK_ALL();
+		CLUSTER_DELIVER_ALL();
+		bool pending = false;
+		for (uint8_t j = 0; j < c->n; j++)
+			pending |= c->nodes[j].up &&
+				   px_config_pending(CLUSTER_PX(j));
+		if (!pending)
+			return k;
+	}
+	fail_msg("change still pending after %u idle rounds", rounds);
+	return 0;
+}
+
+/* With no requests at all, a change finishes: the leader fills the window
+ * up to the slot the change takes effect at with no-ops, alpha - 1 of
+ * them, within a few ticks, and proposes nothing more while idle. Without
+ * them the slots never fill and the change stays pending for ever: no
+ * lease, and no next change. */
+static void test_change_finishes_on_an_idle_cluster(void **state)
+{
+	struct cluster *c = *state;
+	const struct px_replica *r0 = CLUSTER_PX(0);
+	uint64_t alpha = c->tmpl.window_slots;
+	CLUSTER_ELECT(0);
+	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x03), 0);
+	CLUSTER_DELIVER_ALL();
+	uint64_t i = last_change_slot(r0);
+	assert_int_equal(i, 0);
+	assert_true(px_config_pending(r0));
+
+	/* In force everywhere within a millisecond (4 rounds; it takes 2:
+	 * the first tick's no-ops are chosen, the next heartbeat tells the
+	 * followers), every replica at the first slot of the new
+	 * configuration. */
+	tick_until_in_force(c, 4);
+	assert_int_equal(px_stats(r0)->noops_proposed, alpha - 1);
+	for (uint8_t k = 0; k < 3; k++) {
+		ASSERT_APPLIED(k, i + alpha);
+		assert_int_equal(px_config_at(CLUSTER_PX(k), i + alpha), 0x03);
+		ASSERT_SAME_STATE(0, k);
+	}
+
+	/* Bounded: idle for a hundred heartbeats, not one slot more. */
+	CLUSTER_RUN(100 * c->tmpl.heartbeat_interval_ns);
+	assert_int_equal(px_stats(r0)->noops_proposed, alpha - 1);
+	ASSERT_COMMIT(0, i + alpha);
+
+	/* In force: the lease is back, the next change is taken, and {0,1}
+	 * commits without 2. */
+	assert_true(px_lease_valid(r0, c->now_ns));
+	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x07), 0);
+	CLUSTER_DELIVER_ALL();
+	assert_int_equal(change_at(r0, i + alpha), 0x07);
+	tick_until_in_force(c, 16);
+	assert_int_equal(px_stats(r0)->noops_proposed, 2 * (alpha - 1));
+	assert_int_equal(px_members(CLUSTER_PX(2)), 0x07);
+}
+
+/* Requests that come while a change is pending take the window's slots
+ * before any no-op does: the no-ops only make up what is left. */
+static void test_requests_fill_the_window_before_noops(void **state)
+{
+	struct cluster *c = *state;
+	const struct px_replica *r0 = CLUSTER_PX(0);
+	uint64_t alpha = c->tmpl.window_slots;
+	CLUSTER_ELECT(0);
+	open_client(c, 0);
+	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x03), 0);
+	CLUSTER_DELIVER_ALL();
+	uint64_t i = last_change_slot(r0);
+	commit_one(c, 0);
+	commit_one(c, 0);
+	assert_int_equal(px_stats(r0)->noops_proposed, 0);
+	tick_until_in_force(c, 16);
+	assert_int_equal(px_stats(r0)->noops_proposed, alpha - 3);
+	ASSERT_APPLIED(0, i + alpha);
+}
+
+/* A leader that took over with a change applied but not yet in force
+ * finishes it too, idle: the no-ops go by the replicated history, not by
+ * who proposed the change. */
+static void test_new_leader_finishes_a_pending_change(void **state)
+{
+	struct cluster *c = *state;
+	CLUSTER_ELECT(0);
+	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x06), 0); /* drop 0 */
+	CLUSTER_DELIVER_ALL();
+	/* The followers learn that the change is chosen; 0 then crashes
+	 * before any no-op went out. */
+	CLUSTER_TICK(0);
+	while (CLUSTER_DELIVER_MATCH(PX_MSG_COMMIT, 0, CLUSTER_ANY))
+		;
+	CLUSTER_DISCARD_ALL();
+	CLUSTER_CRASH(0);
+	assert_true(px_config_pending(CLUSTER_PX(1)));
+	assert_true(px_config_pending(CLUSTER_PX(2)));
+	assert_int_equal(px_members(CLUSTER_PX(1)), 0x06);
+
+	CLUSTER_HINT(1);
+	CLUSTER_RUN(5 * c->tmpl.lease_ns);
+	ASSERT_LEADER(1);
+	assert_false(px_config_pending(CLUSTER_PX(1)));
+	assert_false(px_config_pending(CLUSTER_PX(2)));
+	assert_int_equal(px_config_at(CLUSTER_PX(2),
+				      px_applied_index(CLUSTER_PX(2))),
+			 0x06);
+	/* {1,2} without 0: a write commits. */
+	commit_one(c, 1);
 }
 
 /* ---- px_propose_config ---- */
@@ -471,11 +594,17 @@ static void test_recovery_of_a_member_needs_every_config(void **state)
 	commit_one(c, 0);
 	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x1c), 0);
 	CLUSTER_DELIVER_ALL();
+	/* 0 hears no acceptances from here on, so the no-ops it proposes to
+	 * finish the change (proposer.c) are not chosen and the change stays
+	 * pending; its heartbeats still tell the followers it is applied. */
+	CLUSTER_CUT(1, 0);
+	CLUSTER_CUT(2, 0);
 	spread_commits(c);
 	assert_true(px_config_pending(CLUSTER_PX(1)));
 
 	CLUSTER_CRASH(2);
 	CLUSTER_RECOVER(2);
+	CLUSTER_HEAL(2, 0); /* recovering, 2 accepts nothing */
 	CLUSTER_CUT_BOTH(2, 3);
 	CLUSTER_CUT_BOTH(2, 4);
 	CLUSTER_RUN(50 * c->tmpl.retransmit_ns);
@@ -726,7 +855,7 @@ static void test_no_lease_while_a_change_is_pending(void **state)
 	assert_int_equal(CLUSTER_PROPOSE_CONFIG(0, 0x03), 0);
 	assert_false(px_lease_valid(r0, c->now_ns)); /* proposed */
 	CLUSTER_DELIVER_ALL();
-	spread_commits(c);
+	/* No tick yet, so no no-ops either (proposer.c). */
 	assert_true(px_config_pending(r0)); /* applied, not in force */
 	assert_false(px_lease_valid(r0, c->now_ns));
 
@@ -810,6 +939,9 @@ int main(void)
 		cmocka_unit_test(test_two_quorums_of_one_config_meet),
 		T(test_change_governs_from_alpha_slots_on, setup3),
 		T(test_two_changes_in_a_row, setup3),
+		T(test_change_finishes_on_an_idle_cluster, setup3),
+		T(test_requests_fill_the_window_before_noops, setup3),
+		T(test_new_leader_finishes_a_pending_change, setup3),
 		T(test_propose_needs_the_leader, setup3),
 		T(test_propose_refuses_bad_members, setup3),
 		T(test_propose_one_change_at_a_time, setup3),

@@ -424,6 +424,42 @@ static void test_fast_restart_is_seen_after_timeout(void **state)
 	ASSERT_ALL_LEADER(0);
 }
 
+/* Heartbeat seqs tell a late member from a lost link (fd.h, rule 3). 1
+ * stalls for 45 ms (past the 30 ms timeout), sending nothing, then its
+ * next heartbeat carries the next seq: a false suspicion, and 0 waits
+ * longer for it. Its heartbeats to 0 lost for 45 ms (it goes on sending):
+ * the seq skips, no false suspicion. Restarted after 45 ms: the seq goes
+ * back, none either. */
+static void test_seq_tells_late_from_lost(void **state)
+{
+	(void)state;
+	const struct ctl_fd_member *m = &C->o[0].fd.members[1];
+	STEP_MS(200);
+	KILL(1);
+	STEP_MS(45);
+	C->down[1] = false;
+	STEP_MS(10);
+	assert_int_equal(m->false_suspicions, 1);
+	assert_true(ctl_fd_timeout_ns(&C->o[0].fd, 1) >= MS(90));
+
+	STEP_MS(200);
+	C->cut[1][0] = true;
+	STEP_MS(200); /* past the backoff */
+	assert_false(ctl_fd_alive(&C->o[0].fd, 1, C->now_ns));
+	C->cut[1][0] = false;
+	STEP_MS(10);
+	assert_true(ctl_fd_alive(&C->o[0].fd, 1, C->now_ns));
+	assert_int_equal(m->false_suspicions, 1);
+
+	STEP_MS(200);
+	KILL(1);
+	STEP_MS(200);
+	RESTART(1);
+	SET_READY(1, true);
+	STEP_MS(10);
+	assert_true(ctl_fd_alive(&C->o[0].fd, 1, C->now_ns));
+	assert_int_equal(m->false_suspicions, 1);
+}
 
 /* Issue 8, leadership transfer: a transfer is read from whoever leads, not
  * from the lowest id. 0 hands over to 1; then 1, which leads but is not
@@ -678,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup(test_heard_by_few_is_not_chosen, setup5),
 		cmocka_unit_test_setup(test_fast_restart_is_seen_after_timeout,
 				       setup3),
+		cmocka_unit_test_setup(test_seq_tells_late_from_lost, setup3),
 		cmocka_unit_test_setup(test_voting_members_preferred, setup3),
 		cmocka_unit_test_setup(test_bad_heartbeats_ignored, setup3),
 		cmocka_unit_test(test_single_member_leads_itself),
