@@ -266,6 +266,8 @@ class Run:
                                args.kv_capacity)
         self.hogs = Hogs()
         self.faults = []  # (start_ns, end_ns, name)
+        self.leader_changes = 0
+        self.failovers_at_start = 0
         self.downs = {}   # member -> (heal_at monotonic s, what)
         self.splits = []  # failover phases of leader kills
 
@@ -385,15 +387,20 @@ class Run:
                               stdout=client_log, stderr=subprocess.STDOUT)
         t_end = time.monotonic() + secs - 4  # faults healed before the end
         next_fault = time.monotonic() + 2
+        if self.args.hog_always:
+            self.hogs.start(self.args.hog_procs)
+        self.failovers_at_start = self.failovers()
         while time.monotonic() < t_end:
             self.heal_due()
-            if time.monotonic() >= next_fault and not self.downs:
+            if (self.args.faults and time.monotonic() >= next_fault and
+                    not self.downs):
                 kind, target = self.pick_fault()
                 self.inject(kind, target)
                 next_fault = time.monotonic() + self.rng.uniform(1.0, 3.0)
             time.sleep(0.1)
         self.heal_due(force=True)
         if cl.wait(secs + 60) != 0:
+            self.hogs.stop()
             raise HarnessError(f"client failed (rc {cl.returncode}); see "
                                f"{self.dir}/client.log")
         self.wait_for("convergence", 60, c.converged)
@@ -403,8 +410,23 @@ class Run:
         if rc != 0:
             raise HarnessError(f"read-back failed (rc {rc}); see "
                                f"{self.dir}/client.log")
+        self.hogs.stop()
+        self.leader_changes = self.failovers() - self.failovers_at_start
         self.compare_snapshots()
         return self.check(history)
+
+    def failovers(self):
+        """Leader changes so far, the most any replica counted."""
+        most = 0
+        for i in range(self.n):
+            if not self.cluster.alive(i) or self.cluster.paused[i]:
+                continue
+            rc, out = self.cluster.ctl(i, "--json", "status", timeout=2)
+            try:
+                most = max(most, int(json.loads(out).get("failovers", 0)))
+            except ValueError:
+                pass
+        return most
 
     def compare_snapshots(self):
         c = self.cluster
@@ -488,8 +510,13 @@ def main():
                     help="client load per run (faults in all but the end)")
     ap.add_argument("--sessions", type=int, default=4)
     ap.add_argument("--faults", default=",".join(FAULTS),
-                    help="comma-separated subset of " + ",".join(FAULTS))
+                    help="comma-separated subset of " + ",".join(FAULTS) +
+                    ", or none: no faults (counts leader changes nobody "
+                    "caused)")
     ap.add_argument("--hog-procs", type=int, default=2)
+    ap.add_argument("--hog-always", action="store_true",
+                    help="hogs compete for the cores for the whole run "
+                    "(--faults none implies it)")
     ap.add_argument("--client-timeout-ms", type=int, default=50,
                     help="client's wait per attempt before the next member")
     ap.add_argument("--kv-capacity", type=int, default=1000000)
@@ -499,8 +526,11 @@ def main():
     ap.add_argument("--version", action="version", version="chaos 1")
     args = ap.parse_args()
     args.faults = [f for f in args.faults.split(",") if f]
+    if args.faults == ["none"]:
+        args.faults = []  # a steady run: the hogs for its whole length
+        args.hog_always = True
     bad = [f for f in args.faults if f not in FAULTS]
-    if bad or not args.faults:
+    if bad or (not args.faults and not args.hog_always):
         ap.error(f"--faults: unknown fault '{bad[0] if bad else ''}' "
                  f"(known: {','.join(FAULTS)})")
     if args.runs <= 0 and args.minutes <= 0:
@@ -513,7 +543,7 @@ def main():
     os.makedirs(base, exist_ok=True)
     t0 = time.monotonic()
     totals = {"runs": 0, "ops": 0, "faults": 0, "violations": 0,
-              "lost_writes": 0, "failed": 0}
+              "lost_writes": 0, "failed": 0, "leader_changes": 0}
     gaps = []
     i = 0
     while True:
@@ -536,7 +566,8 @@ def main():
             if rc != 0:
                 totals["failed"] += 1
             gaps += fault_gaps(out)
-            log(f"run {i}: {summary}")
+            totals["leader_changes"] += run.leader_changes
+            log(f"run {i}: {summary} leader_changes={run.leader_changes}")
         except HarnessError as e:
             totals["failed"] += 1
             log(f"run {i}: FAILED: {e}")
@@ -553,6 +584,7 @@ def main():
     log(f"runs={totals['runs']} ops={totals['ops']} faults={totals['faults']} "
         f"violations={totals['violations']} "
         f"lost_writes={totals['lost_writes']} failed_runs={totals['failed']} "
+        f"leader_changes={totals['leader_changes']} "
         f"gap_ms p50={pct(g, 0.5):.0f} p99={pct(g, 0.99):.0f} "
         f"max={max(g) if g else 0:.0f}")
     by_kind = {}
