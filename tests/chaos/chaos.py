@@ -277,6 +277,8 @@ class Run:
         kinds = self.args.faults
         kind = self.rng.choice(kinds)
         target = "leader" if self.rng.random() < 0.5 else "follower"
+        if self.args.target != "any":
+            target = self.args.target
         return kind, target
 
     def choose_victim(self, target, down):
@@ -412,8 +414,48 @@ class Run:
                                f"{self.dir}/client.log")
         self.hogs.stop()
         self.leader_changes = self.failovers() - self.failovers_at_start
+        self.splits = self.failover_splits()
         self.compare_snapshots()
         return self.check(history)
+
+    def events(self):
+        """(mono s, member, text) of every event line of every replica."""
+        out = []
+        for i in range(self.n):
+            try:
+                with open(self.cluster.log_path(i), errors="replace") as f:
+                    for line in f:
+                        if " info: " not in line or " mono=" not in line:
+                            continue
+                        text = line.split(" info: ", 1)[1]
+                        text, mono = text.rsplit(" mono=", 1)
+                        out.append((float(mono), i, text))
+            except OSError:
+                pass
+        return sorted(out)
+
+    def failover_splits(self):
+        """For each fault of the leader: kill-to-first-commit split into
+        detection (a survivor suspects it), election (a survivor's worker
+        leads) and catch-up (the new leader's first commit), in ms."""
+        ev = self.events()
+        splits = []
+        for start_ns, _, name, victim in self.faults:
+            if "-leader" not in name:
+                continue
+            t0 = start_ns / 1e9
+            det = next((t for t, m, x in ev if t >= t0 and m != victim and
+                        x.startswith(f"member {victim} suspected")), None)
+            ele = next((t for t, m, x in ev if t >= t0 and m != victim and
+                        x.startswith("role leader (was")), None)
+            com = next((t for t, m, x in ev if ele is not None and t >= ele
+                        and m != victim and
+                        x.startswith("first commit as leader")), None)
+            if det is None or ele is None or com is None or ele < det:
+                continue
+            splits.append((name.split("-")[0], (det - t0) * 1e3,
+                           (ele - det) * 1e3, (com - ele) * 1e3))
+        return splits
 
     def failovers(self):
         """Leader changes so far, the most any replica counted."""
@@ -513,6 +555,9 @@ def main():
                     help="comma-separated subset of " + ",".join(FAULTS) +
                     ", or none: no faults (counts leader changes nobody "
                     "caused)")
+    ap.add_argument("--target", choices=["any", "leader", "follower"],
+                    default="any", help="whom faults aim at (default: "
+                    "either, by the seed)")
     ap.add_argument("--hog-procs", type=int, default=2)
     ap.add_argument("--hog-always", action="store_true",
                     help="hogs compete for the cores for the whole run "
@@ -545,6 +590,7 @@ def main():
     totals = {"runs": 0, "ops": 0, "faults": 0, "violations": 0,
               "lost_writes": 0, "failed": 0, "leader_changes": 0}
     gaps = []
+    splits = []
     i = 0
     while True:
         if args.runs and i >= args.runs:
@@ -567,6 +613,7 @@ def main():
                 totals["failed"] += 1
             gaps += fault_gaps(out)
             totals["leader_changes"] += run.leader_changes
+            splits += run.splits
             log(f"run {i}: {summary} leader_changes={run.leader_changes}")
         except HarnessError as e:
             totals["failed"] += 1
@@ -594,6 +641,17 @@ def main():
         v = by_kind[name]
         log(f"  {name}: n={len(v)} gap_ms p50={pct(v, 0.5):.0f} "
             f"p99={pct(v, 0.99):.0f} max={max(v):.0f}")
+    for kind in sorted({k for k, *_ in splits}):
+        rows = [r for r in splits if r[0] == kind]
+        parts = []
+        for j, phase in ((1, "detect"), (2, "elect"), (3, "catch_up")):
+            v = [r[j] for r in rows]
+            parts.append(f"{phase}_ms p50={pct(v, 0.5):.0f} "
+                         f"p99={pct(v, 0.99):.0f} max={max(v):.0f}")
+        tot = [r[1] + r[2] + r[3] for r in rows]
+        log(f"  {kind}-leader to first commit: n={len(rows)} " +
+            " ".join(parts) + f" total_ms p50={pct(tot, 0.5):.0f} "
+            f"p99={pct(tot, 0.99):.0f} max={max(tot):.0f}")
     if not args.out and totals["failed"] == 0:
         shutil.rmtree(base, ignore_errors=True)
     elif totals["failed"]:
