@@ -268,6 +268,7 @@ class Run:
         self.faults = []  # (start_ns, end_ns, name)
         self.leader_changes = 0
         self.failovers_at_start = 0
+        self.recovering = set()  # restarted, not voting yet
         self.downs = {}   # member -> (heal_at monotonic s, what)
         self.splits = []  # failover phases of leader kills
 
@@ -348,12 +349,16 @@ class Run:
             elif kind == "hog":
                 self.hogs.stop()
             del self.downs[victim]
-            for f in self.faults:
-                if f[1] is None and f[3] == victim:
-                    f[1] = mono_ns()
-        # faults that heal by themselves (isolate, link): end at their time
+            if kind in ("kill", "term"):
+                self.recovering.add(victim)
+        # A fault's window ends when its victim votes again: a restarted
+        # replica's catch-up is part of what its fault costs clients.
+        if self.recovering:
+            down = self.cluster.down()
+            self.recovering = {v for v in self.recovering if v in down}
         for f in self.faults:
-            if f[1] is None and f[3] not in self.downs:
+            if (f[1] is None and f[3] not in self.downs and
+                    f[3] not in self.recovering):
                 f[1] = mono_ns()
 
     # ---- the run ----
@@ -395,7 +400,7 @@ class Run:
         while time.monotonic() < t_end:
             self.heal_due()
             if (self.args.faults and time.monotonic() >= next_fault and
-                    not self.downs):
+                    not self.downs and not self.recovering):
                 kind, target = self.pick_fault()
                 self.inject(kind, target)
                 next_fault = time.monotonic() + self.rng.uniform(1.0, 3.0)
@@ -406,9 +411,13 @@ class Run:
             raise HarnessError(f"client failed (rc {cl.returncode}); see "
                                f"{self.dir}/client.log")
         self.wait_for("convergence", 60, c.converged)
-        rc = subprocess.run(self.client("--history", history, "--read-back"),
-                            stdout=client_log, stderr=subprocess.STDOUT,
-                            timeout=120).returncode
+        # Every key once: many reads in flight, and time for a long run's
+        # write-once keys (a 10-minute run writes about 100,000).
+        read_back = self.client("--history", history, "--read-back")
+        read_back[read_back.index("--sessions") + 1] = "64"
+        rc = subprocess.run(read_back, stdout=client_log,
+                            stderr=subprocess.STDOUT,
+                            timeout=120 + 2 * secs).returncode
         if rc != 0:
             raise HarnessError(f"read-back failed (rc {rc}); see "
                                f"{self.dir}/client.log")
@@ -558,6 +567,10 @@ def main():
     ap.add_argument("--target", choices=["any", "leader", "follower"],
                     default="any", help="whom faults aim at (default: "
                     "either, by the seed)")
+    ap.add_argument("--follower-gap-max-ms", type=int, default=0,
+                    metavar="MS", help="fail a run in which a fault of a "
+                    "follower (its catch-up included) left clients without "
+                    "an acknowledgement for longer (0: no bound)")
     ap.add_argument("--hog-procs", type=int, default=2)
     ap.add_argument("--hog-always", action="store_true",
                     help="hogs compete for the cores for the whole run "
@@ -611,7 +624,16 @@ def main():
             totals["lost_writes"] += int(s.get("lost_writes", 0))
             if rc != 0:
                 totals["failed"] += 1
-            gaps += fault_gaps(out)
+            run_gaps = fault_gaps(out)
+            gaps += run_gaps
+            slow = [(n, g) for n, g in run_gaps if "-follower" in n and
+                    args.follower_gap_max_ms and
+                    g > args.follower_gap_max_ms]
+            if slow:
+                totals["failed"] += 1
+                log(f"run {i}: FAILED: a follower fault stopped the clients "
+                    f"for {slow[0][1]:.0f} ms ({slow[0][0]}), over "
+                    f"--follower-gap-max-ms {args.follower_gap_max_ms}")
             totals["leader_changes"] += run.leader_changes
             splits += run.splits
             log(f"run {i}: {summary} leader_changes={run.leader_changes}")
