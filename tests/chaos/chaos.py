@@ -266,6 +266,9 @@ class Run:
                                args.kv_capacity)
         self.hogs = Hogs()
         self.faults = []  # (start_ns, end_ns, name)
+        self.leader_changes = 0
+        self.failovers_at_start = 0
+        self.recovering = set()  # restarted, not voting yet
         self.downs = {}   # member -> (heal_at monotonic s, what)
         self.splits = []  # failover phases of leader kills
 
@@ -275,6 +278,8 @@ class Run:
         kinds = self.args.faults
         kind = self.rng.choice(kinds)
         target = "leader" if self.rng.random() < 0.5 else "follower"
+        if self.args.target != "any":
+            target = self.args.target
         return kind, target
 
     def choose_victim(self, target, down):
@@ -344,12 +349,16 @@ class Run:
             elif kind == "hog":
                 self.hogs.stop()
             del self.downs[victim]
-            for f in self.faults:
-                if f[1] is None and f[3] == victim:
-                    f[1] = mono_ns()
-        # faults that heal by themselves (isolate, link): end at their time
+            if kind in ("kill", "term"):
+                self.recovering.add(victim)
+        # A fault's window ends when its victim votes again: a restarted
+        # replica's catch-up is part of what its fault costs clients.
+        if self.recovering:
+            down = self.cluster.down()
+            self.recovering = {v for v in self.recovering if v in down}
         for f in self.faults:
-            if f[1] is None and f[3] not in self.downs:
+            if (f[1] is None and f[3] not in self.downs and
+                    f[3] not in self.recovering):
                 f[1] = mono_ns()
 
     # ---- the run ----
@@ -385,26 +394,90 @@ class Run:
                               stdout=client_log, stderr=subprocess.STDOUT)
         t_end = time.monotonic() + secs - 4  # faults healed before the end
         next_fault = time.monotonic() + 2
+        if self.args.hog_always:
+            self.hogs.start(self.args.hog_procs)
+        self.failovers_at_start = self.failovers()
         while time.monotonic() < t_end:
             self.heal_due()
-            if time.monotonic() >= next_fault and not self.downs:
+            if (self.args.faults and time.monotonic() >= next_fault and
+                    not self.downs and not self.recovering):
                 kind, target = self.pick_fault()
                 self.inject(kind, target)
                 next_fault = time.monotonic() + self.rng.uniform(1.0, 3.0)
             time.sleep(0.1)
         self.heal_due(force=True)
         if cl.wait(secs + 60) != 0:
+            self.hogs.stop()
             raise HarnessError(f"client failed (rc {cl.returncode}); see "
                                f"{self.dir}/client.log")
         self.wait_for("convergence", 60, c.converged)
-        rc = subprocess.run(self.client("--history", history, "--read-back"),
-                            stdout=client_log, stderr=subprocess.STDOUT,
-                            timeout=120).returncode
+        # Every key once: many reads in flight, and time for a long run's
+        # write-once keys (a 10-minute run writes about 100,000).
+        read_back = self.client("--history", history, "--read-back")
+        read_back[read_back.index("--sessions") + 1] = "64"
+        rc = subprocess.run(read_back, stdout=client_log,
+                            stderr=subprocess.STDOUT,
+                            timeout=120 + 2 * secs).returncode
         if rc != 0:
             raise HarnessError(f"read-back failed (rc {rc}); see "
                                f"{self.dir}/client.log")
+        self.hogs.stop()
+        self.leader_changes = self.failovers() - self.failovers_at_start
+        self.splits = self.failover_splits()
         self.compare_snapshots()
         return self.check(history)
+
+    def events(self):
+        """(mono s, member, text) of every event line of every replica."""
+        out = []
+        for i in range(self.n):
+            try:
+                with open(self.cluster.log_path(i), errors="replace") as f:
+                    for line in f:
+                        if " info: " not in line or " mono=" not in line:
+                            continue
+                        text = line.split(" info: ", 1)[1]
+                        text, mono = text.rsplit(" mono=", 1)
+                        out.append((float(mono), i, text))
+            except OSError:
+                pass
+        return sorted(out)
+
+    def failover_splits(self):
+        """For each fault of the leader: kill-to-first-commit split into
+        detection (a survivor suspects it), election (a survivor's worker
+        leads) and catch-up (the new leader's first commit), in ms."""
+        ev = self.events()
+        splits = []
+        for start_ns, _, name, victim in self.faults:
+            if "-leader" not in name:
+                continue
+            t0 = start_ns / 1e9
+            det = next((t for t, m, x in ev if t >= t0 and m != victim and
+                        x.startswith(f"member {victim} suspected")), None)
+            ele = next((t for t, m, x in ev if t >= t0 and m != victim and
+                        x.startswith("role leader (was")), None)
+            com = next((t for t, m, x in ev if ele is not None and t >= ele
+                        and m != victim and
+                        x.startswith("first commit as leader")), None)
+            if det is None or ele is None or com is None or ele < det:
+                continue
+            splits.append((name.split("-")[0], (det - t0) * 1e3,
+                           (ele - det) * 1e3, (com - ele) * 1e3))
+        return splits
+
+    def failovers(self):
+        """Leader changes so far, the most any replica counted."""
+        most = 0
+        for i in range(self.n):
+            if not self.cluster.alive(i) or self.cluster.paused[i]:
+                continue
+            rc, out = self.cluster.ctl(i, "--json", "status", timeout=2)
+            try:
+                most = max(most, int(json.loads(out).get("failovers", 0)))
+            except ValueError:
+                pass
+        return most
 
     def compare_snapshots(self):
         c = self.cluster
@@ -488,8 +561,20 @@ def main():
                     help="client load per run (faults in all but the end)")
     ap.add_argument("--sessions", type=int, default=4)
     ap.add_argument("--faults", default=",".join(FAULTS),
-                    help="comma-separated subset of " + ",".join(FAULTS))
+                    help="comma-separated subset of " + ",".join(FAULTS) +
+                    ", or none: no faults (counts leader changes nobody "
+                    "caused)")
+    ap.add_argument("--target", choices=["any", "leader", "follower"],
+                    default="any", help="whom faults aim at (default: "
+                    "either, by the seed)")
+    ap.add_argument("--follower-gap-max-ms", type=int, default=0,
+                    metavar="MS", help="fail a run in which a fault of a "
+                    "follower (its catch-up included) left clients without "
+                    "an acknowledgement for longer (0: no bound)")
     ap.add_argument("--hog-procs", type=int, default=2)
+    ap.add_argument("--hog-always", action="store_true",
+                    help="hogs compete for the cores for the whole run "
+                    "(--faults none implies it)")
     ap.add_argument("--client-timeout-ms", type=int, default=50,
                     help="client's wait per attempt before the next member")
     ap.add_argument("--kv-capacity", type=int, default=1000000)
@@ -499,8 +584,11 @@ def main():
     ap.add_argument("--version", action="version", version="chaos 1")
     args = ap.parse_args()
     args.faults = [f for f in args.faults.split(",") if f]
+    if args.faults == ["none"]:
+        args.faults = []  # a steady run: the hogs for its whole length
+        args.hog_always = True
     bad = [f for f in args.faults if f not in FAULTS]
-    if bad or not args.faults:
+    if bad or (not args.faults and not args.hog_always):
         ap.error(f"--faults: unknown fault '{bad[0] if bad else ''}' "
                  f"(known: {','.join(FAULTS)})")
     if args.runs <= 0 and args.minutes <= 0:
@@ -513,8 +601,9 @@ def main():
     os.makedirs(base, exist_ok=True)
     t0 = time.monotonic()
     totals = {"runs": 0, "ops": 0, "faults": 0, "violations": 0,
-              "lost_writes": 0, "failed": 0}
+              "lost_writes": 0, "failed": 0, "leader_changes": 0}
     gaps = []
+    splits = []
     i = 0
     while True:
         if args.runs and i >= args.runs:
@@ -535,8 +624,19 @@ def main():
             totals["lost_writes"] += int(s.get("lost_writes", 0))
             if rc != 0:
                 totals["failed"] += 1
-            gaps += fault_gaps(out)
-            log(f"run {i}: {summary}")
+            run_gaps = fault_gaps(out)
+            gaps += run_gaps
+            slow = [(n, g) for n, g in run_gaps if "-follower" in n and
+                    args.follower_gap_max_ms and
+                    g > args.follower_gap_max_ms]
+            if slow:
+                totals["failed"] += 1
+                log(f"run {i}: FAILED: a follower fault stopped the clients "
+                    f"for {slow[0][1]:.0f} ms ({slow[0][0]}), over "
+                    f"--follower-gap-max-ms {args.follower_gap_max_ms}")
+            totals["leader_changes"] += run.leader_changes
+            splits += run.splits
+            log(f"run {i}: {summary} leader_changes={run.leader_changes}")
         except HarnessError as e:
             totals["failed"] += 1
             log(f"run {i}: FAILED: {e}")
@@ -553,6 +653,7 @@ def main():
     log(f"runs={totals['runs']} ops={totals['ops']} faults={totals['faults']} "
         f"violations={totals['violations']} "
         f"lost_writes={totals['lost_writes']} failed_runs={totals['failed']} "
+        f"leader_changes={totals['leader_changes']} "
         f"gap_ms p50={pct(g, 0.5):.0f} p99={pct(g, 0.99):.0f} "
         f"max={max(g) if g else 0:.0f}")
     by_kind = {}
@@ -562,6 +663,17 @@ def main():
         v = by_kind[name]
         log(f"  {name}: n={len(v)} gap_ms p50={pct(v, 0.5):.0f} "
             f"p99={pct(v, 0.99):.0f} max={max(v):.0f}")
+    for kind in sorted({k for k, *_ in splits}):
+        rows = [r for r in splits if r[0] == kind]
+        parts = []
+        for j, phase in ((1, "detect"), (2, "elect"), (3, "catch_up")):
+            v = [r[j] for r in rows]
+            parts.append(f"{phase}_ms p50={pct(v, 0.5):.0f} "
+                         f"p99={pct(v, 0.99):.0f} max={max(v):.0f}")
+        tot = [r[1] + r[2] + r[3] for r in rows]
+        log(f"  {kind}-leader to first commit: n={len(rows)} " +
+            " ".join(parts) + f" total_ms p50={pct(tot, 0.5):.0f} "
+            f"p99={pct(tot, 0.99):.0f} max={max(tot):.0f}")
     if not args.out and totals["failed"] == 0:
         shutil.rmtree(base, ignore_errors=True)
     elif totals["failed"]:
