@@ -309,9 +309,11 @@ class Run:
         dur_ms = self.rng.randrange(300, 3000)
         name = f"{kind}-{'leader' if victim == leader else 'follower'}"
         start = mono_ns()
+        exit_note = ""
         if kind in ("kill", "term"):
-            c.stop(victim, signal.SIGKILL if kind == "kill" else
-                   signal.SIGTERM)
+            took = c.stop(victim, signal.SIGKILL if kind == "kill" else
+                          signal.SIGTERM)
+            exit_note = f" (exited in {took * 1000:.0f} ms)"
             self.downs[victim] = (time.monotonic() + dur_ms / 1000, kind)
         elif kind == "pause":
             c.send_signal(victim, signal.SIGSTOP)
@@ -334,7 +336,7 @@ class Run:
             self.downs[-1] = (time.monotonic() + dur_ms / 1000, kind)
             name = "hog"
         self.faults.append([start, None, name, victim])
-        log(f"  fault {name} on {victim} for {dur_ms} ms")
+        log(f"  fault {name} on {victim} for {dur_ms} ms{exit_note}")
         return victim
 
     def heal_due(self, force=False):
