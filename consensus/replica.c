@@ -422,6 +422,7 @@ uint64_t px_applied_index(const struct px_replica *r)
 }
 uint64_t px_log_start(const struct px_replica *r) { return r->log_start; }
 uint32_t px_queue_depth(const struct px_replica *r) { return r->queue_count; }
+uint64_t px_next_slot(const struct px_replica *r) { return r->next_slot; }
 const struct px_stats *px_stats(const struct px_replica *r)
 {
 	return &r->stats;

@@ -1081,6 +1081,14 @@ static void log_events(struct ctl_daemon *d, uint64_t now)
 			ctl_log(d, "member %u heard again", m);
 	}
 	alive_seen = alive;
+	static uint64_t step_downs_seen;
+	if (p->step_downs != step_downs_seen) {
+		ctl_log(d, "stepping down: proposals not committing for %" PRIu64
+			   " ms while leading; not ready to lead for %" PRIu64
+			   " ms", (uint64_t)(p->cfg.step_down_after_ns / MS_NS),
+			(uint64_t)(p->cfg.step_down_for_ns / MS_NS));
+		step_downs_seen = p->step_downs;
+	}
 	if (p->leader != leader_seen) {
 		if (p->leader == CTL_NONE)
 			ctl_log(d, "no leader (was %d)", leader_seen == CTL_NONE ?

@@ -46,6 +46,7 @@ struct ctl_worker_status {
 	int32_t reconfig_rc;     /* the last one's px_propose_config result */
 	int32_t snapshot_rc;
 	uint32_t queue_depth;
+	uint64_t next_slot;       /* the next slot this replica would propose */
 	uint8_t role;
 	uint8_t known_leader;
 	uint8_t members;         /* voting replicas (bitmask) */

@@ -20,6 +20,11 @@ void ctl_policy_config_default(struct ctl_policy_config *cfg,
 	cfg->hint_refresh_ns = 20 * MS_NS;
 	cfg->transfer_timeout_ns = 2000 * MS_NS;
 	cfg->reconfig_timeout_ns = 2000 * MS_NS;
+	/* Above any pause of a healthy leader seen on a loaded 2-core
+	 * machine (a worker off its core, a catch-up serialization): a step
+	 * down is a leader change. */
+	cfg->step_down_after_ns = 500 * MS_NS;
+	cfg->step_down_for_ns = 2000 * MS_NS;
 	cfg->static_leader = CTL_NONE;
 }
 
@@ -37,6 +42,8 @@ const char *ctl_policy_config_check(const struct ctl_policy_config *cfg)
 		return "transfer_timeout_ns";
 	if (cfg->reconfig_timeout_ns == 0)
 		return "reconfig_timeout_ns";
+	if (cfg->step_down_after_ns == 0 || cfg->step_down_for_ns == 0)
+		return "step_down_after_ns or step_down_for_ns";
 	if (cfg->static_leader != CTL_NONE &&
 	    cfg->static_leader >= cfg->omega.fd.member_count)
 		return "static_leader";
@@ -121,14 +128,38 @@ static bool self_votes(const struct ctl_policy *p)
 	return (p->status.members >> p->omega.fd.cfg.self_id) & 1u;
 }
 
-/* Ready to lead: recovered and not far behind. Voting members are
- * preferred (omega.h). */
+/* A leader whose proposals stopped committing while its control plane
+ * still runs (its data plane cut off, its ports gone) stays everyone's
+ * choice: the others hear its heartbeats. It steps down instead: not
+ * ready for a while, so Omega picks a member that may get a quorum. */
+static void watch_commit(struct ctl_policy *p, uint64_t now_ns)
+{
+	const struct ctl_worker_status *st = &p->status;
+	bool waiting = st->role == PX_ROLE_LEADER &&
+		       (st->queue_depth > 0 || st->next_slot > st->commit_index + 1);
+	if (!waiting || st->commit_index != p->stall.commit_index) {
+		p->stall.commit_index = st->commit_index;
+		p->stall.since_ns = now_ns;
+		return;
+	}
+	if (now_ns - p->stall.since_ns < p->cfg.step_down_after_ns)
+		return;
+	p->stall.until_ns = now_ns + p->cfg.step_down_for_ns;
+	p->stall.since_ns = now_ns;
+	p->step_downs++;
+}
+
+/* Ready to lead: recovered, not far behind, and not stepped down. Voting
+ * members are preferred (omega.h). */
 static void update_readiness(struct ctl_policy *p, uint64_t now_ns)
 {
+	if (p->have_status)
+		watch_commit(p, now_ns);
 	ctl_omega_set_ready(&p->omega,
 			    p->have_status &&
 				    p->status.role != PX_ROLE_RECOVERING &&
-				    ctl_policy_caught_up(p, now_ns));
+				    ctl_policy_caught_up(p, now_ns) &&
+				    now_ns >= p->stall.until_ns);
 	ctl_omega_set_member(&p->omega, self_votes(p));
 }
 

@@ -51,12 +51,16 @@ struct ctl_policy_config {
 	uint64_t hint_refresh_ns; /* resend the hint this often */
 	uint64_t transfer_timeout_ns; /* a transfer not done by then fails */
 	uint64_t reconfig_timeout_ns; /* the worker's answer to a change */
+	uint64_t step_down_after_ns;  /* a leading worker's proposals not
+					 committing this long: step down */
+	uint64_t step_down_for_ns;    /* not ready to lead for this long */
 	uint8_t static_leader;	      /* CTL_NONE: Omega chooses */
 };
 
 /* Fills cfg with the defaults (ctl_fd_config_default for the detector, hint
  * refresh 20 ms, transfer and reconfiguration timeouts 2 s, log_slots 1024,
- * window_slots 64, no static leader). */
+ * window_slots 64, no static leader, step down after 500 ms without a
+ * commit for 2 s). */
 void ctl_policy_config_default(struct ctl_policy_config *cfg,
 			       uint8_t member_count, uint8_t self_id);
 
@@ -205,6 +209,12 @@ struct ctl_policy {
 	bool failed_over;	   /* false: none since init */
 	uint8_t failover_from, failover_to;
 	uint64_t failovers;
+	uint64_t step_downs;	   /* times this member stopped leading: stalled */
+	struct {
+		uint64_t commit_index; /* when the stall began */
+		uint64_t since_ns;
+		uint64_t until_ns;     /* stepped down (not ready) until then */
+	} stall;
 	struct {
 		bool pending;
 		uint8_t target;

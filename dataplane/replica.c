@@ -647,6 +647,7 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 		.snapshot_bytes = r->snap.saved_len,
 		.snapshot_index = r->snap.saved_index,
 		.queue_depth = px_queue_depth(r->px),
+		.next_slot = px_next_slot(r->px),
 		.reconfig_seq = r->reconfig_seq,
 		.reconfig_rc = r->reconfig_rc,
 		.members = px_members(r->px),

@@ -301,6 +301,8 @@ uint64_t px_commit_index(const struct px_replica *r);
 uint64_t px_applied_index(const struct px_replica *r);
 uint64_t px_log_start(const struct px_replica *r);
 uint32_t px_queue_depth(const struct px_replica *r);
+/* The next slot a leader proposes in (its proposals end there). */
+uint64_t px_next_slot(const struct px_replica *r);
 uint64_t px_state_digest(const struct px_replica *r); /* sm + sessions */
 /* The value this replica knows chosen for slot, while its log still holds
  * it. Returns 0, or -BPX_ENOTFOUND (not chosen here, or reclaimed). */

@@ -544,6 +544,8 @@ static void worker_status(const struct node *n, struct ctl_worker_status *st)
 	st->commit_index = px_commit_index(n->px);
 	st->applied_index = px_applied_index(n->px);
 	st->log_start = px_log_start(n->px);
+	st->queue_depth = px_queue_depth(n->px);
+	st->next_slot = px_next_slot(n->px);
 	st->members = px_members(n->px);
 	st->role = (uint8_t)px_role(n->px);
 	st->known_leader = px_known_leader(n->px);

@@ -730,6 +730,47 @@ static void test_reply_text(void **state)
 				 "none); ask the leader\n");
 }
 
+/* Issue 9: a leader whose data plane is cut off (its control plane still
+ * heartbeating) kept leading; clients waited as long as the cut lasted
+ * (2.6 s in the chaos harness's cut-data-leader). Its proposals stop
+ * committing: after step_down_after_ns it is not ready, another member
+ * leads, and being sticky keeps it after the first is ready again. A
+ * leader that is idle, or whose commits advance, never steps down. */
+static void test_stalled_leader_steps_down(void **state)
+{
+	(void)state;
+	STEP_UNTIL_ALL_LEADER(0, 20);
+	F->w[0].st.role = PX_ROLE_LEADER;
+	F->w[0].st.commit_index = F->w[0].st.applied_index = 10;
+	F->w[0].st.next_slot = 11; /* all it proposed is committed */
+	STEP_MS(2000);
+	ASSERT_ALL_LEADER(0); /* idle: no step down */
+	for (unsigned ms = 0; ms < 2000; ms++) { /* committing: none */
+		F->w[0].st.next_slot = F->w[0].st.commit_index + 5;
+		F->w[0].st.applied_index = ++F->w[0].st.commit_index;
+		for (uint8_t i = 1; i < F->n; i++) /* they apply it too */
+			F->w[i].st.commit_index = F->w[i].st.applied_index =
+				F->w[0].st.commit_index;
+		STEP_MS(1);
+	}
+	ASSERT_ALL_LEADER(0);
+	assert_int_equal(F->p[0].step_downs, 0);
+	F->w[0].st.queue_depth = 3; /* waiting, and nothing commits */
+	STEP_MS(400);
+	ASSERT_ALL_LEADER(0);
+	STEP_MS(200 + FAILOVER_MAX_MS);
+	assert_int_equal(F->p[0].step_downs, 1);
+	assert_false(F->p[0].omega.ready);
+	uint8_t next = F->p[1].leader;
+	assert_true(next == 1 || next == 2);
+	ASSERT_ALL_LEADER(next);
+	F->w[0].st.role = PX_ROLE_FOLLOWER; /* the hint reached its worker */
+	F->w[0].st.queue_depth = 0;
+	STEP_MS(3000);
+	assert_true(F->p[0].omega.ready);
+	ASSERT_ALL_LEADER(next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -739,6 +780,7 @@ int main(void)
 				       setup3),
 		cmocka_unit_test_setup(test_not_caught_up_member_never_leads,
 				       setup3),
+		cmocka_unit_test_setup(test_stalled_leader_steps_down, setup3),
 		cmocka_unit_test_setup(test_transfer_from_whoever_leads,
 				       setup3),
 		cmocka_unit_test_setup(test_transfer_from_whoever_leads,
