@@ -306,7 +306,7 @@ class Run:
         if victim is None:
             return None
         leader = c.leader()
-        dur_ms = self.rng.randrange(300, 3000)
+        dur_ms = self.rng.randrange(300, max(301, self.args.fault_ms_max))
         name = f"{kind}-{'leader' if victim == leader else 'follower'}"
         start = mono_ns()
         exit_note = ""
@@ -573,6 +573,8 @@ def main():
                     metavar="MS", help="fail a run in which a fault of a "
                     "follower (its catch-up included) left clients without "
                     "an acknowledgement for longer (0: no bound)")
+    ap.add_argument("--fault-ms-max", type=int, default=3000, metavar="MS",
+                    help="faults last 300..MS ms (default 3000)")
     ap.add_argument("--hog-procs", type=int, default=2)
     ap.add_argument("--hog-always", action="store_true",
                     help="hogs compete for the cores for the whole run "
