@@ -464,7 +464,7 @@ class Run:
                         x.startswith("first commit as leader")), None)
             if det is None or ele is None or com is None or ele < det:
                 continue
-            splits.append((name.split("-")[0], (det - t0) * 1e3,
+            splits.append((name.rsplit("-", 1)[0], (det - t0) * 1e3,
                            (ele - det) * 1e3, (com - ele) * 1e3))
         return splits
 
