@@ -372,6 +372,18 @@ static int setup_ports(char *err, size_t len)
 	uint16_t port;
 	RTE_ETH_FOREACH_DEV(port) {
 		int rc = dp_port_start(port, 1, 1, d.pool, err, len);
+		if (rc == -BPX_EBUSY && is_memif_client(port)) {
+			/* Its server (a peer) is not up: that peer may be the
+			 * one to come back later, so this replica starts
+			 * anyway, the port paused; check_links starts it. */
+			printf("bypaxd %d: port %u: memif server not reachable "
+			       "yet (%s); retrying every %u ms\n", d.o.id, port,
+			       err, LINK_DOWN_RESTART_TICKS * 100);
+			port_paused[port] = 2;
+			port_restart_failed[port] = true;
+			err[0] = '\0';
+			rc = 0;
+		}
 		if (rc)
 			return rc;
 		char name[RTE_ETH_NAME_MAX_LEN] = "";

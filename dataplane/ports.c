@@ -44,11 +44,16 @@ int dp_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
 	for (uint16_t q = 0; rc == 0 && q < tx_queues; q++)
 		rc = rte_eth_tx_queue_setup(port, q, TX_DESC, (unsigned)socket,
 					    NULL);
-	rc = rc ? rc : rte_eth_dev_start(port);
 	if (rc != 0) {
 		snprintf(err, err_len, "port %u: set-up failed: %s", port,
 			 rte_strerror(-rc));
 		return -BPX_EIO;
+	}
+	rc = rte_eth_dev_start(port);
+	if (rc != 0) {
+		snprintf(err, err_len, "port %u: does not start: %s", port,
+			 rte_strerror(-rc));
+		return -BPX_EBUSY; /* configured: a later start may work */
 	}
 	/* Replicas check destination MACs themselves. */
 	rte_eth_promiscuous_enable(port);

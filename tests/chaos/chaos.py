@@ -224,6 +224,7 @@ class Cluster:
         return out
 
     def converged(self):
+        """Every replica voting and applied up to the top commit index."""
         rows = [self.status(i) for i in range(self.n)]
         if any(r is None or r["role"] == "recovering" for r in rows):
             return False
@@ -269,6 +270,7 @@ class Run:
         self.leader_changes = 0
         self.failovers_at_start = 0
         self.recovering = set()  # restarted, not voting yet
+        self.unexpected_exits = 0
         self.downs = {}   # member -> (heal_at monotonic s, what)
         self.splits = []  # failover phases of leader kills
 
@@ -339,7 +341,32 @@ class Run:
         log(f"  fault {name} on {victim} for {dur_ms} ms{exit_note}")
         return victim
 
+    def restart_crashed(self):
+        """A replica that exited on its own (not a fault of ours) is
+        restarted without --bootstrap, as a supervisor would, and counted:
+        the summary says how many, and its log says why."""
+        for i in range(self.n):
+            p = self.cluster.procs[i]
+            if p is None or p.poll() is None or i in self.downs:
+                continue
+            why = ""
+            try:
+                with open(self.cluster.log_path(i), errors="replace") as f:
+                    lines = [x.strip() for x in f if "PANIC" in x or
+                             "assertion" in x or "error" in x.lower()]
+                why = lines[-1] if lines else ""
+            except OSError:
+                pass
+            log(f"  bypaxd {i} exited on its own (rc {p.returncode}): "
+                f"{why[:160]}; restarting it")
+            self.unexpected_exits += 1
+            self.cluster.procs[i] = None
+            self.faults.append([mono_ns(), None, "crash-unexpected", i])
+            self.cluster.start(i, bootstrap=False)
+            self.recovering.add(i)
+
     def heal_due(self, force=False):
+        self.restart_crashed()
         now = time.monotonic()
         for victim, (at, kind) in list(self.downs.items()):
             if not force and now < at:
@@ -412,7 +439,8 @@ class Run:
             self.hogs.stop()
             raise HarnessError(f"client failed (rc {cl.returncode}); see "
                                f"{self.dir}/client.log")
-        self.wait_for("convergence", 60, c.converged)
+        self.wait_for("convergence", 60,
+                      lambda: (self.restart_crashed(), c.converged())[1])
         # Every key once: many reads in flight, and time for a long run's
         # write-once keys (a 10-minute run writes about 100,000).
         read_back = self.client("--history", history, "--read-back")
@@ -605,7 +633,8 @@ def main():
     os.makedirs(base, exist_ok=True)
     t0 = time.monotonic()
     totals = {"runs": 0, "ops": 0, "faults": 0, "violations": 0,
-              "lost_writes": 0, "failed": 0, "leader_changes": 0}
+              "lost_writes": 0, "failed": 0, "leader_changes": 0,
+              "unexpected_exits": 0}
     gaps = []
     splits = []
     i = 0
@@ -639,8 +668,10 @@ def main():
                     f"for {slow[0][1]:.0f} ms ({slow[0][0]}), over "
                     f"--follower-gap-max-ms {args.follower_gap_max_ms}")
             totals["leader_changes"] += run.leader_changes
+            totals["unexpected_exits"] += run.unexpected_exits
             splits += run.splits
-            log(f"run {i}: {summary} leader_changes={run.leader_changes}")
+            log(f"run {i}: {summary} leader_changes={run.leader_changes} "
+                f"unexpected_exits={run.unexpected_exits}")
         except HarnessError as e:
             totals["failed"] += 1
             log(f"run {i}: FAILED: {e}")
@@ -658,6 +689,7 @@ def main():
         f"violations={totals['violations']} "
         f"lost_writes={totals['lost_writes']} failed_runs={totals['failed']} "
         f"leader_changes={totals['leader_changes']} "
+        f"unexpected_exits={totals['unexpected_exits']} "
         f"gap_ms p50={pct(g, 0.5):.0f} p99={pct(g, 0.99):.0f} "
         f"max={max(g) if g else 0:.0f}")
     by_kind = {}
