@@ -96,17 +96,8 @@ static const char usage_text[] =
 	"file; 3 inconclusive: a budget ran out or an acknowledged write-once\n"
 	"put was never read back, and nothing was found wrong.\n";
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
-{
-	va_list ap;
-	fprintf(stderr, "bypax-chaos-check: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'bypax-chaos-check --help'.\n");
-	return EXIT_USAGE;
-}
+#define usage_error(...) \
+	chaos_usage_error("bypax-chaos-check", EXIT_USAGE, __VA_ARGS__)
 
 static void *xcalloc(size_t n, size_t size)
 {

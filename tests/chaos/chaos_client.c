@@ -141,17 +141,8 @@ static const char usage_text[] =
 	"Exit status: 0 done; 1 nothing was acknowledged (--read-back: some\n"
 	"key could not be read); 2 usage, configuration or file error.\n";
 
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
-{
-	va_list ap;
-	fprintf(stderr, "bypax-chaos-client: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'bypax-chaos-client --help'.\n");
-	return EXIT_USAGE;
-}
+#define usage_error(...) \
+	chaos_usage_error("bypax-chaos-client", EXIT_USAGE, __VA_ARGS__)
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *v)
 {

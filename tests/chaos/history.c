@@ -512,3 +512,14 @@ int ch_read_file(const char *path,
 	fclose(f);
 	return rc;
 }
+
+int chaos_usage_error(const char *prog, int status, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", prog);
+	return status;
+}

@@ -171,4 +171,9 @@ int ch_read_file(const char *path,
 			   char *err, size_t err_len),
 		 void *ctx, char *err, size_t err_len);
 
+/* Prints "PROG: <message>" and the --help hint on stderr; returns status
+ * (both tools' usage errors). */
+int chaos_usage_error(const char *prog, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif /* BYPAX_TESTS_CHAOS_HISTORY_H */
