@@ -38,8 +38,6 @@
 #define SNAPSHOT_WORKER_NS (5000 * MS_NS)
 
 static pthread_t ctl_tid;
-static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* "fault isolate": until then no heartbeat goes out or is taken in, as
  * the worker drops its peers' frames (0: not isolated). */
 static uint64_t isolate_until_ns;
@@ -303,81 +301,66 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	return open_admin_socket(d, err, err_len);
 }
 
-/* ---- Events: one line each, for operators and the chaos harness ----
- * "<UTC time> bypaxd <id> <level>: <text> mono=<CLOCK_MONOTONIC s>": the
- * wall clock to read, the monotonic one to line events up across the
- * replicas of one host (the chaos harness does). Both are taken when the
- * event happens; the line goes through a ring to bypaxd's main thread,
- * which prints it (ctl_daemon_print_log), so that a stdout that does not
- * drain cannot stall the heartbeats. */
+/* ---- Events: one logfmt line each (ctl_log.h), for operators, log
+ * shippers and the chaos harness ----
+ * Both clocks are read when the event happens; the line goes through a
+ * ring to bypaxd's main thread, which writes it (ctl_daemon_print_log),
+ * so that a stdout that does not drain cannot stall the heartbeats. */
 
-void ctl_log_format(uint8_t self, char *line, size_t cap, const char *text)
+static void ctl_event(struct ctl_daemon *d, enum ctl_log_type type,
+		      uint32_t level, const char *event,
+		      const struct bpx_log_field *f, size_t n)
 {
-	struct timespec wall;
-	clock_gettime(CLOCK_REALTIME, &wall);
-	struct tm tm;
-	gmtime_r(&wall.tv_sec, &tm);
-	char when[32];
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	uint64_t mono = ctl_clock_ns();
-	snprintf(line, cap, "%s.%03ldZ bypaxd %u info: %s mono=%" PRIu64
-		 ".%06" PRIu64, when, wall.tv_nsec / 1000000, self, text,
-		 mono / 1000000000u, (mono / 1000u) % 1000000u);
-}
-
-static void ctl_log(struct ctl_daemon *d, const char *fmt, ...)
-{
-	char text[CTL_LOG_TEXT_BYTES];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	struct ctl_log_line line;
-	ctl_log_format(d->self, line.text, sizeof(line.text), text);
+	if (!ctl_log_enabled(type, level))
+		return;
+	struct ctl_log_line line = { .type = (uint16_t)type,
+				     .level = (uint16_t)level };
+	ctl_log_format(line.text, sizeof(line.text), type, level, d->self,
+		       event, f, n);
 	/* Full (the main thread is stuck): the line is lost, the counters
 	 * of bypaxctl status still count every event. */
 	if (rte_ring_sp_enqueue_elem(d->log, &line, sizeof(line)) != 0)
 		d->log_lost++;
 }
 
-void ctl_daemon_print_log(struct ctl_daemon *d, FILE *out)
+void ctl_daemon_print_log(struct ctl_daemon *d)
 {
 	struct ctl_log_line line;
-	bool any = false;
 	while (d->log != NULL &&
-	       rte_ring_sc_dequeue_elem(d->log, &line, sizeof(line)) == 0) {
-		fprintf(out, "%s\n", line.text);
-		any = true;
-	}
-	if (any)
-		fflush(out);
+	       rte_ring_sc_dequeue_elem(d->log, &line, sizeof(line)) == 0)
+		ctl_log_write((enum ctl_log_type)line.type, line.level,
+			      line.text);
 }
 
 static void log_foreign(struct ctl_daemon *d,
 			const struct ctl_ratelimit_line *l)
 {
 	uint32_t ip = (uint32_t)(l->key >> 16);
-	if (l->key == CTL_RATELIMIT_OTHERS) {
-		ctl_log(d, "control: dropped %" PRIu64 " heartbeat(s)"
-			" of other clusters from more sources (the latest of "
-			"cluster %" PRIu64 "); this is cluster %u", l->count, l->note, d->cfg->cluster_id);
-		return;
-	}
-	ctl_log(d, "control: dropped %" PRIu64 " heartbeat(s) of "
-		"cluster %" PRIu64 " from %u.%u.%u.%u:%u; this is cluster %u: "
-		"does another cluster's config name this control address? "
-		"(at most one line per source every %llu s)", l->count, l->note, ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
-		ip & 255, (unsigned)(l->key & 0xffff), d->cfg->cluster_id,
-		CTL_LOG_INTERVAL_NS / 1000000000ull);
+	char from[32] = "others";
+	if (l->key != CTL_RATELIMIT_OTHERS)
+		ctl_log_addr(ip, (uint16_t)(l->key & 0xffff), from,
+			     sizeof(from));
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "wrong_cluster",
+		  BPX_LOG_FIELDS(BPX_LF_STR("plane", "control"),
+				 BPX_LF_U64("count", l->count),
+				 BPX_LF_STR("from", from),
+				 BPX_LF_U64("cluster", l->note),
+				 BPX_LF_U64("this_cluster", d->cfg->cluster_id),
+				 BPX_LF_U64("interval_s", CTL_LOG_INTERVAL_NS /
+							 1000000000ull),
+				 BPX_LF_STR("hint", "does another cluster's "
+					    "config name this control address?")));
 }
 
 static void log_admin_dropped(struct ctl_daemon *d,
 			      const struct ctl_ratelimit_line *l)
 {
-	ctl_log(d, "admin: dropped %" PRIu64 " idle client(s): "
-		"no command sent or reply taken within %llu ms, or no room "
-		"(%u connections at most)", l->count,
-		CTL_ADMIN_BUDGET_NS / MS_NS, CTL_ADMIN_CONNS);
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "admin_dropped",
+		  BPX_LOG_FIELDS(BPX_LF_U64("count", l->count),
+				 BPX_LF_U64("budget_ms", CTL_ADMIN_BUDGET_NS / MS_NS),
+				 BPX_LF_U64("conns_max", CTL_ADMIN_CONNS),
+				 BPX_LF_STR("reason", "no command sent or reply "
+					    "taken in time, or no room")));
 }
 
 /* On a tick: lines for events held back by sources that went quiet. */
@@ -417,14 +400,30 @@ static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
 
 static void reply_later(struct ctl_daemon *d, int fd, const char *text,
 			size_t len, uint64_t now);
+static const char *member_text(uint8_t m, char *buf, size_t cap);
+static void first_line(const char *text, size_t len, char *out, size_t cap);
 static void admin_hand_over(struct ctl_daemon *d, int fd);
 
 /* A reply's client tag is the admin connection: answer it and hang up. */
 static void send_reply(struct ctl_daemon *d, const struct ctl_reply *r,
 		       uint64_t now)
 {
-	char text[512];
+	char text[512], result[160];
 	size_t len = ctl_reply_text(r, text, sizeof(text));
+	first_line(text, len, result, sizeof(result));
+	if (r->op == CTL_ADMIN_TRANSFER) {
+		char to[8];
+		ctl_event(d, CTL_LOG_CTL, RTE_LOG_INFO, "leader_transfer",
+			  BPX_LOG_FIELDS(BPX_LF_U64("from", r->self),
+					 BPX_LF_STR("to", member_text(r->member, to,
+								       sizeof(to))),
+					 BPX_LF_STR("result", ctl_reply_ok(r) ? "ok"
+									      : "error"),
+					 BPX_LF_STR("reply", result)));
+	} else {
+		ctl_event(d, CTL_LOG_CTL, RTE_LOG_INFO, "admin_reply",
+			  BPX_LOG_FIELDS(BPX_LF_STR("result", result)));
+	}
 	reply_later(d, (int)r->client, text, len, now);
 }
 
@@ -539,13 +538,17 @@ static void end_stream(struct ctl_daemon *d, const char *why)
 	s->sending = false;
 	if (why == NULL) {
 		s->streamed++;
-		ctl_log(d, "snapshot: streamed the state at applied index %"
-			   PRIu64 " to bypaxctl (%zu bytes)", s->index,
-			s->body_bytes);
+		ctl_event(d, CTL_LOG_CTL, RTE_LOG_INFO, "snapshot_streamed",
+			  BPX_LOG_FIELDS(BPX_LF_U64("index", s->index),
+					 BPX_LF_U64("bytes", s->body_bytes),
+					 BPX_LF_STR("to", "bypaxctl")));
 	} else {
 		s->abandoned++;
-		ctl_log(d, "snapshot: gave up on a bypaxctl after %zu of %zu "
-			   "bytes: %s", s->sent, stream_total(s), why);
+		ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "snapshot_abandoned",
+			  BPX_LOG_FIELDS(BPX_LF_U64("index", s->index),
+					 BPX_LF_U64("sent", s->sent),
+					 BPX_LF_U64("bytes", stream_total(s)),
+					 BPX_LF_STR("reason", why)));
 	}
 	release_snapshot_buffer(d);
 }
@@ -1025,9 +1028,9 @@ static void cmd_fault_isolate(struct ctl_daemon *d, const char *ms_arg,
 		send_command(d, CTL_CMD_ISOLATE, 0, ms);
 	if (control)
 		isolate_until_ns = now + ms * MS_NS;
-	ctl_log(d, "fault: isolated from peers on the %s plane%s for %" PRIu64
-		   " ms (operator command)", plane,
-		   strcmp(plane, "both") == 0 ? "s" : "", ms);
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "fault_isolate",
+		  BPX_LOG_FIELDS(BPX_LF_STR("plane", plane),
+				 BPX_LF_U64("ms", ms)));
 	say(r, "ok: member %u cut off from its peers (%s) for %" PRIu64
 	       " ms\n", d->self, plane, ms);
 }
@@ -1050,70 +1053,130 @@ static void cmd_fault_link(struct ctl_daemon *d, const char *member,
 	if (!parse_fault_ms("fault link", ms_arg, &ms, r))
 		return;
 	d->link_fault_until_ns[m] = now + ms * MS_NS;
-	ctl_log(d, "fault: link to member %u down for %" PRIu64
-		   " ms (operator command)", m, ms);
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "fault_link",
+		  BPX_LOG_FIELDS(BPX_LF_U64("member", m), BPX_LF_U64("ms", ms)));
 	say(r, "ok: link from member %u to %u down for %" PRIu64 " ms\n",
 	    d->self, m, ms);
 }
 
-/* What changed since the last look (ctl_log's lines). */
 static const char *role_name(uint8_t role);
 
-/* What changed since the last look: suspicions, the control plane's
- * leader, the worker's role, and a new leader's first commit (the end of
- * a failover as clients see it). */
-static void log_events(struct ctl_daemon *d, uint64_t now)
+/* A member id, or "none". */
+static const char *member_text(uint8_t m, char *buf, size_t cap)
+{
+	if (m == CTL_NONE)
+		return "none";
+	snprintf(buf, cap, "%u", m);
+	return buf;
+}
+
+/* Suspicions and their end, with how long each lasted. */
+static void log_liveness(struct ctl_daemon *d, uint64_t now)
 {
 	static uint32_t alive_seen;
-	static uint8_t leader_seen = CTL_NONE, role_seen = 0xff;
-	static uint64_t term_commit; /* commit index when we became leader */
-	static bool first_commit_due;
+	static uint64_t suspected_at_ns[32];
 	const struct ctl_policy *p = &d->policy;
 	uint32_t alive = ctl_fd_alive_mask(&p->omega.fd, now);
 	for (uint8_t m = 0; m < d->cfg->member_count; m++) {
 		uint32_t bit = 1u << m;
-		if ((alive_seen & bit) && !(alive & bit))
-			ctl_log(d, "member %u suspected (no heartbeat for %"
-				   PRIu64 " ms)", m,
-				(uint64_t)(ctl_fd_timeout_ns(&p->omega.fd, m) /
-					   MS_NS));
-		else if (!(alive_seen & bit) && (alive & bit) && m != d->self)
-			ctl_log(d, "member %u heard again", m);
+		if ((alive_seen & bit) && !(alive & bit)) {
+			suspected_at_ns[m] = now;
+			ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING,
+				  "member_suspected",
+				  BPX_LOG_FIELDS(BPX_LF_U64("member", m),
+						 BPX_LF_U64("silence_ms",
+							    ctl_fd_timeout_ns(&p->omega.fd, m) /
+								    MS_NS)));
+		} else if (!(alive_seen & bit) && (alive & bit) &&
+			   m != d->self) {
+			uint64_t t = suspected_at_ns[m];
+			ctl_event(d, CTL_LOG_CTL, RTE_LOG_INFO, "member_heard",
+				  BPX_LOG_FIELDS(BPX_LF_U64("member", m),
+						 BPX_LF_I64("suspected_ms",
+							    t ? (int64_t)((now - t) / MS_NS)
+							      : -1)));
+		}
 	}
 	alive_seen = alive;
+}
+
+/* The control plane's leader, and this replica stepping down. */
+static void log_leadership(struct ctl_daemon *d)
+{
+	static uint8_t leader_seen = CTL_NONE;
 	static uint64_t step_downs_seen;
+	const struct ctl_policy *p = &d->policy;
 	if (p->step_downs != step_downs_seen) {
-		ctl_log(d, "stepping down: proposals not committing for %" PRIu64
-			   " ms while leading; not ready to lead for %" PRIu64
-			   " ms", (uint64_t)(p->cfg.step_down_after_ns / MS_NS),
-			(uint64_t)(p->cfg.step_down_for_ns / MS_NS));
+		ctl_event(d, CTL_LOG_PAXOS, RTE_LOG_WARNING, "step_down",
+			  BPX_LOG_FIELDS(BPX_LF_STR("reason", "proposals not "
+						    "committing while leading"),
+					 BPX_LF_U64("stalled_ms",
+						    p->cfg.step_down_after_ns / MS_NS),
+					 BPX_LF_U64("holdoff_ms",
+						    p->cfg.step_down_for_ns / MS_NS)));
 		step_downs_seen = p->step_downs;
 	}
-	if (p->leader != leader_seen) {
-		if (p->leader == CTL_NONE)
-			ctl_log(d, "no leader (was %d)", leader_seen == CTL_NONE ?
-				-1 : leader_seen);
-		else
-			ctl_log(d, "leader is %u (was %d)", p->leader,
-				leader_seen == CTL_NONE ? -1 : leader_seen);
-		leader_seen = p->leader;
-	}
-	if (!p->have_status)
+	if (p->leader == leader_seen)
 		return;
+	char from[8], to[8], ballot[32];
+	ctl_log_ballot(p->have_status ? p->status.promised : 0, ballot,
+		       sizeof(ballot));
+	ctl_event(d, CTL_LOG_PAXOS, RTE_LOG_INFO, "leader_change",
+		  BPX_LOG_FIELDS(BPX_LF_STR("from", member_text(leader_seen, from,
+								 sizeof(from))),
+				 BPX_LF_STR("to", member_text(p->leader, to,
+							       sizeof(to))),
+				 BPX_LF_STR("ballot", ballot)));
+	leader_seen = p->leader;
+}
+
+/* The worker's role, its first commit as a new leader (the end of a
+ * failover as clients see it), and the voting set. */
+static void log_worker(struct ctl_daemon *d)
+{
+	static uint8_t role_seen = 0xff, members_seen;
+	static uint64_t term_commit; /* commit index when we became leader */
+	static bool first_commit_due;
+	const struct ctl_policy *p = &d->policy;
 	if (p->status.role != role_seen) {
-		ctl_log(d, "role %s (was %s), commit index %" PRIu64,
-			role_name(p->status.role),
-			role_seen == 0xff ? "none" : role_name(role_seen),
-			p->status.commit_index);
+		char ballot[32];
+		ctl_log_ballot(p->status.promised, ballot, sizeof(ballot));
+		ctl_event(d, CTL_LOG_PAXOS, RTE_LOG_INFO, "role_change",
+			  BPX_LOG_FIELDS(BPX_LF_STR("from", role_seen == 0xff
+							      ? "none"
+							      : role_name(role_seen)),
+					 BPX_LF_STR("to", role_name(p->status.role)),
+					 BPX_LF_U64("commit", p->status.commit_index),
+					 BPX_LF_STR("ballot", ballot)));
 		role_seen = p->status.role;
 		term_commit = p->status.commit_index;
 		first_commit_due = role_seen == PX_ROLE_LEADER;
 	}
 	if (first_commit_due && p->status.commit_index > term_commit) {
-		ctl_log(d, "first commit as leader: index %" PRIu64,
-			p->status.commit_index);
+		ctl_event(d, CTL_LOG_PAXOS, RTE_LOG_INFO, "first_commit",
+			  BPX_LOG_FIELDS(BPX_LF_U64("index", p->status.commit_index)));
 		first_commit_due = false;
 	}
+	if (p->status.members != members_seen) {
+		char old[32], now[32];
+		ctl_log_mask(members_seen, old, sizeof(old));
+		ctl_log_mask(p->status.members, now, sizeof(now));
+		/* The first status: what the replica starts with. */
+		ctl_event(d, CTL_LOG_PAXOS, RTE_LOG_NOTICE, "voting_change",
+			  BPX_LOG_FIELDS(BPX_LF_STR("old", old),
+					 BPX_LF_STR("new", now),
+					 BPX_LF_U64("commit", p->status.commit_index)));
+		members_seen = p->status.members;
+	}
+}
+
+/* What changed since the last look, one event line each. */
+static void log_events(struct ctl_daemon *d, uint64_t now)
+{
+	log_liveness(d, now);
+	log_leadership(d);
+	if (d->policy.have_status)
+		log_worker(d);
 }
 
 static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
@@ -1250,6 +1313,56 @@ static void reply_later(struct ctl_daemon *d, int fd, const char *text,
 	begin_write(c, now);
 }
 
+/* The uid of the process behind an admin connection, -1 if unknown.
+ * SO_PEERCRED's struct ucred, spelled out: it needs _GNU_SOURCE. */
+static int64_t peer_uid(int fd)
+{
+	struct {
+		int32_t pid;
+		uint32_t uid, gid;
+	} cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    len != sizeof(cred))
+		return -1;
+	return cred.uid;
+}
+
+/* Reading commands (polled by scripts and the chaos harness) at debug,
+ * the ones that change something at info. */
+static bool read_only_command(const char *line)
+{
+	return strncmp(line, "status", 6) == 0 || strcmp(line, "members") == 0 ||
+	       strncmp(line, "members json", 12) == 0 ||
+	       strncmp(line, "help", 4) == 0 || line[0] == '\0';
+}
+
+/* The first line of a reply, without its newline. */
+static void first_line(const char *text, size_t len, char *out, size_t cap)
+{
+	size_t n = 0;
+	while (n < len && n + 1 < cap && text[n] != '\n')
+		n++;
+	memcpy(out, text, n);
+	out[n] = '\0';
+}
+
+/* One line per admin command: what, who, and the answer (or "pending":
+ * the policy or the worker answers later, an admin_reply line). */
+static void log_admin(struct ctl_daemon *d, const char *command, int64_t uid,
+		      const struct ctl_admin_reply *r, bool answered)
+{
+	uint32_t level = read_only_command(command) ? RTE_LOG_DEBUG
+						    : RTE_LOG_INFO;
+	char result[160] = "pending";
+	if (answered)
+		first_line(r->buf, r->len, result, sizeof(result));
+	ctl_event(d, CTL_LOG_CTL, level, "admin_command",
+		  BPX_LOG_FIELDS(BPX_LF_STR("command", command),
+				 BPX_LF_I64("peer_uid", uid),
+				 BPX_LF_STR("result", result)));
+}
+
 static void admin_run(struct ctl_daemon *d, struct ctl_admin_conn *c,
 		      uint64_t now)
 {
@@ -1260,13 +1373,20 @@ static void admin_run(struct ctl_daemon *d, struct ctl_admin_conn *c,
 	if (newline != NULL)
 		*newline = '\0'; /* one command a connection: the first line */
 	bool answered = true;
+	char command[96];
+	snprintf(command, sizeof(command), "%s", c->line); /* strtok cuts it */
+	int64_t uid = peer_uid(c->fd);
 	if (newline == NULL && c->line_len == sizeof(c->line) - 1)
 		say(&c->reply, "error: command longer than %zu bytes\n",
 		    sizeof(c->line) - 2);
 	else
 		answered = run_admin(d, c->line, c->fd, now, &c->reply);
-	if (c->state != CTL_ADMIN_READING)
-		return; /* the policy answered in the same step (reply_later) */
+	/* The policy may have answered in the same step (reply_later): the
+	 * connection is writing its answer, or already closed. */
+	bool replied = c->state != CTL_ADMIN_READING;
+	log_admin(d, command, uid, &c->reply, answered || replied);
+	if (replied)
+		return;
 	if (answered)
 		begin_write(c, now);
 	else
@@ -1448,7 +1568,7 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 {
 	if (d->started)
 		pthread_join(ctl_tid, NULL);
-	ctl_daemon_print_log(d, stdout); /* its last lines */
+	ctl_daemon_print_log(d); /* its last lines */
 	/* Connections still open, some waiting for the policy's or the
 	 * worker's answer (a transfer, a membership change, a snapshot). */
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)

@@ -18,25 +18,23 @@
 #include "ctl_link.h"
 #include "ctl_policy.h"
 #include "ctl_wire.h"
+#include "ctl_log.h"
 #include "ratelimit.h"
 
-/* Log lines of the control thread ("<UTC time> bypaxd <id> info: <text>
- * mono=<s>.<us>", ctl_log_format) go through a ring to bypaxd's main
- * thread, which prints them: a stdout that does not drain must not stall
- * the heartbeats. Lines about unwanted traffic are rate-limited: at most
- * one per source per CTL_LOG_INTERVAL_NS, each with its count. */
-#define CTL_LOG_TEXT_BYTES 320u
-#define CTL_LOG_LINE_BYTES 384u
+/* Event lines of the control thread (logfmt, ctl_log.h) go through a ring
+ * to bypaxd's main thread, which writes them: a stdout that does not
+ * drain must not stall the heartbeats. Lines about unwanted traffic are
+ * rate-limited: at most one per source per CTL_LOG_INTERVAL_NS, each with
+ * its count. */
 #define CTL_LOG_RING_SIZE 512u
 #define CTL_LOG_INTERVAL_NS (10ull * 1000 * 1000 * 1000)
 
 struct ctl_log_line {
+	uint16_t type;  /* enum ctl_log_type */
+	uint16_t level; /* RTE_LOG_ERR .. RTE_LOG_DEBUG (a ring element is
+			 * a multiple of 4 bytes) */
 	char text[CTL_LOG_LINE_BYTES];
 };
-
-/* One event line, the clocks read now, without its newline: the format of
- * every event line, the control thread's and bypaxd's main thread's. */
-void ctl_log_format(uint8_t self, char *line, size_t cap, const char *text);
 
 /* What makes this process member `self` on its host: an exclusive lock
  * on "<admin socket>.lock" and the member's control address, bound
@@ -154,9 +152,9 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 		    char *err, size_t err_len);
 /* Starts the control thread (rte_ctrl_thread_create). */
 int ctl_daemon_start(struct ctl_daemon *d, char *err, size_t err_len);
-/* Prints the control thread's log lines to out; for one other thread
- * (bypaxd's main thread) while the control thread runs. */
-void ctl_daemon_print_log(struct ctl_daemon *d, FILE *out);
+/* Writes the control thread's event lines (ctl_log_write); for one other
+ * thread (bypaxd's main thread) while the control thread runs. */
+void ctl_daemon_print_log(struct ctl_daemon *d);
 /* Waits for the thread (after *quit is set) and closes everything but
  * the claim; removes the admin socket. */
 void ctl_daemon_stop(struct ctl_daemon *d);

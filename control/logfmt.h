@@ -39,6 +39,13 @@ struct bpx_log_field {
 #define BPX_LF_I64(k, v) \
 	((struct bpx_log_field){ .key = (k), .kind = BPX_LOG_I64, .i = (v) })
 
+/* The fields of one event as the two arguments bpx_logfmt takes:
+ * ctl_log_event(..., BPX_LOG_FIELDS(BPX_LF_U64("member", m))). */
+#define BPX_LOG_FIELDS(...)                                                    \
+	(const struct bpx_log_field[]){ __VA_ARGS__ },                         \
+		sizeof((const struct bpx_log_field[]){ __VA_ARGS__ }) /        \
+			sizeof(struct bpx_log_field)
+
 struct bpx_log_head {
 	uint64_t wall_ns;  /* CLOCK_REALTIME, ns since the epoch */
 	uint64_t mono_ns;  /* CLOCK_MONOTONIC */

@@ -34,6 +34,7 @@
 
 #include "bypaxd.h"
 #include "ctl_daemon.h"
+#include "ctl_log.h"
 #include "dp.h"
 #include "ports.h"
 
@@ -68,6 +69,12 @@ static void sleep_until_ns(uint64_t t)
 		       EINTR)
 		;
 }
+
+/* One event line of the main thread (ctl_log.h); it may block on stdout,
+ * which only delays this thread's 100 ms tick. */
+#define EVENT(type, level, event, ...)                                         \
+	ctl_log_event((type), (level), d.o.id, (event),                        \
+		      BPX_LOG_FIELDS(__VA_ARGS__))
 
 static void usage(FILE *f)
 {
@@ -104,8 +111,15 @@ static void usage(FILE *f)
 		"                       (damaged, truncated, another cluster) exits 2\n"
 		"  --restore-other-cluster  accept a FILE whose cluster id is not the\n"
 		"                       config's (to restore into a new cluster id)\n"
-		"  --help               this text\n"
-		"EAL options: see dpdk docs, e.g. -l 0-1 --no-huge -m 512.\n"
+		"  --help               this text (before or after '--')\n"
+		"  --version            print the version and exit\n"
+		"  --help-eal           the EAL's options (before '--'), e.g.\n"
+		"                       -l 0-1 --no-huge -m 512\n"
+		"Logging: events are logfmt lines on stdout, one per line\n"
+		"  (docs/deploy.md, Event log), through DPDK's log types\n"
+		"  bypax.paxos, bypax.ctl and bypax.dp: set their levels with the\n"
+		"  EAL's --log-level=bypax.*:debug; --log-level=lib.*:error quiets\n"
+		"  the EAL's own lines (a bare --log-level=error caps every type).\n"
 		"One bypaxd per member on a host: a second one with the same\n"
 		"--id is refused before its EAL starts (docs/deploy.md).\n"
 		"Exit status: 0 after SIGINT/SIGTERM, 2 on bad arguments or\n"
@@ -266,13 +280,14 @@ static void restart_port(uint16_t port)
 	/* Said once per outage: a peer that stays away is retried every
 	 * LINK_DOWN_RESTART_TICKS without filling the log. */
 	if (rc == 0)
-		printf("bypaxd %d: port %u link was down; restarted it\n",
-		       d.o.id, port);
+		EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "port_restarted",
+		      BPX_LF_U64("port", port),
+		      BPX_LF_STR("reason", "link was down"));
 	else if (!port_restart_failed[port]) /* net_memif: no server yet */
-		printf("bypaxd %d: port %u link is down and does not restart "
-		       "(rc %d); retrying every %u ms\n", d.o.id, port, rc,
-		       LINK_DOWN_RESTART_TICKS * 100);
-	fflush(stdout);
+		EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "port_down",
+		      BPX_LF_U64("port", port), BPX_LF_I64("rc", rc),
+		      BPX_LF_U64("retry_ms", LINK_DOWN_RESTART_TICKS * 100),
+		      BPX_LF_STR("reason", "link is down and does not restart"));
 	port_restart_failed[port] = rc != 0;
 	if (rc == 0)
 		link_grace_ticks[port] = LINK_HANDSHAKE_GRACE_TICKS;
@@ -314,10 +329,11 @@ static void check_link_faults(void)
 		} else if (!due && link_faulted[port]) {
 			int rc = rte_eth_dev_start(port);
 			link_faulted[port] = false;
-			printf("bypaxd %d: port %u: link fault over; %s\n",
-			       d.o.id, port, rc == 0 ? "started again" :
-			       "does not start yet (retried while down)");
-			fflush(stdout);
+			EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "link_fault_over",
+			      BPX_LF_U64("port", port),
+			      BPX_LF_STR("result", rc == 0 ? "started"
+						  : "not started yet, retried "
+						    "while down"));
 			rte_smp_mb();
 			if (rc == 0)
 				port_paused[port] = 0;
@@ -376,9 +392,11 @@ static int setup_ports(char *err, size_t len)
 			/* Its server (a peer) is not up: that peer may be the
 			 * one to come back later, so this replica starts
 			 * anyway, the port paused; check_links starts it. */
-			printf("bypaxd %d: port %u: memif server not reachable "
-			       "yet (%s); retrying every %u ms\n", d.o.id, port,
-			       err, LINK_DOWN_RESTART_TICKS * 100);
+			EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "port_waiting",
+			      BPX_LF_U64("port", port),
+			      BPX_LF_STR("reason", "memif server not reachable yet"),
+			      BPX_LF_STR("error", err),
+			      BPX_LF_U64("retry_ms", LINK_DOWN_RESTART_TICKS * 100));
 			port_paused[port] = 2;
 			port_restart_failed[port] = true;
 			err[0] = '\0';
@@ -388,7 +406,8 @@ static int setup_ports(char *err, size_t len)
 			return rc;
 		char name[RTE_ETH_NAME_MAX_LEN] = "";
 		rte_eth_dev_get_name_by_port(port, name);
-		printf("bypaxd %d: port %u is %s\n", d.o.id, port, name);
+		EVENT(CTL_LOG_DP, RTE_LOG_INFO, "port_ready",
+		      BPX_LF_U64("port", port), BPX_LF_STR("name", name));
 	}
 	return 0;
 }
@@ -501,29 +520,85 @@ static int telemetry_stats(const char *cmd, const char *params,
 	return 0;
 }
 
+/* Appends one counter per drop reason, its key from the X-macro's enum
+ * name (px_drop_stale_ballot=N): names, never positions. */
+#define PUT_DROP_KEY(name, text) #name,
+static const char *const px_drop_enum_names[] = { PX_DROP_LIST(PUT_DROP_KEY) };
+static const char *const wire_drop_enum_names[] = {
+	BPX_WIRE_DROP_LIST(PUT_DROP_KEY)
+};
+#undef PUT_DROP_KEY
+
+#define STATS_FIELDS_MAX 64u
+#define STATS_KEY_BYTES 48u
+
+static size_t drop_fields(struct bpx_log_field *f, size_t n,
+			  char keys[][STATS_KEY_BYTES], const char *prefix,
+			  const char *enum_prefix, const char *const *names,
+			  const uint64_t *counts, unsigned from, unsigned count)
+{
+	for (unsigned i = from; i < count && n < STATS_FIELDS_MAX; i++) {
+		char k[STATS_KEY_BYTES - 16];
+		bpx_logfmt_key_from_enum(enum_prefix, names[i], k, sizeof(k));
+		snprintf(keys[n], STATS_KEY_BYTES, "%s%s", prefix, k);
+		f[n] = BPX_LF_U64(keys[n], counts[i]);
+		n++;
+	}
+	return n;
+}
+
+/* event=stats: every counter its own key (docs/deploy.md, Event log). */
 static void print_stats(void)
 {
+	if (!ctl_log_enabled(CTL_LOG_DP, RTE_LOG_INFO))
+		return;
 	const struct dp_replica *r = d.replica;
 	const struct px_stats *s = px_stats(r->px);
 	static const char *const roles[] = { "follower", "candidate", "leader",
 					     "recovering" };
-	uint64_t drops = 0;
-	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
-		drops += r->ctr.drops[i];
-	printf("bypaxd %u: %s commit=%" PRIu64 " applied=%" PRIu64
-	       " rx=%" PRIu64 " tx=%" PRIu64 " requests=%" PRIu64
-	       " drops=%" PRIu64 " snapshots sent=%" PRIu64 " installed=%"
-	       PRIu64 " chunks sent=%" PRIu64 " dropped=%" PRIu64
-	       " unsupported=%" PRIu64 " px_drops=%" PRIu64 "/%" PRIu64 "/%"
-	       PRIu64 "/%" PRIu64 "\n",
-	       r->id, roles[px_role(r->px)], px_commit_index(r->px),
-	       px_applied_index(r->px), r->ctr.rx_frames, r->ctr.tx_frames,
-	       s->requests_applied, drops, r->ctr.snapshots_sent,
-	       r->ctr.snapshots_installed, r->ctr.snapshot_chunks_sent,
-	       r->ctr.snapshot_chunks_dropped, r->ctr.snapshot_unsupported,
-	       s->drops[PX_DROP_MALFORMED], s->drops[PX_DROP_STALE_BALLOT],
-	       s->drops[PX_DROP_WRONG_ROLE], s->drops[PX_DROP_OUT_OF_WINDOW]);
-	fflush(stdout);
+	static char keys[STATS_FIELDS_MAX][STATS_KEY_BYTES];
+	struct bpx_log_field f[STATS_FIELDS_MAX];
+	size_t n = 0;
+	f[n++] = BPX_LF_STR("role", roles[px_role(r->px)]);
+	f[n++] = BPX_LF_U64("commit", px_commit_index(r->px));
+	f[n++] = BPX_LF_U64("applied", px_applied_index(r->px));
+	f[n++] = BPX_LF_U64("rx", r->ctr.rx_frames);
+	f[n++] = BPX_LF_U64("tx", r->ctr.tx_frames);
+	f[n++] = BPX_LF_U64("requests", s->requests_applied);
+	f[n++] = BPX_LF_U64("snapshots_sent", r->ctr.snapshots_sent);
+	f[n++] = BPX_LF_U64("snapshots_installed", r->ctr.snapshots_installed);
+	f[n++] = BPX_LF_U64("snapshot_chunks_sent", r->ctr.snapshot_chunks_sent);
+	f[n++] = BPX_LF_U64("snapshot_chunks_dropped",
+			    r->ctr.snapshot_chunks_dropped);
+	f[n++] = BPX_LF_U64("snapshot_unsupported", r->ctr.snapshot_unsupported);
+	n = drop_fields(f, n, keys, "drop_", "BPX_WIRE_", wire_drop_enum_names,
+			r->ctr.drops, 1, BPX_WIRE_DROP_COUNT);
+	n = drop_fields(f, n, keys, "px_drop_", "PX_DROP_", px_drop_enum_names,
+			s->drops, 0, PX_DROP_COUNT);
+	char line[2048]; /* longer than CTL_LOG_LINE_BYTES: every counter */
+	ctl_log_format(line, sizeof(line), CTL_LOG_DP, RTE_LOG_INFO, r->id,
+		       "stats", f, n);
+	ctl_log_write(CTL_LOG_DP, RTE_LOG_INFO, line);
+}
+
+/* Snapshots the worker sent to, or installed from, a replica that caught
+ * up (the worker does not print; plain reads of its counters). */
+static void report_snapshots(void)
+{
+	static uint64_t sent_seen, installed_seen;
+	const struct dp_counters *c = &d.replica->ctr;
+	uint64_t sent = c->snapshots_sent, installed = c->snapshots_installed;
+	if (sent != sent_seen)
+		EVENT(CTL_LOG_DP, RTE_LOG_INFO, "snapshot_sent",
+		      BPX_LF_U64("index", d.replica->snap.send_index),
+		      BPX_LF_U64("bytes", d.replica->snap.send_len),
+		      BPX_LF_U64("total", sent));
+	if (installed != installed_seen)
+		EVENT(CTL_LOG_DP, RTE_LOG_INFO, "snapshot_installed",
+		      BPX_LF_U64("index", px_applied_index(d.replica->px)),
+		      BPX_LF_U64("total", installed));
+	sent_seen = sent;
+	installed_seen = installed;
 }
 
 /* Frames of another cluster: the worker counts them (it does not print),
@@ -544,18 +619,15 @@ static void report_wrong_cluster(uint64_t now)
 	if (!due)
 		return;
 	uint64_t src = c->wrong_cluster_src;
-	uint32_t ip = (uint32_t)(src >> 16);
-	char text[CTL_LOG_TEXT_BYTES], line[CTL_LOG_LINE_BYTES];
-	snprintf(text, sizeof(text), "data: dropped %" PRIu64 " frame(s) of "
-		 "another cluster, the latest of cluster %" PRIu64 " from "
-		 "%u.%u.%u.%u:%u; this is cluster %u: a client or replica with "
-		 "another config? (at most one line every %llu s)", l.count,
-		 c->wrong_cluster_id, ip >> 24, (ip >> 16) & 255,
-		 (ip >> 8) & 255, ip & 255, (unsigned)(src & 0xffff),
-		 d.cfg.cluster_id, CTL_LOG_INTERVAL_NS / 1000000000ull);
-	ctl_log_format((uint8_t)d.o.id, line, sizeof(line), text);
-	printf("%s\n", line);
-	fflush(stdout);
+	char from[32];
+	ctl_log_addr((uint32_t)(src >> 16), (uint16_t)(src & 0xffff), from,
+		     sizeof(from));
+	EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "wrong_cluster",
+	      BPX_LF_STR("plane", "data"), BPX_LF_U64("count", l.count),
+	      BPX_LF_STR("from", from), BPX_LF_U64("cluster", c->wrong_cluster_id),
+	      BPX_LF_U64("this_cluster", d.cfg.cluster_id),
+	      BPX_LF_U64("interval_s", CTL_LOG_INTERVAL_NS / 1000000000ull),
+	      BPX_LF_STR("hint", "a client or replica with another config?"));
 }
 
 static unsigned first_worker(void)
@@ -576,17 +648,15 @@ static void watch_worker(void)
 	uint64_t loops = d.worker_loops;
 	if (loops != last_loops) {
 		if (still_ticks >= WORKER_STALL_TICKS)
-			printf("bypaxd %d: worker polls again after about %" PRIu64
-			       " ms without a poll\n", d.o.id, still_ticks * 100);
-		fflush(stdout);
+			EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "worker_resumed",
+			      BPX_LF_U64("stalled_ms", still_ticks * 100));
 		last_loops = loops;
 		still_ticks = 0;
 		return;
 	}
 	if (++still_ticks == WORKER_STALL_TICKS)
-		printf("bypaxd %d: worker has not polled for %u ms (t=%.3f)\n", d.o.id,
-		       WORKER_STALL_TICKS * 100, mono_ns() / 1e9);
-	fflush(stdout);
+		EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "worker_stalled",
+		      BPX_LF_U64("stalled_ms", WORKER_STALL_TICKS * 100));
 }
 
 static void wait_for_signal(void)
@@ -604,16 +674,16 @@ static void wait_for_signal(void)
 		check_link_faults();
 		check_links();
 		report_wrong_cluster(mono_ns());
+		report_snapshots();
 		if (d.ctl_running)
-			ctl_daemon_print_log(&d.ctl, stdout);
+			ctl_daemon_print_log(&d.ctl);
 		/* A plain read of the worker's role: at worst a tick late. */
 		enum px_role role = px_role(d.replica->px);
 		if (recovering && role != PX_ROLE_RECOVERING) {
-			printf("bypaxd %d: recovered from the others: now %s "
-			       "at applied index %" PRIu64 "\n", d.o.id,
-			       role == PX_ROLE_LEADER ? "leader" : "voting",
-			       px_applied_index(d.replica->px));
-			fflush(stdout);
+			EVENT(CTL_LOG_PAXOS, RTE_LOG_NOTICE, "recovery_end",
+			      BPX_LF_STR("role", role == PX_ROLE_LEADER ? "leader"
+								  : "voting"),
+			      BPX_LF_U64("applied", px_applied_index(d.replica->px)));
 			recovering = false;
 		}
 		if (d.o.stats_interval_s > 0 &&
@@ -729,9 +799,11 @@ static int start(char *err, size_t len)
 static void lock_memory(void)
 {
 	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-		printf("bypaxd: warning: mlockall: %s; pages fault in on first "
-		       "use, which can stall the worker (raise RLIMIT_MEMLOCK "
-		       "or grant CAP_IPC_LOCK)\n", strerror(errno));
+		EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "mlock_failed",
+		      BPX_LF_STR("error", strerror(errno)),
+		      BPX_LF_STR("hint", "pages fault in on first use, which "
+				 "can stall the worker (raise RLIMIT_MEMLOCK "
+				 "or grant CAP_IPC_LOCK)"));
 }
 
 /* Where the EAL's options end: the index of the first "--", or argc. */
@@ -760,12 +832,19 @@ static int parse_app_args(int argc, char **argv, int sep)
 	return parse_args(n, app, &d.o);
 }
 
-static bool asks_for_help(int argc, char **argv)
+static bool has_arg(int argc, char **argv, const char *a, const char *b)
 {
 	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+		if (strcmp(argv[i], a) == 0 || (b && strcmp(argv[i], b) == 0))
 			return true;
 	return false;
+}
+
+/* --help-eal: the EAL's own options, which it prints and exits on. */
+static int eal_help(char *prog)
+{
+	char *args[] = { prog, (char *)"--help", NULL };
+	return rte_eal_init(2, args) < 0 ? 2 : 0;
 }
 
 /* The EAL, given only its own options (before "--"). */
@@ -787,11 +866,35 @@ static int start_eal(int sep, char **argv)
 	return 0;
 }
 
+static void log_started(void)
+{
+	const struct bpx_member *me = &d.cfg.members[d.o.id];
+	char addr[32], version[48];
+	ctl_log_addr(me->data.ip, me->data.port, addr, sizeof(addr));
+	snprintf(version, sizeof(version), "%s", BPX_VERSION);
+	EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "started",
+	      BPX_LF_STR("version", version),
+	      BPX_LF_U64("cluster", d.cfg.cluster_id),
+	      BPX_LF_U64("members", d.cfg.member_count),
+	      BPX_LF_U64("ports", d.ports), BPX_LF_STR("address", addr));
+	if (!d.o.bootstrap)
+		EVENT(CTL_LOG_PAXOS, RTE_LOG_NOTICE, "recovery_start",
+		      BPX_LF_STR("reason", "started without --bootstrap: "
+				 "recovers from the others before it votes"));
+}
+
 int main(int argc, char **argv)
 {
 	d.claim.lock_fd = d.claim.hb_fd = -1; /* nothing held yet */
 	int sep = eal_args_end(argc, argv);
-	if (sep == argc && asks_for_help(argc, argv)) {
+	/* Neither needs the EAL, a config, hugepages or root. */
+	if (has_arg(argc, argv, "--version", NULL)) {
+		printf("bypaxd %s\n", BPX_VERSION);
+		return 0;
+	}
+	if (has_arg(argc, argv, "--help-eal", NULL))
+		return eal_help(argv[0]);
+	if (sep == argc && has_arg(argc, argv, "--help", "-h")) {
 		usage(stdout);
 		return 0;
 	}
@@ -819,14 +922,7 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return rc == -BPX_ECONFIG || rc == -BPX_ENOENT ? 2 : 1;
 	}
-	printf("bypaxd %d: cluster %u, %u members, %u ports, serving on "
-	       "%u.%u.%u.%u:%u\n", d.o.id, d.cfg.cluster_id, d.cfg.member_count,
-	       d.ports, d.cfg.members[d.o.id].data.ip >> 24,
-	       (d.cfg.members[d.o.id].data.ip >> 16) & 255,
-	       (d.cfg.members[d.o.id].data.ip >> 8) & 255,
-	       d.cfg.members[d.o.id].data.ip & 255,
-	       d.cfg.members[d.o.id].data.port);
-	fflush(stdout);
+	log_started();
 	unsigned worker = first_worker();
 	if (worker == RTE_MAX_LCORE) {
 		worker_main(NULL); /* one lcore: poll here until a signal */
@@ -836,6 +932,7 @@ int main(int argc, char **argv)
 	}
 	shutdown_all();
 	rte_eal_cleanup();
-	printf("bypaxd %d: stopped\n", d.o.id);
+	EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "stopped",
+	      BPX_LF_STR("reason", "signal"));
 	return 0;
 }
