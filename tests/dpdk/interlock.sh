@@ -168,13 +168,13 @@ print(s.getsockname()[1])
 PY
 ) || fail "could not send heartbeats"
 T_HB=$(date +%s)
-hb_line="bypaxd 0 info: control: dropped 1 heartbeat(s) of cluster $OTHER from 127.0.0.1:$sport; this is cluster $CLUSTER_ID"
+hb_line="replica=0 event=wrong_cluster plane=control count=1 from=127.0.0.1:$sport cluster=$OTHER this_cluster=$CLUSTER_ID "
 wait_for "member 0 to log the heartbeats of cluster $OTHER" 3 grep -qF -- "$hb_line" "$DIR/r0.log" ||
-	fail "no line '$hb_line' in r0.log: $(grep control: "$DIR/r0.log")"
+	fail "no line '$hb_line' in r0.log: $(grep event=wrong_cluster "$DIR/r0.log")"
 wait_for "member 0 to count 200 heartbeats of cluster $OTHER" 3 control_count_is 200 ||
 	fail "control count: $(wrong_cluster_of 0 control)"
-[[ $(grep -c "control: dropped .* of cluster $OTHER" "$DIR/r0.log") -eq 1 ]] ||
-	fail "more than one line for one source: $(grep "control: dropped" "$DIR/r0.log")"
+[[ $(grep -c "event=wrong_cluster plane=control .* cluster=$OTHER " "$DIR/r0.log") -eq 1 ]] ||
+	fail "more than one line for one source: $(grep "event=wrong_cluster plane=control" "$DIR/r0.log")"
 doc_states "$DOCS/deploy.md" "$(grep -F -- "$hb_line" "$DIR/r0.log")"
 step "ok: 200 heartbeats of cluster $OTHER: counted 200, one log line so far"
 
@@ -182,9 +182,9 @@ step "ok: 200 heartbeats of cluster $OTHER: counted 200, one log line so far"
 sed "s/^id = $CLUSTER_ID\$/id = $OTHER/" "$CONF" >"$DIR/other.conf"
 "$BUILD/client/bypax-cli" --config "$DIR/other.conf" -t 700 put k v >/dev/null 2>&1 &&
 	fail "a client of cluster $OTHER was answered"
-data_line="data: dropped [0-9]* frame(s) of another cluster, the latest of cluster $OTHER from 10\.[0-9.]*\.254:[0-9]*; this is cluster $CLUSTER_ID"
+data_line="event=wrong_cluster plane=data count=[0-9]* from=10\.[0-9.]*\.254:[0-9]* cluster=$OTHER this_cluster=$CLUSTER_ID "
 wait_for "a replica to log frames of cluster $OTHER" 3 grep -q -- "$data_line" "$DIR"/r*.log ||
-	fail "no '$data_line' line: $(grep -h 'data:' "$DIR"/r*.log)"
+	fail "no '$data_line' line: $(grep -h 'plane=data' "$DIR"/r*.log)"
 doc_states "$DOCS/deploy.md" "$(grep -h -- "$data_line" "$DIR"/r*.log | head -1)"
 n=0
 for i in 0 1 2; do n=$((n + $(wrong_cluster_of "$i" data))); done
@@ -254,7 +254,7 @@ step "ok: 6 idle admin clients on leader $L: each dropped after $HELD_MIN..$HELD
 # More than 8: the idlest make room for new ones, bypaxctl gets in.
 idle_clients 20 1.5
 step "ok: 20 idle admin clients on leader $L: $DROPPED dropped to make room; status in <= $SLOWEST ms; no failover"
-admin_line=$(grep -m1 " bypaxd $L info: admin: dropped [0-9]* idle client(s): " "$DIR/r$L.log") ||
+admin_line=$(grep -m1 " replica=$L event=admin_dropped count=[0-9]* " "$DIR/r$L.log") ||
 	fail "member $L did not log the dropped clients"
 doc_states "$DOCS/deploy.md" "$admin_line"
 
@@ -275,8 +275,8 @@ step "ok: member $F survives a client that hung up before its reply"
 left=$((T_HB + 12 - $(date +%s)))
 ((left < 1)) && left=1
 wait_for "the line for the held-back heartbeats" "$left" \
-	grep -qF "bypaxd 0 info: control: dropped 199 heartbeat(s) of cluster $OTHER from 127.0.0.1:$sport" "$DIR/r0.log" ||
-	fail "no line for the 199 held back: $(grep 'control: dropped' "$DIR/r0.log")"
+	grep -qF "replica=0 event=wrong_cluster plane=control count=199 from=127.0.0.1:$sport cluster=$OTHER " "$DIR/r0.log" ||
+	fail "no line for the 199 held back: $(grep 'event=wrong_cluster plane=control' "$DIR/r0.log")"
 step "ok: the 199 held back were reported in one line, 10 s after the first"
 
 cli put final yes >/dev/null 2>&1 || fail "final put"

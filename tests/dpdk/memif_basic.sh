@@ -147,9 +147,18 @@ for i in 0 1 2; do
 	rc=$?
 	PIDS[$i]=""
 	[[ $rc -eq 0 ]] || fail "bypaxd $i exited $rc after SIGTERM"
-	grep -q "bypaxd $i: stopped" "$DIR/r$i.log" || fail "bypaxd $i did not say stopped"
+	grep -q " replica=$i event=stopped " "$DIR/r$i.log" || fail "bypaxd $i did not say stopped"
 	step "ok: bypaxd $i exited 0 after SIGTERM"
 done
+# Every event line of the run is strict logfmt (what a log shipper reads
+# without custom rules), with the events of a start, a transfer, a
+# snapshot and a stop among them (docs/deploy.md, Event log).
+python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/logfmt.py" --require started \
+	--require leader_change --require role_change --require voting_change \
+	--require first_commit --require stats --require leader_transfer \
+	--require admin_command --require snapshot_streamed --require stopped \
+	"$DIR"/r[012].log >"$DIR/logfmt.out" 2>&1 || fail "event lines: $(cat "$DIR/logfmt.out")"
+step "ok: every event line parses as logfmt: $(tr '\n' ' ' <"$DIR/logfmt.out")"
 for i in 0 1 2; do
 	ip link show "$(tap_name "$i")" >/dev/null 2>&1 && fail "tap $(tap_name "$i") still there"
 	[[ -e /tmp/bypaxd-$CLUSTER_ID-$i.sock ]] && fail "admin socket of $i still there"

@@ -124,9 +124,9 @@ wait_for "member $L to recover and every member to vote" 20 all_voting ||
 # Its main thread notices the role change on its next check (every 100 ms):
 # wait for the line rather than look once.
 wait_for "member $L to report its recovery" 5 \
-	grep -q "^bypaxd $L: recovered from the others" "$DIR/r$L.log" ||
+	grep -q " replica=$L event=recovery_end " "$DIR/r$L.log" ||
 	fail "member $L never reported its recovery"
-step "ok: (a) member $L: $(grep -m1 "^bypaxd $L: recovered" "$DIR/r$L.log" | sed "s/^bypaxd $L: //") (recovering seen in status: $seen_recovering); all voting, now $(role_of "$L")"
+step "ok: (a) member $L: $(grep -m1 " replica=$L event=recovery_end " "$DIR/r$L.log" | sed "s/^.* event=//") (recovering seen in status: $seen_recovering); all voting, now $(role_of "$L")"
 caught_up()
 {
 	local l
