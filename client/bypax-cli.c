@@ -27,6 +27,7 @@ static const char usage_text[] =
 	"  -t, --timeout-ms N    give up after N ms in all (default 5000); each\n"
 	"                        attempt waits up to 200 ms before the next member\n"
 	"  -h, --help            show this help\n"
+	"      --version         print the version and exit\n"
 	"\n"
 	"Keys are 1..64 bytes, values 0..1024 bytes. A retried command is\n"
 	"applied at most once.\n"
@@ -181,6 +182,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL;
@@ -204,6 +206,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			printf("bypax-cli %s\n", BPX_VERSION);
 			return 0;
 		case ':':
 			return usage_error("option '%s' needs an argument",

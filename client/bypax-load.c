@@ -49,7 +49,8 @@ static void usage(FILE *f)
 		"counted as one (what a client saw of a failover), and how many\n"
 		"writes were acknowledged in each second of the run.\n"
 		"Exit status: 0 ok, 1 nothing acknowledged (load) or a write missing\n"
-		"(verify), 2 usage, configuration or file error.\n");
+		"(verify), 2 usage, configuration or file error.\n"
+		"--help: this text; --version: the version.\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -59,7 +60,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "lanes", 1, 0, 'l' }, { "prefix", 1, 0, 'p' },
 		{ "acked", 1, 0, 'a' }, { "verify", 1, 0, 'v' },
 		{ "timeout-ms", 1, 0, 't' }, { "rate", 1, 0, 'r' },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' },
+		{ 0, 0, 0, 0 },
 	};
 	*o = (struct opts){ .config = "bypax.conf", .prefix = "load",
 			    .duration_s = 5, .lanes = 8, .timeout_ms = 20 };
@@ -75,6 +77,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 't': o->timeout_ms = (uint32_t)atoi(optarg); break;
 		case 'r': o->rate = atof(optarg); break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': printf("bypax-load %s\n", BPX_VERSION); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ static void usage(FILE *f)
 		"Commands:\n"
 		"  status                 every member: role, ballot, commit and apply\n"
 		"                         index, lag, liveness; the last failover\n"
+		"                         (--json: docs/deploy.md, bypaxctl status --json)\n"
 		"  members                the configured members and their addresses\n"
 		"  members add ID ...     let configured replicas vote (through the log)\n"
 		"  members remove ID      stop a replica voting (through the log)\n"
@@ -42,18 +44,25 @@ static void usage(FILE *f)
 		"                         recovering one); pick the one with the highest\n"
 		"                         APPLIED in status. See docs/deploy.md, Disaster\n"
 		"                         recovery.\n"
-		"  fault isolate MS       cut the replica off from its peers (testing)\n"
+		"  fault isolate MS [both|control|data]\n"
+		"                         cut the replica off from its peers (testing)\n"
+		"  fault link M MS        take the link to member M down (testing)\n"
+		"Without --id, leader transfer and members add/remove go to each\n"
+		"member in turn until one (the leader) accepts; every answer is\n"
+		"printed, prefixed 'member N: ', refusals on stderr. Other commands\n"
+		"ask the first member that answers.\n"
 		"Options:\n"
 		"  --config FILE   cluster configuration (default $BYPAX_CONFIG or\n"
 		"                  ./bypax.conf); names the admin sockets\n"
 		"  --id N          talk to member N's bypaxd (default: the first that\n"
 		"                  answers on this host)\n"
 		"  --socket PATH   talk to this admin socket\n"
-		"  --json          machine-readable status\n"
+		"  --json          machine-readable status and members\n"
+		"  --version       print the version and exit\n"
 		"Exit status: 0 ok; 1 the command failed (the replica said error; for\n"
 		"snapshot also: the stream broke or was damaged, or PATH could not be\n"
 		"written; PATH is then as it was); 2 usage, configuration or connection\n"
-		"error (no replica answers).\n");
+		"error (no replica answers), or an unknown command or missing argument.\n");
 }
 
 /* Connects to an admin socket and sends one command line. Returns the
@@ -350,7 +359,8 @@ static int parse(int argc, char **argv, struct opts *o)
 	static const struct option longopts[] = {
 		{ "config", 1, 0, 'c' }, { "id", 1, 0, 'i' },
 		{ "socket", 1, 0, 's' }, { "json", 0, 0, 'j' },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' },
+		{ 0, 0, 0, 0 },
 	};
 	*o = (struct opts){ .id = -1 };
 	o->config = getenv("BYPAX_CONFIG") ? getenv("BYPAX_CONFIG") : "bypax.conf";
@@ -369,6 +379,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			}
 			break;
 		case 'h': usage(stdout); exit(0);
+		case 'V': printf("bypaxctl %s\n", BPX_VERSION); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
@@ -387,7 +398,8 @@ static void join_command(int argc, char **argv, int json, char *line,
 		strncat(line, argv[i], cap - strlen(line) - 2);
 		strncat(line, " ", cap - strlen(line) - 1);
 	}
-	if (json && strcmp(argv[0], "status") == 0)
+	if (json && (strcmp(argv[0], "status") == 0 ||
+		     (strcmp(argv[0], "members") == 0 && argc == 1)))
 		strncat(line, "json", cap - strlen(line) - 1);
 	strncat(line, "\n", cap - strlen(line) - 1);
 }
@@ -449,6 +461,103 @@ static int cmd_snapshot(const struct opts *o, int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+/* A usage error: what is wrong, named, and exit status 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("bypaxctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs(" (see --help)\n", stderr);
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+/* The command's shape, checked before any replica is asked: an unknown
+ * command or a missing argument is a usage error here (exit 2), not the
+ * replica's "unknown command" (the values, member ids and durations, are
+ * the replica's to check: it knows the config it runs). */
+static int check_command(int argc, char **argv)
+{
+	const char *c = argv[0], *sub = argc > 1 ? argv[1] : NULL;
+	if (strcmp(c, "status") == 0 || strcmp(c, "help") == 0)
+		return argc == 1 ? 0 : usage_error("unexpected argument '%s'", sub);
+	if (strcmp(c, "members") == 0) {
+		if (argc == 1)
+			return 0;
+		if (strcmp(sub, "add") != 0 && strcmp(sub, "remove") != 0)
+			return usage_error("members: '%s' is not add or remove", sub);
+		if (argc == 2)
+			return usage_error("members %s: missing the member id "
+					   "(members add ID... | members remove ID)",
+					   sub);
+		if (strcmp(sub, "remove") == 0 && argc > 3)
+			return usage_error("members remove: one id at a time, "
+					   "got '%s' too", argv[3]);
+		return 0;
+	}
+	if (strcmp(c, "leader") == 0) {
+		if (sub == NULL || strcmp(sub, "transfer") != 0)
+			return usage_error("leader: '%s' is not transfer "
+					   "(leader transfer ID|none)", sub ? sub : "");
+		if (argc == 2)
+			return usage_error("leader transfer: missing the member "
+					   "id (leader transfer ID|none)");
+		return argc == 3 ? 0 : usage_error("leader transfer: unexpected "
+						   "argument '%s'", argv[3]);
+	}
+	if (strcmp(c, "fault") == 0) {
+		if (sub != NULL && strcmp(sub, "isolate") == 0 &&
+		    (argc == 3 || argc == 4))
+			return 0;
+		if (sub != NULL && strcmp(sub, "link") == 0 && argc == 4)
+			return 0;
+		return usage_error("fault: expected 'fault isolate MS "
+				   "[both|control|data]' or 'fault link M MS'");
+	}
+	return usage_error("unknown command '%s'", c);
+}
+
+/* Each line of a reply, prefixed with the member that gave it. */
+static void print_prefixed(FILE *f, int member, const char *reply)
+{
+	const char *p = reply;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+		fprintf(f, "member %d: %.*s\n", member, len, p);
+		p += len + (nl != NULL);
+	}
+}
+
+/* A transfer or a membership change is the leader's to make: without
+ * --id it goes to each member in turn until one accepts, and every
+ * answer is shown (a follower's refusal names the leader; the leader's
+ * own refusal is the one that matters). 0 when one accepted, 1 when all
+ * that answered refused, 2 when none answered. */
+static int ask_until_accepted(const struct bpx_config *cfg, const char *line)
+{
+	char reply[16384], path[108];
+	int reached = 0;
+	for (int i = 0; i < cfg->member_count; i++) {
+		admin_path(cfg, i, path, sizeof(path));
+		int rc = ask(path, line, reply, sizeof(reply));
+		if (rc < 0)
+			continue;
+		reached++;
+		print_prefixed(rc ? stderr : stdout, i, reply);
+		if (rc == 0)
+			return 0;
+	}
+	if (reached > 0)
+		return EXIT_FAILED;
+	fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
+		"host (tried /tmp/bypaxd-%u-*.sock); is it running?\n",
+		cfg->cluster_id, cfg->cluster_id);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -459,6 +568,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(argv[optind], "snapshot") == 0)
 		return cmd_snapshot(&o, argc - optind, argv + optind);
+	if (check_command(argc - optind, argv + optind) != 0)
+		return EXIT_USAGE;
 	char line[512], reply[16384];
 	join_command(argc - optind, argv + optind, o.json, line, sizeof(line));
 	if (o.socket != NULL) {
@@ -477,34 +588,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bypaxctl: %s\n", err);
 		return 2;
 	}
-	/* A transfer or a membership change is the leader's to make: the
-	 * command goes to each replica here until one accepts it. */
-	bool transfer = strncmp(line, "leader transfer", 15) == 0 ||
-			strncmp(line, "members add", 11) == 0 ||
-			strncmp(line, "members remove", 14) == 0;
-	int reached = 0, last = 1;
+	bool leaders = strncmp(line, "leader transfer", 15) == 0 ||
+		       strncmp(line, "members add", 11) == 0 ||
+		       strncmp(line, "members remove", 14) == 0;
+	if (leaders && o.id < 0)
+		return ask_until_accepted(&cfg, line);
 	for (int i = 0; i < cfg.member_count; i++) {
 		if (o.id >= 0 && i != o.id)
 			continue;
 		char path[108];
 		admin_path(&cfg, i, path, sizeof(path));
-		last = ask(path, line, reply, sizeof(reply));
-		if (last < 0)
+		int rc = ask(path, line, reply, sizeof(reply));
+		if (rc < 0)
 			continue;
-		reached++;
-		/* A transfer is the leader's to make: try until one accepts. */
-		if (transfer && last == 1 && o.id < 0)
-			continue;
-		fputs(reply, last ? stderr : stdout);
-		return last;
+		fputs(reply, rc ? stderr : stdout);
+		return rc;
 	}
-	if (reached == 0) {
-		fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
-			"host (tried /tmp/bypaxd-%u-*.sock%s); is it running?\n",
-			cfg.cluster_id, cfg.cluster_id,
-			o.id >= 0 ? " for --id" : "");
-		return 2;
-	}
-	fputs(reply, stderr);
-	return 1;
+	fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
+		"host (tried /tmp/bypaxd-%u-*.sock%s); is it running?\n",
+		cfg.cluster_id, cfg.cluster_id, o.id >= 0 ? " for --id" : "");
+	return EXIT_USAGE;
 }

@@ -854,36 +854,102 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct ctl_admin_rep
 	}
 }
 
+/* The highest commit index any member reports (lag is measured from it). */
+static uint64_t top_commit(const struct ctl_daemon *d, uint64_t now)
+{
+	uint64_t top = 0;
+	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
+		struct member_row row = member_row(d, i, now);
+		if (row.known && row.commit > top)
+			top = row.commit;
+	}
+	return top;
+}
+
+/* "voting":[0,1,2] */
+static void say_voting(struct ctl_admin_reply *r, uint8_t mask)
+{
+	say(r, "\"voting\":[");
+	bool first = true;
+	for (uint8_t i = 0; i < 8; i++)
+		if (mask & (1u << i)) {
+			say(r, "%s%u", first ? "" : ",", i);
+			first = false;
+		}
+	say(r, "]");
+}
+
+/* One member of status json (docs/deploy.md, bypaxctl status --json). */
+static void say_member_json(struct ctl_daemon *d, uint8_t i, uint64_t top,
+			    uint64_t now, struct ctl_admin_reply *r)
+{
+	const struct ctl_fd *fd = &d->policy.omega.fd;
+	struct member_row row = member_row(d, i, now);
+	const struct bpx_member *m = &d->cfg->members[i];
+	uint64_t timeout_ms = i == d->self ? 0 : ctl_fd_timeout_ns(fd, i) / MS_NS;
+	char addr[32], control[32], ballot[32], lag[24] = "null";
+	ctl_log_addr(m->data.ip, m->data.port, addr, sizeof(addr));
+	ctl_log_addr(m->control_ip, m->control_port, control, sizeof(control));
+	ctl_log_ballot(row.promised, ballot, sizeof(ballot));
+	if (row.known)
+		snprintf(lag, sizeof(lag), "%" PRIu64, top - row.applied);
+	/* Numbers and flat strings first, so that a line-oriented reader
+	 * (sed in tests/dpdk) finds them before any nested object. */
+	say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
+	       "\"ballot\":\"%s\",\"ballot_raw\":%" PRIu64 ",\"commit\":%" PRIu64
+	       ",\"applied\":%" PRIu64 ",\"lag\":%s,\"heard_ago_ms\":%" PRIu64
+	       ",\"timeout_ms\":%" PRIu64 ",\"false_suspicions\":%" PRIu64
+	       ",\"voting\":%s,\"address\":\"%s\",\"control\":\"%s\"}",
+	    i ? "," : "", i, row.known ? "true" : "false",
+	    row.alive ? "true" : "false",
+	    row.known ? role_name(row.role) : "unknown", ballot, row.promised,
+	    row.commit, row.applied, lag, row.heard_ago_ms, timeout_ms,
+	    fd->members[i].false_suspicions,
+	    (d->policy.status.members & (1u << i)) ? "true" : "false", addr,
+	    control);
+}
+
 static void status_json(struct ctl_daemon *d, uint64_t now, struct ctl_admin_reply *r)
 {
 	const struct ctl_policy *pol = &d->policy;
 	const struct ctl_fd *fd = &pol->omega.fd;
 	say(r, "{\"cluster\":%u,\"self\":%u,\"leader\":%d,\"failovers\":%" PRIu64
 	       ",\"last_failover_age_ms\":%" PRId64 ",\"stalls\":%" PRIu64
-	       ",\"stalled_ms\":%" PRIu64 ",\"wrong_cluster\":"
-	       "{\"data\":%" PRIu64 ",\"control\":%" PRIu64 "},\"members\":[",
+	       ",\"stalled_ms\":%" PRIu64 ",\"top_commit\":%" PRIu64 ",",
 	    d->cfg->cluster_id, d->self,
 	    pol->leader == CTL_NONE ? -1 : pol->leader, pol->failovers,
 	    pol->failed_over
 		    ? (int64_t)((now - pol->last_failover_ns) / MS_NS)
 		    : -1,
 	    fd->stalls, (uint64_t)(fd->stalled_ns / MS_NS),
-	    pol->status.wrong_cluster, d->hb_wrong_cluster);
+	    top_commit(d, now));
+	say_voting(r, pol->status.members);
+	say(r, ",\"wrong_cluster\":{\"data\":%" PRIu64 ",\"control\":%" PRIu64
+	       "},\"members\":[", pol->status.wrong_cluster, d->hb_wrong_cluster);
+	uint64_t top = top_commit(d, now);
+	for (uint8_t i = 0; i < d->cfg->member_count; i++)
+		say_member_json(d, i, top, now, r);
+	say(r, "]}\n");
+}
+
+static void members_json(struct ctl_daemon *d, struct ctl_admin_reply *r)
+{
+	say(r, "{\"cluster\":%u,", d->cfg->cluster_id);
+	say_voting(r, d->policy.status.members);
+	say(r, ",\"members\":[");
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
-		struct member_row row = member_row(d, i, now);
-		uint64_t timeout_ms =
-			i == d->self ? 0 : ctl_fd_timeout_ns(fd, i) / MS_NS;
-		say(r, "%s{\"id\":%u,\"known\":%s,\"alive\":%s,\"role\":\"%s\","
-		       "\"ballot\":%" PRIu64 ",\"commit\":%" PRIu64
-		       ",\"applied\":%" PRIu64 ",\"heard_ago_ms\":%" PRIu64
-		       ",\"timeout_ms\":%" PRIu64
-		       ",\"false_suspicions\":%" PRIu64 "}",
-		    i ? "," : "", i, row.known ? "true" : "false",
-		    row.alive ? "true" : "false",
-		    row.known ? role_name(row.role) : "unknown", row.promised,
-		    row.commit, row.applied, row.heard_ago_ms,
-		    timeout_ms,
-		    fd->members[i].false_suspicions);
+		const struct bpx_member *m = &d->cfg->members[i];
+		const uint8_t *mac = m->data.mac;
+		char data[32], control[32];
+		ctl_log_addr(m->data.ip, m->data.port, data, sizeof(data));
+		ctl_log_addr(m->control_ip, m->control_port, control,
+			     sizeof(control));
+		say(r, "%s{\"id\":%u,\"voting\":%s,\"mac\":\"%02x:%02x:%02x:"
+		       "%02x:%02x:%02x\",\"data\":\"%s\",\"control\":\"%s\"}",
+		    i ? "," : "", i,
+		    (d->policy.status.members & (1u << i)) ? "true" : "false",
+		    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], data,
+		    control);
 	}
 	say(r, "]}\n");
 }
@@ -1188,8 +1254,10 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 	     tok = strtok(NULL, " \t\r\n"))
 		argv[argc++] = tok;
 	if (argc == 0 || strcmp(argv[0], "help") == 0) {
-		say(r, "commands: status [json] | members | leader transfer "
-		       "ID|none | snapshot | fault isolate MS\n");
+		say(r, "commands: status [json] | members [json] | members "
+		       "add ID... | members remove ID | leader transfer ID|none "
+		       "| snapshot | fault isolate MS [both|control|data] | "
+		       "fault link M MS\n");
 	} else if (strcmp(argv[0], "status") == 0) {
 		if (argc > 1 && strcmp(argv[1], "json") == 0)
 			status_json(d, now, r);
@@ -1197,6 +1265,9 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 			status_text(d, now, r);
 	} else if (strcmp(argv[0], "members") == 0 && argc == 1) {
 		members_text(d, r);
+	} else if (strcmp(argv[0], "members") == 0 && argc == 2 &&
+		   strcmp(argv[1], "json") == 0) {
+		members_json(d, r);
 	} else if (strcmp(argv[0], "members") == 0) {
 		return cmd_members(d, argc, argv, fd, now, r);
 	} else if (argc == 3 && strcmp(argv[0], "leader") == 0 &&

@@ -186,7 +186,7 @@ fail()
 	exit 1
 }
 
-# own_field K FIELD: FIELD (role, ballot, commit, applied) of member K as
+# own_field K FIELD: FIELD (role, ballot_raw, commit, applied) of member K as
 # it reports itself; empty when it does not answer.
 own_field()
 {
@@ -197,7 +197,7 @@ own_field()
 role_of() { own_field "$1" role; }
 applied_of() { own_field "$1" applied; }
 commit_of() { own_field "$1" commit; }
-ballot_of() { own_field "$1" ballot; }
+ballot_of() { own_field "$1" ballot_raw; } # the integer: ballot order
 
 # omega_leader K: the leader as member K's control plane sees it (-1: none).
 omega_leader()
