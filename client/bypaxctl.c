@@ -482,7 +482,9 @@ static int check_command(int argc, char **argv)
 {
 	const char *c = argv[0], *sub = argc > 1 ? argv[1] : NULL;
 	if (strcmp(c, "status") == 0 || strcmp(c, "help") == 0)
-		return argc == 1 ? 0 : usage_error("unexpected argument '%s'", sub);
+		return argc == 1 ? 0
+				 : usage_error("%s: unexpected argument '%s'", c,
+					       sub);
 	if (strcmp(c, "members") == 0) {
 		if (argc == 1)
 			return 0;
@@ -498,9 +500,11 @@ static int check_command(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(c, "leader") == 0) {
-		if (sub == NULL || strcmp(sub, "transfer") != 0)
+		if (sub == NULL)
+			return usage_error("leader: missing 'transfer ID|none'");
+		if (strcmp(sub, "transfer") != 0)
 			return usage_error("leader: '%s' is not transfer "
-					   "(leader transfer ID|none)", sub ? sub : "");
+					   "(leader transfer ID|none)", sub);
 		if (argc == 2)
 			return usage_error("leader transfer: missing the member "
 					   "id (leader transfer ID|none)");

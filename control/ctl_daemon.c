@@ -1446,6 +1446,8 @@ static void admin_run(struct ctl_daemon *d, struct ctl_admin_conn *c,
 	bool answered = true;
 	char command[96];
 	snprintf(command, sizeof(command), "%s", c->line); /* strtok cuts it */
+	for (size_t n = strlen(command); n > 0 && strchr(" \t\r", command[n - 1]);)
+		command[--n] = '\0';
 	int64_t uid = peer_uid(c->fd);
 	if (newline == NULL && c->line_len == sizeof(c->line) - 1)
 		say(&c->reply, "error: command longer than %zu bytes\n",
