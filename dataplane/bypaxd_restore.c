@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "bypaxd.h"
+#include "ctl_log.h"
 #include "dp.h"
 
 static int refuse(char *err, size_t len, const char *fmt, ...)
@@ -213,6 +214,23 @@ int bypaxd_restore_load(struct bypaxd_restore *rs, const struct bypaxd_opts *o,
 	return rc;
 }
 
+/* An event line (docs/deploy.md, Event log): the file, whose state, and
+ * that a new history starts here. */
+static void log_restored(const struct bypaxd_restore *rs,
+			 const struct bypaxd_opts *o)
+{
+	const struct px_snapfile_info *in = &rs->info;
+	char crc[16];
+	snprintf(crc, sizeof(crc), "%08x", in->crc_stored);
+	ctl_log_event(CTL_LOG_PAXOS, RTE_LOG_NOTICE, o->id, "restored",
+		      BPX_LOG_FIELDS(BPX_LF_STR("file", o->restore),
+				     BPX_LF_U64("cluster", in->h.cluster_id),
+				     BPX_LF_U64("index", in->h.applied_index),
+				     BPX_LF_U64("bytes", rs->len),
+				     BPX_LF_STR("crc32c", crc),
+				     BPX_LF_STR("note", "a new history starts here")));
+}
+
 int bypaxd_restore_install(struct bypaxd_restore *rs, struct dp_replica *r,
 			   const struct bypaxd_opts *o, char *err,
 			   size_t err_len)
@@ -228,11 +246,7 @@ int bypaxd_restore_install(struct bypaxd_restore *rs, struct dp_replica *r,
 			    "machine, sm_args or [cluster] sessions?)",
 			    o->restore, bpx_strerror(rc));
 	else
-		printf("bypaxd %d: restored %s: cluster %u's state at applied "
-		       "index %" PRIu64 " (%zu bytes, crc32c %08x); a new "
-		       "history starts here\n", o->id, o->restore,
-		       in->h.cluster_id, in->h.applied_index, rs->len,
-		       in->crc_stored);
+		log_restored(rs, o);
 	bypaxd_restore_free(rs);
 	return rc;
 }

@@ -122,7 +122,7 @@ step "ok: refused: $out"
 # ---- The restore: every member from the same file ----
 for i in 0 1 2; do start_replica "$i" "--bootstrap --restore $SNAP"; done
 for i in 0 1 2; do
-	wait_for "member $i to say it restored" 10 grep -q "restored $SNAP: cluster $CLUSTER_ID's state at applied index $index " "$DIR/r$i.log" ||
+	wait_for "member $i to say it restored" 10 grep -qF "event=restored file=$SNAP cluster=$CLUSTER_ID index=$index " "$DIR/r$i.log" ||
 		fail "member $i: no 'restored' line for index $index"
 done
 step "every member restored $SNAP at applied index $index"
