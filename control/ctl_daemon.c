@@ -404,6 +404,26 @@ static const char *member_text(uint8_t m, char *buf, size_t cap);
 static void first_line(const char *text, size_t len, char *out, size_t cap);
 static void admin_hand_over(struct ctl_daemon *d, int fd);
 
+/* The policy's answers to leader transfer (CTL_REPLY_TRANSFER_*), by
+ * their names in CTL_REPLY_LIST. */
+static bool is_transfer_reply(uint8_t code)
+{
+#define REPLY_NAME(name, ok, text) #name,
+	static const char *const names[] = { CTL_REPLY_LIST(REPLY_NAME) };
+#undef REPLY_NAME
+	return code < CTL_REPLY_COUNT && strncmp(names[code], "TRANSFER_", 9) == 0;
+}
+
+static struct ctl_admin_conn *conn_of(struct ctl_daemon *d, int fd);
+
+/* An answer within the command's own step: its admin_command line says
+ * it (the connection still reads), no admin_reply line needed. */
+static bool answered_in_step(struct ctl_daemon *d, int fd)
+{
+	const struct ctl_admin_conn *c = conn_of(d, fd);
+	return c != NULL && c->state == CTL_ADMIN_READING;
+}
+
 /* A reply's client tag is the admin connection: answer it and hang up. */
 static void send_reply(struct ctl_daemon *d, const struct ctl_reply *r,
 		       uint64_t now)
@@ -411,7 +431,7 @@ static void send_reply(struct ctl_daemon *d, const struct ctl_reply *r,
 	char text[512], result[160];
 	size_t len = ctl_reply_text(r, text, sizeof(text));
 	first_line(text, len, result, sizeof(result));
-	if (r->op == CTL_ADMIN_TRANSFER) {
+	if (is_transfer_reply(r->code)) {
 		char to[8];
 		ctl_event(d, CTL_LOG_CTL, RTE_LOG_INFO, "leader_transfer",
 			  BPX_LOG_FIELDS(BPX_LF_U64("from", r->self),
@@ -420,7 +440,7 @@ static void send_reply(struct ctl_daemon *d, const struct ctl_reply *r,
 					 BPX_LF_STR("result", ctl_reply_ok(r) ? "ok"
 									      : "error"),
 					 BPX_LF_STR("reply", result)));
-	} else {
+	} else if (!answered_in_step(d, (int)r->client)) {
 		ctl_event(d, CTL_LOG_CTL, RTE_LOG_INFO, "admin_reply",
 			  BPX_LOG_FIELDS(BPX_LF_STR("result", result)));
 	}
