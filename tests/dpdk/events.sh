@@ -66,7 +66,7 @@ run()
 	PID=
 }
 
-logfmt() { python3 "$ROOT/tests/lib/logfmt.py" "$@" "$DIR/out"; }
+logfmt() { python3 "$ROOT/tests/lib/logfmt.py" --doc "$ROOT/docs/deploy.md" "$@" "$DIR/out"; }
 
 # ---- the defaults: info and up; EAL and PMD lines quieted ----
 run "--log-level=lib.*:error" "--log-level=pmd.*:error"

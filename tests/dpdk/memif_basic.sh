@@ -153,7 +153,8 @@ done
 # Every event line of the run is strict logfmt (what a log shipper reads
 # without custom rules), with the events of a start, a transfer, a
 # snapshot and a stop among them (docs/deploy.md, Event log).
-python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/logfmt.py" --require started \
+python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/logfmt.py" \
+	--doc "$(dirname "${BASH_SOURCE[0]}")/../../docs/deploy.md" --require started \
 	--require leader_change --require role_change --require voting_change \
 	--require first_commit --require stats --require leader_transfer \
 	--require admin_command --require snapshot_streamed --require stopped \

@@ -8,10 +8,11 @@ error, not a guess.
 As a program: checks that every bypax event line of the files parses and
 has the head in order (ts level type replica event ... mono last):
 
-  logfmt.py [--require EVENT]... FILE...
+  logfmt.py [--require EVENT]... [--doc docs/deploy.md] FILE...
 
 Lines that are not bypaxd's (the EAL's own, the harness's markers) are
 counted and skipped; every line with " type=bypax." must be an event line.
+With --doc, every event and its fields must be those of the doc's table.
 Exit 0 when all parse (and every --require'd event occurs), 1 otherwise.
 """
 import re
@@ -114,18 +115,118 @@ def events_of(path):
     return out, skipped
 
 
+def documented(doc_path):
+    """{event: (fields, exact)} from the table of docs/deploy.md, Event
+    log: a row names its events and, in its fields column, one `group` of
+    field names per event (then the fields are exactly those) or one
+    group for all (then no other field may appear). A `name_<x>` field
+    stands for every field with that prefix."""
+    text = open(doc_path).read().split("\n## Event log", 1)[1]
+    text = text.split("\n## ", 1)[0]
+    table = {}
+    for row in re.findall(r"^\| (`[a-z_]+`(?: / `[a-z_]+`)*) \|([^\n]*)$",
+                          text, re.M):
+        events = re.findall(r"`([a-z_]+)`", row[0])
+        cells = row[1].split("|")
+        groups = [g.split() for g in re.findall(r"`([^`]*)`", cells[2])]
+        if len(groups) == len(events):
+            for e, g in zip(events, groups):
+                table[e] = (g, True)
+        else:
+            union = [f for g in groups for f in g]
+            for e in events:
+                table[e] = (union, False)
+    return table
+
+
+def check_documented(ev, table):
+    """Raises ValueError when an event or a field is not the table's."""
+    name = ev["event"]
+    if name not in table:
+        raise ValueError(f"event {name} is not in the doc's table")
+    fields, exact = table[name]
+    keys = [k for k in ev if k not in HEAD + ["mono", "truncated"]]
+    plain = {f for f in fields if "<" not in f}
+    prefixes = [f.split("<")[0] for f in fields if "<" in f]
+    extra = [k for k in keys if k not in plain and
+             not any(k.startswith(p) for p in prefixes)]
+    missing = sorted(plain - set(keys)) if exact and "truncated" not in ev \
+        else []
+    if extra or missing:
+        raise ValueError(f"event {name}: fields not as documented: extra "
+                         f"{extra}, missing {missing}")
+
+
+GOOD = [
+    ("ts=2026-12-01T15:00:00.123456Z level=info type=bypax.paxos replica=1 "
+     "event=leader_change from=0 to=1 ballot=3.1 mono=123.456789",
+     {"to": "1", "ballot": "3.1"}),
+    ('ts=2026-12-01T15:00:00.123456Z level=warning type=bypax.ctl '
+     'event=x reason="a \\"b\\" \\\\ \\u0001" empty="" mono=1.000000',
+     {"reason": 'a "b" \\ \x01', "empty": ""}),
+]
+BAD = [
+    "",  # no pair
+    "ts=2026-12-01T15:00:00.123456Z level=info",  # no event, no mono
+    "a=b  c=d", "a=b c", "A=b", 'a="x', 'a="\\q"', "a=", "a=b ", " a=b",
+    'a=x"y', "a=b\tc=d",
+    "ts=2026-12-01T15:00:00Z level=info type=bypax.ctl event=x mono=1.000000",
+    "ts=2026-12-01T15:00:00.123456Z type=bypax.ctl level=info event=x "
+    "mono=1.000000",  # head out of order
+    "ts=2026-12-01T15:00:00.123456Z level=info type=bypax.ctl event=x "
+    "mono=1.000000 a=b",  # mono not last
+    "ts=2026-12-01T15:00:00.123456Z level=info type=bypax.ctl event=x a=1 "
+    "a=2 mono=1.000000",  # a key twice
+    "ts=2026-12-01T15:00:00.123456Z level=loud type=bypax.ctl event=x "
+    "mono=1.000000",
+]
+
+
+def self_test():
+    """The parser on lines it must take and lines it must refuse."""
+    fails = 0
+    for line, want in GOOD:
+        try:
+            got = event(line)
+            bad = {k: v for k, v in want.items() if got.get(k) != v}
+        except ValueError as e:
+            bad = str(e)
+        if bad:
+            print(f"logfmt self-test: FAIL: refused or misread {line!r}: {bad}")
+            fails += 1
+    for line in BAD:
+        try:
+            event(line)
+            print(f"logfmt self-test: FAIL: took {line!r}")
+            fails += 1
+        except ValueError:
+            pass
+    print(f"logfmt self-test: {len(GOOD)} good, {len(BAD)} bad lines: "
+          f"{'OK' if fails == 0 else 'FAILED'}")
+    return 1 if fails else 0
+
+
 def main(argv):
-    required, files = [], []
+    if argv == ["--self-test"]:
+        return self_test()
+    required, files, table = [], [], None
     it = iter(argv)
     for a in it:
         if a == "--require":
             required.append(next(it))
+        elif a == "--doc":
+            table = documented(next(it))
         else:
             files.append(a)
     seen, total = set(), 0
     try:
         for p in files:
             evs, skipped = events_of(p)
+            for e in evs if table is not None else []:
+                try:
+                    check_documented(e, table)
+                except ValueError as err:
+                    raise ValueError(f"{p}: {err}") from err
             total += len(evs)
             seen.update(e["event"] for e in evs)
             print(f"logfmt: {p}: {len(evs)} event lines parse, "
