@@ -305,7 +305,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
  * shippers and the chaos harness ----
  * Both clocks are read when the event happens; the line goes through a
  * ring to bypaxd's main thread, which writes it (ctl_daemon_print_log),
- * so that a stdout that does not drain cannot stall the heartbeats. */
+ * so that a stderr that does not drain cannot stall the heartbeats. */
 
 static void ctl_event(struct ctl_daemon *d, enum ctl_log_type type,
 		      uint32_t level, const char *event,

@@ -22,7 +22,7 @@
 #include "ratelimit.h"
 
 /* Event lines of the control thread (logfmt, ctl_log.h) go through a ring
- * to bypaxd's main thread, which writes them: a stdout that does not
+ * to bypaxd's main thread, which writes them: a stderr that does not
  * drain must not stall the heartbeats. Lines about unwanted traffic are
  * rate-limited: at most one per source per CTL_LOG_INTERVAL_NS, each with
  * its count. */

@@ -39,7 +39,7 @@ void ctl_log_format(char *line, size_t cap, enum ctl_log_type t,
 		    uint32_t level, int replica, const char *event,
 		    const struct bpx_log_field *f, size_t n);
 
-/* Writes a formatted line through rte_log (stdout, and syslog, as the EAL
+/* Writes a formatted line through rte_log (stderr, and syslog, as the EAL
  * set it up). May block: bypaxd's main thread only. */
 void ctl_log_write(enum ctl_log_type t, uint32_t level, const char *line);
 

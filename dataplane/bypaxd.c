@@ -70,7 +70,7 @@ static void sleep_until_ns(uint64_t t)
 		;
 }
 
-/* One event line of the main thread (ctl_log.h); it may block on stdout,
+/* One event line of the main thread (ctl_log.h); it may block on stderr,
  * which only delays this thread's 100 ms tick. */
 #define EVENT(type, level, event, ...)                                         \
 	ctl_log_event((type), (level), d.o.id, (event),                        \
@@ -115,7 +115,7 @@ static void usage(FILE *f)
 		"  --version            print the version and exit\n"
 		"  --help-eal           the EAL's options (before '--'), e.g.\n"
 		"                       -l 0-1 --no-huge -m 512\n"
-		"Logging: events are logfmt lines on stdout, one per line\n"
+		"Logging: events are logfmt lines on stderr, one per line\n"
 		"  (docs/deploy.md, Event log), through DPDK's log types\n"
 		"  bypax.paxos, bypax.ctl and bypax.dp: set their levels with the\n"
 		"  EAL's --log-level=bypax.*:debug; --log-level=lib.*:error quiets\n"
