@@ -63,8 +63,56 @@ wait_for "/health 200 on every member" 10 all_healthy ||
 leader=$(leader_id)
 step "leader: member $leader; /health: $(health_of "$leader" | tr -d '\n')"
 
+# normalize: numbers -> N, paths -> PATH (as interlock.sh), so a message
+# can be matched against the example docs/metrics.md gives.
+normalize() { sed -E 's#(/[A-Za-z0-9._-]+)+#PATH#g; s/[0-9]+/N/g; s/^bypaxd: //'; }
+doc_states()
+{
+	local want
+	want=$(echo "$1" | normalize)
+	normalize <"$DOCS/metrics.md" | grep -qF -- "$want" ||
+		fail "docs/metrics.md does not show the message '$1' (as '$want')"
+}
+
+# A bad metrics value: bypaxd refuses the file (exit 2) with the message
+# docs/metrics.md quotes.
+bad_metrics_value()
+{
+	local bad=$DIR/bad.conf out rc
+	sed "s/^metrics = 127.0.0.1:${PORTS[0]}\$/metrics = localhost:9100/" "$CONF" >"$bad"
+	out=$("$BUILD/dataplane/bypaxd" -- --config "$bad" --id 0 2>&1)
+	rc=$?
+	[[ $rc -eq 2 && $out == *"[member0] metrics = 'localhost:9100'"* ]] ||
+		fail "a bad metrics value: exit $rc, '$out'"
+	doc_states "$out"
+	step "ok: a bad metrics value exits 2: $out"
+}
+
+# Member I restarted while another process listens on its metrics port:
+# it stops at start (exit 1), naming the address, as the doc says.
+metrics_address_in_use()
+{
+	local i=$1 out rc
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); time.sleep(30)' "${PORTS[$i]}" &
+	local holder=$!
+	sleep 0.3
+	replica_cmd "$i"
+	timeout 30 "${REPLICA_CMD[@]}" >"$DIR/in-use.out" 2>&1
+	rc=$?
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	out=$(grep '^bypaxd: metrics' "$DIR/in-use.out")
+	[[ $rc -eq 1 && $out == *"metrics address 127.0.0.1:${PORTS[$i]}: Address already in use"* ]] ||
+		fail "metrics port in use: exit $rc, '$(tail -3 "$DIR/in-use.out")'"
+	doc_states "$out"
+	step "ok: metrics port in use: $out"
+}
+
 page_checks()
 {
+	bad_metrics_value
 	load --duration 1 --lanes 4 --prefix metrics >"$DIR/load.out" 2>&1 ||
 		fail "bypax-load: $(cat "$DIR/load.out")"
 	local i out
@@ -91,6 +139,7 @@ page_checks()
 	local a=$(((leader + 1) % N)) b=$(((leader + 2) % N))
 	stop_replica "$leader" KILL
 	stop_replica "$a" KILL
+	metrics_address_in_use "$a"
 	wait_for "/health 503 on member $b" 10 bash -c "! python3 '$CHECK' get '$(url "$b" /health)'" ||
 		fail "member $b still healthy alone: $(health_of "$b")"
 	out=$(health_of "$b")
