@@ -301,8 +301,9 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 			 rte_strerror(rte_errno));
 		return -BPX_ENOMEM;
 	}
-	int rc = open_admin_socket(d, err, err_len);
-	return rc ? rc : ctl_daemon_metrics_open(d, err, err_len);
+	/* Metrics first: a taken address then leaves no admin socket. */
+	int rc = ctl_daemon_metrics_open(d, err, err_len);
+	return rc ? rc : open_admin_socket(d, err, err_len);
 }
 
 /* ---- Events: one line each, for operators and the chaos harness ----

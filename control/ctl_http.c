@@ -167,6 +167,29 @@ static void conn_write(struct ctl_http *h, struct ctl_http_conn *c)
 	}
 	if (c->sent == c->len)
 		h->requests++;
+	if (c->sent == c->len && c->drain) {
+		shutdown(c->fd, SHUT_WR); /* the client sees the answer end */
+		c->state = CTL_HTTP_DRAINING;
+		return;
+	}
+	conn_close(c);
+}
+
+/* What the client still sends is dropped, until it closes or its budget
+ * ends (ctl_http_serve's deadline). */
+static void conn_drain(struct ctl_http_conn *c)
+{
+	CTL_ASSERT(c->state == CTL_HTTP_DRAINING);
+	for (;;) {
+		ssize_t n = recv(c->fd, c->request, CTL_HTTP_REQUEST_MAX,
+				 MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0)
+			break;
+	}
 	conn_close(c);
 }
 
@@ -191,6 +214,7 @@ static void conn_answer(struct ctl_http *h, struct ctl_http_conn *c,
 		compose(c, &a);
 	}
 	c->state = CTL_HTTP_WRITING;
+	c->drain = too_long;
 	c->deadline_ns = now_ns + CTL_HTTP_BUDGET_NS;
 	conn_write(h, c);
 }
@@ -278,6 +302,7 @@ static void accept_new(struct ctl_http *h, uint64_t now_ns)
 		}
 		c->fd = fd;
 		c->state = CTL_HTTP_READING;
+		c->drain = false;
 		c->accepted_ns = now_ns;
 		c->deadline_ns = now_ns + CTL_HTTP_BUDGET_NS;
 		c->request_len = 0;
@@ -293,7 +318,7 @@ void ctl_http_poll_set(const struct ctl_http *h, struct pollfd *fds,
 		const struct ctl_http_conn *c = &h->conns[i];
 		struct pollfd *p = &fds[1 + i];
 		p->fd = c->state == CTL_HTTP_FREE ? -1 : c->fd;
-		p->events = c->state == CTL_HTTP_READING ? POLLIN : POLLOUT;
+		p->events = c->state == CTL_HTTP_WRITING ? POLLOUT : POLLIN;
 		p->revents = 0;
 		room |= c->state == CTL_HTTP_FREE || idle_reader(c, now_ns);
 	}
@@ -315,13 +340,15 @@ void ctl_http_serve(struct ctl_http *h, const struct pollfd *fds,
 			continue;
 		if (c->state == CTL_HTTP_READING)
 			conn_read(h, c, now_ns);
-		else
+		else if (c->state == CTL_HTTP_WRITING)
 			conn_write(h, c);
+		else
+			conn_drain(c);
 	}
 	for (unsigned i = 0; i < CTL_HTTP_CONNS; i++) {
 		struct ctl_http_conn *c = &h->conns[i];
 		if (c->state != CTL_HTTP_FREE && now_ns >= c->deadline_ns) {
-			h->dropped++;
+			h->dropped += c->state != CTL_HTTP_DRAINING;
 			conn_close(c);
 		}
 	}

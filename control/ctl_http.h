@@ -43,6 +43,10 @@ enum ctl_http_state {
 	CTL_HTTP_FREE,
 	CTL_HTTP_READING,
 	CTL_HTTP_WRITING,
+	CTL_HTTP_DRAINING, /* answered a request too long to read: the rest
+			    * is read and dropped before closing, else the
+			    * kernel resets the connection and the client
+			    * may lose the answer */
 };
 
 struct ctl_http_conn {
@@ -53,6 +57,7 @@ struct ctl_http_conn {
 	size_t request_len;
 	char request[CTL_HTTP_REQUEST_MAX + 1];
 	size_t sent, len;     /* of out */
+	bool drain;           /* DRAINING once the answer is out */
 	char out[CTL_HTTP_HEAD_MAX + CTL_HTTP_BODY_MAX];
 };
 
