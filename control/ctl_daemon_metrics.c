@@ -129,8 +129,16 @@ int ctl_daemon_metrics_open(struct ctl_daemon *d, char *err, size_t err_len)
 	ctl_http_init(&d->http, answer, d);
 	if (me->metrics_port == 0)
 		return 0; /* no metrics key for this member: no server */
-	return ctl_http_open(&d->http, me->metrics_ip, me->metrics_port, err,
-			     err_len);
+	int rc = ctl_http_open(&d->http, me->metrics_ip, me->metrics_port, err,
+			       err_len);
+	/* On the main thread, before the control thread runs: printed as
+	 * bypaxd's other start-up lines are. */
+	if (rc == 0)
+		printf("bypaxd %u: /metrics and /health on http://%u.%u.%u.%u:%u\n",
+		       d->self, me->metrics_ip >> 24, (me->metrics_ip >> 16) & 255,
+		       (me->metrics_ip >> 8) & 255, me->metrics_ip & 255,
+		       me->metrics_port);
+	return rc;
 }
 
 void ctl_daemon_metrics_serve(struct ctl_daemon *d, const struct pollfd *fds,
