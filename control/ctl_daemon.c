@@ -1353,7 +1353,8 @@ static void admin_accept(struct ctl_daemon *d, uint64_t now)
 }
 
 /* The control thread's poll set: heartbeats, the admin listener, then
- * the connections in the order of d->admin. */
+ * the connections in the order of d->admin, then the HTTP listener and
+ * its connections (ctl_http_poll_set). */
 enum { POLL_HB, POLL_LISTEN, POLL_CONN0,
        POLL_HTTP0 = POLL_CONN0 + CTL_ADMIN_CONNS,
        POLL_FDS = POLL_HTTP0 + CTL_HTTP_POLL_FDS };
