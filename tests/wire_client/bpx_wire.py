@@ -52,7 +52,6 @@ class Reply:
 
 
 def encode_request(cluster_id, to, flags, client_id, seq, command):
-    assert len(command) <= VALUE_MAX
     head = HEADER.pack(MAGIC, VERSION, TYPE_REQUEST, cluster_id, FROM_CLIENT,
                        to, flags, 0, 0, 0, len(command))
     return head + FIELDS.pack(client_id, seq) + command
