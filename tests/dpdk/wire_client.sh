@@ -30,7 +30,8 @@ for i in 0 1 2; do
 	tel+=(--telemetry "/var/run/dpdk/bpx$TAG-$i/dpdk_telemetry.v2")
 done
 timeout 120 python3 "$HERE/../wire_client/check_wire_client.py" --cluster "$CLUSTER_ID" \
-	--leader "$L" --capacity "$KV_CAPACITY" "${tel[@]}" "${members[@]}" >"$DIR/wire.out" 2>&1
+	--leader "$L" --capacity "$KV_CAPACITY" --deploy-doc "$HERE/../../docs/deploy.md" \
+	"${tel[@]}" "${members[@]}" >"$DIR/wire.out" 2>&1
 rc=$?
 sed 's/^/    /' "$DIR/wire.out"
 [[ $rc -eq 0 ]] || fail "the wire.md client: exit $rc"
