@@ -1,7 +1,9 @@
-# A bypax client written from docs/wire.md alone: no header, no code of
-# bypax's was read to write it. If bypaxd and this file disagree, either
-# docs/wire.md is wrong or bypaxd is (tests/dpdk/wire_client.sh runs it
-# against a real cluster).
+# A bypax client written from docs/wire.md alone: every byte it sends or
+# checks is one that page states, and it imports or mirrors no bypax
+# header or code. If bypaxd and this file disagree, docs/wire.md is wrong
+# or bypaxd is (tests/dpdk/wire_client.sh runs it against a real
+# cluster). Only the member list comes from elsewhere: the caller passes
+# the cluster id and each member's data ip:port (docs/config.md).
 #
 # It speaks the client side of the wire format over an ordinary UDP
 # socket: REQUEST and REPLY (docs/wire.md, "The bypax header", "Fields per
