@@ -522,6 +522,11 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	if (d == BPX_WIRE_OK)
 		d = bpx_wire_decode(f.payload, f.payload_len,
 				    r->cfg->cluster_id, &m);
+	/* The header's `to` names the receiver (docs/wire.md): a message for
+	 * another member that reached this one (a wrong route, a client with
+	 * another member order) is dropped, not acted on for that member. */
+	if (d == BPX_WIRE_OK && m.to != r->id)
+		d = BPX_WIRE_NOT_FOR_US;
 	if (d == BPX_WIRE_OK && m.type == PX_MSG_REQUEST) {
 		m.from = PX_TO_CLIENT;
 		remember_client(r, m.client_id, &f.src);
