@@ -337,7 +337,7 @@ static int node_init(struct bc_cluster *c, uint8_t id, uint32_t window)
 							 BC_SESSIONS_MIN;
 	cfg.seed = (uint64_t)id + 1;
 	cfg.sm_ops = c->kv;
-	n->sm = c->kv->create(NULL); /* 4096 keys: room for BC_KEYS */
+	n->sm = c->kv->create("capacity=4096"); /* room for BC_KEYS */
 	if (n->sm == NULL)
 		return -BPX_ENOMEM;
 	cfg.sm = n->sm;

@@ -249,9 +249,14 @@ int main(int argc, char **argv)
 	}
 	rc = run(c, cmd, args);
 	bpx_client_close(c);
-	if (rc == -BPX_ENOTFOUND)
+	if (rc == -BPX_ENOTFOUND) {
 		fprintf(stderr, "(not found)\n");
-	else if (rc != 0 && rc != -BPX_ECASMISMATCH)
+	} else if (rc == -BPX_EFULL) {
+		char why[512];
+		bpx_client_full_reason(config, why, sizeof(why));
+		fprintf(stderr, "bypax-cli: %s '%s': %s\n", cmd->name, args[0],
+			why);
+	} else if (rc != 0 && rc != -BPX_ECASMISMATCH)
 		fprintf(stderr, "bypax-cli: %s '%s': %s\n", cmd->name, args[0],
 			bpx_strerror(rc));
 	return exit_for(rc);

@@ -48,8 +48,10 @@ static void usage(FILE *f)
 		"Prints the longest gap between acknowledgements, the run's end\n"
 		"counted as one (what a client saw of a failover), and how many\n"
 		"writes were acknowledged in each second of the run.\n"
-		"Exit status: 0 ok, 1 nothing acknowledged (load) or a write missing\n"
-		"(verify), 2 usage, configuration or file error.\n"
+		"A write refused because the store is full is counted apart from the\n"
+		"failed ones and stops the load (no more writes are started).\n"
+		"Exit status: 0 ok, 1 nothing acknowledged or the store full (load) or\n"
+		"a write missing (verify), 2 usage, configuration or file error.\n"
 		"--help: this text; --version: the version.\n");
 }
 
@@ -98,6 +100,8 @@ static int make_key(char *buf, size_t cap, const char *prefix, uint64_t n)
 
 struct load {
 	uint64_t next, acked_count, failed;
+	uint64_t full; /* refused: the store is full (-BPX_EFULL) */
+	uint64_t full_at_ns;
 	uint64_t *acked;
 	uint64_t last_ack_ns, max_gap_ns, max_gap_from_ns, start_ns;
 	uint64_t per_second[SECONDS_MAX];
@@ -120,6 +124,11 @@ static int submit_one(struct bpx_client *c, const struct opts *o,
 static void on_done(const struct bpx_completion *d, struct load *l,
 		    uint64_t t)
 {
+	if (d->status == -BPX_EFULL) {
+		if (l->full++ == 0)
+			l->full_at_ns = t;
+		return;
+	}
 	if (d->status != 0) {
 		l->failed++;
 		return;
@@ -148,8 +157,11 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 	uint64_t start = now_ns(), end = start + (uint64_t)(o->duration_s * 1e9);
 	l.start_ns = start;
 	l.max_gap_from_ns = start;
-	while (now_ns() < end || bpx_client_outstanding(c) > 0) {
+	while ((now_ns() < end && l.full == 0) ||
+	       bpx_client_outstanding(c) > 0) {
 		uint64_t t0;
+		if (l.full > 0 && end > l.full_at_ns)
+			end = l.full_at_ns; /* no new writes: none would fit */
 		/* Paced: write n starts n / rate seconds after the start (a
 		 * backlog after a stall goes out as fast as lanes allow). */
 		while ((t0 = now_ns()) < end &&
@@ -182,6 +194,12 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 	       l.acked_count, l.failed, (double)l.acked_count / secs,
 	       (double)l.max_gap_ns / 1e6,
 	       (double)(l.max_gap_from_ns - start) / 1e9);
+	if (l.full > 0) {
+		char why[512];
+		bpx_client_full_reason(o->config, why, sizeof(why));
+		printf("load: %" PRIu64 " writes refused: %s; stopped at %.3f s\n",
+		       l.full, why, (double)(l.full_at_ns - start) / 1e9);
+	}
 	printf("load: acknowledged per second:");
 	for (uint64_t s = 0; s < SECONDS_MAX && s < (uint64_t)secs + 1; s++)
 		printf(" %" PRIu64, l.per_second[s]);
@@ -198,7 +216,7 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 		fclose(f);
 	}
 	free(l.acked);
-	return l.acked_count > 0 ? 0 : 1;
+	return l.acked_count > 0 && l.full == 0 ? 0 : 1;
 }
 
 struct verify_entry {

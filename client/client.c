@@ -335,6 +335,28 @@ struct bpx_client *bpx_client_open(const char *config_path,
 	return c;
 }
 
+void bpx_client_full_reason(const char *config_path, char *buf, size_t len)
+{
+	static struct bpx_config cfg; /* large; the tools call this once */
+	char err[256];
+	uint32_t cap;
+	if (bpx_config_load(config_path, &cfg, err, sizeof(err)) != 0)
+		snprintf(buf, len, "the store is full (see sm_args capacity in "
+			 "docs/config.md)");
+	else if (strcmp(cfg.sm, "kv") != 0)
+		snprintf(buf, len, "the state machine is full (sm %.64s, "
+			 "sm_args '%.64s' in %.128s)", cfg.sm, cfg.sm_args,
+			 config_path);
+	else if (bpx_kv_capacity(cfg.sm_args, &cap) != 0)
+		snprintf(buf, len, "the store is full (sm_args '%.64s' in "
+			 "%.128s; see sm_args capacity in docs/config.md)",
+			 cfg.sm_args, config_path);
+	else
+		snprintf(buf, len, "the store is full (capacity %" PRIu32
+			 " keys, from sm_args in %.128s; see sm_args capacity "
+			 "in docs/config.md)", cap, config_path);
+}
+
 void bpx_client_close(struct bpx_client *c)
 {
 	if (c == NULL)

@@ -276,6 +276,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	d->admin_fd = d->snap.client = -1;
 	for (unsigned i = 0; i < CTL_ADMIN_CONNS; i++)
 		d->admin[i].fd = -1;
+	ctl_http_init(&d->http, NULL, NULL); /* no server yet */
 	d->start_ns = ctl_clock_ns();
 	struct ctl_policy_config pc;
 	const char *why = policy_config(cfg, self, static_leader, &pc);
@@ -298,7 +299,9 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 			 rte_strerror(rte_errno));
 		return -BPX_ENOMEM;
 	}
-	return open_admin_socket(d, err, err_len);
+	/* Metrics first: a taken address then leaves no admin socket. */
+	int rc = ctl_daemon_metrics_open(d, err, err_len);
+	return rc ? rc : open_admin_socket(d, err, err_len);
 }
 
 /* ---- Events: one logfmt line each (ctl_log.h), for operators, log
@@ -1563,8 +1566,11 @@ static void admin_accept(struct ctl_daemon *d, uint64_t now)
 }
 
 /* The control thread's poll set: heartbeats, the admin listener, then
- * the connections in the order of d->admin. */
-enum { POLL_HB, POLL_LISTEN, POLL_CONN0, POLL_FDS = POLL_CONN0 + CTL_ADMIN_CONNS };
+ * the connections in the order of d->admin, then the HTTP listener and
+ * its connections (ctl_http_poll_set). */
+enum { POLL_HB, POLL_LISTEN, POLL_CONN0,
+       POLL_HTTP0 = POLL_CONN0 + CTL_ADMIN_CONNS,
+       POLL_FDS = POLL_HTTP0 + CTL_HTTP_POLL_FDS };
 
 static void admin_poll_set(const struct ctl_daemon *d, struct pollfd *fds,
 			   uint64_t now)
@@ -1631,6 +1637,7 @@ static void *ctl_main(void *arg)
 	};
 	while (!*d->quit) {
 		admin_poll_set(d, fds, ctl_clock_ns());
+		ctl_http_poll_set(&d->http, &fds[POLL_HTTP0], ctl_clock_ns());
 		poll(fds, POLL_FDS, 1);
 		uint64_t now = ctl_clock_ns();
 		drain_status(d, now);
@@ -1639,6 +1646,7 @@ static void *ctl_main(void *arg)
 		static const struct ctl_input tick = { .kind = CTL_IN_TICK };
 		step(d, now, &tick);
 		serve_admin(d, fds, now);
+		ctl_daemon_metrics_serve(d, &fds[POLL_HTTP0], now);
 		log_events(d, now);
 		log_due(d, now);
 	}
@@ -1672,6 +1680,7 @@ void ctl_daemon_stop(struct ctl_daemon *d)
 	 * else we could remove a successor's. */
 	if (d->snap.sending && d->snap.client >= 0)
 		close(d->snap.client); /* the pump's, no longer a connection's */
+	ctl_http_close(&d->http);
 	if (d->admin_fd >= 0) {
 		close(d->admin_fd);
 		unlink(d->claim->admin_path);

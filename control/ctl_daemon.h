@@ -15,7 +15,9 @@
 
 #include "bypax/config.h"
 #include "bypax/snapfile.h"
+#include "ctl_http.h"
 #include "ctl_link.h"
+#include "ctl_metrics.h"
 #include "ctl_policy.h"
 #include "ctl_wire.h"
 #include "ctl_log.h"
@@ -142,6 +144,14 @@ struct ctl_daemon {
 	/* "fault link M MS": until then the main thread keeps this
 	 * replica's port toward member M stopped (0: no fault). */
 	volatile uint64_t link_fault_until_ns[PX_REPLICAS_MAX];
+	/* /metrics and /health (ctl_daemon_metrics.c), at the member's
+	 * metrics address; no server without one. */
+	struct ctl_http http;
+	struct ctl_health_track health;
+	/* Set before ctl_daemon_start (NULL: the page shows zeros): fills
+	 * in the worker's counters, read as telemetry reads them. */
+	void (*worker_metrics)(void *arg, struct ctl_metrics_worker *w);
+	void *worker_metrics_arg;
 };
 
 /* Opens the admin socket (replacing a stale one: the claim is held) and
@@ -160,5 +170,12 @@ void ctl_daemon_print_log(struct ctl_daemon *d);
 void ctl_daemon_stop(struct ctl_daemon *d);
 
 uint64_t ctl_clock_ns(void);
+
+/* The HTTP endpoint (ctl_daemon_metrics.c). open: listens on the member's
+ * metrics address, if it has one; returns 0 or ctl_http_open's error.
+ * serve: once per loop of the control thread, with its poll set. */
+int ctl_daemon_metrics_open(struct ctl_daemon *d, char *err, size_t err_len);
+void ctl_daemon_metrics_serve(struct ctl_daemon *d, const struct pollfd *fds,
+			      uint64_t now);
 
 #endif

@@ -725,6 +725,13 @@ static void admin_path(char *path, size_t cap)
 			 d.o.id);
 }
 
+/* /metrics: the worker's counters, read as telemetry_stats reads them. */
+static void worker_metrics(void *arg, struct ctl_metrics_worker *w)
+{
+	(void)arg;
+	dp_metrics_read(d.replica, d.pool, w);
+}
+
 static int start_control(char *err, size_t len)
 {
 	int static_leader = d.o.no_control ? d.o.leader : -1;
@@ -736,6 +743,7 @@ static int start_control(char *err, size_t len)
 	dp_replica_attach_control(d.replica, d.ctl.to_worker,
 				  d.ctl.from_worker);
 	d.ctl.snapshot_buf = d.replica->snap.send_buf;
+	d.ctl.worker_metrics = worker_metrics;
 	return ctl_daemon_start(&d.ctl, err, len);
 }
 

@@ -211,6 +211,13 @@ static int read_member(struct reader *rd, uint8_t id, struct bpx_member *m)
 	m->data.port = (uint16_t)port;
 	if (bpx_parse_hostport(v[3], &m->control_ip, &m->control_port) != 0)
 		return fail(rd, s, "control", v[3], "expected IPv4:port");
+	/* Optional: where bypaxd serves /metrics and /health. */
+	const char *metrics = rte_cfgfile_get_entry(rd->file, s, "metrics");
+	if (metrics != NULL &&
+	    bpx_parse_hostport(metrics, &m->metrics_ip, &m->metrics_port) != 0)
+		return fail(rd, s, "metrics", metrics,
+			    "expected IPv4:port (the HTTP address for "
+			    "/metrics and /health), e.g. 127.0.0.1:9100");
 	return 0;
 }
 
@@ -257,6 +264,11 @@ static int check_distinct(struct reader *rd, const struct bpx_config *cfg,
 			    a->control_port == b->control_port)
 				return dup_member(rd, i, j, "control",
 						  "control address");
+			if (a->metrics_port != 0 &&
+			    a->metrics_ip == b->metrics_ip &&
+			    a->metrics_port == b->metrics_port)
+				return dup_member(rd, i, j, "metrics",
+						  "metrics address");
 		}
 	}
 	return 0;

@@ -25,6 +25,7 @@ void px_assert_fail(const char *expr, const char *file, int line);
 #include "bypax/wire.h"
 #include "hist.h"
 #include "engine.h"
+#include "ctl_metrics.h"
 
 #define DP_BURST 32u
 #define DP_ROUTES_MAX 32u
@@ -107,6 +108,7 @@ struct dp_counters {
 	uint64_t shared_sends;     /* frames whose value was not copied */
 	uint64_t encode_failed;
 	uint64_t drops[BPX_WIRE_DROP_COUNT];
+	uint64_t replies[PX_REPLY_STATUS_MAX + 1]; /* sent, by status */
 	/* The latest frame dropped as another cluster's, for bypaxd's log
 	 * line (the worker does not print): its source, ip << 16 | port,
 	 * and the cluster id it claimed. */
@@ -117,6 +119,24 @@ struct dp_counters {
 	uint64_t idle_cycles;
 	uint64_t polls;
 	uint64_t idle_polls;
+};
+
+/* A leader's commit latency (/metrics, bypax_commit_latency_seconds):
+ * the slots proposed in one poll, from that poll to the poll that sees
+ * them all committed, counted into the buckets of ctl_metrics.h (no
+ * allocation; the control thread reads them as telemetry reads counters).
+ * Groups beyond DP_LAT_PENDING in flight are not measured (skipped). */
+#define DP_LAT_PENDING 64u
+struct dp_commit_latency {
+	struct {
+		uint64_t slot_begin, slot_end; /* [begin, end) proposed */
+		uint64_t proposed_ns;
+	} pending[DP_LAT_PENDING];
+	uint32_t head, count;
+	uint64_t next_slot_seen;   /* 0: not leading */
+	uint64_t buckets[CTL_LAT_BUCKETS + 1];
+	uint64_t slots, sum_ns;    /* slots measured, their latencies' sum */
+	uint64_t skipped;
 };
 
 struct dp_client_addr {
@@ -162,6 +182,7 @@ struct dp_replica {
 	struct dp_snap snap;
 	bool share_payload;             /* every port does multi-segment TX */
 	struct dp_counters ctr;
+	struct dp_commit_latency lat;
 	uint8_t frame_buf[BPX_FRAME_MAX];
 };
 
@@ -282,6 +303,12 @@ int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap);
  * its worker runs (asserted: nothing applied, not recovering). Returns
  * px_snapshot_install's result. */
 int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len);
+
+/* /metrics: the replica's per-core counters and its pool's mbufs in use,
+ * read as /bypax/stats reads them (dp_metrics.c). */
+void dp_metrics_read(const struct dp_replica *r,
+		     const struct rte_mempool *pool,
+		     struct ctl_metrics_worker *w);
 
 /* State machine loading (sm_loader.c): "kv" or a path to a .so. */
 const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,

@@ -439,6 +439,8 @@ static void transmit_outbox(struct dp_replica *r)
 		if (m->type == PX_MSG_REPLY) {
 			const struct bpx_endpoint *c =
 				client_addr(r, m->client_id);
+			if (m->status <= PX_REPLY_STATUS_MAX)
+				r->ctr.replies[m->status]++;
 			if (c == NULL)
 				r->ctr.no_client_address++;
 			else
@@ -520,6 +522,11 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	if (d == BPX_WIRE_OK)
 		d = bpx_wire_decode(f.payload, f.payload_len,
 				    r->cfg->cluster_id, &m);
+	/* The header's `to` names the receiver (docs/wire.md): a message for
+	 * another member that reached this one (a wrong route, a client with
+	 * another member order) is dropped, not acted on for that member. */
+	if (d == BPX_WIRE_OK && m.to != r->id)
+		d = BPX_WIRE_NOT_FOR_US;
 	if (d == BPX_WIRE_OK && m.type == PX_MSG_REQUEST) {
 		m.from = PX_TO_CLIENT;
 		remember_client(r, m.client_id, &f.src);
@@ -674,6 +681,49 @@ static void control_exchange(struct dp_replica *r, uint64_t now_ns)
 		publish_status(r, now_ns);
 }
 
+static void latency_observe(struct dp_commit_latency *l, uint64_t ns,
+			    uint64_t slots)
+{
+	l->buckets[ctl_lat_bucket(ns)] += slots;
+	l->sum_ns += ns * slots;
+	l->slots += slots;
+}
+
+/* After each poll: the slots a leader proposed in it start their clock,
+ * groups whose last slot is committed stop theirs. */
+static void note_commit_latency(struct dp_replica *r, uint64_t now_ns)
+{
+	struct dp_commit_latency *l = &r->lat;
+	if (px_role(r->px) != PX_ROLE_LEADER) {
+		l->count = 0;
+		l->next_slot_seen = 0;
+		return;
+	}
+	uint64_t next = px_next_slot(r->px);
+	if (l->next_slot_seen == 0)
+		l->next_slot_seen = next; /* slots before we led: not ours */
+	if (next > l->next_slot_seen) {
+		if (l->count < DP_LAT_PENDING) {
+			uint32_t tail = (l->head + l->count) % DP_LAT_PENDING;
+			l->pending[tail].slot_begin = l->next_slot_seen;
+			l->pending[tail].slot_end = next;
+			l->pending[tail].proposed_ns = now_ns;
+			l->count++;
+		} else {
+			l->skipped += next - l->next_slot_seen;
+		}
+		l->next_slot_seen = next;
+	}
+	uint64_t commit = px_commit_index(r->px);
+	while (l->count > 0 && l->pending[l->head].slot_end <= commit) {
+		const uint32_t h = l->head;
+		latency_observe(l, now_ns - l->pending[h].proposed_ns,
+				l->pending[h].slot_end - l->pending[h].slot_begin);
+		l->head = (h + 1) % DP_LAT_PENDING;
+		l->count--;
+	}
+}
+
 uint32_t dp_replica_poll(struct dp_replica *r)
 {
 	struct rte_mbuf *pkts[DP_BURST];
@@ -713,5 +763,8 @@ uint32_t dp_replica_poll(struct dp_replica *r)
 		r->next_tick_ns = now_ns + DP_TICK_NS;
 	}
 	dp_routes_flush(&r->routes, &r->ctr, r->port_paused);
+	note_commit_latency(r, now_ns);
+	r->ctr.polls++;
+	r->ctr.idle_polls += total == 0;
 	return total;
 }

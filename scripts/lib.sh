@@ -13,6 +13,7 @@ BPX_STEP="starting"
 BPX_PACKAGES=(
 	dpdk-dev libdpdk-dev libnuma-dev libcmocka-dev libbenchmark-dev
 	meson ninja-build pkg-config g++ clang gcc
+	prometheus
 )
 
 bpx_say()

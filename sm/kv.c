@@ -32,8 +32,6 @@
 			abort();                                               \
 	} while (0)
 
-#define KV_CAPACITY_DEFAULT 4096u
-#define KV_CAPACITY_MAX 16777216u
 
 /* Snapshot: u32 magic, u32 version, u32 entry_count, u64 digest, then per
  * entry u8 key_len, u16 value_len, key, value; keys strictly ascending. */
@@ -262,13 +260,13 @@ int bpx_kv_is_read_only(const uint8_t *cmd, size_t len)
 }
 
 /* Accepts NULL (the default) or exactly "capacity=N", N decimal in
- * 1..KV_CAPACITY_MAX. Anything else is a configuration mistake that an
+ * 1..BPX_KV_CAPACITY_MAX. Anything else is a configuration mistake that an
  * operator should hear about, not a silent default. */
 static bool parse_args(const char *args, uint32_t *capacity)
 {
 	static const char prefix[] = "capacity=";
 	if (args == NULL) {
-		*capacity = KV_CAPACITY_DEFAULT;
+		*capacity = BPX_KV_CAPACITY_DEFAULT;
 		return true;
 	}
 	if (strncmp(args, prefix, sizeof prefix - 1) != 0)
@@ -281,13 +279,21 @@ static bool parse_args(const char *args, uint32_t *capacity)
 		if (*p < '0' || *p > '9')
 			return false;
 		n = n * 10 + (uint64_t)(*p - '0');
-		if (n > KV_CAPACITY_MAX) /* also stops overflow */
+		if (n > BPX_KV_CAPACITY_MAX) /* also stops overflow */
 			return false;
 	}
 	if (n < 1)
 		return false;
 	*capacity = (uint32_t)n;
 	return true;
+}
+
+int bpx_kv_capacity(const char *args, uint32_t *capacity)
+{
+	KV_ASSERT(capacity != NULL);
+	if (args != NULL && args[0] == '\0')
+		args = NULL;
+	return parse_args(args, capacity) ? 0 : -BPX_EINVAL;
 }
 
 /* A power of two above 1.25 x capacity: the load factor stays below 0.8, so

@@ -139,6 +139,12 @@ struct bpx_client *bpx_client_open_members(uint32_t cluster_id,
 					   const struct bpx_client_options *opt,
 					   char *err, size_t err_len);
 
+/* What to tell a user whose write got -BPX_EFULL, in buf: for the built-in
+ * KV store, the capacity config_path's sm_args gives ("the store is full
+ * (capacity 64 keys, from sm_args in bypax.conf; see sm_args capacity in
+ * docs/config.md)"). bypax-cli and bypax-load print it. */
+void bpx_client_full_reason(const char *config_path, char *buf, size_t len);
+
 /* Closes the socket and frees the client. Outstanding requests are
  * abandoned (their outcome is unknown). NULL is allowed. */
 void bpx_client_close(struct bpx_client *c);

@@ -27,6 +27,7 @@
  *   ip = 10.0.0.1
  *   port = 9000
  *   control = 127.0.0.1:7000
+ *   metrics = 127.0.0.1:9100 ; optional: /metrics and /health over HTTP
  */
 #ifndef BYPAX_CONFIG_H
 #define BYPAX_CONFIG_H
@@ -45,6 +46,8 @@ struct bpx_member {
 	struct bpx_endpoint data;  /* the dataplane address (DPDK port) */
 	uint32_t control_ip;       /* host byte order */
 	uint16_t control_port;
+	uint32_t metrics_ip;       /* host byte order; docs/metrics.md */
+	uint16_t metrics_port;     /* 0: no metrics key, no HTTP server */
 };
 
 struct bpx_config {

@@ -40,9 +40,20 @@ enum bpx_kv_status {
 	BPX_KV_BAD_COMMAND = 4,
 };
 
-/* The built-in KV store's ops. create() args: "capacity=N" (entries,
- * default 4096). */
+/* The most keys the store holds: create() args "capacity=N", N in
+ * 1..BPX_KV_CAPACITY_MAX; no args: BPX_KV_CAPACITY_DEFAULT. Every key costs
+ * its table slot whatever its value's length (docs/config.md, "Sizing the
+ * KV store"): about 280 MiB for the default. A PUT of a new key into a full
+ * store is answered BPX_KV_FULL. */
+#define BPX_KV_CAPACITY_DEFAULT 200000u
+#define BPX_KV_CAPACITY_MAX 16777216u
+
+/* The built-in KV store's ops. */
 const struct bpx_sm_ops *bpx_kv_ops(void);
+
+/* The capacity create(args) would give (args NULL or "" for the default).
+ * Returns 0, or -BPX_EINVAL for args the store refuses. */
+int bpx_kv_capacity(const char *args, uint32_t *capacity);
 
 /* Encodes a command into buf. Returns its length, or -BPX_EINVAL for a bad
  * op or length, -BPX_ETOOBIG if cap is short. value/new_value may be NULL

@@ -72,7 +72,7 @@ void cluster_start(struct cluster *c, uint8_t i, bool recovering)
 		       (nd->starts++ * 0x9e3779b97f4a7c15ull);
 	nd->cfg.recovering = recovering;
 	nd->cfg.sm_ops = bpx_kv_ops();
-	nd->sm = nd->cfg.sm_ops->create(NULL);
+	nd->sm = nd->cfg.sm_ops->create("capacity=4096");
 	nd->cfg.sm = nd->sm;
 	const char *why = px_config_check_reason(&nd->cfg);
 	if (nd->sm == NULL || why != NULL) {

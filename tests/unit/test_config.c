@@ -357,6 +357,17 @@ static const struct bad_case bad_cases[] = {
 	  "[member1]", NULL, NULL },
 	{ "more members than PX_REPLICAS_MAX", CLUSTER MEMBERS7 MEMBER_N(7),
 	  "[member7]", NULL, NULL },
+	{ "metrics without a port",
+	  CLUSTER MEMBER_N(0) "metrics = 127.0.0.1\n", "[member0]", "metrics",
+	  "'127.0.0.1'" },
+	{ "metrics port 0",
+	  CLUSTER MEMBER_N(0) "metrics = 127.0.0.1:0\n", "[member0]", "metrics",
+	  "'127.0.0.1:0'" },
+	{ "metrics host name",
+	  CLUSTER MEMBER_N(0) "metrics = localhost:9100\n", "[member0]",
+	  "metrics", "'localhost:9100'" },
+	{ "empty metrics", CLUSTER MEMBER_N(0) "metrics =\n", "[member0]",
+	  "metrics", "''" },
 };
 
 static void test_bad_files(void **state)
@@ -411,6 +422,10 @@ static const struct dup_case dup_cases[] = {
 						 "10.0.1.2", "9000",
 						 "127.0.0.1:7000"),
 	  "control", "'127.0.0.1:7000'", "same control address" },
+	{ "the same metrics address",
+	  CLUSTER MEMBER_N(0) "metrics = 127.0.0.1:9100\n" MEMBER_N(1)
+		  MEMBER_N(2) "metrics = 127.0.0.1:9100\n",
+	  "metrics", "'127.0.0.1:9100'", "same metrics address" },
 };
 
 static void test_duplicates_name_both(void **state)
@@ -450,6 +465,23 @@ static void test_distinct_addresses_load(void **state)
 	if (l.rc != 0)
 		fail_msg("refused: %s", l.err);
 	assert_int_equal(l.cfg.member_count, 3);
+}
+
+/* metrics (docs/metrics.md) is optional: without it no HTTP server. */
+static void test_metrics_address(void **state)
+{
+	(void)state;
+	struct loaded l;
+	load_text(CLUSTER MEMBER_N(0) "metrics = 127.0.0.1:9100\n" MEMBER_N(1)
+			  "metrics = 10.0.0.2:9100\n" MEMBER_N(2),
+		  &l);
+	if (l.rc != 0)
+		fail_msg("refused: %s", l.err);
+	assert_int_equal(l.cfg.members[0].metrics_ip, 0x7f000001);
+	assert_int_equal(l.cfg.members[0].metrics_port, 9100);
+	assert_int_equal(l.cfg.members[1].metrics_ip, 0x0a000002);
+	assert_int_equal(l.cfg.members[1].metrics_port, 9100);
+	assert_int_equal(l.cfg.members[2].metrics_port, 0);
 }
 
 static void test_parsers(void **state)
@@ -503,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_duplicates_name_both),
 		cmocka_unit_test(test_distinct_addresses_load),
+		cmocka_unit_test(test_metrics_address),
 		cmocka_unit_test(test_parsers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

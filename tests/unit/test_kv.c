@@ -1071,11 +1071,24 @@ static void test_create_args(void **state)
 		assert_non_null(sm);
 		ops->destroy(sm);
 	}
-	/* The default holds 4096 keys, and no more. */
+	/* The default holds BPX_KV_CAPACITY_DEFAULT keys, and no more
+	 * (docs/config.md states the number). */
+	assert_int_equal(BPX_KV_CAPACITY_DEFAULT, 200000);
 	void *sm = create(NULL);
-	fill(sm, 4096);
+	fill(sm, BPX_KV_CAPACITY_DEFAULT);
 	expect_reply(run(sm, BPX_KV_PUT, "more", "", NULL), BPX_KV_FULL, NULL);
 	ops->destroy(sm);
+
+	/* bpx_kv_capacity reads args as create() does ("" as none). */
+	uint32_t cap = 0;
+	assert_int_equal(bpx_kv_capacity(NULL, &cap), 0);
+	assert_int_equal(cap, BPX_KV_CAPACITY_DEFAULT);
+	assert_int_equal(bpx_kv_capacity("", &cap), 0);
+	assert_int_equal(cap, BPX_KV_CAPACITY_DEFAULT);
+	assert_int_equal(bpx_kv_capacity("capacity=64", &cap), 0);
+	assert_int_equal(cap, 64);
+	assert_int_equal(bpx_kv_capacity("capacity=0", &cap), -BPX_EINVAL);
+	assert_int_equal(bpx_kv_capacity("size=5", &cap), -BPX_EINVAL);
 
 	static const char *const bad[] = {
 		"",
