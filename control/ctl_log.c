@@ -19,20 +19,23 @@ static const char *const type_names[CTL_LOG_TYPES] = {
 static int logtype(enum ctl_log_type t)
 {
 	switch (t) {
-	case CTL_LOG_PAXOS: return ctl_logtype_paxos;
-	case CTL_LOG_CTL: return ctl_logtype_ctl;
-	default: return ctl_logtype_dp;
+	case CTL_LOG_PAXOS:
+		return ctl_logtype_paxos;
+	case CTL_LOG_CTL:
+		return ctl_logtype_ctl;
+	default:
+		return ctl_logtype_dp;
 	}
 }
 
 /* The names of --log-level (rte_log.h: RTE_LOG_ERR is 4). */
 static const char *level_name(uint32_t level)
 {
-	static const char *const names[] = { "emerg", "emerg", "alert", "crit",
-					     "error", "warning", "notice", "info",
-					     "debug" };
-	return level < sizeof(names) / sizeof(names[0]) ? names[level]
-							: "debug";
+	static const char *const names[] = { "emerg",  "emerg", "alert",
+					     "crit",   "error", "warning",
+					     "notice", "info",	"debug" };
+	return level < sizeof(names) / sizeof(names[0]) ? names[level] :
+							  "debug";
 }
 
 static uint64_t clock_ns(clockid_t id)
@@ -47,8 +50,8 @@ bool ctl_log_enabled(enum ctl_log_type t, uint32_t level)
 	return rte_log_can_log((uint32_t)logtype(t), level);
 }
 
-void ctl_log_format(char *line, size_t cap, enum ctl_log_type t,
-		    uint32_t level, int replica, const char *event,
+void ctl_log_format(char *line, size_t cap, enum ctl_log_type t, uint32_t level,
+		    int replica, const char *event,
 		    const struct bpx_log_field *f, size_t n)
 {
 	struct bpx_log_head h = {
@@ -79,7 +82,8 @@ void ctl_log_event(enum ctl_log_type t, uint32_t level, int replica,
 
 void ctl_log_ballot(uint64_t ballot, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%llu.%u", (unsigned long long)px_ballot_round(ballot),
+	snprintf(buf, cap, "%llu.%u",
+		 (unsigned long long)px_ballot_round(ballot),
 		 (unsigned)px_ballot_owner(ballot));
 }
 

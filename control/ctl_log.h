@@ -24,7 +24,12 @@
 
 #include "logfmt.h"
 
-enum ctl_log_type { CTL_LOG_PAXOS, CTL_LOG_CTL, CTL_LOG_DP, CTL_LOG_TYPES };
+enum ctl_log_type {
+	CTL_LOG_PAXOS,
+	CTL_LOG_CTL,
+	CTL_LOG_DP,
+	CTL_LOG_TYPES
+};
 
 /* The longest line: longer ones lose their last fields (logfmt.h). */
 #define CTL_LOG_LINE_BYTES 512u
@@ -35,8 +40,8 @@ bool ctl_log_enabled(enum ctl_log_type t, uint32_t level);
 
 /* The line of one event, the clocks read now (no newline). replica < 0:
  * none. */
-void ctl_log_format(char *line, size_t cap, enum ctl_log_type t,
-		    uint32_t level, int replica, const char *event,
+void ctl_log_format(char *line, size_t cap, enum ctl_log_type t, uint32_t level,
+		    int replica, const char *event,
 		    const struct bpx_log_field *f, size_t n);
 
 /* Writes a formatted line through rte_log (stderr, and syslog, as the EAL

@@ -30,9 +30,9 @@ void bpx_logfmt_key_from_enum(const char *prefix, const char *name, char *out,
 		name += plen;
 	size_t i = 0;
 	for (; name[i] != '\0' && i + 1 < cap; i++)
-		out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z'
-					? name[i] - 'A' + 'a'
-					: name[i]);
+		out[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
+					name[i] - 'A' + 'a' :
+					name[i]);
 	out[i] = '\0';
 }
 
@@ -110,9 +110,9 @@ static size_t put_field(char *buf, size_t len, size_t cap,
 	len += (size_t)n;
 	if (f->kind == BPX_LOG_STR)
 		return bpx_logfmt_value(buf, len, cap, f->s);
-	n = f->kind == BPX_LOG_U64
-		    ? snprintf(buf + len, cap - len, "%" PRIu64, f->u)
-		    : snprintf(buf + len, cap - len, "%" PRId64, f->i);
+	n = f->kind == BPX_LOG_U64 ?
+		    snprintf(buf + len, cap - len, "%" PRIu64, f->u) :
+		    snprintf(buf + len, cap - len, "%" PRId64, f->i);
 	return n < 0 || len + (size_t)n >= cap ? cap : len + (size_t)n;
 }
 
@@ -128,9 +128,11 @@ static size_t put_head(char *buf, size_t cap, const struct bpx_log_head *h)
 	char replica[24] = "";
 	if (h->replica >= 0)
 		snprintf(replica, sizeof(replica), " replica=%d", h->replica);
-	int n = snprintf(buf, cap, "ts=%s.%06" PRIu64 "Z level=%s type=%s%s "
-			 "event=%s", when, (h->wall_ns / 1000u) % 1000000u,
-			 h->level, h->type, replica, h->event);
+	int n = snprintf(buf, cap,
+			 "ts=%s.%06" PRIu64 "Z level=%s type=%s%s "
+			 "event=%s",
+			 when, (h->wall_ns / 1000u) % 1000000u, h->level,
+			 h->type, replica, h->event);
 	/* The head is the program's own short words: it always fits. */
 	assert(n > 0 && (size_t)n + TAIL_BYTES < cap);
 	return (size_t)n;
@@ -154,7 +156,8 @@ size_t bpx_logfmt(char *buf, size_t cap, const struct bpx_log_head *h,
 	}
 	int t = snprintf(buf + len, cap - len, "%s mono=%" PRIu64 ".%06" PRIu64,
 			 truncated ? " truncated=true" : "",
-			 h->mono_ns / 1000000000u, (h->mono_ns / 1000u) % 1000000u);
+			 h->mono_ns / 1000000000u,
+			 (h->mono_ns / 1000u) % 1000000u);
 	assert(t > 0 && len + (size_t)t < cap);
 	return len + (size_t)t;
 }

@@ -22,7 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum bpx_log_kind { BPX_LOG_STR, BPX_LOG_U64, BPX_LOG_I64 };
+enum bpx_log_kind {
+	BPX_LOG_STR,
+	BPX_LOG_U64,
+	BPX_LOG_I64
+};
 
 struct bpx_log_field {
 	const char *key;
@@ -32,11 +36,11 @@ struct bpx_log_field {
 	int64_t i;
 };
 
-#define BPX_LF_STR(k, v) \
+#define BPX_LF_STR(k, v)                                                       \
 	((struct bpx_log_field){ .key = (k), .kind = BPX_LOG_STR, .s = (v) })
-#define BPX_LF_U64(k, v) \
+#define BPX_LF_U64(k, v)                                                       \
 	((struct bpx_log_field){ .key = (k), .kind = BPX_LOG_U64, .u = (v) })
-#define BPX_LF_I64(k, v) \
+#define BPX_LF_I64(k, v)                                                       \
 	((struct bpx_log_field){ .key = (k), .kind = BPX_LOG_I64, .i = (v) })
 
 /* The fields of one event as the two arguments bpx_logfmt takes:

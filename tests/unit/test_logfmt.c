@@ -16,8 +16,12 @@
 #define MONO_NS (123ull * 1000000000ull + 456789123ull)
 
 static const struct bpx_log_head head = {
-	.wall_ns = WALL_NS, .mono_ns = MONO_NS, .level = "info",
-	.type = "bypax.ctl", .replica = 1, .event = "leader_change",
+	.wall_ns = WALL_NS,
+	.mono_ns = MONO_NS,
+	.level = "info",
+	.type = "bypax.ctl",
+	.replica = 1,
+	.event = "leader_change",
 };
 
 static void head_fields_and_mono_in_order(void **state)
@@ -53,8 +57,10 @@ static void values_quoted_only_when_needed(void **state)
 	char line[512];
 	struct bpx_log_field f[] = {
 		BPX_LF_STR("reason", "not committing for 500 ms"),
-		BPX_LF_STR("empty", ""), BPX_LF_STR("null", NULL),
-		BPX_LF_STR("eq", "a=b"), BPX_LF_STR("addr", "10.0.0.1:5000"),
+		BPX_LF_STR("empty", ""),
+		BPX_LF_STR("null", NULL),
+		BPX_LF_STR("eq", "a=b"),
+		BPX_LF_STR("addr", "10.0.0.1:5000"),
 		BPX_LF_STR("set", "0,1,2"),
 	};
 	bpx_logfmt(line, sizeof(line), &head, f, 6);
@@ -67,10 +73,12 @@ static void quotes_backslashes_and_controls_escaped(void **state)
 {
 	(void)state;
 	char line[256];
-	struct bpx_log_field f[] = { BPX_LF_STR("text", "say \"hi\"\\\n\t\x01") };
+	struct bpx_log_field f[] = { BPX_LF_STR("text",
+						"say \"hi\"\\\n\t\x01") };
 	bpx_logfmt(line, sizeof(line), &head, f, 1);
-	assert_non_null(strstr(line, " text=\"say \\\"hi\\\"\\\\\\n\\t\\u0001\" "
-				     "mono=123.456789"));
+	assert_non_null(strstr(line,
+			       " text=\"say \\\"hi\\\"\\\\\\n\\t\\u0001\" "
+			       "mono=123.456789"));
 	assert_null(strchr(line, '\n'));
 }
 
@@ -88,7 +96,8 @@ static void truncation_keeps_the_tail(void **state)
 				     BPX_LF_U64("after", 8) };
 	size_t n = bpx_logfmt(line, sizeof(line), &head, f, 3);
 	assert_true(n < sizeof(line));
-	assert_non_null(strstr(line, " first=7 truncated=true mono=123.456789"));
+	assert_non_null(
+		strstr(line, " first=7 truncated=true mono=123.456789"));
 	assert_null(strstr(line, "big="));
 	assert_null(strstr(line, "after="));
 }
