@@ -212,6 +212,16 @@ static void test_largest_frames(void **state)
 	assert_int_equal(BPX_AUTH_BATCH_BYTES_MAX, 1376);
 }
 
+/* The drop as docs/wire.md numbers it (telemetry drop_18) and names it. */
+static void test_drop_reason(void **state)
+{
+	(void)state;
+	assert_int_equal(BPX_WIRE_BAD_MAC, 18);
+	assert_string_equal(bpx_wire_drop_name(BPX_WIRE_BAD_MAC), "bad MAC");
+	assert_int_equal(BPX_AUTH_TAG_BYTES, 16);
+	assert_int_equal(BPX_AUTH_KEY_BYTES, 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +231,7 @@ int main(void)
 		cmocka_unit_test(test_no_key_interoperates),
 		cmocka_unit_test(test_receive_rule),
 		cmocka_unit_test(test_largest_frames),
+		cmocka_unit_test(test_drop_reason),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
