@@ -8,6 +8,9 @@
 #    clients (which hold no key) and counts no bad MAC;
 #  - the largest command the keyed budget allows (batch_bytes 1376 - 18)
 #    commits, and one byte more is refused TOO_BIG;
+#  - datagrams forged with tags made by another implementation (Python's
+#    hashlib) verify on both planes, wrong tags are bad MAC, another
+#    cluster's heartbeats stay "another cluster";
 #  - member 2 restarted with another key is cut off: members 0 and 1 drop
 #    its frames and heartbeats as bad MAC (bypaxctl status, a log line),
 #    and go on committing;
@@ -53,9 +56,11 @@ bad_mac_of()
 	CTL_TIMEOUT=2 ctl --id "$1" --json status 2>/dev/null |
 		sed -n "s/.*\"bad_mac\":{[^}]*\"$2\":\([0-9]*\).*/\1/p"
 }
+base_data=0
+base_control=0
 member2_cut_off()
 {
-	[[ $(bad_mac_of 0 data) -gt 0 && $(bad_mac_of 0 control) -gt 0 &&
+	[[ $(bad_mac_of 0 data) -gt $base_data && $(bad_mac_of 0 control) -gt $base_control &&
 		$(bad_mac_of 1 data) -gt 0 && $(bad_mac_of 1 control) -gt 0 ]]
 }
 caught_up() { [[ $(applied_of 2) -ge $1 ]] && [[ $(role_of 2) != recovering ]]; }
@@ -100,6 +105,68 @@ done
 ctl --id 0 status | grep -q "^dropped as bad MAC (cluster key): 0 data frames, 0 control heartbeats$" ||
 	fail "bypaxctl status has no bad MAC line: $(ctl --id 0 status)"
 step "ok: no bad MAC on any member; bypaxctl status says so"
+
+# ---- tags made by another implementation (Python's hashlib) ----
+# forge KIND COUNT: sends COUNT datagrams of one KIND to member 0 from a
+# port of no member: "hb-good"/"hb-bad" heartbeats of this cluster with a
+# right/wrong tag, "hb-other" another cluster's untagged heartbeats,
+# "data-good"/"data-bad" data-plane COMMITs with a right/wrong tag
+# (docs/wire.md, "Authentication": BLAKE2b, 32-byte key, 16-byte tag over
+# the whole UDP payload before it).
+C0=$(sed -n '/^\[member0\]/,/^control/s/^control = //p' "$CONF")
+IP0=$(sed -n '/^\[member0\]/,/^ip/s/^ip = //p' "$CONF")
+forge()
+{
+	python3 - "$1" "$2" "$DIR/cluster.key" "$CLUSTER_ID" "${C0#127.0.0.1:}" "$IP0" <<'PY'
+import hashlib, socket, struct, sys, time
+kind, count, keyfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cluster, cport, ip0 = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+key = open(keyfile, "rb").read()
+def tag(msg, good):
+    k = key if good else bytes([key[0] ^ 1]) + key[1:]
+    return hashlib.blake2b(msg, key=k, digest_size=16).digest()
+if kind.startswith("hb-"):
+    c = cluster + 1 if kind == "hb-other" else cluster
+    # control/ctl_wire.h, from member 1: seq far ahead, like a live one
+    msg = struct.pack(">HBBIBBBBIQQQQQ", 0x4248, 1, 1, c, 0xff, 0, 0, 0xff,
+                      3, 1 << 40, 0, 0, 0, 2**64 - 1)
+    dst = ("127.0.0.1", cport)
+else:
+    # docs/wire.md: a COMMIT from member 1 to 0: ballot, commit, seq, cv
+    msg = struct.pack(">HBBIBBBBBBH", 0x4258, 2, 8, cluster, 1, 0, 0, 0, 0,
+                      0, 0) + struct.pack(">QQQQQ", 1 << 24 | 1, 0, 1, 0, 0)
+    dst = (ip0, 9000)
+if kind != "hb-other":
+    msg += tag(msg, kind.endswith("-good"))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(count):
+    s.sendto(msg, dst)
+    time.sleep(0.002)
+PY
+}
+control_bad_mac_is() { [[ $(bad_mac_of 0 control) == "$1" ]]; }
+data_bad_mac_is() { [[ $(bad_mac_of 0 data) == "$1" ]]; }
+wrong_control_is()
+{
+	[[ $(CTL_TIMEOUT=2 ctl --id 0 --json status 2>/dev/null |
+		sed -n 's/.*"wrong_cluster":{[^}]*"control":\([0-9]*\).*/\1/p') == "$1" ]]
+}
+forge hb-good 30 || fail "could not send heartbeats"
+forge data-good 30 || fail "could not send frames"
+sleep 0.5
+control_bad_mac_is 0 && data_bad_mac_is 0 ||
+	fail "tags made by hashlib do not verify: bad MAC $(bad_mac_of 0 data)/$(bad_mac_of 0 control)"
+forge hb-bad 30
+wait_for "30 control bad MACs" 5 control_bad_mac_is 30 || fail "control bad MAC: $(bad_mac_of 0 control)"
+forge data-bad 30
+wait_for "30 data bad MACs" 5 data_bad_mac_is 30 || fail "data bad MAC: $(bad_mac_of 0 data)"
+forge hb-other 30
+wait_for "30 heartbeats of another cluster" 5 wrong_control_is 30 ||
+	fail "another cluster's heartbeats not counted as that"
+control_bad_mac_is 30 || fail "another cluster's heartbeats counted as bad MAC: $(bad_mac_of 0 control)"
+step "ok: hashlib's tags verify on both planes; 30 wrong tags each are bad MAC; another cluster's heartbeats are that"
+base_data=$(bad_mac_of 0 data)
+base_control=$(bad_mac_of 0 control)
 
 # ---- member 2 with another key: cut off, counted, logged ----
 make_key "$DIR/other.key"
