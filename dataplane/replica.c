@@ -189,6 +189,7 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		rte_pktmbuf_free(mb);
 		return;
 	}
+	DP_ASSERT((size_t)n == body);
 	/* The tag goes in the mbuf's tail, right after the message. */
 	if (tag > 0)
 		bpx_auth_sign(&r->cfg->key, p + BPX_FRAME_HEADER_BYTES,
@@ -234,6 +235,7 @@ static bool append_tag(struct dp_replica *r, struct rte_mbuf *head,
 		rte_pktmbuf_free(t);
 		return false;
 	}
+	DP_ASSERT(msg_head_len + m->value_len == bpx_wire_msg_size(m));
 	bpx_auth_sign2(&r->cfg->key, msg_head, msg_head_len, m->value,
 		       m->value_len, p);
 	return true;
