@@ -5,7 +5,8 @@
 #  - the key is made with the commands docs/config.md shows, as written
 #    (the doc's path replaced by the test's);
 #  - with key_file set the cluster elects, commits writes from kernel
-#    clients (which hold no key) and counts no bad MAC;
+#    clients (which hold no key, and do not read the key file) and
+#    counts no bad MAC;
 #  - the largest command the keyed budget allows (batch_bytes 1376 - 18)
 #    commits, and one byte more is refused TOO_BIG;
 #  - datagrams forged with tags made by another implementation (Python's
@@ -105,6 +106,14 @@ done
 ctl --id 0 status | grep -q "^dropped as bad MAC (cluster key): 0 data frames, 0 control heartbeats$" ||
 	fail "bypaxctl status has no bad MAC line: $(ctl --id 0 status)"
 step "ok: no bad MAC on any member; bypaxctl status says so"
+# Clients read the config, never the key: one whose key_file it cannot
+# read (here: a path that does not exist) still works.
+sed "s#^key_file = .*#key_file = $DIR/no-such.key#" "$CONF" >"$DIR/client.conf"
+"$BUILD/client/bypax-cli" --config "$DIR/client.conf" put nokey yes ||
+	fail "a client that cannot read the key file failed"
+"$BUILD/client/bypaxctl" --config "$DIR/client.conf" --id 0 status >/dev/null ||
+	fail "bypaxctl that cannot read the key file failed"
+step "ok: bypax-cli and bypaxctl work without reading the key"
 
 # ---- tags made by another implementation (Python's hashlib) ----
 # forge KIND COUNT: sends COUNT datagrams of one KIND to member 0 from a
