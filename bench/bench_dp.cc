@@ -1,7 +1,8 @@
 // bypax dataplane micro-benchmarks (Google Benchmark 1.7), beside
 // bench_main.cc's consensus ones: the wire codec per message (encode and
 // decode of each message type the fast path carries, and the Ethernet/IPv4/
-// UDP frame around it), and the rte_ring hand-off between the control
+// UDP frame around it), the cluster key's tag per message (sign and verify,
+// docs/wire.md "Authentication"), and the rte_ring hand-off between the control
 // thread and a worker lcore (struct ctl_cmd one way, struct
 // ctl_worker_status the other), in one thread and across two.
 //
@@ -21,6 +22,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "bypax/auth.h"
 #include "bypax/consensus.h"
 #include "bypax/kv.h"
 #include "bypax/wire.h"
@@ -128,6 +130,73 @@ sample make_sample(enum px_msg_type type)
 	s.m.value = s.value.empty() ? nullptr : s.value.data();
 	s.m.value_len = static_cast<uint32_t>(s.value.size());
 	return s;
+}
+
+// ---- Cluster key: a tag per member message (docs/wire.md) ----
+
+enum auth_size { AUTH_ACCEPTED, AUTH_PROMISE_FULL };
+
+// An encoded message followed by room for its tag: an ACCEPTED (72 bytes,
+// the typical follower answer) or a PROMISE with a full keyed batch (1456
+// bytes, the largest member message: 1472 with its tag).
+std::vector<uint8_t> auth_message(enum auth_size size)
+{
+	static uint8_t value[BPX_AUTH_BATCH_BYTES_MAX];
+	sample s = make_sample(PX_MSG_ACCEPTED);
+	if (size == AUTH_PROMISE_FULL) {
+		s.m.type = PX_MSG_PROMISE;
+		s.m.value = value;
+		s.m.value_len = BPX_AUTH_BATCH_BYTES_MAX;
+	}
+	std::vector<uint8_t> buf(BPX_WIRE_PAYLOAD_MAX + BPX_AUTH_TAG_BYTES);
+	int n = bpx_wire_encode(buf.data(), buf.size(), kCluster, &s.m);
+	check(n > 0, "bpx_wire_encode");
+	buf.resize(static_cast<size_t>(n) + BPX_AUTH_TAG_BYTES);
+	return buf;
+}
+
+struct bpx_auth_key bench_key()
+{
+	check(bpx_auth_init() == 0, "bpx_auth_init");
+	struct bpx_auth_key k;
+	k.enabled = true;
+	for (unsigned i = 0; i < BPX_AUTH_KEY_BYTES; i++)
+		k.bytes[i] = static_cast<uint8_t>(i * 13 + 1);
+	return k;
+}
+
+// What a sender adds per member message with a key.
+void BM_AuthSign(benchmark::State &state, enum auth_size size)
+{
+	struct bpx_auth_key k = bench_key();
+	std::vector<uint8_t> buf = auth_message(size);
+	size_t body = buf.size() - BPX_AUTH_TAG_BYTES;
+	for (auto _ : state) {
+		bpx_auth_sign(&k, buf.data(), body, buf.data() + body);
+		benchmark::ClobberMemory();
+	}
+	state.counters["bytes"] = static_cast<double>(buf.size());
+	report_msgs(state, static_cast<uint64_t>(state.iterations()));
+}
+
+// What a receiver adds: the whole receive rule (bpx_auth_check_payload).
+void BM_AuthVerify(benchmark::State &state, enum auth_size size)
+{
+	struct bpx_auth_key k = bench_key();
+	std::vector<uint8_t> buf = auth_message(size);
+	size_t body = buf.size() - BPX_AUTH_TAG_BYTES;
+	bpx_auth_sign(&k, buf.data(), body, buf.data() + body);
+	size_t got = 0;
+	enum bpx_wire_drop d = BPX_WIRE_OK;
+	for (auto _ : state) {
+		d = bpx_auth_check_payload(&k, kCluster, buf.data(), buf.size(),
+					   &got);
+		benchmark::DoNotOptimize(d);
+		benchmark::DoNotOptimize(got);
+	}
+	check(d == BPX_WIRE_OK && got == body, "bpx_auth_check_payload");
+	state.counters["bytes"] = static_cast<double>(buf.size());
+	report_msgs(state, static_cast<uint64_t>(state.iterations()));
 }
 
 void BM_WireEncode(benchmark::State &state, enum px_msg_type type)
@@ -297,6 +366,10 @@ BENCHMARK_CAPTURE(BM_WireDecode, accept_batch32, PX_MSG_ACCEPT);
 BENCHMARK_CAPTURE(BM_WireDecode, accepted, PX_MSG_ACCEPTED);
 BENCHMARK_CAPTURE(BM_WireDecode, commit, PX_MSG_COMMIT);
 BENCHMARK_CAPTURE(BM_WireDecode, reply, PX_MSG_REPLY);
+BENCHMARK_CAPTURE(BM_AuthSign, accepted, AUTH_ACCEPTED);
+BENCHMARK_CAPTURE(BM_AuthVerify, accepted, AUTH_ACCEPTED);
+BENCHMARK_CAPTURE(BM_AuthSign, promise_full, AUTH_PROMISE_FULL);
+BENCHMARK_CAPTURE(BM_AuthVerify, promise_full, AUTH_PROMISE_FULL);
 BENCHMARK(BM_FrameEncode);
 BENCHMARK(BM_FrameDecode);
 BENCHMARK_TEMPLATE(BM_RingSameCore, struct ctl_cmd);

@@ -871,6 +871,17 @@ def table(res):
     if row:
         add(f"micro   wire per message, ns: {', '.join(row)}  {tag} 1 core")
     row = []
+    for n, lab in (("BM_AuthSign/accepted", "sign accepted(88 B)"),
+                   ("BM_AuthVerify/accepted", "verify"),
+                   ("BM_AuthSign/promise_full", "sign full promise(1472 B)"),
+                   ("BM_AuthVerify/promise_full", "verify")):
+        v = mns(n)
+        if v:
+            row.append(f"{lab} {v:.0f}")
+    if row:
+        add(f"micro   cluster key tag per message, ns: {', '.join(row)}  "
+            f"{tag} 1 core")
+    row = []
     for n, lab in (("BM_SessionLookup/hit", "session lookup hit"),
                    ("BM_SessionLookup/miss", "miss"),
                    ("BM_RingSameCore<struct ctl_cmd>", "ring hand-off 1 core"),

@@ -287,6 +287,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	ctl_policy_init(&d->policy, &pc, d->start_ns);
 	ctl_ratelimit_init(&d->foreign_log, CTL_LOG_INTERVAL_NS);
 	ctl_ratelimit_init(&d->admin_log, CTL_LOG_INTERVAL_NS);
+	ctl_ratelimit_init(&d->bad_mac_log, CTL_LOG_INTERVAL_NS);
 	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd),
 				  CTL_RING_SIZE);
 	d->from_worker = make_ring("ctl_out", self,
@@ -366,6 +367,24 @@ static void log_admin_dropped(struct ctl_daemon *d,
 					    "taken in time, or no room")));
 }
 
+static void log_bad_mac(struct ctl_daemon *d,
+			const struct ctl_ratelimit_line *l)
+{
+	uint32_t ip = (uint32_t)(l->key >> 16);
+	char from[32] = "others";
+	if (l->key != CTL_RATELIMIT_OTHERS)
+		ctl_log_addr(ip, (uint16_t)(l->key & 0xffff), from,
+			     sizeof(from));
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "bad_mac",
+		  BPX_LOG_FIELDS(BPX_LF_STR("plane", "control"),
+				 BPX_LF_U64("count", l->count),
+				 BPX_LF_STR("from", from),
+				 BPX_LF_U64("interval_s", CTL_LOG_INTERVAL_NS /
+							 1000000000ull),
+				 BPX_LF_STR("hint", "a member with another "
+					    "key_file, or none?")));
+}
+
 /* On a tick: lines for events held back by sources that went quiet. */
 static void log_due(struct ctl_daemon *d, uint64_t now)
 {
@@ -374,6 +393,8 @@ static void log_due(struct ctl_daemon *d, uint64_t now)
 		log_foreign(d, &l);
 	while (ctl_ratelimit_due(&d->admin_log, now, &l))
 		log_admin_dropped(d, &l);
+	while (ctl_ratelimit_due(&d->bad_mac_log, now, &l))
+		log_bad_mac(d, &l);
 }
 
 /* ---- The policy's effects ---- */
@@ -386,18 +407,28 @@ static bool send_command(struct ctl_daemon *d, uint32_t type, uint32_t arg,
 	return rte_ring_sp_enqueue_elem(d->to_worker, &c, sizeof(c)) == 0;
 }
 
+/* With a cluster key a heartbeat ends with its tag (docs/wire.md,
+ * "Authentication"): CTL_HB_BYTES + BPX_AUTH_TAG_BYTES on the wire. */
+static size_t hb_wire_bytes(const struct ctl_daemon *d)
+{
+	return CTL_HB_BYTES + (d->cfg->key.enabled ? BPX_AUTH_TAG_BYTES : 0);
+}
+
 static void send_heartbeat(struct ctl_daemon *d, const struct ctl_hb_msg *m)
 {
-	uint8_t buf[CTL_HB_BYTES];
+	uint8_t buf[CTL_HB_BYTES + BPX_AUTH_TAG_BYTES];
 	ctl_hb_encode(buf, d->cfg->cluster_id, m);
+	if (d->cfg->key.enabled)
+		bpx_auth_sign(&d->cfg->key, buf, CTL_HB_BYTES,
+			      buf + CTL_HB_BYTES);
 	for (uint8_t i = 0; i < d->cfg->member_count; i++) {
 		if (i == d->self)
 			continue;
 		const struct bpx_member *p = &d->cfg->members[i];
 		struct sockaddr_in a = inet_addr_of(p->control_ip,
 						    p->control_port);
-		sendto(d->hb_fd, buf, sizeof(buf), 0, (struct sockaddr *)&a,
-		       sizeof(a));
+		sendto(d->hb_fd, buf, hb_wire_bytes(d), 0,
+		       (struct sockaddr *)&a, sizeof(a));
 	}
 }
 
@@ -497,6 +528,38 @@ static void note_foreign(struct ctl_daemon *d, const uint8_t *buf, size_t len,
 		log_foreign(d, &l);
 }
 
+static bool foreign_hb(const struct ctl_daemon *d, const uint8_t *buf,
+		       size_t len)
+{
+	uint32_t theirs;
+	return ctl_hb_cluster(buf, len, &theirs) == 0 &&
+	       theirs != d->cfg->cluster_id;
+}
+
+/* With a key, a heartbeat counts only with its tag; returns the length
+ * of the heartbeat before it, or 0 for a counted, logged drop. */
+static size_t hb_verified(struct ctl_daemon *d, const uint8_t *buf, size_t n,
+			  const struct sockaddr_in *src, uint64_t now)
+{
+	if (!d->cfg->key.enabled)
+		return n;
+	if (bpx_auth_verify(&d->cfg->key, buf, n))
+		return n - BPX_AUTH_TAG_BYTES;
+	/* Another cluster's heartbeat, with a tag or without, is dropped
+	 * as that (note_foreign), which says more than "bad MAC". */
+	if (n > BPX_AUTH_TAG_BYTES && foreign_hb(d, buf, n - BPX_AUTH_TAG_BYTES))
+		return n - BPX_AUTH_TAG_BYTES;
+	if (foreign_hb(d, buf, n))
+		return n;
+	d->hb_bad_mac++;
+	uint64_t key = (uint64_t)ntohl(src->sin_addr.s_addr) << 16 |
+		       ntohs(src->sin_port);
+	struct ctl_ratelimit_line l;
+	if (ctl_ratelimit_event(&d->bad_mac_log, key, 0, 1, now, &l))
+		log_bad_mac(d, &l);
+	return 0;
+}
+
 static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 {
 	uint8_t buf[256];
@@ -512,8 +575,11 @@ static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 			d->hb_dropped++;
 			continue;
 		}
-		if (ctl_hb_decode(buf, (size_t)n, d->cfg->cluster_id,
-				  &in.heartbeat) != 0) {
+		size_t len = hb_verified(d, buf, (size_t)n, &src, now);
+		if (len == 0) {
+			d->hb_dropped++;
+		} else if (ctl_hb_decode(buf, len, d->cfg->cluster_id,
+					 &in.heartbeat) != 0) {
 			d->hb_dropped++;
 			note_foreign(d, buf, (size_t)n, &src, now);
 		} else if (!from_member_control(d, in.heartbeat.hb.from, &src) ||
@@ -844,6 +910,10 @@ static void status_text(struct ctl_daemon *d, uint64_t now, struct ctl_admin_rep
 	say(r, "dropped as another cluster's: %" PRIu64 " data frames, %"
 	       PRIu64 " control heartbeats\n", pol->status.wrong_cluster,
 	    d->hb_wrong_cluster);
+	if (d->cfg->key.enabled)
+		say(r, "dropped as bad MAC (cluster key): %" PRIu64 " data "
+		       "frames, %" PRIu64 " control heartbeats\n",
+		    pol->status.bad_mac, d->hb_bad_mac);
 	say(r, "\n%-3s %-21s %-10s %-9s %-10s %-10s %-7s %s\n", "ID",
 	    "ADDRESS", "ROLE", "BALLOT", "COMMIT", "APPLIED", "LAG",
 	    "LIVENESS");
@@ -948,7 +1018,9 @@ static void status_json(struct ctl_daemon *d, uint64_t now, struct ctl_admin_rep
 	    top_commit(d, now));
 	say_voting(r, pol->status.members);
 	say(r, ",\"wrong_cluster\":{\"data\":%" PRIu64 ",\"control\":%" PRIu64
-	       "},\"members\":[", pol->status.wrong_cluster, d->hb_wrong_cluster);
+	       "},\"bad_mac\":{\"data\":%" PRIu64 ",\"control\":%" PRIu64
+	       "},\"members\":[", pol->status.wrong_cluster, d->hb_wrong_cluster,
+	    pol->status.bad_mac, d->hb_bad_mac);
 	uint64_t top = top_commit(d, now);
 	for (uint8_t i = 0; i < d->cfg->member_count; i++)
 		say_member_json(d, i, top, now, r);

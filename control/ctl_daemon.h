@@ -134,6 +134,8 @@ struct ctl_daemon {
 	uint64_t hb_wrong_cluster;   /* of hb_dropped: another cluster's */
 	struct ctl_ratelimit foreign_log; /* per source ip:port */
 	struct ctl_ratelimit admin_log;
+	uint64_t hb_bad_mac;         /* of hb_dropped: no valid key tag */
+	struct ctl_ratelimit bad_mac_log; /* per source ip:port */
 	struct ctl_admin_conn admin[CTL_ADMIN_CONNS];
 	uint64_t admin_dropped;      /* clients out of their budget */
 	/* The worker's send buffer: read only between a CTL_CMD_SNAPSHOT

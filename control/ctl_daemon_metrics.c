@@ -70,6 +70,7 @@ static void fill_page(const struct ctl_daemon *d, uint64_t now,
 	pg->stalls = pol->omega.fd.stalls;
 	pg->hb_dropped = d->hb_dropped;
 	pg->hb_wrong_cluster = d->hb_wrong_cluster;
+	pg->hb_bad_mac = d->hb_bad_mac;
 	pg->admin_dropped = d->admin_dropped;
 	pg->log_lost = d->log_lost;
 	pg->http_requests = d->http.requests;

@@ -34,6 +34,7 @@ struct ctl_worker_status {
 	uint64_t tx_frames;
 	uint64_t drops;
 	uint64_t wrong_cluster;  /* of drops: frames of another cluster */
+	uint64_t bad_mac;        /* of drops: no valid cluster-key tag */
 	/* CTL_CMD_SNAPSHOT saves, answered by a count, so that a status
 	 * the ring had no room for loses no answer: the last one's result
 	 * (0: the buffer holds snapshot_bytes of the state at

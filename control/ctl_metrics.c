@@ -215,8 +215,10 @@ static void render_control(struct writer *w, const struct ctl_metrics_page *p)
 	       "heartbeats dropped, by reason.");
 	put(w, "bypax_heartbeat_drops_total{reason=\"wrong_cluster\"} %" PRIu64
 	    "\n", p->hb_wrong_cluster);
+	put(w, "bypax_heartbeat_drops_total{reason=\"bad_mac\"} %" PRIu64
+	    "\n", p->hb_bad_mac);
 	put(w, "bypax_heartbeat_drops_total{reason=\"other\"} %" PRIu64 "\n",
-	    p->hb_dropped - p->hb_wrong_cluster);
+	    p->hb_dropped - p->hb_wrong_cluster - p->hb_bad_mac);
 	counter(w, "bypax_admin_clients_dropped_total", "Admin socket clients "
 		"dropped: idle past their budget, or no room.", p->admin_dropped);
 	counter(w, "bypax_http_requests_total", "Requests to this HTTP "

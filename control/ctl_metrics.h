@@ -65,6 +65,7 @@ struct ctl_metrics_page {
 	uint8_t leader;                    /* the control plane's; CTL_NONE */
 	uint64_t failovers, step_downs, stalls;
 	uint64_t hb_dropped, hb_wrong_cluster;
+	uint64_t hb_bad_mac;               /* of hb_dropped: no valid key tag */
 	uint64_t admin_dropped, log_lost, http_dropped, http_requests;
 	uint64_t snapshots_streamed, snapshots_abandoned;
 	uint64_t uptime_ns;

@@ -232,6 +232,8 @@ struct daemon {
 	bool ctl_running;
 	struct ctl_ratelimit wrong_cluster_log;
 	uint64_t wrong_cluster_seen; /* drops the log has accounted for */
+	struct ctl_ratelimit bad_mac_log;
+	uint64_t bad_mac_seen;
 	struct bypaxd_restore restore;
 	uint16_t ports;
 	volatile bool worker_done;
@@ -631,6 +633,31 @@ static void report_wrong_cluster(uint64_t now)
 	      BPX_LF_STR("hint", "a client or replica with another config?"));
 }
 
+/* Frames without a valid cluster-key tag, as report_wrong_cluster: at
+ * most one line every CTL_LOG_INTERVAL_NS, with the count and the latest
+ * one's source. */
+static void report_bad_mac(uint64_t now)
+{
+	const struct dp_counters *c = &d.replica->ctr;
+	uint64_t n = c->drops[BPX_WIRE_BAD_MAC];
+	struct ctl_ratelimit_line l;
+	bool due = n > d.bad_mac_seen
+			   ? ctl_ratelimit_event(&d.bad_mac_log, 0, 0,
+						 n - d.bad_mac_seen, now, &l)
+			   : ctl_ratelimit_due(&d.bad_mac_log, now, &l);
+	d.bad_mac_seen = n;
+	if (!due)
+		return;
+	char from[32];
+	ctl_log_addr((uint32_t)(c->bad_mac_src >> 16),
+		     (uint16_t)(c->bad_mac_src & 0xffff), from, sizeof(from));
+	EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "bad_mac",
+	      BPX_LF_STR("plane", "data"), BPX_LF_U64("count", l.count),
+	      BPX_LF_STR("from", from),
+	      BPX_LF_U64("interval_s", CTL_LOG_INTERVAL_NS / 1000000000ull),
+	      BPX_LF_STR("hint", "a member with another key_file, or none?"));
+}
+
 static unsigned first_worker(void)
 {
 	unsigned id;
@@ -676,6 +703,7 @@ static void wait_for_signal(void)
 		check_links();
 		report_wrong_cluster(mono_ns());
 		report_snapshots();
+		report_bad_mac(mono_ns());
 		if (d.ctl_running)
 			ctl_daemon_print_log(&d.ctl);
 		/* A plain read of the worker's role: at worst a tick late. */
@@ -748,10 +776,24 @@ static int start_control(char *err, size_t len)
 	return ctl_daemon_start(&d.ctl, err, len);
 }
 
+/* [cluster] key_file: read here, by bypaxd alone (clients need no key).
+ * A bad file stops the start with its name and the problem. */
+static int load_cluster_key(char *err, size_t len)
+{
+	int rc = bpx_config_load_key(&d.cfg, err, len);
+	if (rc == 0 && d.cfg.key.enabled && bpx_auth_init() != 0) {
+		snprintf(err, len, "%s: [cluster] key_file: cannot initialise "
+			 "libsodium", d.o.config);
+		rc = -BPX_EIO;
+	}
+	return rc;
+}
+
 /* Before the EAL: the configuration, then the claim on this member. */
 static int claim_member(char *err, size_t len)
 {
 	int rc = bpx_config_load(d.o.config, &d.cfg, err, len);
+	rc = rc ? rc : load_cluster_key(err, len);
 	if (rc != 0)
 		return rc;
 	if (d.o.id >= d.cfg.member_count) {
@@ -780,6 +822,7 @@ static int start(char *err, size_t len)
 {
 	dp_clock_init();
 	ctl_ratelimit_init(&d.wrong_cluster_log, CTL_LOG_INTERVAL_NS);
+	ctl_ratelimit_init(&d.bad_mac_log, CTL_LOG_INTERVAL_NS);
 	d.pool = rte_pktmbuf_pool_create("bypax_mbufs", POOL_MBUFS, 256, 0,
 					 RTE_MBUF_DEFAULT_BUF_SIZE,
 					 (int)rte_socket_id());

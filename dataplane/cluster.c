@@ -96,6 +96,21 @@ static void build_config(struct cluster *c)
 	snprintf(cfg->sm_args, sizeof(cfg->sm_args), "%s", o->sm_args);
 }
 
+/* --key-file: the cluster key, and the batch budget that leaves room for
+ * its tag (as [cluster] key_file does in a config file). */
+static int load_key(struct cluster *c, char *err, size_t err_len)
+{
+	if (c->o->key_file == NULL)
+		return 0;
+	int rc = bpx_auth_key_read(c->o->key_file, &c->cfg.key, err, err_len);
+	if (rc == 0 && bpx_auth_init() != 0) {
+		snprintf(err, err_len, "cannot initialise libsodium");
+		rc = -BPX_EIO;
+	}
+	c->cfg.px.batch_bytes_max = BPX_AUTH_BATCH_BYTES_MAX;
+	return rc;
+}
+
 /* Every endpoint can reach every other through its own TX queue. */
 static int mesh_routes(struct cluster *c, struct dp_routes *rt, uint16_t self)
 {
@@ -259,7 +274,8 @@ static int worker_main(void *arg)
 
 /* ---- Malformed input, to prove every kind is a counted drop ---- */
 
-#define GARBAGE_KINDS 17u
+#define GARBAGE_KINDS 18u
+#define GARBAGE_WRONG_KEY 16u
 
 static void put_be16(uint8_t *p, uint16_t v)
 {
@@ -271,6 +287,26 @@ static void fix_ip_checksum(uint8_t *frame)
 {
 	put_be16(frame + 24, 0);
 	put_be16(frame + 24, bpx_inet_checksum(frame + 14, 20, 0));
+}
+
+/* A COMMIT that is right in every way but its tag: from a member's own
+ * address, signed with a key one bit off the cluster's (or, in a cluster
+ * without a key, carrying a tag it must not). Counted as bad MAC with a
+ * key, as a bad length without. */
+static uint16_t wrong_key_frame(struct cluster *c, uint8_t to, uint8_t *f)
+{
+	uint8_t from = (uint8_t)((to + 1) % c->o->replicas);
+	struct px_msg m = { .type = PX_MSG_COMMIT, .from = from, .to = to,
+			    .ballot = px_ballot_make(1, from) };
+	uint8_t *b = f + BPX_FRAME_HEADER_BYTES;
+	int n = bpx_wire_encode(b, BPX_WIRE_PAYLOAD_MAX, c->cfg.cluster_id, &m);
+	struct bpx_auth_key wrong = c->cfg.key;
+	wrong.bytes[0] ^= 1;
+	bpx_auth_sign(&wrong, b, (size_t)n, b + n);
+	n += BPX_AUTH_TAG_BYTES;
+	bpx_frame_write_headers(f, &c->cfg.members[from].data,
+				&c->cfg.members[to].data, (uint16_t)n, 0);
+	return (uint16_t)(BPX_FRAME_HEADER_BYTES + n);
 }
 
 /* A frame that is wrong in one way (kind), aimed at replica `to`. The base
@@ -310,6 +346,7 @@ static uint16_t build_garbage(struct cluster *c, uint32_t kind, uint8_t to,
 			f[i] = (uint8_t)(*prng >> 56);
 		}
 		break;
+	case GARBAGE_WRONG_KEY: return wrong_key_frame(c, to, f);
 	default: put_be16(f + 12, BPX_ETHERTYPE_ARP); len = 20; break;
 	}
 	return len;
@@ -327,7 +364,7 @@ static void inject_garbage(struct cluster *c, uint64_t *prng)
 	struct rte_mbuf *mb = rte_pktmbuf_alloc(c->pool);
 	if (mb == NULL)
 		return;
-	uint8_t frame[BPX_FRAME_MAX];
+	uint8_t frame[BPX_FRAME_MAX + BPX_AUTH_TAG_BYTES];
 	uint16_t len = build_garbage(c, kind, to, prng, frame);
 	memcpy(rte_pktmbuf_append(mb, len), frame, len);
 	if (rte_eth_tx_burst(c->garbage_port, to, &mb, 1) != 1)
@@ -461,6 +498,7 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 		rep->shared_sends += r->ctr.shared_sends;
 		for (unsigned d = 1; d < BPX_WIRE_DROP_COUNT; d++)
 			rep->drops_total += r->ctr.drops[d];
+		rep->bad_mac += r->ctr.drops[BPX_WIRE_BAD_MAC];
 		rep->drops_total += r->ctr.multi_segment + r->ctr.px_rejected;
 		if (px_applied_index(r->px) != rep->applied ||
 		    px_state_digest(r->px) != digest)
@@ -538,12 +576,13 @@ int cluster_run(const struct cluster_opts *o, struct cluster_report *rep)
 	dp_clock_init();
 	c.stall_cycles_min = rte_get_tsc_hz() / (1000000000ull / STALL_NS);
 	build_config(&c);
+	int rc = load_key(&c, err, sizeof(err));
 	endpoint_address(200, false, &c.garbage_ep);
 	c.pool = rte_pktmbuf_pool_create("bypax_mbufs", MESH_POOL_MBUFS, 256,
 					 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					 (int)rte_socket_id());
-	int rc = c.pool ? 0 : -BPX_ENOMEM;
-	if (rc)
+	rc = rc ? rc : c.pool ? 0 : -BPX_ENOMEM;
+	if (rc == -BPX_ENOMEM)
 		snprintf(err, sizeof(err), "mbuf pool: %s (raise EAL -m)",
 			 rte_strerror(rte_errno));
 	uint16_t endpoints = (uint16_t)(o->replicas + o->loadgens + 1);

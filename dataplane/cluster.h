@@ -33,6 +33,7 @@ struct cluster_opts {
 	const char *json_path;
 	const char *sm;
 	const char *sm_args;
+	const char *key_file;   /* the cluster key; NULL: none */
 };
 
 struct cluster_report {
@@ -56,6 +57,7 @@ struct cluster_report {
 	uint64_t latency_samples; /* requests in the latency percentiles */
 	uint64_t drops_total;
 	uint64_t garbage_sent;
+	uint64_t bad_mac;         /* of drops_total: no valid cluster-key tag */
 	uint64_t shared_sends;    /* frames whose value was not copied */
 	uint64_t applied;
 	bool states_identical;

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"  --garbage N         inject N malformed frames of each kind per replica\n"
 		"  --sm NAME           state machine: kv or ./path.so (default kv)\n"
 		"  --sm-args ARGS      its create() arguments\n"
+		"  --key-file PATH     sign and verify with this cluster key\n"
+		"                      (docs/config.md, key_file)\n"
 		"  --json FILE         write the report as JSON\n"
 		"  --quiet             no progress lines\n"
 		"  --help              this text; --help-eal: the EAL's options\n"
@@ -70,7 +72,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
 		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
 		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
-		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "key-file", 1, 0, 'K' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
 				    .requests = 100000, .value_bytes = 16,
@@ -100,6 +102,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 's': o->sm = optarg; break;
 		case 'a': o->sm_args = optarg; break;
 		case 'j': o->json_path = optarg; break;
+		case 'K': o->key_file = optarg; break;
 		case 'q': o->progress = false; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -161,6 +164,9 @@ static void print_report(const struct cluster_opts *o,
 		printf("  bad input       %" PRIu64 " malformed frames sent, "
 		       "%" PRIu64 " counted as drops\n",
 		       r->garbage_sent, r->drops_total);
+	if (o->key_file != NULL)
+		printf("  cluster key     %" PRIu64 " frames dropped as bad MAC\n",
+		       r->bad_mac);
 	if (r->errors > 0)
 		printf("  errors          %" PRIu64 " requests failed\n",
 		       r->errors);
@@ -211,6 +217,9 @@ static bool report_ok(const struct cluster_opts *o,
 	if (o->requests > 0 && r->completed < o->requests)
 		ok = false;
 	if (o->garbage > 0 && r->drops_total < r->garbage_sent)
+		ok = false;
+	/* With a key, at least the frames signed with a wrong key. */
+	if (o->key_file != NULL && r->bad_mac < (uint64_t)o->garbage * o->replicas)
 		ok = false;
 	return ok && !cluster_force_quit;
 }

@@ -336,6 +336,33 @@ static int read_initial_members(struct reader *rd, struct bpx_config *cfg)
 	return 0;
 }
 
+/* [cluster] key_file (docs/config.md, "Authentication"): only its path
+ * here, the key is read by bypaxd alone (bpx_config_load_key). With a key
+ * every member message ends with a 16-byte tag, so the batch budget
+ * shrinks by as much: a PROMISE with a full batch still fits a 1500-byte
+ * IP MTU. The documented value limit (PX_VALUE_BYTES_MAX) stays. */
+static int read_cluster_key(struct reader *rd, struct bpx_config *cfg)
+{
+	const char *s = "cluster";
+	const char *v = rte_cfgfile_get_entry(rd->file, s, "key_file");
+	if (v == NULL)
+		return 0;
+	if (*v == '\0' || strlen(v) >= sizeof(cfg->key_file))
+		return fail(rd, s, "key_file", v, "expected the path of a "
+			    "32-byte key file, at most %zu characters",
+			    sizeof(cfg->key_file) - 1);
+	snprintf(cfg->key_file, sizeof(cfg->key_file), "%s", v);
+	const char *b = rte_cfgfile_get_entry(rd->file, s, "batch_bytes");
+	if (b == NULL)
+		cfg->px.batch_bytes_max = BPX_AUTH_BATCH_BYTES_MAX;
+	else if (cfg->px.batch_bytes_max > BPX_AUTH_BATCH_BYTES_MAX)
+		return fail(rd, s, "batch_bytes", b, "at most %u with a "
+			    "key_file (each message then carries a %u-byte "
+			    "tag)", BPX_AUTH_BATCH_BYTES_MAX,
+			    BPX_AUTH_TAG_BYTES);
+	return 0;
+}
+
 int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 		    size_t err_len)
 {
@@ -364,6 +391,7 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	rc = rc ? rc : read_control(&rd, cfg);
 	rc = rc ? rc : read_members(&rd, cfg);
 	rc = rc ? rc : read_initial_members(&rd, cfg);
+	rc = rc ? rc : read_cluster_key(&rd, cfg);
 	rte_cfgfile_close(rd.file);
 	return rc;
 }

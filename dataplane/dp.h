@@ -114,6 +114,8 @@ struct dp_counters {
 	 * and the cluster id it claimed. */
 	uint64_t wrong_cluster_src;
 	uint64_t wrong_cluster_id;
+	/* The latest frame dropped as bad MAC: ip << 16 | port. */
+	uint64_t bad_mac_src;
 	uint64_t px_rejected;      /* px_step refused (counted by reason in px) */
 	uint64_t busy_cycles;
 	uint64_t idle_cycles;

@@ -160,6 +160,15 @@ static const struct bpx_endpoint *client_addr(struct dp_replica *r,
 
 /* ---- Transmit ---- */
 
+/* Bytes of tag m carries: with a cluster key, every message to a member
+ * (docs/wire.md, "Authentication"); never a REPLY, clients hold no key. */
+static size_t tag_bytes(const struct dp_replica *r, const struct px_msg *m)
+{
+	return r->cfg->key.enabled && bpx_auth_type_signed(m->type)
+		       ? BPX_AUTH_TAG_BYTES
+		       : 0;
+}
+
 static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		       const struct px_msg *m)
 {
@@ -168,10 +177,11 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		r->ctr.mbuf_exhausted++;
 		return;
 	}
-	size_t len = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(m);
+	size_t body = bpx_wire_msg_size(m);
+	size_t tag = tag_bytes(r, m);
+	size_t len = BPX_FRAME_HEADER_BYTES + body + tag;
 	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)len);
-	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES,
-				    len - BPX_FRAME_HEADER_BYTES,
+	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES, body,
 				    r->cfg->cluster_id, m)
 		  : -BPX_ETOOBIG;
 	if (unlikely(n < 0)) {
@@ -179,7 +189,13 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		rte_pktmbuf_free(mb);
 		return;
 	}
-	bpx_frame_write_headers(p, &r->self, dst, (uint16_t)n, r->ip_id++);
+	DP_ASSERT((size_t)n == body);
+	/* The tag goes in the mbuf's tail, right after the message. */
+	if (tag > 0)
+		bpx_auth_sign(&r->cfg->key, p + BPX_FRAME_HEADER_BYTES,
+			      (size_t)n, p + BPX_FRAME_HEADER_BYTES + n);
+	bpx_frame_write_headers(p, &r->self, dst, (uint16_t)(n + (int)tag),
+				r->ip_id++);
 	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), mb);
 }
 
@@ -206,6 +222,25 @@ static struct rte_mbuf *value_mbuf(struct dp_replica *r, const struct px_msg *m)
 	return v;
 }
 
+/* With a key, the tag of one follower's frame (its header differs: `to`)
+ * goes in a third segment of its own, after the shared value. */
+static bool append_tag(struct dp_replica *r, struct rte_mbuf *head,
+		       const uint8_t *msg_head, size_t msg_head_len,
+		       const struct px_msg *m)
+{
+	struct rte_mbuf *t = rte_pktmbuf_alloc(r->pool);
+	uint8_t *p = t ? (uint8_t *)rte_pktmbuf_append(t, BPX_AUTH_TAG_BYTES)
+		       : NULL;
+	if (p == NULL || rte_pktmbuf_chain(head, t) != 0) {
+		rte_pktmbuf_free(t);
+		return false;
+	}
+	DP_ASSERT(msg_head_len + m->value_len == bpx_wire_msg_size(m));
+	bpx_auth_sign2(&r->cfg->key, msg_head, msg_head_len, m->value,
+		       m->value_len, p);
+	return true;
+}
+
 /* Returns false (nothing sent, nothing leaked) when it could not: the
  * caller falls back to send_frame. */
 static bool send_shared(struct dp_replica *r, const struct px_msg *m,
@@ -226,8 +261,15 @@ static bool send_shared(struct dp_replica *r, const struct px_msg *m,
 		rte_pktmbuf_free(tail);
 		return false;
 	}
+	size_t tag = tag_bytes(r, m);
+	if (tag > 0 && !append_tag(r, head, p + BPX_FRAME_HEADER_BYTES,
+				   (size_t)n, m)) {
+		rte_pktmbuf_free(head); /* and the clone chained to it */
+		return false;
+	}
 	bpx_frame_write_headers(p, &r->self, dst,
-				(uint16_t)(n + (int)m->value_len), r->ip_id++);
+				(uint16_t)(n + (int)m->value_len + (int)tag),
+				r->ip_id++);
 	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), head);
 	r->ctr.shared_sends++;
 	return true;
@@ -519,9 +561,14 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	enum bpx_wire_drop d = bpx_frame_parse(data, len, &f);
 	if (d == BPX_WIRE_OK && !addressed_to_us(r, &f))
 		d = BPX_WIRE_NOT_FOR_US;
+	size_t body_len = 0; /* set by bpx_auth_check_payload */
 	if (d == BPX_WIRE_OK)
-		d = bpx_wire_decode(f.payload, f.payload_len,
-				    r->cfg->cluster_id, &m);
+		d = bpx_auth_check_payload(&r->cfg->key, r->cfg->cluster_id,
+					   f.payload, f.payload_len,
+					   &body_len);
+	if (d == BPX_WIRE_OK)
+		d = bpx_wire_decode(f.payload, body_len, r->cfg->cluster_id,
+				    &m);
 	/* The header's `to` names the receiver (docs/wire.md): a message for
 	 * another member that reached this one (a wrong route, a client with
 	 * another member order) is dropped, not acted on for that member. */
@@ -533,6 +580,8 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	} else if (d == BPX_WIRE_OK && !from_member(r, &m, &f)) {
 		d = BPX_WIRE_NOT_MEMBER;
 	}
+	if (d == BPX_WIRE_BAD_MAC)
+		r->ctr.bad_mac_src = (uint64_t)f.src.ip << 16 | f.src.port;
 	if (d == BPX_WIRE_WRONG_CLUSTER) {
 		r->ctr.wrong_cluster_src = (uint64_t)f.src.ip << 16 | f.src.port;
 		r->ctr.wrong_cluster_id =
@@ -664,6 +713,7 @@ static void publish_status(struct dp_replica *r, uint64_t now_ns)
 	for (unsigned i = 1; i < BPX_WIRE_DROP_COUNT; i++)
 		st.drops += r->ctr.drops[i];
 	st.wrong_cluster = r->ctr.drops[BPX_WIRE_WRONG_CLUSTER];
+	st.bad_mac = r->ctr.drops[BPX_WIRE_BAD_MAC];
 	/* A full ring means the control thread is behind: skip this one. */
 	rte_ring_sp_enqueue_elem(r->ctl_out, &st, sizeof(st));
 	r->next_status_ns = now_ns + STATUS_INTERVAL_NS;

@@ -12,6 +12,7 @@ BPX_STEP="starting"
 # Debian 12 packages the build and the tests need.
 BPX_PACKAGES=(
 	dpdk-dev libdpdk-dev libnuma-dev libcmocka-dev libbenchmark-dev
+	libsodium-dev
 	meson ninja-build pkg-config g++ clang gcc
 	prometheus
 )

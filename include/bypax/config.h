@@ -16,6 +16,7 @@
  *   sm = kv                ; or a path to a state machine .so
  *   initial_members = 0,1,2 ; who votes at first (default: every member)
  *   sm_args = capacity=65536
+ *   key_file = /etc/bypax/cluster.key ; optional: authenticate members
  *
  *   [control]
  *   heartbeat_us = 5000    ; failure detector heartbeats
@@ -35,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bypax/auth.h"
 #include "bypax/consensus.h"
 #include "bypax/wire.h"
 
@@ -62,12 +64,23 @@ struct bpx_config {
 	uint64_t fd_heartbeat_ns;
 	uint64_t fd_timeout_min_ns;
 	uint64_t fd_timeout_max_ns;
+	/* [cluster] key_file: empty when none. The key itself is read only
+	 * by bypaxd (bpx_config_load_key): clients need none, and may not
+	 * be allowed to read it. */
+	char key_file[256];
+	struct bpx_auth_key key;
 };
 
 /* Loads and validates path. Returns 0, or -BPX_ENOENT / -BPX_ECONFIG with
  * a message naming the file, section, key and value in err. */
 int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 		    size_t err_len);
+
+/* Reads cfg->key_file into cfg->key (key_file.c). Returns 0 (also when
+ * the config names no key file: cfg->key stays disabled), or the error of
+ * bpx_auth_key_read with err naming the config file, the key file and the
+ * problem. */
+int bpx_config_load_key(struct bpx_config *cfg, char *err, size_t err_len);
 
 /* "02:00:00:00:00:01" -> mac. Returns 0 or -BPX_EINVAL. */
 int bpx_parse_mac(const char *s, uint8_t mac[6]);

@@ -53,7 +53,8 @@ extern "C" {
 	X(BPX_WIRE_WRONG_CLUSTER, "wrong cluster id")                          \
 	X(BPX_WIRE_BAD_FIELD, "field out of range")                            \
 	X(BPX_WIRE_NOT_MEMBER, "consensus message from a non-member")          \
-	X(BPX_WIRE_BAD_ARP, "malformed ARP")
+	X(BPX_WIRE_BAD_ARP, "malformed ARP")                                   \
+	X(BPX_WIRE_BAD_MAC, "bad MAC")
 
 enum bpx_wire_drop {
 #define BPX_WIRE_DROP_ENUM(name, text) name,

@@ -13,10 +13,16 @@
  *    equal to the input length.
  *  - bpx_arp_answer: returns 0, -BPX_EMALFORMED or a 42-byte reply whose
  *    fields say "self is at self's MAC" to the asker.
+ *  - bpx_auth_check_payload (with a key, dataplane/auth.c): on any input,
+ *    OK or bad MAC, and what it takes with a tag is exactly what the key
+ *    signed; an accepted message of a signed type, signed, passes with
+ *    its tag taken off, and with any byte after the cluster id flipped
+ *    is a bad MAC.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "bypax/auth.h"
 #include "bypax/wire.h"
 #include "fuzz.h"
 
@@ -38,8 +44,48 @@ static uint32_t be32(const uint8_t *p)
 	       ((uint32_t)p[2] << 8) | p[3];
 }
 
+static const struct bpx_auth_key fuzz_key = {
+	.enabled = true,
+	.bytes = { 0x6b, 0x65, 0x79, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+		   14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28 },
+};
+
+static void check_auth(const uint8_t *buf, size_t len, uint32_t cluster_id)
+{
+	size_t body = 0;
+	enum bpx_wire_drop d =
+		bpx_auth_check_payload(&fuzz_key, cluster_id, buf, len, &body);
+	CHECK(d == BPX_WIRE_OK || d == BPX_WIRE_BAD_MAC);
+	if (d != BPX_WIRE_OK || body == len)
+		return;
+	uint8_t tag[BPX_AUTH_TAG_BYTES];
+	CHECK(body + BPX_AUTH_TAG_BYTES == len);
+	bpx_auth_sign(&fuzz_key, buf, body, tag);
+	CHECK(memcmp(tag, buf + body, sizeof(tag)) == 0);
+}
+
+/* A decoded message, signed as a member would send it. */
+static void check_signed(const uint8_t *buf, size_t len, uint32_t cluster_id,
+			 uint8_t type)
+{
+	static uint8_t tagged[BPX_WIRE_PAYLOAD_MAX + BPX_AUTH_TAG_BYTES];
+	if (!bpx_auth_type_signed(type))
+		return;
+	memcpy(tagged, buf, len);
+	bpx_auth_sign(&fuzz_key, buf, len, tagged + len);
+	size_t full = len + BPX_AUTH_TAG_BYTES, body = 0;
+	CHECK(bpx_auth_check_payload(&fuzz_key, cluster_id, tagged, full,
+				     &body) == BPX_WIRE_OK);
+	CHECK(body == len);
+	size_t at = 8 + len % (full - 8); /* past magic, version, cluster */
+	tagged[at] ^= 0x20;
+	CHECK(bpx_auth_check_payload(&fuzz_key, cluster_id, tagged, full,
+				     &body) == BPX_WIRE_BAD_MAC);
+}
+
 static void check_message(const uint8_t *buf, size_t len, uint32_t cluster_id)
 {
+	check_auth(buf, len, cluster_id);
 	static uint8_t again[BPX_WIRE_PAYLOAD_MAX];
 	struct px_msg m;
 	enum bpx_wire_drop d = bpx_wire_decode(buf, len, cluster_id, &m);
@@ -54,6 +100,7 @@ static void check_message(const uint8_t *buf, size_t len, uint32_t cluster_id)
 	int n = bpx_wire_encode(again, sizeof(again), cluster_id, &m);
 	CHECK(n >= 0 && (size_t)n == len);
 	CHECK(memcmp(again, buf, len) == 0);
+	check_signed(buf, len, cluster_id, m.type);
 }
 
 /* Decodes with a fixed cluster id, and with the one in the input so that

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bypax/config.h"
@@ -523,6 +524,110 @@ static void test_parsers(void **state)
 			fail_msg("host:port '%s' accepted", bad_hp[i]);
 }
 
+/* ---- [cluster] key_file (docs/config.md, "Authentication") ---- */
+
+/* Writes a key file of len bytes with the given mode; returns its path. */
+static void write_key(char path[64], size_t len, mode_t mode)
+{
+	snprintf(path, 64, "/tmp/bypax-test-key-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	uint8_t bytes[64];
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(0xa0 + i);
+	assert_true(len <= sizeof(bytes));
+	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(close(fd), 0);
+}
+
+/* Loads a config naming key (and extra [cluster] lines), then the key. */
+static int load_with_key(const char *key, const char *extra,
+			 struct loaded *l)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "[cluster]\nid = 7\nkey_file = %s\n%s"
+		 MEMBERS3, key, extra);
+	load_text(text, l);
+	if (l->rc != 0)
+		return l->rc;
+	return bpx_config_load_key(&l->cfg, l->err, sizeof(l->err));
+}
+
+static void test_key_file_loads(void **state)
+{
+	(void)state;
+	char key[64];
+	struct loaded l;
+	write_key(key, 32, 0600);
+	assert_int_equal(load_with_key(key, "", &l), 0);
+	assert_true(l.cfg.key.enabled);
+	assert_int_equal(l.cfg.key.bytes[0], 0xa0);
+	assert_int_equal(l.cfg.key.bytes[31], 0xa0 + 31);
+	assert_string_equal(l.cfg.key_file, key);
+	/* The batch budget leaves room for the tag. */
+	assert_int_equal(l.cfg.px.batch_bytes_max, 1376);
+	/* The group may read it (a service account's group). */
+	assert_int_equal(chmod(key, 0640), 0);
+	assert_int_equal(load_with_key(key, "batch_bytes = 1376\n", &l), 0);
+	assert_int_equal(l.cfg.px.batch_bytes_max, 1376);
+	assert_int_equal(unlink(key), 0);
+	/* No key_file: no key, the full budget, and nothing read. */
+	load_text("[cluster]\nid = 7\n" MEMBERS3, &l);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(bpx_config_load_key(&l.cfg, l.err, sizeof(l.err)), 0);
+	assert_false(l.cfg.key.enabled);
+	assert_int_equal(l.cfg.px.batch_bytes_max, 1392);
+}
+
+/* Each bad key file is refused with the config, the key file and what is
+ * wrong with it; the key stays off. */
+static void test_bad_key_files(void **state)
+{
+	(void)state;
+	char key[64];
+	struct loaded l;
+	write_key(key, 31, 0600);
+	assert_int_equal(load_with_key(key, "", &l), -BPX_ECONFIG);
+	assert_contains(l.err, "[cluster] key_file");
+	assert_contains(l.err, key);
+	assert_contains(l.err, "31 bytes, expected exactly 32");
+	assert_contains(l.err, "head -c 32 /dev/urandom");
+	assert_false(l.cfg.key.enabled);
+	assert_int_equal(unlink(key), 0);
+
+	write_key(key, 33, 0600);
+	assert_int_equal(load_with_key(key, "", &l), -BPX_ECONFIG);
+	assert_contains(l.err, "33 bytes");
+	assert_int_equal(unlink(key), 0);
+
+	write_key(key, 32, 0644);
+	assert_int_equal(load_with_key(key, "", &l), -BPX_ECONFIG);
+	assert_contains(l.err, key);
+	assert_contains(l.err, "readable or writable by others (mode 0644)");
+	assert_contains(l.err, "chmod 600");
+	assert_false(l.cfg.key.enabled);
+	assert_int_equal(unlink(key), 0);
+
+	assert_int_equal(load_with_key("/tmp/bypax-test-no-such.key", "", &l),
+			 -BPX_ENOENT);
+	assert_contains(l.err, "/tmp/bypax-test-no-such.key: cluster key: "
+			       "cannot open");
+	assert_int_equal(load_with_key("/tmp", "", &l), -BPX_ECONFIG);
+	assert_contains(l.err, "not a regular file");
+
+	/* The full budget does not fit with a tag: refused, by name. */
+	write_key(key, 32, 0600);
+	assert_int_equal(load_with_key(key, "batch_bytes = 1392\n", &l),
+			 -BPX_ECONFIG);
+	assert_contains(l.err, "[cluster] batch_bytes = '1392'");
+	assert_contains(l.err, "at most 1376 with a key_file");
+	assert_int_equal(unlink(key), 0);
+	load_text("[cluster]\nid = 7\nkey_file =\n" MEMBERS3, &l);
+	assert_int_equal(l.rc, -BPX_ECONFIG);
+	assert_contains(l.err, "[cluster] key_file = ''");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +642,8 @@ int main(void)
 		cmocka_unit_test(test_distinct_addresses_load),
 		cmocka_unit_test(test_metrics_address),
 		cmocka_unit_test(test_parsers),
+		cmocka_unit_test(test_key_file_loads),
+		cmocka_unit_test(test_bad_key_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,10 @@ static void make_page(struct ctl_metrics_page *p)
 	p->w.lat_count = 7;
 	p->w.lat_sum_ns = 5500000000ull;
 	p->w.tx_full = 8;
+	p->w.frame_drops[BPX_WIRE_BAD_MAC] = 9;
+	p->hb_dropped = 12;
+	p->hb_wrong_cluster = 2;
+	p->hb_bad_mac = 7;
 }
 
 static const char *render(const struct ctl_metrics_page *p)
@@ -131,6 +135,10 @@ static void test_drops_and_replies_by_name(void **state)
 	assert_line(page, "bypax_frame_drops_total{reason=\"bad_ip_checksum\"} 5");
 	assert_line(page, "bypax_frame_drops_total{reason=\"wrong_cluster\"} 0");
 	assert_line(page, "bypax_frame_drops_total{reason=\"bad_arp\"} 0");
+	assert_line(page, "bypax_frame_drops_total{reason=\"bad_mac\"} 9");
+	assert_line(page, "bypax_heartbeat_drops_total{reason=\"wrong_cluster\"} 2");
+	assert_line(page, "bypax_heartbeat_drops_total{reason=\"bad_mac\"} 7");
+	assert_line(page, "bypax_heartbeat_drops_total{reason=\"other\"} 3");
 	assert_line(page, "bypax_frame_drops_total{reason=\"tx_full\"} 8");
 	assert_no_text(page, "reason=\"ok\"");
 	assert_line(page, "bypax_message_drops_total{reason=\"stale_ballot\"} 6");
