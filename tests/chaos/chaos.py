@@ -118,7 +118,7 @@ class Cluster:
                "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
                "--file-prefix", f"bpxc{self.tag}-{i}",
                # the EAL and its drivers quiet, bypax's events (info) not
-               "--log-level=lib.*:error", "--log-level=pmd.*:error",
+               "--log-level=*:error", "--log-level=bypax.*:info",
                *vdevs, "--", "--config", self.conf, "--id", str(i), *routes,
                "--client-port", str(k), "--idle-sleep-us", "50",
                "--snapshot-mb", "16", "--stats-interval", "5"]

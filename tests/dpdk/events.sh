@@ -69,7 +69,7 @@ run()
 logfmt() { python3 "$ROOT/tests/lib/logfmt.py" --doc "$ROOT/docs/deploy.md" "$@" "$DIR/out"; }
 
 # ---- the defaults: info and up; EAL and PMD lines quieted ----
-run "--log-level=lib.*:error" "--log-level=pmd.*:error"
+run "--log-level=*:error" "--log-level=bypax.*:info"
 logfmt --require started --require leader_change --require role_change \
 	--require voting_change --require stats --require fault_isolate \
 	--require admin_command --require stopped || fail "$(cat "$DIR/out")"
@@ -109,14 +109,14 @@ PY
 step "ok: $(python3 -c 'print("status --json and members --json parse")')"
 
 # ---- bypax.ctl at debug: the reads too ----
-run "--log-level=lib.*:error" "--log-level=pmd.*:error" "--log-level=bypax.ctl:debug"
+run "--log-level=*:error" "--log-level=bypax.*:info" "--log-level=bypax.ctl:debug"
 logfmt --require admin_command || fail "$(cat "$DIR/out")"
 grep -q 'level=debug type=bypax.ctl replica=0 event=admin_command command="status json"' "$DIR/out" ||
 	fail "bypax.ctl:debug: no status line: $(grep admin_command "$DIR/out")"
 step "ok: --log-level=bypax.ctl:debug logs the reading commands"
 
 # ---- bypax.* at warning: no info events ----
-run "--log-level=lib.*:error" "--log-level=pmd.*:error" "--log-level=bypax.*:warning"
+run "--log-level=*:error" "--log-level=bypax.*:warning"
 grep -q ' level=info ' "$DIR/out" && fail "bypax.*:warning: info lines: $(grep ' level=info ' "$DIR/out")"
 grep -q ' event=fault_isolate ' "$DIR/out" || fail "bypax.*:warning: no warning line"
 step "ok: --log-level=bypax.*:warning keeps the warnings only"

@@ -64,7 +64,7 @@ replica_cmd()
 	done
 	args+=("--vdev=net_tap0,iface=$(tap_name "$i")")
 	REPLICA_CMD=("$BUILD/dataplane/bypaxd" -l 0-1 --no-huge -m 256 --no-pci --no-shconf
-		--file-prefix "bpx$TAG-$i" "--log-level=lib.*:error" "--log-level=pmd.*:error"
+		--file-prefix "bpx$TAG-$i" "--log-level=*:error" "--log-level=bypax.*:info"
 		"${args[@]}" --
 		--config "$CONF" --id "$i" "${routes[@]}" --client-port "$k"
 		--idle-sleep-us 50 --snapshot-mb 16 --stats-interval 1 "$@")
