@@ -1,5 +1,5 @@
-/* The cluster configuration file (INI, read with DPDK's rte_cfgfile), shared
- * by bypaxd, bypaxctl and the client. See docs/config.md.
+/* The cluster configuration file (INI, read by config/ini.c: no DPDK),
+ * shared by bypaxd, bypaxctl and the client. See docs/config.md.
  *
  *   [cluster]
  *   id = 1                 ; required, 1..4294967295

@@ -1,4 +1,4 @@
-/* Unit tests for the cluster configuration reader (dataplane/config.c,
+/* Unit tests for the cluster configuration reader (config/config.c,
  * config.h, docs/config.md).
  *
  * Each test writes an INI file to /tmp (mkstemp, removed afterwards) and
