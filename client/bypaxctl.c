@@ -47,7 +47,8 @@ static void usage(FILE *f)
 		"  --config FILE   cluster configuration (default $BYPAX_CONFIG or\n"
 		"                  ./bypax.conf); names the admin sockets\n"
 		"  --id N          talk to member N's bypaxd (default: the first that\n"
-		"                  answers on this host)\n"
+		"                  answers on this host), at $BYPAX_RUN_DIR (default\n"
+		"                  /run/bypax)/bypaxd-<cluster id>-N.sock\n"
 		"  --socket PATH   talk to this admin socket\n"
 		"  --json          machine-readable status\n"
 		"Exit status: 0 ok; 1 the command failed (the replica said error; for\n"
@@ -392,11 +393,12 @@ static void join_command(int argc, char **argv, int json, char *line,
 	strncat(line, "\n", cap - strlen(line) - 1);
 }
 
-/* The admin socket of member i of cfg, as bypaxd names it by default. */
+/* The admin socket of member i of cfg, as bypaxd names it by default
+ * (under $BYPAX_RUN_DIR, else /run/bypax). */
 static void admin_path(const struct bpx_config *cfg, int i, char *buf,
 		       size_t cap)
 {
-	snprintf(buf, cap, "/tmp/bypaxd-%u-%d.sock", cfg->cluster_id, i);
+	(void)bpx_admin_socket_path(cfg->cluster_id, (unsigned)i, buf, cap);
 }
 
 /* snapshot PATH, from --socket, --id N, or the first member that can: a
@@ -443,8 +445,9 @@ static int cmd_snapshot(const struct opts *o, int argc, char **argv)
 			strerror(errno));
 	else
 		fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on "
-			"this host (tried /tmp/bypaxd-%u-*.sock%s); is it "
-			"running?\n", cfg.cluster_id, cfg.cluster_id,
+			"this host (tried %s/bypaxd-%u-*.sock%s); is it "
+			"running?\n", cfg.cluster_id, bpx_run_dir(),
+			cfg.cluster_id,
 			o->id >= 0 ? " for --id" : "");
 	return EXIT_USAGE;
 }
@@ -482,13 +485,15 @@ int main(int argc, char **argv)
 	bool transfer = strncmp(line, "leader transfer", 15) == 0 ||
 			strncmp(line, "members add", 11) == 0 ||
 			strncmp(line, "members remove", 14) == 0;
-	int reached = 0, last = 1;
+	int reached = 0, last = 1, denied = -1;
 	for (int i = 0; i < cfg.member_count; i++) {
 		if (o.id >= 0 && i != o.id)
 			continue;
 		char path[108];
 		admin_path(&cfg, i, path, sizeof(path));
 		last = ask(path, line, reply, sizeof(reply));
+		if (last < 0 && errno == EACCES)
+			denied = i;
 		if (last < 0)
 			continue;
 		reached++;
@@ -498,10 +503,18 @@ int main(int argc, char **argv)
 		fputs(reply, last ? stderr : stdout);
 		return last;
 	}
+	if (reached == 0 && denied >= 0) {
+		char path[108];
+		admin_path(&cfg, denied, path, sizeof(path));
+		fprintf(stderr, "bypaxctl: %s: %s: root and members of group "
+			"bypax may administer (docs/deploy.md)\n", path,
+			strerror(EACCES));
+		return 2;
+	}
 	if (reached == 0) {
 		fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
-			"host (tried /tmp/bypaxd-%u-*.sock%s); is it running?\n",
-			cfg.cluster_id, cfg.cluster_id,
+			"host (tried %s/bypaxd-%u-*.sock%s); is it running?\n",
+			cfg.cluster_id, bpx_run_dir(), cfg.cluster_id,
 			o.id >= 0 ? " for --id" : "");
 		return 2;
 	}

@@ -98,6 +98,20 @@ int bpx_parse_hostport(const char *s, uint32_t *ip, uint16_t *port)
 	return 0;
 }
 
+const char *bpx_run_dir(void)
+{
+	const char *dir = getenv("BYPAX_RUN_DIR");
+	return dir != NULL && *dir != '\0' ? dir : BPX_RUN_DIR_DEFAULT;
+}
+
+int bpx_admin_socket_path(uint32_t cluster_id, unsigned member_id, char *buf,
+			  size_t cap)
+{
+	int n = snprintf(buf, cap, "%s/bypaxd-%" PRIu32 "-%u.sock",
+			 bpx_run_dir(), cluster_id, member_id);
+	return n < 0 || (size_t)n >= cap ? -BPX_EINVAL : 0;
+}
+
 /* Reads an optional number; keeps *out (the default) when absent. */
 static int get_u64(struct reader *rd, const char *section, const char *key,
 		   uint64_t lo, uint64_t hi, uint64_t *out)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,7 +95,8 @@ static void usage(FILE *f)
 		"                       busy poll, for dedicated cores)\n"
 		"  --stats-interval S   print counters every S seconds (default 0)\n"
 		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
-		"                       /tmp/bypaxd-<cluster>-<id>.sock)\n"
+		"                       $BYPAX_RUN_DIR, else /run/bypax, then\n"
+		"                       /bypaxd-<cluster>-<id>.sock)\n"
 		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
 		"  --restore FILE       with --bootstrap: start a NEW cluster from a\n"
 		"                       snapshot file (bypaxctl snapshot PATH), every\n"
@@ -683,8 +685,8 @@ static void admin_path(char *path, size_t cap)
 	if (d.o.admin_socket != NULL)
 		snprintf(path, cap, "%s", d.o.admin_socket);
 	else
-		snprintf(path, cap, "/tmp/bypaxd-%u-%d.sock", d.cfg.cluster_id,
-			 d.o.id);
+		(void)bpx_admin_socket_path(d.cfg.cluster_id, (unsigned)d.o.id,
+					    path, cap);
 }
 
 /* /metrics: the worker's counters, read as telemetry_stats reads them. */
@@ -722,6 +724,21 @@ static int load_cluster_key(char *err, size_t len)
 	return rc;
 }
 
+/* The default admin socket's directory: systemd makes it
+ * (RuntimeDirectory=bypax); by hand, bypaxd does, readable by all so that
+ * the socket's own mode (0660) decides who may connect. */
+static int make_run_dir(char *err, size_t len)
+{
+	const char *dir = bpx_run_dir();
+	if (d.o.admin_socket != NULL || mkdir(dir, 0755) == 0 ||
+	    errno == EEXIST)
+		return 0;
+	snprintf(err, len, "admin socket directory %s: %s (run as root, set "
+		 "BYPAX_RUN_DIR, or pass --admin-socket PATH)", dir,
+		 strerror(errno));
+	return -BPX_EIO;
+}
+
 /* Before the EAL: the configuration, then the claim on this member. */
 static int claim_member(char *err, size_t len)
 {
@@ -745,6 +762,9 @@ static int claim_member(char *err, size_t len)
 		if (rc != 0)
 			return rc;
 	}
+	rc = make_run_dir(err, len);
+	if (rc != 0)
+		return rc;
 	char path[256];
 	admin_path(path, sizeof(path));
 	return ctl_claim_take(&d.claim, &d.cfg, (uint8_t)d.o.id, path, err,

@@ -69,7 +69,7 @@ cli put before dup >/dev/null 2>&1 || fail "first put"
 step "leader: member $(leader_id)"
 
 # ---- a second bypaxd with --id 1: the very same command line ----
-SOCK=/tmp/bypaxd-$CLUSTER_ID-1.sock
+SOCK=$BYPAX_RUN_DIR/bypaxd-$CLUSTER_ID-1.sock
 inode=$(stat -c %i "$SOCK") || fail "no admin socket $SOCK"
 before=$(leaders)
 restarts=$(links_restarted)
@@ -122,6 +122,39 @@ ip link show "$(tap_name 1)" >/dev/null 2>&1 || fail "member 1's tap is gone"
 cli put after dup >/dev/null 2>&1 || fail "put after the duplicates"
 [[ $(cli get after 2>&1) == dup ]] || fail "get after the duplicates"
 step "ok: member 1 keeps its admin socket, lock, tap, links; no failover ($before); put/get work"
+
+# ---- the admin socket: mode 0660; only root and bypaxd's uid change state ----
+# (docs/deploy.md, "The admin socket"). uid 65534 stands for another user;
+# a socket opened to it (0666) stands for a member of group bypax.
+mode=$(stat -c %a "$SOCK")
+[[ $mode == 660 ]] || fail "admin socket mode $mode, expected 660"
+chmod 0711 "$DIR" # the test's directory stands for /run/bypax (0755)
+OTHER_USER=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+out=$("${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" status 2>&1) &&
+	fail "uid 65534 reached a 0660 socket: $out"
+[[ $out == "bypaxctl: cannot reach $SOCK: Permission denied" ]] ||
+	fail "uid 65534 on a 0660 socket: '$out'"
+chmod 0666 "$SOCK"
+"${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" status >"$DIR/st-other.txt" 2>&1 ||
+	fail "uid 65534 may not read status: $(cat "$DIR/st-other.txt")"
+out=$("${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" leader transfer none 2>&1)
+rc=$?
+msg="error: permission denied: 'leader' changes state; only root and uid 0 may run it (you are uid 65534; docs/deploy.md)"
+[[ $rc -eq 1 && $out == "$msg" ]] || fail "leader transfer as uid 65534: exit $rc, '$out'"
+doc_states "$DOCS/deploy.md" "$msg"
+refused_logged() { grep -q "admin: refused 1 command(s) that change state (the latest: leader) from uid 65534" "$DIR/r1.log"; }
+wait_for "the refusal's log line" 5 refused_logged || fail "no log line for the refusal"
+for c in "members add 2" "snapshot" "fault isolate 1"; do
+	out=$(printf '%s\n' "$c" | "${OTHER_USER[@]}" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(sys.stdin.buffer.read()); print(s.recv(4096).decode(), end="")' "$SOCK")
+	[[ $out == "error: permission denied: "* ]] || fail "'$c' as uid 65534: '$out'"
+done
+chmod 0660 "$SOCK"
+chmod 0700 "$DIR"
+[[ $(leaders) == "$before" ]] || fail "a refused command changed leaders: '$before' -> '$(leaders)'"
+step "ok: admin socket 0660; uid 65534 gets EACCES, and with access reads status but may not change state"
 
 # ---- duplicate members in a config: the real bypaxd refuses it ----
 # dup_conf SED: member 0's command line on the config edited by SED.
@@ -203,7 +236,7 @@ idle_clients()
 {
 	local count=$1 secs=$2 before idler t0 ms
 	before=$(leaders)
-	python3 - "/tmp/bypaxd-$CLUSTER_ID-$L.sock" "$count" "$secs" >"$DIR/idle.out" 2>&1 <<'PY' &
+	python3 - "$BYPAX_RUN_DIR/bypaxd-$CLUSTER_ID-$L.sock" "$count" "$secs" >"$DIR/idle.out" 2>&1 <<'PY' &
 import socket, sys, time
 path, count, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 def idle():
@@ -264,7 +297,7 @@ kill -STOP "${PIDS[$F]}"
 python3 -c '
 import socket, sys
 c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1])
-c.sendall(b"status\n"); c.close()' "/tmp/bypaxd-$CLUSTER_ID-$F.sock" || fail "connect to $F"
+c.sendall(b"status\n"); c.close()' "$BYPAX_RUN_DIR/bypaxd-$CLUSTER_ID-$F.sock" || fail "connect to $F"
 kill -CONT "${PIDS[$F]}"
 sleep 0.5
 kill -0 "${PIDS[$F]}" 2>/dev/null || { wait "${PIDS[$F]}"; fail "member $F died (exit $?) of a client that hung up"; }
