@@ -36,6 +36,7 @@
 #include "bypaxd.h"
 #include "ctl_daemon.h"
 #include "dp.h"
+#include "notify.h"
 #include "ports.h"
 
 #define POOL_MBUFS 8191u
@@ -603,7 +604,8 @@ static unsigned first_worker(void)
  * in a call) shows here, once when it stops and once when it goes on. */
 #define WORKER_STALL_TICKS 3 /* x 100 ms */
 
-static void watch_worker(void)
+/* Returns whether the worker polls (what systemd's watchdog is fed on). */
+static bool watch_worker(void)
 {
 	static uint64_t last_loops, still_ticks;
 	uint64_t loops = d.worker_loops;
@@ -614,12 +616,43 @@ static void watch_worker(void)
 		fflush(stdout);
 		last_loops = loops;
 		still_ticks = 0;
-		return;
+		return true;
 	}
 	if (++still_ticks == WORKER_STALL_TICKS)
 		printf("bypaxd %d: worker has not polled for %u ms (t=%.3f)\n", d.o.id,
 		       WORKER_STALL_TICKS * 100, mono_ns() / 1e9);
 	fflush(stdout);
+	return still_ticks < WORKER_STALL_TICKS;
+}
+
+/* ---- systemd (notify.h): READY=1 once joined, STATUS= per role ---- */
+
+static struct dp_notify sd;
+
+/* Joined: leading, or following a leader it knows. */
+static bool joined(enum px_role role)
+{
+	return role == PX_ROLE_LEADER ||
+	       (role == PX_ROLE_FOLLOWER &&
+		px_known_leader(d.replica->px) != PX_REPLICA_NONE);
+}
+
+static void notify_role(enum px_role role)
+{
+	static const char *const roles[] = { "follower", "candidate", "leader",
+					     "recovering" };
+	static bool ready;
+	static int last_role = -1;
+	bool now_ready = !ready && joined(role);
+	if (!now_ready && (int)role == last_role)
+		return;
+	char text[160];
+	snprintf(text, sizeof(text), "%sSTATUS=member %d of cluster %u: %s%s",
+		 now_ready ? "READY=1\n" : "", d.o.id, d.cfg.cluster_id,
+		 roles[role], ready || now_ready ? "" : " (joining)");
+	dp_notify_send(&sd, text);
+	ready |= now_ready;
+	last_role = (int)role;
 }
 
 static void wait_for_signal(void)
@@ -633,7 +666,7 @@ static void wait_for_signal(void)
 			next = now; /* late (stopped, or a slow restart) */
 		sleep_until_ns(next);
 		ticks++;
-		watch_worker();
+		dp_notify_watchdog(&sd, mono_ns(), watch_worker());
 		check_link_faults();
 		check_links();
 		report_wrong_cluster(mono_ns());
@@ -642,6 +675,7 @@ static void wait_for_signal(void)
 			ctl_daemon_print_log(&d.ctl, stdout);
 		/* A plain read of the worker's role: at worst a tick late. */
 		enum px_role role = px_role(d.replica->px);
+		notify_role(role);
 		if (recovering && role != PX_ROLE_RECOVERING) {
 			printf("bypaxd %d: recovered from the others: now %s "
 			       "at applied index %" PRIu64 "\n", d.o.id,
@@ -654,6 +688,7 @@ static void wait_for_signal(void)
 		    ticks % (10ull * d.o.stats_interval_s) == 0)
 			print_stats();
 	}
+	dp_notify_send(&sd, "STOPPING=1");
 }
 
 static void shutdown_all(void)
@@ -873,6 +908,10 @@ int main(int argc, char **argv)
 	if (parse_app_args(argc, argv, sep) != 0)
 		return 2;
 	char err[512] = "";
+	if (dp_notify_open(&sd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bypaxd: %s\n", err);
+		return 2;
+	}
 	int rc = claim_member(err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));
@@ -911,6 +950,7 @@ int main(int argc, char **argv)
 	}
 	shutdown_all();
 	rte_eal_cleanup();
+	dp_notify_close(&sd);
 	printf("bypaxd %d: stopped\n", d.o.id);
 	return 0;
 }
