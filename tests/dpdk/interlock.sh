@@ -315,4 +315,43 @@ step "ok: the 199 held back were reported in one line, 10 s after the first"
 cli put final yes >/dev/null 2>&1 || fail "final put"
 [[ $(cli get final 2>&1) == yes ]] || fail "final get"
 step "ok: the cluster still serves writes"
+
+# ---- under systemd: a restarted follower says READY=1 once it has joined ----
+# The test plays systemd (docs/deploy.md, "Run under systemd"): an
+# abstract datagram socket in $NOTIFY_SOCKET, a 1 s watchdog.
+F=$(( ($(leader_id) + 1) % 3 ))
+NOTIFY_NAME="bypax-notify-$TAG"
+python3 - "$NOTIFY_NAME" >"$DIR/notify.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0" + sys.argv[1])
+s.settimeout(30)
+end = time.time() + 30
+while time.time() < end:
+    try:
+        msg = s.recv(4096).decode()
+    except socket.timeout:
+        break
+    print(msg.replace("\n", " | "), flush=True)
+    if "STOPPING=1" in msg:
+        break
+PY
+LISTENER=$!
+sleep 0.3
+stop_replica "$F" TERM
+NOTIFY_SOCKET="@$NOTIFY_NAME" WATCHDOG_USEC=1000000 start_replica "$F"
+ready_seen() { grep -q "^READY=1 | STATUS=member $F of cluster $CLUSTER_ID: follower$" "$DIR/notify.out"; }
+wait_for "READY=1 from the restarted member $F" 20 ready_seen ||
+	fail "no READY=1 from member $F: $(cat "$DIR/notify.out")"
+grep -q "recovering (joining)" "$DIR/notify.out" ||
+	fail "no STATUS while member $F recovered: $(cat "$DIR/notify.out")"
+sleep 1.2
+[[ $(grep -c "^WATCHDOG=1$" "$DIR/notify.out") -ge 2 ]] ||
+	fail "no watchdog pings every 0.5 s: $(cat "$DIR/notify.out")"
+stop_replica "$F" TERM
+wait "$LISTENER" 2>/dev/null || true
+grep -q "^STOPPING=1$" "$DIR/notify.out" || fail "no STOPPING=1: $(cat "$DIR/notify.out")"
+start_replica "$F"
+wait_for "every member voting again" 20 all_voting || fail "member $F did not come back"
+step "ok: restarted member $F (no --bootstrap): $(grep -v WATCHDOG "$DIR/notify.out" | tr '\n' ' ' | cut -c1-150)"
 echo "interlock: OK"
