@@ -1,5 +1,6 @@
 /* bypaxctl: operate a running bypax cluster through bypaxd's admin socket
- * (a UNIX socket, mode 0600, one per replica on its host).
+ * (a UNIX socket, mode 0660 group bypax, one per replica on its host;
+ * docs/deploy.md, "The admin socket").
  *
  *   bypaxctl [--config FILE] [--id N | --socket PATH] [--json] COMMAND
  */

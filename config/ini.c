@@ -97,8 +97,10 @@ static int add_section(struct ini_parser *p, char *text)
 	if (*name == '\0')
 		return parse_fail(p, "empty section name '[]'");
 	if (strlen(name) >= BPX_INI_NAME_BYTES_MAX)
-		return parse_fail(p, "section name '%s' is longer than %d "
-				  "characters", name, BPX_INI_NAME_BYTES_MAX - 1);
+		return parse_fail(p,
+				  "section name '%s' is longer than %d "
+				  "characters",
+				  name, BPX_INI_NAME_BYTES_MAX - 1);
 	struct bpx_ini *ini = p->ini;
 	int dup = find_section(ini, name);
 	if (dup >= 0)
@@ -113,20 +115,21 @@ static int add_section(struct ini_parser *p, char *text)
 	return 0;
 }
 
-static int check_entry(struct ini_parser *p, const char *key,
-		       const char *value)
+static int check_entry(struct ini_parser *p, const char *key, const char *value)
 {
 	struct bpx_ini *ini = p->ini;
 	const char *section = ini->sections[ini->section_count - 1].name;
 	if (*key == '\0')
 		return parse_fail(p, "[%s] '= %s' has no key", section, value);
 	if (strlen(key) >= BPX_INI_NAME_BYTES_MAX)
-		return parse_fail(p, "[%s] key '%s' is longer than %d characters",
+		return parse_fail(p,
+				  "[%s] key '%s' is longer than %d characters",
 				  section, key, BPX_INI_NAME_BYTES_MAX - 1);
 	if (strlen(value) >= BPX_INI_VALUE_BYTES_MAX)
-		return parse_fail(p, "[%s] %s: the value is longer than %d "
-				  "characters", section, key,
-				  BPX_INI_VALUE_BYTES_MAX - 1);
+		return parse_fail(p,
+				  "[%s] %s: the value is longer than %d "
+				  "characters",
+				  section, key, BPX_INI_VALUE_BYTES_MAX - 1);
 	const struct ini_entry *dup = find_entry(ini, section, key);
 	if (dup != NULL)
 		return parse_fail(p, "[%s] %s appears twice (first at line %u)",
@@ -140,14 +143,16 @@ static int add_entry(struct ini_parser *p, char *text)
 {
 	char *eq = strchr(text, '=');
 	if (eq == NULL)
-		return parse_fail(p, "'%s' is neither [section] nor key = value",
-				  text);
+		return parse_fail(
+			p, "'%s' is neither [section] nor key = value", text);
 	*eq = '\0';
 	char *key = trim(text), *value = trim(eq + 1);
 	struct bpx_ini *ini = p->ini;
 	if (ini->section_count == 0)
-		return parse_fail(p, "key '%s' is outside any section: put it "
-				  "under a [section]", key);
+		return parse_fail(p,
+				  "key '%s' is outside any section: put it "
+				  "under a [section]",
+				  key);
 	int err = check_entry(p, key, value);
 	if (err)
 		return err;
@@ -184,7 +189,8 @@ static int parse_stream(struct ini_parser *p, FILE *f)
 		p->line++;
 		size_t n = strlen(line);
 		if (n == sizeof(line) - 1 && line[n - 1] != '\n' && !feof(f))
-			return parse_fail(p, "line is longer than %d characters",
+			return parse_fail(p,
+					  "line is longer than %d characters",
 					  BPX_INI_LINE_BYTES_MAX - 2);
 		int err = parse_line(p, line);
 		if (err)

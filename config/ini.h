@@ -24,9 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BPX_INI_NAME_BYTES_MAX 64    /* 63 characters and the NUL */
-#define BPX_INI_VALUE_BYTES_MAX 256  /* 255 characters and the NUL */
-#define BPX_INI_LINE_BYTES_MAX 1024  /* 1022 characters, '\n', NUL */
+#define BPX_INI_NAME_BYTES_MAX 64   /* 63 characters and the NUL */
+#define BPX_INI_VALUE_BYTES_MAX 256 /* 255 characters and the NUL */
+#define BPX_INI_LINE_BYTES_MAX 1024 /* 1022 characters, '\n', NUL */
 #define BPX_INI_SECTIONS_MAX 64
 #define BPX_INI_ENTRIES_MAX 512
 

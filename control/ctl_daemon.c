@@ -119,7 +119,7 @@ static int take_lock(struct ctl_claim *c, const struct bpx_config *cfg,
 {
 	char path[sizeof(c->admin_path) + 8];
 	snprintf(path, sizeof(path), "%s.lock", c->admin_path);
-	/* O_NOFOLLOW: the lock usually lives in /tmp. */
+	/* O_NOFOLLOW: the lock may live in a shared directory (/tmp). */
 	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 			  0600);
 	if (c->lock_fd < 0) {

@@ -29,8 +29,8 @@ static int parse_address(struct dp_notify *n, const char *s)
 	memcpy(n->addr.sun_path, s, len);
 	if (s[0] == '@')
 		n->addr.sun_path[0] = '\0';
-	n->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-				  len + (s[0] == '/'));
+	n->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
+				  (s[0] == '/'));
 	return 0;
 }
 
@@ -83,19 +83,20 @@ void dp_notify_send(struct dp_notify *n, const char *text)
 		return;
 	ssize_t sent;
 	do
-		sent = sendto(n->fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT,
+		sent = sendto(n->fd, text, strlen(text),
+			      MSG_NOSIGNAL | MSG_DONTWAIT,
 			      (const struct sockaddr *)&n->addr, n->addr_len);
 	while (sent < 0 && errno == EINTR);
 	if (sent < 0)
 		n->dropped++;
 }
 
-void dp_notify_watchdog(struct dp_notify *n, uint64_t now_ns,
-			bool worker_polls)
+void dp_notify_watchdog(struct dp_notify *n, uint64_t now_ns, bool worker_polls)
 {
 	if (n->fd < 0 || n->watchdog_ns == 0 || !worker_polls)
 		return;
-	if (n->last_ping_ns != 0 && now_ns - n->last_ping_ns < n->watchdog_ns / 2)
+	if (n->last_ping_ns != 0 &&
+	    now_ns - n->last_ping_ns < n->watchdog_ns / 2)
 		return;
 	dp_notify_send(n, "WATCHDOG=1");
 	n->last_ping_ns = now_ns;

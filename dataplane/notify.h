@@ -16,12 +16,12 @@
 #include <sys/un.h>
 
 struct dp_notify {
-	int fd;                   /* -1: not under systemd */
+	int fd; /* -1: not under systemd */
 	struct sockaddr_un addr;
 	socklen_t addr_len;
-	uint64_t watchdog_ns;     /* $WATCHDOG_USEC for this pid; 0: none */
+	uint64_t watchdog_ns; /* $WATCHDOG_USEC for this pid; 0: none */
 	uint64_t last_ping_ns;
-	uint64_t dropped;         /* datagrams the manager did not take */
+	uint64_t dropped; /* datagrams the manager did not take */
 };
 
 /* Reads $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID. Returns 0 (n is

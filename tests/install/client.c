@@ -35,10 +35,11 @@ static int print_members(const char *path)
 static int get_from_nobody(void)
 {
 	struct bpx_endpoint nobody = { .ip = 0x7f000001, .port = 9 };
-	struct bpx_client_options opt = { .timeout_ms = 20, .deadline_ms = 100 };
+	struct bpx_client_options opt = { .timeout_ms = 20,
+					  .deadline_ms = 100 };
 	char err[256];
-	struct bpx_client *c = bpx_client_open_members(7, &nobody, 1, &opt, err,
-						       sizeof(err));
+	struct bpx_client *c =
+		bpx_client_open_members(7, &nobody, 1, &opt, err, sizeof(err));
 	if (c == NULL) {
 		fprintf(stderr, "client: open: %s\n", err);
 		return 1;

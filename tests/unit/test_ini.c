@@ -132,7 +132,8 @@ static void test_duplicates_refused(void **state)
 static void test_sections_refused(void **state)
 {
 	(void)state;
-	assert_refused("[cluster\nid = 1\n", 1, "'[cluster' has no closing ']'");
+	assert_refused("[cluster\nid = 1\n", 1,
+		       "'[cluster' has no closing ']'");
 	assert_refused("; c\n[cluster] id = 1\n", 2, "text after ']'");
 	assert_refused("[]\n", 1, "empty section name");
 	char text[256];

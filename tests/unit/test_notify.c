@@ -27,7 +27,8 @@ static int listen_at(const char *name)
 	a.sun_family = AF_UNIX;
 	size_t len = strlen(name);
 	memcpy(a.sun_path, name, len);
-	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	socklen_t alen =
+		(socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
 	if (name[0] == '@')
 		a.sun_path[0] = '\0';
 	else
