@@ -144,13 +144,12 @@ msg="error: permission denied: 'leader' changes state; only root and uid 0 may r
 doc_states "$DOCS/deploy.md" "$msg"
 refused_logged() { grep -q "admin: refused 1 command(s) that change state (the latest: leader) from uid 65534" "$DIR/r1.log"; }
 wait_for "the refusal's log line" 5 refused_logged || fail "no log line for the refusal"
-for c in "members add 2" "snapshot" "fault isolate 1"; do
-	out=$(printf '%s\n' "$c" | "${OTHER_USER[@]}" python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-s.sendall(sys.stdin.buffer.read()); print(s.recv(4096).decode(), end="")' "$SOCK")
+for c in "members add 2" "members remove 2" "fault isolate 1" "snapshot $DIR/other.snap"; do
+	# shellcheck disable=SC2086 # c is the command's words
+	out=$("${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" $c 2>&1)
 	[[ $out == "error: permission denied: "* ]] || fail "'$c' as uid 65534: '$out'"
 done
+[[ -e $DIR/other.snap ]] && fail "a refused snapshot wrote its file"
 chmod 0660 "$SOCK"
 chmod 0700 "$DIR"
 [[ $(leaders) == "$before" ]] || fail "a refused command changed leaders: '$before' -> '$(leaders)'"
@@ -343,8 +342,8 @@ NOTIFY_SOCKET="@$NOTIFY_NAME" WATCHDOG_USEC=1000000 start_replica "$F"
 ready_seen() { grep -q "^READY=1 | STATUS=member $F of cluster $CLUSTER_ID: follower$" "$DIR/notify.out"; }
 wait_for "READY=1 from the restarted member $F" 20 ready_seen ||
 	fail "no READY=1 from member $F: $(cat "$DIR/notify.out")"
-grep -q "recovering (joining)" "$DIR/notify.out" ||
-	fail "no STATUS while member $F recovered: $(cat "$DIR/notify.out")"
+# (A STATUS= "recovering (joining)" comes first when the recovery
+# outlasts the main thread's 100 ms tick: not always, so not checked.)
 sleep 1.2
 [[ $(grep -c "^WATCHDOG=1$" "$DIR/notify.out") -ge 2 ]] ||
 	fail "no watchdog pings every 0.5 s: $(cat "$DIR/notify.out")"
