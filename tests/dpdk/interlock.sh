@@ -134,6 +134,11 @@ out=$("${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" status 2>&1) 
 	fail "uid 65534 reached a 0660 socket: $out"
 [[ $out == "bypaxctl: cannot reach $SOCK: Permission denied" ]] ||
 	fail "uid 65534 on a 0660 socket: '$out'"
+msg="bypaxctl: $SOCK: Permission denied: root and members of group bypax may administer (docs/deploy.md)"
+out=$("${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --config "$CONF" --id 1 status 2>&1) &&
+	fail "uid 65534 reached a 0660 socket: $out"
+[[ $out == "$msg" ]] || fail "uid 65534, bypaxctl --id 1: '$out', expected '$msg'"
+doc_states "$DOCS/deploy.md" "$msg"
 chmod 0666 "$SOCK"
 "${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" status >"$DIR/st-other.txt" 2>&1 ||
 	fail "uid 65534 may not read status: $(cat "$DIR/st-other.txt")"

@@ -64,6 +64,24 @@ for f in "${want[@]}"; do
 done
 step "${#want[@]} files installed where docs/deploy.md says"
 
+# What docs/deploy.md, "Run under systemd", says of the units.
+unit=$root$unitdir/bypaxd@.service
+boot=$root$unitdir/bypaxd-bootstrap@.service
+for line in "Type=notify" "WatchdogSec=5s" "Restart=on-failure" "RuntimeDirectory=bypax" \
+	"RuntimeDirectoryPreserve=yes" "TimeoutStartSec=5min" "LimitMEMLOCK=infinity" \
+	"EnvironmentFile=$sysconfdir/bypax/bypaxd-%i.env" "Conflicts=bypaxd-bootstrap@%i.service" \
+	"ExecStart=$bindir/bypaxd \$BYPAXD_EAL_ARGS -- --config $sysconfdir/bypax/bypax.conf --id %i \$BYPAXD_ARGS"; do
+	grep -qxF -- "$line" "$unit" || fail "bypaxd@.service lacks '$line'"
+done
+grep -q -- "--bootstrap" <(grep -v '^#' "$unit") && fail "bypaxd@.service passes --bootstrap"
+for line in "Type=notify" "Restart=no" "OnFailure=bypaxd@%i.service" "Conflicts=bypaxd@%i.service"; do
+	grep -qxF -- "$line" "$boot" || fail "bypaxd-bootstrap@.service lacks '$line'"
+done
+grep -q "^\[Install\]" "$boot" && fail "bypaxd-bootstrap@.service can be enabled"
+grep -qxF "BYPAXD_EAL_ARGS=-l 2-3 -a 0000:3b:00.0 --file-prefix bypax0" \
+	"$root$datadir/doc/bypax/examples/bypaxd-0.env" || fail "bypaxd-0.env: no PCI EAL args"
+step "the units: Type=notify, watchdog, restart without --bootstrap; bootstrap unit once"
+
 soname=$(objdump -p "$root$libdir/libbypax.so" | awk '$1 == "SONAME" {print $2}')
 [[ $soname == libbypax.so.0 ]] || fail "libbypax.so has soname '$soname', expected libbypax.so.0"
 step "libbypax.so: soname $soname"
@@ -87,8 +105,11 @@ get from nobody: timed out"
 $out
 expected:
 $expected"
-LD_LIBRARY_PATH=$root$libdir ldd "$tmp/client" | grep -q "libbypax.so.0 => $root$libdir/" ||
-	fail "the client does not load the installed libbypax.so.0: $(LD_LIBRARY_PATH=$root$libdir ldd "$tmp/client")"
+# (ldd's output captured first: grep -q would close the pipe early, and
+# pipefail would call ldd's SIGPIPE a failure.)
+libs=$(LD_LIBRARY_PATH=$root$libdir ldd "$tmp/client")
+grep -qF "libbypax.so.0 => $root$libdir/libbypax.so.0" <<<"$libs" ||
+	fail "the client does not load the installed libbypax.so.0: $libs"
 step "a client built with pkg-config reads the installed example config and times out cleanly"
 
 cc -std=c11 -Wall -Wextra -Werror -o "$tmp/client-static" "$src/tests/install/client.c" \
@@ -99,7 +120,8 @@ step "the same client links the installed libbypax.a alone"
 
 for b in "$tmp/client" "$tmp/client-static" "$root$bindir/bypaxctl" \
 	"$root$bindir/bypax-cli" "$root$bindir/bypax-load" "$root$libdir/libbypax.so.0"; do
-	LD_LIBRARY_PATH=$root$libdir ldd "$b" | grep -q librte_ && fail "${b#"$tmp"} links DPDK"
+	libs=$(LD_LIBRARY_PATH=$root$libdir ldd "$b" 2>&1 || true)
+	grep -q librte_ <<<"$libs" && fail "${b#"$tmp"} links DPDK: $libs"
 done
 step "no installed client, tool or libbypax links librte_"
 
