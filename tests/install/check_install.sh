@@ -67,7 +67,7 @@ step "${#want[@]} files installed where docs/deploy.md says"
 # What docs/deploy.md, "Run under systemd", says of the units.
 unit=$root$unitdir/bypaxd@.service
 boot=$root$unitdir/bypaxd-bootstrap@.service
-for line in "Type=notify" "WatchdogSec=5s" "Restart=on-failure" "RuntimeDirectory=bypax" \
+for line in "Type=notify" "WatchdogSec=10s" "Restart=on-failure" "RuntimeDirectory=bypax" \
 	"RuntimeDirectoryPreserve=yes" "TimeoutStartSec=5min" "LimitMEMLOCK=infinity" \
 	"EnvironmentFile=$sysconfdir/bypax/bypaxd-%i.env" "Conflicts=bypaxd-bootstrap@%i.service" \
 	"ExecStart=$bindir/bypaxd \$BYPAXD_EAL_ARGS -- --config $sysconfdir/bypax/bypax.conf --id %i \$BYPAXD_ARGS"; do
