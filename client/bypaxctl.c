@@ -1,5 +1,6 @@
 /* bypaxctl: operate a running bypax cluster through bypaxd's admin socket
- * (a UNIX socket, mode 0600, one per replica on its host).
+ * (a UNIX socket, mode 0660 group bypax, one per replica on its host;
+ * docs/deploy.md, "The admin socket").
  *
  *   bypaxctl [--config FILE] [--id N | --socket PATH] [--json] COMMAND
  */
@@ -55,7 +56,8 @@ static void usage(FILE *f)
 		"  --config FILE   cluster configuration (default $BYPAX_CONFIG or\n"
 		"                  ./bypax.conf); names the admin sockets\n"
 		"  --id N          talk to member N's bypaxd (default: the first that\n"
-		"                  answers on this host)\n"
+		"                  answers on this host), at $BYPAX_RUN_DIR (default\n"
+		"                  /run/bypax)/bypaxd-<cluster id>-N.sock\n"
 		"  --socket PATH   talk to this admin socket\n"
 		"  --json          machine-readable status and members\n"
 		"  --version       print the version and exit\n"
@@ -404,11 +406,12 @@ static void join_command(int argc, char **argv, int json, char *line,
 	strncat(line, "\n", cap - strlen(line) - 1);
 }
 
-/* The admin socket of member i of cfg, as bypaxd names it by default. */
+/* The admin socket of member i of cfg, as bypaxd names it by default
+ * (under $BYPAX_RUN_DIR, else /run/bypax). */
 static void admin_path(const struct bpx_config *cfg, int i, char *buf,
 		       size_t cap)
 {
-	snprintf(buf, cap, "/tmp/bypaxd-%u-%d.sock", cfg->cluster_id, i);
+	(void)bpx_admin_socket_path(cfg->cluster_id, (unsigned)i, buf, cap);
 }
 
 /* snapshot PATH, from --socket, --id N, or the first member that can: a
@@ -455,8 +458,9 @@ static int cmd_snapshot(const struct opts *o, int argc, char **argv)
 			strerror(errno));
 	else
 		fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on "
-			"this host (tried /tmp/bypaxd-%u-*.sock%s); is it "
-			"running?\n", cfg.cluster_id, cfg.cluster_id,
+			"this host (tried %s/bypaxd-%u-*.sock%s); is it "
+			"running?\n", cfg.cluster_id, bpx_run_dir(),
+			cfg.cluster_id,
 			o->id >= 0 ? " for --id" : "");
 	return EXIT_USAGE;
 }
@@ -535,6 +539,25 @@ static void print_prefixed(FILE *f, int member, const char *reply)
 	}
 }
 
+/* No member answered: a socket we may not use (EACCES) says who may, else
+ * none runs here. Exit status 2. */
+static int no_answer(const struct bpx_config *cfg, int denied, bool by_id)
+{
+	if (denied >= 0) {
+		char path[108];
+		admin_path(cfg, denied, path, sizeof(path));
+		fprintf(stderr, "bypaxctl: %s: %s: root and members of group "
+			"bypax may administer (docs/deploy.md)\n", path,
+			strerror(EACCES));
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
+		"host (tried %s/bypaxd-%u-*.sock%s); is it running?\n",
+		cfg->cluster_id, bpx_run_dir(), cfg->cluster_id,
+		by_id ? " for --id" : "");
+	return EXIT_USAGE;
+}
+
 /* A transfer or a membership change is the leader's to make: without
  * --id it goes to each member in turn until one accepts, and every
  * answer is shown (a follower's refusal names the leader; the leader's
@@ -543,10 +566,12 @@ static void print_prefixed(FILE *f, int member, const char *reply)
 static int ask_until_accepted(const struct bpx_config *cfg, const char *line)
 {
 	char reply[16384], path[108];
-	int reached = 0;
+	int reached = 0, denied = -1;
 	for (int i = 0; i < cfg->member_count; i++) {
 		admin_path(cfg, i, path, sizeof(path));
 		int rc = ask(path, line, reply, sizeof(reply));
+		if (rc < 0 && errno == EACCES)
+			denied = i;
 		if (rc < 0)
 			continue;
 		reached++;
@@ -554,12 +579,7 @@ static int ask_until_accepted(const struct bpx_config *cfg, const char *line)
 		if (rc == 0)
 			return 0;
 	}
-	if (reached > 0)
-		return EXIT_FAILED;
-	fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
-		"host (tried /tmp/bypaxd-%u-*.sock); is it running?\n",
-		cfg->cluster_id, cfg->cluster_id);
-	return EXIT_USAGE;
+	return reached > 0 ? EXIT_FAILED : no_answer(cfg, denied, false);
 }
 
 int main(int argc, char **argv)
@@ -597,19 +617,19 @@ int main(int argc, char **argv)
 		       strncmp(line, "members remove", 14) == 0;
 	if (leaders && o.id < 0)
 		return ask_until_accepted(&cfg, line);
+	int denied = -1;
 	for (int i = 0; i < cfg.member_count; i++) {
 		if (o.id >= 0 && i != o.id)
 			continue;
 		char path[108];
 		admin_path(&cfg, i, path, sizeof(path));
 		int rc = ask(path, line, reply, sizeof(reply));
+		if (rc < 0 && errno == EACCES)
+			denied = i;
 		if (rc < 0)
 			continue;
 		fputs(reply, rc ? stderr : stdout);
 		return rc;
 	}
-	fprintf(stderr, "bypaxctl: no bypaxd of cluster %u answers on this "
-		"host (tried /tmp/bypaxd-%u-*.sock%s); is it running?\n",
-		cfg.cluster_id, cfg.cluster_id, o.id >= 0 ? " for --id" : "");
-	return EXIT_USAGE;
+	return no_answer(&cfg, denied, o.id >= 0);
 }

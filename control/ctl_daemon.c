@@ -3,9 +3,11 @@
  * and out over UDP, the worker's status in and commands out over the rings,
  * the admin socket (parsing commands, rendering status), and what is not
  * policy: snapshots streamed to bypaxctl, fault isolation. */
+#define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -36,6 +38,13 @@
 #define SNAPSHOT_STALL_NS (5000 * MS_NS)
 /* The worker answers a save within a poll; this long means it is stuck. */
 #define SNAPSHOT_WORKER_NS (5000 * MS_NS)
+
+/* The group whose members may connect to the admin socket. */
+#define CTL_ADMIN_GROUP "bypax"
+/* Names of the commands that change state, for refusals (state_verb). */
+static const char *const ctl_admin_verbs[] = { "members add/remove",
+					       "leader", "snapshot", "fault" };
+#define CTL_ADMIN_VERBS (sizeof(ctl_admin_verbs) / sizeof(ctl_admin_verbs[0]))
 
 static pthread_t ctl_tid;
 /* "fault isolate": until then no heartbeat goes out or is taken in, as
@@ -108,7 +117,7 @@ static int take_lock(struct ctl_claim *c, const struct bpx_config *cfg,
 {
 	char path[sizeof(c->admin_path) + 8];
 	snprintf(path, sizeof(path), "%s.lock", c->admin_path);
-	/* O_NOFOLLOW: the lock usually lives in /tmp. */
+	/* O_NOFOLLOW: the lock may live in a shared directory (/tmp). */
 	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 			  0600);
 	if (c->lock_fd < 0) {
@@ -199,6 +208,16 @@ void ctl_claim_release(struct ctl_claim *c)
 	c->hb_fd = c->lock_fd = -1;
 }
 
+/* The socket's group: "bypax" when it exists and we may give the file to
+ * it (root, or a member), so that its members can connect (mode 0660);
+ * else our own. docs/deploy.md, "The admin socket". */
+static void give_admin_group(const char *path)
+{
+	const struct group *g = getgrnam(CTL_ADMIN_GROUP);
+	if (g != NULL)
+		(void)chown(path, (uid_t)-1, g->gr_gid); /* EPERM: keep ours */
+}
+
 /* Only with the claim held: a socket file left at our path belongs to a
  * predecessor that died without removing it, as no live bypaxd can hold
  * this path's lock while we do. */
@@ -220,11 +239,12 @@ static int open_admin_socket(struct ctl_daemon *d, char *err, size_t len)
 				      SOCK_CLOEXEC, 0);
 	if (d->admin_fd < 0 ||
 	    bind(d->admin_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    chmod(a.sun_path, 0600) != 0 || listen(d->admin_fd, 8) != 0) {
+	    chmod(a.sun_path, 0660) != 0 || listen(d->admin_fd, 8) != 0) {
 		snprintf(err, len, "admin socket %s: %s", a.sun_path,
 			 strerror(errno));
 		return -BPX_EIO;
 	}
+	give_admin_group(a.sun_path);
 	return 0;
 }
 
@@ -288,6 +308,7 @@ int ctl_daemon_init(struct ctl_daemon *d, const struct bpx_config *cfg,
 	ctl_ratelimit_init(&d->foreign_log, CTL_LOG_INTERVAL_NS);
 	ctl_ratelimit_init(&d->admin_log, CTL_LOG_INTERVAL_NS);
 	ctl_ratelimit_init(&d->bad_mac_log, CTL_LOG_INTERVAL_NS);
+	ctl_ratelimit_init(&d->refused_log, CTL_LOG_INTERVAL_NS);
 	d->to_worker = make_ring("ctl_in", self, sizeof(struct ctl_cmd),
 				  CTL_RING_SIZE);
 	d->from_worker = make_ring("ctl_out", self,
@@ -385,6 +406,19 @@ static void log_bad_mac(struct ctl_daemon *d,
 					    "key_file, or none?")));
 }
 
+static void log_admin_refused(struct ctl_daemon *d,
+			      const struct ctl_ratelimit_line *l)
+{
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "admin_refused",
+		  BPX_LOG_FIELDS(BPX_LF_U64("count", l->count),
+				 BPX_LF_STR("latest", ctl_admin_verbs[l->note]),
+				 BPX_LF_U64("peer_uid", l->key),
+				 BPX_LF_U64("allowed_uid", (unsigned)geteuid()),
+				 BPX_LF_U64("refused", d->admin_refused),
+				 BPX_LF_STR("reason", "only root and bypaxd's "
+					    "uid change state (docs/deploy.md)")));
+}
+
 /* On a tick: lines for events held back by sources that went quiet. */
 static void log_due(struct ctl_daemon *d, uint64_t now)
 {
@@ -395,6 +429,8 @@ static void log_due(struct ctl_daemon *d, uint64_t now)
 		log_admin_dropped(d, &l);
 	while (ctl_ratelimit_due(&d->bad_mac_log, now, &l))
 		log_bad_mac(d, &l);
+	while (ctl_ratelimit_due(&d->refused_log, now, &l))
+		log_admin_refused(d, &l);
 }
 
 /* ---- The policy's effects ---- */
@@ -1340,6 +1376,41 @@ static void log_events(struct ctl_daemon *d, uint64_t now)
 		log_worker(d);
 }
 
+/* The commands that change state, or hand out the whole state (a
+ * snapshot): index into ctl_admin_verbs, or -1 for one anyone who can
+ * connect may run (help, status, members). */
+static int state_verb(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[0], "members") == 0)
+		return 0;
+	for (int i = 1; i < (int)CTL_ADMIN_VERBS; i++)
+		if (argc > 0 && strcmp(argv[0], ctl_admin_verbs[i]) == 0)
+			return i;
+	return -1;
+}
+
+static struct ctl_admin_conn *conn_of(struct ctl_daemon *d, int fd);
+
+/* Root and the daemon's own uid may change state; others are refused,
+ * counted and logged (at most a line per uid per interval). */
+static bool may_change_state(struct ctl_daemon *d, int fd, int verb,
+			     uint64_t now, struct ctl_admin_reply *r)
+{
+	const struct ctl_admin_conn *c = conn_of(d, fd);
+	CTL_ASSERT(c != NULL);
+	if (c->peer_uid == 0 || c->peer_uid == (uint32_t)geteuid())
+		return true;
+	d->admin_refused++;
+	struct ctl_ratelimit_line l;
+	if (ctl_ratelimit_event(&d->refused_log, c->peer_uid, (uint64_t)verb,
+				1, now, &l))
+		log_admin_refused(d, &l);
+	say(r, "error: permission denied: '%s' changes state; only root and "
+	       "uid %u may run it (you are uid %" PRIu32 "; docs/deploy.md)\n",
+	    ctl_admin_verbs[verb], (unsigned)geteuid(), c->peer_uid);
+	return false;
+}
+
 static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		      struct ctl_admin_reply *r)
 {
@@ -1348,6 +1419,9 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 	for (char *tok = strtok(line, " \t\r\n"); tok && argc < 8;
 	     tok = strtok(NULL, " \t\r\n"))
 		argv[argc++] = tok;
+	int verb = state_verb(argc, argv);
+	if (verb >= 0 && !may_change_state(d, fd, verb, now, r))
+		return true;
 	if (argc == 0 || strcmp(argv[0], "help") == 0) {
 		say(r, "commands: status [json] | members [json] | members "
 		       "add ID... | members remove ID | leader transfer ID|none "
@@ -1479,21 +1553,6 @@ static void reply_later(struct ctl_daemon *d, int fd, const char *text,
 	begin_write(c, now);
 }
 
-/* The uid of the process behind an admin connection, -1 if unknown.
- * SO_PEERCRED's struct ucred, spelled out: it needs _GNU_SOURCE. */
-static int64_t peer_uid(int fd)
-{
-	struct {
-		int32_t pid;
-		uint32_t uid, gid;
-	} cred;
-	socklen_t len = sizeof(cred);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-	    len != sizeof(cred))
-		return -1;
-	return cred.uid;
-}
-
 /* Reading commands (polled by scripts and the chaos harness) at debug,
  * the ones that change something at info. */
 static bool read_only_command(const char *line)
@@ -1543,7 +1602,7 @@ static void admin_run(struct ctl_daemon *d, struct ctl_admin_conn *c,
 	snprintf(command, sizeof(command), "%s", c->line); /* strtok cuts it */
 	for (size_t n = strlen(command); n > 0 && strchr(" \t\r", command[n - 1]);)
 		command[--n] = '\0';
-	int64_t uid = peer_uid(c->fd);
+	int64_t uid = c->peer_uid == CTL_UID_UNKNOWN ? -1 : (int64_t)c->peer_uid;
 	if (newline == NULL && c->line_len == sizeof(c->line) - 1)
 		say(&c->reply, "error: command longer than %zu bytes\n",
 		    sizeof(c->line) - 2);
@@ -1612,6 +1671,18 @@ static struct ctl_admin_conn *admin_slot(struct ctl_daemon *d, uint64_t now)
 	return oldest;
 }
 
+/* Who is on the other end (the kernel's word, SO_PEERCRED): what
+ * may_change_state decides on. */
+static uint32_t peer_uid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+	    len != sizeof(cred))
+		return CTL_UID_UNKNOWN;
+	return (uint32_t)cred.uid;
+}
+
 /* At most CTL_ADMIN_CONNS a turn, the oldest idle readers dropped first. */
 static void admin_accept(struct ctl_daemon *d, uint64_t now)
 {
@@ -1632,6 +1703,7 @@ static void admin_accept(struct ctl_daemon *d, uint64_t now)
 			admin_drop(d, c, now);
 		*c = (struct ctl_admin_conn){ .fd = fd,
 					      .state = CTL_ADMIN_READING,
+					      .peer_uid = peer_uid(fd),
 					      .deadline_ns =
 						      now + CTL_ADMIN_BUDGET_NS };
 	}

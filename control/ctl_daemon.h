@@ -63,6 +63,8 @@ void ctl_claim_release(struct ctl_claim *c);
 /* Admin connections (bypaxctl): at most CTL_ADMIN_CONNS at once, each a
  * command line in and a reply out, never a blocking call. */
 #define CTL_ADMIN_CONNS 8u
+/* An admin client whose credentials SO_PEERCRED could not tell. */
+#define CTL_UID_UNKNOWN UINT32_MAX
 #define CTL_ADMIN_LINE_MAX 512u
 #define CTL_ADMIN_REPLY_MAX 8192u
 /* How long a client has to send its command, and again to take its reply. */
@@ -86,6 +88,7 @@ struct ctl_admin_reply {
 struct ctl_admin_conn {
 	int fd;
 	uint8_t state;        /* enum ctl_admin_state */
+	uint32_t peer_uid;    /* SO_PEERCRED at accept; CTL_UID_UNKNOWN */
 	uint64_t deadline_ns; /* READING, WRITING: dropped at this time */
 	size_t line_len;
 	char line[CTL_ADMIN_LINE_MAX];
@@ -136,6 +139,10 @@ struct ctl_daemon {
 	struct ctl_ratelimit admin_log;
 	uint64_t hb_bad_mac;         /* of hb_dropped: no valid key tag */
 	struct ctl_ratelimit bad_mac_log; /* per source ip:port */
+	/* Commands that change state refused to a uid that is neither root
+	 * nor ours (docs/deploy.md, "The admin socket"): per uid. */
+	struct ctl_ratelimit refused_log;
+	uint64_t admin_refused;
 	struct ctl_admin_conn admin[CTL_ADMIN_CONNS];
 	uint64_t admin_dropped;      /* clients out of their budget */
 	/* The worker's send buffer: read only between a CTL_CMD_SNAPSHOT

@@ -72,6 +72,7 @@ static void fill_page(const struct ctl_daemon *d, uint64_t now,
 	pg->hb_wrong_cluster = d->hb_wrong_cluster;
 	pg->hb_bad_mac = d->hb_bad_mac;
 	pg->admin_dropped = d->admin_dropped;
+	pg->admin_refused = d->admin_refused;
 	pg->log_lost = d->log_lost;
 	pg->http_requests = d->http.requests;
 	pg->http_dropped = d->http.dropped;

@@ -221,6 +221,9 @@ static void render_control(struct writer *w, const struct ctl_metrics_page *p)
 	    p->hb_dropped - p->hb_wrong_cluster - p->hb_bad_mac);
 	counter(w, "bypax_admin_clients_dropped_total", "Admin socket clients "
 		"dropped: idle past their budget, or no room.", p->admin_dropped);
+	counter(w, "bypax_admin_refused_total", "Admin commands that change "
+		"state refused: the client was neither root nor bypaxd's uid.",
+		p->admin_refused);
 	counter(w, "bypax_http_requests_total", "Requests to this HTTP "
 		"endpoint answered.", p->http_requests);
 	counter(w, "bypax_http_clients_dropped_total", "HTTP clients dropped: "

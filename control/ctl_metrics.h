@@ -67,6 +67,7 @@ struct ctl_metrics_page {
 	uint64_t hb_dropped, hb_wrong_cluster;
 	uint64_t hb_bad_mac;               /* of hb_dropped: no valid key tag */
 	uint64_t admin_dropped, log_lost, http_dropped, http_requests;
+	uint64_t admin_refused; /* state changes refused (SO_PEERCRED) */
 	uint64_t snapshots_streamed, snapshots_abandoned;
 	uint64_t uptime_ns;
 	struct ctl_metrics_peer peers[PX_REPLICAS_MAX];

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@
 #include "ctl_daemon.h"
 #include "ctl_log.h"
 #include "dp.h"
+#include "notify.h"
 #include "ports.h"
 
 #define POOL_MBUFS 8191u
@@ -102,7 +104,8 @@ static void usage(FILE *f)
 		"  --stats-interval S   log the counters (event=stats) every S seconds\n"
 		"                       (default 0: never)\n"
 		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
-		"                       /tmp/bypaxd-<cluster>-<id>.sock)\n"
+		"                       RUN_DIR/bypaxd-<cluster>-<id>.sock, RUN_DIR\n"
+		"                       $BYPAX_RUN_DIR or else /run/bypax)\n"
 		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
 		"  --restore FILE       with --bootstrap: start a NEW cluster from a\n"
 		"                       snapshot file (bypaxctl snapshot PATH), every\n"
@@ -671,7 +674,8 @@ static unsigned first_worker(void)
  * in a call) shows here, once when it stops and once when it goes on. */
 #define WORKER_STALL_TICKS 3 /* x 100 ms */
 
-static void watch_worker(void)
+/* Returns whether the worker polls (what systemd's watchdog is fed on). */
+static bool watch_worker(void)
 {
 	static uint64_t last_loops, still_ticks;
 	uint64_t loops = d.worker_loops;
@@ -681,11 +685,42 @@ static void watch_worker(void)
 			      BPX_LF_U64("stalled_ms", still_ticks * 100));
 		last_loops = loops;
 		still_ticks = 0;
-		return;
+		return true;
 	}
 	if (++still_ticks == WORKER_STALL_TICKS)
 		EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "worker_stalled",
 		      BPX_LF_U64("stalled_ms", WORKER_STALL_TICKS * 100));
+	return still_ticks < WORKER_STALL_TICKS;
+}
+
+/* ---- systemd (notify.h): READY=1 once joined, STATUS= per role ---- */
+
+static struct dp_notify sd;
+
+/* Joined: leading, or following a leader it knows. */
+static bool joined(enum px_role role)
+{
+	return role == PX_ROLE_LEADER ||
+	       (role == PX_ROLE_FOLLOWER &&
+		px_known_leader(d.replica->px) != PX_REPLICA_NONE);
+}
+
+static void notify_role(enum px_role role)
+{
+	static const char *const roles[] = { "follower", "candidate", "leader",
+					     "recovering" };
+	static bool ready;
+	static int last_role = -1;
+	bool now_ready = !ready && joined(role);
+	if (!now_ready && (int)role == last_role)
+		return;
+	char text[160];
+	snprintf(text, sizeof(text), "%sSTATUS=member %d of cluster %u: %s%s",
+		 now_ready ? "READY=1\n" : "", d.o.id, d.cfg.cluster_id,
+		 roles[role], ready || now_ready ? "" : " (joining)");
+	dp_notify_send(&sd, text);
+	ready |= now_ready;
+	last_role = (int)role;
 }
 
 static void wait_for_signal(void)
@@ -699,7 +734,7 @@ static void wait_for_signal(void)
 			next = now; /* late (stopped, or a slow restart) */
 		sleep_until_ns(next);
 		ticks++;
-		watch_worker();
+		dp_notify_watchdog(&sd, mono_ns(), watch_worker());
 		check_link_faults();
 		check_links();
 		report_wrong_cluster(mono_ns());
@@ -709,6 +744,7 @@ static void wait_for_signal(void)
 			ctl_daemon_print_log(&d.ctl);
 		/* A plain read of the worker's role: at worst a tick late. */
 		enum px_role role = px_role(d.replica->px);
+		notify_role(role);
 		if (recovering && role != PX_ROLE_RECOVERING) {
 			EVENT(CTL_LOG_PAXOS, RTE_LOG_NOTICE, "recovery_end",
 			      BPX_LF_STR("role", role == PX_ROLE_LEADER ? "leader"
@@ -720,6 +756,7 @@ static void wait_for_signal(void)
 		    ticks % (10ull * d.o.stats_interval_s) == 0)
 			print_stats();
 	}
+	dp_notify_send(&sd, "STOPPING=1");
 }
 
 static void shutdown_all(void)
@@ -751,8 +788,8 @@ static void admin_path(char *path, size_t cap)
 	if (d.o.admin_socket != NULL)
 		snprintf(path, cap, "%s", d.o.admin_socket);
 	else
-		snprintf(path, cap, "/tmp/bypaxd-%u-%d.sock", d.cfg.cluster_id,
-			 d.o.id);
+		(void)bpx_admin_socket_path(d.cfg.cluster_id, (unsigned)d.o.id,
+					    path, cap);
 }
 
 /* /metrics: the worker's counters, read as telemetry_stats reads them. */
@@ -790,6 +827,21 @@ static int load_cluster_key(char *err, size_t len)
 	return rc;
 }
 
+/* The default admin socket's directory: systemd makes it
+ * (RuntimeDirectory=bypax); by hand, bypaxd does, readable by all so that
+ * the socket's own mode (0660) decides who may connect. */
+static int make_run_dir(char *err, size_t len)
+{
+	const char *dir = bpx_run_dir();
+	if (d.o.admin_socket != NULL || mkdir(dir, 0755) == 0 ||
+	    errno == EEXIST)
+		return 0;
+	snprintf(err, len, "admin socket directory %s: %s (run as root, set "
+		 "BYPAX_RUN_DIR, or pass --admin-socket PATH)", dir,
+		 strerror(errno));
+	return -BPX_EIO;
+}
+
 /* Before the EAL: the configuration, then the claim on this member. */
 static int claim_member(char *err, size_t len)
 {
@@ -813,6 +865,9 @@ static int claim_member(char *err, size_t len)
 		if (rc != 0)
 			return rc;
 	}
+	rc = make_run_dir(err, len);
+	if (rc != 0)
+		return rc;
 	char path[256];
 	admin_path(path, sizeof(path));
 	return ctl_claim_take(&d.claim, &d.cfg, (uint8_t)d.o.id, path, err,
@@ -954,6 +1009,10 @@ int main(int argc, char **argv)
 	if (parse_app_args(argc, argv, sep) != 0)
 		return 2;
 	char err[512] = "";
+	if (dp_notify_open(&sd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "bypaxd: %s\n", err);
+		return 2;
+	}
 	int rc = claim_member(err, sizeof(err));
 	if (rc != 0) {
 		fprintf(stderr, "bypaxd: %s\n", err[0] ? err : bpx_strerror(rc));
@@ -985,6 +1044,7 @@ int main(int argc, char **argv)
 	}
 	shutdown_all();
 	rte_eal_cleanup();
+	dp_notify_close(&sd);
 	EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "stopped",
 	      BPX_LF_STR("reason", "signal"));
 	return 0;

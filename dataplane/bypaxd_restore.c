@@ -187,8 +187,8 @@ static int check_no_old_replica(const struct bypaxd_restore *rs,
 				const char *admin_path, char *err, size_t len)
 {
 	char old_path[108];
-	snprintf(old_path, sizeof(old_path), "/tmp/bypaxd-%u-%d.sock",
-		 rs->info.h.cluster_id, o->id);
+	(void)bpx_admin_socket_path(rs->info.h.cluster_id, (unsigned)o->id,
+				    old_path, sizeof(old_path));
 	const char *live = answers(admin_path) ? admin_path
 			   : answers(old_path) ? old_path
 					       : NULL;

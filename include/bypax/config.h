@@ -1,5 +1,5 @@
-/* The cluster configuration file (INI, read with DPDK's rte_cfgfile), shared
- * by bypaxd, bypaxctl and the client. See docs/config.md.
+/* The cluster configuration file (INI, read by config/ini.c: no DPDK),
+ * shared by bypaxd, bypaxctl and the client. See docs/config.md.
  *
  *   [cluster]
  *   id = 1                 ; required, 1..4294967295
@@ -81,6 +81,17 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
  * bpx_auth_key_read with err naming the config file, the key file and the
  * problem. */
 int bpx_config_load_key(struct bpx_config *cfg, char *err, size_t err_len);
+/* Where bypaxd puts its admin socket by default and bypaxctl looks for
+ * it: $BYPAX_RUN_DIR when set and not empty, else BPX_RUN_DIR_DEFAULT
+ * (systemd's RuntimeDirectory=bypax; docs/deploy.md). */
+#define BPX_RUN_DIR_DEFAULT "/run/bypax"
+const char *bpx_run_dir(void);
+
+/* The default admin socket of member_id of cluster_id:
+ * RUN_DIR/bypaxd-<cluster_id>-<member_id>.sock. Returns 0, or -BPX_EINVAL
+ * when it does not fit cap (buf then holds as much as fits). */
+int bpx_admin_socket_path(uint32_t cluster_id, unsigned member_id, char *buf,
+			  size_t cap);
 
 /* "02:00:00:00:00:01" -> mac. Returns 0 or -BPX_EINVAL. */
 int bpx_parse_mac(const char *s, uint8_t mac[6]);

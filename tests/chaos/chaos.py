@@ -77,6 +77,9 @@ class Cluster:
         self.net = 20 + self.tag % 200
         self.cluster_id = rng.randrange(100, 60000)
         self.conf = os.path.join(workdir, "bypax.conf")
+        # The admin sockets: bypaxd's default and where bypaxctl looks,
+        # here this run's directory (not /run/bypax: runs side by side).
+        os.environ["BYPAX_RUN_DIR"] = workdir
         self.procs = [None] * n
         self.paused = [False] * n
         self.starts = [0] * n

@@ -164,7 +164,7 @@ python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/logfmt.py" \
 step "ok: every event line parses as logfmt: $(tr '\n' ' ' <"$DIR/logfmt.out")"
 for i in 0 1 2; do
 	ip link show "$(tap_name "$i")" >/dev/null 2>&1 && fail "tap $(tap_name "$i") still there"
-	[[ -e /tmp/bypaxd-$CLUSTER_ID-$i.sock ]] && fail "admin socket of $i still there"
+	[[ -e $BYPAX_RUN_DIR/bypaxd-$CLUSTER_ID-$i.sock ]] && fail "admin socket of $i still there"
 done
 step "ok: tap interfaces and admin sockets are gone"
 echo "memif_basic: OK"

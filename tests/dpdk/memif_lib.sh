@@ -9,6 +9,9 @@
 N=${N:-3}
 CLUSTER_ID=${CLUSTER_ID:-$((RANDOM % 50000 + 100))}
 DIR=$(mktemp -d "/tmp/bypax-memif.XXXXXX")
+# The admin sockets (bypaxd's default, where bypaxctl looks): this test's
+# own directory, not /run/bypax, so tests run side by side and unprivileged.
+export BYPAX_RUN_DIR=$DIR
 TAG=$((RANDOM % 9000 + 1000))
 CONF=$DIR/bypax.conf
 declare -a PIDS
@@ -113,7 +116,7 @@ cluster_cleanup()
 	done
 	# The lock files of the admin sockets outlive their bypaxd on
 	# purpose (docs/deploy.md); ours go with the test's cluster id.
-	rm -f /tmp/bypaxd-"$CLUSTER_ID"-*.sock.lock
+	rm -f "$BYPAX_RUN_DIR"/bypaxd-"$CLUSTER_ID"-*.sock.lock
 	if [[ -n "${KEEP_LOGS:-}" ]]; then
 		echo "logs kept in $DIR"
 	else

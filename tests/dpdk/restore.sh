@@ -93,7 +93,7 @@ ctl --id 1 snapshot "$SNAP" >"$DIR/snap.out" 2>&1 || fail "snapshot --id 1: $(ca
 step "$(cat "$DIR/snap.out")"
 
 # ---- Refusals: an old replica still runs, bad files ----
-expect_restore_refused "a bypaxd still answers on /tmp/bypaxd-$CLUSTER_ID-0.sock" "$SNAP"
+expect_restore_refused "a bypaxd still answers on $BYPAX_RUN_DIR/bypaxd-$CLUSTER_ID-0.sock" "$SNAP"
 for i in 0 1 2; do stop_replica "$i" KILL; done
 step "killed every replica: the cluster is lost"
 size=$(stat -c %s "$SNAP")
@@ -153,7 +153,7 @@ step "ok: converged past the snapshot: $(applied_indexes)"
 leader=$(leader_id)
 failovers_of() { ctl --id "$1" --json status | sed -n 's/.*"failovers":\([0-9]*\).*/\1/p'; }
 before=$(failovers_of "$leader")
-python3 - "/tmp/bypaxd-$CLUSTER_ID-$leader.sock" >"$DIR/stall.out" 2>&1 <<'PY' &
+python3 - "$BYPAX_RUN_DIR/bypaxd-$CLUSTER_ID-$leader.sock" >"$DIR/stall.out" 2>&1 <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])

@@ -1,4 +1,4 @@
-/* Fuzz target for the wire codec (dataplane/wire.c): whatever bytes come
+/* Fuzz target for the wire codec (wire/wire.c): whatever bytes come
  * in, no entry point may read out of bounds or misbehave, and what decode
  * accepts must encode back to the very same bytes.
  *

@@ -1,4 +1,4 @@
-/* Unit tests for the cluster configuration reader (dataplane/config.c,
+/* Unit tests for the cluster configuration reader (config/config.c,
  * config.h, docs/config.md).
  *
  * Each test writes an INI file to /tmp (mkstemp, removed afterwards) and
@@ -219,6 +219,17 @@ static void test_not_ini(void **state)
 	load_text("[cluster\nid = 1\n" MEMBERS3, &l);
 	assert_int_equal(l.rc, -BPX_ECONFIG);
 	assert_contains(l.err, l.path);
+	/* A key given twice used to keep the first silently: now refused,
+	 * with the line of each (config/ini.c). */
+	load_text("[cluster]\nid = 1\nid = 2\n" MEMBERS3, &l);
+	assert_int_equal(l.rc, -BPX_ECONFIG);
+	char where[sizeof(l.path) + 64];
+	snprintf(where, sizeof(where), "%s:3: [cluster] id appears twice "
+		 "(first at line 2)", l.path);
+	assert_contains(l.err, where);
+	load_text("[cluster]\nid = 1\n" MEMBERS3 MEMBER_N(1), &l);
+	assert_int_equal(l.rc, -BPX_ECONFIG);
+	assert_contains(l.err, "[member1] appears twice");
 }
 
 /* An empty sm or sm_args means the default. */

@@ -52,6 +52,7 @@ static void make_page(struct ctl_metrics_page *p)
 	p->hb_dropped = 12;
 	p->hb_wrong_cluster = 2;
 	p->hb_bad_mac = 7;
+	p->admin_refused = 4;
 }
 
 static const char *render(const struct ctl_metrics_page *p)
@@ -139,6 +140,7 @@ static void test_drops_and_replies_by_name(void **state)
 	assert_line(page, "bypax_heartbeat_drops_total{reason=\"wrong_cluster\"} 2");
 	assert_line(page, "bypax_heartbeat_drops_total{reason=\"bad_mac\"} 7");
 	assert_line(page, "bypax_heartbeat_drops_total{reason=\"other\"} 3");
+	assert_line(page, "bypax_admin_refused_total 4");
 	assert_line(page, "bypax_frame_drops_total{reason=\"tx_full\"} 8");
 	assert_no_text(page, "reason=\"ok\"");
 	assert_line(page, "bypax_message_drops_total{reason=\"stale_ballot\"} 6");

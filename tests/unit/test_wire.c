@@ -1,4 +1,4 @@
-/* Unit tests for the wire codec (dataplane/wire.c, wire.h, docs/wire.md).
+/* Unit tests for the wire codec (wire/wire.c, wire.h, docs/wire.md).
  *
  * Messages: every type round-trips with every field set to a distinctive
  * value; the fields a type does not carry come back 0; every drop reason

@@ -1,5 +1,6 @@
-/* Reading the cluster configuration with rte_cfgfile. Every error names the
- * file, section, key and value, so an operator can fix it at once. */
+/* Reading the cluster configuration with the INI reader of ini.h (no
+ * DPDK: libbypax and the tools link this). Every error names the file,
+ * section, key and value, so an operator can fix it at once. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -9,12 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rte_cfgfile.h>
-
 #include "bypax/config.h"
+#include "ini.h"
 
 struct reader {
-	struct rte_cfgfile *file;
+	struct bpx_ini *file;
 	const char *path;
 	char *err;
 	size_t err_len;
@@ -98,11 +98,25 @@ int bpx_parse_hostport(const char *s, uint32_t *ip, uint16_t *port)
 	return 0;
 }
 
+const char *bpx_run_dir(void)
+{
+	const char *dir = getenv("BYPAX_RUN_DIR");
+	return dir != NULL && *dir != '\0' ? dir : BPX_RUN_DIR_DEFAULT;
+}
+
+int bpx_admin_socket_path(uint32_t cluster_id, unsigned member_id, char *buf,
+			  size_t cap)
+{
+	int n = snprintf(buf, cap, "%s/bypaxd-%" PRIu32 "-%u.sock",
+			 bpx_run_dir(), cluster_id, member_id);
+	return n < 0 || (size_t)n >= cap ? -BPX_EINVAL : 0;
+}
+
 /* Reads an optional number; keeps *out (the default) when absent. */
 static int get_u64(struct reader *rd, const char *section, const char *key,
 		   uint64_t lo, uint64_t hi, uint64_t *out)
 {
-	const char *v = rte_cfgfile_get_entry(rd->file, section, key);
+	const char *v = bpx_ini_get(rd->file, section, key);
 	if (v == NULL)
 		return 0;
 	if (parse_u64_text(v, lo, hi, out) != 0)
@@ -135,9 +149,9 @@ static int read_cluster(struct reader *rd, struct bpx_config *cfg)
 	const char *s = "cluster";
 	struct px_config *px = &cfg->px;
 	uint64_t id = 0;
-	if (!rte_cfgfile_has_section(rd->file, s))
+	if (!bpx_ini_has_section(rd->file, s))
 		return fail(rd, s, NULL, NULL, "section is missing");
-	if (rte_cfgfile_get_entry(rd->file, s, "id") == NULL)
+	if (bpx_ini_get(rd->file, s, "id") == NULL)
 		return fail(rd, s, "id", "", "the cluster id is required");
 	int err = get_u64(rd, s, "id", 1, UINT32_MAX, &id);
 	err = err ? err : get_u32(rd, s, "window", 1, 65536, &px->window_slots);
@@ -165,8 +179,8 @@ static int read_cluster(struct reader *rd, struct bpx_config *cfg)
 			    px->window_slots);
 	cfg->cluster_id = (uint32_t)id;
 	px->cluster_id = (uint32_t)id;
-	const char *sm = rte_cfgfile_get_entry(rd->file, s, "sm");
-	const char *args = rte_cfgfile_get_entry(rd->file, s, "sm_args");
+	const char *sm = bpx_ini_get(rd->file, s, "sm");
+	const char *args = bpx_ini_get(rd->file, s, "sm_args");
 	snprintf(cfg->sm, sizeof(cfg->sm), "%s", sm && *sm ? sm : "kv");
 	snprintf(cfg->sm_args, sizeof(cfg->sm_args), "%s", args ? args : "");
 	return 0;
@@ -197,7 +211,7 @@ static int read_member(struct reader *rd, uint8_t id, struct bpx_member *m)
 	static const char *const keys[] = { "mac", "ip", "port", "control" };
 	const char *v[4];
 	for (int i = 0; i < 4; i++) {
-		v[i] = rte_cfgfile_get_entry(rd->file, s, keys[i]);
+		v[i] = bpx_ini_get(rd->file, s, keys[i]);
 		if (v[i] == NULL)
 			return fail(rd, s, keys[i], "", "required key is missing");
 	}
@@ -212,7 +226,7 @@ static int read_member(struct reader *rd, uint8_t id, struct bpx_member *m)
 	if (bpx_parse_hostport(v[3], &m->control_ip, &m->control_port) != 0)
 		return fail(rd, s, "control", v[3], "expected IPv4:port");
 	/* Optional: where bypaxd serves /metrics and /health. */
-	const char *metrics = rte_cfgfile_get_entry(rd->file, s, "metrics");
+	const char *metrics = bpx_ini_get(rd->file, s, "metrics");
 	if (metrics != NULL &&
 	    bpx_parse_hostport(metrics, &m->metrics_ip, &m->metrics_port) != 0)
 		return fail(rd, s, "metrics", metrics,
@@ -230,7 +244,7 @@ static int dup_member(struct reader *rd, uint8_t i, uint8_t j,
 {
 	char s[16];
 	snprintf(s, sizeof(s), "member%u", i);
-	const char *v = rte_cfgfile_get_entry(rd->file, s, key);
+	const char *v = bpx_ini_get(rd->file, s, key);
 	return fail(rd, s, key, v,
 		    "[member%u] has the same %s: each member needs its own",
 		    j, what);
@@ -280,7 +294,7 @@ static int read_members(struct reader *rd, struct bpx_config *cfg)
 	while (n < PX_REPLICAS_MAX) {
 		char s[16];
 		snprintf(s, sizeof(s), "member%u", n);
-		if (!rte_cfgfile_has_section(rd->file, s))
+		if (!bpx_ini_has_section(rd->file, s))
 			break;
 		int err = read_member(rd, n, &cfg->members[n]);
 		if (err)
@@ -291,7 +305,7 @@ static int read_members(struct reader *rd, struct bpx_config *cfg)
 	for (unsigned k = n; k <= UINT8_MAX; k++) {
 		char extra[16];
 		snprintf(extra, sizeof(extra), "member%u", k);
-		if (!rte_cfgfile_has_section(rd->file, extra))
+		if (!bpx_ini_has_section(rd->file, extra))
 			continue;
 		if (k == n) /* n == PX_REPLICAS_MAX */
 			return fail(rd, extra, NULL, NULL,
@@ -315,7 +329,7 @@ static int read_members(struct reader *rd, struct bpx_config *cfg)
  * every member); the others can be added later (bypaxctl members add). */
 static int read_initial_members(struct reader *rd, struct bpx_config *cfg)
 {
-	const char *v = rte_cfgfile_get_entry(rd->file, "cluster",
+	const char *v = bpx_ini_get(rd->file, "cluster",
 					      "initial_members");
 	if (v == NULL || *v == '\0')
 		return 0;
@@ -344,7 +358,7 @@ static int read_initial_members(struct reader *rd, struct bpx_config *cfg)
 static int read_cluster_key(struct reader *rd, struct bpx_config *cfg)
 {
 	const char *s = "cluster";
-	const char *v = rte_cfgfile_get_entry(rd->file, s, "key_file");
+	const char *v = bpx_ini_get(rd->file, s, "key_file");
 	if (v == NULL)
 		return 0;
 	if (*v == '\0' || strlen(v) >= sizeof(cfg->key_file))
@@ -352,7 +366,7 @@ static int read_cluster_key(struct reader *rd, struct bpx_config *cfg)
 			    "32-byte key file, at most %zu characters",
 			    sizeof(cfg->key_file) - 1);
 	snprintf(cfg->key_file, sizeof(cfg->key_file), "%s", v);
-	const char *b = rte_cfgfile_get_entry(rd->file, s, "batch_bytes");
+	const char *b = bpx_ini_get(rd->file, s, "batch_bytes");
 	if (b == NULL)
 		cfg->px.batch_bytes_max = BPX_AUTH_BATCH_BYTES_MAX;
 	else if (cfg->px.batch_bytes_max > BPX_AUTH_BATCH_BYTES_MAX)
@@ -372,26 +386,15 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	cfg->fd_heartbeat_ns = 5000000;
 	cfg->fd_timeout_min_ns = 30000000;
 	cfg->fd_timeout_max_ns = 1000000000;
-	FILE *probe = fopen(path, "r");
-	if (probe == NULL) {
-		snprintf(err, err_len, "%s: cannot open: %s", path,
-			 strerror(errno));
-		return -BPX_ENOENT;
-	}
-	fclose(probe);
 	struct reader rd = { .path = path, .err = err, .err_len = err_len };
-	/* Empty values load, so that "key =" is reported with its section
-	 * and key below (rte_cfgfile alone says only "not valid"). */
-	rd.file = rte_cfgfile_load(path, CFG_FLAG_EMPTY_VALUES);
-	if (rd.file == NULL) {
-		snprintf(err, err_len, "%s: not a valid INI file", path);
-		return -BPX_ECONFIG;
-	}
-	int rc = read_cluster(&rd, cfg);
+	int rc = bpx_ini_load(path, &rd.file, err, err_len);
+	if (rc != 0)
+		return rc;
+	rc = read_cluster(&rd, cfg);
 	rc = rc ? rc : read_control(&rd, cfg);
 	rc = rc ? rc : read_members(&rd, cfg);
 	rc = rc ? rc : read_initial_members(&rd, cfg);
 	rc = rc ? rc : read_cluster_key(&rd, cfg);
-	rte_cfgfile_close(rd.file);
+	bpx_ini_free(rd.file);
 	return rc;
 }
