@@ -92,12 +92,39 @@ class Cluster:
             lines += [f"[member{i}]",
                       "mac = 02:00:00:00:%02x:%02x" % (self.tag % 256, i),
                       f"ip = 10.{self.net}.{i}.1", "port = 9000",
-                      f"control = 127.0.0.1:{20000 + self.tag + i * 7}"]
+                      f"control = 127.0.0.1:{20000 + self.tag + i * 7}",
+                      f"metrics = 127.0.0.1:{self.metrics_port(i)}"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
     def tap(self, i):
         return f"bpx{self.tag}c{i}"
+
+    def metrics_port(self, i):
+        """Below the control ports (20000 + tag + 7i): never the same."""
+        return 10000 + self.tag + i * 7
+
+    def diagnose(self):
+        """What each live replica says of itself, kept beside its log when
+        a run fails: its status, and its /metrics page (drops by reason,
+        tx_full, links, recovery), so that a failure that does not repeat
+        can still be read afterwards."""
+        import urllib.request
+        for i in range(self.n):
+            if not self.alive(i) or self.paused[i]:
+                continue
+            rc, out = self.ctl(i, "--json", "status", timeout=2)
+            with open(os.path.join(self.dir, f"diag-r{i}-status.json"),
+                      "w") as f:
+                f.write(out)
+            url = f"http://127.0.0.1:{self.metrics_port(i)}/metrics"
+            try:
+                with urllib.request.urlopen(url, timeout=2) as page:
+                    text = page.read().decode()
+            except OSError as e:
+                text = f"# {url}: {e}\n"
+            with open(os.path.join(self.dir, f"diag-r{i}.metrics"), "w") as f:
+                f.write(text)
 
     def log_path(self, i):
         return os.path.join(self.dir, f"r{i}.log")
@@ -691,6 +718,9 @@ def main():
         except HarnessError as e:
             totals["failed"] += 1
             log(f"run {i}: FAILED: {e}")
+            run.cluster.diagnose()
+            log(f"run {i}: each live replica's status and /metrics are in "
+                f"{run.dir}/diag-r*")
             if args.hold_on_failure:
                 log(f"holding the cluster for {args.hold_on_failure} s "
                     f"(pids {[p.pid if p else None for p in run.cluster.procs]})")
