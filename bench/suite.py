@@ -680,14 +680,19 @@ class Suite:
                "output_tail": out[-1500:]}
         if rc == 77:
             doc["note"] = "skipped by failover-bench (needs root and /dev/net/tun)"
-        for line in out.splitlines()[::-1]:
+        for line in out.splitlines():
             line = line.strip()
             if line.startswith("{") and line.endswith("}"):
                 try:
-                    doc["report"] = json.loads(line)
-                    break
+                    obj = json.loads(line)
                 except ValueError:
-                    pass
+                    continue
+                if "availability" in obj:
+                    doc["availability"] = obj["availability"]
+                elif "p50_ms" in obj:
+                    doc["report"] = obj
+            elif line.startswith(("availability", "measured:", "at the ")):
+                doc.setdefault("availability_text", []).append(line)
         rep = doc.get("report", {})
         if all(k in rep for k in ("p50_ms", "p99_ms", "max_ms")):
             doc["unavailability_ms"] = {"p50": rep["p50_ms"],
@@ -709,6 +714,8 @@ class Suite:
                 f"{u['p99']} ms, max {u['max']} ms")
         elif rc not in (0, 77):
             warn(f"failover-bench exited {rc}: {out[-300:]}")
+        for line in doc.get("availability_text", []):
+            say("  " + line)
         self.res["failover"] = doc
 
     def memif(self):
@@ -1004,6 +1011,17 @@ def table(res):
                 f"{u['p99']} ms max {u['max']} ms  {tag} 3 bypaxd processes, "
                 "net_memif, kernel UDP clients via net_tap, see "
                 f"{fo.get('json', 'the JSON')}")
+            av = fo.get("availability", {})
+            for rate, what in (("injected", "at the injected fault rate"),
+                               ("one_per_30_days",
+                                "at 1 fault per replica per 30 days")):
+                if rate in av:
+                    a = av[rate]
+                    add(f"availability {what} (two-state Markov model, "
+                        f"measured repair times): replica "
+                        f"{a['replica']['nines']} nines, 3 replicas "
+                        f"{a['cluster3']['nines']} nines, 5 replicas "
+                        f"{a['cluster5']['nines']} nines")
         elif fo.get("measured"):
             add(f"failover {fo['kills']} kills: see failover.output_tail in "
                 "the JSON  " + tag)
