@@ -14,7 +14,7 @@ BPX_PACKAGES=(
 	dpdk-dev libdpdk-dev libnuma-dev libcmocka-dev libbenchmark-dev
 	libsodium-dev
 	meson ninja-build pkg-config g++ clang gcc
-	prometheus
+	prometheus curl
 )
 
 bpx_say()

@@ -18,10 +18,9 @@ ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # ---- the config file of "Three processes on one machine" ----
-awk '/^```ini$/ { grab = 0 } grab { print } /^```ini$/ { getline first; if (first == "; /tmp/bypax.conf") { grab = 1; print first } } /^```$/ { grab = 0 }' \
-	"$DEPLOY" | sed '/^```$/d' >"$TMP/bypax.conf"
+sed -n "/^cat > \/tmp\/bypax.conf <<'EOF'\$/,/^EOF\$/p" "$DEPLOY" | sed '1d;$d' >"$TMP/bypax.conf"
 [[ $(grep -c '^\[member[0-2]\]$' "$TMP/bypax.conf") -eq 3 ]] ||
-	bad "deploy.md: no ini block starting '; /tmp/bypax.conf' with three members"
+	bad "deploy.md: no 'cat > /tmp/bypax.conf <<'EOF'' block with three members"
 out=$("$BUILD/client/bypaxctl" --config "$TMP/bypax.conf" status 2>&1)
 rc=$?
 if [[ $rc -eq 0 ]] || grep -q "no bypaxd of cluster 77 answers" <<<"$out"; then
