@@ -485,6 +485,27 @@ static int kv_read(void *sm, const uint8_t *cmd, uint32_t cmd_len,
 	return kv_get(kv, &c, reply, reply_cap);
 }
 
+void bpx_kv_prefetch(void *sm, const uint8_t *const *cmds,
+		     const uint32_t *lens, uint32_t n)
+{
+	const struct kv_store *s = &((const struct kv_sm *)sm)->store;
+	uint64_t hashes[BPX_KV_PREFETCH_MAX];
+	bool valid[BPX_KV_PREFETCH_MAX];
+	KV_ASSERT(n <= BPX_KV_PREFETCH_MAX && (n == 0 || cmds != NULL));
+	for (uint32_t i = 0; i < n; i++) {
+		struct bpx_kv_cmd c;
+		valid[i] = cmds[i] != NULL &&
+			   bpx_kv_decode(cmds[i], lens[i], &c) == 0;
+		if (!valid[i])
+			continue;
+		hashes[i] = kv_key_hash(c.key, c.key_len);
+		kv_store_prefetch_slot(s, hashes[i]);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (valid[i])
+			kv_store_prefetch_entry(s, hashes[i]);
+}
+
 static uint64_t kv_digest(void *sm)
 {
 	const struct kv_sm *kv = sm;

@@ -104,6 +104,11 @@ uint64_t kv_entry_hash_v1(const uint8_t *key, uint8_t key_len,
 
 struct kv_find kv_store_find(const struct kv_store *s, const uint8_t *key,
 			     uint8_t key_len);
+/* Prefetch hints (they change nothing): a key's home slot, and, once that
+ * has arrived, the entry a matching tag near it points to. */
+void kv_store_prefetch_slot(const struct kv_store *s, uint64_t key_hash);
+void kv_store_prefetch_entry(const struct kv_store *s, uint64_t key_hash);
+
 /* Whether the store has room for key_len + value_len at f: a new key needs
  * a free key and its chunks, a live one the chunks its value grows by. */
 bool kv_store_fits(const struct kv_store *s, const struct kv_find *f,

@@ -80,6 +80,15 @@ const struct bpx_sm_ops *bpx_kv_ops(void);
  * -BPX_EINVAL for args the store refuses. */
 int bpx_kv_capacity(const char *args, uint32_t *capacity);
 
+/* Starts loading what apply() of each of cmds[0..n) will touch, their
+ * index slots first, then the entries those point to, so that a batch's
+ * cache misses overlap instead of following one another; apply them after.
+ * A hint: it changes no state and no reply, and passes over commands that
+ * do not decode. n at most BPX_KV_PREFETCH_MAX. */
+#define BPX_KV_PREFETCH_MAX 64u
+void bpx_kv_prefetch(void *sm, const uint8_t *const *cmds,
+		     const uint32_t *lens, uint32_t n);
+
 /* Encodes a command into buf. Returns its length, or -BPX_EINVAL for a bad
  * op or length, -BPX_ETOOBIG if cap is short. value/new_value may be NULL
  * when their length is 0. */

@@ -1497,6 +1497,39 @@ static void test_memory_per_key(void **state)
 		}
 }
 
+/* bpx_kv_prefetch is a hint: over present keys, absent ones, malformed
+ * commands and NULL, it changes neither state nor what apply answers. */
+static void test_prefetch_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	fill(f->sm, 40);
+	uint8_t cmds[4][BPX_KV_CMD_BYTES_MAX];
+	const uint8_t *ptrs[5];
+	uint32_t lens[5];
+	lens[0] = (uint32_t)encode(cmds[0], BPX_KV_PUT, "key3", "new", NULL);
+	lens[1] = (uint32_t)encode(cmds[1], BPX_KV_GET, "absent", NULL, NULL);
+	lens[2] = (uint32_t)encode(cmds[2], BPX_KV_DEL, "key7", NULL, NULL);
+	memcpy(cmds[3], cmds[0], lens[0]);
+	lens[3] = 2; /* truncated */
+	for (int i = 0; i < 4; i++)
+		ptrs[i] = cmds[i];
+	ptrs[4] = NULL;
+	lens[4] = 0;
+	size_t before_len, after_len;
+	uint8_t *before = snapshot(f->sm, &before_len);
+	bpx_kv_prefetch(f->sm, ptrs, lens, 5);
+	bpx_kv_prefetch(f->sm, NULL, NULL, 0);
+	uint8_t *after = snapshot(f->sm, &after_len);
+	assert_int_equal(before_len, after_len);
+	assert_memory_equal(before, after, before_len);
+	free(before);
+	free(after);
+	put(f->sm, "key3", "new");
+	expect_get(f->sm, "key3", "new");
+	expect_reply(run(f->sm, BPX_KV_DEL, "key7", NULL, NULL), BPX_KV_OK,
+		     "value-7-49");
+}
+
 int main(void)
 {
 #define KV_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1535,6 +1568,7 @@ int main(void)
 		cmocka_unit_test(test_restore_rejects_over_bytes),
 		cmocka_unit_test(test_restore_version_1),
 		cmocka_unit_test(test_memory_per_key),
+		KV_TEST(test_prefetch_changes_nothing),
 	};
 #undef KV_TEST
 	return cmocka_run_group_tests(tests, NULL, NULL);
