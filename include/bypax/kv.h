@@ -41,14 +41,14 @@ enum bpx_kv_status {
 };
 
 /* The store's size, from create() args: "capacity=N", "bytes=B" or both,
- * comma-separated, each at most once, no spaces; no args or "": defaults.
+ * comma-separated, each at most once, no spaces; NULL: the defaults.
  *  - capacity: the most keys, 1..BPX_KV_CAPACITY_MAX, default
  *    BPX_KV_CAPACITY_DEFAULT;
  *  - bytes: the arena for keys and values, BPX_KV_CHUNK_BYTES..
  *    BPX_KV_BYTES_MAX, decimal with an optional K, M or G suffix (x 1024^1,
  *    ^2, ^3), default capacity x BPX_KV_BYTES_PER_KEY_DEFAULT. An entry
  *    takes bpx_kv_entry_bytes(key, value) of it: 48 bytes up to 32 bytes of
- *    key and value together, 44 more for each further 44 or part.
+ *    key and value together, 48 more for each further 44 or part.
  * All of it is reserved by create() (bpx_kv_sizing's memory_bytes;
  * docs/config.md, "Sizing the KV store"). A PUT of a new key when
  * `capacity` keys are held, or a PUT or CAS whose entry no longer fits in
