@@ -96,4 +96,9 @@ grep -q '^\$ bypax-kv-mem 10000000 capacity=10000000,bytes=480000000 1$' "$CONFI
 	grep -Eq "$shape" <<<"$doc_line" &&
 	"$BUILD/bench/bypax-kv-mem" 1000 capacity=1000,bytes=48000 1 | head -1 | grep -Eq "$shape" &&
 	ok "config.md's bypax-kv-mem command and the line it prints" || bad "bypax-kv-mem in config.md"
+grep -q 'With `bpx_kv_prefetch` of each batch of 32 before it is$' "$CONFIG" &&
+	grep -q '^capacity=N,bytes=N\*48 2000000 BATCH`, gcc -O2' "$CONFIG" &&
+	"$BUILD/bench/bypax-kv-mem" 1000 capacity=1000,bytes=48000 1000 32 |
+	grep -Eq '^kv-mem: 1000 overwriting PUTs in batches of 32: [0-9.]+ ns, [0-9]+ cycles per apply; digest [0-9a-f]{16}$' &&
+	ok "config.md's bypax-kv-mem BATCH form runs" || bad "bypax-kv-mem BATCH in config.md"
 [[ $fails -eq 0 ]] && echo "deploy docs: OK" || { echo "deploy docs: $fails failed"; exit 1; }
