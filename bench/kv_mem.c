@@ -146,8 +146,10 @@ int main(int argc, char **argv)
 	uint64_t puts = argc > 3 ? strtoull(argv[3], NULL, 10) : 2000000;
 	uint64_t batch = argc > 4 ? strtoull(argv[4], NULL, 10) : 1;
 	if (n < 1 || puts < 1 || batch < 1 || batch > BATCH_MAX) {
-		fprintf(stderr, "bypax-kv-mem: N and PUTS must be >= 1, BATCH "
-			"1..%u\n", BATCH_MAX);
+		fprintf(stderr,
+			"bypax-kv-mem: N and PUTS must be >= 1, BATCH "
+			"1..%u\n",
+			BATCH_MAX);
 		return 2;
 	}
 

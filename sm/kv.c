@@ -252,7 +252,8 @@ static bool parse_args(const char *args, struct kv_args *a)
 		const char *end = comma != NULL ? comma : p + strlen(p);
 		const char *v;
 		uint64_t n;
-		if ((v = setting(p, end, "capacity")) != NULL && !have_capacity) {
+		if ((v = setting(p, end, "capacity")) != NULL &&
+		    !have_capacity) {
 			if (!parse_count(v, end, false, 1, BPX_KV_CAPACITY_MAX,
 					 &n))
 				return false;
@@ -292,10 +293,10 @@ int bpx_kv_sizing(const char *args, struct bpx_kv_sizing *sizing)
 	sizing->chunks = chunks_of(&a);
 	/* kv_store_init's two maps (chunk 0 unused) and the snapshot
 	 * scratch of kv_create. */
-	sizing->memory_bytes =
-		(uint64_t)kv_slot_count_for(a.capacity) * sizeof(struct kv_slot) +
-		(sizing->chunks + 1) * KV_CHUNK_BYTES +
-		(uint64_t)a.capacity * sizeof(uint32_t);
+	sizing->memory_bytes = (uint64_t)kv_slot_count_for(a.capacity) *
+				       sizeof(struct kv_slot) +
+			       (sizing->chunks + 1) * KV_CHUNK_BYTES +
+			       (uint64_t)a.capacity * sizeof(uint32_t);
 	return 0;
 }
 
@@ -364,8 +365,8 @@ static int kv_reply(uint8_t *reply, uint32_t reply_cap, uint8_t status,
 static int kv_reply_entry(const struct kv_store *s, uint32_t head,
 			  uint8_t *reply, uint32_t reply_cap, uint8_t status)
 {
-	int len = kv_reply(reply, reply_cap, status,
-			   kv_entry_value_len(s, head));
+	int len =
+		kv_reply(reply, reply_cap, status, kv_entry_value_len(s, head));
 	if (len > 0)
 		kv_entry_copy_value(s, head, reply + BPX_KV_REPLY_HEADER_BYTES);
 	return len;
@@ -408,8 +409,8 @@ static int kv_del(struct kv_sm *kv, const struct bpx_kv_cmd *c, uint8_t *reply,
 	struct kv_find f = kv_store_find(s, c->key, c->key_len);
 	if (!f.found)
 		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, 0);
-	int len = kv_reply_entry(s, head_at(s, &f), reply, reply_cap,
-				 BPX_KV_OK);
+	int len =
+		kv_reply_entry(s, head_at(s, &f), reply, reply_cap, BPX_KV_OK);
 	if (len < 0)
 		return len;
 	kv_store_remove(s, f.slot);
@@ -485,8 +486,8 @@ static int kv_read(void *sm, const uint8_t *cmd, uint32_t cmd_len,
 	return kv_get(kv, &c, reply, reply_cap);
 }
 
-void bpx_kv_prefetch(void *sm, const uint8_t *const *cmds,
-		     const uint32_t *lens, uint32_t n)
+void bpx_kv_prefetch(void *sm, const uint8_t *const *cmds, const uint32_t *lens,
+		     uint32_t n)
 {
 	const struct kv_store *s = &((const struct kv_sm *)sm)->store;
 	uint64_t hashes[BPX_KV_PREFETCH_MAX];
@@ -692,8 +693,8 @@ static int kv_restore(void *sm, const uint8_t *buf, size_t len)
 		bool ok = snap_next(buf, len, &pos, &e);
 		KV_ASSERT(ok); /* snap_valid checked every entry */
 		struct kv_find f = kv_store_find(s, e.key, e.key_len);
-		KV_ASSERT(!f.found && kv_store_fits(s, &f, e.key_len,
-						    e.value_len));
+		KV_ASSERT(!f.found &&
+			  kv_store_fits(s, &f, e.key_len, e.value_len));
 		kv_store_put(s, &f, e.key, e.key_len, e.value, e.value_len);
 	}
 	/* A version 1 digest was summed another way; this build's own

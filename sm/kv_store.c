@@ -104,8 +104,8 @@ uint32_t kv_chunks_for(uint32_t data_bytes)
 	if (data_bytes <= KV_CHUNK_FIRST_DATA_BYTES)
 		return 1;
 	uint32_t more = data_bytes - KV_CHUNK_FIRST_DATA_BYTES;
-	return 1 + (more + KV_CHUNK_NEXT_DATA_BYTES - 1) /
-			   KV_CHUNK_NEXT_DATA_BYTES;
+	return 1 +
+	       (more + KV_CHUNK_NEXT_DATA_BYTES - 1) / KV_CHUNK_NEXT_DATA_BYTES;
 }
 
 /* Anonymous, zeroed memory: untouched pages cost nothing until bypaxd's
@@ -144,7 +144,8 @@ bool kv_store_init(struct kv_store *s, uint32_t capacity, uint32_t chunk_count)
 	s->slot_count = kv_slot_count_for(capacity);
 	s->slots_map_bytes = (size_t)s->slot_count * sizeof(struct kv_slot);
 	/* Chunk 0 is KV_NO_CHUNK, mapped but never used. */
-	s->chunks_map_bytes = ((size_t)chunk_count + 1) * sizeof(struct kv_chunk);
+	s->chunks_map_bytes =
+		((size_t)chunk_count + 1) * sizeof(struct kv_chunk);
 	s->slots = map_zeroed(s->slots_map_bytes);
 	s->chunks = map_zeroed(s->chunks_map_bytes);
 	if (s->slots == NULL || s->chunks == NULL) {
@@ -302,8 +303,7 @@ const uint8_t *kv_entry_key(const struct kv_store *s, uint32_t head,
 	return tmp;
 }
 
-void kv_entry_copy_value(const struct kv_store *s, uint32_t head,
-			 uint8_t *dst)
+void kv_entry_copy_value(const struct kv_store *s, uint32_t head, uint8_t *dst)
 {
 	struct kv_cursor c = cursor_at(s, head);
 	cursor_skip(&c, kv_entry_key_len(s, head));

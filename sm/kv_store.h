@@ -47,8 +47,8 @@
 #define KV_NO_CHUNK 0u		      /* chunk 0 is never used */
 
 struct kv_slot {
-	uint32_t tag;	/* the key hash's top 32 bits */
-	uint32_t head;	/* first chunk; KV_NO_CHUNK: the slot is empty */
+	uint32_t tag;  /* the key hash's top 32 bits */
+	uint32_t head; /* first chunk; KV_NO_CHUNK: the slot is empty */
 };
 
 /* First chunk: next, then bytes[0..2) value_len, [2] key_len, [3] unused,
@@ -126,8 +126,7 @@ uint16_t kv_entry_value_len(const struct kv_store *s, uint32_t head);
 /* The key, contiguous: in the chunk, or copied into tmp (64 bytes). */
 const uint8_t *kv_entry_key(const struct kv_store *s, uint32_t head,
 			    uint8_t *tmp);
-void kv_entry_copy_value(const struct kv_store *s, uint32_t head,
-			 uint8_t *dst);
+void kv_entry_copy_value(const struct kv_store *s, uint32_t head, uint8_t *dst);
 bool kv_entry_value_equals(const struct kv_store *s, uint32_t head,
 			   const uint8_t *value, uint16_t value_len);
 

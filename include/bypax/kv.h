@@ -60,10 +60,10 @@ enum bpx_kv_status {
 #define BPX_KV_BYTES_MAX 137438953472ull  /* 128 GiB */
 
 struct bpx_kv_sizing {
-	uint32_t capacity;	  /* the most keys */
-	uint64_t bytes;		  /* the arena, as given or by default */
-	uint64_t chunks;	  /* bytes / BPX_KV_CHUNK_BYTES */
-	uint64_t memory_bytes;	  /* what create() reserves, in all */
+	uint32_t capacity;     /* the most keys */
+	uint64_t bytes;	       /* the arena, as given or by default */
+	uint64_t chunks;       /* bytes / BPX_KV_CHUNK_BYTES */
+	uint64_t memory_bytes; /* what create() reserves, in all */
 };
 
 /* The sizes create(args) would give (args NULL or "" for the defaults).

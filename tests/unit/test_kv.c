@@ -1065,9 +1065,15 @@ static void test_create_args(void **state)
 	(void)state;
 	const struct bpx_sm_ops *ops = bpx_kv_ops();
 	static const char *const good[] = {
-		"capacity=1",	      "capacity=4096",	   "capacity=100000",
-		"capacity=007",	      "bytes=48",	   "bytes=4096",
-		"capacity=10,bytes=1K", "bytes=1M,capacity=10", "bytes=2G",
+		"capacity=1",
+		"capacity=4096",
+		"capacity=100000",
+		"capacity=007",
+		"bytes=48",
+		"bytes=4096",
+		"capacity=10,bytes=1K",
+		"bytes=1M,capacity=10",
+		"bytes=2G",
 	};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 		void *sm = ops->create(good[i]);
@@ -1203,8 +1209,9 @@ static void test_full_bytes(void **state)
 	uint64_t before = digest(sm);
 	assert_int_equal(put_status(sm, "new", 3, "v", 1), BPX_KV_FULL);
 	assert_int_equal(put_status(sm, "k0", 2, big, sizeof big), BPX_KV_FULL);
-	expect_reply(run(sm, BPX_KV_CAS, "k1", "v", "a value longer than the "
-				     "thirty bytes a chunk has left"),
+	expect_reply(run(sm, BPX_KV_CAS, "k1", "v",
+			 "a value longer than the "
+			 "thirty bytes a chunk has left"),
 		     BPX_KV_FULL, NULL);
 	assert_int_equal(digest(sm), before);
 	expect_get(sm, "k0", "v");
@@ -1255,9 +1262,9 @@ static void test_space_reuse(void **state)
 				    bpx_kv_ops()->apply(sm, cmd, (uint32_t)len,
 							out, sizeof out),
 				    &r);
-			assert_int_equal(r.status, m.present[id]
-							   ? BPX_KV_OK
-							   : BPX_KV_NOT_FOUND);
+			assert_int_equal(r.status, m.present[id] ?
+							   BPX_KV_OK :
+							   BPX_KV_NOT_FOUND);
 			m.present[id] = false;
 			continue;
 		}
@@ -1470,8 +1477,7 @@ static void test_memory_per_key(void **state)
 	for (uint32_t i = 0; i < n; i++) {
 		memcpy(key + 8, &i, sizeof i);
 		memcpy(value + 8, &i, sizeof i);
-		assert_int_equal(put_status(sm, key, 16, value, 16),
-				 BPX_KV_OK);
+		assert_int_equal(put_status(sm, key, 16, value, 16), BPX_KV_OK);
 	}
 	assert_int_equal(put_status(sm, "one more", 8, "", 0), BPX_KV_FULL);
 	long grown = rss_bytes() - rss_before;
