@@ -1,10 +1,7 @@
-/* The built-in key-value state machine (kv.h, sm.h).
- *
- * A fixed-capacity open-addressing hash table: linear probing, and
- * backward-shift deletion so there are no tombstones and a probe chain is
- * never longer than the live keys make it. Each slot holds its key and value
- * inline. All memory is taken in create(); apply() and read() never allocate
- * (sm.h).
+/* The built-in key-value state machine (kv.h, sm.h): the command codec,
+ * the commands, and snapshots, over the compact store of kv_store.h (an
+ * index of 8-byte slots and an arena of 48-byte chunks, all mapped in
+ * create(); apply() and read() never allocate, sm.h).
  *
  * The digest is the wrapping sum of a 64-bit hash of every (key, value)
  * entry, updated on each change. Addition commutes, so equal states have
@@ -23,47 +20,26 @@
 
 #include "bypax/errors.h"
 #include "bypax/kv.h"
-
-/* Always on, for our own invariants only: bad input is a reply or an error
- * code, never an assertion. No message: the state machine does no I/O. */
-#define KV_ASSERT(x)                                                           \
-	do {                                                                   \
-		if (!(x))                                                      \
-			abort();                                               \
-	} while (0)
-
+#include "kv_store.h"
 
 /* Snapshot: u32 magic, u32 version, u32 entry_count, u64 digest, then per
- * entry u8 key_len, u16 value_len, key, value; keys strictly ascending. */
+ * entry u8 key_len, u16 value_len, key, value; keys strictly ascending.
+ * Version 2 sums kv_entry_hash for the digest; version 1 (written before
+ * the compact store, same layout) summed kv_entry_hash_v1 and is still
+ * read, so a snapshot file carries a state across the upgrade. */
 #define KV_SNAPSHOT_MAGIC 0x564b5042u /* "BPKV" in little-endian bytes */
-#define KV_SNAPSHOT_VERSION 1u
+#define KV_SNAPSHOT_VERSION 2u
+#define KV_SNAPSHOT_VERSION_V1 1u
 #define KV_SNAPSHOT_HEADER_BYTES 20u
 #define KV_SNAPSHOT_ENTRY_HEADER_BYTES 3u
 
-/* Fixed hash seeds, never taken from the environment: every replica must
- * hash alike. Unkeyed, so crafted keys can lengthen probe chains; the fixed
- * capacity bounds how far. */
-#define KV_SEED_KEY 0x243f6a8885a308d3ull
-#define KV_SEED_ENTRY 0x13198a2e03707344ull
-#define KV_HASH_STEP 0x9e3779b97f4a7c15ull
-
-struct kv_entry {
-	uint64_t key_hash;   /* kept so probes and shifts never rehash */
-	uint64_t entry_hash; /* this entry's share of the digest */
-	uint16_t value_len;
-	uint8_t key_len; /* 0: the slot is empty (keys are never empty) */
-	uint8_t key[BPX_KV_KEY_BYTES_MAX];
-	uint8_t value[BPX_KV_VALUE_BYTES_MAX];
-};
+_Static_assert(BPX_KV_CHUNK_BYTES == KV_CHUNK_BYTES, "kv.h's chunk size");
+_Static_assert(BPX_KV_BYTES_MAX / KV_CHUNK_BYTES < UINT32_MAX,
+	       "chunk ids are 32 bits");
 
 struct kv_sm {
-	struct kv_entry *slots;
-	const struct kv_entry **order; /* snapshot scratch: capacity entries */
-	uint32_t slot_mask;	       /* slot_count - 1, a power of two */
-	uint32_t capacity;	       /* the most live keys */
-	uint32_t count;		       /* live keys */
-	uint64_t data_bytes;	       /* sum of key_len + value_len */
-	uint64_t digest;
+	struct kv_store store;
+	uint32_t *order; /* snapshot scratch: capacity first chunks */
 };
 
 /* One (key, value) entry read from a snapshot; points into its buffer. */
@@ -79,15 +55,6 @@ static uint16_t load_le16(const uint8_t *p)
 	return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static uint64_t load_le(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-	KV_ASSERT(n <= 8);
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static void store_le16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -98,42 +65,6 @@ static void store_le(uint8_t *p, uint64_t v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* murmur3's fmix64: a bijection in which every input bit flips about half
- * the output bits. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
-
-/* Folds len bytes into h a word at a time. The length goes in first, so
- * "a" and "a\0" differ, and a key/value boundary cannot move unnoticed. */
-static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t len)
-{
-	h = mix64(h ^ (uint64_t)len) + KV_HASH_STEP;
-	for (; len >= 8; p += 8, len -= 8)
-		h = mix64(h ^ load_le(p, 8)) + KV_HASH_STEP;
-	if (len > 0)
-		h = mix64(h ^ load_le(p, len)) + KV_HASH_STEP;
-	return mix64(h);
-}
-
-static uint64_t key_hash(const uint8_t *key, uint8_t key_len)
-{
-	return hash_bytes(KV_SEED_KEY, key, key_len);
-}
-
-static uint64_t entry_hash(const uint8_t *key, uint8_t key_len,
-			   const uint8_t *value, uint16_t value_len)
-{
-	uint64_t h = hash_bytes(KV_SEED_ENTRY, key, key_len);
-	return hash_bytes(h, value, value_len);
 }
 
 /* Orders keys bytewise, a proper prefix first. */
@@ -259,53 +190,132 @@ int bpx_kv_is_read_only(const uint8_t *cmd, size_t len)
 	return c.op == BPX_KV_GET;
 }
 
-/* Accepts NULL (the default) or exactly "capacity=N", N decimal in
- * 1..BPX_KV_CAPACITY_MAX. Anything else is a configuration mistake that an
- * operator should hear about, not a silent default. */
-static bool parse_args(const char *args, uint32_t *capacity)
+/* ---- Sizing: "capacity=N,bytes=B" ---- */
+
+struct kv_args {
+	uint32_t capacity;
+	uint64_t bytes;
+};
+
+/* Reads [p, end) as a decimal in min..max, with one trailing K, M or G
+ * (x 1024^1, ^2, ^3) where suffix_ok. No sign, space or other suffix. */
+static bool parse_count(const char *p, const char *end, bool suffix_ok,
+			uint64_t min, uint64_t max, uint64_t *out)
 {
-	static const char prefix[] = "capacity=";
-	if (args == NULL) {
-		*capacity = BPX_KV_CAPACITY_DEFAULT;
-		return true;
+	unsigned shift = 0;
+	if (suffix_ok && end > p) {
+		const char *units = "KMG";
+		const char *u = strchr(units, end[-1]);
+		if (end[-1] != '\0' && u != NULL) {
+			shift = 10u * (unsigned)(u - units + 1);
+			end--;
+		}
 	}
-	if (strncmp(args, prefix, sizeof prefix - 1) != 0)
-		return false;
-	const char *p = args + sizeof prefix - 1;
-	if (*p == '\0')
+	if (p == end)
 		return false;
 	uint64_t n = 0;
-	for (; *p != '\0'; p++) {
+	for (; p < end; p++) {
 		if (*p < '0' || *p > '9')
 			return false;
 		n = n * 10 + (uint64_t)(*p - '0');
-		if (n > BPX_KV_CAPACITY_MAX) /* also stops overflow */
+		if (n > max) /* also stops overflow */
 			return false;
 	}
-	if (n < 1)
+	if (n > (max >> shift))
 		return false;
-	*capacity = (uint32_t)n;
+	n <<= shift;
+	if (n < min)
+		return false;
+	*out = n;
 	return true;
+}
+
+/* The value of `name=` if the item [p, end) is that setting, else NULL. */
+static const char *setting(const char *p, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+	if ((size_t)(end - p) <= n || strncmp(p, name, n) != 0 || p[n] != '=')
+		return NULL;
+	return p + n + 1;
+}
+
+/* Accepts NULL (the defaults) or kv.h's settings. Anything else (an
+ * unknown or repeated setting, an empty item, a number out of range) is a
+ * configuration mistake that an operator should hear about, not a silent
+ * default. */
+static bool parse_args(const char *args, struct kv_args *a)
+{
+	bool have_capacity = false, have_bytes = false;
+	a->capacity = BPX_KV_CAPACITY_DEFAULT;
+	for (const char *p = args; p != NULL;) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma != NULL ? comma : p + strlen(p);
+		const char *v;
+		uint64_t n;
+		if ((v = setting(p, end, "capacity")) != NULL &&
+		    !have_capacity) {
+			if (!parse_count(v, end, false, 1, BPX_KV_CAPACITY_MAX,
+					 &n))
+				return false;
+			a->capacity = (uint32_t)n;
+			have_capacity = true;
+		} else if ((v = setting(p, end, "bytes")) != NULL &&
+			   !have_bytes) {
+			if (!parse_count(v, end, true, BPX_KV_CHUNK_BYTES,
+					 BPX_KV_BYTES_MAX, &a->bytes))
+				return false;
+			have_bytes = true;
+		} else {
+			return false;
+		}
+		p = comma != NULL ? comma + 1 : NULL;
+	}
+	if (!have_bytes)
+		a->bytes = (uint64_t)a->capacity * BPX_KV_BYTES_PER_KEY_DEFAULT;
+	return true;
+}
+
+static uint64_t chunks_of(const struct kv_args *a)
+{
+	return a->bytes / KV_CHUNK_BYTES;
+}
+
+int bpx_kv_sizing(const char *args, struct bpx_kv_sizing *sizing)
+{
+	struct kv_args a;
+	KV_ASSERT(sizing != NULL);
+	if (args != NULL && args[0] == '\0')
+		args = NULL;
+	if (!parse_args(args, &a))
+		return -BPX_EINVAL;
+	sizing->capacity = a.capacity;
+	sizing->bytes = a.bytes;
+	sizing->chunks = chunks_of(&a);
+	/* kv_store_init's two maps (chunk 0 unused) and the snapshot
+	 * scratch of kv_create. */
+	sizing->memory_bytes = (uint64_t)kv_slot_count_for(a.capacity) *
+				       sizeof(struct kv_slot) +
+			       (sizing->chunks + 1) * KV_CHUNK_BYTES +
+			       (uint64_t)a.capacity * sizeof(uint32_t);
+	return 0;
 }
 
 int bpx_kv_capacity(const char *args, uint32_t *capacity)
 {
+	struct bpx_kv_sizing s;
 	KV_ASSERT(capacity != NULL);
-	if (args != NULL && args[0] == '\0')
-		args = NULL;
-	return parse_args(args, capacity) ? 0 : -BPX_EINVAL;
+	int err = bpx_kv_sizing(args, &s);
+	if (err == 0)
+		*capacity = s.capacity;
+	return err;
 }
 
-/* A power of two above 1.25 x capacity: the load factor stays below 0.8, so
- * linear probes stay short, and a probe always meets an empty slot. */
-static uint32_t slot_count_for(uint32_t capacity)
+uint64_t bpx_kv_entry_bytes(size_t key_len, size_t value_len)
 {
-	uint64_t want = (uint64_t)capacity + capacity / 4 + 1;
-	uint64_t n = 1;
-	while (n < want)
-		n <<= 1;
-	KV_ASSERT(n <= UINT32_MAX);
-	return (uint32_t)n;
+	KV_ASSERT(key_len <= BPX_KV_KEY_BYTES_MAX &&
+		  value_len <= BPX_KV_VALUE_BYTES_MAX);
+	return (uint64_t)kv_chunks_for((uint32_t)(key_len + value_len)) *
+	       KV_CHUNK_BYTES;
 }
 
 static void kv_destroy(void *sm)
@@ -313,201 +323,120 @@ static void kv_destroy(void *sm)
 	struct kv_sm *kv = sm;
 	if (kv == NULL)
 		return;
-	free(kv->slots);
+	kv_store_destroy(&kv->store);
 	free(kv->order);
 	free(kv);
 }
 
 static void *kv_create(const char *args)
 {
-	uint32_t capacity;
-	if (!parse_args(args, &capacity))
+	struct kv_args a;
+	if (!parse_args(args, &a))
 		return NULL;
 	struct kv_sm *kv = calloc(1, sizeof *kv);
 	if (kv == NULL)
 		return NULL;
-	uint32_t slot_count = slot_count_for(capacity);
-	kv->slots = calloc(slot_count, sizeof *kv->slots);
-	kv->order = calloc(capacity, sizeof *kv->order);
-	if (kv->slots == NULL || kv->order == NULL) {
+	kv->order = calloc(a.capacity, sizeof *kv->order);
+	if (kv->order == NULL ||
+	    !kv_store_init(&kv->store, a.capacity, (uint32_t)chunks_of(&a))) {
 		kv_destroy(kv);
 		return NULL;
 	}
-	kv->slot_mask = slot_count - 1;
-	kv->capacity = capacity;
 	return kv;
 }
 
-/* Returns the slot holding key, or the empty slot where it would go. Ends
- * because count <= capacity < slot_count leaves an empty slot. */
-static uint32_t kv_probe(const struct kv_sm *kv, const uint8_t *key,
-			 uint8_t key_len, uint64_t hash, bool *found)
-{
-	uint32_t i = (uint32_t)hash & kv->slot_mask;
-	for (uint32_t steps = 0;; steps++) {
-		const struct kv_entry *e = &kv->slots[i];
-		KV_ASSERT(steps <= kv->slot_mask);
-		if (e->key_len == 0) {
-			*found = false;
-			return i;
-		}
-		if (e->key_hash == hash && e->key_len == key_len &&
-		    memcmp(e->key, key, key_len) == 0) {
-			*found = true;
-			return i;
-		}
-		i = (i + 1) & kv->slot_mask;
-	}
-}
+/* ---- Commands ---- */
 
-/* Replaces a live entry's value, moving its share of the digest. */
-static void kv_set_value(struct kv_sm *kv, struct kv_entry *e,
-			 const uint8_t *value, uint16_t value_len)
-{
-	KV_ASSERT(e->key_len != 0 && value_len <= BPX_KV_VALUE_BYTES_MAX);
-	kv->digest -= e->entry_hash;
-	kv->data_bytes -= e->value_len;
-	if (value_len > 0)
-		memcpy(e->value, value, value_len);
-	e->value_len = value_len;
-	e->entry_hash = entry_hash(e->key, e->key_len, e->value, value_len);
-	kv->digest += e->entry_hash;
-	kv->data_bytes += value_len;
-}
-
-static void kv_insert_at(struct kv_sm *kv, uint32_t slot, const uint8_t *key,
-			 uint8_t key_len, uint64_t hash, const uint8_t *value,
-			 uint16_t value_len)
-{
-	struct kv_entry *e = &kv->slots[slot];
-	KV_ASSERT(e->key_len == 0 && kv->count < kv->capacity);
-	e->key_hash = hash;
-	e->key_len = key_len;
-	memcpy(e->key, key, key_len);
-	/* An empty value with no share yet, so kv_set_value moves nothing. */
-	e->value_len = 0;
-	e->entry_hash = 0;
-	kv->count++;
-	kv->data_bytes += key_len;
-	kv_set_value(kv, e, value, value_len);
-}
-
-/* Copies only the live bytes: a slot is ~1.1 KiB, most of it unused. */
-static void kv_entry_move(struct kv_entry *dst, const struct kv_entry *src)
-{
-	dst->key_hash = src->key_hash;
-	dst->entry_hash = src->entry_hash;
-	dst->key_len = src->key_len;
-	dst->value_len = src->value_len;
-	memcpy(dst->key, src->key, src->key_len);
-	memcpy(dst->value, src->value, src->value_len);
-}
-
-/* Backward-shift deletion (Knuth, TAOCP 6.4, Algorithm R): walk the cluster
- * after the hole and pull back every entry whose probe path crosses it, so
- * lookups that stop at the first empty slot still find every key. */
-static void kv_remove_at(struct kv_sm *kv, uint32_t hole)
-{
-	struct kv_entry *e = &kv->slots[hole];
-	KV_ASSERT(e->key_len != 0 && kv->count > 0);
-	kv->digest -= e->entry_hash;
-	kv->data_bytes -= (uint64_t)e->key_len + e->value_len;
-	kv->count--;
-
-	uint32_t i = (hole + 1) & kv->slot_mask;
-	while (kv->slots[i].key_len != 0) {
-		uint32_t home = (uint32_t)kv->slots[i].key_hash & kv->slot_mask;
-		/* The hole lies on the path home..i iff it is no further
-		 * back from i than home is. */
-		if (((i - home) & kv->slot_mask) >=
-		    ((i - hole) & kv->slot_mask)) {
-			kv_entry_move(&kv->slots[hole], &kv->slots[i]);
-			hole = i;
-		}
-		i = (i + 1) & kv->slot_mask;
-	}
-	kv->slots[hole].key_len = 0;
-}
-
-/* Writes a reply, or returns -BPX_ETOOBIG. Every handler writes its reply
- * before it changes state, so a short reply buffer changes nothing. */
+/* Writes a reply's header, or returns -BPX_ETOOBIG. Every handler writes
+ * its reply before it changes state, so a short reply buffer changes
+ * nothing. */
 static int kv_reply(uint8_t *reply, uint32_t reply_cap, uint8_t status,
-		    const uint8_t *value, uint16_t value_len)
+		    uint16_t value_len)
 {
 	uint32_t len = BPX_KV_REPLY_HEADER_BYTES + (uint32_t)value_len;
 	if (reply_cap < len)
 		return -BPX_ETOOBIG;
 	reply[0] = status;
 	store_le16(reply + 1, value_len);
-	if (value_len > 0)
-		memcpy(reply + BPX_KV_REPLY_HEADER_BYTES, value, value_len);
 	return (int)len;
+}
+
+/* A reply carrying the value of the entry at head. */
+static int kv_reply_entry(const struct kv_store *s, uint32_t head,
+			  uint8_t *reply, uint32_t reply_cap, uint8_t status)
+{
+	int len =
+		kv_reply(reply, reply_cap, status, kv_entry_value_len(s, head));
+	if (len > 0)
+		kv_entry_copy_value(s, head, reply + BPX_KV_REPLY_HEADER_BYTES);
+	return len;
+}
+
+static uint32_t head_at(const struct kv_store *s, const struct kv_find *f)
+{
+	KV_ASSERT(f->found);
+	return s->slots[f->slot].head;
 }
 
 static int kv_get(const struct kv_sm *kv, const struct bpx_kv_cmd *c,
 		  uint8_t *reply, uint32_t reply_cap)
 {
-	bool found;
-	uint64_t h = key_hash(c->key, c->key_len);
-	uint32_t i = kv_probe(kv, c->key, c->key_len, h, &found);
-	if (!found)
-		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, NULL, 0);
-	const struct kv_entry *e = &kv->slots[i];
-	return kv_reply(reply, reply_cap, BPX_KV_OK, e->value, e->value_len);
+	const struct kv_store *s = &kv->store;
+	struct kv_find f = kv_store_find(s, c->key, c->key_len);
+	if (!f.found)
+		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, 0);
+	return kv_reply_entry(s, head_at(s, &f), reply, reply_cap, BPX_KV_OK);
 }
 
 static int kv_put(struct kv_sm *kv, const struct bpx_kv_cmd *c, uint8_t *reply,
 		  uint32_t reply_cap)
 {
-	bool found;
-	uint64_t h = key_hash(c->key, c->key_len);
-	uint32_t i = kv_probe(kv, c->key, c->key_len, h, &found);
-	if (!found && kv->count == kv->capacity)
-		return kv_reply(reply, reply_cap, BPX_KV_FULL, NULL, 0);
-	int len = kv_reply(reply, reply_cap, BPX_KV_OK, NULL, 0);
+	struct kv_store *s = &kv->store;
+	struct kv_find f = kv_store_find(s, c->key, c->key_len);
+	if (!kv_store_fits(s, &f, c->key_len, c->value_len))
+		return kv_reply(reply, reply_cap, BPX_KV_FULL, 0);
+	int len = kv_reply(reply, reply_cap, BPX_KV_OK, 0);
 	if (len < 0)
 		return len;
-	if (found)
-		kv_set_value(kv, &kv->slots[i], c->value, c->value_len);
-	else
-		kv_insert_at(kv, i, c->key, c->key_len, h, c->value,
-			     c->value_len);
+	kv_store_put(s, &f, c->key, c->key_len, c->value, c->value_len);
 	return len;
 }
 
 static int kv_del(struct kv_sm *kv, const struct bpx_kv_cmd *c, uint8_t *reply,
 		  uint32_t reply_cap)
 {
-	bool found;
-	uint64_t h = key_hash(c->key, c->key_len);
-	uint32_t i = kv_probe(kv, c->key, c->key_len, h, &found);
-	if (!found)
-		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, NULL, 0);
-	const struct kv_entry *e = &kv->slots[i];
-	int len = kv_reply(reply, reply_cap, BPX_KV_OK, e->value, e->value_len);
+	struct kv_store *s = &kv->store;
+	struct kv_find f = kv_store_find(s, c->key, c->key_len);
+	if (!f.found)
+		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, 0);
+	int len =
+		kv_reply_entry(s, head_at(s, &f), reply, reply_cap, BPX_KV_OK);
 	if (len < 0)
 		return len;
-	kv_remove_at(kv, i);
+	kv_store_remove(s, f.slot);
 	return len;
 }
 
 static int kv_cas(struct kv_sm *kv, const struct bpx_kv_cmd *c, uint8_t *reply,
 		  uint32_t reply_cap)
 {
-	bool found;
-	uint64_t h = key_hash(c->key, c->key_len);
-	uint32_t i = kv_probe(kv, c->key, c->key_len, h, &found);
-	if (!found)
-		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, NULL, 0);
-	struct kv_entry *e = &kv->slots[i];
-	bool match = e->value_len == c->value_len &&
-		     memcmp(e->value, c->value, c->value_len) == 0;
-	uint8_t status = match ? BPX_KV_OK : BPX_KV_CAS_MISMATCH;
-	/* Both outcomes reply with the value held before the command. */
-	int len = kv_reply(reply, reply_cap, status, e->value, e->value_len);
-	if (len < 0 || !match)
+	struct kv_store *s = &kv->store;
+	struct kv_find f = kv_store_find(s, c->key, c->key_len);
+	if (!f.found)
+		return kv_reply(reply, reply_cap, BPX_KV_NOT_FOUND, 0);
+	uint32_t head = head_at(s, &f);
+	if (!kv_entry_value_equals(s, head, c->value, c->value_len))
+		return kv_reply_entry(s, head, reply, reply_cap,
+				      BPX_KV_CAS_MISMATCH);
+	/* A new value that outgrows the arena: refused like a PUT would be,
+	 * before anything changes. */
+	if (!kv_store_fits(s, &f, c->key_len, c->new_len))
+		return kv_reply(reply, reply_cap, BPX_KV_FULL, 0);
+	/* Success replies with the value held before the command. */
+	int len = kv_reply_entry(s, head, reply, reply_cap, BPX_KV_OK);
+	if (len < 0)
 		return len;
-	kv_set_value(kv, e, c->new_value, c->new_len);
+	kv_store_put(s, &f, c->key, c->key_len, c->new_value, c->new_len);
 	return len;
 }
 
@@ -520,7 +449,7 @@ static int kv_apply(void *sm, const uint8_t *cmd, uint32_t cmd_len,
 	/* A malformed command is answered, not failed: every replica must
 	 * apply the same log to the same effect (sm.h). */
 	if (cmd == NULL || bpx_kv_decode(cmd, cmd_len, &c) != 0)
-		return kv_reply(reply, reply_cap, BPX_KV_BAD_COMMAND, NULL, 0);
+		return kv_reply(reply, reply_cap, BPX_KV_BAD_COMMAND, 0);
 	int len;
 	switch (c.op) {
 	case BPX_KV_GET:
@@ -540,7 +469,7 @@ static int kv_apply(void *sm, const uint8_t *cmd, uint32_t cmd_len,
 		KV_ASSERT(false);
 		return -BPX_EINVAL;
 	}
-	KV_ASSERT(kv->count <= kv->capacity);
+	KV_ASSERT(kv->store.count <= kv->store.capacity);
 	return len;
 }
 
@@ -557,38 +486,64 @@ static int kv_read(void *sm, const uint8_t *cmd, uint32_t cmd_len,
 	return kv_get(kv, &c, reply, reply_cap);
 }
 
+void bpx_kv_prefetch(void *sm, const uint8_t *const *cmds, const uint32_t *lens,
+		     uint32_t n)
+{
+	const struct kv_store *s = &((const struct kv_sm *)sm)->store;
+	uint64_t hashes[BPX_KV_PREFETCH_MAX];
+	bool valid[BPX_KV_PREFETCH_MAX];
+	KV_ASSERT(n <= BPX_KV_PREFETCH_MAX && (n == 0 || cmds != NULL));
+	for (uint32_t i = 0; i < n; i++) {
+		struct bpx_kv_cmd c;
+		valid[i] = cmds[i] != NULL &&
+			   bpx_kv_decode(cmds[i], lens[i], &c) == 0;
+		if (!valid[i])
+			continue;
+		hashes[i] = kv_key_hash(c.key, c.key_len);
+		kv_store_prefetch_slot(s, hashes[i]);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (valid[i])
+			kv_store_prefetch_entry(s, hashes[i]);
+}
+
 static uint64_t kv_digest(void *sm)
 {
 	const struct kv_sm *kv = sm;
 	KV_ASSERT(kv != NULL);
-	return kv->digest;
+	return kv->store.digest;
 }
+
+/* ---- Snapshots ---- */
 
 static size_t kv_snapshot_size(void *sm)
 {
 	const struct kv_sm *kv = sm;
 	KV_ASSERT(kv != NULL);
 	return KV_SNAPSHOT_HEADER_BYTES +
-	       (size_t)kv->count * KV_SNAPSHOT_ENTRY_HEADER_BYTES +
-	       (size_t)kv->data_bytes;
+	       (size_t)kv->store.count * KV_SNAPSHOT_ENTRY_HEADER_BYTES +
+	       (size_t)kv->store.data_bytes;
 }
 
-static bool entry_less(const struct kv_entry *a, const struct kv_entry *b)
+static bool entry_less(const struct kv_store *s, uint32_t a, uint32_t b)
 {
-	return key_cmp(a->key, a->key_len, b->key, b->key_len) < 0;
+	uint8_t a_tmp[BPX_KV_KEY_BYTES_MAX], b_tmp[BPX_KV_KEY_BYTES_MAX];
+	return key_cmp(kv_entry_key(s, a, a_tmp), kv_entry_key_len(s, a),
+		       kv_entry_key(s, b, b_tmp), kv_entry_key_len(s, b)) < 0;
 }
 
-static void sift_down(const struct kv_entry **v, size_t root, size_t n)
+static void sift_down(const struct kv_store *s, uint32_t *v, size_t root,
+		      size_t n)
 {
 	for (;;) {
 		size_t child = 2 * root + 1;
 		if (child >= n)
 			return;
-		if (child + 1 < n && entry_less(v[child], v[child + 1]))
+		if (child + 1 < n && entry_less(s, v[child], v[child + 1]))
 			child++;
-		if (!entry_less(v[root], v[child]))
+		if (!entry_less(s, v[root], v[child]))
 			return;
-		const struct kv_entry *t = v[root];
+		uint32_t t = v[root];
 		v[root] = v[child];
 		v[child] = t;
 		root = child;
@@ -597,47 +552,51 @@ static void sift_down(const struct kv_entry **v, size_t root, size_t n)
 
 /* Heapsort: O(n log n) worst case and no memory of its own, where qsort
  * may allocate. Keys are unique, so the order is total and deterministic. */
-static void sort_entries(const struct kv_entry **v, size_t n)
+static void sort_entries(const struct kv_store *s, uint32_t *v, size_t n)
 {
 	for (size_t i = n / 2; i-- > 0;)
-		sift_down(v, i, n);
+		sift_down(s, v, i, n);
 	for (size_t end = n; end-- > 1;) {
-		const struct kv_entry *t = v[0];
+		uint32_t t = v[0];
 		v[0] = v[end];
 		v[end] = t;
-		sift_down(v, 0, end);
+		sift_down(s, v, 0, end);
 	}
 }
 
 static int64_t kv_snapshot(void *sm, uint8_t *buf, size_t cap)
 {
 	struct kv_sm *kv = sm;
+	const struct kv_store *s = &kv->store;
 	size_t need = kv_snapshot_size(kv);
 	if (cap < need)
 		return -BPX_ETOOBIG;
 	KV_ASSERT(buf != NULL);
 
 	uint32_t n = 0;
-	for (uint32_t i = 0; i <= kv->slot_mask; i++)
-		if (kv->slots[i].key_len != 0)
-			kv->order[n++] = &kv->slots[i];
-	KV_ASSERT(n == kv->count);
-	sort_entries(kv->order, n);
+	for (uint32_t i = 0; i < s->slot_count; i++)
+		if (s->slots[i].head != KV_NO_CHUNK)
+			kv->order[n++] = s->slots[i].head;
+	KV_ASSERT(n == s->count);
+	sort_entries(s, kv->order, n);
 
 	store_le(buf, KV_SNAPSHOT_MAGIC, 4);
 	store_le(buf + 4, KV_SNAPSHOT_VERSION, 4);
 	store_le(buf + 8, n, 4);
-	store_le(buf + 12, kv->digest, 8);
+	store_le(buf + 12, s->digest, 8);
 	size_t pos = KV_SNAPSHOT_HEADER_BYTES;
 	for (uint32_t i = 0; i < n; i++) {
-		const struct kv_entry *e = kv->order[i];
-		buf[pos] = e->key_len;
-		store_le16(buf + pos + 1, e->value_len);
+		uint32_t head = kv->order[i];
+		uint8_t key_len = kv_entry_key_len(s, head);
+		uint16_t value_len = kv_entry_value_len(s, head);
+		uint8_t tmp[BPX_KV_KEY_BYTES_MAX];
+		buf[pos] = key_len;
+		store_le16(buf + pos + 1, value_len);
 		pos += KV_SNAPSHOT_ENTRY_HEADER_BYTES;
-		memcpy(buf + pos, e->key, e->key_len);
-		pos += e->key_len;
-		memcpy(buf + pos, e->value, e->value_len);
-		pos += e->value_len;
+		memcpy(buf + pos, kv_entry_key(s, head, tmp), key_len);
+		pos += key_len;
+		kv_entry_copy_value(s, head, buf + pos);
+		pos += value_len;
 	}
 	KV_ASSERT(pos == need);
 	return (int64_t)pos;
@@ -665,25 +624,39 @@ static bool snap_next(const uint8_t *buf, size_t len, size_t *pos,
 	return true;
 }
 
+/* This entry's share of the digest as the snapshot's version sums it. */
+static uint64_t snap_entry_hash(uint64_t version, const struct kv_snap_entry *e)
+{
+	if (version == KV_SNAPSHOT_VERSION_V1)
+		return kv_entry_hash_v1(e->key, e->key_len, e->value,
+					e->value_len);
+	return kv_entry_hash(kv_key_hash(e->key, e->key_len), e->value,
+			     e->value_len);
+}
+
 /* Checks a whole snapshot against this instance without touching its
- * state, so restore() can fail with the state unchanged. On success gives
- * the entry count. */
+ * state, so restore() can fail with the state unchanged: its form, its
+ * digest, and that it fits both the capacity and the arena (a store sized
+ * smaller than the one that wrote it refuses it, on every replica alike).
+ * On success gives the entry count. */
 static bool snap_valid(const struct kv_sm *kv, const uint8_t *buf, size_t len,
 		       uint32_t *count)
 {
 	if (buf == NULL || len < KV_SNAPSHOT_HEADER_BYTES)
 		return false;
-	if (load_le(buf, 4) != KV_SNAPSHOT_MAGIC ||
-	    load_le(buf + 4, 4) != KV_SNAPSHOT_VERSION)
+	uint64_t version = kv_load_le(buf + 4, 4);
+	if (kv_load_le(buf, 4) != KV_SNAPSHOT_MAGIC ||
+	    (version != KV_SNAPSHOT_VERSION &&
+	     version != KV_SNAPSHOT_VERSION_V1))
 		return false;
-	uint64_t n = load_le(buf + 8, 4);
-	uint64_t digest = load_le(buf + 12, 8);
-	if (n > kv->capacity)
+	uint64_t n = kv_load_le(buf + 8, 4);
+	uint64_t digest = kv_load_le(buf + 12, 8);
+	if (n > kv->store.capacity)
 		return false;
 
 	struct kv_snap_entry e, prev = { 0 };
 	size_t pos = KV_SNAPSHOT_HEADER_BYTES;
-	uint64_t sum = 0;
+	uint64_t sum = 0, chunks = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		if (!snap_next(buf, len, &pos, &e))
 			return false;
@@ -691,12 +664,13 @@ static bool snap_valid(const struct kv_sm *kv, const uint8_t *buf, size_t len,
 		if (i > 0 &&
 		    key_cmp(prev.key, prev.key_len, e.key, e.key_len) >= 0)
 			return false;
-		sum += entry_hash(e.key, e.key_len, e.value, e.value_len);
+		sum += snap_entry_hash(version, &e);
+		chunks += kv_chunks_for((uint32_t)e.key_len + e.value_len);
 		prev = e;
 	}
 	/* No trailing bytes, and the digest catches a flipped value byte
 	 * that every length check above lets through. */
-	if (pos != len || sum != digest)
+	if (pos != len || sum != digest || chunks > kv->store.chunk_count)
 		return false;
 	*count = (uint32_t)n;
 	return true;
@@ -705,30 +679,28 @@ static bool snap_valid(const struct kv_sm *kv, const uint8_t *buf, size_t len,
 static int kv_restore(void *sm, const uint8_t *buf, size_t len)
 {
 	struct kv_sm *kv = sm;
+	struct kv_store *s = &kv->store;
 	uint32_t n;
 	KV_ASSERT(kv != NULL);
 	if (!snap_valid(kv, buf, len, &n))
 		return -BPX_EMALFORMED;
 
-	for (uint32_t i = 0; i <= kv->slot_mask; i++)
-		kv->slots[i].key_len = 0;
-	kv->count = 0;
-	kv->data_bytes = 0;
-	kv->digest = 0;
-
+	kv_store_clear(s);
 	struct kv_snap_entry e;
 	size_t pos = KV_SNAPSHOT_HEADER_BYTES;
+	uint64_t version = kv_load_le(buf + 4, 4);
 	for (uint32_t i = 0; i < n; i++) {
 		bool ok = snap_next(buf, len, &pos, &e);
 		KV_ASSERT(ok); /* snap_valid checked every entry */
-		bool found;
-		uint64_t h = key_hash(e.key, e.key_len);
-		uint32_t slot = kv_probe(kv, e.key, e.key_len, h, &found);
-		KV_ASSERT(!found);
-		kv_insert_at(kv, slot, e.key, e.key_len, h, e.value,
-			     e.value_len);
+		struct kv_find f = kv_store_find(s, e.key, e.key_len);
+		KV_ASSERT(!f.found &&
+			  kv_store_fits(s, &f, e.key_len, e.value_len));
+		kv_store_put(s, &f, e.key, e.key_len, e.value, e.value_len);
 	}
-	KV_ASSERT(pos == len && kv->digest == load_le(buf + 12, 8));
+	/* A version 1 digest was summed another way; this build's own
+	 * snapshots must come back to the digest they carry. */
+	KV_ASSERT(pos == len && (version == KV_SNAPSHOT_VERSION_V1 ||
+				 s->digest == kv_load_le(buf + 12, 8)));
 	return 0;
 }
 

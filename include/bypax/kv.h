@@ -40,20 +40,54 @@ enum bpx_kv_status {
 	BPX_KV_BAD_COMMAND = 4,
 };
 
-/* The most keys the store holds: create() args "capacity=N", N in
- * 1..BPX_KV_CAPACITY_MAX; no args: BPX_KV_CAPACITY_DEFAULT. Every key costs
- * its table slot whatever its value's length (docs/config.md, "Sizing the
- * KV store"): about 280 MiB for the default. A PUT of a new key into a full
- * store is answered BPX_KV_FULL. */
-#define BPX_KV_CAPACITY_DEFAULT 200000u
+/* The store's size, from create() args: "capacity=N", "bytes=B" or both,
+ * comma-separated, each at most once, no spaces; NULL: the defaults.
+ *  - capacity: the most keys, 1..BPX_KV_CAPACITY_MAX, default
+ *    BPX_KV_CAPACITY_DEFAULT;
+ *  - bytes: the arena for keys and values, BPX_KV_CHUNK_BYTES..
+ *    BPX_KV_BYTES_MAX, decimal with an optional K, M or G suffix (x 1024^1,
+ *    ^2, ^3), default capacity x BPX_KV_BYTES_PER_KEY_DEFAULT. An entry
+ *    takes bpx_kv_entry_bytes(key, value) of it: 48 bytes up to 32 bytes of
+ *    key and value together, 48 more for each further 44 or part.
+ * All of it is reserved by create() (bpx_kv_sizing's memory_bytes;
+ * docs/config.md, "Sizing the KV store"). A PUT of a new key when
+ * `capacity` keys are held, or a PUT or CAS whose entry no longer fits in
+ * `bytes`, is answered BPX_KV_FULL (a CAS so refused carries no value). */
+#define BPX_KV_CAPACITY_DEFAULT 1000000u
 #define BPX_KV_CAPACITY_MAX 16777216u
+#define BPX_KV_CHUNK_BYTES 48u
+#define BPX_KV_BYTES_PER_KEY_DEFAULT 144u /* 3 chunks: key + value <= 120 */
+#define BPX_KV_BYTES_MAX 137438953472ull  /* 128 GiB */
+
+struct bpx_kv_sizing {
+	uint32_t capacity;     /* the most keys */
+	uint64_t bytes;	       /* the arena, as given or by default */
+	uint64_t chunks;       /* bytes / BPX_KV_CHUNK_BYTES */
+	uint64_t memory_bytes; /* what create() reserves, in all */
+};
+
+/* The sizes create(args) would give (args NULL or "" for the defaults).
+ * Returns 0, or -BPX_EINVAL for args the store refuses. */
+int bpx_kv_sizing(const char *args, struct bpx_kv_sizing *sizing);
+
+/* The arena bytes one entry takes (a multiple of BPX_KV_CHUNK_BYTES). */
+uint64_t bpx_kv_entry_bytes(size_t key_len, size_t value_len);
 
 /* The built-in KV store's ops. */
 const struct bpx_sm_ops *bpx_kv_ops(void);
 
-/* The capacity create(args) would give (args NULL or "" for the default).
- * Returns 0, or -BPX_EINVAL for args the store refuses. */
+/* The capacity create(args) would give (bpx_kv_sizing's). Returns 0, or
+ * -BPX_EINVAL for args the store refuses. */
 int bpx_kv_capacity(const char *args, uint32_t *capacity);
+
+/* Starts loading what apply() of each of cmds[0..n) will touch, their
+ * index slots first, then the entries those point to, so that a batch's
+ * cache misses overlap instead of following one another; apply them after.
+ * A hint: it changes no state and no reply, and passes over commands that
+ * do not decode. n at most BPX_KV_PREFETCH_MAX. */
+#define BPX_KV_PREFETCH_MAX 64u
+void bpx_kv_prefetch(void *sm, const uint8_t *const *cmds,
+		     const uint32_t *lens, uint32_t n);
 
 /* Encodes a command into buf. Returns its length, or -BPX_EINVAL for a bad
  * op or length, -BPX_ETOOBIG if cap is short. value/new_value may be NULL
