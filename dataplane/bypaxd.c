@@ -33,6 +33,7 @@
 #include <rte_mbuf.h>
 #include <rte_telemetry.h>
 
+#include "bypax/kv.h"
 #include "bypaxd.h"
 #include "ctl_daemon.h"
 #include "ctl_log.h"
@@ -443,6 +444,29 @@ static int setup_routes(struct dp_replica *r)
 	return 0;
 }
 
+/* A recovering replica catches up from a snapshot, which must fit the
+ * --snapshot-mb buffers of the member that sends it: a built-in store
+ * sized to hold more would, once that full, leave every restarted replica
+ * recovering for ever. Said at start, while it is still only a risk. */
+static void warn_snapshot_buffer(const char *sm_name)
+{
+	struct bpx_kv_sizing kv;
+	if (strcmp(sm_name, "kv") != 0 ||
+	    bpx_kv_sizing(d.cfg.sm_args, &kv) != 0)
+		return;
+	uint64_t buffer = (uint64_t)d.o.snapshot_mb << 20;
+	if (kv.snapshot_bytes_max <= buffer)
+		return;
+	uint64_t need_mb = (kv.snapshot_bytes_max + (1u << 20) - 1) >> 20;
+	EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "snapshot_buffer_small",
+	      BPX_LF_U64("buffer_mb", d.o.snapshot_mb),
+	      BPX_LF_U64("store_snapshot_max_mb", need_mb),
+	      BPX_LF_STR("hint", "once the store holds more than the buffer, "
+			 "a restarted replica cannot recover from this one: "
+			 "raise --snapshot-mb (and EAL -m) on every member, or "
+			 "size sm_args capacity= and bytes= down"));
+}
+
 static int setup_replica(char *err, size_t len)
 {
 	const char *sm_name = d.o.sm ? d.o.sm : d.cfg.sm;
@@ -475,6 +499,8 @@ static int setup_replica(char *err, size_t len)
 			 d.o.snapshot_mb);
 		return -BPX_ENOMEM;
 	}
+	if (rc == 0)
+		warn_snapshot_buffer(sm_name);
 	if (rc == 0 && d.o.leader >= 0)
 		dp_replica_set_leader_hint(d.replica, (uint8_t)d.o.leader);
 	return rc;

@@ -297,6 +297,11 @@ int bpx_kv_sizing(const char *args, struct bpx_kv_sizing *sizing)
 				       sizeof(struct kv_slot) +
 			       (sizing->chunks + 1) * KV_CHUNK_BYTES +
 			       (uint64_t)a.capacity * sizeof(uint32_t);
+	/* Keys and values live in the arena, so they never sum to more than
+	 * its bytes (kv_snapshot_size). */
+	sizing->snapshot_bytes_max =
+		KV_SNAPSHOT_HEADER_BYTES +
+		(uint64_t)a.capacity * KV_SNAPSHOT_ENTRY_HEADER_BYTES + a.bytes;
 	return 0;
 }
 

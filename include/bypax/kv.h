@@ -64,6 +64,7 @@ struct bpx_kv_sizing {
 	uint64_t bytes;	       /* the arena, as given or by default */
 	uint64_t chunks;       /* bytes / BPX_KV_CHUNK_BYTES */
 	uint64_t memory_bytes; /* what create() reserves, in all */
+	uint64_t snapshot_bytes_max; /* the largest snapshot() of a full store */
 };
 
 /* The sizes create(args) would give (args NULL or "" for the defaults).

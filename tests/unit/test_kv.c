@@ -1460,6 +1460,40 @@ static long rss_bytes(void)
 /* A million 16-byte keys with 16-byte values in a store sized for exactly
  * them: every PUT fits, the next is FULL, and memory per key, counted and
  * resident, is at most key + value + 64 bytes (issue 11's bound). */
+/* bpx_kv_sizing's snapshot_bytes_max bounds the snapshot of a store
+ * filled to FULL, both by keys (short entries) and by bytes (long ones):
+ * bypaxd's snapshot_buffer_small warning rests on it. */
+static void fill_until_full(void *sm, size_t value_len)
+{
+	char key[16], value[64];
+	assert_true(value_len < sizeof(value));
+	memset(value, 'v', value_len);
+	value[value_len] = '\0';
+	for (unsigned i = 0;; i++) {
+		snprintf(key, sizeof key, "k%u", i);
+		struct reply r = run(sm, BPX_KV_PUT, key, value, NULL);
+		if (r.status == BPX_KV_FULL)
+			return;
+		assert_int_equal(r.status, BPX_KV_OK);
+	}
+}
+
+static void test_snapshot_bytes_max(void **state)
+{
+	(void)state;
+	struct bpx_kv_sizing z;
+	assert_int_equal(bpx_kv_sizing("capacity=64,bytes=4800", &z), 0);
+	assert_int_equal(z.snapshot_bytes_max, 20 + 64 * 3 + 4800);
+	size_t lens[] = { 1, 40 };
+	for (unsigned i = 0; i < 2; i++) {
+		void *sm = create("capacity=64,bytes=4800");
+		fill_until_full(sm, lens[i]);
+		size_t size = bpx_kv_ops()->snapshot_size(sm);
+		assert_true(size > 0 && size <= z.snapshot_bytes_max);
+		bpx_kv_ops()->destroy(sm);
+	}
+}
+
 static void test_memory_per_key(void **state)
 {
 	(void)state;
@@ -1573,6 +1607,7 @@ int main(void)
 		cmocka_unit_test(test_long_keys_and_values),
 		cmocka_unit_test(test_restore_rejects_over_bytes),
 		cmocka_unit_test(test_restore_version_1),
+		cmocka_unit_test(test_snapshot_bytes_max),
 		cmocka_unit_test(test_memory_per_key),
 		KV_TEST(test_prefetch_changes_nothing),
 	};
