@@ -215,16 +215,19 @@ static void plan_lcores(struct cluster *c)
 	}
 }
 
-static uint32_t poll_endpoint(struct endpoint *ep)
+/* tsc: read by the caller for its accounting; the endpoint's time too. */
+static uint32_t poll_endpoint(struct endpoint *ep, uint64_t tsc)
 {
+	uint64_t now_ns = dp_ns_at_tsc(tsc);
 	if (ep->kind == EP_REPLICA)
-		return dp_replica_poll(ep->obj);
-	return dp_loadgen_poll(ep->obj);
+		return dp_replica_poll_at(ep->obj, now_ns);
+	return dp_loadgen_poll_at(ep->obj, now_ns);
 }
 
 /* One pass over an lcore's endpoints, with TSC accounting of busy versus
  * idle polls (per lcore, and per endpoint for the leader's share) and a
- * sleep after a run of idle ones. */
+ * sleep after a run of idle ones. One TSC read per endpoint: the one that
+ * ends the last endpoint's poll starts the next one's, as its time. */
 static void poll_once(struct cluster *c, struct lcore_work *w,
 		      uint32_t *idle_run)
 {
@@ -240,7 +243,7 @@ static void poll_once(struct cluster *c, struct lcore_work *w,
 	}
 	w->last_poll_tsc = t0;
 	for (uint32_t i = 0; i < w->count; i++) {
-		uint32_t n = poll_endpoint(&w->eps[i]);
+		uint32_t n = poll_endpoint(&w->eps[i], t);
 		uint64_t t1 = rte_rdtsc();
 		if (n > 0 && w->eps[i].busy_cycles != NULL)
 			*w->eps[i].busy_cycles += t1 - t;

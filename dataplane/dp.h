@@ -258,6 +258,9 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 		    struct rte_mempool *pool);
 void dp_loadgen_free(struct dp_loadgen *g);
 uint32_t dp_loadgen_poll(struct dp_loadgen *g);
+/* The same at a time the caller read already (dp_ns_at_tsc): one clock
+ * read per pass over several endpoints. */
+uint32_t dp_loadgen_poll_at(struct dp_loadgen *g, uint64_t now_ns);
 uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g);
 
 /* Command-line numbers: name must be a whole number in lo..hi; otherwise
@@ -265,12 +268,16 @@ uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g);
 int dp_parse_u64(const char *prog, const char *name, const char *s,
 		 uint64_t lo, uint64_t hi, uint64_t *out);
 
-/* Clock: nanoseconds from the TSC. */
+/* Clock: nanoseconds from the TSC, by multiply-shift (tsc_scale.h: within
+ * 1 ns of the division, monotonic). dp_now_ns: since dp_clock_init, read
+ * now; dp_ns_at_tsc: the same for a TSC the caller read already (one read
+ * per poll pass); dp_tsc_to_ns: a number of cycles, no epoch. */
 void dp_clock_init(void);
 uint64_t dp_now_ns(void);
+uint64_t dp_ns_at_tsc(uint64_t tsc);
+uint64_t dp_tsc_to_ns(uint64_t tsc);
 /* A seed that differs between two starts of the process (getrandom). */
 uint64_t dp_random_seed(void);
-uint64_t dp_tsc_to_ns(uint64_t tsc);
 
 /* Routes. */
 void dp_routes_init(struct dp_routes *rt);
@@ -293,8 +300,11 @@ int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
 		    size_t err_len);
 void dp_replica_free(struct dp_replica *r);
 int dp_replica_add_rx(struct dp_replica *r, uint16_t port, uint16_t queue);
-/* One poll: rx burst, steps, timers, tx. Returns frames received. */
+/* One poll: rx burst, steps, timers, tx. Returns frames received. The
+ * clock is read once, at its start; every step, timer and send of the
+ * pass gets that time. _at: at a time the caller read already. */
 uint32_t dp_replica_poll(struct dp_replica *r);
+uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns);
 void dp_replica_set_leader_hint(struct dp_replica *r, uint8_t leader);
 /* Connects the worker to the control thread (both rings SP/SC). */
 void dp_replica_attach_control(struct dp_replica *r, struct rte_ring *in,

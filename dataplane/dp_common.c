@@ -11,6 +11,7 @@
 #include <rte_ethdev.h>
 
 #include "dp.h"
+#include "tsc_scale.h"
 
 /* A broken consensus invariant (PX_ASSERT, always on): say which, where,
  * then abort for a core dump. The core's own default only traps, as it
@@ -25,20 +26,24 @@ void px_assert_fail(const char *expr, const char *file, int line)
 	abort();
 }
 
-static uint64_t tsc_hz;
+/* Set once, before any worker starts; read-only afterwards. */
+static struct dp_tsc_scale tsc_scale;
 static uint64_t tsc_base;
 
 void dp_clock_init(void)
 {
-	tsc_hz = rte_get_tsc_hz();
+	tsc_scale = dp_tsc_scale_make(rte_get_tsc_hz());
 	tsc_base = rte_rdtsc();
 }
 
 uint64_t dp_tsc_to_ns(uint64_t tsc)
 {
-	/* Split to avoid overflow: whole seconds, then the remainder. */
-	return tsc / tsc_hz * 1000000000ull +
-	       (tsc % tsc_hz) * 1000000000ull / tsc_hz;
+	return dp_tsc_scale_ns(tsc_scale, tsc);
+}
+
+uint64_t dp_ns_at_tsc(uint64_t tsc)
+{
+	return dp_tsc_scale_ns(tsc_scale, tsc - tsc_base);
 }
 
 uint64_t dp_random_seed(void)
@@ -56,7 +61,7 @@ uint64_t dp_random_seed(void)
 
 uint64_t dp_now_ns(void)
 {
-	return dp_tsc_to_ns(rte_rdtsc() - tsc_base);
+	return dp_ns_at_tsc(rte_rdtsc());
 }
 
 void dp_routes_init(struct dp_routes *rt)

@@ -265,8 +265,12 @@ static void drive_lanes(struct dp_loadgen *g, uint64_t now_ns)
 
 uint32_t dp_loadgen_poll(struct dp_loadgen *g)
 {
+	return dp_loadgen_poll_at(g, dp_now_ns());
+}
+
+uint32_t dp_loadgen_poll_at(struct dp_loadgen *g, uint64_t now_ns)
+{
 	struct rte_mbuf *pkts[DP_BURST];
-	uint64_t now_ns = dp_now_ns();
 	uint16_t n = rte_eth_rx_burst(g->rx.port, g->rx.queue, pkts, DP_BURST);
 	for (uint16_t i = 0; i < n; i++)
 		handle_frame(g, pkts[i], now_ns);

@@ -298,9 +298,11 @@ static uint32_t send_to_members(struct dp_replica *r, uint32_t i)
 	return end - i;
 }
 
-static bool isolated(const struct dp_replica *r)
+/* now_ns: the poll pass's time. A pass is microseconds long and an
+ * isolation milliseconds, so no fresh clock read per frame. */
+static bool isolated(const struct dp_replica *r, uint64_t now_ns)
 {
-	return r->isolate_until_ns != 0 && dp_now_ns() < r->isolate_until_ns;
+	return r->isolate_until_ns != 0 && now_ns < r->isolate_until_ns;
 }
 
 /* ---- Snapshot streaming ---- */
@@ -315,14 +317,16 @@ static bool isolated(const struct dp_replica *r)
 static bool snapshot_reusable(const struct dp_replica *r, uint64_t now_ns)
 {
 	const struct dp_snap *sn = &r->snap;
-	return sn->send_valid && now_ns - sn->send_saved_ns < SNAPSHOT_REUSE_NS &&
+	/* Added, not subtracted: send_saved_ns is a fresh read, so it may
+	 * be later than the pass's now_ns that asks. */
+	return sn->send_valid && now_ns < sn->send_saved_ns + SNAPSHOT_REUSE_NS &&
 	       sn->send_index + 1 >= px_log_start(r->px);
 }
 
-static void start_snapshot_send(struct dp_replica *r, uint8_t to)
+static void start_snapshot_send(struct dp_replica *r, uint8_t to,
+				uint64_t now_ns)
 {
 	struct dp_snap *sn = &r->snap;
-	uint64_t now_ns = dp_now_ns();
 	if (sn->cap == 0) {
 		r->ctr.snapshot_unsupported++;
 		return;
@@ -340,6 +344,8 @@ static void start_snapshot_send(struct dp_replica *r, uint8_t to)
 		}
 		sn->send_len = (size_t)n;
 		sn->send_index = px_applied_index(r->px);
+		/* A read of its own: serializing a large state takes long
+		 * enough that the pass's time would age the copy early. */
 		sn->send_saved_ns = dp_now_ns();
 		sn->send_valid = true;
 	}
@@ -372,7 +378,7 @@ static void poll_snapshot_send(struct dp_replica *r, uint64_t now_ns)
 				    .seq = sn->send_off,
 				    .value = sn->send_buf + sn->send_off,
 				    .value_len = (uint32_t)len };
-		if (!isolated(r))
+		if (!isolated(r, now_ns))
 			send_frame(r, &r->cfg->members[sn->send_to].data, &m);
 		r->ctr.snapshot_chunks_sent++;
 		sn->send_off += len;
@@ -412,7 +418,7 @@ static void ask_snapshot_resume(struct dp_replica *r, uint64_t now_ns)
 	send_frame(r, &r->cfg->members[sn->recv_from].data, &m);
 }
 
-static void transmit_outbox(struct dp_replica *r);
+static void transmit_outbox(struct dp_replica *r, uint64_t now_ns);
 
 /* A stream starts with its chunk 0: it replaces ours if ours is idle, made
  * no progress for SNAPSHOT_RECV_TIMEOUT_NS, or comes from the same sender
@@ -466,15 +472,15 @@ static void on_snapshot_chunk(struct dp_replica *r, const struct px_msg *m,
 				&r->out) == 0)
 		r->ctr.snapshots_installed++;
 	sn->recv_len = 0;
-	transmit_outbox(r);
+	transmit_outbox(r, now_ns);
 }
 
-static void transmit_outbox(struct dp_replica *r)
+static void transmit_outbox(struct dp_replica *r, uint64_t now_ns)
 {
 	for (uint32_t i = 0; i < r->out.count; i++) {
 		const struct px_msg *m = &r->out.msgs[i];
 		if (m->to < r->cfg->member_count && m->value_len > 0 &&
-		    !isolated(r)) {
+		    !isolated(r, now_ns)) {
 			i += send_to_members(r, i) - 1;
 			continue;
 		}
@@ -488,9 +494,9 @@ static void transmit_outbox(struct dp_replica *r)
 			else
 				send_frame(r, c, m);
 		} else if (m->type == PX_MSG_SNAPSHOT) {
-			start_snapshot_send(r, m->to);
+			start_snapshot_send(r, m->to, now_ns);
 		} else if (m->to < r->cfg->member_count) {
-			if (isolated(r))
+			if (isolated(r, now_ns))
 				r->ctr.isolated_drops++;
 			else
 				send_frame(r, &r->cfg->members[m->to].data, m);
@@ -503,8 +509,9 @@ int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len)
 {
 	DP_ASSERT(px_applied_index(r->px) == 0 &&
 		   px_role(r->px) != PX_ROLE_RECOVERING && r->out.count == 0);
-	int rc = px_snapshot_install(r->px, dp_now_ns(), snap, len, &r->out);
-	transmit_outbox(r); /* queued; the worker's first poll sends it */
+	uint64_t now_ns = dp_now_ns();
+	int rc = px_snapshot_install(r->px, now_ns, snap, len, &r->out);
+	transmit_outbox(r, now_ns); /* queued; the worker's first poll sends it */
 	return rc;
 }
 
@@ -591,7 +598,7 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 		r->ctr.drops[d]++;
 		return;
 	}
-	if (m.type != PX_MSG_REQUEST && isolated(r)) {
+	if (m.type != PX_MSG_REQUEST && isolated(r, now_ns)) {
 		r->ctr.isolated_drops++;
 		return;
 	}
@@ -602,7 +609,7 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	}
 	if (px_step(r->px, now_ns, &m, &r->out) != 0)
 		r->ctr.px_rejected++;
-	transmit_outbox(r);
+	transmit_outbox(r, now_ns);
 }
 
 static void handle_mbuf(struct dp_replica *r, struct rte_mbuf *mb,
@@ -668,7 +675,7 @@ static void run_command(struct dp_replica *r, const struct ctl_cmd *c,
 	case CTL_CMD_RECONFIG:
 		r->reconfig_rc = px_propose_config(r->px, now_ns,
 						   (uint8_t)c->arg, &r->out);
-		transmit_outbox(r);
+		transmit_outbox(r, now_ns);
 		r->reconfig_seq++;
 		r->next_status_ns = 0; /* answer at once */
 		break;
@@ -776,9 +783,13 @@ static void note_commit_latency(struct dp_replica *r, uint64_t now_ns)
 
 uint32_t dp_replica_poll(struct dp_replica *r)
 {
+	return dp_replica_poll_at(r, dp_now_ns());
+}
+
+uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
+{
 	struct rte_mbuf *pkts[DP_BURST];
 	uint32_t total = 0;
-	uint64_t now_ns = dp_now_ns();
 	for (uint8_t q = 0; q < r->rx_count; q++) {
 		if (r->port_paused != NULL && r->port_paused[r->rx[q].port]) {
 			/* Another thread restarts it: hands off until done. */
@@ -800,16 +811,16 @@ uint32_t dp_replica_poll(struct dp_replica *r)
 	if (total > 0) {
 		/* Whatever arrived in this burst goes into one batch. */
 		px_flush(r->px, now_ns, &r->out);
-		transmit_outbox(r);
+		transmit_outbox(r, now_ns);
 	}
 	if (r->snap.send_to < r->cfg->member_count)
 		poll_snapshot_send(r, now_ns);
 	if (now_ns >= r->next_tick_ns) {
 		control_exchange(r, now_ns);
 		px_set_leader_hint(r->px, now_ns, r->leader_hint, &r->out);
-		transmit_outbox(r);
+		transmit_outbox(r, now_ns);
 		px_tick(r->px, now_ns, &r->out);
-		transmit_outbox(r);
+		transmit_outbox(r, now_ns);
 		r->next_tick_ns = now_ns + DP_TICK_NS;
 	}
 	dp_routes_flush(&r->routes, &r->ctr, r->port_paused);
