@@ -4,7 +4,9 @@
 // UDP frame around it), the cluster key's tag per message (sign and verify,
 // docs/wire.md "Authentication"), and the rte_ring hand-off between the control
 // thread and a worker lcore (struct ctl_cmd one way, struct
-// ctl_worker_status the other), in one thread and across two.
+// ctl_worker_status the other), in one thread and across two, and the
+// clock's TSC to ns conversion (BM_TscToNs, BM_ClockRead: division
+// against multiply-shift, ns_per_msg = ns per call).
 //
 // No EAL: the rings live in ordinary memory (rte_ring_init), as the wire
 // codec is pure C. Every benchmark reports ns_per_msg.
@@ -18,6 +20,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <rte_cycles.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -30,6 +33,7 @@
 extern "C" {
 #include "ctl_link.h"
 }
+#include "tsc_scale.h"
 
 namespace
 {
@@ -354,6 +358,53 @@ template <typename T> void BM_RingCrossCore(benchmark::State &state)
 	report_msgs(state, 2 * static_cast<uint64_t>(state.iterations()));
 }
 
+// ---- The clock (issue 11) ----
+
+// TSC cycles to ns: the two 64-bit divisions dataplane/dp_common.c had
+// against the multiply-shift of dataplane/tsc_scale.h that replaced them,
+// on counts that change every call (a constant would fold away), and with
+// rte_rdtsc() in front, as dp_now_ns does once per poll pass.
+enum tsc_conv { CONV_DIVISION, CONV_MULSHIFT };
+constexpr uint64_t kTscHz = 2100000000ull;
+
+uint64_t division_ns(uint64_t hz, uint64_t tsc)
+{
+	return tsc / hz * 1000000000ull + (tsc % hz) * 1000000000ull / hz;
+}
+
+uint64_t convert(enum tsc_conv conv, uint64_t hz, struct dp_tsc_scale s,
+		 uint64_t tsc)
+{
+	return conv == CONV_DIVISION ? division_ns(hz, tsc)
+				     : dp_tsc_scale_ns(s, tsc);
+}
+
+void BM_TscToNs(benchmark::State &state, enum tsc_conv conv)
+{
+	uint64_t hz = kTscHz;
+	benchmark::DoNotOptimize(hz); // no division by a known constant
+	struct dp_tsc_scale s = dp_tsc_scale_make(hz);
+	uint64_t tsc = 3600ull * kTscHz, sum = 0; // an hour of uptime
+	for (auto _ : state) {
+		sum += convert(conv, hz, s, tsc);
+		tsc += 977; // about a poll pass apart
+	}
+	benchmark::DoNotOptimize(sum);
+	report_msgs(state, static_cast<uint64_t>(state.iterations()));
+}
+
+void BM_ClockRead(benchmark::State &state, enum tsc_conv conv)
+{
+	uint64_t hz = kTscHz;
+	benchmark::DoNotOptimize(hz);
+	struct dp_tsc_scale s = dp_tsc_scale_make(hz);
+	uint64_t base = rte_rdtsc(), sum = 0;
+	for (auto _ : state)
+		sum += convert(conv, hz, s, rte_rdtsc() - base);
+	benchmark::DoNotOptimize(sum);
+	report_msgs(state, static_cast<uint64_t>(state.iterations()));
+}
+
 } // namespace
 
 BENCHMARK_CAPTURE(BM_WireEncode, request, PX_MSG_REQUEST);
@@ -376,5 +427,10 @@ BENCHMARK_TEMPLATE(BM_RingSameCore, struct ctl_cmd);
 BENCHMARK_TEMPLATE(BM_RingSameCore, struct ctl_worker_status);
 BENCHMARK_TEMPLATE(BM_RingCrossCore, struct ctl_cmd)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_RingCrossCore, struct ctl_worker_status)->UseRealTime();
+
+BENCHMARK_CAPTURE(BM_TscToNs, division, CONV_DIVISION);
+BENCHMARK_CAPTURE(BM_TscToNs, mulshift, CONV_MULSHIFT);
+BENCHMARK_CAPTURE(BM_ClockRead, division, CONV_DIVISION);
+BENCHMARK_CAPTURE(BM_ClockRead, mulshift, CONV_MULSHIFT);
 
 BENCHMARK_MAIN();
