@@ -13,8 +13,8 @@
  * a factor of at most 1 +- 2^-64, and the result is off the exact
  * floor(tsc * 1e9 / hz) by at most 1 ns for every tsc whose nanoseconds
  * fit in 64 bits (584 years: 10 years at 5 GHz is 1.6e18 cycles, 3.2e17
- * ns). So the relative error is below 1 ppm from 1 ms on (and 2^-64 plus
- * 1 ns at any length). It is monotonic: mult >= 0, so a later tsc never
+ * ns). So the relative error is at most 1 ppm from 1 ms on, less beyond
+ * (2^-64 plus 1 ns at any length). It is monotonic: mult >= 0, so a later tsc never
  * gives an earlier ns. */
 #ifndef BPX_TSC_SCALE_H
 #define BPX_TSC_SCALE_H
