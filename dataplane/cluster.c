@@ -227,9 +227,11 @@ static uint32_t poll_endpoint(struct endpoint *ep, uint64_t tsc)
 /* One pass over an lcore's endpoints, with TSC accounting of busy versus
  * idle polls (per lcore, and per endpoint for the leader's share) and a
  * sleep after a run of idle ones. One TSC read per endpoint: the one that
- * ends the last endpoint's poll starts the next one's, as its time. */
-static void poll_once(struct cluster *c, struct lcore_work *w,
-		      uint32_t *idle_run)
+ * ends the last endpoint's poll starts the next one's, as its time.
+ * Returns the last reading, for the main lcore's deadlines (taken before
+ * any sleep: a deadline then waits one pass more, no longer). */
+static uint64_t poll_once(struct cluster *c, struct lcore_work *w,
+			  uint32_t *idle_run)
 {
 	uint64_t t0 = rte_rdtsc(), t = t0;
 	uint32_t work = 0;
@@ -254,13 +256,14 @@ static void poll_once(struct cluster *c, struct lcore_work *w,
 	if (work > 0) {
 		w->busy_cycles += spent;
 		*idle_run = 0;
-		return;
+		return t;
 	}
 	w->idle_cycles += spent;
 	if (c->o->idle_sleep_us > 0 && ++*idle_run >= IDLE_POLLS_BEFORE_SLEEP) {
 		rte_delay_us_sleep(c->o->idle_sleep_us);
 		w->last_poll_tsc = 0; /* a sleep asked for is no stall */
 	}
+	return t;
 }
 
 static int worker_main(void *arg)
@@ -416,14 +419,16 @@ static uint64_t run_load(struct cluster *c)
 		c->loadgens[k].record_from_ns = warm_end;
 	for (slot = 1; slot < c->lcores; slot++)
 		rte_eal_remote_launch(worker_main, c, c->lcore_ids[slot]);
-	uint64_t start = dp_now_ns(), last_ns = 0, last_done = 0;
+	uint64_t tsc = rte_rdtsc(), last_ns = 0, last_done = 0;
+	uint64_t start = dp_ns_at_tsc(tsc);
 	uint64_t prng = 0x9e3779b97f4a7c15ull;
 	uint32_t idle_run = 0;
 	for (;;) {
-		uint64_t elapsed = dp_now_ns() - start;
+		/* The last pass's final TSC reading: no read of its own. */
+		uint64_t elapsed = dp_ns_at_tsc(tsc) - start;
 		if (run_finished(c, elapsed))
 			break;
-		poll_once(c, &c->work[0], &idle_run);
+		tsc = poll_once(c, &c->work[0], &idle_run);
 		for (int i = 0; i < 4; i++)
 			inject_garbage(c, &prng);
 		if (c->o->progress && elapsed - last_ns >= 1000000000ull)
@@ -465,8 +470,9 @@ static void drain(struct cluster *c)
 	uint32_t idle_run = 0;
 	for (uint32_t i = 0; i < all.count; i++)
 		all.eps[i].busy_cycles = NULL; /* the load phase's figures only */
-	while (!converged(c) && dp_now_ns() < deadline)
-		poll_once(c, &all, &idle_run);
+	uint64_t tsc = rte_rdtsc();
+	while (!converged(c) && dp_ns_at_tsc(tsc) < deadline)
+		tsc = poll_once(c, &all, &idle_run);
 }
 
 static void fill_report(struct cluster *c, uint64_t elapsed_ns,
