@@ -125,6 +125,35 @@ class Cluster:
                 text = f"# {url}: {e}\n"
             with open(os.path.join(self.dir, f"diag-r{i}.metrics"), "w") as f:
                 f.write(text)
+            with open(os.path.join(self.dir, f"diag-r{i}-ports.json"),
+                      "w") as f:
+                json.dump(self.port_telemetry(i), f, indent=1)
+
+    def port_telemetry(self, i):
+        """Each port's link and counters as the PMD sees them (DPDK's own
+        telemetry: /ethdev/link_status and /ethdev/stats), twice, 1 s
+        apart: a memif link that one side calls up and the other down, or
+        counters that stand still, shows here and nowhere else."""
+        import socket
+        path = (f"/var/run/dpdk/bpxc{self.tag}-{i}/dpdk_telemetry.v2")
+        out = {"socket": path, "samples": []}
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(2)
+            s.connect(path)
+            s.recv(4096)
+            for _ in range(2):
+                sample = {}
+                for p in range(self.n):  # n - 1 memif ports and the tap
+                    for cmd in ("/ethdev/link_status", "/ethdev/stats"):
+                        s.send(f"{cmd},{p}".encode())
+                        sample[f"{cmd},{p}"] = json.loads(s.recv(65536))
+                out["samples"].append(sample)
+                time.sleep(1)
+            s.close()
+        except (OSError, ValueError) as e:
+            out["error"] = str(e)
+        return out
 
     def log_path(self, i):
         return os.path.join(self.dir, f"r{i}.log")
