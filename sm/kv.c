@@ -720,7 +720,10 @@ static const struct bpx_sm_ops kv_ops = {
 	.snapshot = kv_snapshot,
 	.restore = kv_restore,
 	.digest = kv_digest,
+	.prefetch = bpx_kv_prefetch,
 };
+_Static_assert(BPX_KV_PREFETCH_MAX == BPX_SM_PREFETCH_MAX,
+	       "the sm prefetch hook hands kv at most what it takes");
 
 const struct bpx_sm_ops *bpx_kv_ops(void)
 {
