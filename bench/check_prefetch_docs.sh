@@ -10,14 +10,18 @@ doc=$root/docs/performance.md
 section=$(awk '/^### KV batch prefetch/ { on = 1; next } /^##/ { on = 0 } on' "$doc")
 [[ -n $section ]] || { echo "no '### KV batch prefetch' in $doc" >&2; exit 1; }
 mapfile -t cmds < <(sed -n 's/^    nice -n 19 build\/\(bench\/.*\)$/\1/p' <<<"$section")
-[[ ${#cmds[@]} -eq 3 ]] || { echo "expected 3 commands, found ${#cmds[@]}" >&2; exit 1; }
+[[ ${#cmds[@]} -eq 4 ]] || { echo "expected 4 commands, found ${#cmds[@]}" >&2; exit 1; }
 for cmd in "${cmds[@]}"; do
 	read -r -a argv <<<"$cmd"
 	case ${argv[0]} in
 	bench/bypax-bench)
 		out=$("$build/${argv[0]}" "${argv[@]:1}" --benchmark_list_tests)
-		grep -qx 'BM_Commit/32' <<<"$out" ||
-			{ echo "'$cmd' lists no BM_Commit/32: $out" >&2; exit 1; } ;;
+		want=${argv[1]#--benchmark_filter=}
+		[[ $want == BM_Commit/32 ]] && want='BM_Commit/32'
+		[[ $want == BM_CommitKeys ]] &&
+			want='BM_CommitKeys/keys:1000000/prefetch:[01]'
+		[[ $(grep -Ecx "$want" <<<"$out") -ge 1 ]] ||
+			{ echo "'$cmd' lists no $want: $out" >&2; exit 1; } ;;
 	bench/bypax-kv-mem)
 		[[ ${argv[3]} == 2000000 && ${argv[4]} == 32 ]] ||
 			{ echo "unexpected kv-mem arguments: $cmd" >&2; exit 1; }
