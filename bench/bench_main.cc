@@ -80,8 +80,7 @@ std::vector<uint8_t> kv_command(enum bpx_kv_op op, uint32_t k)
 
 // ---- End to end ----
 
-void run_commit(benchmark::State &state, struct bc_cluster *c,
-		uint32_t batch)
+void run_commit(benchmark::State &state, struct bc_cluster *c, uint32_t batch)
 {
 	if (c == nullptr) {
 		state.SkipWithError("bc_new failed");
@@ -140,8 +139,7 @@ void BM_Commit5(benchmark::State &state)
 void BM_CommitKeys(benchmark::State &state)
 {
 	const auto keys = static_cast<uint32_t>(state.range(0));
-	run_commit(state, bc_new_keys(3, 32, 0, keys, state.range(1) != 0),
-		   32);
+	run_commit(state, bc_new_keys(3, 32, 0, keys, state.range(1) != 0), 32);
 }
 
 // ---- The parts ----

@@ -88,9 +88,11 @@ const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
 		snprintf(err, err_len, "state machine '%s': no %s() returning "
 			 "its ops", name, BPX_SM_ENTRY_SYMBOL);
 	} else if (!abi_accepted(ops->abi_version)) {
-		snprintf(err, err_len, "state machine '%s': ABI version %u, "
-			 "bypaxd needs %u..%u", name, ops->abi_version,
-			 BPX_SM_ABI_VERSION_MIN, BPX_SM_ABI_VERSION);
+		snprintf(err, err_len,
+			 "state machine '%s': ABI version %u, "
+			 "bypaxd needs %u..%u",
+			 name, ops->abi_version, BPX_SM_ABI_VERSION_MIN,
+			 BPX_SM_ABI_VERSION);
 	} else if (missing != NULL) {
 		snprintf(err, err_len, "state machine '%s': no %s operation",
 			 name, missing);

@@ -48,8 +48,8 @@ static int v1_reply(const void *sm, uint8_t *reply, uint32_t cap)
 	return 1;
 }
 
-static int v1_apply(void *sm, const uint8_t *cmd, uint32_t len,
-		    uint8_t *reply, uint32_t cap)
+static int v1_apply(void *sm, const uint8_t *cmd, uint32_t len, uint8_t *reply,
+		    uint32_t cap)
 {
 	(void)cmd;
 	(void)len;

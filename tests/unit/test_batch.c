@@ -373,7 +373,7 @@ static void inject_chosen(struct cluster *c, uint8_t i, uint64_t slot,
 }
 
 static void assert_kv_value(struct cluster *c, uint8_t i, const char *key,
-			 const char *want)
+			    const char *want)
 {
 	uint8_t cmd[64], reply[64];
 	int n = bpx_kv_encode(cmd, sizeof(cmd), BPX_KV_GET, key, strlen(key),
@@ -384,8 +384,8 @@ static void assert_kv_value(struct cluster *c, uint8_t i, const char *key,
 	uint8_t status;
 	const uint8_t *v;
 	uint16_t v_len;
-	assert_int_equal(bpx_kv_decode_reply(reply, (size_t)len, &status, &v,
-					     &v_len), 0);
+	int err = bpx_kv_decode_reply(reply, (size_t)len, &status, &v, &v_len);
+	assert_int_equal(err, 0);
 	assert_int_equal(status, BPX_KV_OK);
 	assert_int_equal(v_len, strlen(want));
 	assert_memory_equal(v, want, v_len);
