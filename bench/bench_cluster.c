@@ -80,6 +80,9 @@ struct bc_cluster {
 	uint32_t filling; /* the queue new messages go to */
 	struct bc_stats stats;
 	const struct bpx_sm_ops *kv;
+	/* kv, or a copy of it without prefetch (bc_new_keys) */
+	struct bpx_sm_ops kv_no_prefetch;
+	uint32_t keys; /* BC_KEYS: cmds; more: 3-byte binary keys, prefilled */
 	uint8_t cmds[BC_KEYS][BC_CMD_BYTES]; /* a PUT per key, value zeroed */
 	uint8_t cmd[BC_CMD_BYTES];
 };
@@ -88,6 +91,13 @@ static void put_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A big cluster's key k: its low 3 bytes (bc_new_keys allows 2^24). */
+static void put_key(uint8_t *cmd, uint32_t k)
+{
+	for (uint32_t i = 0; i < BC_KEY_BYTES; i++)
+		cmd[BPX_KV_CMD_HEADER_BYTES + i] = (uint8_t)(k >> (8 * i));
 }
 
 /* ---- The FIFO ---- */
@@ -199,7 +209,12 @@ static void flush_leader(struct bc_cluster *c)
 static void submit_one(struct bc_cluster *c)
 {
 	uint64_t k = c->submitted++;
-	memcpy(c->cmd, c->cmds[k % BC_KEYS], BC_CMD_BYTES);
+	if (c->keys == BC_KEYS) {
+		memcpy(c->cmd, c->cmds[k % BC_KEYS], BC_CMD_BYTES);
+	} else {
+		memcpy(c->cmd, c->cmds[0], BC_CMD_BYTES);
+		put_key(c->cmd, (uint32_t)(k % c->keys));
+	}
 	put_le64(c->cmd + BPX_KV_CMD_HEADER_BYTES + BC_KEY_BYTES, k);
 	struct px_msg m = {
 		.type = PX_MSG_REQUEST,
@@ -337,7 +352,11 @@ static int node_init(struct bc_cluster *c, uint8_t id, uint32_t window)
 							 BC_SESSIONS_MIN;
 	cfg.seed = (uint64_t)id + 1;
 	cfg.sm_ops = c->kv;
-	n->sm = c->kv->create("capacity=4096"); /* room for BC_KEYS */
+	char args[64];
+	uint32_t capacity = c->keys < 4096 ? 4096 : c->keys;
+	snprintf(args, sizeof(args), "capacity=%u,bytes=%llu", capacity,
+		 (unsigned long long)capacity * 48);
+	n->sm = c->kv->create(c->keys == BC_KEYS ? "capacity=4096" : args);
 	if (n->sm == NULL)
 		return -BPX_ENOMEM;
 	cfg.sm = n->sm;
@@ -407,8 +426,31 @@ static void elect(struct bc_cluster *c)
 		deliver_round(c); /* late promises: dropped as stale */
 }
 
+/* Every replica's store gets every key, applied to it directly (the same
+ * on all, as the log would), so that requests overwrite from the start. */
+static void prefill(struct bc_cluster *c)
+{
+	uint8_t cmd[BC_CMD_BYTES], reply[BPX_SM_REPLY_BYTES_MAX];
+	memcpy(cmd, c->cmds[0], BC_CMD_BYTES);
+	for (uint32_t k = 0; k < c->keys; k++) {
+		put_key(cmd, k);
+		for (uint8_t i = 0; i < c->replicas; i++)
+			BC_CHECK(c->kv->apply(c->nodes[i].sm, cmd, BC_CMD_BYTES,
+					      reply, sizeof(reply)) > 0,
+				 "prefill");
+	}
+}
+
 struct bc_cluster *bc_new(uint8_t replicas, uint32_t batch, uint32_t window)
 {
+	return bc_new_keys(replicas, batch, window, BC_KEYS, true);
+}
+
+struct bc_cluster *bc_new_keys(uint8_t replicas, uint32_t batch,
+			       uint32_t window, uint32_t keys, bool prefetch)
+{
+	if (keys < BC_KEYS || keys > (1u << 24))
+		return NULL;
 	if (window == 0)
 		window = BC_WINDOW_SLOTS_DEFAULT;
 	if (replicas < 1 || replicas > PX_REPLICAS_MAX || batch < 1 ||
@@ -421,7 +463,13 @@ struct bc_cluster *bc_new(uint8_t replicas, uint32_t batch, uint32_t window)
 	c->batch = batch;
 	c->clients = batch * window;
 	c->now_ns = BC_START_NS;
+	c->keys = keys;
 	c->kv = bpx_kv_ops();
+	if (!prefetch) {
+		c->kv_no_prefetch = *c->kv;
+		c->kv_no_prefetch.prefetch = NULL;
+		c->kv = &c->kv_no_prefetch;
+	}
 	make_commands(c);
 	for (uint8_t i = 0; i < replicas; i++) {
 		if (node_init(c, i, window) != 0)
@@ -438,6 +486,8 @@ struct bc_cluster *bc_new(uint8_t replicas, uint32_t batch, uint32_t window)
 	if (!queue_init(&c->queues[0], queue_cap) ||
 	    !queue_init(&c->queues[1], queue_cap))
 		goto err_after_alloc;
+	if (keys != BC_KEYS)
+		prefill(c);
 	elect(c);
 	open_sessions(c);
 	c->next_tick_ns = c->now_ns + BC_TICK_NS;

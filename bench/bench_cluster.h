@@ -17,6 +17,7 @@
 #ifndef BYPAX_BENCH_CLUSTER_H
 #define BYPAX_BENCH_CLUSTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -52,6 +53,13 @@ struct bc_stats {
  * each from its own client. Returns NULL on a bad argument or when memory
  * is short. */
 struct bc_cluster *bc_new(uint8_t replicas, uint32_t batch, uint32_t window);
+
+/* bc_new with the requests cycling over `keys` (BC_KEYS..2^24; more than
+ * BC_KEYS: 3-byte binary keys, each PUT into every store before the
+ * election), and with prefetch false, the built-in store's ops without
+ * their prefetch hint, as state machines built to ABI version 1 are. */
+struct bc_cluster *bc_new_keys(uint8_t replicas, uint32_t batch,
+			       uint32_t window, uint32_t keys, bool prefetch);
 
 /* Submits `count` KV PUTs (BC_VALUE_BYTES values, keys cycling over
  * BC_KEYS) in groups of `batch` per px_flush, and delivers messages until

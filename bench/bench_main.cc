@@ -80,10 +80,8 @@ std::vector<uint8_t> kv_command(enum bpx_kv_op op, uint32_t k)
 
 // ---- End to end ----
 
-void run_commit(benchmark::State &state, uint8_t replicas)
+void run_commit(benchmark::State &state, struct bc_cluster *c, uint32_t batch)
 {
-	const auto batch = static_cast<uint32_t>(state.range(0));
-	struct bc_cluster *c = bc_new(replicas, batch, 0);
 	if (c == nullptr) {
 		state.SkipWithError("bc_new failed");
 		return;
@@ -124,12 +122,24 @@ void run_commit(benchmark::State &state, uint8_t replicas)
 // Commits through a 3-replica cluster; the argument is the batch size.
 void BM_Commit(benchmark::State &state)
 {
-	run_commit(state, 3);
+	const auto batch = static_cast<uint32_t>(state.range(0));
+	run_commit(state, bc_new(3, batch, 0), batch);
 }
 
 void BM_Commit5(benchmark::State &state)
 {
-	run_commit(state, 5);
+	const auto batch = static_cast<uint32_t>(state.range(0));
+	run_commit(state, bc_new(5, batch, 0), batch);
+}
+
+// BM_Commit/32 over range(0) keys, each in the stores before timing (a
+// million keys take a few seconds to set up per run), with the learner's
+// prefetch hint (range(1) 1) or with the store's ops lacking it (0): the
+// A/B of docs/performance.md, "KV batch prefetch".
+void BM_CommitKeys(benchmark::State &state)
+{
+	const auto keys = static_cast<uint32_t>(state.range(0));
+	run_commit(state, bc_new_keys(3, 32, 0, keys, state.range(1) != 0), 32);
 }
 
 // ---- The parts ----
@@ -372,6 +382,13 @@ BENCHMARK(BM_KvPutKeys)
 BENCHMARK(BM_Commit)->Arg(1)->Arg(8)->Arg(32)->Arg(64)->Unit(
 	benchmark::kMicrosecond);
 BENCHMARK(BM_Commit5)->Arg(1)->Arg(32)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_CommitKeys)
+	->ArgNames({ "keys", "prefetch" })
+	->Args({ 1000, 0 })
+	->Args({ 1000, 1 })
+	->Args({ 1000000, 0 })
+	->Args({ 1000000, 1 })
+	->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_SessionLookup, hit, true);
 BENCHMARK_CAPTURE(BM_SessionLookup, miss, false);
 BENCHMARK(BM_BatchEncode);

@@ -1,7 +1,9 @@
 /* Loading the replicated state machine: the built-in "kv", or any shared
- * object that exports bpx_sm_entry (sm.h) with a matching ABI version. */
+ * object that exports bpx_sm_entry (sm.h) with an ABI version this build
+ * accepts (BPX_SM_ABI_VERSION_MIN..BPX_SM_ABI_VERSION). */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bypax/kv.h"
@@ -26,6 +28,40 @@ static const char *missing_op(const struct bpx_sm_ops *ops)
 	return NULL;
 }
 
+/* What dp_sm_load hands back for a .so: the library, and its ops brought
+ * up to this build's struct. An older version's ops are shorter (version 1
+ * ends at digest), so reading the .so's struct past its end would read
+ * whatever follows it; the copy takes only the fields that version has and
+ * leaves the later ones NULL. */
+struct sm_so {
+	void *dl;
+	struct bpx_sm_ops ops;
+};
+
+static size_t ops_bytes_of_version(uint32_t version)
+{
+	if (version == 1)
+		return offsetof(struct bpx_sm_ops, prefetch);
+	return sizeof(struct bpx_sm_ops);
+}
+
+static struct sm_so *sm_so_wrap(void *dl, const struct bpx_sm_ops *ops)
+{
+	struct sm_so *so = calloc(1, sizeof(*so));
+	if (so == NULL)
+		return NULL;
+	so->dl = dl;
+	memcpy(&so->ops, ops, ops_bytes_of_version(ops->abi_version));
+	so->ops.abi_version = BPX_SM_ABI_VERSION;
+	return so;
+}
+
+static bool abi_accepted(uint32_t version)
+{
+	return version >= BPX_SM_ABI_VERSION_MIN &&
+	       version <= BPX_SM_ABI_VERSION;
+}
+
 const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
 				    char *err, size_t err_len)
 {
@@ -47,19 +83,25 @@ const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
 	memcpy(&entry, &sym, sizeof(entry));
 	const struct bpx_sm_ops *ops = entry ? entry() : NULL;
 	const char *missing = ops ? missing_op(ops) : NULL;
+	struct sm_so *so = NULL;
 	if (entry == NULL || ops == NULL) {
 		snprintf(err, err_len, "state machine '%s': no %s() returning "
 			 "its ops", name, BPX_SM_ENTRY_SYMBOL);
-	} else if (ops->abi_version != BPX_SM_ABI_VERSION) {
-		snprintf(err, err_len, "state machine '%s': ABI version %u, "
-			 "bypaxd needs %u", name, ops->abi_version,
+	} else if (!abi_accepted(ops->abi_version)) {
+		snprintf(err, err_len,
+			 "state machine '%s': ABI version %u, "
+			 "bypaxd needs %u..%u",
+			 name, ops->abi_version, BPX_SM_ABI_VERSION_MIN,
 			 BPX_SM_ABI_VERSION);
 	} else if (missing != NULL) {
 		snprintf(err, err_len, "state machine '%s': no %s operation",
 			 name, missing);
+	} else if ((so = sm_so_wrap(h, ops)) == NULL) {
+		snprintf(err, err_len, "state machine '%s': out of memory",
+			 name);
 	} else {
-		*dl_handle = h;
-		return ops;
+		*dl_handle = so;
+		return &so->ops;
 	}
 	dlclose(h);
 	return NULL;
@@ -67,6 +109,9 @@ const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
 
 void dp_sm_unload(void *dl_handle)
 {
-	if (dl_handle != NULL)
-		dlclose(dl_handle);
+	struct sm_so *so = dl_handle;
+	if (so == NULL)
+		return;
+	dlclose(so->dl);
+	free(so);
 }

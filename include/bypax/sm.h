@@ -21,7 +21,13 @@
 extern "C" {
 #endif
 
-#define BPX_SM_ABI_VERSION 1u
+/* Version 2 added prefetch at the end of the ops. A .so built against
+ * version 1 still loads (its ops end at digest; prefetch counts as NULL);
+ * versions outside BPX_SM_ABI_VERSION_MIN..BPX_SM_ABI_VERSION are refused. */
+#define BPX_SM_ABI_VERSION 2u
+#define BPX_SM_ABI_VERSION_MIN 1u
+/* The most commands one prefetch() call is handed. */
+#define BPX_SM_PREFETCH_MAX 64u
 /* The largest reply any state machine may produce (fits one frame). */
 #define BPX_SM_REPLY_BYTES_MAX 1100u
 
@@ -53,6 +59,20 @@ struct bpx_sm_ops {
 	int (*restore)(void *sm, const uint8_t *buf, size_t len);
 	/* An order-independent digest of the whole state. */
 	uint64_t (*digest)(void *sm);
+	/* Optional (NULL: none); since ABI version 2, and only at the end so
+	 * that version 1 ops stay a prefix of these.
+	 * A hint, called before the commands cmds[0..n) (lens[i] bytes each,
+	 * n <= BPX_SM_PREFETCH_MAX) are applied or read, in that order: the
+	 * machine may load whatever memory they will touch so that its cache
+	 * misses overlap. It must change no state, no later reply and no
+	 * digest, allocate nothing, and accept any bytes (a malformed command
+	 * is simply not prefetched). bypaxd calls it with the writes and reads
+	 * of one or more committed slots (no session or configuration
+	 * entries); some of them may then not be applied at all (a duplicate,
+	 * an expired session), and a slot of more than BPX_SM_PREFETCH_MAX
+	 * requests is prefetched only in part. */
+	void (*prefetch)(void *sm, const uint8_t *const *cmds,
+			 const uint32_t *lens, uint32_t n);
 };
 
 /* A loadable state machine exports this symbol (name BPX_SM_ENTRY_SYMBOL). */

@@ -128,6 +128,31 @@ static uint64_t sim_sm_digest(void *sm)
 	return d;
 }
 
+/* Passes the hint on to the KV store without the prefix, so the
+ * simulator runs the learner's real prefetch path, and checks the hint's
+ * promise: nothing in the state (so nothing in the digest) changes. */
+static void sim_sm_prefetch(void *sm, const uint8_t *const *cmds,
+			    const uint32_t *lens, uint32_t n)
+{
+	struct sim_sm *s = sm;
+	const uint8_t *kv_cmds[BPX_SM_PREFETCH_MAX];
+	uint32_t kv_lens[BPX_SM_PREFETCH_MAX];
+	if (n > BPX_SM_PREFETCH_MAX) {
+		sim_violation("prefetch of %u commands (at most %u)", n,
+			      BPX_SM_PREFETCH_MAX);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		bool prefixed = lens[i] >= SIM_SM_PREFIX;
+		kv_cmds[i] = prefixed ? cmds[i] + SIM_SM_PREFIX : NULL;
+		kv_lens[i] = prefixed ? lens[i] - SIM_SM_PREFIX : 0;
+	}
+	uint64_t before = sim_sm_digest(sm);
+	bpx_kv_ops()->prefetch(s->kv, kv_cmds, kv_lens, n);
+	if (sim_sm_digest(sm) != before)
+		sim_violation("prefetch changed the state machine's digest");
+}
+
 static const struct bpx_sm_ops sim_sm_ops_table = {
 	.abi_version = BPX_SM_ABI_VERSION,
 	.name = "sim-kv",
@@ -139,6 +164,7 @@ static const struct bpx_sm_ops sim_sm_ops_table = {
 	.snapshot = sim_sm_snapshot,
 	.restore = sim_sm_restore,
 	.digest = sim_sm_digest,
+	.prefetch = sim_sm_prefetch,
 };
 
 const struct bpx_sm_ops *sim_sm_ops(void)

@@ -345,6 +345,85 @@ static void test_malformed_chosen_batch_is_skipped_alike(void **state)
 	ASSERT_SAME_STATE(1, 2);
 }
 
+/* Appends a PUT key=value by session (slot 0, index) with this seq. */
+static uint32_t append_put(uint8_t *value, uint32_t len, size_t cap,
+			   uint32_t session_index, uint64_t seq,
+			   const char *key, const char *v)
+{
+	struct px_pending p = { .seq = seq };
+	p.client_id = px_session_id_make(0, session_index);
+	p.len = cluster_encode_put(p.cmd, sizeof(p.cmd), key, v);
+	return px_batch_append(value, len, (uint32_t)cap, &p);
+}
+
+static void inject_chosen(struct cluster *c, uint8_t i, uint64_t slot,
+			  const uint8_t *value, uint32_t len)
+{
+	struct px_msg chosen = {
+		.type = PX_MSG_CHOSEN,
+		.from = 0,
+		.to = i,
+		.slot = slot,
+		.value = value,
+		.value_len = len,
+		.commit_index = slot + 1,
+		.ballot = px_ballot_make(1, 0),
+	};
+	assert_int_equal(CLUSTER_INJECT(i, &chosen), 0);
+}
+
+static void assert_kv_value(struct cluster *c, uint8_t i, const char *key,
+			    const char *want)
+{
+	uint8_t cmd[64], reply[64];
+	int n = bpx_kv_encode(cmd, sizeof(cmd), BPX_KV_GET, key, strlen(key),
+			      NULL, 0, NULL, 0);
+	assert_true(n > 0);
+	int len = bpx_kv_ops()->read(c->nodes[i].sm, cmd, (uint32_t)n, reply,
+				     sizeof(reply));
+	uint8_t status;
+	const uint8_t *v;
+	uint16_t v_len;
+	int err = bpx_kv_decode_reply(reply, (size_t)len, &status, &v, &v_len);
+	assert_int_equal(err, 0);
+	assert_int_equal(status, BPX_KV_OK);
+	assert_int_equal(v_len, strlen(want));
+	assert_memory_equal(v, want, v_len);
+}
+
+/* Committed requests are applied in log order, within a batch and across
+ * slots, however many the learner prefetches together: slots 2, 1 and 0
+ * arrive in that order, so all three are applied in one run (one prefetch
+ * of their 7 commands). Each key's last writer must win: writes from two
+ * sessions to k1 in one batch, and to k2 in two slots. */
+static void test_commands_apply_in_log_order(void **state)
+{
+	struct cluster *c = *state;
+	uint8_t slot0[512], slot1[128], slot2[128];
+	struct px_pending open = { .client_id = 5, .seq = 1 | PX_SEQ_OPEN_BIT };
+	uint32_t len0 = px_batch_append(slot0, 0, sizeof(slot0), &open);
+	open.client_id = 6;
+	len0 = px_batch_append(slot0, len0, sizeof(slot0), &open);
+	len0 = append_put(slot0, len0, sizeof(slot0), 0, 1, "k3", "a0");
+	len0 = append_put(slot0, len0, sizeof(slot0), 0, 2, "k1", "a0");
+	len0 = append_put(slot0, len0, sizeof(slot0), 1, 1, "k1", "b0");
+	uint32_t len1 = append_put(slot1, 0, sizeof(slot1), 0, 3, "k2", "a1");
+	uint32_t len2 = append_put(slot2, 0, sizeof(slot2), 1, 2, "k2", "b2");
+	len2 = append_put(slot2, len2, sizeof(slot2), 0, 4, "k3", "a2");
+	for (uint8_t i = 1; i < 3; i++) {
+		inject_chosen(c, i, 2, slot2, len2);
+		inject_chosen(c, i, 1, slot1, len1);
+		ASSERT_APPLIED(i, 0);
+		inject_chosen(c, i, 0, slot0, len0);
+		ASSERT_APPLIED(i, 3);
+		assert_int_equal(px_stats(CLUSTER_PX(i))->requests_applied, 6);
+		assert_kv_value(c, i, "k1", "b0");
+		assert_kv_value(c, i, "k2", "b2");
+		assert_kv_value(c, i, "k3", "a2");
+	}
+	ASSERT_SAME_STATE(1, 2);
+}
+
 int main(void)
 {
 #define T(f, s) cmocka_unit_test_setup_teardown(f, s, teardown)
@@ -359,6 +438,7 @@ int main(void)
 		T(test_lone_request_goes_alone, setup3),
 		T(test_too_big_command, setup3),
 		T(test_malformed_chosen_batch_is_skipped_alike, setup3),
+		T(test_commands_apply_in_log_order, setup3),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

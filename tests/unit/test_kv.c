@@ -1539,10 +1539,9 @@ static void test_memory_per_key(void **state)
 
 /* bpx_kv_prefetch is a hint: over present keys, absent ones, malformed
  * commands and NULL, it changes neither state nor what apply answers. */
-static void test_prefetch_changes_nothing(void **state)
+static void prefetch_changes_nothing_in(void *sm)
 {
-	struct fixture *f = *state;
-	fill(f->sm, 40);
+	fill(sm, 40);
 	uint8_t cmds[4][BPX_KV_CMD_BYTES_MAX];
 	const uint8_t *ptrs[5];
 	uint32_t lens[5];
@@ -1556,18 +1555,30 @@ static void test_prefetch_changes_nothing(void **state)
 	ptrs[4] = NULL;
 	lens[4] = 0;
 	size_t before_len, after_len;
-	uint8_t *before = snapshot(f->sm, &before_len);
-	bpx_kv_prefetch(f->sm, ptrs, lens, 5);
-	bpx_kv_prefetch(f->sm, NULL, NULL, 0);
-	uint8_t *after = snapshot(f->sm, &after_len);
+	uint8_t *before = snapshot(sm, &before_len);
+	bpx_kv_prefetch(sm, ptrs, lens, 5);
+	bpx_kv_prefetch(sm, NULL, NULL, 0);
+	uint8_t *after = snapshot(sm, &after_len);
 	assert_int_equal(before_len, after_len);
 	assert_memory_equal(before, after, before_len);
 	free(before);
 	free(after);
-	put(f->sm, "key3", "new");
-	expect_get(f->sm, "key3", "new");
-	expect_reply(run(f->sm, BPX_KV_DEL, "key7", NULL, NULL), BPX_KV_OK,
+	put(sm, "key3", "new");
+	expect_get(sm, "key3", "new");
+	expect_reply(run(sm, BPX_KV_DEL, "key7", NULL, NULL), BPX_KV_OK,
 		     "value-7-49");
+}
+
+/* Both sides of KV_PREFETCH_MIN_BYTES (1 MiB): a small store, where the
+ * hint returns at once, and one whose index alone is over 1 MiB (8-byte
+ * slots, at least one per key of capacity), where it prefetches. */
+static void test_prefetch_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	prefetch_changes_nothing_in(f->sm);
+	void *big = create("capacity=262144");
+	prefetch_changes_nothing_in(big);
+	bpx_kv_ops()->destroy(big);
 }
 
 int main(void)
