@@ -183,6 +183,7 @@ struct dp_replica {
 	int32_t reconfig_rc;
 	struct dp_snap snap;
 	bool share_payload;             /* every port does multi-segment TX */
+	bool clock_behind;              /* a long step ran: read the clock */
 	struct dp_counters ctr;
 	struct dp_commit_latency lat;
 	uint8_t frame_buf[BPX_FRAME_MAX];

@@ -348,6 +348,7 @@ static void start_snapshot_send(struct dp_replica *r, uint8_t to,
 		 * enough that the pass's time would age the copy early. */
 		sn->send_saved_ns = dp_now_ns();
 		sn->send_valid = true;
+		r->clock_behind = true;
 	}
 	sn->send_off = 0;
 	sn->send_to = to;
@@ -471,6 +472,7 @@ static void on_snapshot_chunk(struct dp_replica *r, const struct px_msg *m,
 	if (px_snapshot_install(r->px, now_ns, sn->recv_buf, sn->recv_len,
 				&r->out) == 0)
 		r->ctr.snapshots_installed++;
+	r->clock_behind = true; /* the install took a while */
 	sn->recv_len = 0;
 	transmit_outbox(r, now_ns);
 }
@@ -786,10 +788,23 @@ uint32_t dp_replica_poll(struct dp_replica *r)
 	return dp_replica_poll_at(r, dp_now_ns());
 }
 
+/* The pass reads the clock once, but after a snapshot saved or installed
+ * (seconds, for a large state) its time is that much early: a lease
+ * promised from it would end before the leader's own, and a leader would
+ * answer lease reads on one that has run out. Read again then. */
+static inline uint64_t clock_caught_up(struct dp_replica *r, uint64_t now_ns)
+{
+	if (likely(!r->clock_behind))
+		return now_ns;
+	r->clock_behind = false;
+	return dp_now_ns();
+}
+
 uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 {
 	struct rte_mbuf *pkts[DP_BURST];
 	uint32_t total = 0;
+	r->clock_behind = false; /* now_ns was just read */
 	for (uint8_t q = 0; q < r->rx_count; q++) {
 		if (r->port_paused != NULL && r->port_paused[r->rx[q].port]) {
 			/* Another thread restarts it: hands off until done. */
@@ -802,6 +817,7 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 			if (i + 1 < n)
 				rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
 			handle_mbuf(r, pkts[i], now_ns);
+			now_ns = clock_caught_up(r, now_ns);
 		}
 		if (n > 0)
 			rte_pktmbuf_free_bulk(pkts, n);
@@ -812,6 +828,7 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 		/* Whatever arrived in this burst goes into one batch. */
 		px_flush(r->px, now_ns, &r->out);
 		transmit_outbox(r, now_ns);
+		now_ns = clock_caught_up(r, now_ns);
 	}
 	if (r->snap.send_to < r->cfg->member_count)
 		poll_snapshot_send(r, now_ns);
@@ -819,6 +836,7 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 		control_exchange(r, now_ns);
 		px_set_leader_hint(r->px, now_ns, r->leader_hint, &r->out);
 		transmit_outbox(r, now_ns);
+		now_ns = clock_caught_up(r, now_ns);
 		px_tick(r->px, now_ns, &r->out);
 		transmit_outbox(r, now_ns);
 		r->next_tick_ns = now_ns + DP_TICK_NS;
