@@ -1381,7 +1381,10 @@ static void log_events(struct ctl_daemon *d, uint64_t now)
  * connect may run (help, status, members). */
 static int state_verb(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[0], "members") == 0)
+	/* "members add/remove" changes the voting set; "members json"
+	 * (bypaxctl members --json) only reads it. */
+	if (argc > 1 && strcmp(argv[0], "members") == 0 &&
+	    (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "remove") == 0))
 		return 0;
 	for (int i = 1; i < (int)CTL_ADMIN_VERBS; i++)
 		if (argc > 0 && strcmp(argv[0], ctl_admin_verbs[i]) == 0)

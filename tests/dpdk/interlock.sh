@@ -142,6 +142,9 @@ doc_states "$DOCS/deploy.md" "$msg"
 chmod 0666 "$SOCK"
 "${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" status >"$DIR/st-other.txt" 2>&1 ||
 	fail "uid 65534 may not read status: $(cat "$DIR/st-other.txt")"
+# members --json reads too (it was refused as a change once: review)
+"${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" --json members >"$DIR/mem-other.txt" 2>&1 ||
+	fail "uid 65534 may not read members --json: $(cat "$DIR/mem-other.txt")"
 out=$("${OTHER_USER[@]}" "$BUILD/client/bypaxctl" --socket "$SOCK" leader transfer none 2>&1)
 rc=$?
 msg="error: permission denied: 'leader' changes state; only root and uid 0 may run it (you are uid 65534; docs/deploy.md)"
