@@ -180,17 +180,20 @@ static void conn_write(struct ctl_http *h, struct ctl_http_conn *c)
 static void conn_drain(struct ctl_http_conn *c)
 {
 	CTL_ASSERT(c->state == CTL_HTTP_DRAINING);
-	for (;;) {
+	/* A few reads a poll at most: a client that keeps sending must not
+	 * keep the control thread here (the heartbeats wait). */
+	for (int reads = 0; reads < 4; reads++) {
 		ssize_t n = recv(c->fd, c->request, CTL_HTTP_REQUEST_MAX,
 				 MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (n <= 0)
-			break;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
 	}
-	conn_close(c);
 }
 
 /* The head is complete (or too long): answer it, then write. */
