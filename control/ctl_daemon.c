@@ -1693,15 +1693,11 @@ static void admin_accept(struct ctl_daemon *d, uint64_t now)
 		struct ctl_admin_conn *c = admin_slot(d, now);
 		if (c == NULL)
 			return; /* the rest wait in the listen backlog */
-		int fd = accept(d->admin_fd, NULL, NULL);
-		if (fd < 0)
+		int fd = ctl_accept_nonblocking(d->admin_fd);
+		if (fd == CTL_ACCEPT_NONE)
 			return;
-		/* Linux does not pass the listener's O_NONBLOCK on. */
-		if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-			close(fd);
+		if (fd < 0)
 			continue;
-		}
 		if (c->state != CTL_ADMIN_FREE)
 			admin_drop(d, c, now);
 		*c = (struct ctl_admin_conn){ .fd = fd,

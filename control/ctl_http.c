@@ -284,21 +284,31 @@ static struct ctl_http_conn *free_slot(struct ctl_http *h, uint64_t now_ns)
 	return oldest;
 }
 
+int ctl_accept_nonblocking(int listen_fd)
+{
+	int fd = accept(listen_fd, NULL, NULL);
+	if (fd < 0)
+		return CTL_ACCEPT_NONE;
+	/* Linux does not pass the listener's O_NONBLOCK on. */
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		close(fd);
+		return CTL_ACCEPT_DROPPED;
+	}
+	return fd;
+}
+
 static void accept_new(struct ctl_http *h, uint64_t now_ns)
 {
 	for (unsigned i = 0; i < CTL_HTTP_CONNS; i++) {
 		struct ctl_http_conn *c = free_slot(h, now_ns);
 		if (c == NULL)
 			return; /* the rest wait in the listen backlog */
-		int fd = accept(h->listen_fd, NULL, NULL);
-		if (fd < 0)
+		int fd = ctl_accept_nonblocking(h->listen_fd);
+		if (fd == CTL_ACCEPT_NONE)
 			return;
-		/* Linux does not pass the listener's O_NONBLOCK on. */
-		if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
-			close(fd);
+		if (fd < 0)
 			continue;
-		}
 		if (c->state != CTL_HTTP_FREE) {
 			h->dropped++;
 			conn_close(c);

@@ -74,6 +74,14 @@ struct ctl_http {
 #define CTL_HTTP_POLL_FDS (1u + CTL_HTTP_CONNS)
 
 /* No server (listen_fd -1); ctl_http_open starts one. */
+/* One connection from a listening socket, non-blocking and close-on-exec
+ * (for the HTTP server and the admin socket alike): its fd, or
+ * CTL_ACCEPT_NONE when none waits, or CTL_ACCEPT_DROPPED when one came
+ * but could not be set up (closed; try the next). */
+#define CTL_ACCEPT_NONE (-1)
+#define CTL_ACCEPT_DROPPED (-2)
+int ctl_accept_nonblocking(int listen_fd);
+
 void ctl_http_init(struct ctl_http *h, ctl_http_handler *handler, void *arg);
 /* Listens on ip:port (host byte order), non-blocking. Returns 0, or
  * -BPX_EBUSY (the address is in use) / -BPX_EIO with err naming the
