@@ -600,9 +600,15 @@ class Run:
         digests = []
         for i in range(self.n):
             path = os.path.join(self.dir, f"snap{i}")
-            rc, out = c.ctl(i, "snapshot", path, timeout=20)
+            # bypaxctl fsyncs the file before it renames it: on a machine
+            # whose disk other work keeps busy that alone took over 20 s
+            # once (soak run 43: the whole stream was in PATH.tmp).
+            rc, out = c.ctl(i, "snapshot", path, timeout=90)
             if rc != 0:
-                raise HarnessError(f"snapshot of {i}: {out.strip()}")
+                tmp = path + ".tmp"
+                got = (f"; {os.path.getsize(tmp)} bytes in {tmp}"
+                       if os.path.exists(tmp) else "")
+                raise HarnessError(f"snapshot of {i}: {out.strip()}{got}")
             with open(path, "rb") as f:
                 digests.append(f.read())
         if any(d != digests[0] for d in digests[1:]):
