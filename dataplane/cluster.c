@@ -460,7 +460,7 @@ static bool converged(const struct cluster *c)
 /* With the workers stopped, the main lcore owns every endpoint: it polls
  * them all until requests in flight finish and every replica has applied
  * the whole log (bounded). */
-static void drain(struct cluster *c)
+static bool drain(struct cluster *c)
 {
 	uint64_t deadline = dp_now_ns() + DRAIN_LIMIT_NS;
 	struct lcore_work all = { 0 };
@@ -473,6 +473,7 @@ static void drain(struct cluster *c)
 	uint64_t tsc = rte_rdtsc();
 	while (!converged(c) && dp_ns_at_tsc(tsc) < deadline)
 		tsc = poll_once(c, &all, &idle_run);
+	return converged(c);
 }
 
 static void fill_report(struct cluster *c, uint64_t elapsed_ns,
@@ -509,6 +510,9 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 			rep->drops_total += r->ctr.drops[d];
 		rep->bad_mac += r->ctr.drops[BPX_WIRE_BAD_MAC];
 		rep->drops_total += r->ctr.multi_segment + r->ctr.px_rejected;
+		rep->replica_applied[i] = px_applied_index(r->px);
+		rep->replica_commit[i] = px_commit_index(r->px);
+		rep->replica_digest[i] = px_state_digest(r->px);
 		if (px_applied_index(r->px) != rep->applied ||
 		    px_state_digest(r->px) != digest)
 			rep->states_identical = false;
@@ -603,8 +607,9 @@ int cluster_run(const struct cluster_opts *o, struct cluster_report *rep)
 	if (rc == 0) {
 		plan_lcores(&c);
 		uint64_t elapsed = run_load(&c);
-		drain(&c);
+		bool drained = drain(&c);
 		fill_report(&c, elapsed, rep);
+		rep->drained = drained;
 	} else {
 		fprintf(stderr, "bypax-cluster: %s\n",
 			err[0] ? err : bpx_strerror(rc));

@@ -61,6 +61,13 @@ struct cluster_report {
 	uint64_t shared_sends;    /* frames whose value was not copied */
 	uint64_t applied;
 	bool states_identical;
+	/* Each replica's at the end, to tell a drain that ran out of time
+	 * (applied indexes differ) from replicas that diverged (the same
+	 * index, different digests). */
+	uint64_t replica_applied[PX_REPLICAS_MAX];
+	uint64_t replica_commit[PX_REPLICAS_MAX];
+	uint64_t replica_digest[PX_REPLICAS_MAX];
+	bool drained;             /* converged before the drain's limit */
 	bool mbufs_returned;
 	unsigned mbufs_in_use;
 };

@@ -155,9 +155,16 @@ static void print_report(const struct cluster_opts *o,
 		       "something else\n", r->stalls, r->stall_ms,
 		       r->stall_max_ms);
 	printf("  state           %s on all %u replicas (applied %" PRIu64
-	       " slots)\n",
+	       " slots)%s\n",
 	       r->states_identical ? "identical" : "DIFFERENT", o->replicas,
-	       r->applied);
+	       r->applied,
+	       r->states_identical || r->drained ? ""
+	       : ": the drain ran out of time before every replica applied "
+		 "the whole log");
+	for (uint32_t i = 0; !r->states_identical && i < o->replicas; i++)
+		printf("    replica %u      applied %" PRIu64 " commit %" PRIu64
+		       " digest %016" PRIx64 "\n", i, r->replica_applied[i],
+		       r->replica_commit[i], r->replica_digest[i]);
 	printf("  mbufs           %u in use after shutdown (%s)\n",
 	       r->mbufs_in_use, r->mbufs_returned ? "no leak" : "LEAK");
 	if (o->garbage > 0)
