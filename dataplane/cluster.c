@@ -185,10 +185,9 @@ static int setup_loadgens(struct cluster *c)
 		int rc = dp_loadgen_init(g, &c->cfg, &self,
 					 (uint64_t)(k + 1) << 32, &lc, c->pool);
 		rc = rc ? rc : mesh_routes(c, &g->routes, e);
+		rc = rc ? rc : dp_loadgen_add_rx(g, c->mesh.ports[e], 0);
 		if (rc)
 			return rc;
-		g->rx.port = c->mesh.ports[e];
-		g->rx.queue = 0;
 		bpx_engine_set_leader(&g->eng, (uint8_t)c->o->leader);
 		g->issuing = true;
 	}
