@@ -12,7 +12,11 @@ It runs, in one go and on one machine:
              sweeps, 3 and 5 replicas
   etcd       a 3-member etcd on loopback through its JSON gateway (wrk)
   failover   scripts/failover-bench when it exists
-  memif      (--memif) three bypaxd processes over net_memif, kernel clients
+  deployed   three bypaxd processes over net_memif loaded by bypax-dpdk-load
+             (DPDK client lanes on memif links of its own): ops/s, p50/p99,
+             the leader's cycles per op from its /metrics
+  memif      the same three bypaxd with kernel clients (bypax-load via
+             net_tap): the kernel client path's bound
 and writes bench/results/<date>-<host>[-profile].json, two PNG plots and a
 text table. Every figure carries the machine, its cores and the config.
 """
@@ -49,6 +53,7 @@ PROFILES = {
         "etcd_dur": 3, "etcd_warmup": 1,
         "kills": 1,
         "quiet_wait": 5,
+        "deployed_lanes": [64],
     },
     "default": {
         "dur": 3, "micro_min_time": 0.1, "fwd_dur": 1, "fwd_reps": 5,
@@ -69,6 +74,7 @@ PROFILES = {
         "etcd_dur": 10, "etcd_warmup": 2,
         "kills": 3,
         "quiet_wait": 20,
+        "deployed_lanes": [16, 512],
     },
     "long": {
         "dur": 10, "micro_min_time": 0.5, "fwd_dur": 3, "fwd_reps": 7,
@@ -91,6 +97,7 @@ PROFILES = {
         "etcd_dur": 30, "etcd_warmup": 5,
         "kills": 10,
         "quiet_wait": 60,
+        "deployed_lanes": [16, 512, 4096],
     },
 }
 
@@ -718,8 +725,54 @@ class Suite:
             say("  " + line)
         self.res["failover"] = doc
 
+    def deployed(self):
+        """Three bypaxd processes over net_memif and bypax-dpdk-load on a
+        memif link of its own to each: the daemon as deployed, without the
+        kernel client path's bound. One cluster, one generator run per
+        lane count of the profile."""
+        lib = os.path.join(ROOT, "tests", "dpdk", "memif_lib.sh")
+        gen = os.path.join(self.a.build_dir, "dataplane", "bypax-dpdk-load")
+        if not self.a.build_dir or not os.access(gen, os.X_OK):
+            self.res["notes"].append("deployed stage needs a build directory "
+                                     "with dataplane/bypax-dpdk-load")
+            return
+        dur = self.p["dur"]
+        lanes = self.p["deployed_lanes"]
+        say(f"deployed: three bypaxd processes over net_memif, "
+            f"bypax-dpdk-load (DPDK, one memif link per member) at "
+            f"{', '.join(str(n) for n in lanes)} lanes, {dur} s each")
+        self.wait_quiet()
+        rc, out, others, steal, wall = self.measured(
+            ["bash", "-c", deployed_script(self.a.build_dir, lib, lanes, dur,
+                                           self.p["warmup_ms"])],
+            60 + len(lanes) * (dur + 15))
+        pts = [parse_dload_result(line) for line in out.splitlines()
+               if line.startswith("result: ")]
+        for p in pts:
+            say(f"  {p['lanes']:5d} lanes {p['ops_per_s']:>10,.0f} ops/s  "
+                f"p50 {p['p50_us']:7.1f}  p99 {p['p99_us']:8.1f} us  leader "
+                + (f"{p['leader_cycles_per_op']:6.0f} cyc/op"
+                   if p.get("leader_cycles_per_op") else "n/a"))
+        doc = {"ok": rc == 0 and len(pts) == len(lanes), "rc": rc,
+               "others_cores": others, "steal_cores": steal,
+               "seconds_per_run": dur, "warmup_ms": self.p["warmup_ms"],
+               "wall_s": round(wall, 1), "points": pts,
+               "setup": "3 bypaxd processes (-l 0-1, --idle-sleep-us 50) "
+                        "with net_memif between each pair and one more "
+                        "memif link each to bypax-dpdk-load (-l 1, one "
+                        "process, DPDK client lanes, KV PUTs of 16 B on "
+                        "keys k000000-k000999); leader cycles per op from "
+                        "its /metrics: bypax_worker_busy_cycles_total over "
+                        "bypax_requests_applied_total in the window"}
+        if others > 0.1:
+            doc["noisy"] = True
+        if not doc["ok"]:
+            doc["output_tail"] = out[-1500:]
+            warn("deployed run failed: " + out[-400:])
+        self.res["deployed"] = doc
+
     def memif(self):
-        if not self.a.memif:
+        if self.a.no_memif:
             return
         lib = os.path.join(ROOT, "tests", "dpdk", "memif_lib.sh")
         if not self.a.build_dir or not os.path.exists(lib):
@@ -743,6 +796,10 @@ wait_for "a leader" 20 has_leader || exit 1
 """
         rc, out, others, steal, _ = self.measured(["bash", "-c", script],
                                                   dur + 120)
+        if rc == 77:
+            self.res["notes"].append("memif stage skipped: needs root and "
+                                     "/dev/net/tun for net_tap")
+            return
         m = re.search(r"load: (\d+) writes acknowledged, (\d+) failed, "
                       r"([\d.]+) ops/s", out)
         doc = {"ok": rc == 0 and m is not None, "rc": rc,
@@ -770,7 +827,8 @@ wait_for "a leader" 20 has_leader || exit 1
                  f"({top_others()}); figures from a busy machine vary")
         stages = [("micro", self.micro), ("fwd", self.fwd),
                   ("e2e", self.e2e), ("etcd", self.etcd),
-                  ("failover", self.failover), ("memif", self.memif)]
+                  ("failover", self.failover),
+                  ("deployed", self.deployed), ("memif", self.memif)]
         only = set(self.a.only.split(",")) if self.a.only else None
         for name, fn in stages:
             if only and name not in only:
@@ -787,6 +845,47 @@ wait_for "a leader" 20 has_leader || exit 1
         return self.res
 
 
+def deployed_script(build, lib, lanes, dur, warmup_ms):
+    """The deployed stage's shell: memif_lib.sh's cluster with memif client
+    links and metrics keys, then one generator run per lane count."""
+    runs = "\n".join(
+        f"dpdk_load --lanes {n} --duration {dur} --warmup-ms {warmup_ms} "
+        f"--progress-s 0 || status=1" for n in lanes)
+    return f"""
+set -u
+BUILD={build}
+CLIENT_LINK=memif
+METRICS=1
+source {lib}
+cluster_init
+trap cluster_cleanup EXIT
+for i in 0 1 2; do start_replica $i --bootstrap; done
+wait_for "a leader" 20 has_leader || exit 1
+status=0
+{runs}
+exit $status
+"""
+
+
+def parse_dload_result(line):
+    """bypax-dpdk-load's result line ("result: key=value ..."): numbers as
+    numbers, n/a as None."""
+    out = {}
+    for tok in line.split()[1:]:
+        k, _, v = tok.partition("=")
+        if v == "n/a":
+            out[k] = None
+            continue
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def config_text(res):
@@ -798,6 +897,43 @@ def config_text(res):
             + (", hugepages" if s["hugepages"] else ", no hugepages")
             + (", busy polling" if not s["idle_sleep_us"]
                else f", idle sleep {s['idle_sleep_us']} us"))
+
+
+def inprocess_at(res, clients):
+    """bypax-cluster's 3-replica 16 B point at this many clients: the
+    reference median when it is there, else the sweep's point."""
+    rf = res.get("reference", {})
+    if rf.get("clients") == clients and rf.get("median"):
+        return rf["median"]
+    pts = res.get("closed", {}).get("3r", {}).get("points", [])
+    return next((p for p in pts if p.get("clients") == clients
+                 and p.get("ok")), None)
+
+
+def deployed_headline(res):
+    """The deployed shape's biggest point beside the in-process figure at
+    the same client count, and their ratios."""
+    pts = [p for p in res.get("deployed", {}).get("points", [])
+           if p.get("ops_per_s")]
+    if not pts:
+        return {}
+    d = max(pts, key=lambda p: p["lanes"])
+    h = {"deployed_lanes": d["lanes"],
+         "deployed_ops_per_s": d["ops_per_s"],
+         "deployed_p50_us": d["p50_us"], "deployed_p99_us": d["p99_us"],
+         "deployed_leader_cycles_per_op": d.get("leader_cycles_per_op")}
+    ip = inprocess_at(res, d["lanes"])
+    if ip and ip.get("ops_per_s"):
+        h["deployed_over_inprocess_ops_per_s"] = round(
+            d["ops_per_s"] / ip["ops_per_s"], 3)
+        if d.get("leader_cycles_per_op") and ip.get("leader_cycles_per_op"):
+            h["deployed_over_inprocess_leader_cycles_per_op"] = round(
+                d["leader_cycles_per_op"] / ip["leader_cycles_per_op"], 3)
+    mf = res.get("memif", {})
+    if mf.get("ok") and mf.get("ops_per_s"):
+        h["deployed_over_kernel_client_ops_per_s"] = round(
+            d["ops_per_s"] / mf["ops_per_s"], 1)
+    return h
 
 
 def headline(res):
@@ -819,6 +955,7 @@ def headline(res):
         h["peak_ops_per_s"] = pk.get("ops_per_s")
         h["fwd_packets_per_s"] = f.get("packets_per_s")
         h["peak_clients"] = pk.get("clients")
+    h.update(deployed_headline(res))
     e = res.get("etcd")
     if e and e.get("pairs"):
         p = max(e["pairs"], key=lambda x: x["clients"])
@@ -1027,6 +1164,8 @@ def table(res):
                 "the JSON  " + tag)
         else:
             add(f"failover {fo.get('note', 'failed (exit %s)' % fo.get('rc'))}")
+    for line in deployed_lines(res, tag):
+        add(line)
     mf = res.get("memif")
     if mf and mf.get("ok"):
         add(f"memif   3 bypaxd processes, kernel UDP clients via net_tap, "
@@ -1040,6 +1179,45 @@ def table(res):
         add("note    " + n)
     add(f"run took {res.get('seconds', 0):.0f} s")
     return "\n".join(L)
+
+
+def deployed_lines(res, tag):
+    """The deployed stage's rows, each beside bypax-cluster's figure at the
+    same client count (when the run has one)."""
+    dp = res.get("deployed")
+    if not dp:
+        return []
+    if not dp.get("points"):
+        return [f"deployed FAILED (exit {dp.get('rc')}): see deployed."
+                "output_tail in the JSON"]
+    L = [f"deployed 3 bypaxd processes over net_memif, bypax-dpdk-load "
+         f"(DPDK client lanes, a memif link per member), 16 B PUTs, "
+         f"{dp['seconds_per_run']} s per run" + (" noisy" if dp.get("noisy")
+                                                 else "")]
+    for p in dp["points"]:
+        c = p.get("leader_cycles_per_op")
+        txt = (f"deployed {p['lanes']:5d} lanes: {p['ops_per_s']:>10,.0f} "
+               f"ops/s p50 {p['p50_us']:,.0f} us p99 {p['p99_us']:,.0f} us, "
+               f"leader {f'{c:,.0f}' if c else 'n/a'} cycles/op, "
+               f"{p['acked']} acked, {p['failed']} failed")
+        ip = inprocess_at(res, p["lanes"])
+        if ip:
+            txt += (f" | in-process {ip.get('ops_per_s', 0):,.0f} ops/s "
+                    f"p50 {ip.get('p50_ns', 0) / 1e3:,.0f} us p99 "
+                    f"{ip.get('p99_ns', 0) / 1e3:,.0f} us, leader "
+                    f"{ip.get('leader_cycles_per_op', 0):,.0f} cycles/op")
+        L.append(txt + f"  {tag}")
+    h = res.get("headline", {})
+    if h.get("deployed_over_inprocess_ops_per_s"):
+        L.append(f"ratio   deployed/in-process at {h['deployed_lanes']} "
+                 f"lanes: ops/s {h['deployed_over_inprocess_ops_per_s']}x, "
+                 f"leader cycles/op "
+                 f"{h.get('deployed_over_inprocess_leader_cycles_per_op')}x"
+                 + (f"; deployed/kernel clients ops/s "
+                    f"{h['deployed_over_kernel_client_ops_per_s']}x"
+                    if h.get("deployed_over_kernel_client_ops_per_s") else "")
+                 + f"  {tag}")
+    return L
 
 
 # ---------------------------------------------------------------- plots
@@ -1176,10 +1354,13 @@ def main():
     ap.add_argument("--kills", type=int, default=None)
     ap.add_argument("--no-etcd", action="store_true")
     ap.add_argument("--etcd-tmpfs", action="store_true")
-    ap.add_argument("--memif", action="store_true")
+    ap.add_argument("--memif", action="store_true",
+                    help="(the default now; kept for old command lines)")
+    ap.add_argument("--no-memif", action="store_true",
+                    help="skip the kernel-client memif stage")
     ap.add_argument("--only", default="",
                     help="comma-separated stages: micro,fwd,e2e,etcd,"
-                         "failover,memif")
+                         "failover,deployed,memif")
     ap.add_argument("--replot", default="",
                     help="only redraw the plots and table of a results JSON")
     a = ap.parse_args()
