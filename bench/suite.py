@@ -54,6 +54,8 @@ PROFILES = {
         "kills": 1,
         "quiet_wait": 5,
         "deployed_lanes": [64],
+        "key_counts": [1000, 1000000],
+        "lane_counts": [512, 4096],
     },
     "default": {
         "dur": 3, "micro_min_time": 0.1, "fwd_dur": 1, "fwd_reps": 5,
@@ -75,6 +77,8 @@ PROFILES = {
         "kills": 3,
         "quiet_wait": 20,
         "deployed_lanes": [16, 512],
+        "key_counts": [1000, 1000000, 10000000],
+        "lane_counts": [512, 4096],
     },
     "long": {
         "dur": 10, "micro_min_time": 0.5, "fwd_dur": 3, "fwd_reps": 7,
@@ -98,6 +102,8 @@ PROFILES = {
         "kills": 10,
         "quiet_wait": 60,
         "deployed_lanes": [16, 512, 4096],
+        "key_counts": [1000, 1000000, 10000000],
+        "lane_counts": [512, 4096],
     },
 }
 
@@ -329,7 +335,7 @@ class Suite:
         return rc, out, others, steal, b[0] - a[0]
 
     def cluster(self, replicas, clients, value_bytes=16, batch=64,
-                window=64, rate=0, lanes=None):
+                window=64, rate=0, lanes=None, keys=1000, prefill=False):
         """One bypax-cluster run; returns its JSON report plus our fields.
         A run disturbed by other processes (more than 0.3 of a core) is
         repeated once after waiting for quiet; the better one is kept."""
@@ -342,14 +348,18 @@ class Suite:
             cmd = ([self.exe("bypax-cluster")] + self.eal() +
                    ["--", "--replicas", str(replicas), "--loadgens", "1",
                     "--lanes", str(lanes or clients), "--duration", str(dur),
-                    "--get-pct", "0", "--keys", "1000",
+                    "--get-pct", "0", "--keys", str(keys),
                     "--value-bytes", str(value_bytes), "--batch", str(batch),
                     "--window", str(window), "--quiet", "--json", js,
                     "--warmup-ms", str(self.p["warmup_ms"]),
                     "--idle-sleep-us", str(self.a.idle_sleep_us)])
             if rate:
                 cmd += ["--rate", str(int(rate))]
-            rc, out, others, steal, wall = self.measured(cmd, dur + 60)
+            if prefill:
+                cmd += ["--prefill", "--sm-args", kv_sized(keys, value_bytes)]
+            # Filling 10M keys into 3 stores takes about 20 s here.
+            rc, out, others, steal, wall = self.measured(
+                cmd, dur + 60 + (keys // 100000 if prefill else 0))
             try:
                 with open(js) as f:
                     r = json.load(f)
@@ -357,6 +367,7 @@ class Suite:
                 r = {"ops_per_s": 0.0}
             os.unlink(js)
             r.update({"ok": rc == 0, "rc": rc, "clients": clients,
+                      "lanes": lanes or clients,
                       "others_cores": others, "steal_cores": steal,
                       "offered_per_s": int(rate)})
             if rc != 0:
@@ -604,6 +615,43 @@ class Suite:
                                         base["peak"].get("ops_per_s", 0))
         self.res["open"] = opn
 
+    def sweeps(self):
+        """Key count and client count, at the reference point's clients
+        (512 when the e2e stage did not run)."""
+        clients = self.res.get("reference", {}).get("clients", 512)
+        self.sweep_keys(clients)
+        self.sweep_lanes()
+
+    def sweep_keys(self, clients):
+        """The store at 1k, 1M and 10M keys, each sized for them and every
+        key PUT before the timed run (pre-faulted): issue 11's flatness."""
+        say(f"key-count sweep at {clients} clients (3 replicas, 16 B, batch "
+            f"<= 64; store sized capacity=N,bytes=48N, every key PUT first)")
+        pts = []
+        for k in self.p["key_counts"]:
+            r = self.cluster(3, clients, 16, 64, 64, keys=k, prefill=True)
+            r["keys"] = k
+            pts.append(r)
+            say(f"  {k:>10,d} keys {self.fmt_point(r)}"
+                + (f"  (filled in {r.get('prefill_s', 0):.1f} s)"
+                   if r.get("prefill_s") else ""))
+        self.res["key_sweep"] = {"clients": clients, "value_bytes": 16,
+                                 "sm_args": "capacity=N,bytes=48N",
+                                 "points": pts}
+
+    def sweep_lanes(self):
+        """512 against 4096 client lanes, fresh runs side by side (the
+        session table's cost per op at many clients)."""
+        lanes = self.p["lane_counts"]
+        say(f"client-count sweep: {', '.join(str(n) for n in lanes)} lanes "
+            "(3 replicas, 16 B, batch <= 64, 1,000 keys)")
+        pts = []
+        for n in lanes:
+            r = self.cluster(3, n, 16, 64, 64)
+            pts.append(r)
+            say(f"  {n:5d} lanes {self.fmt_point(r)}")
+        self.res["lanes_sweep"] = {"points": pts}
+
     def etcd(self):
         if self.a.no_etcd:
             self.res["notes"].append("etcd comparison skipped (--no-etcd)")
@@ -826,7 +874,8 @@ wait_for "a leader" 20 has_leader || exit 1
             warn(f"other processes use {others:.2f} cores right now "
                  f"({top_others()}); figures from a busy machine vary")
         stages = [("micro", self.micro), ("fwd", self.fwd),
-                  ("e2e", self.e2e), ("etcd", self.etcd),
+                  ("e2e", self.e2e), ("sweeps", self.sweeps),
+                  ("etcd", self.etcd),
                   ("failover", self.failover),
                   ("deployed", self.deployed), ("memif", self.memif)]
         only = set(self.a.only.split(",")) if self.a.only else None
@@ -843,6 +892,16 @@ wait_for "a leader" 20 has_leader || exit 1
         self.res["disturbed_runs"] = {"noisy": self.noisy,
                                       "total": self.runs}
         return self.res
+
+
+def kv_sized(keys, value_bytes):
+    """sm_args for a store that holds exactly these keys (k000000...) with
+    values of this size: one 48-byte chunk each while key and value fit
+    32 bytes, one more per further 44 (docs/config.md)."""
+    key_bytes = max(7, len(str(keys - 1)) + 1)
+    extra = max(0, key_bytes + value_bytes - 32)
+    chunks = 1 + (extra + 43) // 44
+    return f"capacity={keys},bytes={keys * chunks * 48}"
 
 
 def deployed_script(build, lib, lanes, dur, warmup_ms):
@@ -936,6 +995,47 @@ def deployed_headline(res):
     return h
 
 
+def ratio(a, b, nd=3):
+    return round(a / b, nd) if a and b else None
+
+
+def sweep_headline(res):
+    """Issue 11's goals as ratios within this run: leader cycles per op
+    and ops/s at 1M and 10M keys over 1k; 4096 over 512 lanes; each value
+    size's peak over 16 B's."""
+    h = {}
+    ks = {p["keys"]: p for p in res.get("key_sweep", {}).get("points", [])
+          if p.get("ok")}
+    base = ks.get(1000)
+    for k, name in ((1000000, "1M"), (10000000, "10M")):
+        if base and k in ks:
+            h[f"keys_{name}_over_1k_leader_cycles_per_op"] = ratio(
+                ks[k].get("leader_cycles_per_op"),
+                base.get("leader_cycles_per_op"))
+            h[f"keys_{name}_over_1k_ops_per_s"] = ratio(
+                ks[k].get("ops_per_s"), base.get("ops_per_s"))
+    ls = {p["lanes"]: p for p in res.get("lanes_sweep", {}).get("points", [])
+          if p.get("ok")}
+    if 512 in ls and 4096 in ls:
+        h["lanes_4096_over_512_leader_cycles_per_op"] = ratio(
+            ls[4096].get("leader_cycles_per_op"),
+            ls[512].get("leader_cycles_per_op"))
+        h["lanes_4096_over_512_cycles_per_op"] = ratio(
+            ls[4096].get("cycles_per_op"), ls[512].get("cycles_per_op"))
+        h["lanes_4096_over_512_ops_per_s"] = ratio(
+            ls[4096].get("ops_per_s"), ls[512].get("ops_per_s"))
+    closed = res.get("closed", {})
+    vals = {s["value_bytes"]: s["peak"] for s in closed.values()
+            if s.get("replicas") == 3 and s.get("batch") == 64}
+    if 16 in vals:
+        for vb, pk in sorted(vals.items()):
+            if vb != 16:
+                h[f"value_{vb}B_over_16B_leader_cycles_per_op"] = ratio(
+                    pk.get("leader_cycles_per_op"),
+                    vals[16].get("leader_cycles_per_op"))
+    return h
+
+
 def headline(res):
     """The figures the issue asks for, computed from the results."""
     h = {}
@@ -956,6 +1056,7 @@ def headline(res):
         h["fwd_packets_per_s"] = f.get("packets_per_s")
         h["peak_clients"] = pk.get("clients")
     h.update(deployed_headline(res))
+    h.update(sweep_headline(res))
     e = res.get("etcd")
     if e and e.get("pairs"):
         p = max(e["pairs"], key=lambda x: x["clients"])
@@ -1100,6 +1201,8 @@ def table(res):
         if smax:
             txt += f"; longest OS stall {smax:.1f} ms"
         add(txt + f"  {tag}")
+    for line in sweep_lines(res, tag):
+        add(line)
     h = res.get("headline", {})
     if h.get("leader_cycles_per_op_over_fwd_cycles_per_packet"):
         add("")
@@ -1179,6 +1282,60 @@ def table(res):
         add("note    " + n)
     add(f"run took {res.get('seconds', 0):.0f} s")
     return "\n".join(L)
+
+
+def goal(x, limit, at_most=True):
+    """'1.12x (goal <= 1.5x: met)'"""
+    if x is None:
+        return "n/a"
+    ok = x <= limit if at_most else x >= limit
+    return (f"{x:.2f}x (goal {'<=' if at_most else '>='} {limit}x: "
+            f"{'met' if ok else 'NOT met'})")
+
+
+def sweep_lines(res, tag):
+    """The key-count, client-count and value-size rows, with the issue's
+    goals read off as ratios of this run."""
+    L = []
+    h = res.get("headline", {})
+    ks = res.get("key_sweep")
+    if ks:
+        L.append("keys    " + ", ".join(
+            f"{p['keys']:,}: {p.get('ops_per_s', 0) / 1e3:,.0f}k ops/s "
+            f"leader {p.get('leader_cycles_per_op', 0):,.0f} cyc/op"
+            + ("" if p.get("ok") else " FAILED")
+            + (" noisy" if p.get("noisy") else "")
+            for p in ks["points"]) + f"  {tag} 3r, 16 B, {ks['clients']} "
+            "clients, store capacity=N,bytes=48N, every key PUT first")
+        for name in ("1M", "10M"):
+            c = h.get(f"keys_{name}_over_1k_leader_cycles_per_op")
+            o = h.get(f"keys_{name}_over_1k_ops_per_s")
+            if c is not None or o is not None:
+                L.append(f"ratio   keys {name}/1k: leader cycles/op "
+                         f"{goal(c, 1.5)}, ops/s {goal(o, 0.7, False)}  "
+                         f"{tag}")
+    ls = res.get("lanes_sweep")
+    if ls:
+        L.append("lanes   " + ", ".join(
+            f"{p['lanes']}: {p.get('ops_per_s', 0) / 1e3:,.0f}k ops/s "
+            f"leader {p.get('leader_cycles_per_op', 0):,.0f} cyc/op "
+            f"(all {p.get('cycles_per_op', 0):,.0f})"
+            + ("" if p.get("ok") else " FAILED")
+            + (" noisy" if p.get("noisy") else "")
+            for p in ls["points"]) + f"  {tag} 3r, 16 B, 1,000 keys")
+        c = h.get("lanes_4096_over_512_leader_cycles_per_op")
+        if c is not None:
+            L.append(f"ratio   lanes 4096/512: leader cycles/op "
+                     f"{goal(c, 1.2)} (all lcores "
+                     f"{h.get('lanes_4096_over_512_cycles_per_op')}x), "
+                     f"ops/s {h.get('lanes_4096_over_512_ops_per_s')}x  "
+                     f"{tag}")
+    vr = [(k, v) for k, v in h.items() if k.startswith("value_")]
+    if vr:
+        L.append("values  leader cycles/op at each size's peak over 16 B's: "
+                 + ", ".join(f"{k.split('_')[1]} {v}x" for k, v in vr)
+                 + f"  {tag} 3r, batch<=64")
+    return L
 
 
 def deployed_lines(res, tag):
@@ -1359,8 +1516,8 @@ def main():
     ap.add_argument("--no-memif", action="store_true",
                     help="skip the kernel-client memif stage")
     ap.add_argument("--only", default="",
-                    help="comma-separated stages: micro,fwd,e2e,etcd,"
-                         "failover,deployed,memif")
+                    help="comma-separated stages: micro,fwd,e2e,sweeps,"
+                         "etcd,failover,deployed,memif")
     ap.add_argument("--replot", default="",
                     help="only redraw the plots and table of a results JSON")
     a = ap.parse_args()
