@@ -74,8 +74,10 @@ assert d["ok"] and len(d["points"]) == 1, d
 p = d["points"][0]
 assert p["lanes"] == 64 and p["ops_per_s"] > 0 and p["failed"] == 0, p
 assert p["leader_cycles_per_op"] > 0, p
+assert d["inprocess"]["64"]["ops_per_s"] > 0, d["inprocess"]
 PY
-grep -q '^deployed    64 lanes: ' "$out_dir"/*.txt || fail "no deployed row in the table: $(cat "$out_dir"/*.txt)"
+grep -q '^deployed    64 lanes: .* | in-process [0-9,]* ops/s ' "$out_dir"/*.txt ||
+	fail "no deployed row beside the in-process figure in the table: $(cat "$out_dir"/*.txt)"
 echo "ok: $cmd"
 "$root/scripts/bench" --help | grep -q 'deployed,memif' ||
 	fail "scripts/bench --help does not name the deployed stage"

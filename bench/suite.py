@@ -818,6 +818,15 @@ class Suite:
             doc["output_tail"] = out[-1500:]
             warn("deployed run failed: " + out[-400:])
         self.res["deployed"] = doc
+        # Beside each point, bypax-cluster at the same client count: from
+        # the e2e stage when it ran there, else measured now.
+        doc["inprocess"] = {}
+        for p in pts:
+            n = p.get("lanes")
+            if n and inprocess_at(self.res, n) is None:
+                r = self.cluster(3, n, 16, 64, 64)
+                say(f"  in-process at {n} lanes {self.fmt_point(r)}")
+                doc["inprocess"][str(n)] = r
 
     def memif(self):
         if self.a.no_memif:
@@ -969,7 +978,9 @@ def inprocess_at(res, clients):
         return rf["median"]
     pts = res.get("closed", {}).get("3r", {}).get("points", [])
     return next((p for p in pts if p.get("clients") == clients
-                 and p.get("ok")), None)
+                 and p.get("ok")),
+                res.get("deployed", {}).get("inprocess", {}).get(
+                    str(clients)))
 
 
 def deployed_headline(res):
