@@ -35,6 +35,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import functions  # noqa: E402  (bench/functions.py: perf by function)
 
 # Durations are whole seconds (bypax-cluster takes integers).
 PROFILES = {
@@ -876,6 +878,35 @@ wait_for "a leader" 20 has_leader || exit 1
             warn("memif run failed: " + out[-300:])
         self.res["memif"] = doc
 
+    def functions(self):
+        """The reference configuration once more, under perf: CPU cycles
+        per committed op by function (bench/functions.py)."""
+        why = functions.perf_usable()
+        if why:
+            self.res["notes"].append(f"no cycles by function: {why}")
+            return
+        ref = self.res.get("reference", {})
+        lanes = ref.get("clients", 64)
+        dur = max(2, self.p["dur"])
+        say(f"cycles per op by function: the reference point ({lanes} "
+            f"clients) under perf record -e cpu-clock for {dur} s")
+        self.wait_quiet()
+        cmd = ([self.exe("bypax-cluster")] + self.eal() +
+               ["--", "--replicas", "3", "--loadgens", "1", "--lanes",
+                str(lanes), "--duration", str(dur), "--get-pct", "0",
+                "--keys", "1000", "--value-bytes", "16", "--batch", "64",
+                "--window", "64", "--quiet",
+                "--idle-sleep-us", str(self.a.idle_sleep_us)])
+        p, err = functions.profile(cmd, dur, dur + 120)
+        if err:
+            warn(f"cycles by function: {err}")
+            self.res["notes"].append(f"no cycles by function: {err}")
+            return
+        p["clients"] = lanes
+        self.res["functions"] = p
+        for line in functions.table(p).splitlines()[:8]:
+            say("  " + line)
+
     # -- the whole run
 
     def run(self):
@@ -889,7 +920,8 @@ wait_for "a leader" 20 has_leader || exit 1
                   ("e2e", self.e2e), ("sweeps", self.sweeps),
                   ("etcd", self.etcd),
                   ("failover", self.failover),
-                  ("deployed", self.deployed), ("memif", self.memif)]
+                  ("deployed", self.deployed), ("memif", self.memif),
+                  ("functions", self.functions)]
         only = set(self.a.only.split(",")) if self.a.only else None
         for name, fn in stages:
             if only and name not in only:
@@ -1289,6 +1321,12 @@ def table(res):
             f"{mf['lanes']} lanes: {mf['ops_per_s']:,.0f} writes/s  {tag}")
     for line in deployed_ratio_lines(res, tag):
         add(line)
+    fn = res.get("functions")
+    if fn:
+        add(f"cycles per committed op by function (perf, cpu-clock, all "
+            f"lcores, idle polling included; {fn['clients']} clients)  {tag}")
+        for line in functions.table(fn).splitlines():
+            add("  " + line)
     d = res.get("disturbed_runs", {})
     if d.get("noisy"):
         add(f"note    {d['noisy']} of {d['total']} e2e runs shared the CPU "
@@ -1542,7 +1580,7 @@ def main():
                     help="skip the kernel-client memif stage")
     ap.add_argument("--only", default="",
                     help="comma-separated stages: micro,fwd,e2e,sweeps,"
-                         "etcd,failover,deployed,memif")
+                         "etcd,failover,deployed,memif,functions")
     ap.add_argument("--replot", default="",
                     help="only redraw the plots and table of a results JSON")
     a = ap.parse_args()
