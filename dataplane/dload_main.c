@@ -35,8 +35,8 @@
 
 #define PROG "bypax-dpdk-load"
 #define IDLE_POLLS_BEFORE_SLEEP 64u
-#define LINK_WAIT_NS 10000000000ull  /* memif peers connect in ms; 10 s */
-#define DRAIN_NS 2000000000ull       /* answers still in flight at the end */
+#define LINK_WAIT_NS 10000000000ull /* memif peers connect in ms; 10 s */
+#define DRAIN_NS 2000000000ull	    /* answers still in flight at the end */
 #define LANES_MAX 16384u
 #define METRICS_PAGE_BYTES (512u << 10)
 #define METRICS_TIMEOUT_S 2
@@ -84,9 +84,9 @@ struct dload_report {
 	double seconds, ops_per_s;
 	uint64_t window_acked, acked, failed, issued, resends, redirects;
 	uint64_t p50_ns, p99_ns, p999_ns, max_ns, latency_samples;
-	int leader;                   /* -1: no metrics from the leader */
-	double leader_cycles_per_op;  /* 0 when leader < 0 */
-	double leader_ops;            /* its requests applied in the window */
+	int leader;		     /* -1: no metrics from the leader */
+	double leader_cycles_per_op; /* 0 when leader < 0 */
+	double leader_ops;	     /* its requests applied in the window */
 };
 
 static void usage(FILE *f)
@@ -134,9 +134,10 @@ static int parse_route(struct dload_opts *o, const char *s)
 	char tail;
 	if (sscanf(s, "%u=%u%c", &m, &p, &tail) != 2 || m >= PX_REPLICAS_MAX ||
 	    p >= RTE_MAX_ETHPORTS) {
-		fprintf(stderr, PROG ": --route wants MEMBER=PORT (member "
-			"0..%u, port 0..%u), got '%s'\n", PX_REPLICAS_MAX - 1,
-			RTE_MAX_ETHPORTS - 1, s);
+		fprintf(stderr,
+			PROG ": --route wants MEMBER=PORT (member "
+			     "0..%u, port 0..%u), got '%s'\n",
+			PX_REPLICAS_MAX - 1, RTE_MAX_ETHPORTS - 1, s);
 		return -1;
 	}
 	o->route_port[m] = (int)p;
@@ -149,14 +150,18 @@ static int parse_mac(uint8_t mac[6], const char *s)
 	char tail;
 	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
 		   &b[5], &tail) != 6) {
-		fprintf(stderr, PROG ": --mac wants six hex bytes "
-			"(02:00:00:00:fe:01), got '%s'\n", s);
+		fprintf(stderr,
+			PROG ": --mac wants six hex bytes "
+			     "(02:00:00:00:fe:01), got '%s'\n",
+			s);
 		return -1;
 	}
 	for (int i = 0; i < 6; i++) {
 		if (b[i] > 0xff) {
-			fprintf(stderr, PROG ": --mac byte %d of '%s' is over "
-				"ff\n", i + 1, s);
+			fprintf(stderr,
+				PROG ": --mac byte %d of '%s' is over "
+				     "ff\n",
+				i + 1, s);
 			return -1;
 		}
 		mac[i] = (uint8_t)b[i];
@@ -178,9 +183,13 @@ static int parse_ip(uint32_t *ip, const char *s)
 
 static void default_opts(struct dload_opts *o)
 {
-	*o = (struct dload_opts){ .lanes = 64, .value_bytes = 16, .keys = 1000,
-				  .duration_s = 5, .warmup_ms = 500,
-				  .timeout_ms = 100, .progress_s = 1 };
+	*o = (struct dload_opts){ .lanes = 64,
+				  .value_bytes = 16,
+				  .keys = 1000,
+				  .duration_s = 5,
+				  .warmup_ms = 500,
+				  .timeout_ms = 100,
+				  .progress_s = 1 };
 	for (unsigned m = 0; m < PX_REPLICAS_MAX; m++)
 		o->route_port[m] = -1;
 	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0xfe, 0x01 };
@@ -195,18 +204,52 @@ static int parse_number(int c, const char *arg, struct dload_opts *o)
 	uint64_t v = 0;
 	int e = 0;
 	switch (c) {
-	case 'l': e = dp_parse_u64(PROG, "--lanes", arg, 1, LANES_MAX, &v); o->lanes = (uint32_t)v; break;
-	case 'd': e = dp_parse_u64(PROG, "--duration", arg, 1, 86400, &v); o->duration_s = (uint32_t)v; break;
-	case 'W': e = dp_parse_u64(PROG, "--warmup-ms", arg, 0, 600000, &v); o->warmup_ms = (uint32_t)v; break;
-	case 'v': e = dp_parse_u64(PROG, "--value-bytes", arg, 0, 1024, &v); o->value_bytes = (uint32_t)v; break;
-	case 'G': e = dp_parse_u64(PROG, "--get-pct", arg, 0, 100, &v); o->get_pct = (uint32_t)v; break;
-	case 'k': e = dp_parse_u64(PROG, "--keys", arg, 1, 10000000, &v); o->keys = (uint32_t)v; break;
-	case 'R': e = dp_parse_u64(PROG, "--rate", arg, 0, 1000000000, &v); o->rate_per_s = v; break;
-	case 't': e = dp_parse_u64(PROG, "--timeout-ms", arg, 1, 60000, &v); o->timeout_ms = (uint32_t)v; break;
-	case 'u': e = dp_parse_u64(PROG, "--udp-port", arg, 1, 65535, &v); o->self.port = (uint16_t)v; break;
-	case 'i': e = dp_parse_u64(PROG, "--idle-sleep-us", arg, 0, 1000000, &v); o->idle_sleep_us = (uint32_t)v; break;
-	case 'P': e = dp_parse_u64(PROG, "--progress-s", arg, 0, 3600, &v); o->progress_s = (uint32_t)v; break;
-	default: return -1;
+	case 'l':
+		e = dp_parse_u64(PROG, "--lanes", arg, 1, LANES_MAX, &v);
+		o->lanes = (uint32_t)v;
+		break;
+	case 'd':
+		e = dp_parse_u64(PROG, "--duration", arg, 1, 86400, &v);
+		o->duration_s = (uint32_t)v;
+		break;
+	case 'W':
+		e = dp_parse_u64(PROG, "--warmup-ms", arg, 0, 600000, &v);
+		o->warmup_ms = (uint32_t)v;
+		break;
+	case 'v':
+		e = dp_parse_u64(PROG, "--value-bytes", arg, 0, 1024, &v);
+		o->value_bytes = (uint32_t)v;
+		break;
+	case 'G':
+		e = dp_parse_u64(PROG, "--get-pct", arg, 0, 100, &v);
+		o->get_pct = (uint32_t)v;
+		break;
+	case 'k':
+		e = dp_parse_u64(PROG, "--keys", arg, 1, 10000000, &v);
+		o->keys = (uint32_t)v;
+		break;
+	case 'R':
+		e = dp_parse_u64(PROG, "--rate", arg, 0, 1000000000, &v);
+		o->rate_per_s = v;
+		break;
+	case 't':
+		e = dp_parse_u64(PROG, "--timeout-ms", arg, 1, 60000, &v);
+		o->timeout_ms = (uint32_t)v;
+		break;
+	case 'u':
+		e = dp_parse_u64(PROG, "--udp-port", arg, 1, 65535, &v);
+		o->self.port = (uint16_t)v;
+		break;
+	case 'i':
+		e = dp_parse_u64(PROG, "--idle-sleep-us", arg, 0, 1000000, &v);
+		o->idle_sleep_us = (uint32_t)v;
+		break;
+	case 'P':
+		e = dp_parse_u64(PROG, "--progress-s", arg, 0, 3600, &v);
+		o->progress_s = (uint32_t)v;
+		break;
+	default:
+		return -1;
 	}
 	return e;
 }
@@ -214,40 +257,58 @@ static int parse_number(int c, const char *arg, struct dload_opts *o)
 static int parse(int argc, char **argv, struct dload_opts *o)
 {
 	static const struct option opts[] = {
-		{ "config", 1, 0, 'c' }, { "route", 1, 0, 'r' },
-		{ "lanes", 1, 0, 'l' }, { "duration", 1, 0, 'd' },
-		{ "warmup-ms", 1, 0, 'W' }, { "value-bytes", 1, 0, 'v' },
-		{ "get-pct", 1, 0, 'G' }, { "keys", 1, 0, 'k' },
-		{ "rate", 1, 0, 'R' }, { "timeout-ms", 1, 0, 't' },
-		{ "mac", 1, 0, 'm' }, { "ip", 1, 0, 'a' },
-		{ "udp-port", 1, 0, 'u' }, { "idle-sleep-us", 1, 0, 'i' },
+		{ "config", 1, 0, 'c' },     { "route", 1, 0, 'r' },
+		{ "lanes", 1, 0, 'l' },	     { "duration", 1, 0, 'd' },
+		{ "warmup-ms", 1, 0, 'W' },  { "value-bytes", 1, 0, 'v' },
+		{ "get-pct", 1, 0, 'G' },    { "keys", 1, 0, 'k' },
+		{ "rate", 1, 0, 'R' },	     { "timeout-ms", 1, 0, 't' },
+		{ "mac", 1, 0, 'm' },	     { "ip", 1, 0, 'a' },
+		{ "udp-port", 1, 0, 'u' },   { "idle-sleep-us", 1, 0, 'i' },
 		{ "progress-s", 1, 0, 'P' }, { "json", 1, 0, 'j' },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "help", 0, 0, 'h' },	     { 0, 0, 0, 0 },
 	};
 	default_opts(o);
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int e = 0;
 		switch (c) {
-		case 'c': o->config = optarg; break;
-		case 'r': e = parse_route(o, optarg); break;
-		case 'm': e = parse_mac(o->self.mac, optarg); break;
-		case 'a': e = parse_ip(&o->self.ip, optarg); break;
-		case 'j': o->json_path = optarg; break;
-		case 'h': usage(stdout); exit(0);
-		case '?': usage(stderr); return -1;
-		default: e = parse_number(c, optarg, o); break;
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'r':
+			e = parse_route(o, optarg);
+			break;
+		case 'm':
+			e = parse_mac(o->self.mac, optarg);
+			break;
+		case 'a':
+			e = parse_ip(&o->self.ip, optarg);
+			break;
+		case 'j':
+			o->json_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case '?':
+			usage(stderr);
+			return -1;
+		default:
+			e = parse_number(c, optarg, o);
+			break;
 		}
 		if (e)
 			return -1;
 	}
 	if (optind < argc) {
-		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
+		fprintf(stderr,
+			PROG ": unexpected argument '%s' (see --help)\n",
 			argv[optind]);
 		return -1;
 	}
 	if (o->config == NULL) {
-		fprintf(stderr, PROG ": --config FILE is required (see --help)\n");
+		fprintf(stderr,
+			PROG ": --config FILE is required (see --help)\n");
 		return -1;
 	}
 	return 0;
@@ -266,16 +327,20 @@ static int check_routes(const struct dload *L, char *err, size_t len)
 {
 	for (unsigned m = 0; m < PX_REPLICAS_MAX; m++) {
 		if (m >= L->cfg.member_count && L->o.route_port[m] >= 0) {
-			snprintf(err, len, "--route %u=%d: the config has "
-				 "members 0..%u only", m, L->o.route_port[m],
+			snprintf(err, len,
+				 "--route %u=%d: the config has "
+				 "members 0..%u only",
+				 m, L->o.route_port[m],
 				 L->cfg.member_count - 1u);
 			return -BPX_ECONFIG;
 		}
 		if (m < L->cfg.member_count && route_of(L, m) >= L->ports) {
-			snprintf(err, len, "member %u goes through port %d, but "
-				 "the EAL probed %u port(s): give one per member "
-				 "(--vdev=net_memifN,...) or --route %u=P", m,
-				 route_of(L, m), L->ports, m);
+			snprintf(
+				err, len,
+				"member %u goes through port %d, but "
+				"the EAL probed %u port(s): give one per member "
+				"(--vdev=net_memifN,...) or --route %u=P",
+				m, route_of(L, m), L->ports, m);
 			return -BPX_ECONFIG;
 		}
 	}
@@ -296,10 +361,11 @@ static int wait_links(const struct dload *L, char *err, size_t len)
 		if (link.link_status != RTE_ETH_LINK_UP) {
 			char name[RTE_ETH_NAME_MAX_LEN] = "";
 			rte_eth_dev_get_name_by_port(p, name);
-			snprintf(err, len, "port %u (%s): link not up after "
+			snprintf(err, len,
+				 "port %u (%s): link not up after "
 				 "%llu s: is its bypaxd running, with a memif "
-				 "server on the same socket?", p, name,
-				 LINK_WAIT_NS / 1000000000ull);
+				 "server on the same socket?",
+				 p, name, LINK_WAIT_NS / 1000000000ull);
 			return -BPX_EIO;
 		}
 	}
@@ -310,16 +376,17 @@ static int setup_ports(struct dload *L, char *err, size_t len)
 {
 	L->ports = rte_eth_dev_count_avail();
 	if (L->ports == 0) {
-		snprintf(err, len, "no ports: give the EAL one per member, e.g. "
+		snprintf(err, len,
+			 "no ports: give the EAL one per member, e.g. "
 			 "--vdev=net_memif0,role=client,socket=PATH");
 		return -BPX_ECONFIG;
 	}
 	int rc = check_routes(L, err, len);
 	unsigned mbufs = L->ports * 4096u + L->o.lanes * 4u + 4096u;
-	L->pool = rc ? NULL : rte_pktmbuf_pool_create("dload_mbufs", mbufs,
-						      256, 0,
-						      RTE_MBUF_DEFAULT_BUF_SIZE,
-						      (int)rte_socket_id());
+	L->pool = rc ? NULL :
+		       rte_pktmbuf_pool_create("dload_mbufs", mbufs, 256, 0,
+					       RTE_MBUF_DEFAULT_BUF_SIZE,
+					       (int)rte_socket_id());
 	if (rc == 0 && L->pool == NULL) {
 		snprintf(err, len, "cannot allocate %u mbufs (raise EAL -m)",
 			 mbufs);
@@ -351,8 +418,8 @@ static int setup_loadgen(struct dload *L, char *err, size_t len)
 	for (unsigned m = 0; rc == 0 && m < L->cfg.member_count; m++) {
 		int q = dp_routes_add_txq(&g->routes, (uint16_t)route_of(L, m),
 					  0);
-		rc = q < 0 ? q
-			   : dp_routes_add_mac(&g->routes,
+		rc = q < 0 ? q :
+			     dp_routes_add_mac(&g->routes,
 					       L->cfg.members[m].data.mac,
 					       (uint8_t)q);
 		if (m == 0 && q >= 0)
@@ -425,9 +492,9 @@ static void sample_members(const struct dload *L, struct member_sample *s)
 				       &s[m].busy_cycles) &&
 			  metric_value(page, "bypax_requests_applied_total ",
 				       &s[m].requests_applied);
-		s[m].leader = metric_value(page,
-					   "bypax_role{role=\"leader\"} ",
-					   &role) && role == 1;
+		s[m].leader = metric_value(page, "bypax_role{role=\"leader\"} ",
+					   &role) &&
+			      role == 1;
 	}
 }
 
@@ -436,13 +503,15 @@ static void leader_cost(const struct dload *L, struct dload_report *r)
 {
 	r->leader = -1;
 	for (unsigned m = 0; m < L->cfg.member_count; m++) {
-		const struct member_sample *a = &L->before[m], *b = &L->after[m];
+		const struct member_sample *a = &L->before[m],
+					   *b = &L->after[m];
 		double ops = b->requests_applied - a->requests_applied;
 		if (!a->ok || !b->ok || !b->leader || ops <= 0)
 			continue;
 		r->leader = (int)m;
 		r->leader_ops = ops;
-		r->leader_cycles_per_op = (b->busy_cycles - a->busy_cycles) / ops;
+		r->leader_cycles_per_op =
+			(b->busy_cycles - a->busy_cycles) / ops;
 	}
 }
 
@@ -453,14 +522,16 @@ static void progress(struct dload *L, uint64_t now_ns)
 	if (L->o.progress_s == 0 || now_ns < L->next_progress_ns)
 		return;
 	uint64_t done = L->g.completed;
-	fprintf(stderr, PROG ": %.0f s: %" PRIu64 " acknowledged, %.0f ops/s "
-		"in the last %u s, %u outstanding, %" PRIu64 " failed\n",
+	fprintf(stderr,
+		PROG ": %.0f s: %" PRIu64 " acknowledged, %.0f ops/s "
+		     "in the last %u s, %u outstanding, %" PRIu64 " failed\n",
 		(double)(now_ns - L->start_ns) / 1e9, done,
 		(double)(done - L->progress_completed) / L->o.progress_s,
 		L->o.progress_s, dp_loadgen_outstanding(&L->g),
 		L->g.errors + L->g.expired + L->g.deadlines);
 	L->progress_completed = done;
-	L->next_progress_ns = now_ns + (uint64_t)L->o.progress_s * 1000000000ull;
+	L->next_progress_ns =
+		now_ns + (uint64_t)L->o.progress_s * 1000000000ull;
 }
 
 /* Polls until until_ns (or, with drain, until nothing is outstanding). */
@@ -487,8 +558,8 @@ static void run(struct dload *L, struct dload_report *r)
 {
 	struct dp_loadgen *g = &L->g;
 	L->start_ns = dp_now_ns();
-	L->next_progress_ns = L->start_ns + (uint64_t)L->o.progress_s *
-					    1000000000ull;
+	L->next_progress_ns =
+		L->start_ns + (uint64_t)L->o.progress_s * 1000000000ull;
 	g->record_from_ns = UINT64_MAX; /* the warm-up is not measured */
 	g->issuing = true;
 	poll_until(L, L->start_ns + (uint64_t)L->o.warmup_ms * 1000000ull,
@@ -504,7 +575,8 @@ static void run(struct dload *L, struct dload_report *r)
 	*r = (struct dload_report){ 0 };
 	r->seconds = (double)(t1 - t0) / 1e9;
 	r->window_acked = acked1 - acked0;
-	r->ops_per_s = r->seconds > 0 ? (double)r->window_acked / r->seconds : 0;
+	r->ops_per_s = r->seconds > 0 ? (double)r->window_acked / r->seconds :
+					0;
 	r->acked = g->completed;
 	r->failed = g->errors + g->expired + g->deadlines +
 		    dp_loadgen_outstanding(g);
@@ -525,8 +597,9 @@ static void print_result(const struct dload *L, const struct dload_report *r)
 {
 	char cost[64] = "leader=-1 leader_cycles_per_op=n/a";
 	if (r->leader >= 0)
-		snprintf(cost, sizeof(cost), "leader=%d leader_cycles_per_op=%.0f",
-			 r->leader, r->leader_cycles_per_op);
+		snprintf(cost, sizeof(cost),
+			 "leader=%d leader_cycles_per_op=%.0f", r->leader,
+			 r->leader_cycles_per_op);
 	printf("result: lanes=%u value_bytes=%u get_pct=%u seconds=%.2f "
 	       "ops_per_s=%.0f p50_us=%.1f p99_us=%.1f acked=%" PRIu64
 	       " failed=%" PRIu64 " %s\n",
@@ -544,10 +617,12 @@ static void write_json(const char *path, const struct dload *L,
 {
 	FILE *f = fopen(path, "w");
 	if (f == NULL) {
-		fprintf(stderr, PROG ": --json %s: %s\n", path, strerror(errno));
+		fprintf(stderr, PROG ": --json %s: %s\n", path,
+			strerror(errno));
 		return;
 	}
-	fprintf(f, "{\"lanes\":%u,\"value_bytes\":%u,\"get_pct\":%u,"
+	fprintf(f,
+		"{\"lanes\":%u,\"value_bytes\":%u,\"get_pct\":%u,"
 		"\"keys\":%u,\"rate_per_s\":%" PRIu64 ",\"members\":%u,"
 		"\"ports\":%u,\"seconds\":%.4f,\"window_acked\":%" PRIu64 ","
 		"\"ops_per_s\":%.1f,\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
@@ -578,7 +653,8 @@ static bool early_option(int argc, char **argv, int *rc)
 			*rc = 0;
 			return true;
 		}
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			*rc = 0;
 			return true;
