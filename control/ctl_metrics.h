@@ -46,6 +46,7 @@ struct ctl_metrics_worker {
 	uint64_t snapshot_chunks_dropped, snapshot_resumes, snapshots_reused;
 	uint64_t recoveries_done;
 	uint64_t polls, idle_polls;
+	uint64_t busy_cycles;  /* TSC cycles in polls that received frames */
 };
 
 /* Another member, as this one's control plane last heard of it. */

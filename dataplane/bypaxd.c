@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_devargs.h>
 #include <rte_eal.h>
@@ -631,7 +632,13 @@ static int worker_main(void *arg)
 	uint32_t idle = 0;
 	while (!force_quit) {
 		d.worker_loops++;
-		if (dp_replica_poll(d.replica) > 0) {
+		/* The poll's clock is this reading; a second one, on busy polls
+		 * only, gives the worker's busy cycles (/metrics
+		 * bypax_worker_busy_cycles_total: the leader's cycles per op in
+		 * bypax-dpdk-load's report). */
+		uint64_t tsc = rte_rdtsc();
+		if (dp_replica_poll_at(d.replica, dp_ns_at_tsc(tsc)) > 0) {
+			d.replica->ctr.busy_cycles += rte_rdtsc() - tsc;
 			idle = 0;
 			continue;
 		}

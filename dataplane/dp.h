@@ -233,7 +233,10 @@ struct dp_loadgen {
 	const struct bpx_config *cfg;
 	struct bpx_endpoint self;
 	struct rte_mempool *pool;
-	struct dp_rx rx;
+	/* Where replies arrive: one port in the in-process cluster, one per
+	 * member for bypax-dpdk-load (a memif link is point to point). */
+	uint8_t rx_count;
+	struct dp_rx rx[DP_RX_MAX];
 	struct dp_routes routes;
 	struct dp_lane *lanes;
 	struct bpx_engine eng;   /* the leader, OPEN seqs, counters */
@@ -264,6 +267,9 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 		    const struct dp_loadgen_config *lc,
 		    struct rte_mempool *pool);
 void dp_loadgen_free(struct dp_loadgen *g);
+/* Polls this port's queue for replies too. 0, or -BPX_ENOMEM past
+ * DP_RX_MAX. */
+int dp_loadgen_add_rx(struct dp_loadgen *g, uint16_t port, uint16_t queue);
 uint32_t dp_loadgen_poll(struct dp_loadgen *g);
 /* The same at a time the caller read already (dp_ns_at_tsc): one clock
  * read per pass over several endpoints. */
