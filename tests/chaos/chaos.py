@@ -78,6 +78,12 @@ class Cluster:
         self.n = n
         self.dir = workdir
         self.tag = rng.randrange(1000, 9999)
+        # Other tests on this machine draw their ports too (memif_lib.sh
+        # from $RANDOM): a tag whose ports are taken now would fail the run
+        # at start ("control address ... is in use", soak run 37), so the
+        # next one is tried. The seed still decides, unless ports collide.
+        while not self._ports_free(n):
+            self.tag = 1000 + (self.tag - 1000 + 7919) % 8999
         self.net = 20 + self.tag % 200
         self.cluster_id = rng.randrange(100, 60000)
         self.conf = os.path.join(workdir, "bypax.conf")
@@ -100,6 +106,19 @@ class Cluster:
                       f"metrics = 127.0.0.1:{self.metrics_port(i)}"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def _ports_free(self, n):
+        """Every control (UDP) and metrics (TCP) port of this tag unbound."""
+        import socket
+        for i in range(n):
+            for kind, port in ((socket.SOCK_DGRAM, 20000 + self.tag + i * 7),
+                               (socket.SOCK_STREAM, self.metrics_port(i))):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError:
+                        return False
+        return True
 
     def tap(self, i):
         return f"bpx{self.tag}c{i}"
