@@ -22,6 +22,10 @@ void checker_observe(struct sim_checker *c, const struct px_msg *m);
 void checker_after_step(struct sim_checker *c, uint8_t node,
 			struct px_replica *r);
 void checker_node_reset(struct sim_checker *c, uint8_t node);
+/* --durable: a replica just restarted from its disk holds every vote it
+ * sent for the slots it has not applied. */
+void checker_after_restart(struct sim_checker *c, uint8_t node,
+			   struct px_replica *r);
 /* A client got OK for its write number seq (the command's prefix): it must
  * be in a chosen slot. */
 void checker_acked(struct sim_checker *c, uint32_t client, uint64_t seq);

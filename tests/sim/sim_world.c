@@ -82,6 +82,8 @@ struct node {
 	 * corrupt record found at a restart keeps it down for good. */
 	struct sim_disk disk;
 	bool dead;
+	uint64_t told_promise; /* --durable: the highest ballot it has told
+				  anyone it promised, over all its lives */
 };
 
 /* A client slot: one client at a time, each with its own session, opened
@@ -428,6 +430,21 @@ static void persist_record(struct world *w, uint8_t from, const struct px_msg *m
 	sim_disk_append(&n->disk, m);
 }
 
+/* --durable: what a message tells its receiver the sender promised (its
+ * own ballot, for a leader's PREPARE and ACCEPT). */
+static void note_told_promise(struct world *w, uint8_t from,
+			      const struct px_msg *m)
+{
+	bool promise = m->type == PX_MSG_PROMISE || m->type == PX_MSG_ACCEPTED ||
+		       m->type == PX_MSG_ACCEPT ||
+		       (m->type == PX_MSG_PREPARE &&
+			!(m->flags & PX_FLAG_RECOVERY)) ||
+		       (m->type == PX_MSG_STATUS && m->seq != 0);
+	struct node *n = &w->nodes[from];
+	if (w->p->durable && promise && m->ballot > n->told_promise)
+		n->told_promise = m->ballot;
+}
+
 /* The caller of the core, as bypaxd's is: records to the disk, and
  * before a message that comes after records, a sync (the caller's rule,
  * consensus.h). The records at the outbox's end are synced only when the
@@ -443,6 +460,7 @@ static void drain(struct world *w, uint8_t from)
 		}
 		if (sim_disk_pending(d))
 			sim_disk_sync(d);
+		note_told_promise(w, from, m);
 		checker_observe(w->checker, m);
 		send_px(w, from, m);
 	}
@@ -500,10 +518,15 @@ static bool restart_from_disk(struct world *w, uint8_t i)
 	struct node *n = &w->nodes[i];
 	char why[160];
 	uint64_t cuts = n->disk.cuts;
+	bool restart = n->disk.len > 0 || n->disk.snap_len > 0;
 	int rc = sim_disk_replay(&n->disk, n->px, i, why, sizeof(why));
 	w->res->torn_cut += n->disk.cuts - cuts;
 	if (rc == 0) {
-		w->res->disk_restarts++;
+		w->res->disk_restarts += restart;
+		if (px_promised_ballot(n->px) < n->told_promise)
+			sim_violation("replica %u restarted from its disk below "
+				      "a promise it had sent", i);
+		checker_after_restart(w->checker, i, n->px);
 		return true;
 	}
 	if (rc == -2 || !(w->doomed & (1u << i)))
