@@ -66,13 +66,17 @@ static void replay_disk(struct cluster *c, uint8_t i)
 	for (size_t k = 0; k < nd->disk_len; k++) {
 		int rc = px_durable_replay(nd->px, &nd->disk[k].msg);
 		if (rc != 0)
-			violation(c, "replica %u: replay of record %zu (flags "
-				  "%u) failed: %s", i, k,
-				  nd->disk[k].msg.flags, bpx_strerror(rc));
+			violation(c,
+				  "replica %u: replay of record %zu (flags "
+				  "%u) failed: %s",
+				  i, k, nd->disk[k].msg.flags,
+				  bpx_strerror(rc));
 	}
 	if (px_promised_ballot(nd->px) < nd->disk_promise)
-		violation(c, "replica %u restarted below the promise on its "
-			  "disk", i);
+		violation(c,
+			  "replica %u restarted below the promise on its "
+			  "disk",
+			  i);
 }
 
 static void disk_free(struct cluster_node *nd)
@@ -447,14 +451,13 @@ static void take_snapshot(struct cluster *c, uint8_t from,
 }
 
 /* Durable mode: a record goes to the sender's disk, durable at once. */
-static void disk_append(struct cluster *c, uint8_t from,
-			const struct px_msg *m)
+static void disk_append(struct cluster *c, uint8_t from, const struct px_msg *m)
 {
 	struct cluster_node *nd = &c->nodes[from];
 	if (!nd->cfg.durable || m->to != from)
 		violation(c, "replica %u emitted a PERSIST record %s", from,
-			  nd->cfg.durable ? "to another replica"
-					  : "in memory mode");
+			  nd->cfg.durable ? "to another replica" :
+					    "in memory mode");
 	nd->disk_cap = grow_to((void **)&nd->disk, nd->disk_cap, nd->disk_len,
 			       sizeof(*nd->disk));
 	struct cluster_record *r = &nd->disk[nd->disk_len++];
@@ -487,20 +490,22 @@ static void check_persisted(struct cluster *c, uint8_t from,
 			    const struct px_msg *m)
 {
 	const struct cluster_node *nd = &c->nodes[from];
-	bool promise = m->type == PX_MSG_PROMISE ||
-		       (m->type == PX_MSG_PREPARE &&
-			!(m->flags & PX_FLAG_RECOVERY)) ||
-		       (m->type == PX_MSG_STATUS && m->seq != 0) ||
-		       m->type == PX_MSG_ACCEPTED || m->type == PX_MSG_ACCEPT;
+	bool promise =
+		m->type == PX_MSG_PROMISE ||
+		(m->type == PX_MSG_PREPARE && !(m->flags & PX_FLAG_RECOVERY)) ||
+		(m->type == PX_MSG_STATUS && m->seq != 0) ||
+		m->type == PX_MSG_ACCEPTED || m->type == PX_MSG_ACCEPT;
 	if (promise && nd->disk_promise < m->ballot)
-		violation(c, "replica %u sent type %u at ballot %#llx before "
-			  "its promise was on disk", from, m->type,
-			  (unsigned long long)m->ballot);
+		violation(c,
+			  "replica %u sent type %u at ballot %#llx before "
+			  "its promise was on disk",
+			  from, m->type, (unsigned long long)m->ballot);
 	bool vote = m->type == PX_MSG_ACCEPTED || m->type == PX_MSG_ACCEPT;
 	if (vote && !disk_holds_vote(nd, m->slot, m->ballot))
-		violation(c, "replica %u sent type %u for slot %llu before "
-			  "its vote was on disk", from, m->type,
-			  (unsigned long long)m->slot);
+		violation(c,
+			  "replica %u sent type %u for slot %llu before "
+			  "its vote was on disk",
+			  from, m->type, (unsigned long long)m->slot);
 }
 
 static void drain(struct cluster *c, uint8_t from)

@@ -372,12 +372,12 @@ void checker_after_restart(struct sim_checker *c, uint8_t node,
 			continue;
 		const struct px_slot *s = px_log_get(r, p->slot);
 		if (s == NULL || s->accepted_ballot < p->ballot) {
-			sim_violation("replica %u restarted without its vote "
-				      "for slot %llu at ballot %llu.%u", node,
-				      (unsigned long long)p->slot,
-				      (unsigned long long)px_ballot_round(
-					      p->ballot),
-				      px_ballot_owner(p->ballot));
+			sim_violation(
+				"replica %u restarted without its vote "
+				"for slot %llu at ballot %llu.%u",
+				node, (unsigned long long)p->slot,
+				(unsigned long long)px_ballot_round(p->ballot),
+				px_ballot_owner(p->ballot));
 			return;
 		}
 	}

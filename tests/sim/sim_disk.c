@@ -21,8 +21,14 @@
 #define REC_HEADER 12u
 #define REC_FIXED 29u /* flags, slot, ballot, commit_index, value length */
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
 static uint32_t get32(const uint8_t *p)
 {
 	uint32_t v;
@@ -178,16 +184,19 @@ int sim_disk_replay(struct sim_disk *d, struct px_replica *r, uint8_t self,
 		if (n == 0)
 			break; /* torn: cut below */
 		if (n < 0) {
-			snprintf(why, why_len, "record %zu at offset %zu is "
-				 "corrupt", k, off);
+			snprintf(why, why_len,
+				 "record %zu at offset %zu is "
+				 "corrupt",
+				 k, off);
 			return -1;
 		}
 		m.from = m.to = self;
 		int rc = px_durable_replay(r, &m);
 		if (rc != 0) {
-			snprintf(why, why_len, "replay refused record %zu at "
-				 "offset %zu (flags %u): %s", k, off, m.flags,
-				 bpx_strerror(rc));
+			snprintf(why, why_len,
+				 "replay refused record %zu at "
+				 "offset %zu (flags %u): %s",
+				 k, off, m.flags, bpx_strerror(rc));
 			return -2;
 		}
 		off += (size_t)n;
@@ -203,7 +212,8 @@ int sim_disk_replay(struct sim_disk *d, struct px_replica *r, uint8_t self,
 /* Flips one byte of a synced record that has another after it. */
 bool sim_disk_corrupt(struct sim_disk *d, uint64_t rnd)
 {
-	if (d->records < 2 || d->last_record == 0 || d->synced <= d->last_record)
+	if (d->records < 2 || d->last_record == 0 ||
+	    d->synced <= d->last_record)
 		return false;
 	size_t at = rnd % d->last_record;
 	d->bytes[at] ^= (uint8_t)(1u + (rnd >> 32) % 255u);
@@ -222,18 +232,20 @@ static void recycle(struct sim_disk *d, uint64_t index, uint64_t promised,
 		long n = parse_at(d, off, &m);
 		if (n <= 0)
 			break; /* only synced, whole records get here */
-		bool covered = m.flags == PX_PERSIST_PROMISE ||
-			       (m.flags == PX_PERSIST_ACCEPTED &&
-				m.slot < index) ||
-			       (m.flags == PX_PERSIST_COMMIT &&
-				m.commit_index <= index);
+		bool covered =
+			m.flags == PX_PERSIST_PROMISE ||
+			(m.flags == PX_PERSIST_ACCEPTED && m.slot < index) ||
+			(m.flags == PX_PERSIST_COMMIT &&
+			 m.commit_index <= index);
 		if (!covered)
 			sim_disk_append(&kept, &m);
 		off += (size_t)n;
 	}
 	if (promised != 0) {
-		struct px_msg p = { .type = PX_MSG_PERSIST, .from = self,
-				    .to = self, .flags = PX_PERSIST_PROMISE,
+		struct px_msg p = { .type = PX_MSG_PERSIST,
+				    .from = self,
+				    .to = self,
+				    .flags = PX_PERSIST_PROMISE,
 				    .ballot = promised };
 		sim_disk_append(&kept, &p);
 	}

@@ -203,7 +203,8 @@ void sim_params_durable(struct sim_params *p, uint64_t seed)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " SIM_NAME " [--seeds N] [--from S] [--seed S] [--replicas R]\n"
+		"usage: " SIM_NAME
+		" [--seeds N] [--from S] [--seed S] [--replicas R]\n"
 		"                 [--long | --stock] [--durable] [--stop] [--demo]\n"
 		"                 [--verbose]\n"
 #ifdef PX_TEST_PLANTS
@@ -349,7 +350,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'r': err = parse_u64("--replicas", optarg, 3, 7, &o->replicas); break;
 		case 'L': o->long_run = true; break;
 		case 'S': o->stock = true; break;
-		case 'D': o->durable = true; break;
+		case 'D':
+			o->durable = true;
+			break;
 		case 'x': o->stop = 1; break;
 		case 'p': o->plant = optarg; break;
 		case 'v': o->verbose = 1; break;
@@ -365,8 +368,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	if (o->stock && o->durable) {
-		fprintf(stderr, SIM_NAME ": --durable is not part of the stock "
-				"simulator: use one of --durable and --stock\n");
+		fprintf(stderr, SIM_NAME
+			": --durable is not part of the stock "
+			"simulator: use one of --durable and --stock\n");
 		return -1;
 	}
 	if (o->stock && o->long_run) {
@@ -514,8 +518,10 @@ static void summary_print(struct summary *s, const struct options *o)
 		       " clients replaced by new ones\n",
 		       s->expired, s->churns);
 	if (o->durable)
-		printf("sim: durable: %" PRIu64 " whole-cluster crashes, %" PRIu64
-		       " restarts from disk, %" PRIu64 " torn tails cut, %" PRIu64
+		printf("sim: durable: %" PRIu64
+		       " whole-cluster crashes, %" PRIu64
+		       " restarts from disk, %" PRIu64
+		       " torn tails cut, %" PRIu64
 		       " replicas down for a corrupt record, %" PRIu64
 		       " syncs\n",
 		       s->whole_crashes, s->disk_restarts, s->torn_cut,
@@ -550,9 +556,9 @@ static void summary_print(struct summary *s, const struct options *o)
 static void print_failure(const struct options *o, uint64_t seed,
 			  const struct sim_result *r)
 {
-	printf("sim: FAIL seed=%" PRIu64 " replicas=%" PRIu64 ": %s (replay: "
-	       SIM_NAME "%s%s%s%s%s --seed %" PRIu64 " --replicas %" PRIu64
-	       ")\n",
+	printf("sim: FAIL seed=%" PRIu64 " replicas=%" PRIu64
+	       ": %s (replay: " SIM_NAME "%s%s%s%s%s --seed %" PRIu64
+	       " --replicas %" PRIu64 ")\n",
 	       seed, o->replicas, r->first_violation,
 	       o->plant ? " --plant " : "", o->plant ? o->plant : "",
 	       o->long_run ? " --long" : "", o->stock ? " --stock" : "",

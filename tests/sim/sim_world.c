@@ -112,7 +112,7 @@ struct world {
 	uint64_t prng;
 	uint64_t prng2; /* draws added since the stock simulator */
 	uint64_t prng_disk; /* --durable draws (in-memory runs make none) */
-	uint8_t doomed;     /* --durable: replicas whose disk is corrupt */
+	uint8_t doomed;	    /* --durable: replicas whose disk is corrupt */
 	uint64_t acked_max[SIM_CLIENTS_MAX]; /* highest write acked, by slot */
 	struct event **heap;
 	size_t heap_len, heap_cap;
@@ -415,13 +415,14 @@ static uint64_t rnd_disk(struct world *w)
 
 /* A PERSIST record goes to the sender's disk, unsynced; a COMMIT record
  * the caller may skip (consensus.h: never needed for safety). */
-static void persist_record(struct world *w, uint8_t from, const struct px_msg *m)
+static void persist_record(struct world *w, uint8_t from,
+			   const struct px_msg *m)
 {
 	struct node *n = &w->nodes[from];
 	if (!w->p->durable || m->to != from || m->from != from) {
 		sim_violation("replica %u emitted a PERSIST record %s", from,
-			      w->p->durable ? "addressed elsewhere"
-					    : "in memory mode");
+			      w->p->durable ? "addressed elsewhere" :
+					      "in memory mode");
 		return;
 	}
 	if (m->flags == PX_PERSIST_COMMIT &&
@@ -435,11 +436,11 @@ static void persist_record(struct world *w, uint8_t from, const struct px_msg *m
 static void note_told_promise(struct world *w, uint8_t from,
 			      const struct px_msg *m)
 {
-	bool promise = m->type == PX_MSG_PROMISE || m->type == PX_MSG_ACCEPTED ||
-		       m->type == PX_MSG_ACCEPT ||
-		       (m->type == PX_MSG_PREPARE &&
-			!(m->flags & PX_FLAG_RECOVERY)) ||
-		       (m->type == PX_MSG_STATUS && m->seq != 0);
+	bool promise =
+		m->type == PX_MSG_PROMISE || m->type == PX_MSG_ACCEPTED ||
+		m->type == PX_MSG_ACCEPT ||
+		(m->type == PX_MSG_PREPARE && !(m->flags & PX_FLAG_RECOVERY)) ||
+		(m->type == PX_MSG_STATUS && m->seq != 0);
 	struct node *n = &w->nodes[from];
 	if (w->p->durable && promise && m->ballot > n->told_promise)
 		n->told_promise = m->ballot;
@@ -524,8 +525,10 @@ static bool restart_from_disk(struct world *w, uint8_t i)
 	if (rc == 0) {
 		w->res->disk_restarts += restart;
 		if (px_promised_ballot(n->px) < n->told_promise)
-			sim_violation("replica %u restarted from its disk below "
-				      "a promise it had sent", i);
+			sim_violation(
+				"replica %u restarted from its disk below "
+				"a promise it had sent",
+				i);
 		checker_after_restart(w->checker, i, n->px);
 		return true;
 	}
@@ -1232,7 +1235,8 @@ static void fault_whole_crash(struct world *w)
 			w->failover_since = w->now;
 		}
 		node_stop(w, i);
-		uint64_t after = 1 * MS + rnd_disk(w) % w->p->faults.restart_max_ns;
+		uint64_t after =
+			1 * MS + rnd_disk(w) % w->p->faults.restart_max_ns;
 		schedule(w, after, EV_RESTART, i, w->nodes[i].gen);
 		any = true;
 	}
@@ -1241,7 +1245,7 @@ static void fault_whole_crash(struct world *w)
 	w->res->faults++;
 	w->res->whole_crashes++;
 	narrate(w, "every replica crashes at once; each restarts from its "
-		"disk");
+		   "disk");
 }
 
 /* Replicas that are down for good, or will be at their restart. */
@@ -2067,14 +2071,14 @@ static void fault_reconfig(struct world *w)
 static void fault_event(struct world *w, const struct event *e)
 {
 	const struct sim_faults *f = &w->p->faults;
-	uint64_t every = e->node == 0 ? f->partition_every_ns
-			 : e->node == 1 ? f->crash_every_ns
-			 : e->node == 2 ? f->pause_every_ns
-			 : e->node == 4 ? f->nemesis_every_ns
-			 : e->node == 5 ? f->recovery_every_ns
-			 : e->node == 6 ? f->whole_crash_every_ns
-			 : e->node == 7 ? f->corrupt_every_ns
-					: f->reconfig_every_ns;
+	uint64_t every = e->node == 0 ? f->partition_every_ns :
+			 e->node == 1 ? f->crash_every_ns :
+			 e->node == 2 ? f->pause_every_ns :
+			 e->node == 4 ? f->nemesis_every_ns :
+			 e->node == 5 ? f->recovery_every_ns :
+			 e->node == 6 ? f->whole_crash_every_ns :
+			 e->node == 7 ? f->corrupt_every_ns :
+					f->reconfig_every_ns;
 	if (!w->faults_on || every == 0)
 		return;
 	if (e->node == 6)
@@ -2093,9 +2097,9 @@ static void fault_event(struct world *w, const struct event *e)
 		fault_pause(w);
 	else
 		fault_reconfig(w);
-	uint64_t next = e->node >= 6   ? every / 2 + rnd_disk(w) % (every + 1)
-			: e->node >= 4 ? every / 2 + rnd2(w) % (every + 1)
-				       : rnd_range(w, every / 2, every * 3 / 2);
+	uint64_t next = e->node >= 6 ? every / 2 + rnd_disk(w) % (every + 1) :
+			e->node >= 4 ? every / 2 + rnd2(w) % (every + 1) :
+				       rnd_range(w, every / 2, every * 3 / 2);
 	schedule(w, next, EV_FAULT, e->node, 0);
 }
 
@@ -2180,12 +2184,13 @@ static void check_acked_applied(struct world *w)
 		for (uint32_t ci = 0; ci < w->p->clients; ci++) {
 			uint64_t have = sim_sm_last_seq(w->nodes[i].sm, ci);
 			if (have < w->acked_max[ci]) {
-				sim_violation("replica %u lost acknowledged "
-					      "writes: client %u's write %llu "
-					      "acknowledged, %llu applied",
-					      i, ci,
-					      (unsigned long long)w->acked_max[ci],
-					      (unsigned long long)have);
+				sim_violation(
+					"replica %u lost acknowledged "
+					"writes: client %u's write %llu "
+					"acknowledged, %llu applied",
+					i, ci,
+					(unsigned long long)w->acked_max[ci],
+					(unsigned long long)have);
 				return;
 			}
 		}
@@ -2257,8 +2262,10 @@ static void dispatch(struct world *w, struct event *e)
 				narrate(w, "restart replica %u from its disk",
 					e->node);
 			else if (!w->p->durable)
-				narrate(w, "restart replica %u without its "
-					"state", e->node);
+				narrate(w,
+					"restart replica %u without its "
+					"state",
+					e->node);
 		}
 		break;
 	case EV_CHECK:

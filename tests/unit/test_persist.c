@@ -156,7 +156,9 @@ static void test_restart_keeps_the_promise(void **state)
 	cluster_start(c, 0, false);
 	assert_int_equal(px_promised_ballot(CLUSTER_PX(0)), b);
 
-	struct px_msg lower = { .type = PX_MSG_PREPARE, .from = 2, .to = 0,
+	struct px_msg lower = { .type = PX_MSG_PREPARE,
+				.from = 2,
+				.to = 0,
 				.ballot = px_ballot_make(px_ballot_round(b) - 1,
 							 2) };
 	assert_int_equal(CLUSTER_INJECT(0, &lower), 0);
@@ -175,7 +177,9 @@ static void test_restart_waits_out_leases(void **state)
 	CLUSTER_CRASH(1);
 	cluster_start(c, 1, false);
 	uint64_t top = px_promised_ballot(CLUSTER_PX(1));
-	struct px_msg p = { .type = PX_MSG_PREPARE, .from = 2, .to = 1,
+	struct px_msg p = { .type = PX_MSG_PREPARE,
+			    .from = 2,
+			    .to = 1,
 			    .ballot = px_ballot_make(px_ballot_round(top) + 1,
 						     2) };
 	uint64_t held = px_stats(CLUSTER_PX(1))->drops[PX_DROP_LEASE_HELD];
@@ -253,8 +257,9 @@ int main(void)
 		cmocka_unit_test(test_config_refuses_durable_recovery),
 		cmocka_unit_test_setup_teardown(test_memory_mode_records_nothing,
 						setup_memory3, teardown),
-		cmocka_unit_test_setup_teardown(test_records_come_before_messages,
-						setup_durable3, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_records_come_before_messages, setup_durable3,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_whole_cluster_restart_keeps_writes, setup_durable3,
 			teardown),
