@@ -186,6 +186,10 @@ static void test_restart_waits_out_leases(void **state)
 	assert_int_equal(CLUSTER_INJECT(1, &p), 0);
 	ASSERT_DROPS(1, PX_DROP_LEASE_HELD, held + 1);
 	ASSERT_QUEUED(PX_MSG_PROMISE, 1, 2, 0);
+	/* Nor does it run itself while the fence lasts. */
+	CLUSTER_HINT_ONE(1, 1);
+	CLUSTER_TICK(1);
+	ASSERT_FOLLOWER(1);
 	CLUSTER_ADVANCE(c->tmpl.lease_ns);
 	assert_int_equal(CLUSTER_INJECT(1, &p), 0);
 	ASSERT_QUEUED(PX_MSG_PROMISE, 1, 2, 1);
