@@ -314,6 +314,17 @@ struct px_session *px_session_find(struct px_session_table *t,
 				   uint64_t client_id);
 struct px_session *px_session_insert(struct px_session_table *t,
 				     uint64_t client_id, uint64_t slot);
+/* A request of s applied at slot: s becomes the most recently used. */
+void px_session_touch(struct px_session_table *t, struct px_session *s,
+		      uint64_t slot);
+/* Caches the reply a retry of s's last request gets (reply_len <=
+ * PX_REPLY_BYTES_MAX). */
+void px_session_set_reply(struct px_session_table *t, struct px_session *s,
+			  uint8_t status, const uint8_t *reply,
+			  uint32_t reply_len);
+/* The cached reply's bytes (s->reply_len of them). */
+const uint8_t *px_session_reply(const struct px_session_table *t,
+				const struct px_session *s);
 /* The id of the session an OPEN applied at (slot, index) creates. */
 uint64_t px_session_id_make(uint64_t slot, uint32_t index);
 void px_session_clear(struct px_session_table *t);

@@ -168,6 +168,32 @@ struct px_session *px_session_insert(struct px_session_table *t,
 	return s;
 }
 
+void px_session_touch(struct px_session_table *t, struct px_session *s,
+		      uint64_t slot)
+{
+	(void)t;
+	s->last_slot = slot;
+}
+
+void px_session_set_reply(struct px_session_table *t, struct px_session *s,
+			  uint8_t status, const uint8_t *reply,
+			  uint32_t reply_len)
+{
+	(void)t;
+	PX_ASSERT(reply_len <= PX_REPLY_BYTES_MAX);
+	s->status = status;
+	s->reply_len = (uint16_t)reply_len;
+	if (reply_len > 0)
+		memcpy(s->reply, reply, reply_len);
+}
+
+const uint8_t *px_session_reply(const struct px_session_table *t,
+				const struct px_session *s)
+{
+	(void)t;
+	return s->reply;
+}
+
 void px_session_clear(struct px_session_table *t)
 {
 	memset(t->index, 0, (size_t)t->index_slots * sizeof(uint32_t));
@@ -280,9 +306,9 @@ static int session_parse(struct px_session_table *t, uint32_t cap,
 			struct px_session *s =
 				px_session_insert(t, id, px_get_u64(p + 16));
 			s->last_seq = px_get_u64(p + 8);
-			s->status = p[24];
-			s->reply_len = reply_len;
-			memcpy(s->reply, p + SESSION_RECORD_HEADER, reply_len);
+			px_session_set_reply(t, s, p[24],
+					     p + SESSION_RECORD_HEADER,
+					     reply_len);
 		}
 		off += SESSION_RECORD_HEADER + reply_len;
 	}

@@ -41,7 +41,7 @@ static void touch(struct px_session_table *t, uint64_t id, uint64_t slot)
 	struct px_session *s = px_session_find(t, id);
 	if (s == NULL)
 		s = px_session_insert(t, id, slot);
-	s->last_slot = slot;
+	px_session_touch(t, s, slot);
 	s->last_seq++;
 }
 
@@ -228,9 +228,8 @@ static void fill(struct px_session_table *t, uint32_t n)
 	for (uint32_t i = 0; i < n; i++) {
 		struct px_session *s = px_session_insert(t, 500 + i, i);
 		s->last_seq = i + 1;
-		s->status = PX_REPLY_OK;
-		s->reply_len = (uint16_t)(i % 3);
-		memset(s->reply, 'r', s->reply_len);
+		const uint8_t r[3] = { 'r', 'r', 'r' };
+		px_session_set_reply(t, s, PX_REPLY_OK, r, i % 3);
 	}
 }
 
