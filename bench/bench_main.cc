@@ -195,8 +195,11 @@ void session_bench_init(struct session_bench &b, uint32_t clients,
 {
 	b.mem.assign(px_session_mem_size(cap) / 8 + 1, 0);
 	px_session_init(&b.table, b.mem.data(), cap);
-	for (uint64_t id = 1; id <= clients; id++)
+	// Opened kBatchEntries to a slot, as OPENs through the log are.
+	for (uint64_t id = 1; id <= clients; id++) {
 		px_session_insert(&b.table, id | PX_SESSION_ID_BIT, b.slot);
+		b.slot += id % kBatchEntries == 0;
+	}
 	b.order.resize(clients);
 	for (uint32_t i = 0; i < clients; i++) {
 		// 2521 is odd: i * 2521 mod 2^k visits every id once.
