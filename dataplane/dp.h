@@ -183,6 +183,11 @@ struct dp_replica {
 	int32_t reconfig_rc;
 	struct dp_snap snap;
 	bool share_payload;             /* every port does multi-segment TX */
+	bool tx_ip_cksum;               /* every port computes the IPv4
+					   header checksum (dp_port_tx_ip_cksum) */
+	/* Headers to each member, made at init: a frame to a member copies
+	 * them and adds its lengths and checksum (bpx_frame_write_template). */
+	struct bpx_frame_template to_member[PX_REPLICAS_MAX];
 	bool clock_behind;              /* a long step ran: read the clock */
 	struct dp_counters ctr;
 	struct dp_commit_latency lat;
@@ -228,6 +233,7 @@ struct dp_loadgen {
 	struct bpx_endpoint self;
 	struct rte_mempool *pool;
 	struct dp_rx rx;
+	struct bpx_frame_template to_member[PX_REPLICAS_MAX]; /* at init */
 	struct dp_routes routes;
 	struct dp_lane *lanes;
 	struct bpx_engine eng;   /* the leader, OPEN seqs, counters */
