@@ -31,6 +31,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import functions  # noqa: E402  (bench/functions.py: perf by function)
 
 # Durations are whole seconds (bypax-cluster takes integers).
 PROFILES = {
@@ -759,6 +761,35 @@ wait_for "a leader" 20 has_leader || exit 1
             warn("memif run failed: " + out[-300:])
         self.res["memif"] = doc
 
+    def functions(self):
+        """The reference configuration once more, under perf: CPU cycles
+        per committed op by function (bench/functions.py)."""
+        why = functions.perf_usable()
+        if why:
+            self.res["notes"].append(f"no cycles by function: {why}")
+            return
+        ref = self.res.get("reference", {})
+        lanes = ref.get("clients", 64)
+        dur = max(2, self.p["dur"])
+        say(f"cycles per op by function: the reference point ({lanes} "
+            f"clients) under perf record -e cpu-clock for {dur} s")
+        self.wait_quiet()
+        cmd = ([self.exe("bypax-cluster")] + self.eal() +
+               ["--", "--replicas", "3", "--loadgens", "1", "--lanes",
+                str(lanes), "--duration", str(dur), "--get-pct", "0",
+                "--keys", "1000", "--value-bytes", "16", "--batch", "64",
+                "--window", "64", "--quiet",
+                "--idle-sleep-us", str(self.a.idle_sleep_us)])
+        p, err = functions.profile(cmd, dur, dur + 120)
+        if err:
+            warn(f"cycles by function: {err}")
+            self.res["notes"].append(f"no cycles by function: {err}")
+            return
+        p["clients"] = lanes
+        self.res["functions"] = p
+        for line in functions.table(p).splitlines()[:8]:
+            say("  " + line)
+
     # -- the whole run
 
     def run(self):
@@ -770,7 +801,8 @@ wait_for "a leader" 20 has_leader || exit 1
                  f"({top_others()}); figures from a busy machine vary")
         stages = [("micro", self.micro), ("fwd", self.fwd),
                   ("e2e", self.e2e), ("etcd", self.etcd),
-                  ("failover", self.failover), ("memif", self.memif)]
+                  ("failover", self.failover), ("memif", self.memif),
+                  ("functions", self.functions)]
         only = set(self.a.only.split(",")) if self.a.only else None
         for name, fn in stages:
             if only and name not in only:
@@ -1031,6 +1063,12 @@ def table(res):
     if mf and mf.get("ok"):
         add(f"memif   3 bypaxd processes, kernel UDP clients via net_tap, "
             f"{mf['lanes']} lanes: {mf['ops_per_s']:,.0f} writes/s  {tag}")
+    fn = res.get("functions")
+    if fn:
+        add(f"cycles per committed op by function (perf, cpu-clock, all "
+            f"lcores, idle polling included; {fn['clients']} clients)  {tag}")
+        for line in functions.table(fn).splitlines():
+            add("  " + line)
     d = res.get("disturbed_runs", {})
     if d.get("noisy"):
         add(f"note    {d['noisy']} of {d['total']} e2e runs shared the CPU "
@@ -1179,7 +1217,7 @@ def main():
     ap.add_argument("--memif", action="store_true")
     ap.add_argument("--only", default="",
                     help="comma-separated stages: micro,fwd,e2e,etcd,"
-                         "failover,memif")
+                         "failover,memif,functions")
     ap.add_argument("--replot", default="",
                     help="only redraw the plots and table of a results JSON")
     a = ap.parse_args()

@@ -95,6 +95,7 @@ struct dp_counters {
 	uint64_t tx_full;          /* TX queue refused: freed */
 	uint64_t mbuf_exhausted;
 	uint64_t arp_replies;
+	uint64_t link_probes;      /* ARP requests sent to peers */
 	uint64_t multi_segment;
 	uint64_t no_client_address;
 	uint64_t snapshot_unsupported;
@@ -189,6 +190,11 @@ struct dp_replica {
 	 * them and adds its lengths and checksum (bpx_frame_write_template). */
 	struct bpx_frame_template to_member[PX_REPLICAS_MAX];
 	bool clock_behind;              /* a long step ran: read the clock */
+	/* Every this often, an ARP request to each peer (0: never). bypaxd
+	 * sets it: a link over which nothing arrives although its peer is
+	 * alive is then a broken link, which bypaxd restarts. */
+	uint64_t link_probe_ns;
+	uint64_t next_probe_ns;
 	struct dp_counters ctr;
 	struct dp_commit_latency lat;
 	uint8_t frame_buf[BPX_FRAME_MAX];
