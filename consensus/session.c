@@ -238,7 +238,8 @@ void px_session_touch(struct px_session_table *t, struct px_session *s,
 	/* Already last, and still in order: the usual case for a client
 	 * with several requests in one batch. */
 	if (l->next == PX_SESSION_NONE &&
-	    (l->prev == PX_SESSION_NONE || t->entries[l->prev].last_slot <= slot))
+	    (l->prev == PX_SESSION_NONE ||
+	     t->entries[l->prev].last_slot <= slot))
 		return;
 	lru_unlink(t, e);
 	lru_link_sorted(t, e);
@@ -413,7 +414,8 @@ static void sift_down(uint64_t *offs, size_t root, size_t n,
 		    record_slot(buf, offs[child + 1]) >
 			    record_slot(buf, offs[child]))
 			child++;
-		if (record_slot(buf, offs[root]) >= record_slot(buf, offs[child]))
+		if (record_slot(buf, offs[root]) >=
+		    record_slot(buf, offs[child]))
 			return;
 		uint64_t tmp = offs[root];
 		offs[root] = offs[child];
@@ -452,7 +454,8 @@ static void session_load_sorted(struct px_session_table *t,
 		const uint8_t *p = buf + t->scratch[i];
 		uint64_t id = px_get_u64(p);
 		PX_ASSERT(px_session_find(t, id) == NULL); /* validated */
-		struct px_session *s = px_session_insert(t, id, record_slot(p, 0));
+		struct px_session *s =
+			px_session_insert(t, id, record_slot(p, 0));
 		s->last_seq = px_get_u64(p + 8);
 		px_session_set_reply(t, s, p[24], p + SESSION_RECORD_HEADER,
 				     px_get_u16(p + 25));

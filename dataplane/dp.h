@@ -185,7 +185,8 @@ struct dp_replica {
 	struct dp_snap snap;
 	bool share_payload;             /* every port does multi-segment TX */
 	bool tx_ip_cksum;               /* every port computes the IPv4
-					   header checksum (dp_port_tx_ip_cksum) */
+					   header checksum
+					   (dp_port_tx_ip_cksum) */
 	/* Headers to each member, made at init: a frame to a member copies
 	 * them and adds its lengths and checksum (bpx_frame_write_template). */
 	struct bpx_frame_template to_member[PX_REPLICAS_MAX];

@@ -605,7 +605,8 @@ static void test_checksum_matches_reference(void **state)
 			buf[off + i] = (uint8_t)rnd(&seed);
 		if (k % 97 == 0) /* all ones and all zeros */
 			memset(buf + off, k % 2 ? 0xff : 0, len);
-		uint32_t initial = k % 3 == 0 ? 0 : (uint32_t)(rnd(&seed) % 0x40000);
+		uint32_t initial =
+			k % 3 == 0 ? 0 : (uint32_t)(rnd(&seed) % 0x40000);
 		uint16_t want =
 			(uint16_t)~ref_sum_add(initial, buf + off, len);
 		assert_int_equal(bpx_inet_checksum(buf + off, len, initial),
@@ -632,7 +633,8 @@ static void test_template_headers_match_reference(void **state)
 		dst.ip = k % 50 == 0 ? 0xffffffffu : (uint32_t)rnd(&seed);
 		src.port = (uint16_t)rnd(&seed);
 		dst.port = (uint16_t)rnd(&seed);
-		uint16_t n = (uint16_t)(rnd(&seed) % (BPX_WIRE_PAYLOAD_MAX + 1));
+		uint16_t n =
+			(uint16_t)(rnd(&seed) % (BPX_WIRE_PAYLOAD_MAX + 1));
 		uint16_t id = (uint16_t)rnd(&seed);
 		struct bpx_frame_template t;
 		bpx_frame_template_init(&t, &src, &dst);
@@ -650,9 +652,8 @@ static void test_template_headers_match_reference(void **state)
 		assert_memory_equal(whole, no_ck, BPX_FRAME_HEADER_BYTES);
 		memset(whole + BPX_FRAME_HEADER_BYTES, 0, n);
 		struct bpx_frame f;
-		assert_int_equal(bpx_frame_parse(whole,
-						 BPX_FRAME_HEADER_BYTES + n, &f),
-				 BPX_WIRE_OK);
+		size_t len = BPX_FRAME_HEADER_BYTES + n;
+		assert_int_equal(bpx_frame_parse(whole, len, &f), BPX_WIRE_OK);
 		assert_int_equal(f.payload_len, n);
 	}
 }
