@@ -174,6 +174,92 @@ void BM_SessionLookup(benchmark::State &state, bool hit)
 	report_items(state, iterations(state), "ns_per_req");
 }
 
+// The leader's session work for one write of a client with a session, as
+// consensus/proposer.c and learner.c do it: the lookup when the request
+// arrives (is it a retry?), then at apply the lookup, the seq check, the
+// touch (most recently used) and the 3-byte reply cached for a retry.
+// range(0) clients take turns in a scattered order, kBatchEntries requests
+// per slot, in a table sized as bypax-cluster sizes it (8192 sessions).
+// Issue 11: "At 4,096 client lanes the session table is 20% of the leader."
+constexpr uint32_t kClusterSessionMax = 8192;
+
+struct session_bench {
+	std::vector<uint64_t> mem;
+	struct px_session_table table;
+	std::vector<uint64_t> order; // client ids, in the order they ask
+	uint64_t slot = 1;
+};
+
+void session_bench_init(struct session_bench &b, uint32_t clients,
+			uint32_t cap)
+{
+	b.mem.assign(px_session_mem_size(cap) / 8 + 1, 0);
+	px_session_init(&b.table, b.mem.data(), cap);
+	// Opened kBatchEntries to a slot, as OPENs through the log are.
+	for (uint64_t id = 1; id <= clients; id++) {
+		px_session_insert(&b.table, id | PX_SESSION_ID_BIT, b.slot);
+		b.slot += id % kBatchEntries == 0;
+	}
+	b.order.resize(clients);
+	for (uint32_t i = 0; i < clients; i++) {
+		// 2521 is odd: i * 2521 mod 2^k visits every id once.
+		uint64_t id = static_cast<uint64_t>(i) * 2521u % clients + 1;
+		b.order[i] = id | PX_SESSION_ID_BIT;
+	}
+}
+
+void BM_SessionRequest(benchmark::State &state)
+{
+	const auto clients = static_cast<uint32_t>(state.range(0));
+	struct session_bench b;
+	session_bench_init(b, clients, kClusterSessionMax);
+	const uint8_t reply[3] = { 0, 0, 0 };
+	uint32_t i = 0, in_slot = 0;
+	uint64_t seq = 1, replied = 0;
+	for (auto _ : state) {
+		uint64_t id = b.order[i];
+		const struct px_session *at_leader =
+			px_session_find(&b.table, id);
+		check(at_leader == nullptr || at_leader->last_seq < seq,
+		      "a new request");
+		struct px_session *s = px_session_find(&b.table, id);
+		s->last_seq = seq;
+		px_session_touch(&b.table, s, b.slot);
+		px_session_set_reply(&b.table, s, PX_REPLY_OK, reply,
+				     sizeof(reply));
+		const uint8_t *cached = px_session_reply(&b.table, s);
+		benchmark::DoNotOptimize(cached);
+		replied += cached[0] == 0;
+		if (++in_slot == kBatchEntries) {
+			in_slot = 0;
+			b.slot++;
+		}
+		if (++i == clients) {
+			i = 0;
+			seq++;
+		}
+	}
+	check(replied == iterations(state), "replies");
+	report_items(state, iterations(state), "ns_per_req");
+}
+
+// An OPEN into a full table of range(0) sessions: the least recently
+// applied session is evicted (pick_victim) and the new one inserted.
+void BM_SessionOpenFull(benchmark::State &state)
+{
+	const auto sessions = static_cast<uint32_t>(state.range(0));
+	struct session_bench b;
+	session_bench_init(b, sessions, sessions);
+	uint64_t next = sessions + 1;
+	for (auto _ : state) {
+		struct px_session *s = px_session_insert(
+			&b.table, next++ | PX_SESSION_ID_BIT, ++b.slot);
+		benchmark::DoNotOptimize(static_cast<void *>(s));
+	}
+	check(b.table.count == sessions, "the table stays full");
+	report_items(state, iterations(state), "ns_per_req");
+}
+
 // A full slot's value: kBatchEntries PUTs from distinct clients.
 std::vector<struct px_pending> batch_requests()
 {
@@ -391,6 +477,8 @@ BENCHMARK(BM_CommitKeys)
 	->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_SessionLookup, hit, true);
 BENCHMARK_CAPTURE(BM_SessionLookup, miss, false);
+BENCHMARK(BM_SessionRequest)->ArgName("clients")->Arg(512)->Arg(4096);
+BENCHMARK(BM_SessionOpenFull)->ArgName("sessions")->Arg(512)->Arg(4096);
 BENCHMARK(BM_BatchEncode);
 BENCHMARK(BM_BatchDecode);
 BENCHMARK_CAPTURE(BM_KvApply, put, BPX_KV_PUT);

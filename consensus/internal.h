@@ -95,7 +95,13 @@ struct px_phase1 {
 	uint64_t *seen_bits;        /* [replica][log_slots / 64] */
 };
 
-/* A client session: the last applied request and its reply (exactly-once). */
+/* Replies up to this many bytes live in the session's own entry (a KV
+ * write's reply is 3 bytes); longer ones in the table's reply area. */
+#define PX_SESSION_REPLY_INLINE 36u
+
+/* A client session: the last applied request and its reply (exactly-once).
+ * One cache line: a request's lookup, check and update touch nothing else
+ * unless its reply is longer than PX_SESSION_REPLY_INLINE. */
 struct px_session {
 	uint64_t client_id;
 	uint64_t last_seq;
@@ -103,16 +109,32 @@ struct px_session {
 	uint16_t reply_len;
 	uint8_t status;
 	bool in_use;
-	uint8_t reply[PX_REPLY_BYTES_MAX];
+	uint8_t reply_inline[PX_SESSION_REPLY_INLINE];
+};
+
+/* An entry's neighbours in least-recently-applied order (entry numbers,
+ * PX_SESSION_NONE at the ends): kept apart from the entries, 8 bytes per
+ * session, so moving one to the end touches no other session's line. */
+#define PX_SESSION_NONE UINT32_MAX
+struct px_session_link {
+	uint32_t prev;
+	uint32_t next;
 };
 
 struct px_session_table {
 	struct px_session *entries; /* session_max */
+	struct px_session_link *lru; /* session_max, by entry number */
+	uint8_t *replies;           /* session_max * PX_REPLY_BYTES_MAX: the
+				       reply of entry e, when longer than
+				       PX_SESSION_REPLY_INLINE, at e * max */
 	uint32_t *index;            /* open addressing, index_slots */
-	uint64_t *scratch;          /* index_slots: validating a snapshot */
+	uint64_t *scratch;          /* index_slots: validating and loading a
+				       snapshot */
 	uint32_t index_slots;       /* power of two, >= 2 * session_max */
 	uint32_t count;
 	uint32_t cap;
+	uint32_t lru_head;          /* least recently applied; NONE if empty */
+	uint32_t lru_tail;          /* most recently applied */
 };
 
 struct px_replica {
@@ -344,6 +366,17 @@ struct px_session *px_session_find(struct px_session_table *t,
 				   uint64_t client_id);
 struct px_session *px_session_insert(struct px_session_table *t,
 				     uint64_t client_id, uint64_t slot);
+/* A request of s applied at slot: s becomes the most recently used. */
+void px_session_touch(struct px_session_table *t, struct px_session *s,
+		      uint64_t slot);
+/* Caches the reply a retry of s's last request gets (reply_len <=
+ * PX_REPLY_BYTES_MAX). */
+void px_session_set_reply(struct px_session_table *t, struct px_session *s,
+			  uint8_t status, const uint8_t *reply,
+			  uint32_t reply_len);
+/* The cached reply's bytes (s->reply_len of them). */
+const uint8_t *px_session_reply(const struct px_session_table *t,
+				const struct px_session *s);
 /* The id of the session an OPEN applied at (slot, index) creates. */
 uint64_t px_session_id_make(uint64_t slot, uint32_t index);
 void px_session_clear(struct px_session_table *t);

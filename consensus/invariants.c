@@ -35,6 +35,9 @@ static const char *check_bounds(const struct px_replica *r)
 	}
 	if (r->sessions.count > r->sessions.cap)
 		return "session table beyond its bound";
+	if ((r->sessions.count == 0) !=
+	    (r->sessions.lru_head == PX_SESSION_NONE))
+		return "session LRU list and session count disagree";
 	if (r->reply_arena_used > r->reply_arena_cap)
 		return "reply arena overflowed";
 	if (r->lease_holder == r->cfg.self_id)

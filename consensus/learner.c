@@ -48,7 +48,8 @@ void px_advance_commit(struct px_replica *r)
 static void reply_from_session(struct px_replica *r, struct px_outbox *out,
 			       const struct px_session *s, uint64_t seq)
 {
-	px_reply(r, out, s->client_id, seq, s->status, s->reply, s->reply_len);
+	px_reply(r, out, s->client_id, seq, s->status,
+		 px_session_reply(&r->sessions, s), s->reply_len);
 }
 
 /* A read in the log: answered from the state at its place in the order,
@@ -132,10 +133,9 @@ static void apply_write(struct px_replica *r, const struct px_batch_entry *e,
 				       sizeof(r->reply_buf));
 	PX_ASSERT(len >= 0 && (uint32_t)len <= PX_REPLY_BYTES_MAX);
 	s->last_seq = e->seq;
-	s->last_slot = slot;
-	s->status = PX_REPLY_OK;
-	s->reply_len = (uint16_t)len;
-	memcpy(s->reply, r->reply_buf, (size_t)len);
+	px_session_touch(&r->sessions, s, slot);
+	px_session_set_reply(&r->sessions, s, PX_REPLY_OK, r->reply_buf,
+			     (uint32_t)len);
 	r->stats.requests_applied++;
 	if (answer)
 		reply_from_session(r, out, s, e->seq);

@@ -628,7 +628,8 @@ static void on_write_request(struct px_replica *r, const struct px_msg *m,
 		r->stats.requests_deduplicated++;
 		if (m->seq == s->last_seq)
 			px_reply(r, out, s->client_id, m->seq, s->status,
-				 s->reply, s->reply_len);
+				 px_session_reply(&r->sessions, s),
+				 s->reply_len);
 		else
 			reply_status(r, out, m, PX_REPLY_STALE);
 		return;

@@ -57,6 +57,9 @@ uint64_t px_session_id_make(uint64_t slot, uint32_t index)
 	return PX_SESSION_ID_BIT | (slot << PX_SESSION_INDEX_BITS) | index;
 }
 
+_Static_assert(sizeof(struct px_session) == PX_ALIGN,
+	       "a session is one cache line");
+
 static uint32_t index_slots_for(uint32_t cap)
 {
 	uint32_t n = 1;
@@ -67,21 +70,29 @@ static uint32_t index_slots_for(uint32_t cap)
 
 size_t px_session_mem_size(uint32_t session_max)
 {
-	return (size_t)session_max * sizeof(struct px_session) +
+	return (size_t)session_max *
+		       (sizeof(struct px_session) +
+			sizeof(struct px_session_link) + PX_REPLY_BYTES_MAX) +
 	       (size_t)index_slots_for(session_max) *
 		       (sizeof(uint64_t) + sizeof(uint32_t));
 }
 
+/* The entries first, so they keep mem's alignment; the long replies last:
+ * they are touched only by replies longer than PX_SESSION_REPLY_INLINE. */
 void px_session_init(struct px_session_table *t, void *mem, uint32_t cap)
 {
+	PX_ASSERT(cap >= 1 && cap < PX_SESSION_NONE);
 	uint32_t slots = index_slots_for(cap);
 	t->entries = mem;
-	t->scratch = (uint64_t *)((uint8_t *)mem +
-				  (size_t)cap * sizeof(struct px_session));
+	t->lru = (struct px_session_link *)(t->entries + cap);
+	t->scratch = (uint64_t *)(t->lru + cap);
 	t->index = (uint32_t *)(t->scratch + slots);
+	t->replies = (uint8_t *)(t->index + slots);
 	t->index_slots = slots;
 	t->cap = cap;
 	t->count = 0;
+	t->lru_head = PX_SESSION_NONE;
+	t->lru_tail = PX_SESSION_NONE;
 }
 
 static uint32_t hash_client(uint64_t id)
@@ -133,18 +144,63 @@ static void index_remove(struct px_session_table *t, uint64_t client_id)
 	}
 }
 
+static uint32_t entry_number(const struct px_session_table *t,
+			     const struct px_session *s)
+{
+	PX_ASSERT(s >= t->entries && s < t->entries + t->count);
+	return (uint32_t)(s - t->entries);
+}
+
+static void lru_unlink(struct px_session_table *t, uint32_t e)
+{
+	struct px_session_link *l = &t->lru[e];
+	if (l->prev == PX_SESSION_NONE)
+		t->lru_head = l->next;
+	else
+		t->lru[l->prev].next = l->next;
+	if (l->next == PX_SESSION_NONE)
+		t->lru_tail = l->prev;
+	else
+		t->lru[l->next].prev = l->prev;
+}
+
+/* The list stays sorted by last_slot. A replica applies slots in order, so
+ * e belongs at the end and the loop does not run; only a caller that goes
+ * back in slots (a unit test) walks. */
+static void lru_link_sorted(struct px_session_table *t, uint32_t e)
+{
+	uint64_t slot = t->entries[e].last_slot;
+	uint32_t after = t->lru_tail;
+	while (after != PX_SESSION_NONE && t->entries[after].last_slot > slot)
+		after = t->lru[after].prev;
+	uint32_t before =
+		after == PX_SESSION_NONE ? t->lru_head : t->lru[after].next;
+	t->lru[e] = (struct px_session_link){ .prev = after, .next = before };
+	if (after == PX_SESSION_NONE)
+		t->lru_head = e;
+	else
+		t->lru[after].next = e;
+	if (before == PX_SESSION_NONE)
+		t->lru_tail = e;
+	else
+		t->lru[before].prev = e;
+}
+
 /* The least recently applied session (ties: lowest client id) goes first:
- * a rule of replicated state only, so every replica evicts the same one. */
+ * a rule of replicated state only, so every replica evicts the same one.
+ * The list is sorted by last_slot, so the candidates are the sessions at
+ * its head last applied in the head's slot: at most the requests of one
+ * slot's batch, not the whole table. */
 static uint32_t pick_victim(const struct px_session_table *t)
 {
-	uint32_t victim = 0;
-	for (uint32_t i = 1; i < t->cap; i++) {
-		const struct px_session *a = &t->entries[i];
-		const struct px_session *v = &t->entries[victim];
-		if (a->last_slot < v->last_slot ||
-		    (a->last_slot == v->last_slot && a->client_id < v->client_id))
+	uint32_t victim = t->lru_head;
+	PX_ASSERT(victim != PX_SESSION_NONE);
+	uint64_t oldest = t->entries[victim].last_slot;
+	for (uint32_t i = t->lru[victim].next;
+	     i != PX_SESSION_NONE && t->entries[i].last_slot == oldest;
+	     i = t->lru[i].next)
+		if (t->entries[i].client_id < t->entries[victim].client_id)
 			victim = i;
-	}
 	return victim;
 }
 
@@ -157,15 +213,62 @@ struct px_session *px_session_insert(struct px_session_table *t,
 		e = t->count++;
 	} else {
 		e = pick_victim(t);
+		lru_unlink(t, e);
 		index_remove(t, t->entries[e].client_id);
 	}
 	struct px_session *s = &t->entries[e];
-	memset(s, 0, offsetof(struct px_session, reply));
+	memset(s, 0, offsetof(struct px_session, reply_inline));
 	s->client_id = client_id;
 	s->last_slot = slot;
 	s->in_use = true;
+	lru_link_sorted(t, e);
 	*index_cell(t, client_id) = e + 1;
 	return s;
+}
+
+void px_session_touch(struct px_session_table *t, struct px_session *s,
+		      uint64_t slot)
+{
+	uint32_t e = entry_number(t, s);
+	/* Applied again in the same slot: its place in the order holds. */
+	if (s->last_slot == slot)
+		return;
+	s->last_slot = slot;
+	struct px_session_link *l = &t->lru[e];
+	/* Already last, and still in order: the usual case for a client
+	 * with several requests in one batch. */
+	if (l->next == PX_SESSION_NONE &&
+	    (l->prev == PX_SESSION_NONE ||
+	     t->entries[l->prev].last_slot <= slot))
+		return;
+	lru_unlink(t, e);
+	lru_link_sorted(t, e);
+}
+
+static uint8_t *reply_bytes(const struct px_session_table *t,
+			    const struct px_session *s, uint32_t reply_len)
+{
+	if (reply_len <= PX_SESSION_REPLY_INLINE)
+		return (uint8_t *)s->reply_inline;
+	return t->replies +
+	       (size_t)entry_number(t, s) * PX_REPLY_BYTES_MAX;
+}
+
+void px_session_set_reply(struct px_session_table *t, struct px_session *s,
+			  uint8_t status, const uint8_t *reply,
+			  uint32_t reply_len)
+{
+	PX_ASSERT(reply_len <= PX_REPLY_BYTES_MAX);
+	s->status = status;
+	s->reply_len = (uint16_t)reply_len;
+	if (reply_len > 0)
+		memcpy(reply_bytes(t, s, reply_len), reply, reply_len);
+}
+
+const uint8_t *px_session_reply(const struct px_session_table *t,
+				const struct px_session *s)
+{
+	return reply_bytes(t, s, s->reply_len);
 }
 
 void px_session_clear(struct px_session_table *t)
@@ -174,6 +277,8 @@ void px_session_clear(struct px_session_table *t)
 	for (uint32_t i = 0; i < t->count; i++)
 		t->entries[i].in_use = false;
 	t->count = 0;
+	t->lru_head = PX_SESSION_NONE;
+	t->lru_tail = PX_SESSION_NONE;
 }
 
 static uint64_t mix64(uint64_t x)
@@ -185,12 +290,14 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static uint64_t session_hash(const struct px_session *s)
+static uint64_t session_hash(const struct px_session_table *t,
+			     const struct px_session *s)
 {
+	const uint8_t *reply = px_session_reply(t, s);
 	uint64_t h = mix64(s->client_id) ^ mix64(s->last_seq + 0x51) ^
 		     mix64(s->last_slot + 0xa3) ^ mix64(s->reply_len + 7u);
 	for (uint32_t i = 0; i < s->reply_len; i++)
-		h = (h ^ s->reply[i]) * 0x100000001b3ull;
+		h = (h ^ reply[i]) * 0x100000001b3ull;
 	return mix64(h);
 }
 
@@ -198,7 +305,7 @@ uint64_t px_session_digest(const struct px_session_table *t)
 {
 	uint64_t d = t->count;
 	for (uint32_t i = 0; i < t->count; i++)
-		d += session_hash(&t->entries[i]);
+		d += session_hash(t, &t->entries[i]);
 	return d;
 }
 
@@ -212,21 +319,29 @@ size_t px_session_snapshot_size(const struct px_session_table *t)
 	return n;
 }
 
+/* Records in least-recently-applied order, so a load links each at the end
+ * of the list (the order of records is not part of the format: a load
+ * sorts them). */
 size_t px_session_save(const struct px_session_table *t, uint8_t *buf)
 {
 	uint8_t *p = buf;
 	px_put_u32(p, t->count);
 	p += 4;
-	for (uint32_t i = 0; i < t->count; i++) {
-		const struct px_session *s = &t->entries[i];
+	uint32_t saved = 0;
+	for (uint32_t e = t->lru_head; e != PX_SESSION_NONE;
+	     e = t->lru[e].next) {
+		const struct px_session *s = &t->entries[e];
 		px_put_u64(p, s->client_id);
 		px_put_u64(p + 8, s->last_seq);
 		px_put_u64(p + 16, s->last_slot);
 		p[24] = s->status;
 		px_put_u16(p + 25, s->reply_len);
-		memcpy(p + SESSION_RECORD_HEADER, s->reply, s->reply_len);
+		memcpy(p + SESSION_RECORD_HEADER, px_session_reply(t, s),
+		       s->reply_len);
 		p += SESSION_RECORD_HEADER + s->reply_len;
+		saved++;
 	}
+	PX_ASSERT(saved == t->count);
 	return (size_t)(p - buf);
 }
 
@@ -250,12 +365,10 @@ static bool seen_before(struct px_session_table *t, const uint8_t *buf,
 	}
 }
 
-/* Validates a saved table; with t != NULL also loads it, and with dups !=
- * NULL (dry run only) also refuses a client saved twice. Returns 0 and the
- * bytes used, or -BPX_EMALFORMED. */
-static int session_parse(struct px_session_table *t, uint32_t cap,
-			 struct px_session_table *dups, const uint8_t *buf,
-			 size_t len, size_t *used)
+/* Validates a saved table, and with dups != NULL also refuses a client
+ * saved twice. Returns 0 and the bytes used, or -BPX_EMALFORMED. */
+static int session_parse(uint32_t cap, struct px_session_table *dups,
+			 const uint8_t *buf, size_t len, size_t *used)
 {
 	if (len < 4)
 		return -BPX_EMALFORMED;
@@ -273,17 +386,6 @@ static int session_parse(struct px_session_table *t, uint32_t cap,
 			return -BPX_EMALFORMED;
 		if (dups != NULL && seen_before(dups, buf, off))
 			return -BPX_EMALFORMED;
-		if (t != NULL) {
-			uint64_t id = px_get_u64(p);
-			if (px_session_find(t, id) != NULL)
-				return -BPX_EMALFORMED;
-			struct px_session *s =
-				px_session_insert(t, id, px_get_u64(p + 16));
-			s->last_seq = px_get_u64(p + 8);
-			s->status = p[24];
-			s->reply_len = reply_len;
-			memcpy(s->reply, p + SESSION_RECORD_HEADER, reply_len);
-		}
 		off += SESSION_RECORD_HEADER + reply_len;
 	}
 	*used = off;
@@ -296,7 +398,68 @@ int px_session_validate(struct px_session_table *t, const uint8_t *buf,
 			size_t len, size_t *used)
 {
 	memset(t->scratch, 0, (size_t)t->index_slots * sizeof(uint64_t));
-	return session_parse(NULL, t->cap, t, buf, len, used);
+	return session_parse(t->cap, t, buf, len, used);
+}
+
+static uint64_t record_slot(const uint8_t *buf, uint64_t off)
+{
+	return px_get_u64(buf + off + 16);
+}
+
+static void sift_down(uint64_t *offs, size_t root, size_t n,
+		      const uint8_t *buf)
+{
+	for (size_t child; (child = 2 * root + 1) < n; root = child) {
+		if (child + 1 < n &&
+		    record_slot(buf, offs[child + 1]) >
+			    record_slot(buf, offs[child]))
+			child++;
+		if (record_slot(buf, offs[root]) >=
+		    record_slot(buf, offs[child]))
+			return;
+		uint64_t tmp = offs[root];
+		offs[root] = offs[child];
+		offs[child] = tmp;
+	}
+}
+
+/* Heapsort by last_slot: in place, O(n log n) whatever the order saved
+ * (older versions saved records in entry order). */
+static void sort_by_slot(uint64_t *offs, size_t n, const uint8_t *buf)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(offs, i, n, buf);
+	for (size_t end = n; end-- > 1;) {
+		uint64_t tmp = offs[0];
+		offs[0] = offs[end];
+		offs[end] = tmp;
+		sift_down(offs, 0, end, buf);
+	}
+}
+
+/* Loads a validated table: the records' offsets in t->scratch, sorted by
+ * last_slot, then inserted in that order, each at the end of the list. */
+static void session_load_sorted(struct px_session_table *t,
+				const uint8_t *buf)
+{
+	uint32_t count = px_get_u32(buf);
+	PX_ASSERT(count <= t->cap && count <= t->index_slots);
+	uint64_t off = 4;
+	for (uint32_t i = 0; i < count; i++) {
+		t->scratch[i] = off;
+		off += SESSION_RECORD_HEADER + px_get_u16(buf + off + 25);
+	}
+	sort_by_slot(t->scratch, count, buf);
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *p = buf + t->scratch[i];
+		uint64_t id = px_get_u64(p);
+		PX_ASSERT(px_session_find(t, id) == NULL); /* validated */
+		struct px_session *s =
+			px_session_insert(t, id, record_slot(p, 0));
+		s->last_seq = px_get_u64(p + 8);
+		px_session_set_reply(t, s, p[24], p + SESSION_RECORD_HEADER,
+				     px_get_u16(p + 25));
+	}
 }
 
 int px_session_load(struct px_session_table *t, const uint8_t *buf,
@@ -308,7 +471,6 @@ int px_session_load(struct px_session_table *t, const uint8_t *buf,
 	if (err != 0)
 		return err;
 	px_session_clear(t);
-	err = session_parse(t, t->cap, NULL, buf, len, used);
-	PX_ASSERT(err == 0); /* validated above */
-	return err;
+	session_load_sorted(t, buf);
+	return 0;
 }

@@ -608,9 +608,12 @@ static int setup_replica(char *err, size_t len)
 	d.replica->port_paused = port_paused;
 	d.replica->link_probe_ns = LINK_PROBE_NS;
 	d.replica->share_payload = true;
+	d.replica->tx_ip_cksum = true;
 	uint16_t port;
-	RTE_ETH_FOREACH_DEV(port)
+	RTE_ETH_FOREACH_DEV(port) {
 		d.replica->share_payload &= dp_port_multi_seg(port);
+		d.replica->tx_ip_cksum &= dp_port_tx_ip_cksum(port);
+	}
 	if (rc == 0 && d.o.snapshot_mb > 0 &&
 	    dp_replica_enable_snapshots(d.replica,
 					(size_t)d.o.snapshot_mb << 20) != 0) {

@@ -158,6 +158,7 @@ static int setup_replicas(struct cluster *c, char *err, size_t len)
 			return rc;
 		dp_replica_set_leader_hint(r, (uint8_t)c->o->leader);
 		r->share_payload = dp_port_multi_seg(c->mesh.ports[i]);
+		r->tx_ip_cksum = dp_port_tx_ip_cksum(c->mesh.ports[i]);
 	}
 	return 0;
 }

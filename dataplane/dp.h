@@ -184,6 +184,12 @@ struct dp_replica {
 	int32_t reconfig_rc;
 	struct dp_snap snap;
 	bool share_payload;             /* every port does multi-segment TX */
+	bool tx_ip_cksum;               /* every port computes the IPv4
+					   header checksum
+					   (dp_port_tx_ip_cksum) */
+	/* Headers to each member, made at init: a frame to a member copies
+	 * them and adds its lengths and checksum (bpx_frame_write_template). */
+	struct bpx_frame_template to_member[PX_REPLICAS_MAX];
 	bool clock_behind;              /* a long step ran: read the clock */
 	/* Every this often, an ARP request to each peer (0: never). bypaxd
 	 * sets it: a link over which nothing arrives although its peer is
@@ -237,6 +243,7 @@ struct dp_loadgen {
 	 * member for bypax-dpdk-load (a memif link is point to point). */
 	uint8_t rx_count;
 	struct dp_rx rx[DP_RX_MAX];
+	struct bpx_frame_template to_member[PX_REPLICAS_MAX]; /* at init */
 	struct dp_routes routes;
 	struct dp_lane *lanes;
 	struct bpx_engine eng;   /* the leader, OPEN seqs, counters */

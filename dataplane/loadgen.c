@@ -31,6 +31,9 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 	g->lc = *lc;
 	g->cfg = cfg;
 	g->self = *self;
+	for (uint8_t k = 0; k < cfg->member_count && k < PX_REPLICAS_MAX; k++)
+		bpx_frame_template_init(&g->to_member[k], self,
+					&cfg->members[k].data);
 	g->pool = pool;
 	g->prng = lc->seed | 1;
 	g->lanes = rte_zmalloc("bypax_lanes", lc->lanes * sizeof(*g->lanes), 64);
@@ -116,7 +119,6 @@ static void send_request(struct dp_loadgen *g,
 		g->ctr.mbuf_exhausted++;
 		return; /* the engine's attempt timeout resends */
 	}
-	const struct bpx_endpoint *dst = &g->cfg->members[s->member].data;
 	size_t len = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(&m);
 	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)len);
 	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES,
@@ -128,8 +130,11 @@ static void send_request(struct dp_loadgen *g,
 		rte_pktmbuf_free(mb);
 		return;
 	}
-	bpx_frame_write_headers(p, &g->self, dst, (uint16_t)n, 0);
-	dp_txq_push(dp_routes_lookup(&g->routes, dst->mac), mb, &g->ctr);
+	bpx_frame_write_template(p, &g->to_member[s->member], (uint16_t)n, 0,
+				 true);
+	dp_txq_push(dp_routes_lookup(&g->routes,
+				     g->cfg->members[s->member].data.mac),
+		    mb, &g->ctr);
 }
 
 /* Whether a new request may start now, and the time its latency counts

@@ -35,6 +35,12 @@ int dp_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
 	/* Shared-value sends chain mbufs: ask for it where the port can. */
 	if (rc == 0 && (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
 		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	/* The IPv4 header checksum, where the NIC has it (net_ring and
+	 * net_memif do not: the software path stays, dp_port_ip_cksum). */
+	if (rc == 0 && (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM))
+		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+	if (rc == 0 && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM))
+		conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
 	rc = rc ? rc : rte_eth_dev_configure(port, rx_queues, tx_queues, &conf);
 	int socket = rte_eth_dev_socket_id(port);
 	socket = socket < 0 ? 0 : socket;
@@ -65,6 +71,13 @@ bool dp_port_multi_seg(uint16_t port)
 	struct rte_eth_dev_info info;
 	return rte_eth_dev_info_get(port, &info) == 0 &&
 	       (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS);
+}
+
+bool dp_port_tx_ip_cksum(uint16_t port)
+{
+	struct rte_eth_dev_info info;
+	return rte_eth_dev_info_get(port, &info) == 0 &&
+	       (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM);
 }
 
 /* Endpoint i owns ring i (its inbox) and a port whose TX queue j feeds

@@ -21,6 +21,10 @@ int dp_port_start(uint16_t port, uint16_t rx_queues, uint16_t tx_queues,
 /* Whether the port can send chained (multi-segment) mbufs. */
 bool dp_port_multi_seg(uint16_t port);
 
+/* Whether the port computes the IPv4 header checksum of what it sends
+ * (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM; dp_port_start turns it on). */
+bool dp_port_tx_ip_cksum(uint16_t port);
+
 struct dp_ring_mesh {
 	uint16_t endpoints;
 	uint16_t ports[DP_MESH_MAX];

@@ -43,6 +43,10 @@ int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
 	r->id = id;
 	r->cfg = cfg;
 	r->self = cfg->members[id].data;
+	DP_ASSERT(cfg->member_count <= PX_REPLICAS_MAX);
+	for (uint8_t k = 0; k < cfg->member_count; k++)
+		bpx_frame_template_init(&r->to_member[k], &r->self,
+					&cfg->members[k].data);
 	r->sm_ops = sm_ops;
 	r->sm = sm;
 	r->pool = pool;
@@ -169,6 +173,29 @@ static size_t tag_bytes(const struct dp_replica *r, const struct px_msg *m)
 		       : 0;
 }
 
+/* The headers of a frame to dst. To a member (most frames): from its
+ * template, with the IPv4 checksum left to the port where every port
+ * computes it. To a client: written whole, checksum in software. */
+static void write_headers(struct dp_replica *r, struct rte_mbuf *mb,
+			  uint8_t *p, const struct bpx_endpoint *dst,
+			  uint16_t payload_len)
+{
+	for (uint8_t k = 0; k < r->cfg->member_count; k++) {
+		if (dst != &r->cfg->members[k].data)
+			continue;
+		bpx_frame_write_template(p, &r->to_member[k], payload_len,
+					 r->ip_id++, !r->tx_ip_cksum);
+		if (r->tx_ip_cksum) {
+			mb->l2_len = 14;
+			mb->l3_len = 20;
+			mb->ol_flags |= RTE_MBUF_F_TX_IPV4 |
+					RTE_MBUF_F_TX_IP_CKSUM;
+		}
+		return;
+	}
+	bpx_frame_write_headers(p, &r->self, dst, payload_len, r->ip_id++);
+}
+
 static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 		       const struct px_msg *m)
 {
@@ -194,8 +221,7 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 	if (tag > 0)
 		bpx_auth_sign(&r->cfg->key, p + BPX_FRAME_HEADER_BYTES,
 			      (size_t)n, p + BPX_FRAME_HEADER_BYTES + n);
-	bpx_frame_write_headers(p, &r->self, dst, (uint16_t)(n + (int)tag),
-				r->ip_id++);
+	write_headers(r, mb, p, dst, (uint16_t)(n + (int)tag));
 	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), mb);
 }
 
@@ -267,9 +293,8 @@ static bool send_shared(struct dp_replica *r, const struct px_msg *m,
 		rte_pktmbuf_free(head); /* and the clone chained to it */
 		return false;
 	}
-	bpx_frame_write_headers(p, &r->self, dst,
-				(uint16_t)(n + (int)m->value_len + (int)tag),
-				r->ip_id++);
+	write_headers(r, head, p, dst,
+		      (uint16_t)(n + (int)m->value_len + (int)tag));
 	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), head);
 	r->ctr.shared_sends++;
 	return true;
@@ -582,7 +607,7 @@ static bool from_member(const struct dp_replica *r, const struct px_msg *m,
 }
 
 static void handle_frame(struct dp_replica *r, const uint8_t *data,
-			 uint16_t len, uint64_t now_ns)
+			 uint16_t len, bool ip_cksum_good, uint64_t now_ns)
 {
 	if (bpx_frame_ethertype(data, len) == BPX_ETHERTYPE_ARP) {
 		answer_arp(r, data, len);
@@ -590,7 +615,8 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 	}
 	struct bpx_frame f;
 	struct px_msg m;
-	enum bpx_wire_drop d = bpx_frame_parse(data, len, &f);
+	enum bpx_wire_drop d = bpx_frame_parse_checked(data, len, ip_cksum_good,
+						       &f);
 	if (d == BPX_WIRE_OK && !addressed_to_us(r, &f))
 		d = BPX_WIRE_NOT_FOR_US;
 	size_t body_len = 0; /* set by bpx_auth_check_payload */
@@ -644,8 +670,12 @@ static void handle_mbuf(struct dp_replica *r, struct rte_mbuf *mb,
 		r->ctr.multi_segment++;
 		return;
 	}
+	/* A port that checked the IPv4 checksum says so; a bad or unknown
+	 * one is checked (and dropped, counted) in software. */
+	bool ip_good = (mb->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
+		       RTE_MBUF_F_RX_IP_CKSUM_GOOD;
 	handle_frame(r, rte_pktmbuf_mtod(mb, const uint8_t *),
-		     rte_pktmbuf_data_len(mb), now_ns);
+		     rte_pktmbuf_data_len(mb), ip_good, now_ns);
 }
 
 /* ---- The control thread's commands and our status, through rings ---- */

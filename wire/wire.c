@@ -244,17 +244,107 @@ enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
 
 /* ---- Ethernet / IPv4 / UDP ---- */
 
-uint16_t bpx_inet_checksum(const void *data, size_t len, uint32_t initial)
+/* RFC 1071 section 2: the ones' complement sum does not depend on byte
+ * order, and may be taken over wider words with the carries folded back
+ * in. So add the bytes as host-order 32-bit words (2^16 = 1 modulo
+ * 0xffff), fold, and swap the result on a little-endian host, instead of
+ * building each big-endian 16-bit word from a byte pair. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define HOST_SUM_TO_BE(x) (x)
+#else
+#define HOST_SUM_TO_BE(x) ((uint16_t)(((x) >> 8) | ((x) << 8)))
+#endif
+
+static uint16_t fold16(uint64_t sum)
 {
-	const uint8_t *p = data;
-	uint64_t sum = initial;
-	for (; len >= 2; p += 2, len -= 2)
-		sum += (uint32_t)((p[0] << 8) | p[1]);
-	if (len == 1)
-		sum += (uint32_t)(p[0] << 8);
 	while (sum >> 16)
 		sum = (sum & 0xffffu) + (sum >> 16);
-	return (uint16_t)~sum;
+	return (uint16_t)sum;
+}
+
+static uint64_t sum_host_words(const uint8_t *p, size_t len)
+{
+	uint64_t sum = 0;
+	for (; len >= 4; p += 4, len -= 4) {
+		uint32_t w;
+		memcpy(&w, p, 4);
+		sum += w;
+	}
+	/* The last 1..3 bytes, zero-padded to a word in place. */
+	uint8_t tail[4] = { 0, 0, 0, 0 };
+	memcpy(tail, p, len);
+	uint32_t w;
+	memcpy(&w, tail, 4);
+	return sum + w;
+}
+
+/* An IPv4 header's checksum (ihl a multiple of 4, 20..60): whole words
+ * only, no tail. */
+static uint16_t ipv4_header_checksum(const uint8_t *ip, size_t ihl)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < ihl; i += 4) {
+		uint32_t w;
+		memcpy(&w, ip + i, 4);
+		sum += w;
+	}
+	uint16_t host = fold16(sum);
+	return (uint16_t)~HOST_SUM_TO_BE(host);
+}
+
+uint16_t bpx_inet_checksum(const void *data, size_t len, uint32_t initial)
+{
+	uint16_t host = fold16(sum_host_words(data, len));
+	uint32_t sum = (uint32_t)HOST_SUM_TO_BE(host) + fold16(initial);
+	return (uint16_t)~fold16(sum);
+}
+
+/* ---- Per-destination header templates ---- */
+
+void bpx_frame_template_init(struct bpx_frame_template *t,
+			     const struct bpx_endpoint *src,
+			     const struct bpx_endpoint *dst)
+{
+	uint8_t *buf = t->headers;
+	memcpy(buf, dst->mac, 6);
+	memcpy(buf + 6, src->mac, 6);
+	put16(buf + 12, BPX_ETHERTYPE_IPV4);
+	uint8_t *ip = buf + 14;
+	ip[0] = 0x45; /* version 4, 20-byte header */
+	ip[1] = 0;
+	put16(ip + 2, 0); /* total length: per frame */
+	put16(ip + 4, 0); /* id: per frame */
+	put16(ip + 6, 0x4000); /* don't fragment */
+	ip[8] = 64;
+	ip[9] = 17; /* UDP */
+	put16(ip + 10, 0); /* checksum: per frame */
+	put32(ip + 12, src->ip);
+	put32(ip + 16, dst->ip);
+	uint8_t *udp = ip + 20;
+	put16(udp, src->port);
+	put16(udp + 2, dst->port);
+	put16(udp + 4, 0); /* length: per frame */
+	put16(udp + 6, 0); /* no UDP checksum (allowed over IPv4) */
+	/* The header's fixed words, summed once: a frame adds its length and
+	 * id and folds (RFC 1624's incremental update, from fields at 0). */
+	t->ip_sum = (uint16_t)~ipv4_header_checksum(ip, 20);
+}
+
+size_t bpx_frame_write_template(uint8_t *buf,
+				const struct bpx_frame_template *t,
+				uint16_t payload_len, uint16_t ip_id,
+				bool ip_checksum)
+{
+	memcpy(buf, t->headers, BPX_FRAME_HEADER_BYTES);
+	uint8_t *ip = buf + 14;
+	uint16_t total = (uint16_t)(20 + 8 + payload_len);
+	put16(ip + 2, total);
+	put16(ip + 4, ip_id);
+	if (ip_checksum)
+		put16(ip + 10,
+		      (uint16_t)~fold16((uint64_t)t->ip_sum + total + ip_id));
+	put16(ip + 20 + 4, (uint16_t)(8 + payload_len));
+	return BPX_FRAME_HEADER_BYTES;
 }
 
 uint16_t bpx_frame_ethertype(const uint8_t *buf, size_t len)
@@ -280,7 +370,7 @@ size_t bpx_frame_write_headers(uint8_t *buf, const struct bpx_endpoint *src,
 	put16(ip + 10, 0);
 	put32(ip + 12, src->ip);
 	put32(ip + 16, dst->ip);
-	put16(ip + 10, bpx_inet_checksum(ip, 20, 0));
+	put16(ip + 10, ipv4_header_checksum(ip, 20));
 	uint8_t *udp = ip + 20;
 	put16(udp, src->port);
 	put16(udp + 2, dst->port);
@@ -297,7 +387,8 @@ static uint32_t udp_pseudo_sum(const uint8_t *ip, uint16_t udp_len)
 }
 
 static enum bpx_wire_drop parse_ip(const uint8_t *ip, size_t len,
-				   size_t *ihl_out, uint16_t *total_out)
+				   bool ip_checksum_good, size_t *ihl_out,
+				   uint16_t *total_out)
 {
 	if (len < 20)
 		return BPX_WIRE_TRUNCATED;
@@ -306,7 +397,7 @@ static enum bpx_wire_drop parse_ip(const uint8_t *ip, size_t len,
 	if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || total > len ||
 	    ihl > len)
 		return BPX_WIRE_BAD_IP_HEADER;
-	if (bpx_inet_checksum(ip, ihl, 0) != 0)
+	if (!ip_checksum_good && ipv4_header_checksum(ip, ihl) != 0)
 		return BPX_WIRE_BAD_IP_CHECKSUM;
 	if ((get16(ip + 6) & 0x3fffu) != 0) /* MF set or an offset */
 		return BPX_WIRE_FRAGMENT;
@@ -320,6 +411,13 @@ static enum bpx_wire_drop parse_ip(const uint8_t *ip, size_t len,
 enum bpx_wire_drop bpx_frame_parse(const uint8_t *buf, size_t len,
 				   struct bpx_frame *f)
 {
+	return bpx_frame_parse_checked(buf, len, false, f);
+}
+
+enum bpx_wire_drop bpx_frame_parse_checked(const uint8_t *buf, size_t len,
+					   bool ip_checksum_good,
+					   struct bpx_frame *f)
+{
 	if (len < 14)
 		return BPX_WIRE_TRUNCATED;
 	if (bpx_frame_ethertype(buf, len) != BPX_ETHERTYPE_IPV4)
@@ -327,7 +425,8 @@ enum bpx_wire_drop bpx_frame_parse(const uint8_t *buf, size_t len,
 	const uint8_t *ip = buf + 14;
 	size_t ihl;
 	uint16_t total;
-	enum bpx_wire_drop d = parse_ip(ip, len - 14, &ihl, &total);
+	enum bpx_wire_drop d =
+		parse_ip(ip, len - 14, ip_checksum_good, &ihl, &total);
 	if (d != BPX_WIRE_OK)
 		return d;
 	const uint8_t *udp = ip + ihl;

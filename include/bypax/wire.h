@@ -7,6 +7,7 @@
 #ifndef BYPAX_WIRE_H
 #define BYPAX_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,11 +108,36 @@ struct bpx_frame {
 size_t bpx_frame_write_headers(uint8_t *buf, const struct bpx_endpoint *src,
 			       const struct bpx_endpoint *dst,
 			       uint16_t payload_len, uint16_t ip_id);
+/* The headers of every frame from src to dst, written once: a frame copies
+ * them and fills in its lengths, IP id and (unless the NIC computes it)
+ * the IPv4 checksum, from ip_sum and those two fields alone. */
+struct bpx_frame_template {
+	uint8_t headers[BPX_FRAME_HEADER_BYTES];
+	uint32_t ip_sum; /* ones' complement sum of the IPv4 header with its
+			    length, id and checksum 0, folded to 16 bits */
+};
+void bpx_frame_template_init(struct bpx_frame_template *t,
+			     const struct bpx_endpoint *src,
+			     const struct bpx_endpoint *dst);
+/* The same bytes as bpx_frame_write_headers(buf, src, dst, payload_len,
+ * ip_id) for t's src and dst. With ip_checksum false the IPv4 checksum
+ * field is left 0, for a port that computes it
+ * (RTE_ETH_TX_OFFLOAD_IPV4_CKSUM). Returns BPX_FRAME_HEADER_BYTES. */
+size_t bpx_frame_write_template(uint8_t *buf,
+				const struct bpx_frame_template *t,
+				uint16_t payload_len, uint16_t ip_id,
+				bool ip_checksum);
 /* Parses an Ethernet frame carrying IPv4/UDP. Checks the IPv4 header and
  * its checksum, refuses fragments, checks the UDP length and, when nonzero,
  * the UDP checksum. Trailing Ethernet padding is allowed. */
 enum bpx_wire_drop bpx_frame_parse(const uint8_t *buf, size_t len,
 				   struct bpx_frame *f);
+/* bpx_frame_parse, but with ip_checksum_good (the NIC checked the IPv4
+ * checksum: RTE_MBUF_F_RX_IP_CKSUM_GOOD) it does not check it again. Every
+ * other check stays. */
+enum bpx_wire_drop bpx_frame_parse_checked(const uint8_t *buf, size_t len,
+					   bool ip_checksum_good,
+					   struct bpx_frame *f);
 
 #define BPX_ETHERTYPE_IPV4 0x0800u
 #define BPX_ETHERTYPE_ARP 0x0806u
