@@ -164,14 +164,28 @@ static void lru_unlink(struct px_session_table *t, uint32_t e)
 		t->lru[l->next].prev = l->prev;
 }
 
-/* The list stays sorted by last_slot. A replica applies slots in order, so
- * e belongs at the end and the loop does not run; only a caller that goes
- * back in slots (a unit test) walks. */
+/* The order of the list: by last_slot, ties by client id. It must be a
+ * function of replicated state alone: snapshots save the sessions in
+ * list order, and replicas compare snapshots byte for byte (a replica that
+ * applied a slot's batch and one that loaded it from a snapshot must not
+ * differ in how they order that slot's sessions). */
+static bool session_precedes(const struct px_session *a,
+			     const struct px_session *b)
+{
+	return a->last_slot < b->last_slot ||
+	       (a->last_slot == b->last_slot && a->client_id < b->client_id);
+}
+
+/* The list stays in that order. A replica applies slots in order, so e
+ * belongs at the end, or a few places before it (the sessions of its own
+ * slot with higher ids); only a caller that goes back in slots (a unit
+ * test) walks further. */
 static void lru_link_sorted(struct px_session_table *t, uint32_t e)
 {
-	uint64_t slot = t->entries[e].last_slot;
+	const struct px_session *s = &t->entries[e];
 	uint32_t after = t->lru_tail;
-	while (after != PX_SESSION_NONE && t->entries[after].last_slot > slot)
+	while (after != PX_SESSION_NONE &&
+	       session_precedes(s, &t->entries[after]))
 		after = t->lru[after].prev;
 	uint32_t before =
 		after == PX_SESSION_NONE ? t->lru_head : t->lru[after].next;
@@ -188,19 +202,14 @@ static void lru_link_sorted(struct px_session_table *t, uint32_t e)
 
 /* The least recently applied session (ties: lowest client id) goes first:
  * a rule of replicated state only, so every replica evicts the same one.
- * The list is sorted by last_slot, so the candidates are the sessions at
- * its head last applied in the head's slot: at most the requests of one
- * slot's batch, not the whole table. */
+ * It is the list's head (session_precedes). */
 static uint32_t pick_victim(const struct px_session_table *t)
 {
 	uint32_t victim = t->lru_head;
 	PX_ASSERT(victim != PX_SESSION_NONE);
-	uint64_t oldest = t->entries[victim].last_slot;
-	for (uint32_t i = t->lru[victim].next;
-	     i != PX_SESSION_NONE && t->entries[i].last_slot == oldest;
-	     i = t->lru[i].next)
-		if (t->entries[i].client_id < t->entries[victim].client_id)
-			victim = i;
+	uint32_t next = t->lru[victim].next;
+	PX_ASSERT(next == PX_SESSION_NONE ||
+		  session_precedes(&t->entries[victim], &t->entries[next]));
 	return victim;
 }
 
@@ -239,7 +248,7 @@ void px_session_touch(struct px_session_table *t, struct px_session *s,
 	 * with several requests in one batch. */
 	if (l->next == PX_SESSION_NONE &&
 	    (l->prev == PX_SESSION_NONE ||
-	     t->entries[l->prev].last_slot <= slot))
+	     session_precedes(&t->entries[l->prev], s)))
 		return;
 	lru_unlink(t, e);
 	lru_link_sorted(t, e);
@@ -406,16 +415,21 @@ static uint64_t record_slot(const uint8_t *buf, uint64_t off)
 	return px_get_u64(buf + off + 16);
 }
 
+/* Records in the list's order (session_precedes): by slot, then id. */
+static bool record_precedes(const uint8_t *buf, uint64_t a, uint64_t b)
+{
+	uint64_t sa = record_slot(buf, a), sb = record_slot(buf, b);
+	return sa < sb || (sa == sb && px_get_u64(buf + a) < px_get_u64(buf + b));
+}
+
 static void sift_down(uint64_t *offs, size_t root, size_t n,
 		      const uint8_t *buf)
 {
 	for (size_t child; (child = 2 * root + 1) < n; root = child) {
 		if (child + 1 < n &&
-		    record_slot(buf, offs[child + 1]) >
-			    record_slot(buf, offs[child]))
+		    record_precedes(buf, offs[child], offs[child + 1]))
 			child++;
-		if (record_slot(buf, offs[root]) >=
-		    record_slot(buf, offs[child]))
+		if (!record_precedes(buf, offs[root], offs[child]))
 			return;
 		uint64_t tmp = offs[root];
 		offs[root] = offs[child];
@@ -423,8 +437,8 @@ static void sift_down(uint64_t *offs, size_t root, size_t n,
 	}
 }
 
-/* Heapsort by last_slot: in place, O(n log n) whatever the order saved
- * (older versions saved records in entry order). */
+/* Heapsort by (last_slot, client id): in place, O(n log n) whatever the
+ * order saved (older versions saved records in entry order). */
 static void sort_by_slot(uint64_t *offs, size_t n, const uint8_t *buf)
 {
 	for (size_t i = n / 2; i-- > 0;)
