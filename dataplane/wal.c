@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ struct dp_wal {
 	struct dp_wal_config cfg;
 	char dir[DP_WAL_PATH_MAX];
 	int dir_fd;
+	int lock_fd;           /* wal.lock, flocked while open */
 	int fd;                /* the newest segment, written */
 	uint64_t file_off;     /* where buf goes in it */
 	uint64_t file_bytes;   /* its size: records end before it */
@@ -698,6 +700,27 @@ static int replay_all(struct dp_wal *w, dp_wal_record_fn fn, void *arg,
 	return rc;
 }
 
+/* Two processes appending to one log would interleave records and each
+ * replay the other's: the second is refused. */
+static int lock_dir(struct dp_wal *w, char *err, size_t err_len)
+{
+	w->lock_fd = openat(w->dir_fd, "wal.lock",
+			    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (w->lock_fd < 0) {
+		snprintf(err, err_len, "create %s/wal.lock: %s", w->dir,
+			 strerror(errno));
+		return -BPX_EIO;
+	}
+	if (flock(w->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	bool held = errno == EWOULDBLOCK;
+	snprintf(err, err_len, "lock %s/wal.lock: %s", w->dir,
+		 held ? "another process has this write-ahead log open "
+			"(a second bypaxd with the same wal_dir?)"
+		      : strerror(errno));
+	return held ? -BPX_EBUSY : -BPX_EIO;
+}
+
 static const char *config_fault(const struct dp_wal_config *cfg)
 {
 	if (cfg->dir == NULL || cfg->dir[0] == '\0')
@@ -737,6 +760,7 @@ int dp_wal_open(const struct dp_wal_config *cfg, dp_wal_record_fn fn,
 	w->cfg = *cfg;
 	w->buf = buf;
 	w->fd = -1;
+	w->lock_fd = -1;
 	snprintf(w->dir, sizeof(w->dir), "%s", cfg->dir);
 	w->cfg.dir = w->dir;
 	w->dir_fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -746,7 +770,8 @@ int dp_wal_open(const struct dp_wal_config *cfg, dp_wal_record_fn fn,
 		dp_wal_close(w);
 		return -BPX_EIO;
 	}
-	int rc = replay_all(w, fn, arg, info, err, err_len);
+	int rc = lock_dir(w, err, err_len);
+	rc = rc ? rc : replay_all(w, fn, arg, info, err, err_len);
 	if (rc != 0) {
 		dp_wal_close(w);
 		return rc;
@@ -763,6 +788,8 @@ void dp_wal_close(struct dp_wal *w)
 		close(w->fd);
 	if (w->dir_fd >= 0)
 		close(w->dir_fd);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd); /* and the lock with it */
 	free(w->buf);
 	free(w);
 }

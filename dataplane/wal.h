@@ -100,7 +100,9 @@ typedef int (*dp_wal_record_fn)(void *arg, uint8_t type, uint64_t tag,
  * written or bad last record at the end of the newest segment, with
  * nothing valid after it: *info says where), and positions for appending;
  * an empty directory gets a first segment. Allocates; call at start-up.
- * Returns 0, -BPX_EINVAL (bad config), -BPX_ENOMEM, -BPX_EIO (a system
+ * The directory is locked (DIR/wal.lock, flock) until dp_wal_close.
+ * Returns 0, -BPX_EINVAL (bad config), -BPX_ENOMEM, -BPX_EBUSY (another
+ * process holds the lock), -BPX_EIO (a system
  * call failed), -BPX_EMALFORMED (a bad record or segment that is not a
  * torn tail, a missing segment), or fn's error; err then says what and
  * where ("FILE at byte N: ..."). */

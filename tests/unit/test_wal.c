@@ -474,6 +474,27 @@ static void test_leftover_tmp_is_removed(void **state)
 	assert_int_equal(f->seen.count, 0);
 }
 
+/* A second opener of one directory (a second bypaxd) is refused. */
+static void test_second_opener_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(reopen(f), 0);
+	struct dp_wal *second = NULL;
+	struct dp_wal_replay info;
+	assert_int_equal(dp_wal_open(&f->cfg, NULL, NULL, &info, &second,
+				     f->err, sizeof(f->err)),
+			 -BPX_EBUSY);
+	assert_null(second);
+	assert_non_null(strstr(f->err, "another process has this "
+				       "write-ahead log open"));
+	dp_wal_close(f->w);
+	f->w = NULL;
+	assert_int_equal(dp_wal_open(&f->cfg, NULL, NULL, &info, &second,
+				     f->err, sizeof(f->err)),
+			 0);
+	dp_wal_close(second);
+}
+
 static void test_bad_config_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -546,6 +567,7 @@ int main(void)
 		T(test_full_disk_at_a_new_segment),
 		T(test_recycle_below_a_tag),
 		T(test_leftover_tmp_is_removed),
+		T(test_second_opener_is_refused),
 		T(test_bad_config_is_refused),
 		T(test_too_big_record_is_refused),
 		T(test_atomic_file_replaces_whole),
