@@ -5,7 +5,8 @@
  * and byte offset, disk full and EIO are sticky (through the fault hook:
  * no tiny file system without root), recycling deletes only the oldest
  * segments below the tag, a missing segment is found, and whole files are
- * replaced atomically. Each test works in its own temporary directory. */
+ * replaced atomically; snapshots on disk are written by their thread and
+ * read back checked. Each test works in its own temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bypax/consensus.h"
 #include "bypax/errors.h"
+#include "bypax/kv.h"
+#include "disk_snapshot.h"
 #include "wal.h"
 
 #define SEGMENT_BYTES 8192u
@@ -547,6 +551,114 @@ static void test_atomic_file_replaces_whole(void **state)
 	assert_non_null(strstr(f->err, "create /nonexistent/snap.tmp"));
 }
 
+/* ---- Snapshots on disk (disk_snapshot.c) ---- */
+
+/* A real snapshot body: a one-replica consensus core, nothing applied. */
+static int64_t save_snapshot(uint8_t *body, size_t cap)
+{
+	struct px_config pc;
+	px_config_default(&pc, 1, 0);
+	pc.cluster_id = 77;
+	pc.sm_ops = bpx_kv_ops();
+	pc.sm = pc.sm_ops->create(NULL);
+	assert_non_null(pc.sm);
+	size_t bytes = px_replica_size(&pc);
+	void *mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+	struct px_replica *r;
+	assert_int_equal(px_init(mem, bytes, &pc, &r), 0);
+	int64_t n = px_snapshot_save(r, body, cap);
+	pc.sm_ops->destroy(pc.sm);
+	free(mem);
+	return n;
+}
+
+static enum dp_snapw_state wait_written(struct dp_snapwriter *sw,
+					uint64_t *index)
+{
+	enum dp_snapw_state st;
+	for (int i = 0; i < 5000; i++) {
+		st = dp_snapwriter_state(sw, index);
+		if (st != DP_SNAPW_BUSY)
+			return st;
+		usleep(1000);
+	}
+	fail_msg("the snapshot writer did not finish in 5 s");
+	return st;
+}
+
+/* Written by the thread, read back checked; a file of another cluster is
+ * refused, naming it. */
+static void test_disk_snapshot_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct dp_snapwriter *sw;
+	assert_int_equal(dp_snapwriter_start(f->dir, 1 << 20, &sw, f->err,
+					     sizeof(f->err)),
+			 0);
+	uint8_t *buf, *body;
+	size_t len, cap;
+	struct px_snapfile_info info;
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len,
+					       &info, f->err, sizeof(f->err)),
+			 -BPX_ENOENT);
+	body = dp_snapwriter_body(sw, &cap);
+	int64_t n = save_snapshot(body, cap);
+	assert_true(n > 0);
+	assert_int_equal(dp_snapwriter_submit(sw, (size_t)n, 77, 1), 0);
+	uint64_t index = 99;
+	assert_int_equal(wait_written(sw, &index), DP_SNAPW_DONE);
+	assert_int_equal(index, 0);
+	dp_snapwriter_ack(sw);
+	assert_int_equal(dp_snapwriter_state(sw, &index), DP_SNAPW_IDLE);
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len,
+					       &info, f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(len, px_snapfile_size((uint64_t)n));
+	assert_int_equal(info.h.cluster_id, 77);
+	free(buf);
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 78, 1, &buf, &len,
+					       &info, f->err, sizeof(f->err)),
+			 -BPX_EMALFORMED);
+	assert_non_null(strstr(f->err, "snapshot.bpxf: the snapshot of "
+				       "cluster 77"));
+	/* Not a snapshot: refused, nothing submitted. */
+	body = dp_snapwriter_body(sw, &cap);
+	memset(body, 0, 64);
+	assert_int_equal(dp_snapwriter_submit(sw, 64, 77, 1), -BPX_EMALFORMED);
+	dp_snapwriter_stop(sw);
+	/* A flipped byte: the checksum finds it. */
+	char path[160];
+	snprintf(path, sizeof(path), "%s/snapshot.bpxf", f->dir);
+	flip_byte(path, 40);
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len,
+					       &info, f->err, sizeof(f->err)),
+			 -BPX_EMALFORMED);
+	assert_non_null(strstr(f->err, "checksum mismatch"));
+}
+
+/* A write that fails says so (its step, file and errno); the old file,
+ * if any, is untouched. */
+static void test_disk_snapshot_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct dp_snapwriter *sw;
+	char missing[128];
+	snprintf(missing, sizeof(missing), "%s/not-there", f->dir);
+	assert_int_equal(dp_snapwriter_start(missing, 1 << 20, &sw, f->err,
+					     sizeof(f->err)),
+			 0);
+	size_t cap;
+	uint8_t *body = dp_snapwriter_body(sw, &cap);
+	int64_t n = save_snapshot(body, cap);
+	assert_int_equal(dp_snapwriter_submit(sw, (size_t)n, 77, 1), 0);
+	uint64_t index;
+	assert_int_equal(wait_written(sw, &index), DP_SNAPW_FAILED);
+	assert_non_null(strstr(dp_snapwriter_error(sw), "create "));
+	assert_non_null(strstr(dp_snapwriter_error(sw), missing));
+	dp_snapwriter_ack(sw);
+	dp_snapwriter_stop(sw);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -571,6 +683,8 @@ int main(void)
 		T(test_bad_config_is_refused),
 		T(test_too_big_record_is_refused),
 		T(test_atomic_file_replaces_whole),
+		T(test_disk_snapshot_round_trip),
+		T(test_disk_snapshot_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
