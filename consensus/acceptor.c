@@ -131,7 +131,10 @@ int px_on_prepare(struct px_replica *r, uint64_t now_ns,
 		r->asked_nonce[m->from] = m->seq;
 		r->asked_knew[m->from] = r->incarnation[m->from];
 	}
-	send_promise(r, m, out);
+	/* Durable: the promise is on disk before anyone hears of it. No
+	 * room for its record means no room for the PROMISE either. */
+	if (px_persist_promise(r, out))
+		send_promise(r, m, out);
 	px_cv_learn(r, m->from, px_ballot_incarnation(m->ballot));
 	return 0;
 }
@@ -199,13 +202,23 @@ int px_on_accept(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	if (!from_current_leader(r, m, out))
 		return 0;
 	r->promised = m->ballot;
+	(void)px_persist_promise(r, out);
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
+	/* Durable: room for the value's record and the ACCEPTED after it,
+	 * or nothing changes (the leader retransmits). */
+	if (!px_persist_room(r, out, 2))
+		return 0;
 	struct px_slot *s = px_log_claim(r, m->slot);
+	uint64_t was = s != NULL ? s->accepted_ballot : 0;
 	if (s == NULL || !accept_value(r, s, m)) {
 		px_drop(r, PX_DROP_OUT_OF_WINDOW);
 		return 0;
 	}
+	/* One ballot carries one value per slot: a retransmitted ACCEPT
+	 * changes nothing the records do not hold already. */
+	if (was != m->ballot)
+		px_persist_accepted(r, s, out);
 	px_learn_commit(r, m->ballot, m->commit_index);
 	px_apply_committed(r, out);
 	send_accepted(r, m, out);
@@ -241,6 +254,8 @@ int px_on_commit(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	 * answers reads without it (issue 8, hole 3). */
 	if (!PX_PLANTED(LEASE_NEW_CONFIG))
 		r->promised = m->ballot;
+	/* Durable: before the STATUS that grants the lease. */
+	(void)px_persist_promise(r, out);
 	yield_to(r, now_ns, m->ballot, out);
 	r->known_leader = m->from;
 	/* The lease promise: the STATUS below echoes the heartbeat's send
@@ -290,6 +305,9 @@ int px_on_chosen(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 		return 0;
 	}
 	if (!s->chosen) {
+		/* Durable: the value it now reports is recorded first. */
+		if (!px_persist_room(r, out, 1))
+			return 0;
 		px_value_copy(s->value, m->value, m->value_len);
 		s->value_len = m->value_len;
 		s->chosen = true;
@@ -297,6 +315,7 @@ int px_on_chosen(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 			s->accepted_ballot = 1;
 		if (r->accepted_end <= s->slot)
 			r->accepted_end = s->slot + 1;
+		px_persist_accepted(r, s, out);
 	}
 	px_advance_commit(r);
 	px_apply_committed(r, out);

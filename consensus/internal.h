@@ -165,6 +165,12 @@ struct px_replica {
 	bool recovery_have_snapshot; /* any snapshot arrived, even an old one */
 	uint64_t recovery_snapshot_ns;
 
+	/* Durability (persist.c): what the records emitted so far hold. */
+	uint64_t persisted_promise; /* the last PROMISE record's ballot */
+	uint64_t persisted_commit;  /* the last COMMIT record's index */
+	bool restart_fence_due;     /* replayed from disk: fence leases at
+				       the first call that has a clock */
+
 	/* Learner. */
 	uint64_t log_start;         /* oldest slot held */
 	uint64_t commit_index;      /* every slot below is chosen */
@@ -255,7 +261,8 @@ void px_phase1_merge(struct px_replica *r, const struct px_msg *m);
 /* A replica was found to have crashed since it voted: its promise and
  * acceptances from that life stop counting. */
 void px_forget_votes(struct px_replica *r, uint8_t id);
-bool px_phase1_record(struct px_replica *r, const struct px_msg *m);
+bool px_phase1_record(struct px_replica *r, const struct px_msg *m,
+		      struct px_outbox *out);
 
 /* recovery.c: incarnations (crash vectors). */
 uint16_t px_own_incarnation(const struct px_replica *r);
@@ -287,6 +294,29 @@ void px_recovery_tick(struct px_replica *r, uint64_t now_ns,
 		      struct px_outbox *out);
 void px_recovery_on_nack(struct px_replica *r, uint64_t now_ns,
 			 const struct px_msg *m, struct px_outbox *out);
+
+/* persist.c: the records of durable mode (consensus.h, "Durability").
+ * Each is a no-op (true) when the replica is not durable. */
+/* A PROMISE record if the promise rose above the last one recorded.
+ * Returns false when the outbox had no room (it is retried at the next
+ * call: px_persist_begin). */
+bool px_persist_promise(struct px_replica *r, struct px_outbox *out);
+/* An ACCEPTED record of slot s's accepted ballot and value. Callers make
+ * room first (px_persist_room), so that no accepted state changes that
+ * no record holds. */
+void px_persist_accepted(struct px_replica *r, const struct px_slot *s,
+			 struct px_outbox *out);
+/* A COMMIT record if the commit index rose since the last one. */
+void px_persist_commit(struct px_replica *r, struct px_outbox *out);
+/* Whether the outbox has room for n records (always, when not durable);
+ * counts an outbox-full drop when not. */
+bool px_persist_room(struct px_replica *r, const struct px_outbox *out,
+		     uint32_t n);
+/* At the start of every call with a clock: the lease fence of a replica
+ * just restarted from disk, and a PROMISE record an earlier call had no
+ * room for. */
+void px_persist_begin(struct px_replica *r, uint64_t now_ns,
+		      struct px_outbox *out);
 
 /* learner.c */
 void px_begin_call(struct px_replica *r);

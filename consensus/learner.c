@@ -245,6 +245,7 @@ void px_apply_committed(struct px_replica *r, struct px_outbox *out)
 {
 	bool hinted = r->cfg.sm_ops->prefetch != NULL;
 	uint64_t prefetched_to = r->applied_index;
+	px_persist_commit(r, out);
 	while (r->applied_index < r->commit_index && room_for_slot(r, out)) {
 		if (hinted && r->applied_index >= prefetched_to)
 			prefetched_to = prefetch_committed(r, r->applied_index);

@@ -27,7 +27,11 @@
 	X(QUORUM_ALL_REPLICAS, "quorum-all-replicas",                          \
 	  "quorums over all replicas instead of the slot's configuration")     \
 	X(SESSION_FIRST_SEQ, "session-first-seq",                              \
-	  "the first request of an unknown session is applied")
+	  "the first request of an unknown session is applied")              \
+	X(DURABLE_REPLAY_NO_PROMISE, "durable-replay-no-promise",              \
+	  "a durable replica's restart skips its PROMISE records")             \
+	X(DURABLE_REPLAY_NO_ACCEPTED, "durable-replay-no-accepted",            \
+	  "a durable replica's restart skips its ACCEPTED records")
 
 enum px_plant {
 #define PX_PLANT_ENUM(name, flag, text) PX_PLANT_##name,

@@ -106,6 +106,9 @@ void px_start_phase1(struct px_replica *r, uint64_t now_ns,
 	PX_ASSERT(r->role == PX_ROLE_FOLLOWER);
 	r->ballot = next_ballot(r);
 	r->promised = r->ballot; /* our own promise, as an acceptor */
+	/* Durable: recorded before the PREPAREs, so that a restart never
+	 * runs this ballot again (with other values). */
+	(void)px_persist_promise(r, out);
 	px_note_ballot(r, r->ballot);
 	r->role = PX_ROLE_CANDIDATE;
 	r->stats.elections_started++;
@@ -124,15 +127,21 @@ void px_start_phase1(struct px_replica *r, uint64_t now_ns,
  * Storing it as this replica's own accepted value only ever raises the
  * ballot it reports, for a value that really was proposed at that ballot:
  * later leaders still pick the chosen value. */
-static bool phase1_merge(struct px_replica *r, const struct px_msg *m)
+static bool phase1_merge(struct px_replica *r, const struct px_msg *m,
+			 struct px_outbox *out)
 {
 	struct px_slot *s = px_log_claim(r, m->slot);
 	if (s == NULL)
 		return false; /* no room yet: the retransmitted prepare asks again */
 	if (!s->chosen && m->accepted_ballot > s->accepted_ballot) {
+		/* Durable: recorded like any change of the slot, so that the
+		 * records rebuild the log as it was (persist.c). */
+		if (!px_persist_room(r, out, 1))
+			return false;
 		px_value_copy(s->value, m->value, m->value_len);
 		s->value_len = m->value_len;
 		s->accepted_ballot = m->accepted_ballot;
+		px_persist_accepted(r, s, out);
 	}
 	if (r->accepted_end <= m->slot)
 		r->accepted_end = m->slot + 1;
@@ -141,7 +150,8 @@ static bool phase1_merge(struct px_replica *r, const struct px_msg *m)
 
 /* Records one promise message. Returns true if the sender's report is now
  * complete. */
-bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
+bool px_phase1_record(struct px_replica *r, const struct px_msg *m,
+		      struct px_outbox *out)
 {
 	struct px_phase1 *p = &r->p1;
 	uint8_t bit = (uint8_t)(1u << m->from);
@@ -179,7 +189,8 @@ bool px_phase1_record(struct px_replica *r, const struct px_msg *m)
 		uint64_t idx = m->slot - p->from;
 		uint64_t *bits = seen_bits_of(r, m->from);
 		uint64_t mask = 1ull << (idx % PX_WORD_BITS);
-		if (!(bits[idx / PX_WORD_BITS] & mask) && phase1_merge(r, m)) {
+		if (!(bits[idx / PX_WORD_BITS] & mask) &&
+		    phase1_merge(r, m, out)) {
 			bits[idx / PX_WORD_BITS] |= mask;
 			p->entries_seen[m->from]++;
 		}
@@ -220,7 +231,7 @@ int px_on_promise(struct px_replica *r, uint64_t now_ns,
 			}
 			return 0;
 		}
-		if (px_phase1_record(r, m) && r->p1.end > r->repropose_end)
+		if (px_phase1_record(r, m, out) && r->p1.end > r->repropose_end)
 			r->repropose_end = r->p1.end;
 		return 0;
 	}
@@ -235,7 +246,7 @@ int px_on_promise(struct px_replica *r, uint64_t now_ns,
 		px_become_follower(r, now_ns, out);
 		return 0;
 	}
-	px_phase1_record(r, m);
+	px_phase1_record(r, m, out);
 	if (px_quorum(r->p1.complete_mask, px_config_at(r, r->p1.from)))
 		finish_phase1(r, now_ns, out);
 	return 0;
@@ -300,6 +311,9 @@ static void propose_slot(struct px_replica *r, uint64_t now_ns,
 {
 	s->accepted_ballot = r->ballot;
 	s->proposed_ballot = r->ballot;
+	/* Durable: its own vote is on disk before it counts, or anyone
+	 * hears of the value (window_open left room for the record). */
+	px_persist_accepted(r, s, out);
 	s->ack_mask = self_bit(r);
 	s->sent_ns = now_ns;
 	if (r->accepted_end <= s->slot)
@@ -413,6 +427,7 @@ static void fill_config_window(struct px_replica *r, uint64_t now_ns,
 void px_flush(struct px_replica *r, uint64_t now_ns, struct px_outbox *out)
 {
 	px_begin_call(r);
+	px_persist_begin(r, now_ns, out);
 	px_apply_committed(r, out);
 	px_propose_queued(r, now_ns, out);
 }

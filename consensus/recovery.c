@@ -327,7 +327,7 @@ int px_recovery_on_promise(struct px_replica *r, uint64_t now_ns,
 		ask_snapshot(r, now_ns, m->from, out);
 		return 0;
 	}
-	px_phase1_record(r, m);
+	px_phase1_record(r, m, out);
 	uint8_t others = (uint8_t)(r->p1.complete_mask &
 				   ~(1u << r->cfg.self_id));
 	if (fenced(r, others))

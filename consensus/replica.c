@@ -67,6 +67,11 @@ const char *px_config_check_reason(const struct px_config *cfg)
 		return "heartbeat_interval_ns and retransmit_ns must be > 0";
 	if ((cfg->initial_members >> cfg->replica_count) != 0)
 		return "initial_members names a replica beyond replica_count";
+	if (cfg->durable != 0 && cfg->durable != 1)
+		return "durable must be 0 (in memory) or 1 (durable)";
+	if (cfg->durable && cfg->recovering)
+		return "a durable replica restarts from its disk, not by a "
+		       "recovery round";
 	if (cfg->clock_drift_ppm > 200000)
 		return "clock_drift_ppm must be at most 200000 (20%)";
 	if (cfg->sm_ops == NULL || cfg->sm == NULL)
@@ -110,6 +115,8 @@ uint32_t px_outbox_cap_min(const struct px_config *cfg)
 	/* A whole promise (one message per log slot), or a slot's replies,
 	 * plus one message to every peer, with slack; and a leader deposed
 	 * in that same call answers every queued request (a redirect). */
+	/* Durable mode adds a few records to a call (a promise, a commit,
+	 * a value): within the slack. */
 	return cfg->log_slots + cfg->batch_requests_max +
 	       cfg->request_queue_max + 4u * PX_REPLICAS_MAX + 16u;
 }
@@ -287,6 +294,7 @@ void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
 			uint8_t leader_id, struct px_outbox *out)
 {
 	px_begin_call(r);
+	px_persist_begin(r, now_ns, out);
 	r->leader_hint = leader_id;
 	if (r->role == PX_ROLE_RECOVERING)
 		return;
@@ -302,8 +310,9 @@ void px_set_leader_hint(struct px_replica *r, uint64_t now_ns,
 
 static bool msg_well_formed(const struct px_replica *r, const struct px_msg *m)
 {
-	if (m->type < PX_MSG_REQUEST || m->type > PX_MSG_TYPE_MAX ||
-	    m->type == PX_MSG_SNAPSHOT)
+	/* Outbox-only effects (SNAPSHOT, PERSIST) are never input, nor is
+	 * the wire's own type between them. */
+	if (m->type < PX_MSG_REQUEST || m->type > PX_MSG_SNAPSHOT_REQ)
 		return false;
 	if (m->value_len > PX_VALUE_BYTES_MAX ||
 	    (m->value_len > 0 && m->value == NULL))
@@ -325,6 +334,7 @@ int px_step(struct px_replica *r, uint64_t now_ns, const struct px_msg *m,
 	    struct px_outbox *out)
 {
 	px_begin_call(r);
+	px_persist_begin(r, now_ns, out);
 	int rc = dispatch(r, now_ns, m, out);
 	px_adopt_incarnation_if_due(r, now_ns, out);
 	return rc;
@@ -387,6 +397,7 @@ static int dispatch(struct px_replica *r, uint64_t now_ns,
 void px_tick(struct px_replica *r, uint64_t now_ns, struct px_outbox *out)
 {
 	px_begin_call(r);
+	px_persist_begin(r, now_ns, out);
 	px_apply_committed(r, out);
 	if (r->role == PX_ROLE_RECOVERING) {
 		px_recovery_tick(r, now_ns, out);

@@ -152,6 +152,7 @@ int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 			const uint8_t *buf, size_t len, struct px_outbox *out)
 {
 	px_begin_call(r);
+	px_persist_begin(r, now_ns, out);
 	uint32_t version;
 	uint64_t index;
 	/* Another format version is refused as malformed here; for a file,

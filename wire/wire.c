@@ -86,6 +86,12 @@ static uint64_t get64(const uint8_t *p)
 	return ((uint64_t)get32(p) << 32) | get32(p + 4);
 }
 
+/* The outbox-only types have no wire form: PX_MSG_SNAPSHOT is refused by
+ * name, PX_MSG_PERSIST (a record for the caller's disk) by lying above
+ * every wire type. */
+_Static_assert(PX_MSG_PERSIST > BPX_WIRE_TYPE_MAX,
+	       "a PERSIST record must never have a wire form");
+
 static uint16_t fields_of(uint8_t type)
 {
 	if (type < PX_MSG_REQUEST || type > BPX_WIRE_TYPE_MAX ||

@@ -106,8 +106,64 @@ enum px_msg_type {
 	PX_MSG_SNAPSHOT = 12, /* outbox only: the caller takes this replica's
 				 snapshot (px_snapshot_save) and delivers it to
 				 msg.to, which calls px_snapshot_install */
-	PX_MSG_TYPE_MAX = 12,
+	/* 13 is the wire's own BPX_WIRE_SNAPSHOT_CHUNK (wire.h): never a
+	 * consensus message. */
+	PX_MSG_PERSIST = 14,  /* outbox only, durable mode: a record for the
+				 caller's disk (flags: PX_PERSIST_*, below) */
+	PX_MSG_TYPE_MAX = 14,
 };
+
+/* Durability (cfg.durable = 1): the persist effect.
+ *
+ * The replica emits PX_MSG_PERSIST records into its outbox whenever what
+ * it must not forget changes: the ballot it promised, and a slot's
+ * accepted (ballot, value). msg.flags says which record it is:
+ *  - PX_PERSIST_PROMISE: ballot = the ballot now promised (emitted
+ *    whenever the promise rises, a candidate's own ballot included);
+ *  - PX_PERSIST_ACCEPTED: slot, ballot = the ballot the slot was accepted
+ *    in, value/value_len = its value (borrowed, valid until the next call,
+ *    like every outbox value); emitted at every change of a slot's
+ *    accepted state (an ACCEPT, the leader's own proposal, a value learnt
+ *    chosen through CHOSEN, a value merged in phase 1);
+ *  - PX_PERSIST_COMMIT: commit_index; an optimisation for replay, never
+ *    needed for safety: the caller may lose or skip any COMMIT record;
+ *  - PX_PERSIST_MEMBERS: never emitted. Membership changes are values in
+ *    the log, rebuilt by replaying it (membership.c).
+ * msg.from and msg.to are this replica's id; no record goes on the wire
+ * (the codec has no form for PX_MSG_PERSIST).
+ *
+ * The caller's rule: every PERSIST record in an outbox is durable (written
+ * and synced) before the caller sends any message that comes after it in
+ * that outbox. Syncing once per outbox or poll pass, before anything of it
+ * is sent, is enough ("group commit"). Records of the outbox's tail, with
+ * no message after them, may be synced later: a crash that loses them
+ * loses nothing anyone was told.
+ *
+ * And a snapshot installed from a peer (px_snapshot_install returned 0)
+ * is durable on disk (px_snapshot_save right after the install) before
+ * any record of a later outbox is: the install dropped the replica's log
+ * below its index, the records still hold the older values of those
+ * slots, and a later COMMIT record replayed over them without the
+ * snapshot would commit them.
+ *
+ * Restart: px_init with cfg.durable = 1 (and cfg.recovering = 0), then,
+ * if the disk has a snapshot, px_snapshot_install of it, then
+ * px_durable_replay of every PERSIST record read back, in the order they
+ * were emitted. The replica is then a follower that votes at once (no
+ * recovery round): it forgot nothing it had told anyone. For lease_ns
+ * after it restarts it promises no candidate and does not run itself (a
+ * lease it granted before the crash may still run; DESIGN.md).
+ *
+ * Snapshots on disk: between calls the caller may save a snapshot
+ * (px_snapshot_save), write it, and once it is durable drop the records of
+ * slots below its applied index (ACCEPTED records below it, COMMIT records
+ * at or below it); before dropping any, it appends a PROMISE record with
+ * px_promised_ballot(r), so that the promise outlives the records that
+ * carried it. */
+#define PX_PERSIST_PROMISE 1u
+#define PX_PERSIST_ACCEPTED 2u
+#define PX_PERSIST_COMMIT 3u
+#define PX_PERSIST_MEMBERS 4u
 
 #define PX_FLAG_RECOVERY 0x01u
 /* REQUEST: a read-only command outside the client's session. It is not
@@ -213,6 +269,11 @@ struct px_config {
 					 starts of one replica, so take it
 					 from a random source */
 	int recovering;               /* started without its state */
+	int durable;                  /* 0: state in memory only; 1: the
+					 replica emits PX_MSG_PERSIST records
+					 and restarts from them (above).
+					 A durable replica never recovers:
+					 recovering must be 0 */
 	uint8_t initial_members;      /* voting replicas at the start, as a
 					 bitmask; 0: all replica_count */
 	const struct bpx_sm_ops *sm_ops;
@@ -283,6 +344,19 @@ int px_snapshot_peek(const uint8_t *buf, size_t len, uint32_t *version,
  * older than what r has applied, and ignored), or -BPX_EMALFORMED. */
 int px_snapshot_install(struct px_replica *r, uint64_t now_ns,
 			const uint8_t *buf, size_t len, struct px_outbox *out);
+
+/* Restart of a durable replica: takes one PX_MSG_PERSIST record read back
+ * from disk (see "Durability" above), after px_init and any snapshot
+ * install, before any other call. Records of slots the installed snapshot
+ * covers are ignored. Returns 0, or -BPX_EINVAL for a record it cannot
+ * take: not durable, not a PERSIST record, unknown flags, a value longer
+ * than a slot, an ACCEPTED slot beyond what the log can hold, or a value
+ * other than the one this replica already knew chosen for that slot. A
+ * COMMIT record commits the slots the records hold, up to the first they
+ * do not. After
+ * -BPX_EINVAL the replica must not be used: its disk does not say what it
+ * promised and accepted. */
+int px_durable_replay(struct px_replica *r, const struct px_msg *record);
 
 /* Whether the leader may answer reads from its state right now (lease
  * valid and everything of earlier terms applied). */

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "bypax/kv.h"
+#include "bypax/wire.h"
 #include "cluster.h"
 #include "internal.h"
 
@@ -238,9 +239,11 @@ static void test_bad_messages_are_dropped(void **state)
 	assert_int_equal(drops(c, 0, PX_DROP_MALFORMED), before + 1);
 	cluster_check(c);
 
-	/* Unknown types, and the outbox-only SNAPSHOT. */
+	/* Unknown types, the outbox-only SNAPSHOT and PERSIST, and the
+	 * wire's own snapshot chunk. */
 	const uint8_t types[] = { 0, PX_MSG_TYPE_MAX + 1, 100, 255,
-				  PX_MSG_SNAPSHOT };
+				  PX_MSG_SNAPSHOT, PX_MSG_PERSIST,
+				  BPX_WIRE_SNAPSHOT_CHUNK };
 	for (size_t k = 0; k < sizeof(types); k++) {
 		m = ok;
 		m.type = types[k];

@@ -262,9 +262,10 @@ static void test_encode_refuses_bad_messages(void **state)
 	(void)state;
 	uint8_t buf[BPX_WIRE_PAYLOAD_MAX + 1];
 	struct px_msg m;
-	/* No wire form: the local SNAPSHOT effect, 0, and unknown types. */
-	const uint8_t bad_types[] = { PX_MSG_SNAPSHOT, 0, BPX_WIRE_TYPE_MAX + 1,
-				      0x7f, 0xff };
+	/* No wire form: the local SNAPSHOT and PERSIST effects, 0, and
+	 * unknown types. */
+	const uint8_t bad_types[] = { PX_MSG_SNAPSHOT, PX_MSG_PERSIST, 0,
+				      BPX_WIRE_TYPE_MAX + 1, 0x7f, 0xff };
 	for (size_t i = 0; i < sizeof(bad_types); i++) {
 		fill(&m, bad_types[i], 0);
 		assert_int_equal(bpx_wire_msg_size(&m), 0);
@@ -335,8 +336,8 @@ static void test_decode_drop_reasons(void **state)
 		assert_int_equal(decode(buf, len), BPX_WIRE_BAD_VERSION);
 	}
 
-	const uint8_t types[] = { 0, PX_MSG_SNAPSHOT, BPX_WIRE_TYPE_MAX + 1,
-				  0xff };
+	const uint8_t types[] = { 0, PX_MSG_SNAPSHOT, PX_MSG_PERSIST,
+				  BPX_WIRE_TYPE_MAX + 1, 0xff };
 	for (size_t i = 0; i < sizeof(types); i++) {
 		len = valid_accept(buf);
 		buf[3] = types[i];
