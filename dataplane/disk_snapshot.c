@@ -46,7 +46,7 @@ struct dp_snapwriter {
 	char error[DP_WAL_ERROR_TEXT_MAX];
 };
 
-static void write_one(struct dp_snapwriter *w)
+static int write_file(struct dp_snapwriter *w)
 {
 	struct px_snapfile_header h = { .version = PX_SNAPFILE_FORMAT_VERSION,
 					.cluster_id = w->cluster_id,
@@ -57,10 +57,15 @@ static void write_one(struct dp_snapwriter *w)
 	size_t before_trailer = PX_SNAPFILE_HEADER_BYTES + w->body_len;
 	uint32_t crc = px_crc32c(0, w->buf, before_trailer);
 	px_snapfile_trailer_encode(w->buf + before_trailer, crc);
-	int rc = dp_wal_write_file_atomic(
-		w->dir, DP_DISK_SNAPSHOT_FILE, w->buf,
-		before_trailer + PX_SNAPFILE_TRAILER_BYTES, w->error,
-		sizeof(w->error));
+	return dp_wal_write_file_atomic(w->dir, DP_DISK_SNAPSHOT_FILE, w->buf,
+					before_trailer +
+						PX_SNAPFILE_TRAILER_BYTES,
+					w->error, sizeof(w->error));
+}
+
+static void write_one(struct dp_snapwriter *w)
+{
+	int rc = write_file(w);
 	atomic_store_explicit(&w->state, rc == 0 ? DP_SNAPW_DONE
 						 : DP_SNAPW_FAILED,
 			      memory_order_release);
@@ -131,8 +136,9 @@ uint8_t *dp_snapwriter_body(struct dp_snapwriter *w, size_t *cap)
 	return w->buf + PX_SNAPFILE_HEADER_BYTES;
 }
 
-int dp_snapwriter_submit(struct dp_snapwriter *w, size_t body_len,
-			 uint32_t cluster_id, uint32_t member_count)
+/* The body's fields for the file; -BPX_EMALFORMED if it is none. */
+static int take_body(struct dp_snapwriter *w, size_t body_len,
+		     uint32_t cluster_id, uint32_t member_count)
 {
 	SNAPW_ASSERT(atomic_load(&w->state) == DP_SNAPW_IDLE);
 	SNAPW_ASSERT(body_len <= w->body_cap);
@@ -145,9 +151,25 @@ int dp_snapwriter_submit(struct dp_snapwriter *w, size_t body_len,
 	w->cluster_id = cluster_id;
 	w->member_count = member_count;
 	w->index = index;
+	return 0;
+}
+
+int dp_snapwriter_submit(struct dp_snapwriter *w, size_t body_len,
+			 uint32_t cluster_id, uint32_t member_count)
+{
+	int rc = take_body(w, body_len, cluster_id, member_count);
+	if (rc != 0)
+		return rc;
 	atomic_store_explicit(&w->state, DP_SNAPW_BUSY, memory_order_release);
 	sem_post(&w->go);
 	return 0;
+}
+
+int dp_snapwriter_write_now(struct dp_snapwriter *w, size_t body_len,
+			    uint32_t cluster_id, uint32_t member_count)
+{
+	int rc = take_body(w, body_len, cluster_id, member_count);
+	return rc ? rc : write_file(w);
 }
 
 enum dp_snapw_state dp_snapwriter_state(struct dp_snapwriter *w,

@@ -42,11 +42,16 @@ uint8_t *dp_snapwriter_body(struct dp_snapwriter *w, size_t *cap);
  * snapshot (nothing submitted). */
 int dp_snapwriter_submit(struct dp_snapwriter *w, size_t body_len,
 			 uint32_t cluster_id, uint32_t member_count);
+/* The same, written by the caller's thread, now (IDLE; asserted): for a
+ * snapshot that must be on disk before anything else is. Returns 0,
+ * -BPX_EMALFORMED, or -BPX_EIO (dp_snapwriter_error says why). */
+int dp_snapwriter_write_now(struct dp_snapwriter *w, size_t body_len,
+			    uint32_t cluster_id, uint32_t member_count);
 /* The state now; for DONE and FAILED, *index is the snapshot's applied
  * index. Never blocks. */
 enum dp_snapw_state dp_snapwriter_state(struct dp_snapwriter *w,
 					uint64_t *index);
-/* FAILED: the step and file that failed, with the errno text. */
+/* FAILED, or write_now's -BPX_EIO: the step and file that failed, with the errno text. */
 const char *dp_snapwriter_error(const struct dp_snapwriter *w);
 /* DONE or FAILED -> IDLE. */
 void dp_snapwriter_ack(struct dp_snapwriter *w);
