@@ -937,6 +937,11 @@ static int claim_member(char *err, size_t len)
 		if (rc != 0)
 			return rc;
 	}
+	if (durable()) {
+		rc = bypaxd_durable_check(&d.cfg, &d.o, err, len);
+		if (rc != 0)
+			return rc;
+	}
 	rc = make_run_dir(err, len);
 	if (rc != 0)
 		return rc;

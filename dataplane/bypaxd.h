@@ -60,11 +60,15 @@ struct bypaxd_durable {
 	bool had_snapshot;
 	uint64_t snapshot_index;   /* the disk snapshot's, if any */
 };
-/* Opens [memberN] wal_dir (made if missing), installs its snapshot into r
+/* Before the EAL: makes [memberN] wal_dir if missing, and refuses the
+ * wrong start kind: an empty directory without o->bootstrap, one with
+ * data with it. Returns 0, -BPX_ECONFIG or -BPX_EIO, err saying why. */
+int bypaxd_durable_check(const struct bpx_config *cfg,
+			 const struct bypaxd_opts *o, char *err, size_t len);
+/* Opens [memberN] wal_dir (checked by bypaxd_durable_check), installs its snapshot into r
  * and replays its WAL through px_durable_replay, then hands both to the
- * worker (dp_replica_enable_durable). An empty directory needs
- * o->bootstrap, one with data refuses it. Returns 0, -BPX_ECONFIG (exit
- * 2: a damaged or foreign log, the wrong start kind, a log in use) or
+ * worker (dp_replica_enable_durable). Returns 0, -BPX_ECONFIG (exit
+ * 2: a damaged or foreign log, a log in use) or
  * -BPX_EIO / -BPX_ENOMEM, with err naming the file and, for a damaged
  * record, its byte offset. */
 int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,

@@ -116,11 +116,9 @@ static int check_start_kind(const struct bypaxd_opts *o, const char *dir,
 	return 0;
 }
 
-int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,
-			const struct bpx_config *cfg,
-			const struct bypaxd_opts *o, char *err, size_t len)
+int bypaxd_durable_check(const struct bpx_config *cfg,
+			 const struct bypaxd_opts *o, char *err, size_t len)
 {
-	memset(du, 0, sizeof(*du));
 	const char *dir = cfg->members[o->id].wal_dir;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, len, "wal_dir %s: %s", dir, strerror(errno));
@@ -128,13 +126,28 @@ int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,
 	}
 	bool data;
 	int rc = has_data(dir, &data, err, len);
-	rc = rc ? rc : check_start_kind(o, dir, data, err, len);
-	rc = rc ? rc : install_snapshot(du, r, cfg, dir, err, len);
+	return rc ? rc : check_start_kind(o, dir, data, err, len);
+}
+
+int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,
+			const struct bpx_config *cfg,
+			const struct bypaxd_opts *o, char *err, size_t len)
+{
+	memset(du, 0, sizeof(*du));
+	const char *dir = cfg->members[o->id].wal_dir;
+	int rc = install_snapshot(du, r, cfg, dir, err, len);
 	if (rc != 0)
 		return rc;
-	struct dp_wal_config wc = { .dir = dir,
-				    .segment_bytes = cfg->wal_segment_bytes,
-				    .buffer_bytes = WAL_BUFFER_BYTES };
+	/* A quarter segment: a full buffer is written, unsynced, and the
+	 * sync per pass has at most that much to flush. */
+	uint64_t buffer = cfg->wal_segment_bytes / 4;
+	struct dp_wal_config wc = {
+		.dir = dir,
+		.segment_bytes = cfg->wal_segment_bytes,
+		.buffer_bytes = (uint32_t)(buffer < WAL_BUFFER_BYTES
+						   ? buffer
+						   : WAL_BUFFER_BYTES)
+	};
 	rc = dp_wal_open(&wc, replay_record, r, &du->info, &du->wal, err,
 			 len);
 	if (rc != 0)

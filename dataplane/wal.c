@@ -473,13 +473,14 @@ static int end_of_segment(struct replay_ctx *c, uint64_t off)
 	if (end == off)
 		return 0;
 	const char *why = record_fault(c, off);
-	if (!c->newest || valid_record_after(c, off)) {
+	bool valid_after = valid_record_after(c, off);
+	if (!c->newest || valid_after) {
 		snprintf(c->err, c->err_len,
 			 "%s/%s at byte %" PRIu64 ": %s, with %s after it: the "
 			 "log is corrupted in the middle (docs/deploy.md, "
 			 "\"A corrupt write-ahead log\")",
 			 c->w->dir, c->name, off, why,
-			 c->newest ? "valid records" : "later segments");
+			 valid_after ? "valid records" : "later segments");
 		return -BPX_EMALFORMED;
 	}
 	c->info->torn_bytes = end - off;

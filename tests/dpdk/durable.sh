@@ -1,0 +1,159 @@
+#!/bin/bash
+# durable: the whole-cluster crash test of durable mode (docs/deploy.md,
+# "Durable mode"; issue 12). Three bypaxd processes (memif_lib.sh) with
+# [cluster] durability = wal and a wal_dir each, small segments and
+# frequent disk snapshots so that segments roll and are recycled:
+#
+#  1. a load runs (bypax-load, every acknowledged key noted); all three are
+#     SIGKILLed at once in the middle of it, restarted WITHOUT --bootstrap,
+#     vote at once (durable_start, no recovery_start), and every
+#     acknowledged write reads back (bypax-load --verify);
+#  2. the same, with a torn last write on member 0's WAL (half a record
+#     after its last one, as a crash in the middle of a group commit
+#     leaves it): member 0 cuts it (wal_torn_tail) and starts;
+#  3. the same, with one byte flipped in a record in the middle of member
+#     1's WAL: member 1 refuses to start, exit 2, with the message naming
+#     the file and the byte offset, as docs/deploy.md quotes it; members 0
+#     and 2 carry on: a leader, new writes, every acknowledged one there.
+#
+# Also: the first start needs --bootstrap (an empty wal_dir without it is
+# refused), and a restart with --bootstrap is refused (it would throw the
+# log away), both with the messages docs/deploy.md quotes.
+#
+# usage: durable.sh BUILD_DIR     (root and /dev/net/tun, else skip: 77)
+set -u
+BUILD=$(cd "${1:?usage: durable.sh BUILD_DIR}" && pwd) # memif_lib.sh
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+DOCS=$HERE/../../docs
+# shellcheck source=tests/dpdk/memif_lib.sh
+source "$HERE/memif_lib.sh"
+need_root
+trap cluster_cleanup EXIT
+FD_TIMEOUT_MIN_US=${FD_TIMEOUT_MIN_US:-300000}
+LOAD_S=${LOAD_S:-3}
+
+# The durable part of the config, as docs/config.md shows the keys.
+cluster_init
+sed -i "/^id = $CLUSTER_ID\$/a durability = wal\nwal_segment_bytes = 1048576\ndisk_snapshot_slots = 2000" "$CONF"
+for i in 0 1 2; do
+	sed -i "/^\[member$i\]\$/a wal_dir = $DIR/wal$i" "$CONF"
+done
+
+# doc_states FILE TEXT: the doc quotes TEXT (a message, as printed).
+doc_states()
+{
+	[[ -n ${SKIP_DOCS:-} ]] && return 0 # while writing them
+	local text
+	text=$(echo "$2" | sed "s|$DIR|/var/lib/bypax|g; s|at byte [0-9]*|at byte 7340|")
+	tr '\n' ' ' <"$1" | tr -s ' ' | grep -qF -- "$text" ||
+		fail "$1 does not quote: $text"
+}
+
+# expect_refused I PATTERN [OPTION...]: bypaxd I exits 2, saying PATTERN.
+expect_refused()
+{
+	local i=$1 want=$2 rc j
+	shift 2
+	for ((j = i + 1; j < N; j++)); do
+		rm -f "$DIR/$i-$j.sock" # left behind by a killed server
+	done
+	replica_cmd "$i" "$@"
+	timeout 60 "${REPLICA_CMD[@]}" >"$DIR/refused$i.out" 2>&1
+	rc=$?
+	[[ $rc -eq 2 ]] || fail "member $i $*: exit $rc, expected 2: $(tail -3 "$DIR/refused$i.out")"
+	grep -qF -- "$want" "$DIR/refused$i.out" ||
+		fail "member $i: no '$want' in: $(tail -3 "$DIR/refused$i.out")"
+	REFUSED=$(grep -F -- "$want" "$DIR/refused$i.out" | head -1)
+	step "ok: member $i refused: ${REFUSED:0:200}"
+}
+
+# load_then_kill FILE: a load for LOAD_S seconds; every member SIGKILLed
+# at once two thirds of the way in; the load then gives up.
+load_then_kill()
+{
+	local acked=$1 lp
+	load --duration "$LOAD_S" --lanes 16 --timeout-ms 300 --prefix "k$RANDOM" \
+		--acked "$acked" >"$DIR/load.out" 2>&1 &
+	lp=$!
+	sleep "$(echo "$LOAD_S * 2 / 3" | bc -l)"
+	for i in 0 1 2; do kill -KILL "${PIDS[$i]}"; done
+	for i in 0 1 2; do wait "${PIDS[$i]}" 2>/dev/null; PIDS[$i]=""; done
+	wait "$lp"
+	[[ -s $acked ]] || fail "no write acknowledged before the kill: $(cat "$DIR/load.out")"
+	step "SIGKILLed all three under load; $(wc -l <"$acked") writes acknowledged before"
+}
+
+# restart I...: without --bootstrap; each replays its disk.
+restart()
+{
+	local i
+	for i in "$@"; do start_replica "$i"; done
+	for i in "$@"; do
+		wait_for "member $i to replay its disk" 20 \
+			grep -q "event=durable_start .*kind=\"replayed: votes at once\"" "$DIR/r$i.log" ||
+			fail "member $i: no durable_start line"
+	done
+	for i in "$@"; do
+		grep -q "event=recovery_start" "$DIR/r$i.log" &&
+			fail "member $i ran a recovery round"
+	done
+	wait_for "a leader" 30 has_leader || fail "no leader after the restart"
+}
+
+verify()
+{
+	load --verify "$1" >"$DIR/verify.out" 2>&1 || fail "verify: $(cat "$DIR/verify.out")"
+	step "ok: $(cat "$DIR/verify.out")"
+}
+
+# segments I: member I's segment files, oldest first.
+segments() { find "$DIR/wal$1" -name 'wal-*.seg' | sort; }
+
+# ---- The first start ----
+expect_refused 0 "wal_dir $DIR/wal0 holds no write-ahead log: the first start of a durable member is with --bootstrap"
+doc_states "$DOCS/deploy.md" "${REFUSED#bypaxd: }"
+for i in 0 1 2; do start_replica "$i" --bootstrap; done
+wait_for "a leader" 20 has_leader || fail "no leader"
+grep -q 'event=durable_start .*kind="new member of a new cluster"' "$DIR/r0.log" ||
+	fail "member 0: no durable_start line for a new member"
+step "started 3 durable replicas (--bootstrap), cluster $CLUSTER_ID, logs in $DIR"
+
+# ---- 1. Every member killed under load ----
+load_then_kill "$DIR/acked1"
+for i in 0 1 2; do
+	[[ -n $(segments "$i") ]] || fail "member $i wrote no WAL segment"
+done
+expect_refused 2 "wal_dir $DIR/wal2 holds a write-ahead log: --bootstrap (a new cluster) would throw it away" --bootstrap
+doc_states "$DOCS/deploy.md" "${REFUSED#bypaxd: }"
+restart 0 1 2
+step "all three back, voting at once: $(grep -o 'event=durable_start.*' "$DIR/r1.log" | tail -1 | cut -c1-160)"
+verify "$DIR/acked1"
+wait_for "snapshots on disk" 20 grep -q "event=disk_snapshot " "$DIR/r0.log" "$DIR/r1.log" "$DIR/r2.log" ||
+	fail "no snapshot on disk was written"
+step "snapshots on disk: $(ls "$DIR"/wal*/snapshot.bpxf | wc -l) of 3 members"
+
+# ---- 2. A torn last write on member 0 ----
+load_then_kill "$DIR/acked2"
+seg=$(segments 0 | tail -1)
+tear=$(python3 "$HERE/wal_tool.py" tear "$seg") || fail "wal_tool tear $seg"
+step "tore member 0's last write: $tear"
+restart 0 1 2
+grep -q "event=wal_torn_tail file=$seg " "$DIR/r0.log" || fail "member 0: no wal_torn_tail line for $seg"
+step "ok: $(grep -o 'event=wal_torn_tail.*' "$DIR/r0.log" | tail -1 | cut -c1-200)"
+verify "$DIR/acked1"
+verify "$DIR/acked2"
+
+# ---- 3. One byte flipped in the middle of member 1's WAL ----
+load_then_kill "$DIR/acked3"
+seg=$(segments 1 | head -1)
+off=$(python3 "$HERE/wal_tool.py" flip "$seg") || fail "wal_tool flip $seg"
+step "flipped a byte of the record at byte $off of $seg"
+expect_refused 1 "$seg at byte $off: record checksum mismatch, with valid records after it: the log is corrupted in the middle"
+doc_states "$DOCS/deploy.md" "${REFUSED#bypaxd: }"
+restart 0 2
+PIDS[1]=""
+load --duration 1 --lanes 8 --prefix after --acked "$DIR/acked4" >"$DIR/load.out" 2>&1 ||
+	fail "writes with members 0 and 2: $(cat "$DIR/load.out")"
+step "members 0 and 2 carry on: $(head -1 "$DIR/load.out" | cut -d, -f1-2)"
+for f in acked1 acked2 acked3 acked4; do verify "$DIR/$f"; done
+echo "PASS"
