@@ -44,7 +44,8 @@ doc_states()
 {
 	[[ -n ${SKIP_DOCS:-} ]] && return 0 # while writing them
 	local text
-	text=$(echo "$2" | sed "s|$DIR|/var/lib/bypax|g; s|at byte [0-9]*|at byte 7340|")
+	text=$(echo "$2" | sed "s|$DIR|/var/lib/bypax|g; s|at byte [0-9]*|at byte 7340|;
+		s|wal-[0-9a-f]\{16\}\.seg|wal-0000000000000003.seg|g")
 	tr '\n' ' ' <"$1" | tr -s ' ' | grep -qF -- "$text" ||
 		fail "$1 does not quote: $text"
 }
@@ -109,6 +110,25 @@ verify()
 # segments I: member I's segment files, oldest first.
 segments() { find "$DIR/wal$1" -name 'wal-*.seg' | sort; }
 
+# ---- The config keys as docs/config.md shows them ----
+sed -n '/^## Durability: /,/^## /p' "$DOCS/config.md" | sed -n '/^```ini$/,/^```$/p' | sed '1d;$d' >"$DIR/doc.ini"
+grep -q '^durability = wal$' "$DIR/doc.ini" || fail "docs/config.md: no durability example"
+out=$("$BUILD/client/bypaxctl" --config "$DIR/doc.ini" status 2>&1)
+[[ $out == *"no bypaxd of cluster 42 answers"* ]] || fail "docs/config.md's durability example: $out"
+# bad_config KEYLINE SECTION: the doc's example with one line changed.
+bad_config()
+{
+	sed "$1" "$DIR/doc.ini" >"$DIR/bad.ini"
+	out=$("$BUILD/client/bypaxctl" --config "$DIR/bad.ini" status 2>&1)
+	doc_states "$DOCS/config.md" "$(echo "${out#bypaxctl: }" | sed "s|$DIR/bad.ini|/etc/bypax/cluster.ini|")"
+}
+bad_config 's/^durability = wal$/durability = disk/'
+bad_config 's|^wal_dir = .*|wal_dir = var/lib/bypax|'
+bad_config 's/^wal_segment_bytes = .*/wal_segment_bytes = 4096/'
+sed -i 's/^\[member0\]$/[member1]\nmac = 02:00:00:00:00:09\nip = 10.0.0.9\nport = 9000\ncontrol = 192.168.1.9:7000\n[member0]/' "$DIR/doc.ini"
+bad_config 's/^control = 192.168.1.9:7000$/&/'
+step "ok: docs/config.md's durability example loads, its refusals are the reader's"
+
 # ---- The first start ----
 expect_refused 0 "wal_dir $DIR/wal0 holds no write-ahead log: the first start of a durable member is with --bootstrap"
 doc_states "$DOCS/deploy.md" "${REFUSED#bypaxd: }"
@@ -116,6 +136,7 @@ for i in 0 1 2; do start_replica "$i" --bootstrap; done
 wait_for "a leader" 20 has_leader || fail "no leader"
 grep -q 'event=durable_start .*kind="new member of a new cluster"' "$DIR/r0.log" ||
 	fail "member 0: no durable_start line for a new member"
+[[ $(stat -c %a "$DIR/wal0") == 700 ]] || fail "wal_dir made with mode $(stat -c %a "$DIR/wal0"), not 0700"
 step "started 3 durable replicas (--bootstrap), cluster $CLUSTER_ID, logs in $DIR"
 
 # ---- 1. Every member killed under load ----
@@ -131,6 +152,17 @@ verify "$DIR/acked1"
 wait_for "snapshots on disk" 20 grep -q "event=disk_snapshot " "$DIR/r0.log" "$DIR/r1.log" "$DIR/r2.log" ||
 	fail "no snapshot on disk was written"
 step "snapshots on disk: $(ls "$DIR"/wal*/snapshot.bpxf | wc -l) of 3 members"
+# The layout of docs/deploy.md, "What is on disk".
+for i in 0 1 2; do
+	for f in snapshot.bpxf wal.lock; do
+		[[ -e $DIR/wal$i/$f ]] || fail "member $i has no $f"
+	done
+	[[ $(stat -c %s "$(segments "$i" | tail -1)") -eq 1048576 ]] ||
+		fail "member $i: its newest segment is not preallocated to wal_segment_bytes"
+	# (a .tmp while a snapshot or a segment is being written)
+	extra=$(ls "$DIR/wal$i" | grep -v '^wal-[0-9a-f]\{16\}\.seg\(\.tmp\)\{0,1\}$\|^snapshot\.bpxf\(\.tmp\)\{0,1\}$\|^wal\.lock$')
+	[[ -z $extra ]] || fail "member $i: unexpected files in its wal_dir: $extra"
+done
 
 # ---- 2. A torn last write on member 0 ----
 load_then_kill "$DIR/acked2"
@@ -156,4 +188,28 @@ load --duration 1 --lanes 8 --prefix after --acked "$DIR/acked4" >"$DIR/load.out
 	fail "writes with members 0 and 2: $(cat "$DIR/load.out")"
 step "members 0 and 2 carry on: $(head -1 "$DIR/load.out" | cut -d, -f1-2)"
 for f in acked1 acked2 acked3 acked4; do verify "$DIR/$f"; done
+
+grep -q "event=disk_snapshot .*segments_recycled=[1-9]" "$DIR"/r*.log ||
+	fail "no segment was recycled behind a snapshot"
+step "ok: $(grep -ho "event=disk_snapshot .*segments_recycled=[1-9][0-9]*" "$DIR"/r*.log | tail -1)"
+
+# ---- The procedure for a corrupt log (docs/deploy.md) ----
+SNAP=$DIR/bypax.snap
+ctl --id 0 snapshot "$SNAP" >"$DIR/snap.out" 2>&1 || fail "snapshot: $(cat "$DIR/snap.out")"
+step "$(cat "$DIR/snap.out")"
+for i in 0 2; do stop_replica "$i" TERM; done
+for i in 0 1 2; do mv "$DIR/wal$i" "$DIR/wal$i.corrupt"; done
+for i in 0 1 2; do start_replica "$i" "--bootstrap --restore $SNAP"; done
+wait_for "a leader" 30 has_leader || fail "no leader after the restore"
+wait_for "every member voting" 30 all_voting || fail "not all voting after the restore"
+for f in acked1 acked2 acked3 acked4; do verify "$DIR/$f"; done
+for i in 0 1 2; do
+	[[ -e $DIR/wal$i/snapshot.bpxf ]] || fail "member $i: the restored state is not on its disk"
+done
+step "ok: every member back from the snapshot, each with it on its disk"
+
+# Every event line is strict logfmt and in docs/deploy.md's table.
+python3 "$HERE/../lib/logfmt.py" --doc "$DOCS/deploy.md" "$DIR"/r*.log >"$DIR/logfmt.out" 2>&1 ||
+	fail "event lines: $(tail -5 "$DIR/logfmt.out")"
+step "ok: $(tail -1 "$DIR/logfmt.out")"
 echo "PASS"
