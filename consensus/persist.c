@@ -179,8 +179,8 @@ static int replay_accepted(struct px_replica *r, const struct px_msg *rec)
 	struct px_slot *s = replay_claim(r, rec->slot);
 	if (s == NULL)
 		return -BPX_EINVAL; /* beyond what the log holds */
-	if (s->chosen && !px_value_equal(s->value, s->value_len, rec->value,
-					 rec->value_len))
+	if (s->chosen &&
+	    !px_value_equal(s->value, s->value_len, rec->value, rec->value_len))
 		return -BPX_EINVAL;
 	px_value_copy(s->value, rec->value, rec->value_len);
 	s->value_len = rec->value_len;

@@ -59,6 +59,36 @@ void cluster_config_default(struct px_config *cfg, uint8_t n)
 	cfg->retransmit_ns = 2 * CLUSTER_MS;
 }
 
+/* Durable mode: the restart of replica i from its disk. */
+static void replay_disk(struct cluster *c, uint8_t i)
+{
+	struct cluster_node *nd = &c->nodes[i];
+	for (size_t k = 0; k < nd->disk_len; k++) {
+		int rc = px_durable_replay(nd->px, &nd->disk[k].msg);
+		if (rc != 0)
+			violation(c,
+				  "replica %u: replay of record %zu (flags "
+				  "%u) failed: %s",
+				  i, k, nd->disk[k].msg.flags,
+				  bpx_strerror(rc));
+	}
+	if (px_promised_ballot(nd->px) < nd->disk_promise)
+		violation(c,
+			  "replica %u restarted below the promise on its "
+			  "disk",
+			  i);
+}
+
+static void disk_free(struct cluster_node *nd)
+{
+	for (size_t k = 0; k < nd->disk_len; k++)
+		free(nd->disk[k].value);
+	free(nd->disk);
+	nd->disk = NULL;
+	nd->disk_len = nd->disk_cap = 0;
+	nd->disk_promise = 0;
+}
+
 void cluster_start(struct cluster *c, uint8_t i, bool recovering)
 {
 	struct cluster_node *nd = &c->nodes[i];
@@ -86,6 +116,8 @@ void cluster_start(struct cluster *c, uint8_t i, bool recovering)
 		fprintf(stderr, "cluster: px_init failed for replica %u\n", i);
 		abort();
 	}
+	if (nd->cfg.durable)
+		replay_disk(c, i);
 	/* The smallest outbox the replica promises to work with. */
 	nd->out.cap = px_outbox_cap_min(&nd->cfg);
 	nd->out_msgs = xrealloc(NULL, nd->out.cap * sizeof(struct px_msg));
@@ -145,8 +177,10 @@ void cluster_discard_all(struct cluster *c)
 void cluster_free(struct cluster *c)
 {
 	cluster_discard_all(c);
-	for (uint8_t i = 0; i < c->n; i++)
+	for (uint8_t i = 0; i < c->n; i++) {
 		cluster_crash(c, i);
+		disk_free(&c->nodes[i]);
+	}
 	free(c->queue);
 	free(c->replies);
 	free(c->chosen);
@@ -416,6 +450,64 @@ static void take_snapshot(struct cluster *c, uint8_t from,
 	c->snapshots_sent++;
 }
 
+/* Durable mode: a record goes to the sender's disk, durable at once. */
+static void disk_append(struct cluster *c, uint8_t from, const struct px_msg *m)
+{
+	struct cluster_node *nd = &c->nodes[from];
+	if (!nd->cfg.durable || m->to != from)
+		violation(c, "replica %u emitted a PERSIST record %s", from,
+			  nd->cfg.durable ? "to another replica" :
+					    "in memory mode");
+	nd->disk_cap = grow_to((void **)&nd->disk, nd->disk_cap, nd->disk_len,
+			       sizeof(*nd->disk));
+	struct cluster_record *r = &nd->disk[nd->disk_len++];
+	r->msg = *m;
+	r->value = NULL;
+	r->msg.value = NULL;
+	if (m->value_len > 0) {
+		r->value = xrealloc(NULL, m->value_len);
+		memcpy(r->value, m->value, m->value_len);
+		r->msg.value = r->value;
+	}
+	if (m->flags == PX_PERSIST_PROMISE && m->ballot > nd->disk_promise)
+		nd->disk_promise = m->ballot;
+}
+
+static bool disk_holds_vote(const struct cluster_node *nd, uint64_t slot,
+			    uint64_t ballot)
+{
+	for (size_t k = nd->disk_len; k-- > 0;) {
+		const struct px_msg *r = &nd->disk[k].msg;
+		if (r->flags == PX_PERSIST_ACCEPTED && r->slot == slot &&
+		    r->ballot == ballot)
+			return true;
+	}
+	return false;
+}
+
+/* Durable mode: what m tells its receiver is on the sender's disk. */
+static void check_persisted(struct cluster *c, uint8_t from,
+			    const struct px_msg *m)
+{
+	const struct cluster_node *nd = &c->nodes[from];
+	bool promise =
+		m->type == PX_MSG_PROMISE ||
+		(m->type == PX_MSG_PREPARE && !(m->flags & PX_FLAG_RECOVERY)) ||
+		(m->type == PX_MSG_STATUS && m->seq != 0) ||
+		m->type == PX_MSG_ACCEPTED || m->type == PX_MSG_ACCEPT;
+	if (promise && nd->disk_promise < m->ballot)
+		violation(c,
+			  "replica %u sent type %u at ballot %#llx before "
+			  "its promise was on disk",
+			  from, m->type, (unsigned long long)m->ballot);
+	bool vote = m->type == PX_MSG_ACCEPTED || m->type == PX_MSG_ACCEPT;
+	if (vote && !disk_holds_vote(nd, m->slot, m->ballot))
+		violation(c,
+			  "replica %u sent type %u for slot %llu before "
+			  "its vote was on disk",
+			  from, m->type, (unsigned long long)m->slot);
+}
+
 static void drain(struct cluster *c, uint8_t from)
 {
 	struct cluster_node *nd = &c->nodes[from];
@@ -433,6 +525,12 @@ static void drain(struct cluster *c, uint8_t from)
 			collect_reply(c, from, m);
 			continue;
 		}
+		if (m->type == PX_MSG_PERSIST) {
+			disk_append(c, from, m);
+			continue;
+		}
+		if (nd->cfg.durable)
+			check_persisted(c, from, m);
 		if (m->to >= c->n || m->to == from)
 			violation(c, "replica %u sent type %u to %u", from,
 				  m->type, m->to);

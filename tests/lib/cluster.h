@@ -11,6 +11,11 @@
  * is px_snapshot_install. All replicas share one fake clock that only moves when a test
  * moves it. Replies to clients are collected in a list.
  *
+ * Durable mode (tmpl.durable = 1): each replica's PX_MSG_PERSIST records
+ * go to its disk, a list that survives cluster_crash and is durable at
+ * once; cluster_start of a replica with a disk replays it
+ * (px_durable_replay of every record, in order).
+ *
  * After every step (every call into a replica) the fixture checks what must
  * hold whatever the test does, and fails the test otherwise:
  *  - at most one replica ever leads a given ballot, and it owns the ballot;
@@ -20,7 +25,11 @@
  *    applied_index <= commit_index;
  *  - replicas that applied the same index hold identical state (digest);
  *  - no outbox of px_outbox_cap_min messages ever overflows (unless a test
- *    sets outbox_full_ok).
+ *    sets outbox_full_ok);
+ *  - durable mode: no PROMISE, PREPARE, lease STATUS, ACCEPT or ACCEPTED
+ *    goes out before the records it depends on are on the disk (a promise
+ *    at least its ballot; the slot accepted at its ballot), and a replica
+ *    restarted from its disk promised at least what its disk says.
  *
  * Tests read like the protocol, with the macros at the end of this file:
  *
@@ -68,8 +77,18 @@ struct cluster_reply {
 	uint8_t value[PX_REPLY_BYTES_MAX];
 };
 
+/* A PERSIST record on a replica's disk (durable mode). */
+struct cluster_record {
+	struct px_msg msg; /* msg.value points into value */
+	uint8_t *value;
+};
+
 struct cluster_node {
 	struct px_config cfg;
+	/* Durable mode: the disk, which outlives the replica's memory. */
+	struct cluster_record *disk;
+	size_t disk_len, disk_cap;
+	uint64_t disk_promise; /* the highest PROMISE record on it */
 	void *mem;
 	void *sm;
 	struct px_replica *px;
@@ -140,7 +159,8 @@ void cluster_free(struct cluster *c);
 
 /* Loses replica i's memory; its queued messages still travel. */
 void cluster_crash(struct cluster *c, uint8_t i);
-/* Starts replica i afresh (recovering: without its state, DESIGN.md). */
+/* Starts replica i afresh (recovering: without its state, DESIGN.md); in
+ * durable mode (never recovering) from its disk, if it has one. */
 void cluster_start(struct cluster *c, uint8_t i, bool recovering);
 
 /* The clock. */

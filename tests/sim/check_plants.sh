@@ -45,6 +45,15 @@ declare -A budget=(
 	[quorum-all-replicas]="--replicas 3 --from 1 --seeds 20"
 	# seeds 5 14 16 17 22 25 31 37 39 40 (the session-eviction workload)
 	[session-first-seq]="--replicas 3 --from 1 --seeds 60"
+	# --durable (issue 12): a restart that forgets its votes, or its
+	# promise. The simulator checks both at every restart from a disk
+	# (sim_world.c: restart_from_disk): seeds 1 2 3 4 5 6 8 9 10 ... for
+	# each. Without those checks, the invariants caught them too: two
+	# values chosen for one slot (no-accepted: seeds 1 4 5 9 11 12 ...),
+	# and a leader that ran its own ballot again with other values
+	# (no-promise: seeds 41 241 258 341 483 500 639 ... of 1..1000).
+	[durable-replay-no-accepted]="--durable --replicas 3 --from 1 --seeds 20"
+	[durable-replay-no-promise]="--durable --replicas 3 --from 1 --seeds 20"
 )
 
 names=$("$sim" --plant list | awk '{ print $1 }')

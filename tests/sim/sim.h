@@ -48,6 +48,14 @@ struct sim_faults {
 	uint64_t recovery_every_ns;  /* recovery attacks (sim_world.c; 5
 					members or more, seeds without lease
 					attacks); 0: none */
+	/* Durable mode only (--durable; sim_disk.c): */
+	uint64_t whole_crash_every_ns; /* every replica crashes at once */
+	uint32_t torn_pct;           /* crashes that leave a torn write */
+	uint32_t commit_skip_pct;    /* COMMIT records the caller skips */
+	uint32_t snapshot_pct;       /* ticks that save a disk snapshot */
+	uint64_t corrupt_every_ns;   /* a bad sector in a replica's log,
+					found at its restart: it stays down
+					(at most a minority of them) */
 };
 
 struct sim_params {
@@ -63,6 +71,8 @@ struct sim_params {
 	 * from their own PRNG streams, never from the stock ones. */
 	bool stock;
 	bool long_run;             /* --long: a long fault phase, more churn */
+	bool durable;              /* --durable: replicas persist to a
+				      simulated disk (sim_disk.c) */
 	/* The session-eviction workload (off under --stock): */
 	uint32_t session_max;      /* the replicas' session table; 0: 64 */
 	uint32_t client_churn_pct; /* after an op, a client quits and a new
@@ -89,6 +99,12 @@ struct sim_result {
 	 * replica leads again (the first SIM_FAILOVERS_MAX of them). */
 	uint64_t failovers;
 	uint64_t failover_ns[SIM_FAILOVERS_MAX];
+	/* --durable: */
+	uint64_t whole_crashes;    /* every replica crashed at once */
+	uint64_t disk_restarts;    /* restarts from a disk */
+	uint64_t torn_cut;         /* torn tails cut at a restart */
+	uint64_t corrupt_down;     /* replicas down for a corrupt record */
+	uint64_t disk_syncs;
 	char first_violation[512];
 };
 
@@ -96,6 +112,8 @@ struct sim_result {
  * long_run: --long (ignored under stock). */
 void sim_params_from_seed(struct sim_params *p, uint64_t seed,
 			  uint8_t replicas, bool stock, bool long_run);
+/* --durable: the disk's faults, from a stream of their own. */
+void sim_params_durable(struct sim_params *p, uint64_t seed);
 void sim_run(const struct sim_params *p, struct sim_result *res);
 
 #endif

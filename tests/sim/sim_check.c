@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "sim_internal.h"
+/* Read-only: checker_after_restart reads a restarted replica's log. */
+#include "../../consensus/internal.h"
 
 struct proposal {
 	uint64_t slot;
@@ -354,6 +356,31 @@ void checker_after_step(struct sim_checker *c, uint8_t node,
 		sim_violation("replica %u state differs from another replica's "
 			      "at applied index %llu", node,
 			      (unsigned long long)applied);
+}
+
+/* --durable: a replica restarted from its disk still holds every vote it
+ * sent (an ACCEPTED, or the leader's ACCEPT of its own proposal) for a
+ * slot it has not applied: at that ballot or a later one. */
+void checker_after_restart(struct sim_checker *c, uint8_t node,
+			   struct px_replica *r)
+{
+	uint8_t bit = (uint8_t)(1u << node);
+	for (size_t k = 0; k < c->props_cap; k++) {
+		const struct proposal *p = &c->props[k];
+		if (!p->used || !(p->mask & bit) ||
+		    p->slot < px_applied_index(r))
+			continue;
+		const struct px_slot *s = px_log_get(r, p->slot);
+		if (s == NULL || s->accepted_ballot < p->ballot) {
+			sim_violation(
+				"replica %u restarted without its vote "
+				"for slot %llu at ballot %llu.%u",
+				node, (unsigned long long)p->slot,
+				(unsigned long long)px_ballot_round(p->ballot),
+				px_ballot_owner(p->ballot));
+			return;
+		}
+	}
 }
 
 void checker_node_reset(struct sim_checker *c, uint8_t node)

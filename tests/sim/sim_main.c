@@ -169,6 +169,31 @@ void sim_params_from_seed(struct sim_params *p, uint64_t seed, uint8_t replicas,
 	params_recovery(p, seed, replicas);
 }
 
+/* --durable (issue 12): replicas persist to a simulated disk (sim_disk.c)
+ * and restart from it, and the disk has faults: whole-cluster crashes,
+ * torn writes at a crash, COMMIT records the caller skips, snapshots saved
+ * and records recycled, and a bad sector in the middle of a replica's log
+ * (it stays down; at most a minority of them). Crashes then lose no
+ * state, so any number of replicas may be down at once. Diskless recovery
+ * attacks are off: a durable replica never recovers. A stream of its own:
+ * every other draw stays as it was. */
+void sim_params_durable(struct sim_params *p, uint64_t seed)
+{
+	static const uint64_t whole[] = { 0, 60 * MS, 150 * MS, 300 * MS };
+	static const uint64_t torn[] = { 0, 50, 100 };
+	static const uint64_t skip[] = { 0, 0, 50 };
+	static const uint64_t snap[] = { 0, 1, 5 };
+	static const uint64_t corrupt[] = { 0, 0, 60 * MS, 150 * MS };
+	uint64_t s = seed * 0xa24baed4963ee407ull + 0x9fb21c651e98df25ull;
+	p->durable = true;
+	p->faults.whole_crash_every_ns = pick(&s, whole, 4);
+	p->faults.torn_pct = (uint32_t)pick(&s, torn, 3);
+	p->faults.commit_skip_pct = (uint32_t)pick(&s, skip, 3);
+	p->faults.snapshot_pct = (uint32_t)pick(&s, snap, 3);
+	p->faults.corrupt_every_ns = pick(&s, corrupt, 4);
+	p->faults.recovery_every_ns = 0;
+}
+
 #ifdef PX_TEST_PLANTS
 #define SIM_NAME "bypax-sim-plant"
 #else
@@ -178,8 +203,10 @@ void sim_params_from_seed(struct sim_params *p, uint64_t seed, uint8_t replicas,
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: " SIM_NAME " [--seeds N] [--from S] [--seed S] [--replicas R]\n"
-		"                 [--long | --stock] [--stop] [--demo] [--verbose]\n"
+		"usage: " SIM_NAME
+		" [--seeds N] [--from S] [--seed S] [--replicas R]\n"
+		"                 [--long | --stock] [--durable] [--stop] [--demo]\n"
+		"                 [--verbose]\n"
 #ifdef PX_TEST_PLANTS
 		"                 [--plant NAME | --plant list]\n"
 #endif
@@ -198,6 +225,13 @@ static void usage(FILE *f)
 		"eviction, --long);\n"
 		"                 clients and control are today's, so timings "
 		"differ\n"
+		"  --durable      replicas persist to a simulated disk and restart "
+		"from it; disk\n"
+		"                 faults: whole-cluster crashes, torn writes, "
+		"skipped COMMIT\n"
+		"                 records, snapshots with recycling, a corrupt "
+		"record (that\n"
+		"                 replica stays down; at most a minority)\n"
 		"  --stop         stop at the first failing seed\n"
 #ifdef PX_TEST_PLANTS
 		"  --plant NAME   run with one planted bug (consensus/plant.h); "
@@ -241,7 +275,7 @@ static int parse_u64(const char *name, const char *s, uint64_t lo, uint64_t hi,
 struct options {
 	uint64_t seeds, from, replicas;
 	int single, verbose, demo, stop;
-	bool stock, long_run;
+	bool stock, long_run, durable;
 	const char *plant; /* NULL: none */
 };
 
@@ -293,6 +327,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "replicas", required_argument, NULL, 'r' },
 		{ "long", no_argument, NULL, 'L' },
 		{ "stock", no_argument, NULL, 'S' },
+		{ "durable", no_argument, NULL, 'D' },
 		{ "stop", no_argument, NULL, 'x' },
 		{ "plant", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -315,6 +350,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'r': err = parse_u64("--replicas", optarg, 3, 7, &o->replicas); break;
 		case 'L': o->long_run = true; break;
 		case 'S': o->stock = true; break;
+		case 'D':
+			o->durable = true;
+			break;
 		case 'x': o->stop = 1; break;
 		case 'p': o->plant = optarg; break;
 		case 'v': o->verbose = 1; break;
@@ -327,6 +365,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, SIM_NAME ": unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (o->stock && o->durable) {
+		fprintf(stderr, SIM_NAME
+			": --durable is not part of the stock "
+			"simulator: use one of --durable and --stock\n");
 		return -1;
 	}
 	if (o->stock && o->long_run) {
@@ -378,6 +422,8 @@ struct summary {
 	uint64_t steps, committed, faults, violations;
 	uint64_t lease_reads, acked, unknown, reconfigs;
 	uint64_t expired, churns; /* the session-eviction workload */
+	uint64_t whole_crashes, disk_restarts, torn_cut, corrupt_down;
+	uint64_t disk_syncs; /* --durable */
 	uint64_t leader_changes;
 	uint64_t *fig[FIG_COUNT]; /* per seed, for min/median/max */
 	uint64_t seeds_run;
@@ -408,6 +454,11 @@ static void summary_add(struct summary *s, uint64_t seed,
 	s->expired += r->requests_expired;
 	s->churns += r->client_churns;
 	s->leader_changes += r->leader_changes;
+	s->whole_crashes += r->whole_crashes;
+	s->disk_restarts += r->disk_restarts;
+	s->torn_cut += r->torn_cut;
+	s->corrupt_down += r->corrupt_down;
+	s->disk_syncs += r->disk_syncs;
 	const uint64_t v[FIG_COUNT] = { r->committed_slots, r->faults,
 					r->leader_changes, r->recoveries,
 					r->stateless_max, r->sim_time_ns / MS };
@@ -466,6 +517,15 @@ static void summary_print(struct summary *s, const struct options *o)
 		       "eviction (outcome unknown), %" PRIu64
 		       " clients replaced by new ones\n",
 		       s->expired, s->churns);
+	if (o->durable)
+		printf("sim: durable: %" PRIu64
+		       " whole-cluster crashes, %" PRIu64
+		       " restarts from disk, %" PRIu64
+		       " torn tails cut, %" PRIu64
+		       " replicas down for a corrupt record, %" PRIu64
+		       " syncs\n",
+		       s->whole_crashes, s->disk_restarts, s->torn_cut,
+		       s->corrupt_down, s->disk_syncs);
 	if (s->seeds_run > 0 && s->fig[FIG_COUNT - 1] != NULL) {
 		printf("sim: per seed (min/median/max):");
 		for (int k = 0; k < FIG_COUNT; k++)
@@ -496,12 +556,13 @@ static void summary_print(struct summary *s, const struct options *o)
 static void print_failure(const struct options *o, uint64_t seed,
 			  const struct sim_result *r)
 {
-	printf("sim: FAIL seed=%" PRIu64 " replicas=%" PRIu64 ": %s (replay: "
-	       SIM_NAME "%s%s%s%s --seed %" PRIu64 " --replicas %" PRIu64 ")\n",
+	printf("sim: FAIL seed=%" PRIu64 " replicas=%" PRIu64
+	       ": %s (replay: " SIM_NAME "%s%s%s%s%s --seed %" PRIu64
+	       " --replicas %" PRIu64 ")\n",
 	       seed, o->replicas, r->first_violation,
 	       o->plant ? " --plant " : "", o->plant ? o->plant : "",
-	       o->long_run ? " --long" : "", o->stock ? " --stock" : "", seed,
-	       o->replicas);
+	       o->long_run ? " --long" : "", o->stock ? " --stock" : "",
+	       o->durable ? " --durable" : "", seed, o->replicas);
 	fflush(stdout);
 }
 
@@ -531,6 +592,8 @@ int main(int argc, char **argv)
 		struct sim_result r;
 		sim_params_from_seed(&p, o.from + i, (uint8_t)o.replicas, o.stock,
 				     o.long_run);
+		if (o.durable)
+			sim_params_durable(&p, o.from + i);
 		p.verbose = o.verbose;
 		double t0 = wall_ms();
 		sim_run(&p, &r);

@@ -167,6 +167,12 @@ static const struct bpx_sm_ops sim_sm_ops_table = {
 	.prefetch = sim_sm_prefetch,
 };
 
+uint64_t sim_sm_last_seq(void *sm, uint32_t ci)
+{
+	const struct sim_sm *s = sm;
+	return ci < SIM_CLIENTS_MAX ? s->last_seq[ci] : 0;
+}
+
 const struct bpx_sm_ops *sim_sm_ops(void)
 {
 	return &sim_sm_ops_table;

@@ -78,6 +78,12 @@ struct node {
 	int64_t ppm;
 	uint64_t gen;
 	enum px_role last_role;
+	/* --durable: its disk, which outlives its memory, and whether a
+	 * corrupt record found at a restart keeps it down for good. */
+	struct sim_disk disk;
+	bool dead;
+	uint64_t told_promise; /* --durable: the highest ballot it has told
+				  anyone it promised, over all its lives */
 };
 
 /* A client slot: one client at a time, each with its own session, opened
@@ -105,6 +111,9 @@ struct world {
 	uint64_t order;
 	uint64_t prng;
 	uint64_t prng2; /* draws added since the stock simulator */
+	uint64_t prng_disk; /* --durable draws (in-memory runs make none) */
+	uint8_t doomed;	    /* --durable: replicas whose disk is corrupt */
+	uint64_t acked_max[SIM_CLIENTS_MAX]; /* highest write acked, by slot */
 	struct event **heap;
 	size_t heap_len, heap_cap;
 	struct node nodes[PX_REPLICAS_MAX];
@@ -396,14 +405,73 @@ static void send_px(struct world *w, uint8_t from, const struct px_msg *m)
 	net_send(w, e, from, dst);
 }
 
+static uint64_t rnd_disk(struct world *w)
+{
+	uint64_t z = (w->prng_disk += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* A PERSIST record goes to the sender's disk, unsynced; a COMMIT record
+ * the caller may skip (consensus.h: never needed for safety). */
+static void persist_record(struct world *w, uint8_t from,
+			   const struct px_msg *m)
+{
+	struct node *n = &w->nodes[from];
+	if (!w->p->durable || m->to != from || m->from != from) {
+		sim_violation("replica %u emitted a PERSIST record %s", from,
+			      w->p->durable ? "addressed elsewhere" :
+					      "in memory mode");
+		return;
+	}
+	if (m->flags == PX_PERSIST_COMMIT &&
+	    rnd_disk(w) % 100 < w->p->faults.commit_skip_pct)
+		return;
+	sim_disk_append(&n->disk, m);
+}
+
+/* --durable: what a message tells its receiver the sender promised (its
+ * own ballot, for a leader's PREPARE and ACCEPT). */
+static void note_told_promise(struct world *w, uint8_t from,
+			      const struct px_msg *m)
+{
+	bool promise =
+		m->type == PX_MSG_PROMISE || m->type == PX_MSG_ACCEPTED ||
+		m->type == PX_MSG_ACCEPT ||
+		(m->type == PX_MSG_PREPARE && !(m->flags & PX_FLAG_RECOVERY)) ||
+		(m->type == PX_MSG_STATUS && m->seq != 0);
+	struct node *n = &w->nodes[from];
+	if (w->p->durable && promise && m->ballot > n->told_promise)
+		n->told_promise = m->ballot;
+}
+
+/* The caller of the core, as bypaxd's is: records to the disk, and
+ * before a message that comes after records, a sync (the caller's rule,
+ * consensus.h). The records at the outbox's end are synced only when the
+ * replica next runs (sync_tail): a crash before that loses them. */
 static void drain(struct world *w, uint8_t from)
 {
+	struct sim_disk *d = &w->nodes[from].disk;
 	for (uint32_t i = 0; i < w->out.count; i++) {
 		const struct px_msg *m = &w->out.msgs[i];
+		if (m->type == PX_MSG_PERSIST) {
+			persist_record(w, from, m);
+			continue;
+		}
+		if (sim_disk_pending(d))
+			sim_disk_sync(d);
+		note_told_promise(w, from, m);
 		checker_observe(w->checker, m);
 		send_px(w, from, m);
 	}
 	w->out.count = 0;
+}
+
+static void sync_tail(struct world *w, uint8_t i)
+{
+	if (w->p->durable)
+		sim_disk_sync(&w->nodes[i].disk);
 }
 
 /* ---- Replicas ---- */
@@ -428,9 +496,49 @@ static void node_config(const struct world *w, uint8_t i, bool recovering,
 	 * first keeps the stock one. */
 	cfg->seed = (w->p->seed * 31 + i) ^
 		    (w->nodes[i].gen * 0x9e3779b97f4a7c15ull);
-	cfg->recovering = recovering;
+	cfg->recovering = recovering && !w->p->durable;
+	cfg->durable = w->p->durable;
 	cfg->sm_ops = sim_sm_ops();
 	cfg->sm = w->nodes[i].sm;
+}
+
+static void node_free(struct node *n)
+{
+	free(n->mem);
+	n->mem = NULL;
+	n->px = NULL;
+	sim_sm_ops()->destroy(n->sm);
+	n->sm = NULL;
+}
+
+/* --durable: the restart from the disk (sim_disk_replay). A corrupt record
+ * keeps the replica down for good, as bypaxd stops on one; the core
+ * refusing a sound record is a bug. Returns whether it runs. */
+static bool restart_from_disk(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	char why[160];
+	uint64_t cuts = n->disk.cuts;
+	bool restart = n->disk.len > 0 || n->disk.snap_len > 0;
+	int rc = sim_disk_replay(&n->disk, n->px, i, why, sizeof(why));
+	w->res->torn_cut += n->disk.cuts - cuts;
+	if (rc == 0) {
+		w->res->disk_restarts += restart;
+		if (px_promised_ballot(n->px) < n->told_promise)
+			sim_violation(
+				"replica %u restarted from its disk below "
+				"a promise it had sent",
+				i);
+		checker_after_restart(w->checker, i, n->px);
+		return true;
+	}
+	if (rc == -2 || !(w->doomed & (1u << i)))
+		sim_violation("replica %u cannot restart: %s", i, why);
+	narrate(w, "replica %u stays down: %s", i, why);
+	n->dead = true;
+	w->res->corrupt_down++;
+	node_free(n);
+	return false;
 }
 
 static void node_start(struct world *w, uint8_t i, bool recovering)
@@ -446,6 +554,8 @@ static void node_start(struct world *w, uint8_t i, bool recovering)
 		fprintf(stderr, "sim: cannot start replica %u\n", i);
 		exit(2);
 	}
+	if (w->p->durable && !restart_from_disk(w, i))
+		return;
 	/* The shipped control policy, as ctl_daemon configures it. Not ready
 	 * to lead until the first tick's worker status says so. */
 	struct ctl_policy_config pcfg;
@@ -473,11 +583,11 @@ static void node_stop(struct world *w, uint8_t i)
 		return;
 	n->up = false;
 	n->gen++;
-	free(n->mem);
-	n->mem = NULL;
-	n->px = NULL;
-	sim_sm_ops()->destroy(n->sm);
-	n->sm = NULL;
+	node_free(n);
+	if (w->p->durable)
+		sim_disk_crash(&n->disk,
+			       rnd_disk(w) % 100 < w->p->faults.torn_pct,
+			       rnd_disk(w));
 }
 
 static bool someone_leads(const struct world *w)
@@ -590,10 +700,24 @@ static void ctl_step(struct world *w, uint8_t i, uint64_t t,
 	ctl_effects(w, i, &out);
 }
 
+/* --durable: now and then the caller saves a snapshot to the disk and
+ * recycles the records it covers (consensus.h). */
+static void maybe_save_snapshot(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	if (!w->p->durable || w->p->faults.snapshot_pct == 0 ||
+	    rnd_disk(w) % 100 >= w->p->faults.snapshot_pct)
+		return;
+	if (sim_disk_save_snapshot(&n->disk, n->px, i) != 0)
+		sim_violation("replica %u: disk snapshot failed", i);
+}
+
 static void node_tick(struct world *w, uint8_t i)
 {
 	struct node *n = &w->nodes[i];
 	uint64_t t = local_time(w, i);
+	sync_tail(w, i);
+	maybe_save_snapshot(w, i);
 	if (w->now >= n->ctl_paused_until) {
 		/* The control thread: the worker's status, then a tick
 		 * (readiness, heartbeat, leader choice, the hint). */
@@ -631,6 +755,7 @@ static void deliver_px(struct world *w, struct event *e)
 	uint8_t i = e->node;
 	struct node *n = &w->nodes[i];
 	uint64_t t = local_time(w, i);
+	sync_tail(w, i);
 	if (e->kind == EV_SNAPSHOT) {
 		if (px_snapshot_install(n->px, t, e->data, e->data_len,
 					&w->out) != 0)
@@ -639,6 +764,11 @@ static void deliver_px(struct world *w, struct event *e)
 			narrate(w, "replica %u installed a snapshot at slot "
 				"%llu", i,
 				(unsigned long long)px_applied_index(n->px));
+		/* The caller's rule: an installed snapshot is on the disk
+		 * before any later record. */
+		if (w->p->durable &&
+		    sim_disk_save_snapshot(&n->disk, n->px, i) != 0)
+			sim_violation("replica %u: disk snapshot failed", i);
 	} else if (e->kind == EV_HEARTBEAT) {
 		if (w->now >= n->ctl_paused_until) {
 			struct ctl_input in = { .kind = CTL_IN_HEARTBEAT };
@@ -838,8 +968,11 @@ static void client_complete(struct world *w, uint32_t ci,
 		c->last_seen[op->key] = op->out;
 	if (op->kind == LC_CAS && op->out_ok)
 		c->last_seen[op->key] = op->arg2;
-	if (op->kind != LC_GET) /* a read may be a lease read, in no slot */
+	if (op->kind != LC_GET) { /* a read may be a lease read, in no slot */
 		checker_acked(w->checker, ci, c->op_count);
+		if (c->op_count > w->acked_max[ci])
+			w->acked_max[ci] = c->op_count;
+	}
 	w->res->requests_acked++;
 	c->busy = false;
 	/* Churn: the client quits, and a new one, with a session of its own
@@ -1064,7 +1197,14 @@ static bool may_lose_state(const struct world *w, uint8_t i)
 static void fault_crash(struct world *w)
 {
 	uint8_t i = (uint8_t)(rnd(w) % w->p->replicas);
-	if (!w->nodes[i].up || !may_lose_state(w, i))
+	/* A durable replica loses no state in a crash, so any number may be
+	 * down at once; mostly a minority still is, or the seed would spend
+	 * its fault phase with nobody to serve (whole-cluster crashes are
+	 * fault_whole_crash's). */
+	if (!w->nodes[i].up)
+		return;
+	if (!may_lose_state(w, i) &&
+	    (!w->p->durable || rnd_disk(w) % 100 >= 20))
 		return;
 	bool was_leader = px_role(w->nodes[i].px) == PX_ROLE_LEADER;
 	node_stop(w, i);
@@ -1077,6 +1217,64 @@ static void fault_crash(struct world *w)
 	if (lost > w->res->stateless_max)
 		w->res->stateless_max = lost;
 	narrate(w, "crash replica %u (its memory is lost)", i);
+	schedule(w, rnd_range(w, 5 * MS, w->p->faults.restart_max_ns),
+		 EV_RESTART, i, w->nodes[i].gen);
+}
+
+/* --durable: every replica crashes at once (a power cut of the rack), and
+ * each restarts from its disk within restart_max_ns. */
+static void fault_whole_crash(struct world *w)
+{
+	bool any = false;
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		if (!w->nodes[i].up)
+			continue;
+		if (px_role(w->nodes[i].px) == PX_ROLE_LEADER &&
+		    !w->failover_pending) {
+			w->failover_pending = true;
+			w->failover_since = w->now;
+		}
+		node_stop(w, i);
+		uint64_t after =
+			1 * MS + rnd_disk(w) % w->p->faults.restart_max_ns;
+		schedule(w, after, EV_RESTART, i, w->nodes[i].gen);
+		any = true;
+	}
+	if (!any)
+		return;
+	w->res->faults++;
+	w->res->whole_crashes++;
+	narrate(w, "every replica crashes at once; each restarts from its "
+		   "disk");
+}
+
+/* Replicas that are down for good, or will be at their restart. */
+static uint8_t dead_mask(const struct world *w)
+{
+	uint8_t mask = w->doomed;
+	for (uint8_t i = 0; i < w->p->replicas; i++)
+		if (w->nodes[i].dead)
+			mask |= (uint8_t)(1u << i);
+	return mask;
+}
+
+/* --durable: a bad sector in the middle of a replica's log, found when it
+ * restarts (it is crashed now): it stays down for good. Only while those
+ * down for good stay a minority of every configuration in force. */
+static void fault_corrupt(struct world *w)
+{
+	uint8_t i = (uint8_t)(rnd_disk(w) % w->p->replicas);
+	uint8_t doomed = (uint8_t)(dead_mask(w) | (1u << i));
+	for (uint8_t k = 0; k < w->recent_count; k++)
+		if (!minority_of(doomed, w->recent_configs[k]))
+			return;
+	if (!w->nodes[i].up || !minority_of_every_held(w, doomed) ||
+	    !sim_disk_corrupt(&w->nodes[i].disk, rnd_disk(w)))
+		return;
+	w->doomed = doomed;
+	node_stop(w, i);
+	w->res->faults++;
+	narrate(w, "a sector of replica %u's log goes bad; it crashes", i);
 	schedule(w, rnd_range(w, 5 * MS, w->p->faults.restart_max_ns),
 		 EV_RESTART, i, w->nodes[i].gen);
 }
@@ -1873,15 +2071,21 @@ static void fault_reconfig(struct world *w)
 static void fault_event(struct world *w, const struct event *e)
 {
 	const struct sim_faults *f = &w->p->faults;
-	uint64_t every = e->node == 0 ? f->partition_every_ns
-			 : e->node == 1 ? f->crash_every_ns
-			 : e->node == 2 ? f->pause_every_ns
-			 : e->node == 4 ? f->nemesis_every_ns
-			 : e->node == 5 ? f->recovery_every_ns
-					: f->reconfig_every_ns;
+	uint64_t every = e->node == 0 ? f->partition_every_ns :
+			 e->node == 1 ? f->crash_every_ns :
+			 e->node == 2 ? f->pause_every_ns :
+			 e->node == 4 ? f->nemesis_every_ns :
+			 e->node == 5 ? f->recovery_every_ns :
+			 e->node == 6 ? f->whole_crash_every_ns :
+			 e->node == 7 ? f->corrupt_every_ns :
+					f->reconfig_every_ns;
 	if (!w->faults_on || every == 0)
 		return;
-	if (e->node == 0)
+	if (e->node == 6)
+		fault_whole_crash(w);
+	else if (e->node == 7)
+		fault_corrupt(w);
+	else if (e->node == 0)
 		fault_partition(w);
 	else if (e->node == 4)
 		fault_nemesis(w);
@@ -1893,8 +2097,9 @@ static void fault_event(struct world *w, const struct event *e)
 		fault_pause(w);
 	else
 		fault_reconfig(w);
-	uint64_t next = e->node >= 4 ? every / 2 + rnd2(w) % (every + 1)
-				     : rnd_range(w, every / 2, every * 3 / 2);
+	uint64_t next = e->node >= 6 ? every / 2 + rnd_disk(w) % (every + 1) :
+			e->node >= 4 ? every / 2 + rnd2(w) % (every + 1) :
+				       rnd_range(w, every / 2, every * 3 / 2);
 	schedule(w, next, EV_FAULT, e->node, 0);
 }
 
@@ -1905,7 +2110,7 @@ static void settle(struct world *w)
 	w->faults_on = false;
 	heal_links(w);
 	for (uint8_t i = 0; i < w->p->replicas; i++) {
-		if (!w->nodes[i].up)
+		if (!w->nodes[i].up && !w->nodes[i].dead)
 			node_start(w, i, true);
 		w->nodes[i].paused_until = 0;
 		w->nodes[i].ctl_paused_until = 0;
@@ -1933,8 +2138,13 @@ static bool clients_idle(const struct world *w)
 static bool replicas_converged(const struct world *w, char *why, size_t n)
 {
 	uint64_t top = 0;
+	uint8_t first = PX_REPLICA_NONE;
 	for (uint8_t i = 0; i < w->p->replicas; i++) {
 		const struct node *nd = &w->nodes[i];
+		if (nd->dead)
+			continue; /* down for good: a corrupt disk */
+		if (first == PX_REPLICA_NONE)
+			first = i;
 		if (!nd->up || px_role(nd->px) == PX_ROLE_RECOVERING) {
 			snprintf(why, n, "replica %u is still recovering", i);
 			return false;
@@ -1943,6 +2153,8 @@ static bool replicas_converged(const struct world *w, char *why, size_t n)
 			top = px_commit_index(nd->px);
 	}
 	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		if (w->nodes[i].dead)
+			continue;
 		const struct px_replica *r = w->nodes[i].px;
 		if (px_applied_index(r) != top) {
 			snprintf(why, n, "replica %u applied %llu of %llu", i,
@@ -1950,7 +2162,7 @@ static bool replicas_converged(const struct world *w, char *why, size_t n)
 				 (unsigned long long)top);
 			return false;
 		}
-		if (px_state_digest(r) != px_state_digest(w->nodes[0].px)) {
+		if (px_state_digest(r) != px_state_digest(w->nodes[first].px)) {
 			snprintf(why, n, "replica %u state differs at %llu", i,
 				 (unsigned long long)top);
 			return false;
@@ -1959,11 +2171,38 @@ static bool replicas_converged(const struct world *w, char *why, size_t n)
 	return true;
 }
 
+/* --durable: every acknowledged write is applied at every replica that
+ * runs, whole-cluster crashes or not (sim_sm.c keeps, per client slot,
+ * the last write applied). */
+static void check_acked_applied(struct world *w)
+{
+	if (!w->p->durable)
+		return;
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
+		if (w->nodes[i].dead)
+			continue;
+		for (uint32_t ci = 0; ci < w->p->clients; ci++) {
+			uint64_t have = sim_sm_last_seq(w->nodes[i].sm, ci);
+			if (have < w->acked_max[ci]) {
+				sim_violation(
+					"replica %u lost acknowledged "
+					"writes: client %u's write %llu "
+					"acknowledged, %llu applied",
+					i, ci,
+					(unsigned long long)w->acked_max[ci],
+					(unsigned long long)have);
+				return;
+			}
+		}
+	}
+}
+
 static void check_event(struct world *w)
 {
 	char why[160] = "clients still waiting for replies";
 	if (clients_idle(w) && replicas_converged(w, why, sizeof(why))) {
 		w->settled = true;
+		check_acked_applied(w);
 		return;
 	}
 	if (w->now >= w->settle_deadline) {
@@ -2016,9 +2255,17 @@ static void dispatch(struct world *w, struct event *e)
 		nemesis_stage(w, e);
 		break;
 	case EV_RESTART:
-		if (e->gen == w->nodes[e->node].gen && !w->nodes[e->node].up) {
+		if (e->gen == w->nodes[e->node].gen && !w->nodes[e->node].up &&
+		    !w->nodes[e->node].dead) {
 			node_start(w, e->node, true);
-			narrate(w, "restart replica %u without its state", e->node);
+			if (w->p->durable && w->nodes[e->node].up)
+				narrate(w, "restart replica %u from its disk",
+					e->node);
+			else if (!w->p->durable)
+				narrate(w,
+					"restart replica %u without its "
+					"state",
+					e->node);
 		}
 		break;
 	case EV_CHECK:
@@ -2038,6 +2285,7 @@ static void world_init(struct world *w, const struct sim_params *p,
 	w->res = res;
 	w->prng = p->seed ^ 0x5eedull;
 	w->prng2 = p->seed * 0xd6e8feb86659fd93ull ^ 0x5eed2ull;
+	w->prng_disk = p->seed * 0x8bb84b93962eacc9ull ^ 0x5eed3ull;
 	w->out.msgs = w->outbox_msgs;
 	w->out.cap = OUTBOX_CAP;
 	w->faults_on = true;
@@ -2061,6 +2309,10 @@ static void world_init(struct world *w, const struct sim_params *p,
 		schedule(w, 20 * MS + rnd2(w) % (40 * MS), EV_FAULT, 4, 0);
 	if (p->faults.recovery_every_ns != 0)
 		schedule(w, 20 * MS + rnd2(w) % (40 * MS), EV_FAULT, 5, 0);
+	if (p->durable) {
+		schedule(w, 20 * MS + rnd_disk(w) % (60 * MS), EV_FAULT, 6, 0);
+		schedule(w, 20 * MS + rnd_disk(w) % (60 * MS), EV_FAULT, 7, 0);
+	}
 	w->recent_configs[0] = (uint8_t)((1u << p->replicas) - 1);
 	w->recent_count = 1;
 	schedule(w, p->fault_phase_ns, EV_CHECK, 0, 0);
@@ -2072,8 +2324,11 @@ static void world_free(struct world *w)
 	while ((e = ev_pop(w)) != NULL)
 		ev_free(e);
 	free(w->heap);
-	for (uint8_t i = 0; i < w->p->replicas; i++)
+	for (uint8_t i = 0; i < w->p->replicas; i++) {
 		node_stop(w, i);
+		w->res->disk_syncs += w->nodes[i].disk.syncs;
+		sim_disk_free(&w->nodes[i].disk);
+	}
 	free(w->hist);
 	checker_free(w->checker);
 }

@@ -241,8 +241,12 @@ static void test_bad_messages_are_dropped(void **state)
 
 	/* Unknown types, the outbox-only SNAPSHOT and PERSIST, and the
 	 * wire's own snapshot chunk. */
-	const uint8_t types[] = { 0, PX_MSG_TYPE_MAX + 1, 100, 255,
-				  PX_MSG_SNAPSHOT, PX_MSG_PERSIST,
+	const uint8_t types[] = { 0,
+				  PX_MSG_TYPE_MAX + 1,
+				  100,
+				  255,
+				  PX_MSG_SNAPSHOT,
+				  PX_MSG_PERSIST,
 				  BPX_WIRE_SNAPSHOT_CHUNK };
 	for (size_t k = 0; k < sizeof(types); k++) {
 		m = ok;

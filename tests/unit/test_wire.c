@@ -264,8 +264,10 @@ static void test_encode_refuses_bad_messages(void **state)
 	struct px_msg m;
 	/* No wire form: the local SNAPSHOT and PERSIST effects, 0, and
 	 * unknown types. */
-	const uint8_t bad_types[] = { PX_MSG_SNAPSHOT, PX_MSG_PERSIST, 0,
-				      BPX_WIRE_TYPE_MAX + 1, 0x7f, 0xff };
+	const uint8_t bad_types[] = {
+		PX_MSG_SNAPSHOT,       PX_MSG_PERSIST, 0,
+		BPX_WIRE_TYPE_MAX + 1, 0x7f,	       0xff
+	};
 	for (size_t i = 0; i < sizeof(bad_types); i++) {
 		fill(&m, bad_types[i], 0);
 		assert_int_equal(bpx_wire_msg_size(&m), 0);
