@@ -119,7 +119,8 @@ void dp_durable_commit(struct dp_replica *r)
 /* ---- Snapshots on disk ---- */
 
 /* The snapshot at index is durable: the promise goes on record again
- * (it may live only in the segments about to go), then the segments
+ * (it may live only in the segments about to go; consensus.h), then the
+ * segments
  * whose every slot is below index are deleted. */
 static void recycle_behind(struct dp_replica *r, uint64_t index)
 {
@@ -131,7 +132,10 @@ static void recycle_behind(struct dp_replica *r, uint64_t index)
 				  .ballot = px_promised_ballot(r->px) };
 	d->snapshot_index = index;
 	d->disk_snapshots++;
-	dp_durable_persist(r, &promise);
+	/* No promise yet (a member just restored from a file): nothing to
+	 * keep, and replay refuses a PROMISE of ballot 0. */
+	if (promise.ballot != 0)
+		dp_durable_persist(r, &promise);
 	commit_now(r);
 	if (!d->failed && dp_wal_recycle(d->wal, index) < 0)
 		durable_failed(r, dp_wal_error_text(d->wal));

@@ -28,7 +28,15 @@ DOCS=$HERE/../../docs
 # shellcheck source=tests/dpdk/memif_lib.sh
 source "$HERE/memif_lib.sh"
 need_root
-trap cluster_cleanup EXIT
+MOUNTED=
+durable_cleanup()
+{
+	local i
+	for ((i = 0; i < N; i++)); do stop_replica "$i" KILL; done
+	[[ -n $MOUNTED ]] && umount "$MOUNTED"
+	cluster_cleanup
+}
+trap durable_cleanup EXIT
 FD_TIMEOUT_MIN_US=${FD_TIMEOUT_MIN_US:-300000}
 # Every load writes new keys: about 100k over the test.
 KV_CAPACITY=${KV_CAPACITY:-262144}
@@ -40,6 +48,15 @@ sed -i "/^id = $CLUSTER_ID\$/a durability = wal\nwal_segment_bytes = 1048576\ndi
 for i in 0 1 2; do
 	sed -i "/^\[member$i\]\$/a wal_dir = $DIR/wal$i" "$CONF"
 done
+METRICS_PORT=$(python3 "$HERE/metrics_check.py" ports 1)
+sed -i "/^\[member0\]\$/a metrics = 127.0.0.1:$METRICS_PORT" "$CONF"
+# metric NAME: member 0's value of NAME now.
+metric()
+{
+	python3 "$HERE/metrics_check.py" get "http://127.0.0.1:$METRICS_PORT/metrics" "$DIR/metrics.txt" >/dev/null 2>&1 ||
+		fail "no /metrics from member 0"
+	awk -v s="$1 " 'index($0, s) == 1 { print $NF; exit }' "$DIR/metrics.txt"
+}
 
 # doc_states FILE TEXT: the doc quotes TEXT (a message, as printed).
 doc_states()
@@ -153,6 +170,16 @@ verify "$DIR/acked1"
 wait_for "snapshots on disk" 20 grep -q "event=disk_snapshot " "$DIR/r0.log" "$DIR/r1.log" "$DIR/r2.log" ||
 	fail "no snapshot on disk was written"
 step "snapshots on disk: $(ls "$DIR"/wal*/snapshot.bpxf | wc -l) of 3 members"
+# What group commit saves: records per sync, syncs per committed slot.
+load --duration 1 --lanes 16 --prefix m --acked "$DIR/acked-m" >"$DIR/load.out" 2>&1 ||
+	fail "load: $(cat "$DIR/load.out")"
+[[ $(metric bypax_durable) == 1 ]] || fail "bypax_durable is not 1"
+records=$(metric bypax_wal_records_total) commits=$(metric bypax_wal_group_commits_total)
+syncs=$(metric bypax_wal_syncs_total) slots=$(metric bypax_slots_committed_total)
+held=$(metric bypax_wal_held_frames_total)
+((records > commits && commits > 0 && held > 0)) ||
+	fail "member 0: $records records, $commits group commits, $held frames held"
+step "ok: member 0: $records WAL records in $commits group commits ($syncs syncs) for $slots committed slots; $held frames waited for a sync"
 # The layout of docs/deploy.md, "What is on disk".
 for i in 0 1 2; do
 	for f in snapshot.bpxf wal.lock; do
@@ -208,6 +235,32 @@ for i in 0 1 2; do
 	[[ -e $DIR/wal$i/snapshot.bpxf ]] || fail "member $i: the restored state is not on its disk"
 done
 step "ok: every member back from the snapshot, each with it on its disk"
+
+# ---- 5. A full disk: member 2's wal_dir on a tmpfs with little room ----
+stop_replica 2 TERM
+mv "$DIR/wal2" "$DIR/wal2.full"
+mkdir -m 700 "$DIR/wal2"
+used_kb=$(du -sk "$DIR/wal2.full" | cut -f1)
+mount -t tmpfs -o size=$((used_kb + 600))k "bpx$TAG-full" "$DIR/wal2" || fail "mount a tmpfs"
+MOUNTED=$DIR/wal2
+cp -a "$DIR/wal2.full/." "$DIR/wal2/" || fail "copy member 2's log onto the tmpfs"
+start_replica 2
+wait_for "member 2 to replay" 20 grep -q "event=durable_start .*kind=\"replayed" "$DIR/r2.log" ||
+	fail "member 2 did not start on the tmpfs"
+pid2=${PIDS[2]}
+load --duration 10 --lanes 16 --prefix full --acked "$DIR/acked5" >"$DIR/load.out" 2>&1 &
+lp=$!
+wait_exit "$pid2" 30
+rc=$?
+PIDS[2]=""
+wait "$lp"
+[[ $rc -eq 1 ]] || fail "member 2 on a full disk: exit $rc, expected 1"
+grep -q "event=wal_failed error=.*No space left on device" "$DIR/r2.log" ||
+	fail "member 2: no wal_failed line naming ENOSPC"
+grep -q "event=stopped reason=wal_failed" "$DIR/r2.log" || fail "member 2: no stopped reason=wal_failed"
+step "ok: member 2 on a full disk stopped, exit 1: $(grep -o 'event=wal_failed.*' "$DIR/r2.log" | cut -c1-180)"
+for f in acked1 acked2 acked3 acked4 acked5; do verify "$DIR/$f"; done
+step "members 0 and 1 carry on"
 
 # Every event line is strict logfmt and in docs/deploy.md's table.
 python3 "$HERE/../lib/logfmt.py" --doc "$DOCS/deploy.md" "$DIR"/r*.log >"$DIR/logfmt.out" 2>&1 ||
