@@ -162,6 +162,7 @@ struct dp_durable {
 	uint64_t snapshot_index;         /* the newest on disk */
 	uint64_t snapshot_tried_index;   /* applied index of the last try */
 	uint32_t cluster_id, member_count;
+	bool sync_needed;                /* a promise or vote not synced */
 	uint32_t held_count;
 	struct dp_held_frame held[DP_HELD_MAX];
 	/* Set once, after failed_text: bypaxd's main thread reports it and

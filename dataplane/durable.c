@@ -67,6 +67,11 @@ void dp_durable_persist(struct dp_replica *r, const struct px_msg *m)
 		return;
 	}
 	d->records++;
+	/* A COMMIT record may be lost (consensus.h): it rides along with
+	 * the next sync, and no frame waits for it. A promise or a vote
+	 * must be on the disk before what follows it is sent. */
+	if (m->flags != PX_PERSIST_COMMIT)
+		d->sync_needed = true;
 }
 
 /* Syncs what was appended; the held frames go (or, after a failure, are
@@ -74,11 +79,12 @@ void dp_durable_persist(struct dp_replica *r, const struct px_msg *m)
 static void commit_now(struct dp_replica *r)
 {
 	struct dp_durable *d = &r->dur;
-	if (!d->failed && dp_wal_unsynced(d->wal)) {
+	if (!d->failed && d->sync_needed) {
 		if (dp_wal_sync(d->wal) != 0)
 			durable_failed(r, dp_wal_error_text(d->wal));
 		else
 			d->group_commits++;
+		d->sync_needed = false;
 		copy_wal_stats(d);
 	}
 	if (d->failed)
@@ -97,7 +103,7 @@ bool dp_durable_hold(struct dp_replica *r, struct dp_txq *q,
 		d->failed_drops++;
 		return true;
 	}
-	if (!dp_wal_unsynced(d->wal) && d->held_count == 0)
+	if (!d->sync_needed && d->held_count == 0)
 		return false;
 	if (d->held_count == DP_HELD_MAX) {
 		commit_now(r); /* an early group commit: the queue is bounded */
