@@ -8,10 +8,14 @@
  *   payload: u8 flags, u64 slot, u64 ballot, u64 commit_index,
  *            u32 value length, value.
  *
- * A record is torn when the file ends inside it (a write cut short by a
- * crash): replay cuts the file there. A record that fails its checks and
- * ends before the file does is corrupt (a bad sector in the middle):
- * replay stops there and names it, and the replica stays down. */
+ * A record is torn (a write cut short by a crash) when the file ends
+ * inside it, or when it is the last in the file and fails its checksum
+ * (its header landed, later sectors did not): replay cuts the file there.
+ * A record that fails its checks and is not the last is corrupt (a bad
+ * sector in the middle): replay stops there and names it, and the replica
+ * stays down. A bad sector in the very last record looks like a torn
+ * write and is cut, as in any such log: the simulator corrupts only
+ * records with another after them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +119,20 @@ bool sim_disk_pending(const struct sim_disk *d)
 /* What a crash leaves: the synced bytes, and with `torn` a part of the
  * write that was in flight (the first unsynced record, or else a copy of
  * the last record being written again), cut anywhere inside it. */
+/* The record of `whole` bytes at off, as a crash leaves it torn: cut short
+ * anywhere, or whole but with its bytes from some point after the header
+ * garbled (the sectors that never landed). */
+static void tear(struct sim_disk *d, size_t off, size_t whole, uint64_t rnd)
+{
+	if ((rnd >> 40) & 1) {
+		d->len = off + 1 + rnd % (whole - 1);
+		return;
+	}
+	d->len = off + whole;
+	for (size_t k = REC_HEADER + rnd % (whole - REC_HEADER); k < whole; k++)
+		d->bytes[off + k] ^= (uint8_t)(0x5au | (k & 0x80u));
+}
+
 void sim_disk_crash(struct sim_disk *d, bool torn, uint64_t rnd)
 {
 	size_t from = d->synced;
@@ -122,7 +140,7 @@ void sim_disk_crash(struct sim_disk *d, bool torn, uint64_t rnd)
 		size_t whole = REC_HEADER + get32(d->bytes + d->synced);
 		d->len = d->synced;
 		if (torn)
-			d->len += 1 + rnd % (whole - 1);
+			tear(d, from, whole, rnd);
 		d->torn += torn;
 		rescan(d);
 		return;
@@ -132,14 +150,14 @@ void sim_disk_crash(struct sim_disk *d, bool torn, uint64_t rnd)
 	size_t whole = d->len - d->last_record;
 	uint8_t *p = reserve(d, whole);
 	memcpy(p, d->bytes + d->last_record, whole);
-	d->len = from + 1 + rnd % (whole - 1);
+	tear(d, from, whole, rnd);
 	d->synced = from; /* the torn bytes never reached a sync */
 	d->torn++;
 	rescan(d);
 }
 
 /* Parses the record at off. Returns its length, 0 for a torn tail, or -1
- * for a corrupt record (one that ends before the file does). */
+ * for a corrupt record (one that is not the last in the file). */
 static long parse_at(const struct sim_disk *d, size_t off, struct px_msg *m)
 {
 	if (d->len - off < REC_HEADER)
@@ -153,7 +171,7 @@ static long parse_at(const struct sim_disk *d, size_t off, struct px_msg *m)
 	const uint8_t *pay = p + REC_HEADER;
 	if (checksum(pay, plen) != get32(p + 8) ||
 	    get32(pay + 25) != plen - REC_FIXED)
-		return -1;
+		return off + REC_HEADER + plen == d->len ? 0 : -1;
 	memset(m, 0, sizeof(*m));
 	m->type = PX_MSG_PERSIST;
 	m->flags = pay[0];
