@@ -41,6 +41,7 @@ struct dp_wal {
 	uint8_t *buf;
 	uint32_t buf_len;
 	bool unsynced;
+	bool batch_open;       /* this group commit's marker is written */
 	int error;             /* sticky: 0 or -BPX_EIO */
 	char error_text[DP_WAL_ERROR_TEXT_MAX];
 	struct dp_wal_stats stats;
@@ -296,25 +297,21 @@ static int roll(struct dp_wal *w)
 	w->file_off = DP_WAL_SEGMENT_HEADER_BYTES;
 	w->file_bytes = w->cfg.segment_bytes;
 	w->segs[w->seg_count++] = (struct wal_segment){ .seq = seq };
+	w->batch_open = false; /* what came before is synced */
 	return 0;
 }
 
 /* ---- Appending ---- */
 
-int dp_wal_append(struct dp_wal *w, uint8_t type, uint64_t tag,
-		  const void *payload, uint32_t len)
+/* Encodes one record into the buffer, writing the buffer out first when
+ * it is full. The caller has made sure the segment holds it. */
+static int put_record(struct dp_wal *w, uint8_t type, uint64_t tag,
+		      const void *payload, uint32_t len)
 {
-	WAL_ASSERT(w != NULL && (payload != NULL || len == 0));
-	if (w->error != 0)
-		return w->error;
 	uint32_t need = DP_WAL_RECORD_HEADER_BYTES + len;
-	if (len > DP_WAL_PAYLOAD_BYTES_MAX || need > w->cfg.buffer_bytes)
-		return -BPX_ETOOBIG;
-	if (w->file_off + w->buf_len + need > w->file_bytes &&
-	    roll(w) != 0)
-		return w->error;
 	if (w->buf_len + need > w->cfg.buffer_bytes && flush_buffer(w) != 0)
 		return w->error;
+	WAL_ASSERT(w->file_off + w->buf_len + need <= w->file_bytes);
 	struct wal_segment *s = &w->segs[w->seg_count - 1];
 	uint8_t *rec = w->buf + w->buf_len;
 	put32(rec, DP_WAL_RECORD_MAGIC);
@@ -329,6 +326,34 @@ int dp_wal_append(struct dp_wal *w, uint8_t type, uint64_t tag,
 	if (tag > s->tag_max)
 		s->tag_max = tag;
 	w->unsynced = true;
+	return 0;
+}
+
+/* A group commit starts with a marker record (DP_WAL_TYPE_BATCH): it is
+ * written only after everything before it is on the disk (the previous
+ * sync returned, or the previous segment was synced before this one
+ * started), so replay knows a damaged record followed by one was synced. */
+int dp_wal_append(struct dp_wal *w, uint8_t type, uint64_t tag,
+		  const void *payload, uint32_t len)
+{
+	WAL_ASSERT(w != NULL && (payload != NULL || len == 0));
+	if (w->error != 0)
+		return w->error;
+	if (type == DP_WAL_TYPE_BATCH)
+		return -BPX_EINVAL;
+	uint32_t need = DP_WAL_RECORD_HEADER_BYTES + len;
+	if (len > DP_WAL_PAYLOAD_BYTES_MAX ||
+	    need + DP_WAL_RECORD_HEADER_BYTES > w->cfg.buffer_bytes)
+		return -BPX_ETOOBIG;
+	uint32_t marker = w->batch_open ? 0 : DP_WAL_RECORD_HEADER_BYTES;
+	if (w->file_off + w->buf_len + marker + need > w->file_bytes &&
+	    roll(w) != 0)
+		return w->error;
+	if (!w->batch_open && put_record(w, DP_WAL_TYPE_BATCH, 0, NULL, 0) != 0)
+		return w->error;
+	w->batch_open = true;
+	if (put_record(w, type, tag, payload, len) != 0)
+		return w->error;
 	w->stats.records_appended++;
 	return 0;
 }
@@ -341,6 +366,7 @@ int dp_wal_sync(struct dp_wal *w)
 	if (flush_buffer(w) != 0 || sync_segment(w) != 0)
 		return w->error;
 	WAL_ASSERT(w->buf_len == 0 && !w->unsynced);
+	w->batch_open = false;
 	return 0;
 }
 
@@ -451,36 +477,41 @@ static uint64_t nonzero_end(const struct replay_ctx *c, uint64_t off)
 	return end;
 }
 
-static bool valid_record_after(const struct replay_ctx *c, uint64_t off)
+/* Whether a group commit's marker follows off: then what is at off was
+ * synced before it was written. */
+static bool batch_after(const struct replay_ctx *c, uint64_t off)
 {
 	uint32_t len;
 	for (uint64_t p = off + 1; p + DP_WAL_RECORD_HEADER_BYTES <= c->size;
 	     p++)
 		if (c->data[p] == (DP_WAL_RECORD_MAGIC & 0xffu) &&
-		    record_valid_at(c, p, &len))
+		    record_valid_at(c, p, &len) &&
+		    c->data[p + 12] == DP_WAL_TYPE_BATCH)
 			return true;
 	return false;
 }
 
 /* The first invalid bytes of a segment, at off. Zeros to its end: the
- * preallocated rest, fine. Else a torn tail only if this is the newest
- * segment and nothing valid follows (the last group commit, cut short by
- * a crash; none of it was synced, so none of it was acted on): cut it.
- * Anything else is damage to synced data, which no rule may skip. */
+ * preallocated rest, fine. Else a torn tail if this is the newest segment
+ * and no later group commit follows: the last group commit, cut short by
+ * a crash before its sync returned, so nothing that depends on it was
+ * sent (its pages may have reached the disk in any order, so valid
+ * records after the bad one are cut with it). Anything else is damage to
+ * synced data, which no rule may skip. */
 static int end_of_segment(struct replay_ctx *c, uint64_t off)
 {
 	uint64_t end = nonzero_end(c, off);
 	if (end == off)
 		return 0;
 	const char *why = record_fault(c, off);
-	bool valid_after = valid_record_after(c, off);
-	if (!c->newest || valid_after) {
+	bool later = batch_after(c, off);
+	if (!c->newest || later) {
 		snprintf(c->err, c->err_len,
 			 "%s/%s at byte %" PRIu64 ": %s, with %s after it: the "
 			 "log is corrupted in the middle (docs/deploy.md, "
 			 "\"A corrupt write-ahead log\")",
 			 c->w->dir, c->name, off, why,
-			 valid_after ? "valid records" : "later segments");
+			 later ? "a later group commit" : "later segments");
 		return -BPX_EMALFORMED;
 	}
 	c->info->torn_bytes = end - off;
@@ -568,6 +599,10 @@ static int replay_records(struct replay_ctx *c, uint64_t *end_off)
 	while (record_valid_at(c, off, &len)) {
 		const uint8_t *rec = c->data + off;
 		uint64_t tag = get64(rec + 16);
+		if (rec[12] == DP_WAL_TYPE_BATCH) { /* ours, not the caller's */
+			off += DP_WAL_RECORD_HEADER_BYTES + len;
+			continue;
+		}
 		int rc = c->fn == NULL
 				 ? 0
 				 : c->fn(c->arg, rec[12], tag,

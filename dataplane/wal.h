@@ -15,7 +15,13 @@
  *                   u32 payload length L, u8 type, 3 bytes zero,
  *                   u64 tag, L bytes payload
  *
- * The type and payload are the caller's; the tag is a position the caller
+ * Type 0 (DP_WAL_TYPE_BATCH) is the log's own: an empty record that
+ * starts each group commit. It is written only once everything before it
+ * is on the disk, so at replay a damaged record that one follows was
+ * synced (corruption: a hard error), and one that none follows belongs to
+ * the last group commit, which a crash may have torn (cut).
+ *
+ * The other types and the payload are the caller's; the tag is a position the caller
  * recycles by (bypaxd: the slot of an accepted value, 0 for records that
  * hold no slot). What is preallocated and not yet written reads as zeros.
  *
@@ -42,6 +48,7 @@
 #define DP_WAL_FORMAT_VERSION 1u
 #define DP_WAL_SEGMENT_HEADER_BYTES 32u
 #define DP_WAL_RECORD_HEADER_BYTES 24u
+#define DP_WAL_TYPE_BATCH 0u /* reserved: the start of a group commit */
 #define DP_WAL_PAYLOAD_BYTES_MAX 65536u
 #define DP_WAL_SEGMENT_BYTES_MIN 4096u
 #define DP_WAL_SEGMENT_BYTES_MAX (1ull << 32)
@@ -96,9 +103,9 @@ typedef int (*dp_wal_record_fn)(void *arg, uint8_t type, uint64_t tag,
 				const uint8_t *payload, uint32_t len);
 
 /* Opens the log in cfg->dir: reads every segment in order, checks every
- * record, hands each to fn (NULL: none), cuts a torn tail (a partly
- * written or bad last record at the end of the newest segment, with
- * nothing valid after it: *info says where), and positions for appending;
+ * record, hands each to fn (NULL: none; not the log's own markers), cuts
+ * a torn tail (a bad record in the newest segment that no later group
+ * commit follows: *info says where), and positions for appending;
  * an empty directory gets a first segment. Allocates; call at start-up.
  * The directory is locked (DIR/wal.lock, flock) until dp_wal_close.
  * Returns 0, -BPX_EINVAL (bad config), -BPX_ENOMEM, -BPX_EBUSY (another
@@ -111,9 +118,9 @@ int dp_wal_open(const struct dp_wal_config *cfg, dp_wal_record_fn fn,
 		char *err, size_t err_len);
 void dp_wal_close(struct dp_wal *w);
 
-/* Queues one record. Returns 0, -BPX_ETOOBIG (payload over
- * DP_WAL_PAYLOAD_BYTES_MAX, or the record over buffer_bytes) or the
- * sticky error. It may write (the buffer
+/* Queues one record (type 1..255). Returns 0, -BPX_EINVAL (type 0),
+ * -BPX_ETOOBIG (payload over DP_WAL_PAYLOAD_BYTES_MAX, or the record and
+ * a marker over buffer_bytes) or the sticky error. It may write (the buffer
  * is full) or start a segment (this one is full), never sync the
  * record itself. */
 int dp_wal_append(struct dp_wal *w, uint8_t type, uint64_t tag,

@@ -2,13 +2,15 @@
 """Damage a bypax WAL segment the way durable.sh needs (dataplane/wal.h
 gives the format: a 32-byte segment header, then records of a 24-byte
 header, u32 magic "BPXR", u32 CRC-32C, u32 payload length, u8 type, 3 zero
-bytes, u64 tag, then the payload, little-endian).
+bytes, u64 tag, then the payload, little-endian; type 0 is the marker that
+starts each group commit).
 
   wal_tool.py tear SEGMENT   writes half of a record after the last one,
                              as a crash in the middle of a group commit
                              leaves it; prints where
-  wal_tool.py flip SEGMENT   flips one byte (the tag) of a record with
-                             records after it; prints that record's offset
+  wal_tool.py flip SEGMENT   flips one byte (the tag) of a record that a
+                             later group commit follows (it was synced);
+                             prints that record's offset
 
 Records are walked by their lengths; checksums are not needed for that.
 """
@@ -21,13 +23,13 @@ RECORD_MAGIC = 0x52585042
 
 
 def records(data):
-    """(offset, length) of every record, in order, up to the first gap."""
+    """(offset, length, type) of every record, in order, to the first gap."""
     off, out = SEGMENT_HEADER, []
     while off + RECORD_HEADER <= len(data):
         magic, _crc, length = struct.unpack_from("<III", data, off)
         if magic != RECORD_MAGIC or off + RECORD_HEADER + length > len(data):
             break
-        out.append((off, RECORD_HEADER + length))
+        out.append((off, RECORD_HEADER + length, data[off + 12]))
         off += RECORD_HEADER + length
     return out
 
@@ -40,18 +42,21 @@ def main():
         data = f.read()
         recs = records(data)
         if sys.argv[1] == "tear":
-            if not recs:
+            own = [r for r in recs if r[2] != 0]  # not a marker: its
+            if not own:                           # half could be whole
                 sys.exit(f"{path}: no record to copy a torn one from")
-            off, size = recs[-1]
-            end = off + size
+            off, size, _type = own[-1]
+            end = recs[-1][0] + recs[-1][1]
             half = data[off:off + size // 2]
             f.seek(end)
             f.write(half)
             print(f"{len(half)} bytes of a {size}-byte record at byte {end} of {path}")
         else:
-            if len(recs) < 3:
-                sys.exit(f"{path}: {len(recs)} records, need 3 for one in the middle")
-            off, _size = recs[len(recs) // 2]
+            last_marker = max((i for i, r in enumerate(recs) if r[2] == 0), default=0)
+            synced = [r for r in recs[:last_marker] if r[2] != 0]
+            if not synced:
+                sys.exit(f"{path}: no record that a later group commit follows")
+            off, _size, _type = synced[len(synced) // 2]
             f.seek(off + 16)
             f.write(bytes([data[off + 16] ^ 0x5A]))
             print(off)

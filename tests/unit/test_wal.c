@@ -133,6 +133,11 @@ static uint32_t record_bytes(uint32_t i)
 	return DP_WAL_RECORD_HEADER_BYTES + 20 + i % 50;
 }
 
+/* Each group commit starts with the log's own marker record, header only. */
+#define MARKER_BYTES DP_WAL_RECORD_HEADER_BYTES
+/* Where the first record of a segment's first group commit starts. */
+#define FIRST_RECORD (DP_WAL_SEGMENT_HEADER_BYTES + MARKER_BYTES)
+
 static void assert_records(const struct fixture *f, uint32_t n)
 {
 	assert_int_equal(f->seen.count, n);
@@ -236,7 +241,7 @@ static void test_truncated_tail_is_cut(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(reopen(f), 0);
-	uint64_t off = DP_WAL_SEGMENT_HEADER_BYTES;
+	uint64_t off = FIRST_RECORD;
 	for (uint32_t i = 0; i < 10; i++) {
 		append_record(f, i);
 		off += i < 9 ? record_bytes(i) : 0;
@@ -266,7 +271,7 @@ static void test_bad_last_record_is_a_torn_tail(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(reopen(f), 0);
-	uint64_t off = DP_WAL_SEGMENT_HEADER_BYTES;
+	uint64_t off = FIRST_RECORD;
 	for (uint32_t i = 0; i < 5; i++) {
 		append_record(f, i);
 		off += i < 4 ? record_bytes(i) : 0;
@@ -281,16 +286,19 @@ static void test_bad_last_record_is_a_torn_tail(void **state)
 	assert_int_equal(f->info.torn_bytes, record_bytes(4));
 }
 
-/* One byte flipped in a record with valid records after it: synced data
- * is damaged. A hard error naming the file and the record's offset. */
+/* One byte flipped in a record that a later group commit follows: it was
+ * synced, so this is damage, not a torn write. A hard error naming the
+ * file and the record's offset. */
 static void test_flipped_byte_in_the_middle_stops(void **state)
 {
 	struct fixture *f = *state;
 	assert_int_equal(reopen(f), 0);
-	uint64_t off = DP_WAL_SEGMENT_HEADER_BYTES;
+	uint64_t off = FIRST_RECORD;
 	for (uint32_t i = 0; i < 8; i++) {
 		append_record(f, i);
 		off += i < 2 ? record_bytes(i) : 0;
+		if (i == 4)
+			assert_int_equal(dp_wal_sync(f->w), 0);
 	}
 	assert_int_equal(dp_wal_sync(f->w), 0);
 	char path[128], want[256];
@@ -299,11 +307,47 @@ static void test_flipped_byte_in_the_middle_stops(void **state)
 	assert_int_equal(reopen(f), -BPX_EMALFORMED);
 	assert_null(f->w);
 	snprintf(want, sizeof(want), "%s at byte %llu: record checksum "
-		 "mismatch", path, (unsigned long long)off);
+		 "mismatch, with a later group commit after it: the log is "
+		 "corrupted in the middle", path, (unsigned long long)off);
 	assert_non_null(strstr(f->err, want));
-	assert_non_null(strstr(f->err, "corrupted in the middle"));
 	/* Nothing was cut: the operator's copy of the evidence is intact. */
 	assert_int_equal(reopen(f), -BPX_EMALFORMED);
+}
+
+/* A bad record inside the last group commit, valid records after it: the
+ * write's pages reached the disk out of order before the crash. Nothing
+ * of it was synced: the bad record and all after it are cut. */
+static void test_torn_group_with_records_after_is_cut(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(reopen(f), 0);
+	uint64_t off = FIRST_RECORD, end;
+	for (uint32_t i = 0; i < 4; i++) {
+		append_record(f, i);
+		off += record_bytes(i);
+	}
+	assert_int_equal(dp_wal_sync(f->w), 0);
+	off += MARKER_BYTES; /* the second group's */
+	end = off;
+	for (uint32_t i = 4; i < 8; i++) {
+		append_record(f, i);
+		end += record_bytes(i);
+	}
+	assert_int_equal(dp_wal_sync(f->w), 0);
+	off += record_bytes(4); /* record 5 */
+	char path[128];
+	segment_path(f, 1, path, sizeof(path));
+	flip_byte(path, off + DP_WAL_RECORD_HEADER_BYTES + 2);
+	assert_int_equal(reopen(f), 0);
+	assert_records(f, 5);
+	assert_int_equal(f->info.torn_offset, off);
+	assert_int_equal(f->info.torn_bytes, end - off);
+	/* The cut is for good: appended records follow the kept ones. */
+	append_record(f, 5);
+	assert_int_equal(dp_wal_sync(f->w), 0);
+	assert_int_equal(reopen(f), 0);
+	assert_records(f, 6);
+	assert_int_equal(f->info.torn_bytes, 0);
 }
 
 /* A damaged record at the end of an older segment: later segments follow,
@@ -367,7 +411,7 @@ static void test_refused_record_names_its_place(void **state)
 			 -BPX_EINVAL);
 	char want[64];
 	snprintf(want, sizeof(want), "at byte %u: record of type 2 refused",
-		 DP_WAL_SEGMENT_HEADER_BYTES + record_bytes(0));
+		 FIRST_RECORD + record_bytes(0));
 	assert_non_null(strstr(f->err, want));
 }
 
@@ -524,6 +568,9 @@ static void test_too_big_record_is_refused(void **state)
 	assert_int_equal(dp_wal_append(f->w, 1, 0, p, BUFFER_BYTES),
 			 -BPX_ETOOBIG);
 	assert_int_equal(dp_wal_error(f->w), 0); /* not a disk failure */
+	/* Type 0 is the log's own group commit marker. */
+	assert_int_equal(dp_wal_append(f->w, DP_WAL_TYPE_BATCH, 0, p, 1),
+			 -BPX_EINVAL);
 }
 
 static void test_atomic_file_replaces_whole(void **state)
@@ -733,6 +780,7 @@ int main(void)
 		T(test_truncated_tail_is_cut),
 		T(test_bad_last_record_is_a_torn_tail),
 		T(test_flipped_byte_in_the_middle_stops),
+		T(test_torn_group_with_records_after_is_cut),
 		T(test_damage_in_an_older_segment_stops),
 		T(test_missing_segment_stops),
 		T(test_bad_segment_header_stops),
