@@ -86,9 +86,10 @@ static int install_snapshot(struct bypaxd_durable *du, struct dp_replica *r,
 	rc = px_snapshot_install(r->px, dp_now_ns(), info.body,
 				 info.h.body_bytes, &r->out);
 	if (rc != 0)
-		snprintf(err, len, "%s/%s: the replica refused the snapshot "
-			 "inside: %s", dir, DP_DISK_SNAPSHOT_FILE,
-			 bpx_strerror(rc));
+		snprintf(err, len,
+			 "%s/%s: the replica refused the snapshot "
+			 "inside: %s",
+			 dir, DP_DISK_SNAPSHOT_FILE, bpx_strerror(rc));
 	du->had_snapshot = rc == 0;
 	du->snapshot_index = info.h.applied_index;
 	free(buf);
@@ -99,18 +100,22 @@ static int check_start_kind(const struct bypaxd_opts *o, const char *dir,
 			    bool data, char *err, size_t len)
 {
 	if (!data && !o->bootstrap) {
-		snprintf(err, len, "wal_dir %s holds no write-ahead log: the "
+		snprintf(err, len,
+			 "wal_dir %s holds no write-ahead log: the "
 			 "first start of a durable member is with --bootstrap "
 			 "(a new cluster); a member whose log was lost cannot "
 			 "vote again by itself (docs/deploy.md, \"Durable "
-			 "mode\")", dir);
+			 "mode\")",
+			 dir);
 		return -BPX_ECONFIG;
 	}
 	if (data && o->bootstrap) {
-		snprintf(err, len, "wal_dir %s holds a write-ahead log: "
+		snprintf(err, len,
+			 "wal_dir %s holds a write-ahead log: "
 			 "--bootstrap (a new cluster) would throw it away; "
 			 "restart without --bootstrap, and it replays the log "
-			 "(docs/deploy.md, \"Durable mode\")", dir);
+			 "(docs/deploy.md, \"Durable mode\")",
+			 dir);
 		return -BPX_ECONFIG;
 	}
 	return 0;
@@ -144,17 +149,17 @@ int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,
 	struct dp_wal_config wc = {
 		.dir = dir,
 		.segment_bytes = cfg->wal_segment_bytes,
-		.buffer_bytes = (uint32_t)(buffer < WAL_BUFFER_BYTES
-						   ? buffer
-						   : WAL_BUFFER_BYTES)
+		.buffer_bytes = (uint32_t)(buffer < WAL_BUFFER_BYTES ?
+						   buffer :
+						   WAL_BUFFER_BYTES)
 	};
-	rc = dp_wal_open(&wc, replay_record, r, &du->info, &du->wal, err,
-			 len);
+	rc = dp_wal_open(&wc, replay_record, r, &du->info, &du->wal, err, len);
 	if (rc != 0)
 		return rc == -BPX_EMALFORMED || rc == -BPX_EINVAL ||
-				       rc == -BPX_EBUSY
-			       ? -BPX_ECONFIG /* exit 2: the operator acts */
-			       : rc;
+				       rc == -BPX_EBUSY ?
+			       -BPX_ECONFIG /* exit 2: the operator acts */
+			       :
+			       rc;
 	if (o->snapshot_mb > 0) {
 		rc = dp_snapwriter_start(dir, (size_t)o->snapshot_mb << 20,
 					 &du->snapw, err, len);

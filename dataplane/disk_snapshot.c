@@ -30,7 +30,7 @@ void px_assert_fail(const char *expr, const char *file, int line);
 
 struct dp_snapwriter {
 	char dir[DP_WAL_PATH_MAX];
-	uint8_t *buf;        /* header, body, trailer */
+	uint8_t *buf; /* header, body, trailer */
 	size_t body_cap;
 	/* Set by the worker before it posts `go`: */
 	size_t body_len;
@@ -66,8 +66,8 @@ static int write_file(struct dp_snapwriter *w)
 static void write_one(struct dp_snapwriter *w)
 {
 	int rc = write_file(w);
-	atomic_store_explicit(&w->state, rc == 0 ? DP_SNAPW_DONE
-						 : DP_SNAPW_FAILED,
+	atomic_store_explicit(&w->state,
+			      rc == 0 ? DP_SNAPW_DONE : DP_SNAPW_FAILED,
 			      memory_order_release);
 }
 
@@ -95,8 +95,10 @@ int dp_snapwriter_start(const char *dir, size_t body_cap,
 	if (w == NULL || buf == NULL) {
 		free(w);
 		free(buf);
-		snprintf(err, err_len, "cannot allocate %zu bytes for snapshots "
-			 "on disk", body_cap);
+		snprintf(err, err_len,
+			 "cannot allocate %zu bytes for snapshots "
+			 "on disk",
+			 body_cap);
 		return -BPX_ENOMEM;
 	}
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
@@ -107,8 +109,10 @@ int dp_snapwriter_start(const char *dir, size_t body_cap,
 	int e = sem_init(&w->go, 0, 0);
 	e = e ? errno : pthread_create(&w->thread, NULL, writer_main, w);
 	if (e != 0) {
-		snprintf(err, err_len, "cannot start the snapshot writer "
-			 "thread: %s", strerror(e));
+		snprintf(err, err_len,
+			 "cannot start the snapshot writer "
+			 "thread: %s",
+			 strerror(e));
 		free(buf);
 		free(w);
 		return -BPX_EIO;
@@ -195,8 +199,8 @@ void dp_snapwriter_ack(struct dp_snapwriter *w)
 
 /* ---- Reading it back at start-up ---- */
 
-static int read_file(const char *path, uint8_t **buf, size_t *len,
-		     char *err, size_t err_len)
+static int read_file(const char *path, uint8_t **buf, size_t *len, char *err,
+		     size_t err_len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -245,14 +249,17 @@ int dp_disk_snapshot_load(const char *dir, uint32_t cluster_id,
 	enum px_snapfile_check c = px_snapfile_check(*buf, *len, info);
 	if (c == PX_SNAPFILE_OK && (info->h.cluster_id != cluster_id ||
 				    info->h.member_count != member_count)) {
-		snprintf(err, err_len, "%s: the snapshot of cluster %" PRIu32
-			 " with %" PRIu32 " members, not of this one (cluster "
+		snprintf(err, err_len,
+			 "%s: the snapshot of cluster %" PRIu32 " with %" PRIu32
+			 " members, not of this one (cluster "
 			 "%" PRIu32 ", %" PRIu32 " members): a wal_dir of "
-			 "another cluster?", path, info->h.cluster_id,
-			 info->h.member_count, cluster_id, member_count);
+			 "another cluster?",
+			 path, info->h.cluster_id, info->h.member_count,
+			 cluster_id, member_count);
 		rc = -BPX_EMALFORMED;
 	} else if (c != PX_SNAPFILE_OK) {
-		snprintf(err, err_len, "%s: %s", path, px_snapfile_check_text(c));
+		snprintf(err, err_len, "%s: %s", path,
+			 px_snapfile_check_text(c));
 		rc = -BPX_EMALFORMED;
 	}
 	if (rc != 0) {

@@ -219,14 +219,15 @@ void dp_durable_installed(struct dp_replica *r)
 		dp_snapwriter_ack(d->snapw); /* superseded by this one */
 	size_t n = serialize(r);
 	int rc = n > 0 ? dp_snapwriter_write_now(d->snapw, n, d->cluster_id,
-						 d->member_count)
-		       : -BPX_ETOOBIG;
+						 d->member_count) :
+			 -BPX_ETOOBIG;
 	if (rc != 0) {
 		char why[sizeof(d->failed_text)];
-		snprintf(why, sizeof(why), "the snapshot installed from a peer "
+		snprintf(why, sizeof(why),
+			 "the snapshot installed from a peer "
 			 "could not be put on disk: %s",
-			 rc == -BPX_EIO ? dp_snapwriter_error(d->snapw)
-					: bpx_strerror(rc));
+			 rc == -BPX_EIO ? dp_snapwriter_error(d->snapw) :
+					  bpx_strerror(rc));
 		durable_failed(r, why);
 		return;
 	}

@@ -34,18 +34,18 @@ struct dp_wal {
 	struct dp_wal_config cfg;
 	char dir[DP_WAL_PATH_MAX];
 	int dir_fd;
-	int lock_fd;           /* wal.lock, flocked while open */
-	int fd;                /* the newest segment, written */
-	uint64_t file_off;     /* where buf goes in it */
-	uint64_t file_bytes;   /* its size: records end before it */
+	int lock_fd;	     /* wal.lock, flocked while open */
+	int fd;		     /* the newest segment, written */
+	uint64_t file_off;   /* where buf goes in it */
+	uint64_t file_bytes; /* its size: records end before it */
 	uint8_t *buf;
 	uint32_t buf_len;
 	bool unsynced;
-	bool batch_open;       /* this group commit's marker is written */
-	int error;             /* sticky: 0 or -BPX_EIO */
+	bool batch_open; /* this group commit's marker is written */
+	int error;	 /* sticky: 0 or -BPX_EIO */
 	char error_text[DP_WAL_ERROR_TEXT_MAX];
 	struct dp_wal_stats stats;
-	uint32_t seg_count;    /* segs[0] oldest .. segs[seg_count-1] newest */
+	uint32_t seg_count; /* segs[0] oldest .. segs[seg_count-1] newest */
 	struct wal_segment segs[DP_WAL_SEGMENTS_MAX];
 };
 
@@ -102,9 +102,9 @@ static bool parse_segment_name(const char *name, uint64_t *seq)
 	uint64_t v = 0;
 	for (int i = 4; i < 20; i++) {
 		char c = name[i];
-		int d = c >= '0' && c <= '9'   ? c - '0'
-			: c >= 'a' && c <= 'f' ? c - 'a' + 10
-					       : -1;
+		int d = c >= '0' && c <= '9' ? c - '0' :
+			c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+					       -1;
 		if (d < 0)
 			return false;
 		v = v << 4 | (uint64_t)d;
@@ -217,10 +217,10 @@ static int segment_create(struct dp_wal *w, uint64_t seq)
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	uint8_t h[DP_WAL_SEGMENT_HEADER_BYTES];
 	segment_header_encode(h, seq, w->cfg.segment_bytes);
-	int fd = faulted(w, DP_WAL_OP_CREATE)
-			 ? -1
-			 : openat(w->dir_fd, tmp,
-				  O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = faulted(w, DP_WAL_OP_CREATE) ?
+			 -1 :
+			 openat(w->dir_fd, tmp,
+				O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fail(w, "create %s/%s", w->dir, tmp);
 		return -1;
@@ -282,8 +282,9 @@ static int roll(struct dp_wal *w)
 {
 	if (w->seg_count == DP_WAL_SEGMENTS_MAX) {
 		errno = ENOSPC;
-		return fail(w, "start a segment in %s: %u segments held "
-			       "(recycle after snapshots)",
+		return fail(w,
+			    "start a segment in %s: %u segments held "
+			    "(recycle after snapshots)",
 			    w->dir, DP_WAL_SEGMENTS_MAX);
 	}
 	if (flush_buffer(w) != 0 || sync_segment(w) != 0)
@@ -444,8 +445,8 @@ static bool record_valid_at(const struct replay_ctx *c, uint64_t off,
 	uint32_t len = get32(rec + 8);
 	if (get32(rec) != DP_WAL_RECORD_MAGIC ||
 	    len > DP_WAL_PAYLOAD_BYTES_MAX ||
-	    c->size - off - DP_WAL_RECORD_HEADER_BYTES < len ||
-	    rec[13] != 0 || rec[14] != 0 || rec[15] != 0 ||
+	    c->size - off - DP_WAL_RECORD_HEADER_BYTES < len || rec[13] != 0 ||
+	    rec[14] != 0 || rec[15] != 0 ||
 	    get32(rec + 4) != record_crc(c->seq, rec, len))
 		return false;
 	*len_out = len;
@@ -532,8 +533,9 @@ static int read_whole(struct replay_ctx *c, int fd)
 	c->size = (uint64_t)st.st_size;
 	c->data = malloc(c->size > 0 ? c->size : 1);
 	if (c->data == NULL) {
-		snprintf(c->err, c->err_len, "%s/%s: cannot allocate %" PRIu64
-			 " bytes to read it", c->w->dir, c->name, c->size);
+		snprintf(c->err, c->err_len,
+			 "%s/%s: cannot allocate %" PRIu64 " bytes to read it",
+			 c->w->dir, c->name, c->size);
 		return -BPX_ENOMEM;
 	}
 	for (uint64_t got = 0; got < c->size;) {
@@ -541,8 +543,9 @@ static int read_whole(struct replay_ctx *c, int fd)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0) {
-			snprintf(c->err, c->err_len, "read %s/%s at byte %"
-				 PRIu64 ": %s", c->w->dir, c->name, got,
+			snprintf(c->err, c->err_len,
+				 "read %s/%s at byte %" PRIu64 ": %s",
+				 c->w->dir, c->name, got,
 				 k == 0 ? "file shrank" : strerror(errno));
 			return -BPX_EIO;
 		}
@@ -567,8 +570,8 @@ static int check_segment_header(struct replay_ctx *c)
 		why = "its header names another segment";
 	if (why == NULL)
 		return 0;
-	snprintf(c->err, c->err_len, "%s/%s at byte 0: %s", c->w->dir,
-		 c->name, why);
+	snprintf(c->err, c->err_len, "%s/%s at byte 0: %s", c->w->dir, c->name,
+		 why);
 	return -BPX_EMALFORMED;
 }
 
@@ -581,9 +584,10 @@ static int cut_tail(struct replay_ctx *c, int fd)
 	memset(c->data + off, 0, c->info->torn_bytes);
 	if (pwrite_all(w, fd, c->data + off, c->info->torn_bytes, off) != 0 ||
 	    wal_fdatasync(w, fd) != 0) {
-		snprintf(c->err, c->err_len, "cut the torn tail of %s/%s at "
-			 "byte %" PRIu64 ": %s", w->dir, c->name, off,
-			 strerror(errno));
+		snprintf(c->err, c->err_len,
+			 "cut the torn tail of %s/%s at "
+			 "byte %" PRIu64 ": %s",
+			 w->dir, c->name, off, strerror(errno));
 		return -BPX_EIO;
 	}
 	return 0;
@@ -603,12 +607,13 @@ static int replay_records(struct replay_ctx *c, uint64_t *end_off)
 			off += DP_WAL_RECORD_HEADER_BYTES + len;
 			continue;
 		}
-		int rc = c->fn == NULL
-				 ? 0
-				 : c->fn(c->arg, rec[12], tag,
-					 rec + DP_WAL_RECORD_HEADER_BYTES, len);
+		int rc = c->fn == NULL ?
+				 0 :
+				 c->fn(c->arg, rec[12], tag,
+				       rec + DP_WAL_RECORD_HEADER_BYTES, len);
 		if (rc != 0) {
-			snprintf(c->err, c->err_len, "%s/%s at byte %" PRIu64
+			snprintf(c->err, c->err_len,
+				 "%s/%s at byte %" PRIu64
 				 ": record of type %u refused: %s",
 				 c->w->dir, c->name, off, rec[12],
 				 bpx_strerror(rc));
@@ -713,13 +718,19 @@ static int replay_all(struct dp_wal *w, dp_wal_record_fn fn, void *arg,
 		if (seqs[i] != seqs[i - 1] + 1) {
 			char name[40];
 			segment_name(name, sizeof(name), seqs[i - 1] + 1);
-			snprintf(err, err_len, "%s/%s is missing: the segments "
-				 "before and after it are there", w->dir, name);
+			snprintf(err, err_len,
+				 "%s/%s is missing: the segments "
+				 "before and after it are there",
+				 w->dir, name);
 			rc = -BPX_EMALFORMED;
 		}
 	}
-	struct replay_ctx c = { .w = w, .fn = fn, .arg = arg, .info = info,
-				.err = err, .err_len = err_len };
+	struct replay_ctx c = { .w = w,
+				.fn = fn,
+				.arg = arg,
+				.info = info,
+				.err = err,
+				.err_len = err_len };
 	for (uint32_t i = 0; rc == 0 && i < n; i++)
 		rc = replay_segment(&c, seqs[i], i + 1 == n);
 	if (rc == 0 && n == 0) {
@@ -740,8 +751,8 @@ static int replay_all(struct dp_wal *w, dp_wal_record_fn fn, void *arg,
  * replay the other's: the second is refused. */
 static int lock_dir(struct dp_wal *w, char *err, size_t err_len)
 {
-	w->lock_fd = openat(w->dir_fd, "wal.lock",
-			    O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	w->lock_fd = openat(w->dir_fd, "wal.lock", O_RDWR | O_CREAT | O_CLOEXEC,
+			    0600);
 	if (w->lock_fd < 0) {
 		snprintf(err, err_len, "create %s/wal.lock: %s", w->dir,
 			 strerror(errno));
@@ -752,8 +763,8 @@ static int lock_dir(struct dp_wal *w, char *err, size_t err_len)
 	bool held = errno == EWOULDBLOCK;
 	snprintf(err, err_len, "lock %s/wal.lock: %s", w->dir,
 		 held ? "another process has this write-ahead log open "
-			"(a second bypaxd with the same wal_dir?)"
-		      : strerror(errno));
+			"(a second bypaxd with the same wal_dir?)" :
+			strerror(errno));
 	return held ? -BPX_EBUSY : -BPX_EIO;
 }
 
@@ -773,9 +784,9 @@ static const char *config_fault(const struct dp_wal_config *cfg)
 	return NULL;
 }
 
-int dp_wal_open(const struct dp_wal_config *cfg, dp_wal_record_fn fn,
-		void *arg, struct dp_wal_replay *info, struct dp_wal **out,
-		char *err, size_t err_len)
+int dp_wal_open(const struct dp_wal_config *cfg, dp_wal_record_fn fn, void *arg,
+		struct dp_wal_replay *info, struct dp_wal **out, char *err,
+		size_t err_len)
 {
 	WAL_ASSERT(cfg != NULL && info != NULL && out != NULL && err != NULL);
 	memset(info, 0, sizeof(*info));

@@ -60,9 +60,8 @@ static int setup(void **state)
 	struct dp_wal_replay info;
 	struct dp_wal *w;
 	char err[256];
-	assert_int_equal(dp_wal_open(&wc, NULL, NULL, &info, &w, err,
-				     sizeof(err)),
-			 0);
+	assert_int_equal(
+		dp_wal_open(&wc, NULL, NULL, &info, &w, err, sizeof(err)), 0);
 	dp_replica_enable_durable(&f->r, w, NULL, 0);
 	*state = f;
 	return 0;
@@ -84,8 +83,10 @@ static int teardown(void **state)
 static void persist(struct fixture *f, uint8_t flags)
 {
 	static const uint8_t value[] = "a value";
-	struct px_msg m = { .type = PX_MSG_PERSIST, .flags = flags,
-			    .ballot = px_ballot_make(3, 1), .slot = 7,
+	struct px_msg m = { .type = PX_MSG_PERSIST,
+			    .flags = flags,
+			    .ballot = px_ballot_make(3, 1),
+			    .slot = 7,
 			    .commit_index = 7 };
 	if (flags == PX_PERSIST_ACCEPTED) {
 		m.value = value;
@@ -119,7 +120,7 @@ static void test_frames_wait_for_the_sync(void **state)
 	assert_int_equal(f->r.dur.group_commits, 0);
 	dp_durable_commit(&f->r);
 	assert_int_equal(f->r.dur.group_commits, 1); /* one sync for both */
-	assert_int_equal(f->r.ctr.tx_full, 6);        /* the five released */
+	assert_int_equal(f->r.ctr.tx_full, 6);	     /* the five released */
 	assert_int_equal(f->r.dur.held_frames, 5);
 	assert_int_equal(f->r.dur.records, 2);
 	assert_true(f->r.dur.wal_syncs >= 1);
@@ -187,11 +188,18 @@ int main(void)
 {
 	char prefix[64];
 	snprintf(prefix, sizeof(prefix), "bpx-test-durable-%d", (int)getpid());
-	char *eal[] = { (char *)"test_durable", (char *)"--no-huge",
-			(char *)"--no-pci", (char *)"--no-shconf",
-			(char *)"-m", (char *)"64", (char *)"-l", (char *)"0",
-			(char *)"--file-prefix", prefix,
-			(char *)"--log-level=error", NULL };
+	char *eal[] = { (char *)"test_durable",
+			(char *)"--no-huge",
+			(char *)"--no-pci",
+			(char *)"--no-shconf",
+			(char *)"-m",
+			(char *)"64",
+			(char *)"-l",
+			(char *)"0",
+			(char *)"--file-prefix",
+			prefix,
+			(char *)"--log-level=error",
+			NULL };
 	if (rte_eal_init(11, eal) < 0) {
 		fprintf(stderr, "test_durable: EAL init failed\n");
 		return 1;

@@ -306,9 +306,11 @@ static void test_flipped_byte_in_the_middle_stops(void **state)
 	flip_byte(path, off + DP_WAL_RECORD_HEADER_BYTES + 1);
 	assert_int_equal(reopen(f), -BPX_EMALFORMED);
 	assert_null(f->w);
-	snprintf(want, sizeof(want), "%s at byte %llu: record checksum "
+	snprintf(want, sizeof(want),
+		 "%s at byte %llu: record checksum "
 		 "mismatch, with a later group commit after it: the log is "
-		 "corrupted in the middle", path, (unsigned long long)off);
+		 "corrupted in the middle",
+		 path, (unsigned long long)off);
 	assert_non_null(strstr(f->err, want));
 	/* Nothing was cut: the operator's copy of the evidence is intact. */
 	assert_int_equal(reopen(f), -BPX_EMALFORMED);
@@ -428,7 +430,7 @@ static void test_sync_failure_is_sticky(void **state)
 	assert_int_equal(dp_wal_error(f->w), -BPX_EIO);
 	assert_non_null(strstr(dp_wal_error_text(f->w), "fdatasync "));
 	assert_non_null(strstr(dp_wal_error_text(f->w), "wal-0000000000000001"
-							 ".seg"));
+							".seg"));
 	assert_non_null(strstr(dp_wal_error_text(f->w), strerror(ENOSPC)));
 	f->fault_errno = 0; /* the disk has room again: still failed */
 	uint8_t p[4] = { 0 };
@@ -466,7 +468,7 @@ static void test_full_disk_at_a_new_segment(void **state)
 	}
 	assert_int_equal(rc, -BPX_EIO);
 	assert_non_null(strstr(dp_wal_error_text(f->w), "preallocate 8192 "
-							 "bytes"));
+							"bytes"));
 	assert_non_null(strstr(dp_wal_error_text(f->w), strerror(ENOSPC)));
 	assert_int_equal(dp_wal_sync(f->w), -BPX_EIO);
 	/* The records of the full segment were synced before the roll, and
@@ -609,12 +611,17 @@ static void test_persist_records_round_trip(void **state)
 	assert_int_equal(reopen(f), 0);
 	static const uint8_t value[] = "a batch of requests";
 	const struct px_msg sent[] = {
-		{ .type = PX_MSG_PERSIST, .flags = PX_PERSIST_PROMISE,
+		{ .type = PX_MSG_PERSIST,
+		  .flags = PX_PERSIST_PROMISE,
 		  .ballot = px_ballot_make(7, 2) },
-		{ .type = PX_MSG_PERSIST, .flags = PX_PERSIST_ACCEPTED,
-		  .ballot = px_ballot_make(7, 2), .slot = 4242,
-		  .value = value, .value_len = sizeof(value) },
-		{ .type = PX_MSG_PERSIST, .flags = PX_PERSIST_COMMIT,
+		{ .type = PX_MSG_PERSIST,
+		  .flags = PX_PERSIST_ACCEPTED,
+		  .ballot = px_ballot_make(7, 2),
+		  .slot = 4242,
+		  .value = value,
+		  .value_len = sizeof(value) },
+		{ .type = PX_MSG_PERSIST,
+		  .flags = PX_PERSIST_COMMIT,
 		  .commit_index = 4243 },
 	};
 	uint8_t payload[DP_WAL_PX_BYTES_MAX];
@@ -708,8 +715,8 @@ static void test_disk_snapshot_round_trip(void **state)
 	uint8_t *buf, *body;
 	size_t len, cap;
 	struct px_snapfile_info info;
-	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len,
-					       &info, f->err, sizeof(f->err)),
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len, &info,
+					       f->err, sizeof(f->err)),
 			 -BPX_ENOENT);
 	body = dp_snapwriter_body(sw, &cap);
 	int64_t n = save_snapshot(body, cap);
@@ -720,14 +727,14 @@ static void test_disk_snapshot_round_trip(void **state)
 	assert_int_equal(index, 0);
 	dp_snapwriter_ack(sw);
 	assert_int_equal(dp_snapwriter_state(sw, &index), DP_SNAPW_IDLE);
-	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len,
-					       &info, f->err, sizeof(f->err)),
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len, &info,
+					       f->err, sizeof(f->err)),
 			 0);
 	assert_int_equal(len, px_snapfile_size((uint64_t)n));
 	assert_int_equal(info.h.cluster_id, 77);
 	free(buf);
-	assert_int_equal(dp_disk_snapshot_load(f->dir, 78, 1, &buf, &len,
-					       &info, f->err, sizeof(f->err)),
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 78, 1, &buf, &len, &info,
+					       f->err, sizeof(f->err)),
 			 -BPX_EMALFORMED);
 	assert_non_null(strstr(f->err, "snapshot.bpxf: the snapshot of "
 				       "cluster 77"));
@@ -740,8 +747,8 @@ static void test_disk_snapshot_round_trip(void **state)
 	char path[160];
 	snprintf(path, sizeof(path), "%s/snapshot.bpxf", f->dir);
 	flip_byte(path, 40);
-	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len,
-					       &info, f->err, sizeof(f->err)),
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &buf, &len, &info,
+					       f->err, sizeof(f->err)),
 			 -BPX_EMALFORMED);
 	assert_non_null(strstr(f->err, "checksum mismatch"));
 }
