@@ -103,14 +103,21 @@ load_then_kill()
 }
 
 # restart I...: without --bootstrap; each replays its disk.
+# replays I: how many times member I's log says it replayed its disk.
+replays() { grep -c 'event=durable_start .*kind="replayed: votes at once"' "$DIR/r$1.log" 2>/dev/null; }
+# replayed_since I N: member I replayed more than N times.
+replayed_since() { [[ $(replays "$1") -gt $2 ]]; }
 restart()
 {
 	local i
-	for i in "$@"; do start_replica "$i"; done
+	local -a before
 	for i in "$@"; do
-		wait_for "member $i to replay its disk" 20 \
-			grep -q "event=durable_start .*kind=\"replayed: votes at once\"" "$DIR/r$i.log" ||
-			fail "member $i: no durable_start line"
+		before[$i]=$(replays "$i")
+		start_replica "$i"
+	done
+	for i in "$@"; do
+		wait_for "member $i to replay its disk" 20 replayed_since "$i" "${before[$i]}" ||
+			fail "member $i: no new durable_start line"
 	done
 	for i in "$@"; do
 		grep -q "event=recovery_start" "$DIR/r$i.log" &&
@@ -244,8 +251,9 @@ used_kb=$(du -sk "$DIR/wal2.full" | cut -f1)
 mount -t tmpfs -o size=$((used_kb + 600))k "bpx$TAG-full" "$DIR/wal2" || fail "mount a tmpfs"
 MOUNTED=$DIR/wal2
 cp -a "$DIR/wal2.full/." "$DIR/wal2/" || fail "copy member 2's log onto the tmpfs"
+n2=$(replays 2)
 start_replica 2
-wait_for "member 2 to replay" 20 grep -q "event=durable_start .*kind=\"replayed" "$DIR/r2.log" ||
+wait_for "member 2 to replay" 20 replayed_since 2 "$n2" ||
 	fail "member 2 did not start on the tmpfs"
 pid2=${PIDS[2]}
 load --duration 10 --lanes 16 --prefix full --acked "$DIR/acked5" >"$DIR/load.out" 2>&1 &

@@ -5,9 +5,10 @@ header, u32 magic "BPXR", u32 CRC-32C, u32 payload length, u8 type, 3 zero
 bytes, u64 tag, then the payload, little-endian; type 0 is the marker that
 starts each group commit).
 
-  wal_tool.py tear SEGMENT   writes half of a record after the last one,
-                             as a crash in the middle of a group commit
-                             leaves it; prints where
+  wal_tool.py tear SEGMENT   writes the first half of a record (the
+                             largest) after the last one, as a crash in
+                             the middle of a group commit leaves it;
+                             prints where
   wal_tool.py flip SEGMENT   flips one byte (the tag) of a record that a
                              later group commit follows (it was synced);
                              prints that record's offset
@@ -42,10 +43,14 @@ def main():
         data = f.read()
         recs = records(data)
         if sys.argv[1] == "tear":
-            own = [r for r in recs if r[2] != 0]  # not a marker: its
-            if not own:                           # half could be whole
+            # A record whose second half is not all zero: the first half
+            # alone then fails its checksum (half a marker, or of a
+            # short record with zeros at its end, would be whole).
+            torn = [r for r in recs
+                    if any(data[r[0] + r[1] // 2:r[0] + r[1]])]
+            if not torn:
                 sys.exit(f"{path}: no record to copy a torn one from")
-            off, size, _type = own[-1]
+            off, size, _type = max(torn, key=lambda r: r[1])
             end = recs[-1][0] + recs[-1][1]
             half = data[off:off + size // 2]
             f.seek(end)
