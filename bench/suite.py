@@ -12,7 +12,11 @@ It runs, in one go and on one machine:
              sweeps, 3 and 5 replicas
   etcd       a 3-member etcd on loopback through its JSON gateway (wrk)
   failover   scripts/failover-bench when it exists
-  memif      (--memif) three bypaxd processes over net_memif, kernel clients
+  deployed   three bypaxd processes over net_memif loaded by bypax-dpdk-load
+             (DPDK client lanes on memif links of its own): ops/s, p50/p99,
+             the leader's cycles per op from its /metrics
+  memif      the same three bypaxd with kernel clients (bypax-load via
+             net_tap): the kernel client path's bound
 and writes bench/results/<date>-<host>[-profile].json, two PNG plots and a
 text table. Every figure carries the machine, its cores and the config.
 """
@@ -31,6 +35,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import functions  # noqa: E402  (bench/functions.py: perf by function)
 
 # Durations are whole seconds (bypax-cluster takes integers).
 PROFILES = {
@@ -49,6 +55,9 @@ PROFILES = {
         "etcd_dur": 3, "etcd_warmup": 1,
         "kills": 1,
         "quiet_wait": 5,
+        "deployed_lanes": [64],
+        "key_counts": [1000, 1000000],
+        "lane_counts": [512, 4096],
     },
     "default": {
         "dur": 3, "micro_min_time": 0.1, "fwd_dur": 1, "fwd_reps": 5,
@@ -69,6 +78,9 @@ PROFILES = {
         "etcd_dur": 10, "etcd_warmup": 2,
         "kills": 3,
         "quiet_wait": 20,
+        "deployed_lanes": [16, 512],
+        "key_counts": [1000, 1000000, 10000000],
+        "lane_counts": [512, 4096],
     },
     "long": {
         "dur": 10, "micro_min_time": 0.5, "fwd_dur": 3, "fwd_reps": 7,
@@ -91,6 +103,9 @@ PROFILES = {
         "etcd_dur": 30, "etcd_warmup": 5,
         "kills": 10,
         "quiet_wait": 60,
+        "deployed_lanes": [16, 512, 4096],
+        "key_counts": [1000, 1000000, 10000000],
+        "lane_counts": [512, 4096],
     },
 }
 
@@ -322,7 +337,7 @@ class Suite:
         return rc, out, others, steal, b[0] - a[0]
 
     def cluster(self, replicas, clients, value_bytes=16, batch=64,
-                window=64, rate=0, lanes=None):
+                window=64, rate=0, lanes=None, keys=1000, prefill=False):
         """One bypax-cluster run; returns its JSON report plus our fields.
         A run disturbed by other processes (more than 0.3 of a core) is
         repeated once after waiting for quiet; the better one is kept."""
@@ -335,14 +350,18 @@ class Suite:
             cmd = ([self.exe("bypax-cluster")] + self.eal() +
                    ["--", "--replicas", str(replicas), "--loadgens", "1",
                     "--lanes", str(lanes or clients), "--duration", str(dur),
-                    "--get-pct", "0", "--keys", "1000",
+                    "--get-pct", "0", "--keys", str(keys),
                     "--value-bytes", str(value_bytes), "--batch", str(batch),
                     "--window", str(window), "--quiet", "--json", js,
                     "--warmup-ms", str(self.p["warmup_ms"]),
                     "--idle-sleep-us", str(self.a.idle_sleep_us)])
             if rate:
                 cmd += ["--rate", str(int(rate))]
-            rc, out, others, steal, wall = self.measured(cmd, dur + 60)
+            if prefill:
+                cmd += ["--prefill", "--sm-args", kv_sized(keys, value_bytes)]
+            # Filling 10M keys into 3 stores takes about 20 s here.
+            rc, out, others, steal, wall = self.measured(
+                cmd, dur + 60 + (keys // 100000 if prefill else 0))
             try:
                 with open(js) as f:
                     r = json.load(f)
@@ -350,6 +369,7 @@ class Suite:
                 r = {"ops_per_s": 0.0}
             os.unlink(js)
             r.update({"ok": rc == 0, "rc": rc, "clients": clients,
+                      "lanes": lanes or clients,
                       "others_cores": others, "steal_cores": steal,
                       "offered_per_s": int(rate)})
             if rc != 0:
@@ -597,6 +617,43 @@ class Suite:
                                         base["peak"].get("ops_per_s", 0))
         self.res["open"] = opn
 
+    def sweeps(self):
+        """Key count and client count, at the reference point's clients
+        (512 when the e2e stage did not run)."""
+        clients = self.res.get("reference", {}).get("clients", 512)
+        self.sweep_keys(clients)
+        self.sweep_lanes()
+
+    def sweep_keys(self, clients):
+        """The store at 1k, 1M and 10M keys, each sized for them and every
+        key PUT before the timed run (pre-faulted): issue 11's flatness."""
+        say(f"key-count sweep at {clients} clients (3 replicas, 16 B, batch "
+            f"<= 64; store sized capacity=N,bytes=48N, every key PUT first)")
+        pts = []
+        for k in self.p["key_counts"]:
+            r = self.cluster(3, clients, 16, 64, 64, keys=k, prefill=True)
+            r["keys"] = k
+            pts.append(r)
+            say(f"  {k:>10,d} keys {self.fmt_point(r)}"
+                + (f"  (filled in {r.get('prefill_s', 0):.1f} s)"
+                   if r.get("prefill_s") else ""))
+        self.res["key_sweep"] = {"clients": clients, "value_bytes": 16,
+                                 "sm_args": "capacity=N,bytes=48N",
+                                 "points": pts}
+
+    def sweep_lanes(self):
+        """512 against 4096 client lanes, fresh runs side by side (the
+        session table's cost per op at many clients)."""
+        lanes = self.p["lane_counts"]
+        say(f"client-count sweep: {', '.join(str(n) for n in lanes)} lanes "
+            "(3 replicas, 16 B, batch <= 64, 1,000 keys)")
+        pts = []
+        for n in lanes:
+            r = self.cluster(3, n, 16, 64, 64)
+            pts.append(r)
+            say(f"  {n:5d} lanes {self.fmt_point(r)}")
+        self.res["lanes_sweep"] = {"points": pts}
+
     def etcd(self):
         if self.a.no_etcd:
             self.res["notes"].append("etcd comparison skipped (--no-etcd)")
@@ -718,8 +775,63 @@ class Suite:
             say("  " + line)
         self.res["failover"] = doc
 
+    def deployed(self):
+        """Three bypaxd processes over net_memif and bypax-dpdk-load on a
+        memif link of its own to each: the daemon as deployed, without the
+        kernel client path's bound. One cluster, one generator run per
+        lane count of the profile."""
+        lib = os.path.join(ROOT, "tests", "dpdk", "memif_lib.sh")
+        gen = os.path.join(self.a.build_dir, "dataplane", "bypax-dpdk-load")
+        if not self.a.build_dir or not os.access(gen, os.X_OK):
+            self.res["notes"].append("deployed stage needs a build directory "
+                                     "with dataplane/bypax-dpdk-load")
+            return
+        dur = self.p["dur"]
+        lanes = self.p["deployed_lanes"]
+        say(f"deployed: three bypaxd processes over net_memif, "
+            f"bypax-dpdk-load (DPDK, one memif link per member) at "
+            f"{', '.join(str(n) for n in lanes)} lanes, {dur} s each")
+        self.wait_quiet()
+        rc, out, others, steal, wall = self.measured(
+            ["bash", "-c", deployed_script(self.a.build_dir, lib, lanes, dur,
+                                           self.p["warmup_ms"])],
+            60 + len(lanes) * (dur + 15))
+        pts = [parse_dload_result(line) for line in out.splitlines()
+               if line.startswith("result: ")]
+        for p in pts:
+            say(f"  {p['lanes']:5d} lanes {p['ops_per_s']:>10,.0f} ops/s  "
+                f"p50 {p['p50_us']:7.1f}  p99 {p['p99_us']:8.1f} us  leader "
+                + (f"{p['leader_cycles_per_op']:6.0f} cyc/op"
+                   if p.get("leader_cycles_per_op") else "n/a"))
+        doc = {"ok": rc == 0 and len(pts) == len(lanes), "rc": rc,
+               "others_cores": others, "steal_cores": steal,
+               "seconds_per_run": dur, "warmup_ms": self.p["warmup_ms"],
+               "wall_s": round(wall, 1), "points": pts,
+               "setup": "3 bypaxd processes (-l 0-1, --idle-sleep-us 50) "
+                        "with net_memif between each pair and one more "
+                        "memif link each to bypax-dpdk-load (-l 1, one "
+                        "process, DPDK client lanes, KV PUTs of 16 B on "
+                        "keys k000000-k000999); leader cycles per op from "
+                        "its /metrics: bypax_worker_busy_cycles_total over "
+                        "bypax_requests_applied_total in the window"}
+        if others > 0.1:
+            doc["noisy"] = True
+        if not doc["ok"]:
+            doc["output_tail"] = out[-1500:]
+            warn("deployed run failed: " + out[-400:])
+        self.res["deployed"] = doc
+        # Beside each point, bypax-cluster at the same client count: from
+        # the e2e stage when it ran there, else measured now.
+        doc["inprocess"] = {}
+        for p in pts:
+            n = p.get("lanes")
+            if n and inprocess_at(self.res, n) is None:
+                r = self.cluster(3, n, 16, 64, 64)
+                say(f"  in-process at {n} lanes {self.fmt_point(r)}")
+                doc["inprocess"][str(n)] = r
+
     def memif(self):
-        if not self.a.memif:
+        if self.a.no_memif:
             return
         lib = os.path.join(ROOT, "tests", "dpdk", "memif_lib.sh")
         if not self.a.build_dir or not os.path.exists(lib):
@@ -733,6 +845,9 @@ class Suite:
         script = f"""
 set -u
 BUILD={self.a.build_dir}
+# Every write is a new key: room for {dur} s of them at well over the
+# kernel path's rate (memif_lib.sh's 65536 filled in 3 s at 67 k/s).
+KV_CAPACITY=2000000
 source {lib}
 need_root
 cluster_init
@@ -743,6 +858,10 @@ wait_for "a leader" 20 has_leader || exit 1
 """
         rc, out, others, steal, _ = self.measured(["bash", "-c", script],
                                                   dur + 120)
+        if rc == 77:
+            self.res["notes"].append("memif stage skipped: needs root and "
+                                     "/dev/net/tun for net_tap")
+            return
         m = re.search(r"load: (\d+) writes acknowledged, (\d+) failed, "
                       r"([\d.]+) ops/s", out)
         doc = {"ok": rc == 0 and m is not None, "rc": rc,
@@ -759,6 +878,35 @@ wait_for "a leader" 20 has_leader || exit 1
             warn("memif run failed: " + out[-300:])
         self.res["memif"] = doc
 
+    def functions(self):
+        """The reference configuration once more, under perf: CPU cycles
+        per committed op by function (bench/functions.py)."""
+        why = functions.perf_usable()
+        if why:
+            self.res["notes"].append(f"no cycles by function: {why}")
+            return
+        ref = self.res.get("reference", {})
+        lanes = ref.get("clients", 64)
+        dur = max(2, self.p["dur"])
+        say(f"cycles per op by function: the reference point ({lanes} "
+            f"clients) under perf record -e cpu-clock for {dur} s")
+        self.wait_quiet()
+        cmd = ([self.exe("bypax-cluster")] + self.eal() +
+               ["--", "--replicas", "3", "--loadgens", "1", "--lanes",
+                str(lanes), "--duration", str(dur), "--get-pct", "0",
+                "--keys", "1000", "--value-bytes", "16", "--batch", "64",
+                "--window", "64", "--quiet",
+                "--idle-sleep-us", str(self.a.idle_sleep_us)])
+        p, err = functions.profile(cmd, dur, dur + 120)
+        if err:
+            warn(f"cycles by function: {err}")
+            self.res["notes"].append(f"no cycles by function: {err}")
+            return
+        p["clients"] = lanes
+        self.res["functions"] = p
+        for line in functions.table(p).splitlines()[:8]:
+            say("  " + line)
+
     # -- the whole run
 
     def run(self):
@@ -769,8 +917,11 @@ wait_for "a leader" 20 has_leader || exit 1
             warn(f"other processes use {others:.2f} cores right now "
                  f"({top_others()}); figures from a busy machine vary")
         stages = [("micro", self.micro), ("fwd", self.fwd),
-                  ("e2e", self.e2e), ("etcd", self.etcd),
-                  ("failover", self.failover), ("memif", self.memif)]
+                  ("e2e", self.e2e), ("sweeps", self.sweeps),
+                  ("etcd", self.etcd),
+                  ("failover", self.failover),
+                  ("deployed", self.deployed), ("memif", self.memif),
+                  ("functions", self.functions)]
         only = set(self.a.only.split(",")) if self.a.only else None
         for name, fn in stages:
             if only and name not in only:
@@ -787,6 +938,57 @@ wait_for "a leader" 20 has_leader || exit 1
         return self.res
 
 
+def kv_sized(keys, value_bytes):
+    """sm_args for a store that holds exactly these keys (k000000...) with
+    values of this size: one 48-byte chunk each while key and value fit
+    32 bytes, one more per further 44 (docs/config.md)."""
+    key_bytes = max(7, len(str(keys - 1)) + 1)
+    extra = max(0, key_bytes + value_bytes - 32)
+    chunks = 1 + (extra + 43) // 44
+    return f"capacity={keys},bytes={keys * chunks * 48}"
+
+
+def deployed_script(build, lib, lanes, dur, warmup_ms):
+    """The deployed stage's shell: memif_lib.sh's cluster with memif client
+    links and metrics keys, then one generator run per lane count."""
+    runs = "\n".join(
+        f"dpdk_load --lanes {n} --duration {dur} --warmup-ms {warmup_ms} "
+        f"--progress-s 0 || status=1" for n in lanes)
+    return f"""
+set -u
+BUILD={build}
+CLIENT_LINK=memif
+METRICS=1
+source {lib}
+cluster_init
+trap cluster_cleanup EXIT
+for i in 0 1 2; do start_replica $i --bootstrap; done
+wait_for "a leader" 20 has_leader || exit 1
+status=0
+{runs}
+exit $status
+"""
+
+
+def parse_dload_result(line):
+    """bypax-dpdk-load's result line ("result: key=value ..."): numbers as
+    numbers, n/a as None."""
+    out = {}
+    for tok in line.split()[1:]:
+        k, _, v = tok.partition("=")
+        if v == "n/a":
+            out[k] = None
+            continue
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def config_text(res):
@@ -798,6 +1000,86 @@ def config_text(res):
             + (", hugepages" if s["hugepages"] else ", no hugepages")
             + (", busy polling" if not s["idle_sleep_us"]
                else f", idle sleep {s['idle_sleep_us']} us"))
+
+
+def inprocess_at(res, clients):
+    """bypax-cluster's 3-replica 16 B point at this many clients: the
+    reference median when it is there, else the sweep's point."""
+    rf = res.get("reference", {})
+    if rf.get("clients") == clients and rf.get("median"):
+        return rf["median"]
+    pts = res.get("closed", {}).get("3r", {}).get("points", [])
+    return next((p for p in pts if p.get("clients") == clients
+                 and p.get("ok")),
+                res.get("deployed", {}).get("inprocess", {}).get(
+                    str(clients)))
+
+
+def deployed_headline(res):
+    """The deployed shape's biggest point beside the in-process figure at
+    the same client count, and their ratios."""
+    pts = [p for p in res.get("deployed", {}).get("points", [])
+           if p.get("ops_per_s")]
+    if not pts:
+        return {}
+    d = max(pts, key=lambda p: p["lanes"])
+    h = {"deployed_lanes": d["lanes"],
+         "deployed_ops_per_s": d["ops_per_s"],
+         "deployed_p50_us": d["p50_us"], "deployed_p99_us": d["p99_us"],
+         "deployed_leader_cycles_per_op": d.get("leader_cycles_per_op")}
+    ip = inprocess_at(res, d["lanes"])
+    if ip and ip.get("ops_per_s"):
+        h["deployed_over_inprocess_ops_per_s"] = round(
+            d["ops_per_s"] / ip["ops_per_s"], 3)
+        if d.get("leader_cycles_per_op") and ip.get("leader_cycles_per_op"):
+            h["deployed_over_inprocess_leader_cycles_per_op"] = round(
+                d["leader_cycles_per_op"] / ip["leader_cycles_per_op"], 3)
+    mf = res.get("memif", {})
+    if mf.get("ok") and mf.get("ops_per_s"):
+        h["deployed_over_kernel_client_ops_per_s"] = round(
+            d["ops_per_s"] / mf["ops_per_s"], 1)
+    return h
+
+
+def ratio(a, b, nd=3):
+    return round(a / b, nd) if a and b else None
+
+
+def sweep_headline(res):
+    """Issue 11's goals as ratios within this run: leader cycles per op
+    and ops/s at 1M and 10M keys over 1k; 4096 over 512 lanes; each value
+    size's peak over 16 B's."""
+    h = {}
+    ks = {p["keys"]: p for p in res.get("key_sweep", {}).get("points", [])
+          if p.get("ok")}
+    base = ks.get(1000)
+    for k, name in ((1000000, "1M"), (10000000, "10M")):
+        if base and k in ks:
+            h[f"keys_{name}_over_1k_leader_cycles_per_op"] = ratio(
+                ks[k].get("leader_cycles_per_op"),
+                base.get("leader_cycles_per_op"))
+            h[f"keys_{name}_over_1k_ops_per_s"] = ratio(
+                ks[k].get("ops_per_s"), base.get("ops_per_s"))
+    ls = {p["lanes"]: p for p in res.get("lanes_sweep", {}).get("points", [])
+          if p.get("ok")}
+    if 512 in ls and 4096 in ls:
+        h["lanes_4096_over_512_leader_cycles_per_op"] = ratio(
+            ls[4096].get("leader_cycles_per_op"),
+            ls[512].get("leader_cycles_per_op"))
+        h["lanes_4096_over_512_cycles_per_op"] = ratio(
+            ls[4096].get("cycles_per_op"), ls[512].get("cycles_per_op"))
+        h["lanes_4096_over_512_ops_per_s"] = ratio(
+            ls[4096].get("ops_per_s"), ls[512].get("ops_per_s"))
+    closed = res.get("closed", {})
+    vals = {s["value_bytes"]: s["peak"] for s in closed.values()
+            if s.get("replicas") == 3 and s.get("batch") == 64}
+    if 16 in vals:
+        for vb, pk in sorted(vals.items()):
+            if vb != 16:
+                h[f"value_{vb}B_over_16B_leader_cycles_per_op"] = ratio(
+                    pk.get("leader_cycles_per_op"),
+                    vals[16].get("leader_cycles_per_op"))
+    return h
 
 
 def headline(res):
@@ -819,6 +1101,8 @@ def headline(res):
         h["peak_ops_per_s"] = pk.get("ops_per_s")
         h["fwd_packets_per_s"] = f.get("packets_per_s")
         h["peak_clients"] = pk.get("clients")
+    h.update(deployed_headline(res))
+    h.update(sweep_headline(res))
     e = res.get("etcd")
     if e and e.get("pairs"):
         p = max(e["pairs"], key=lambda x: x["clients"])
@@ -963,6 +1247,8 @@ def table(res):
         if smax:
             txt += f"; longest OS stall {smax:.1f} ms"
         add(txt + f"  {tag}")
+    for line in sweep_lines(res, tag):
+        add(line)
     h = res.get("headline", {})
     if h.get("leader_cycles_per_op_over_fwd_cycles_per_packet"):
         add("")
@@ -1027,10 +1313,20 @@ def table(res):
                 "the JSON  " + tag)
         else:
             add(f"failover {fo.get('note', 'failed (exit %s)' % fo.get('rc'))}")
+    for line in deployed_lines(res, tag):
+        add(line)
     mf = res.get("memif")
     if mf and mf.get("ok"):
         add(f"memif   3 bypaxd processes, kernel UDP clients via net_tap, "
             f"{mf['lanes']} lanes: {mf['ops_per_s']:,.0f} writes/s  {tag}")
+    for line in deployed_ratio_lines(res, tag):
+        add(line)
+    fn = res.get("functions")
+    if fn:
+        add(f"cycles per committed op by function (perf, cpu-clock, all "
+            f"lcores, idle polling included; {fn['clients']} clients)  {tag}")
+        for line in functions.table(fn).splitlines():
+            add("  " + line)
     d = res.get("disturbed_runs", {})
     if d.get("noisy"):
         add(f"note    {d['noisy']} of {d['total']} e2e runs shared the CPU "
@@ -1040,6 +1336,108 @@ def table(res):
         add("note    " + n)
     add(f"run took {res.get('seconds', 0):.0f} s")
     return "\n".join(L)
+
+
+def goal(x, limit, at_most=True):
+    """'1.12x (goal <= 1.5x: met)'"""
+    if x is None:
+        return "n/a"
+    ok = x <= limit if at_most else x >= limit
+    return (f"{x:.2f}x (goal {'<=' if at_most else '>='} {limit}x: "
+            f"{'met' if ok else 'NOT met'})")
+
+
+def sweep_lines(res, tag):
+    """The key-count, client-count and value-size rows, with the issue's
+    goals read off as ratios of this run."""
+    L = []
+    h = res.get("headline", {})
+    ks = res.get("key_sweep")
+    if ks:
+        L.append("keys    " + ", ".join(
+            f"{p['keys']:,}: {p.get('ops_per_s', 0) / 1e3:,.0f}k ops/s "
+            f"leader {p.get('leader_cycles_per_op', 0):,.0f} cyc/op"
+            + ("" if p.get("ok") else " FAILED")
+            + (" noisy" if p.get("noisy") else "")
+            for p in ks["points"]) + f"  {tag} 3r, 16 B, {ks['clients']} "
+            "clients, store capacity=N,bytes=48N, every key PUT first")
+        for name in ("1M", "10M"):
+            c = h.get(f"keys_{name}_over_1k_leader_cycles_per_op")
+            o = h.get(f"keys_{name}_over_1k_ops_per_s")
+            if c is not None or o is not None:
+                L.append(f"ratio   keys {name}/1k: leader cycles/op "
+                         f"{goal(c, 1.5)}, ops/s {goal(o, 0.7, False)}  "
+                         f"{tag}")
+    ls = res.get("lanes_sweep")
+    if ls:
+        L.append("lanes   " + ", ".join(
+            f"{p['lanes']}: {p.get('ops_per_s', 0) / 1e3:,.0f}k ops/s "
+            f"leader {p.get('leader_cycles_per_op', 0):,.0f} cyc/op "
+            f"(all {p.get('cycles_per_op', 0):,.0f})"
+            + ("" if p.get("ok") else " FAILED")
+            + (" noisy" if p.get("noisy") else "")
+            for p in ls["points"]) + f"  {tag} 3r, 16 B, 1,000 keys")
+        c = h.get("lanes_4096_over_512_leader_cycles_per_op")
+        if c is not None:
+            L.append(f"ratio   lanes 4096/512: leader cycles/op "
+                     f"{goal(c, 1.2)} (all lcores "
+                     f"{h.get('lanes_4096_over_512_cycles_per_op')}x), "
+                     f"ops/s {h.get('lanes_4096_over_512_ops_per_s')}x  "
+                     f"{tag}")
+    vr = [(k, v) for k, v in h.items() if k.startswith("value_")]
+    if vr:
+        L.append("values  leader cycles/op at each size's peak over 16 B's: "
+                 + ", ".join(f"{k.split('_')[1]} {v}x" for k, v in vr)
+                 + f"  {tag} 3r, batch<=64")
+    return L
+
+
+def deployed_lines(res, tag):
+    """The deployed stage's rows, each beside bypax-cluster's figure at the
+    same client count (when the run has one)."""
+    dp = res.get("deployed")
+    if not dp:
+        return []
+    if not dp.get("points"):
+        return [f"deployed FAILED (exit {dp.get('rc')}): see deployed."
+                "output_tail in the JSON"]
+    L = [f"deployed 3 bypaxd processes over net_memif, bypax-dpdk-load "
+         f"(DPDK client lanes, a memif link per member), 16 B PUTs, "
+         f"{dp['seconds_per_run']} s per run" + (" noisy" if dp.get("noisy")
+                                                 else "")]
+    for p in dp["points"]:
+        c = p.get("leader_cycles_per_op")
+        txt = (f"deployed {p['lanes']:5d} lanes: {p['ops_per_s']:>10,.0f} "
+               f"ops/s p50 {p['p50_us']:,.0f} us p99 {p['p99_us']:,.0f} us, "
+               f"leader {f'{c:,.0f}' if c else 'n/a'} cycles/op, "
+               f"{p['acked']} acked, {p['failed']} failed")
+        ip = inprocess_at(res, p["lanes"])
+        if ip:
+            txt += (f" | in-process {ip.get('ops_per_s', 0):,.0f} ops/s "
+                    f"p50 {ip.get('p50_ns', 0) / 1e3:,.0f} us p99 "
+                    f"{ip.get('p99_ns', 0) / 1e3:,.0f} us, leader "
+                    f"{ip.get('leader_cycles_per_op', 0):,.0f} cycles/op")
+        L.append(txt + f"  {tag}")
+    return L
+
+
+def deployed_ratio_lines(res, tag):
+    """The deployed stage against the in-process and the kernel-client
+    figures, as headline ratios."""
+    L = []
+    h = res.get("headline", {})
+    parts = []
+    if h.get("deployed_over_inprocess_ops_per_s"):
+        parts.append(f"deployed/in-process at {h['deployed_lanes']} lanes: "
+                     f"ops/s {h['deployed_over_inprocess_ops_per_s']}x, "
+                     "leader cycles/op "
+                     f"{h.get('deployed_over_inprocess_leader_cycles_per_op')}x")
+    if h.get("deployed_over_kernel_client_ops_per_s"):
+        parts.append("deployed (DPDK clients)/kernel clients ops/s "
+                     f"{h['deployed_over_kernel_client_ops_per_s']}x")
+    if parts:
+        L.append("ratio   " + "; ".join(parts) + f"  {tag}")
+    return L
 
 
 # ---------------------------------------------------------------- plots
@@ -1176,10 +1574,13 @@ def main():
     ap.add_argument("--kills", type=int, default=None)
     ap.add_argument("--no-etcd", action="store_true")
     ap.add_argument("--etcd-tmpfs", action="store_true")
-    ap.add_argument("--memif", action="store_true")
+    ap.add_argument("--memif", action="store_true",
+                    help="(the default now; kept for old command lines)")
+    ap.add_argument("--no-memif", action="store_true",
+                    help="skip the kernel-client memif stage")
     ap.add_argument("--only", default="",
-                    help="comma-separated stages: micro,fwd,e2e,etcd,"
-                         "failover,memif")
+                    help="comma-separated stages: micro,fwd,e2e,sweeps,"
+                         "etcd,failover,deployed,memif,functions")
     ap.add_argument("--replot", default="",
                     help="only redraw the plots and table of a results JSON")
     a = ap.parse_args()

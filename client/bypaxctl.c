@@ -48,6 +48,8 @@ static void usage(FILE *f)
 		"  fault isolate MS [both|control|data]\n"
 		"                         cut the replica off from its peers (testing)\n"
 		"  fault link M MS        take the link to member M down (testing)\n"
+		"  fault silent M MS      the link to member M stays up but carries\n"
+		"                         nothing until its port restarts (testing)\n"
 		"Without --id, leader transfer and members add/remove go to each\n"
 		"member in turn until one (the leader) accepts; every answer is\n"
 		"printed, prefixed 'member N: ', refusals on stderr. Other commands\n"
@@ -519,10 +521,13 @@ static int check_command(int argc, char **argv)
 		if (sub != NULL && strcmp(sub, "isolate") == 0 &&
 		    (argc == 3 || argc == 4))
 			return 0;
-		if (sub != NULL && strcmp(sub, "link") == 0 && argc == 4)
+		if (sub != NULL &&
+		    (strcmp(sub, "link") == 0 || strcmp(sub, "silent") == 0) &&
+		    argc == 4)
 			return 0;
 		return usage_error("fault: expected 'fault isolate MS "
-				   "[both|control|data]' or 'fault link M MS'");
+				   "[both|control|data]', 'fault link M MS' or "
+				   "'fault silent M MS'");
 	}
 	return usage_error("unknown command '%s'", c);
 }

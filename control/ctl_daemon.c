@@ -621,6 +621,8 @@ static void receive_heartbeats(struct ctl_daemon *d, uint64_t now)
 		} else if (!from_member_control(d, in.heartbeat.hb.from, &src) ||
 			   !step(d, now, &in)) {
 			d->hb_dropped++;
+		} else {
+			d->peer_heard_ns[in.heartbeat.hb.from] = now;
 		}
 	}
 }
@@ -1233,27 +1235,42 @@ static void cmd_fault_isolate(struct ctl_daemon *d, const char *ms_arg,
 }
 
 /* "fault link M MS": the port toward member M goes down for MS, as if the
- * peer's memif end vanished; bypaxd's main thread stops and restarts it. */
-static void cmd_fault_link(struct ctl_daemon *d, const char *member,
-			   const char *ms_arg, uint64_t now, struct ctl_admin_reply *r)
+ * peer's memif end vanished; bypaxd's main thread stops and restarts it.
+ * "fault silent M MS": the port stays up but carries nothing, either way,
+ * until it is restarted or MS pass: a link broken with both ends calling
+ * it up, which only bypaxd's silent-link check repairs. */
+static void cmd_fault_link(struct ctl_daemon *d, const char *kind,
+			   const char *member, const char *ms_arg, uint64_t now,
+			   struct ctl_admin_reply *r)
 {
+	bool silent = strcmp(kind, "silent") == 0;
+	char what[32];
+	snprintf(what, sizeof(what), "fault %s", kind);
 	uint8_t m;
 	uint64_t ms;
 	if (!parse_member(d, member, &m)) {
-		say(r, "error: fault link: '%s' is not a member id\n", member);
+		say(r, "error: %s: '%s' is not a member id\n", what, member);
 		return;
 	}
 	if (m == d->self) {
-		say(r, "error: fault link: %u is this member\n", m);
+		say(r, "error: %s: %u is this member\n", what, m);
 		return;
 	}
-	if (!parse_fault_ms("fault link", ms_arg, &ms, r))
+	if (!parse_fault_ms(what, ms_arg, &ms, r))
 		return;
-	d->link_fault_until_ns[m] = now + ms * MS_NS;
-	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING, "fault_link",
+	if (silent)
+		d->link_silent_until_ns[m] = now + ms * MS_NS;
+	else
+		d->link_fault_until_ns[m] = now + ms * MS_NS;
+	ctl_event(d, CTL_LOG_CTL, RTE_LOG_WARNING,
+		  silent ? "fault_silent" : "fault_link",
 		  BPX_LOG_FIELDS(BPX_LF_U64("member", m), BPX_LF_U64("ms", ms)));
-	say(r, "ok: link from member %u to %u down for %" PRIu64 " ms\n",
-	    d->self, m, ms);
+	if (silent)
+		say(r, "ok: link from member %u to %u silent for %" PRIu64
+		       " ms or until its port restarts\n", d->self, m, ms);
+	else
+		say(r, "ok: link from member %u to %u down for %" PRIu64
+		       " ms\n", d->self, m, ms);
 }
 
 static const char *role_name(uint8_t role);
@@ -1453,8 +1470,9 @@ static bool run_admin(struct ctl_daemon *d, char *line, int fd, uint64_t now,
 		cmd_fault_isolate(d, argv[2], argc == 4 ? argv[3] : "both",
 				  now, r);
 	} else if (argc == 4 && strcmp(argv[0], "fault") == 0 &&
-		   strcmp(argv[1], "link") == 0) {
-		cmd_fault_link(d, argv[2], argv[3], now, r);
+		   (strcmp(argv[1], "link") == 0 ||
+		    strcmp(argv[1], "silent") == 0)) {
+		cmd_fault_link(d, argv[1], argv[2], argv[3], now, r);
 	} else {
 		say(r, "error: unknown command '%s' (try: help)\n", argv[0]);
 	}

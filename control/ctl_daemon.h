@@ -153,6 +153,15 @@ struct ctl_daemon {
 	/* "fault link M MS": until then the main thread keeps this
 	 * replica's port toward member M stopped (0: no fault). */
 	volatile uint64_t link_fault_until_ns[PX_REPLICAS_MAX];
+	/* "fault silent M MS": until then, or until the port restarts, the
+	 * port toward M stays up but the worker neither polls nor sends on
+	 * it (0: no fault). */
+	volatile uint64_t link_silent_until_ns[PX_REPLICAS_MAX];
+	/* When each member's latest valid heartbeat arrived (ctl_clock_ns;
+	 * 0: never): the main thread restarts a silent data link only
+	 * toward a member that is alive, never toward one that is stopped
+	 * (a memif server stopped mid-handshake must not be hung up on). */
+	volatile uint64_t peer_heard_ns[PX_REPLICAS_MAX];
 	/* /metrics and /health (ctl_daemon_metrics.c), at the member's
 	 * metrics address; no server without one. */
 	struct ctl_http http;

@@ -308,6 +308,8 @@ static void render_traffic(struct writer *w, const struct ctl_metrics_page *p)
 		m->polls);
 	counter(w, "bypax_worker_idle_polls_total", "Polls that received "
 		"nothing.", m->idle_polls);
+	counter(w, "bypax_worker_busy_cycles_total", "TSC cycles the worker "
+		"spent in polls that received frames.", m->busy_cycles);
 }
 
 static void render_latency(struct writer *w, const struct ctl_metrics_page *p)

@@ -46,6 +46,7 @@ struct ctl_metrics_worker {
 	uint64_t snapshot_chunks_dropped, snapshot_resumes, snapshots_reused;
 	uint64_t recoveries_done;
 	uint64_t polls, idle_polls;
+	uint64_t busy_cycles;  /* TSC cycles in polls that received frames */
 	/* Durable mode (dataplane/durable.c); all 0 in memory mode. */
 	uint64_t durable, wal_failed;               /* gauges: 0 or 1 */
 	uint64_t wal_records, wal_group_commits, wal_syncs, wal_bytes;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_devargs.h>
 #include <rte_eal.h>
@@ -286,7 +287,13 @@ static bool is_memif_client(uint16_t port)
 
 static bool pause_port(uint16_t port);
 
-static void restart_port(uint16_t port)
+/* "bypaxctl fault silent M MS": the port toward M is held paused, not
+ * stopped, so its link stays up at both ends while nothing crosses it;
+ * a restart of the port ends it, as it would end the real fault. */
+static bool link_silenced[RTE_MAX_ETHPORTS];
+static uint64_t link_silenced_until[RTE_MAX_ETHPORTS];
+
+static void restart_port(uint16_t port, const char *reason)
 {
 	if (!pause_port(port))
 		return;
@@ -296,8 +303,7 @@ static void restart_port(uint16_t port)
 	 * LINK_DOWN_RESTART_TICKS without filling the log. */
 	if (rc == 0)
 		EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "port_restarted",
-		      BPX_LF_U64("port", port),
-		      BPX_LF_STR("reason", "link was down"));
+		      BPX_LF_U64("port", port), BPX_LF_STR("reason", reason));
 	else if (!port_restart_failed[port]) /* net_memif: no server yet */
 		EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "port_down",
 		      BPX_LF_U64("port", port), BPX_LF_I64("rc", rc),
@@ -309,8 +315,10 @@ static void restart_port(uint16_t port)
 	rte_smp_mb();
 	/* A port that did not start stays paused: polling a stopped port is
 	 * an error in DPDK. The next check_links tries again. */
-	if (rc == 0)
+	if (rc == 0) {
+		link_silenced[port] = false;
 		port_paused[port] = 0;
+	}
 }
 
 /* "bypaxctl fault link M MS": the port toward M stops (its peer sees the
@@ -329,6 +337,24 @@ static bool pause_port(uint16_t port)
 	return false; /* worker gone or stuck: leave it */
 }
 
+static void check_silence_fault(uint8_t m, uint16_t port, uint64_t now)
+{
+	uint64_t until = d.ctl.link_silent_until_ns[m];
+	bool due = now < until;
+	if (due && until != link_silenced_until[port] && !link_faulted[port] &&
+	    !link_silenced[port] && pause_port(port)) {
+		link_silenced[port] = true;
+		link_silenced_until[port] = until;
+	} else if (!due && link_silenced[port]) {
+		link_silenced[port] = false;
+		EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "link_fault_over",
+		      BPX_LF_U64("port", port),
+		      BPX_LF_STR("result", "silence over, never repaired"));
+		rte_smp_mb();
+		port_paused[port] = 0;
+	}
+}
+
 static void check_link_faults(void)
 {
 	uint64_t now = ctl_clock_ns();
@@ -337,6 +363,7 @@ static void check_link_faults(void)
 			continue;
 		uint16_t port = (uint16_t)(d.o.route_port[m] >= 0 ?
 					   d.o.route_port[m] : 0);
+		check_silence_fault(m, port, now);
 		bool due = now < d.ctl.link_fault_until_ns[m];
 		if (due && !link_faulted[port] && pause_port(port)) {
 			rte_eth_dev_stop(port);
@@ -356,8 +383,98 @@ static void check_link_faults(void)
 	}
 }
 
+/* ---- Links that go silent: a memif link that both ends call up but
+ * that carries nothing. Seen about once in 80 chaos runs: a restarted
+ * replica, memif server of both its links, took a snapshot over them and
+ * then neither sent nor received again, while its clients showed the link
+ * up, their TX rings full, and no link-down event to act on; it stayed
+ * recovering for good. The worker probes every peer every LINK_PROBE_NS
+ * (an ARP request the peer answers), so a working link carries frames
+ * both ways even when consensus has nothing to say on it. A memif link
+ * over which nothing arrives for LINK_SILENT_*_TICKS, while this worker
+ * polls and the peer's heartbeats say it is alive, is broken: its port is
+ * restarted, which makes both ends connect afresh. The client side acts
+ * first (its restart is a reconnect); the server's restart, later, drops
+ * a connection its client no longer serves. ---- */
+
+#define LINK_PROBE_NS 250000000ull
+#define LINK_SILENT_CLIENT_TICKS 40 /* x 100 ms */
+#define LINK_SILENT_SERVER_TICKS 80
+#define PEER_ALIVE_NS 1000000000ull /* heard within: alive */
+
+static uint64_t link_rx_seen[RTE_MAX_ETHPORTS];
+static uint32_t link_silent_ticks[RTE_MAX_ETHPORTS];
+
+static bool is_memif(uint16_t port)
+{
+	struct rte_eth_dev_info info;
+	return rte_eth_dev_info_get(port, &info) == 0 &&
+	       strstr(info.driver_name, "memif") != NULL;
+}
+
+/* The one member whose data goes through port, or -1 (none, or several:
+ * a shared NIC port, which a silent peer must not restart). */
+static int port_member(uint16_t port)
+{
+	int found = -1;
+	for (uint8_t m = 0; m < d.cfg.member_count; m++) {
+		if (m == d.o.id)
+			continue;
+		int p = d.o.route_port[m] >= 0 ? d.o.route_port[m] : 0;
+		if (p != port)
+			continue;
+		if (found >= 0)
+			return -1;
+		found = m;
+	}
+	return found;
+}
+
+static bool peer_alive(int member)
+{
+	uint64_t heard = d.ctl.peer_heard_ns[member];
+	return d.ctl_running && heard != 0 &&
+	       ctl_clock_ns() - heard <= PEER_ALIVE_NS;
+}
+
+static void check_silent_link(uint16_t port, bool worker_polled)
+{
+	struct rte_eth_stats st;
+	int member = port_member(port);
+	if ((port_paused[port] && !link_silenced[port]) || !is_memif(port) ||
+	    member < 0 ||
+	    rte_eth_stats_get(port, &st) != 0)
+		return;
+	/* Silence counts only while this worker polls (its own stall is not
+	 * the link's) and the peer is alive (a stopped peer is not a link
+	 * fault, and must not be reconnected to). */
+	if (st.ipackets != link_rx_seen[port] || !worker_polled ||
+	    !peer_alive(member)) {
+		link_rx_seen[port] = st.ipackets;
+		link_silent_ticks[port] = 0;
+		return;
+	}
+	bool client = is_memif_client(port);
+	uint32_t limit = client ? LINK_SILENT_CLIENT_TICKS
+				: LINK_SILENT_SERVER_TICKS;
+	if (++link_silent_ticks[port] < limit)
+		return;
+	link_silent_ticks[port] = 0;
+	EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "link_silent",
+	      BPX_LF_U64("port", port), BPX_LF_U64("member", (uint64_t)member),
+	      BPX_LF_U64("silent_ms", (uint64_t)limit * 100),
+	      BPX_LF_STR("role", client ? "client" : "server"),
+	      BPX_LF_STR("action", "restart port"));
+	restart_port(port, "link up but nothing arrives while the peer is "
+			   "alive");
+}
+
 static void check_links(void)
 {
+	static uint64_t loops_seen;
+	uint64_t loops = d.worker_loops;
+	bool worker_polled = loops != loops_seen;
+	loops_seen = loops;
 	uint16_t port;
 	RTE_ETH_FOREACH_DEV(port) {
 		if (link_faulted[port])
@@ -367,8 +484,10 @@ static void check_links(void)
 		    link.link_status == RTE_ETH_LINK_UP) {
 			link_down_ticks[port] = 0;
 			link_grace_ticks[port] = 0;
+			check_silent_link(port, worker_polled);
 			continue;
 		}
+		link_silent_ticks[port] = 0;
 		if (link_grace_ticks[port] > 0) {
 			link_grace_ticks[port]--;
 			continue;
@@ -376,7 +495,7 @@ static void check_links(void)
 		if (++link_down_ticks[port] >= LINK_DOWN_RESTART_TICKS &&
 		    is_memif_client(port)) {
 			link_down_ticks[port] = 0;
-			restart_port(port);
+			restart_port(port, "link was down");
 		}
 	}
 }
@@ -499,6 +618,7 @@ static int setup_replica(char *err, size_t len)
 				 d.sm, d.pool, err, len);
 	rc = rc ? rc : setup_routes(d.replica);
 	d.replica->port_paused = port_paused;
+	d.replica->link_probe_ns = LINK_PROBE_NS;
 	d.replica->share_payload = true;
 	uint16_t port;
 	RTE_ETH_FOREACH_DEV(port)
@@ -527,7 +647,13 @@ static int worker_main(void *arg)
 	uint32_t idle = 0;
 	while (!force_quit) {
 		d.worker_loops++;
-		if (dp_replica_poll(d.replica) > 0) {
+		/* The poll's clock is this reading; a second one, on busy polls
+		 * only, gives the worker's busy cycles (/metrics
+		 * bypax_worker_busy_cycles_total: the leader's cycles per op in
+		 * bypax-dpdk-load's report). */
+		uint64_t tsc = rte_rdtsc();
+		if (dp_replica_poll_at(d.replica, dp_ns_at_tsc(tsc)) > 0) {
+			d.replica->ctr.busy_cycles += rte_rdtsc() - tsc;
 			idle = 0;
 			continue;
 		}

@@ -14,6 +14,8 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "bypax/kv.h"
+
 #include "cluster.h"
 
 #define MESH_POOL_MBUFS 16383u
@@ -185,10 +187,9 @@ static int setup_loadgens(struct cluster *c)
 		int rc = dp_loadgen_init(g, &c->cfg, &self,
 					 (uint64_t)(k + 1) << 32, &lc, c->pool);
 		rc = rc ? rc : mesh_routes(c, &g->routes, e);
+		rc = rc ? rc : dp_loadgen_add_rx(g, c->mesh.ports[e], 0);
 		if (rc)
 			return rc;
-		g->rx.port = c->mesh.ports[e];
-		g->rx.queue = 0;
 		bpx_engine_set_leader(&g->eng, (uint8_t)c->o->leader);
 		g->issuing = true;
 	}
@@ -460,7 +461,7 @@ static bool converged(const struct cluster *c)
 /* With the workers stopped, the main lcore owns every endpoint: it polls
  * them all until requests in flight finish and every replica has applied
  * the whole log (bounded). */
-static void drain(struct cluster *c)
+static bool drain(struct cluster *c)
 {
 	uint64_t deadline = dp_now_ns() + DRAIN_LIMIT_NS;
 	struct lcore_work all = { 0 };
@@ -473,6 +474,7 @@ static void drain(struct cluster *c)
 	uint64_t tsc = rte_rdtsc();
 	while (!converged(c) && dp_ns_at_tsc(tsc) < deadline)
 		tsc = poll_once(c, &all, &idle_run);
+	return converged(c);
 }
 
 static void fill_report(struct cluster *c, uint64_t elapsed_ns,
@@ -509,6 +511,9 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 			rep->drops_total += r->ctr.drops[d];
 		rep->bad_mac += r->ctr.drops[BPX_WIRE_BAD_MAC];
 		rep->drops_total += r->ctr.multi_segment + r->ctr.px_rejected;
+		rep->replica_applied[i] = px_applied_index(r->px);
+		rep->replica_commit[i] = px_commit_index(r->px);
+		rep->replica_digest[i] = px_state_digest(r->px);
 		if (px_applied_index(r->px) != rep->applied ||
 		    px_state_digest(r->px) != digest)
 			rep->states_identical = false;
@@ -575,6 +580,63 @@ static void teardown(struct cluster *c, struct cluster_report *rep)
 	dp_sm_unload(c->sm_dl);
 }
 
+/* One key's PUT into every replica's store. false when one refused it. */
+static bool prefill_key(struct cluster *c, uint32_t k, const uint8_t *value)
+{
+	uint8_t cmd[PX_COMMAND_BYTES_MAX], reply[BPX_SM_REPLY_BYTES_MAX];
+	char key[16];
+	int klen = snprintf(key, sizeof(key), "k%06u", k); /* loadgen.c's */
+	int n = bpx_kv_encode(cmd, sizeof(cmd), BPX_KV_PUT, key, (size_t)klen,
+			      value, c->o->value_bytes, NULL, 0);
+	DP_ASSERT(n > 0);
+	for (uint32_t i = 0; i < c->o->replicas; i++) {
+		uint8_t status = BPX_KV_BAD_COMMAND;
+		const uint8_t *v;
+		uint16_t vlen;
+		int r = c->sm_ops->apply(c->sms[i], cmd, (uint32_t)n, reply,
+					 sizeof(reply));
+		if (r <= 0 || bpx_kv_decode_reply(reply, (size_t)r, &status,
+						  &v, &vlen) != 0 ||
+		    status != BPX_KV_OK)
+			return false;
+	}
+	return true;
+}
+
+/* --prefill: every key of --keys PUT into every replica's store directly,
+ * alike on all (as the log would apply them), before the load. The timed
+ * requests then overwrite keys whose index slots and entries are in
+ * memory already: the store at that size, pre-faulted (bypaxd's mlockall
+ * faults its store in at start), not its first inserts. */
+static int prefill_stores(struct cluster *c, struct cluster_report *rep,
+			  char *err, size_t len)
+{
+	if (!c->o->prefill)
+		return 0;
+	if (c->sm_ops != bpx_kv_ops()) {
+		snprintf(err, len, "--prefill needs the built-in kv store, not "
+			 "%.64s", c->o->sm);
+		return -BPX_EINVAL;
+	}
+	uint8_t value[BPX_KV_VALUE_BYTES_MAX];
+	memset(value, 'p', c->o->value_bytes);
+	uint64_t t0 = dp_now_ns();
+	for (uint32_t k = 0; k < c->o->keys; k++) {
+		if (!prefill_key(c, k, value)) {
+			snprintf(err, len, "--prefill: the store refused key "
+				 "k%06u of %u: size it with --sm-args "
+				 "capacity=N,bytes=B (docs/config.md)", k,
+				 c->o->keys);
+			return -BPX_EINVAL;
+		}
+	}
+	rep->prefill_s = (double)(dp_now_ns() - t0) / 1e9;
+	if (c->o->progress)
+		printf("prefilled %u keys into %u stores in %.1f s\n",
+		       c->o->keys, c->o->replicas, rep->prefill_s);
+	return 0;
+}
+
 int cluster_run(const struct cluster_opts *o, struct cluster_report *rep)
 {
 	static struct cluster c;
@@ -600,11 +662,15 @@ int cluster_run(const struct cluster_opts *o, struct cluster_report *rep)
 	c.garbage_port = c.mesh.ports[endpoints - 1];
 	rc = rc ? rc : setup_replicas(&c, err, sizeof(err));
 	rc = rc ? rc : setup_loadgens(&c);
+	rc = rc ? rc : prefill_stores(&c, rep, err, sizeof(err));
 	if (rc == 0) {
 		plan_lcores(&c);
 		uint64_t elapsed = run_load(&c);
-		drain(&c);
+		bool drained = drain(&c);
+		double prefill_s = rep->prefill_s;
 		fill_report(&c, elapsed, rep);
+		rep->prefill_s = prefill_s;
+		rep->drained = drained;
 	} else {
 		fprintf(stderr, "bypax-cluster: %s\n",
 			err[0] ? err : bpx_strerror(rc));

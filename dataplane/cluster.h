@@ -30,6 +30,7 @@ struct cluster_opts {
 	uint32_t warmup_ms;     /* latency not recorded for requests started
 				 * in the first warmup_ms of the run */
 	bool progress;
+	bool prefill;           /* every key PUT into every store first */
 	const char *json_path;
 	const char *sm;
 	const char *sm_args;
@@ -60,7 +61,15 @@ struct cluster_report {
 	uint64_t bad_mac;         /* of drops_total: no valid cluster-key tag */
 	uint64_t shared_sends;    /* frames whose value was not copied */
 	uint64_t applied;
+	double prefill_s;         /* --prefill: how long filling took */
 	bool states_identical;
+	/* Each replica's at the end, to tell a drain that ran out of time
+	 * (applied indexes differ) from replicas that diverged (the same
+	 * index, different digests). */
+	uint64_t replica_applied[PX_REPLICAS_MAX];
+	uint64_t replica_commit[PX_REPLICAS_MAX];
+	uint64_t replica_digest[PX_REPLICAS_MAX];
+	bool drained;             /* converged before the drain's limit */
 	bool mbufs_returned;
 	unsigned mbufs_in_use;
 };

@@ -44,7 +44,11 @@ static void usage(FILE *f)
 		"  --duration S        or run for S seconds instead\n"
 		"  --value-bytes N     PUT value size, 0..1024 (default 16)\n"
 		"  --get-pct N         percent of GETs, 0..100 (default 50)\n"
-		"  --keys N            key space (default 1000)\n"
+		"  --keys N            key space, 1..10000000 (default 1000)\n"
+		"  --prefill           PUT every key into every store before the\n"
+		"                      load (kv only; size the store with --sm-args\n"
+		"                      capacity=N,bytes=B): the timed requests\n"
+		"                      overwrite pre-faulted memory\n"
 		"  --window N          slots in flight (default 64)\n"
 		"  --batch N           requests per slot at most (default 64)\n"
 		"  --leader N          replica to lead (default 0)\n"
@@ -72,7 +76,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
 		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
 		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
-		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "key-file", 1, 0, 'K' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "prefill", 0, 0, 'F' }, { "key-file", 1, 0, 'K' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
 				    .requests = 100000, .value_bytes = 16,
@@ -91,7 +95,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 'd': e = dp_parse_u64("bypax-cluster", "--duration", optarg, 1, 86400, &v); o->duration_s = (double)v; o->requests = 0; break;
 		case 'v': e = dp_parse_u64("bypax-cluster", "--value-bytes", optarg, 0, 1024, &v); o->value_bytes = (uint32_t)v; break;
 		case 'G': e = dp_parse_u64("bypax-cluster", "--get-pct", optarg, 0, 100, &v); o->get_pct = (uint32_t)v; break;
-		case 'k': e = dp_parse_u64("bypax-cluster", "--keys", optarg, 1, 1000000, &v); o->keys = (uint32_t)v; break;
+		case 'k': e = dp_parse_u64("bypax-cluster", "--keys", optarg, 1, 10000000, &v); o->keys = (uint32_t)v; break;
 		case 'w': e = dp_parse_u64("bypax-cluster", "--window", optarg, 1, 4096, &v); o->window = (uint32_t)v; break;
 		case 'b': e = dp_parse_u64("bypax-cluster", "--batch", optarg, 1, 1024, &v); o->batch = (uint32_t)v; break;
 		case 'L': e = dp_parse_u64("bypax-cluster", "--leader", optarg, 0, 6, &v); o->leader = (uint32_t)v; break;
@@ -104,6 +108,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 'j': o->json_path = optarg; break;
 		case 'K': o->key_file = optarg; break;
 		case 'q': o->progress = false; break;
+		case 'F': o->prefill = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -155,9 +160,16 @@ static void print_report(const struct cluster_opts *o,
 		       "something else\n", r->stalls, r->stall_ms,
 		       r->stall_max_ms);
 	printf("  state           %s on all %u replicas (applied %" PRIu64
-	       " slots)\n",
+	       " slots)%s\n",
 	       r->states_identical ? "identical" : "DIFFERENT", o->replicas,
-	       r->applied);
+	       r->applied,
+	       r->states_identical || r->drained ? ""
+	       : ": the drain ran out of time before every replica applied "
+		 "the whole log");
+	for (uint32_t i = 0; !r->states_identical && i < o->replicas; i++)
+		printf("    replica %u      applied %" PRIu64 " commit %" PRIu64
+		       " digest %016" PRIx64 "\n", i, r->replica_applied[i],
+		       r->replica_commit[i], r->replica_digest[i]);
 	printf("  mbufs           %u in use after shutdown (%s)\n",
 	       r->mbufs_in_use, r->mbufs_returned ? "no leak" : "LEAK");
 	if (o->garbage > 0)
@@ -170,6 +182,22 @@ static void print_report(const struct cluster_opts *o,
 	if (r->errors > 0)
 		printf("  errors          %" PRIu64 " requests failed\n",
 		       r->errors);
+}
+
+/* sm_args in a JSON string: only what the KV store's arguments use
+ * (letters, digits, '=' and ','); anything else becomes '?'. */
+static const char *json_safe(const char *s)
+{
+	static char out[128];
+	size_t i = 0;
+	for (; s != NULL && s[i] != '\0' && i + 1 < sizeof(out); i++) {
+		char ch = s[i];
+		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			  (ch >= '0' && ch <= '9') || ch == '=' || ch == ',';
+		out[i] = ok ? ch : '?';
+	}
+	out[i] = '\0';
+	return out;
 }
 
 static void write_json(const char *path, const struct cluster_opts *o,
@@ -194,7 +222,8 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		"\"tsc_hz\":%" PRIu64 ",\"idle_sleep_us\":%u,"
 		"\"stalls\":%" PRIu64 ",\"stall_ms\":%.1f,"
 		"\"stall_max_ms\":%.2f,\"warmup_ms\":%u,"
-		"\"latency_samples\":%" PRIu64 "}\n",
+		"\"latency_samples\":%" PRIu64 ",\"keys\":%u,"
+		"\"prefill\":%s,\"prefill_s\":%.2f,\"sm_args\":\"%s\"}\n",
 		o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
 		o->window, o->batch, rte_lcore_count(), r->seconds,
 		r->completed,
@@ -205,7 +234,9 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		r->errors, o->rate_per_s, r->issued, r->resends, r->leader_id,
 		r->leader_cycles_per_op, r->leader_busy_frac, r->tsc_hz,
 		o->idle_sleep_us, r->stalls, r->stall_ms, r->stall_max_ms,
-		o->warmup_ms, r->latency_samples);
+		o->warmup_ms, r->latency_samples, o->keys,
+		o->prefill ? "true" : "false", r->prefill_s,
+		json_safe(o->sm_args));
 	fclose(f);
 }
 

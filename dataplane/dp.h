@@ -95,6 +95,7 @@ struct dp_counters {
 	uint64_t tx_full;          /* TX queue refused: freed */
 	uint64_t mbuf_exhausted;
 	uint64_t arp_replies;
+	uint64_t link_probes;      /* ARP requests sent to peers */
 	uint64_t multi_segment;
 	uint64_t no_client_address;
 	uint64_t snapshot_unsupported;
@@ -226,6 +227,11 @@ struct dp_replica {
 	struct dp_durable dur;
 	bool share_payload;             /* every port does multi-segment TX */
 	bool clock_behind;              /* a long step ran: read the clock */
+	/* Every this often, an ARP request to each peer (0: never). bypaxd
+	 * sets it: a link over which nothing arrives although its peer is
+	 * alive is then a broken link, which bypaxd restarts. */
+	uint64_t link_probe_ns;
+	uint64_t next_probe_ns;
 	struct dp_counters ctr;
 	struct dp_commit_latency lat;
 	uint8_t frame_buf[BPX_FRAME_MAX];
@@ -269,7 +275,10 @@ struct dp_loadgen {
 	const struct bpx_config *cfg;
 	struct bpx_endpoint self;
 	struct rte_mempool *pool;
-	struct dp_rx rx;
+	/* Where replies arrive: one port in the in-process cluster, one per
+	 * member for bypax-dpdk-load (a memif link is point to point). */
+	uint8_t rx_count;
+	struct dp_rx rx[DP_RX_MAX];
 	struct dp_routes routes;
 	struct dp_lane *lanes;
 	struct bpx_engine eng;   /* the leader, OPEN seqs, counters */
@@ -300,6 +309,9 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 		    const struct dp_loadgen_config *lc,
 		    struct rte_mempool *pool);
 void dp_loadgen_free(struct dp_loadgen *g);
+/* Polls this port's queue for replies too. 0, or -BPX_ENOMEM past
+ * DP_RX_MAX. */
+int dp_loadgen_add_rx(struct dp_loadgen *g, uint16_t port, uint16_t queue);
 uint32_t dp_loadgen_poll(struct dp_loadgen *g);
 /* The same at a time the caller read already (dp_ns_at_tsc): one clock
  * read per pass over several endpoints. */

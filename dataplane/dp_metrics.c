@@ -49,6 +49,7 @@ static void read_counters(const struct dp_replica *r,
 	w->snapshots_reused = c->snapshots_reused;
 	w->polls = c->polls;
 	w->idle_polls = c->idle_polls;
+	w->busy_cycles = c->busy_cycles;
 }
 
 static void read_durable(const struct dp_replica *r,

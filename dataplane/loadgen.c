@@ -65,6 +65,14 @@ void dp_loadgen_free(struct dp_loadgen *g)
 	g->hist = NULL;
 }
 
+int dp_loadgen_add_rx(struct dp_loadgen *g, uint16_t port, uint16_t queue)
+{
+	if (g->rx_count >= DP_RX_MAX)
+		return -BPX_ENOMEM;
+	g->rx[g->rx_count++] = (struct dp_rx){ .port = port, .queue = queue };
+	return 0;
+}
+
 static uint64_t next_rand(struct dp_loadgen *g)
 {
 	g->prng ^= g->prng << 13;
@@ -271,19 +279,24 @@ uint32_t dp_loadgen_poll(struct dp_loadgen *g)
 uint32_t dp_loadgen_poll_at(struct dp_loadgen *g, uint64_t now_ns)
 {
 	struct rte_mbuf *pkts[DP_BURST];
-	uint16_t n = rte_eth_rx_burst(g->rx.port, g->rx.queue, pkts, DP_BURST);
-	for (uint16_t i = 0; i < n; i++)
-		handle_frame(g, pkts[i], now_ns);
-	if (n > 0)
-		rte_pktmbuf_free_bulk(pkts, n);
-	g->ctr.rx_frames += n;
+	uint32_t total = 0;
+	for (uint8_t q = 0; q < g->rx_count; q++) {
+		uint16_t n = rte_eth_rx_burst(g->rx[q].port, g->rx[q].queue,
+					      pkts, DP_BURST);
+		for (uint16_t i = 0; i < n; i++)
+			handle_frame(g, pkts[i], now_ns);
+		if (n > 0)
+			rte_pktmbuf_free_bulk(pkts, n);
+		total += n;
+	}
+	g->ctr.rx_frames += total;
 	drive_lanes(g, now_ns);
 	dp_routes_flush(&g->routes, &g->ctr, NULL);
 	g->resends = g->eng.stats.retries;
 	g->redirects = g->eng.stats.redirects;
 	g->busy_replies = g->eng.stats.busy;
 	g->opens = g->eng.stats.opens;
-	return n;
+	return total;
 }
 
 uint32_t dp_loadgen_outstanding(const struct dp_loadgen *g)

@@ -556,6 +556,29 @@ static void answer_arp(struct dp_replica *r, const uint8_t *frame,
 	push_frame(r, dp_routes_lookup(&r->routes, reply), mb);
 }
 
+/* One ARP request to each peer, through its route: the peer's answer
+ * keeps frames arriving on a working link (bypaxd.c, silent links). */
+static void probe_links(struct dp_replica *r)
+{
+	for (uint8_t m = 0; m < r->cfg->member_count; m++) {
+		if (m == r->id)
+			continue;
+		struct rte_mbuf *mb = rte_pktmbuf_alloc(r->pool);
+		if (mb == NULL) {
+			r->ctr.mbuf_exhausted++;
+			return;
+		}
+		uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb,
+							   BPX_ARP_FRAME_BYTES);
+		RTE_VERIFY(p != NULL);
+		int n = bpx_arp_request(&r->self, &r->cfg->members[m].data, p,
+					BPX_ARP_FRAME_BYTES);
+		RTE_VERIFY(n == BPX_ARP_FRAME_BYTES);
+		r->ctr.link_probes++;
+		push_frame(r, dp_routes_lookup(&r->routes, p), mb);
+	}
+}
+
 static bool addressed_to_us(const struct dp_replica *r,
 			    const struct bpx_frame *f)
 {
@@ -859,6 +882,10 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 		if (r->dur.wal != NULL)
 			dp_durable_snapshots(r);
 		r->next_tick_ns = now_ns + DP_TICK_NS;
+		if (r->link_probe_ns > 0 && now_ns >= r->next_probe_ns) {
+			probe_links(r);
+			r->next_probe_ns = now_ns + r->link_probe_ns;
+		}
 	}
 	/* The pass's one group commit, then what waited for it. */
 	dp_durable_commit(r);

@@ -15,6 +15,7 @@ BPX_PACKAGES=(
 	libsodium-dev
 	meson ninja-build pkg-config g++ clang gcc
 	prometheus curl
+	linux-perf
 )
 
 bpx_say()

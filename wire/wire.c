@@ -350,6 +350,28 @@ enum bpx_wire_drop bpx_frame_parse(const uint8_t *buf, size_t len,
 	return BPX_WIRE_OK;
 }
 
+int bpx_arp_request(const struct bpx_endpoint *self,
+		    const struct bpx_endpoint *target, uint8_t *out,
+		    size_t cap)
+{
+	if (cap < BPX_ARP_FRAME_BYTES)
+		return -BPX_EINVAL;
+	memcpy(out, target->mac, 6);
+	memcpy(out + 6, self->mac, 6);
+	put16(out + 12, BPX_ETHERTYPE_ARP);
+	uint8_t *a = out + 14;
+	put16(a, 1);                     /* Ethernet */
+	put16(a + 2, BPX_ETHERTYPE_IPV4);
+	a[4] = 6;
+	a[5] = 4;
+	put16(a + 6, 1);                 /* request */
+	memcpy(a + 8, self->mac, 6);
+	put32(a + 14, self->ip);
+	memset(a + 18, 0, 6);            /* the MAC asked for */
+	put32(a + 24, target->ip);
+	return BPX_ARP_FRAME_BYTES;
+}
+
 int bpx_arp_answer(const uint8_t *buf, size_t len,
 		   const struct bpx_endpoint *self, uint8_t *out, size_t cap)
 {

@@ -124,6 +124,17 @@ uint16_t bpx_frame_ethertype(const uint8_t *buf, size_t len);
 int bpx_arp_answer(const uint8_t *buf, size_t len,
 		   const struct bpx_endpoint *self, uint8_t *out, size_t cap);
 
+/* An ARP request from self asking for target->ip, sent straight to
+ * target->mac (a unicast poll, RFC 1122 2.3.2.1) rather than broadcast:
+ * bypaxd probes each peer's data link with it, and the peer answers it as
+ * any ARP request (bpx_arp_answer), so a working link carries frames both
+ * ways even when consensus has nothing to say on it. Writes
+ * BPX_ARP_FRAME_BYTES into out and returns that, or -BPX_EINVAL when cap
+ * is smaller. */
+int bpx_arp_request(const struct bpx_endpoint *self,
+		    const struct bpx_endpoint *target, uint8_t *out,
+		    size_t cap);
+
 /* The Internet checksum (RFC 1071) folded to 16 bits, over len bytes, with
  * an initial partial sum. */
 uint16_t bpx_inet_checksum(const void *data, size_t len, uint32_t initial);

@@ -14,6 +14,9 @@ run's seed picks faults:
   isolate / cut-control / cut-data
          `bypaxctl fault isolate MS [both|control|data]`
   link   `bypaxctl fault link M MS`: the memif link to a peer vanishes
+  silent `bypaxctl fault silent M 30000`: the link to a peer stays up at
+         both ends but carries nothing until bypaxd finds it silent and
+         restarts its port (the way a restarted memif server broke)
   hog    busy processes competing for the two cores
 
 each aimed at the leader or at a follower, never more than a minority
@@ -49,8 +52,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import logfmt  # noqa: E402
 
 FAULTS = ["kill", "term", "pause", "isolate", "cut-control", "cut-data",
-          "link", "hog"]
+          "link", "silent", "hog"]
 # A fault that takes its victim out of the majority until it heals.
+SILENT_FAULT_MS = 30000
 TAKES_DOWN = {"kill", "term", "pause", "isolate", "cut-control", "cut-data"}
 
 
@@ -74,6 +78,12 @@ class Cluster:
         self.n = n
         self.dir = workdir
         self.tag = rng.randrange(1000, 9999)
+        # Other tests on this machine draw their ports too (memif_lib.sh
+        # from $RANDOM): a tag whose ports are taken now would fail the run
+        # at start ("control address ... is in use", soak run 37), so the
+        # next one is tried. The seed still decides, unless ports collide.
+        while not self._ports_free(n):
+            self.tag = 1000 + (self.tag - 1000 + 7919) % 8999
         self.net = 20 + self.tag % 200
         self.cluster_id = rng.randrange(100, 60000)
         self.conf = os.path.join(workdir, "bypax.conf")
@@ -96,6 +106,19 @@ class Cluster:
                       f"metrics = 127.0.0.1:{self.metrics_port(i)}"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def _ports_free(self, n):
+        """Every control (UDP) and metrics (TCP) port of this tag unbound."""
+        import socket
+        for i in range(n):
+            for kind, port in ((socket.SOCK_DGRAM, 20000 + self.tag + i * 7),
+                               (socket.SOCK_STREAM, self.metrics_port(i))):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError:
+                        return False
+        return True
 
     def tap(self, i):
         return f"bpx{self.tag}c{i}"
@@ -368,7 +391,7 @@ class Run:
         down = c.down() | {v for v in self.downs if v >= 0}
         if kind in TAKES_DOWN and len(down) + 1 > (self.n - 1) // 2:
             return None
-        if kind == "link" and down:
+        if kind in ("link", "silent") and down:
             return None
         victim = self.choose_victim(target, down)
         if victim is None:
@@ -399,6 +422,15 @@ class Run:
             if rc != 0:
                 raise HarnessError(f"fault link on {victim}: {out}")
             name = f"link-{'leader' if victim == leader else 'follower'}"
+        elif kind == "silent":
+            # Long enough that only bypaxd's repair (a port restart within
+            # about 8 s) ends it before the run's convergence check.
+            dur_ms = SILENT_FAULT_MS
+            peer = self.rng.choice([j for j in range(self.n) if j != victim])
+            rc, out = c.ctl(victim, "fault", "silent", str(peer), str(dur_ms))
+            if rc != 0:
+                raise HarnessError(f"fault silent on {victim}: {out}")
+            name = f"silent-{'leader' if victim == leader else 'follower'}"
         elif kind == "hog":
             self.hogs.start(self.args.hog_procs)
             self.downs[-1] = (time.monotonic() + dur_ms / 1000, kind)
@@ -587,9 +619,15 @@ class Run:
         digests = []
         for i in range(self.n):
             path = os.path.join(self.dir, f"snap{i}")
-            rc, out = c.ctl(i, "snapshot", path, timeout=20)
+            # bypaxctl fsyncs the file before it renames it: on a machine
+            # whose disk other work keeps busy that alone took over 20 s
+            # once (soak run 43: the whole stream was in PATH.tmp).
+            rc, out = c.ctl(i, "snapshot", path, timeout=90)
             if rc != 0:
-                raise HarnessError(f"snapshot of {i}: {out.strip()}")
+                tmp = path + ".tmp"
+                got = (f"; {os.path.getsize(tmp)} bytes in {tmp}"
+                       if os.path.exists(tmp) else "")
+                raise HarnessError(f"snapshot of {i}: {out.strip()}{got}")
             with open(path, "rb") as f:
                 digests.append(f.read())
         if any(d != digests[0] for d in digests[1:]):

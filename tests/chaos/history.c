@@ -263,7 +263,7 @@ static int field_value(const struct fields *f, size_t i, const char *name,
 static int parse_op_common(const struct fields *f, size_t k, struct ch_op *op,
 			   char *err, size_t err_len)
 {
-	uint64_t client;
+	uint64_t client = 0; /* set by field_u64; -O3 cannot see it (release build) */
 	if (field_u64(f, 1, "id", &op->id, err, err_len) != 0 ||
 	    field_u64(f, 2, "client", &client, err, err_len) != 0 ||
 	    field_u64(f, 3, "call_ns", &op->call_ns, err, err_len) != 0 ||

@@ -3,6 +3,11 @@
 # by the multi-process tests and the failover measurement.
 #
 # usage: BUILD=build-dir; source memif_lib.sh; cluster_init; start_replica 0 ...
+#
+# CLIENT_LINK=memif: instead of the net_tap port, each bypaxd serves one
+# more memif socket ($DIR/load-I.sock) for bypax-dpdk-load and replies to
+# clients there (dpdk_load runs it). METRICS=1: each member gets a
+# `metrics = 127.0.0.1:PORT` key (the generator reads the leader's cycles).
 # shellcheck shell=bash
 
 : "${BUILD:?set BUILD to the meson build directory}"
@@ -43,6 +48,7 @@ cluster_init()
 			echo "ip = 10.$((TAG % 200 + 20)).$i.1"
 			echo "port = 9000"
 			echo "control = 127.0.0.1:$((20000 + TAG + i * 7))"
+			[[ -n ${METRICS:-} ]] && echo "metrics = 127.0.0.1:$((40000 + TAG + i * 7))"
 		done
 	} >"$CONF"
 }
@@ -65,7 +71,11 @@ replica_cmd()
 		routes+=(--route "$j=$k")
 		k=$((k + 1))
 	done
-	args+=("--vdev=net_tap0,iface=$(tap_name "$i")")
+	if [[ ${CLIENT_LINK:-tap} == memif ]]; then
+		args+=("--vdev=net_memif$k,role=server,socket=$DIR/load-$i.sock,socket-abstract=no")
+	else
+		args+=("--vdev=net_tap0,iface=$(tap_name "$i")")
+	fi
 	REPLICA_CMD=("$BUILD/dataplane/bypaxd" -l 0-1 --no-huge -m 256 --no-pci --no-shconf
 		--file-prefix "bpx$TAG-$i" "--log-level=*:error" "--log-level=bypax.*:info"
 		"${args[@]}" --
@@ -85,6 +95,7 @@ start_replica()
 	replica_cmd "$i" $extra
 	"${REPLICA_CMD[@]}" >>"$DIR/r$i.log" 2>&1 &
 	PIDS[$i]=$!
+	[[ ${CLIENT_LINK:-tap} == memif ]] && return 0
 	# The tap appears once the port is up; give it the kernel-side address.
 	local t
 	for t in $(seq 1 100); do
@@ -129,6 +140,20 @@ cluster_cleanup()
 ctl() { timeout "${CTL_TIMEOUT:-5}" "$BUILD/client/bypaxctl" --config "$CONF" "$@"; }
 cli() { "$BUILD/client/bypax-cli" --config "$CONF" "$@"; }
 load() { "$BUILD/client/bypax-load" --config "$CONF" "$@"; }
+
+# dpdk_load [OPTIONS...]: bypax-dpdk-load on one memif link per member
+# (CLIENT_LINK=memif), member I through port I; its own EAL, lcore
+# ${LOAD_LCORES:-1}.
+dpdk_load()
+{
+	local i vdevs=()
+	for ((i = 0; i < N; i++)); do
+		vdevs+=("--vdev=net_memif$i,role=client,socket=$DIR/load-$i.sock,socket-abstract=no")
+	done
+	"$BUILD/dataplane/bypax-dpdk-load" -l "${LOAD_LCORES:-1}" --no-huge -m 256 \
+		--no-pci --no-shconf --file-prefix "bpx$TAG-load" --log-level=error \
+		"${vdevs[@]}" -- --config "$CONF" "$@"
+}
 
 # leader_id: the leader as member 0..N-1 sees it, or -1.
 leader_id()

@@ -871,6 +871,38 @@ static void test_arp_not_for_us(void **state)
 			 0);
 }
 
+/* The probe bypaxd sends each peer: answered by the peer as it answers
+ * any request, with the reply addressed back to the prober. */
+static void test_arp_probe_round_trip(void **state)
+{
+	(void)state;
+	struct bpx_endpoint prober = ep_a;
+	struct bpx_endpoint peer = ep_a;
+	peer.ip = ep_a.ip + 1;
+	peer.mac[5] ^= 0x5a;
+	uint8_t req[BPX_ARP_FRAME_BYTES];
+	uint8_t out[BPX_ARP_FRAME_BYTES];
+	assert_int_equal(bpx_arp_request(&prober, &peer, req, sizeof(req) - 1),
+			 -BPX_EINVAL);
+	assert_int_equal(bpx_arp_request(&prober, &peer, req, sizeof(req)),
+			 BPX_ARP_FRAME_BYTES);
+	assert_memory_equal(req, peer.mac, 6); /* unicast, not broadcast */
+	assert_memory_equal(req + 6, prober.mac, 6);
+	/* The prober does not answer its own question ... */
+	assert_int_equal(bpx_arp_answer(req, sizeof(req), &prober, out,
+					sizeof(out)),
+			 0);
+	/* ... the peer does, to the prober. */
+	assert_int_equal(bpx_arp_answer(req, sizeof(req), &peer, out,
+					sizeof(out)),
+			 BPX_ARP_FRAME_BYTES);
+	assert_memory_equal(out, prober.mac, 6);
+	assert_memory_equal(out + 6, peer.mac, 6);
+	assert_int_equal(be16(out + ETH + 6), 2);
+	assert_int_equal(be32(out + ETH + 14), peer.ip);
+	assert_int_equal(be32(out + ETH + 24), prober.ip);
+}
+
 static void test_arp_malformed(void **state)
 {
 	(void)state;
@@ -923,6 +955,7 @@ int main(void)
 		cmocka_unit_test(test_arp_request_for_us),
 		cmocka_unit_test(test_arp_not_for_us),
 		cmocka_unit_test(test_arp_malformed),
+		cmocka_unit_test(test_arp_probe_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
