@@ -377,6 +377,41 @@ static int read_cluster_key(struct reader *rd, struct bpx_config *cfg)
 	return 0;
 }
 
+/* [cluster] durability, wal_segment_bytes, disk_snapshot_slots and every
+ * member's wal_dir (docs/config.md, "Durability"). A wal_dir is absolute:
+ * bypaxd runs from wherever systemd or a script starts it. */
+static int read_durability(struct reader *rd, struct bpx_config *cfg)
+{
+	const char *s = "cluster";
+	const char *v = bpx_ini_get(rd->file, s, "durability");
+	if (v != NULL && strcmp(v, "wal") == 0)
+		cfg->durability = BPX_DURABILITY_WAL;
+	else if (v != NULL && strcmp(v, "memory") != 0)
+		return fail(rd, s, "durability", v, "expected memory or wal");
+	int err = get_u64(rd, s, "wal_segment_bytes", BPX_WAL_SEGMENT_BYTES_MIN,
+			  BPX_WAL_SEGMENT_BYTES_MAX, &cfg->wal_segment_bytes);
+	err = err ? err : get_u64(rd, s, "disk_snapshot_slots", 1,
+				  BPX_DISK_SNAPSHOT_SLOTS_MAX,
+				  &cfg->disk_snapshot_slots);
+	for (uint8_t i = 0; err == 0 && i < cfg->member_count; i++) {
+		char m[16];
+		snprintf(m, sizeof(m), "member%u", i);
+		const char *d = bpx_ini_get(rd->file, m, "wal_dir");
+		if (cfg->durability == BPX_DURABILITY_MEMORY)
+			continue; /* ignored, like any key of no use */
+		if (d == NULL || *d == '\0')
+			return fail(rd, m, "wal_dir", d, "required with "
+				    "[cluster] durability = wal (the directory "
+				    "of this member's write-ahead log)");
+		if (d[0] != '/' || strlen(d) >= 200)
+			return fail(rd, m, "wal_dir", d, "expected an absolute "
+				    "path of at most 199 characters");
+		snprintf(cfg->members[i].wal_dir,
+			 sizeof(cfg->members[i].wal_dir), "%s", d);
+	}
+	return err;
+}
+
 int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 		    size_t err_len)
 {
@@ -386,6 +421,8 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	cfg->fd_heartbeat_ns = 5000000;
 	cfg->fd_timeout_min_ns = 30000000;
 	cfg->fd_timeout_max_ns = 1000000000;
+	cfg->wal_segment_bytes = BPX_WAL_SEGMENT_BYTES_DEFAULT;
+	cfg->disk_snapshot_slots = BPX_DISK_SNAPSHOT_SLOTS_DEFAULT;
 	struct reader rd = { .path = path, .err = err, .err_len = err_len };
 	int rc = bpx_ini_load(path, &rd.file, err, err_len);
 	if (rc != 0)
@@ -395,6 +432,7 @@ int bpx_config_load(const char *path, struct bpx_config *cfg, char *err,
 	rc = rc ? rc : read_members(&rd, cfg);
 	rc = rc ? rc : read_initial_members(&rd, cfg);
 	rc = rc ? rc : read_cluster_key(&rd, cfg);
+	rc = rc ? rc : read_durability(&rd, cfg);
 	bpx_ini_free(rd.file);
 	return rc;
 }

@@ -357,6 +357,39 @@ static void render_snapshots(struct writer *w, const struct ctl_metrics_page *p)
 		p->snapshots_abandoned);
 }
 
+/* Durable mode: what the write-ahead log costs (syncs per committed slot:
+ * bypax_wal_syncs_total over bypax_slots_committed_total) and whether it
+ * still works. */
+static void render_durability(struct writer *w, const struct ctl_metrics_page *p)
+{
+	const struct ctl_metrics_worker *m = &p->w;
+	gauge(w, "bypax_durable", "1: [cluster] durability = wal.", m->durable);
+	gauge(w, "bypax_wal_failed", "1: the write-ahead log failed (disk "
+	      "full, EIO): this member sends nothing and stops.", m->wal_failed);
+	counter(w, "bypax_wal_records_total", "Records appended to the "
+		"write-ahead log (promises, accepted values, commits).",
+		m->wal_records);
+	counter(w, "bypax_wal_group_commits_total", "Syncs that made records "
+		"durable (one per poll pass at most, or per full hold queue).",
+		m->wal_group_commits);
+	counter(w, "bypax_wal_syncs_total", "fdatasync and fsync calls on the "
+		"write-ahead log, segment starts and recycling included.",
+		m->wal_syncs);
+	counter(w, "bypax_wal_bytes_total", "Record bytes written to the "
+		"write-ahead log.", m->wal_bytes);
+	counter(w, "bypax_wal_held_frames_total", "Frames that waited for a "
+		"sync before they were sent.", m->wal_held_frames);
+	counter(w, "bypax_wal_failed_drops_total", "Frames not sent because "
+		"the write-ahead log had failed.", m->wal_failed_drops);
+	counter(w, "bypax_wal_segments_recycled_total", "Segment files "
+		"deleted behind a snapshot on disk.", m->wal_segments_recycled);
+	counter(w, "bypax_disk_snapshots_total", "Snapshots written to disk "
+		"and synced.", m->disk_snapshots);
+	counter(w, "bypax_disk_snapshot_failures_total", "Snapshots to disk "
+		"that failed (the log keeps everything meanwhile).",
+		m->disk_snapshot_failures);
+}
+
 size_t ctl_metrics_render(const struct ctl_metrics_page *p, char *buf,
 			  size_t cap)
 {
@@ -372,6 +405,7 @@ size_t ctl_metrics_render(const struct ctl_metrics_page *p, char *buf,
 	render_traffic(&w, p);
 	render_latency(&w, p);
 	render_snapshots(&w, p);
+	render_durability(&w, p);
 	if (w.full) {
 		buf[0] = '\0';
 		return 0;

@@ -47,6 +47,11 @@ struct ctl_metrics_worker {
 	uint64_t recoveries_done;
 	uint64_t polls, idle_polls;
 	uint64_t busy_cycles;  /* TSC cycles in polls that received frames */
+	/* Durable mode (dataplane/durable.c); all 0 in memory mode. */
+	uint64_t durable, wal_failed;               /* gauges: 0 or 1 */
+	uint64_t wal_records, wal_group_commits, wal_syncs, wal_bytes;
+	uint64_t wal_held_frames, wal_failed_drops, wal_segments_recycled;
+	uint64_t disk_snapshots, disk_snapshot_failures;
 };
 
 /* Another member, as this one's control plane last heard of it. */

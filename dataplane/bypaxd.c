@@ -94,6 +94,10 @@ static void usage(FILE *f)
 		"                       empty state and vote at once. Without it the\n"
 		"                       replica assumes it lost its state (a restart)\n"
 		"                       and recovers from the others before it votes.\n"
+		"                       Durable mode ([cluster] durability = wal):\n"
+		"                       the first start only, with an empty wal_dir;\n"
+		"                       a restart replays wal_dir and votes at once\n"
+		"                       (docs/deploy.md, Durable mode)\n"
 		"  --sm NAME            state machine: kv, or ./path/to.so (default:\n"
 		"                       the config's [cluster] sm, else kv)\n"
 		"  --route M=P          send to member M through port P (default 0)\n"
@@ -108,7 +112,8 @@ static void usage(FILE *f)
 		"  --admin-socket PATH  UNIX admin socket for bypaxctl (default\n"
 		"                       RUN_DIR/bypaxd-<cluster>-<id>.sock, RUN_DIR\n"
 		"                       $BYPAX_RUN_DIR or else /run/bypax)\n"
-		"  --snapshot-mb N      snapshot buffer size for catch-up (default 64)\n"
+		"  --snapshot-mb N      snapshot buffer size for catch-up, and for\n"
+		"                       snapshots on disk in durable mode (default 64)\n"
 		"  --restore FILE       with --bootstrap: start a NEW cluster from a\n"
 		"                       snapshot file (bypaxctl snapshot PATH), every\n"
 		"                       member from the same FILE, every replica of\n"
@@ -241,6 +246,8 @@ struct daemon {
 	struct ctl_ratelimit bad_mac_log;
 	uint64_t bad_mac_seen;
 	struct bypaxd_restore restore;
+	struct bypaxd_durable durable;
+	int exit_status;             /* after the loop: 1 if the WAL failed */
 	uint16_t ports;
 	volatile bool worker_done;
 	volatile uint64_t worker_loops; /* the worker's polls, for stall reports */
@@ -586,6 +593,11 @@ static void warn_snapshot_buffer(const char *sm_name)
 			 "size sm_args capacity= and bytes= down"));
 }
 
+static bool durable(void)
+{
+	return d.cfg.durability == BPX_DURABILITY_WAL;
+}
+
 static int setup_replica(char *err, size_t len)
 {
 	const char *sm_name = d.o.sm ? d.o.sm : d.cfg.sm;
@@ -602,7 +614,7 @@ static int setup_replica(char *err, size_t len)
 	if (d.replica == NULL)
 		return -BPX_ENOMEM;
 	int rc = dp_replica_init(d.replica, &d.cfg, (uint8_t)d.o.id,
-				 !d.o.bootstrap, d.sm_ops,
+				 !d.o.bootstrap && !durable(), d.sm_ops,
 				 d.sm, d.pool, err, len);
 	rc = rc ? rc : setup_routes(d.replica);
 	d.replica->port_paused = port_paused;
@@ -622,6 +634,9 @@ static int setup_replica(char *err, size_t len)
 			 d.o.snapshot_mb);
 		return -BPX_ENOMEM;
 	}
+	if (rc == 0 && durable())
+		rc = bypaxd_durable_open(&d.durable, d.replica, &d.cfg, &d.o,
+					 err, len);
 	if (rc == 0)
 		warn_snapshot_buffer(sm_name);
 	if (rc == 0 && d.o.leader >= 0)
@@ -763,6 +778,38 @@ static void report_snapshots(void)
 	installed_seen = installed;
 }
 
+/* Durable mode: snapshots on disk, and a disk failure, which stops this
+ * bypaxd (the worker already sends nothing: what follows a record that
+ * may not be on the disk must not reach anyone; exiting lets the others
+ * elect a leader without waiting on a member that cannot vote). */
+static void report_durable(void)
+{
+	static uint64_t written_seen, failed_seen;
+	const struct dp_durable *du = &d.replica->dur;
+	if (du->disk_snapshots != written_seen)
+		EVENT(CTL_LOG_DP, RTE_LOG_INFO, "disk_snapshot",
+		      BPX_LF_U64("index", du->snapshot_index),
+		      BPX_LF_U64("bytes", du->last_snapshot_bytes),
+		      BPX_LF_U64("total", du->disk_snapshots),
+		      BPX_LF_U64("segments_recycled", du->segments_recycled));
+	if (du->disk_snapshot_failures != failed_seen)
+		EVENT(CTL_LOG_DP, RTE_LOG_WARNING, "disk_snapshot_failed",
+		      BPX_LF_U64("total", du->disk_snapshot_failures),
+		      BPX_LF_STR("hint", "the WAL keeps every record meanwhile: "
+				 "check the disk and --snapshot-mb"));
+	written_seen = du->disk_snapshots;
+	failed_seen = du->disk_snapshot_failures;
+	if (__atomic_load_n(&du->failed, __ATOMIC_ACQUIRE) && !force_quit) {
+		EVENT(CTL_LOG_DP, RTE_LOG_ERR, "wal_failed",
+		      BPX_LF_STR("error", du->failed_text),
+		      BPX_LF_STR("hint", "this member stops: fix the disk, "
+				 "then start it again (it replays what was "
+				 "synced)"));
+		d.exit_status = 1;
+		force_quit = true;
+	}
+}
+
 /* Frames of another cluster: the worker counts them (it does not print),
  * the main thread says so at most once every CTL_LOG_INTERVAL_NS, with the
  * count and the latest one's source. Plain reads of the worker's counters:
@@ -881,7 +928,8 @@ static void notify_role(enum px_role role)
 static void wait_for_signal(void)
 {
 	uint64_t ticks = 0, next = mono_ns();
-	bool recovering = !d.o.bootstrap; /* how the worker started */
+	/* How the worker started: durable replicas never recover. */
+	bool recovering = !d.o.bootstrap && !durable();
 	while (!force_quit) {
 		next += 100000000ull; /* a tick: 100 ms */
 		uint64_t now = mono_ns();
@@ -895,6 +943,8 @@ static void wait_for_signal(void)
 		report_wrong_cluster(mono_ns());
 		report_snapshots();
 		report_bad_mac(mono_ns());
+		if (durable())
+			report_durable();
 		if (d.ctl_running)
 			ctl_daemon_print_log(&d.ctl);
 		/* A plain read of the worker's role: at worst a tick late. */
@@ -919,6 +969,7 @@ static void shutdown_all(void)
 	uint16_t port;
 	force_quit = true;
 	rte_eal_mp_wait_lcore();
+	bypaxd_durable_close(&d.durable);
 	if (d.ctl_running)
 		ctl_daemon_stop(&d.ctl);
 	/* After the admin socket is gone (ctl_daemon_stop), not before. */
@@ -1020,6 +1071,11 @@ static int claim_member(char *err, size_t len)
 		if (rc != 0)
 			return rc;
 	}
+	if (durable()) {
+		rc = bypaxd_durable_check(&d.cfg, &d.o, err, len);
+		if (rc != 0)
+			return rc;
+	}
 	rc = make_run_dir(err, len);
 	if (rc != 0)
 		return rc;
@@ -1047,6 +1103,14 @@ static int start(char *err, size_t len)
 	if (rc == 0 && d.o.restore != NULL)
 		rc = bypaxd_restore_install(&d.restore, d.replica, &d.o, err,
 					    len);
+	if (rc == 0 && d.o.restore != NULL && durable()) {
+		/* The restored state is on disk before the replica votes. */
+		dp_durable_installed(d.replica);
+		if (d.replica->dur.failed) {
+			snprintf(err, len, "%.400s", d.replica->dur.failed_text);
+			rc = -BPX_EIO;
+		}
+	}
 	rc = rc ? rc : start_control(err, len);
 	if (rc == 0)
 		rte_telemetry_register_cmd("/bypax/stats", telemetry_stats,
@@ -1129,6 +1193,31 @@ static int start_eal(int sep, char **argv)
 	return 0;
 }
 
+/* What the durable start found (bypaxd_durable.c). */
+static void log_durable_start(void)
+{
+	const struct bypaxd_durable *du = &d.durable;
+	const struct dp_wal_replay *in = &du->info;
+	if (in->torn_bytes > 0)
+		EVENT(CTL_LOG_PAXOS, RTE_LOG_WARNING, "wal_torn_tail",
+		      BPX_LF_STR("file", in->torn_file),
+		      BPX_LF_U64("offset", in->torn_offset),
+		      BPX_LF_U64("bytes", in->torn_bytes),
+		      BPX_LF_STR("note", "the last group commit, cut short by "
+				 "a crash before its sync: never acted on"));
+	EVENT(CTL_LOG_PAXOS, RTE_LOG_NOTICE, "durable_start",
+	      BPX_LF_STR("dir", d.cfg.members[d.o.id].wal_dir),
+	      BPX_LF_U64("snapshot_index", du->snapshot_index),
+	      BPX_LF_U64("records", in->records),
+	      BPX_LF_U64("segments", in->segments),
+	      BPX_LF_U64("commit", px_commit_index(d.replica->px)),
+	      BPX_LF_U64("promised",
+			 px_ballot_round(px_promised_ballot(d.replica->px))),
+	      BPX_LF_STR("kind", in->records > 0 || du->had_snapshot
+					 ? "replayed: votes at once"
+					 : "new member of a new cluster"));
+}
+
 static void log_started(void)
 {
 	const struct bpx_member *me = &d.cfg.members[d.o.id];
@@ -1140,7 +1229,9 @@ static void log_started(void)
 	      BPX_LF_U64("cluster", d.cfg.cluster_id),
 	      BPX_LF_U64("members", d.cfg.member_count),
 	      BPX_LF_U64("ports", d.ports), BPX_LF_STR("address", addr));
-	if (!d.o.bootstrap)
+	if (durable())
+		log_durable_start();
+	else if (!d.o.bootstrap)
 		EVENT(CTL_LOG_PAXOS, RTE_LOG_NOTICE, "recovery_start",
 		      BPX_LF_STR("reason", "started without --bootstrap: "
 				 "recovers from the others before it votes"));
@@ -1201,6 +1292,7 @@ int main(int argc, char **argv)
 	rte_eal_cleanup();
 	dp_notify_close(&sd);
 	EVENT(CTL_LOG_DP, RTE_LOG_NOTICE, "stopped",
-	      BPX_LF_STR("reason", "signal"));
-	return 0;
+	      BPX_LF_STR("reason", d.exit_status != 0 ? "wal_failed"
+						      : "signal"));
+	return d.exit_status;
 }

@@ -6,6 +6,7 @@
 
 #include "bypax/consensus.h"
 #include "bypax/snapfile.h"
+#include "wal.h"
 
 struct bypaxd_opts {
 	const char *config;
@@ -49,5 +50,31 @@ int bypaxd_restore_install(struct bypaxd_restore *rs, struct dp_replica *r,
 			   const struct bypaxd_opts *o, char *err,
 			   size_t err_len);
 void bypaxd_restore_free(struct bypaxd_restore *rs);
+
+/* Durable mode (bypaxd_durable.c; docs/deploy.md, "Durable mode"). */
+struct dp_snapwriter;
+struct bypaxd_durable {
+	struct dp_wal *wal;
+	struct dp_snapwriter *snapw;
+	struct dp_wal_replay info; /* what the replay found */
+	bool had_snapshot;
+	uint64_t snapshot_index;   /* the disk snapshot's, if any */
+};
+/* Before the EAL: makes [memberN] wal_dir if missing, and refuses the
+ * wrong start kind: an empty directory without o->bootstrap, one with
+ * data with it. Returns 0, -BPX_ECONFIG or -BPX_EIO, err saying why. */
+int bypaxd_durable_check(const struct bpx_config *cfg,
+			 const struct bypaxd_opts *o, char *err, size_t len);
+/* Opens [memberN] wal_dir (checked by bypaxd_durable_check), installs its snapshot into r
+ * and replays its WAL through px_durable_replay, then hands both to the
+ * worker (dp_replica_enable_durable). Returns 0, -BPX_ECONFIG (exit
+ * 2: a damaged or foreign log, a log in use) or
+ * -BPX_EIO / -BPX_ENOMEM, with err naming the file and, for a damaged
+ * record, its byte offset. */
+int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,
+			const struct bpx_config *cfg,
+			const struct bypaxd_opts *o, char *err, size_t len);
+/* After the worker stopped: the last records synced, files closed. */
+void bypaxd_durable_close(struct bypaxd_durable *du);
 
 #endif

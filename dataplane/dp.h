@@ -142,6 +142,47 @@ struct dp_commit_latency {
 	uint64_t skipped;
 };
 
+/* Durable mode ([cluster] durability = wal; durable.c): the worker's side
+ * of the write-ahead log. PERSIST records of an outbox go to the WAL;
+ * from the first of them on, every frame the replica sends waits here
+ * until the poll pass's one sync (the caller's rule, consensus.h), or an
+ * earlier one when DP_HELD_MAX frames wait. After a disk error nothing is
+ * sent again: what follows a record that may not be on the disk must not
+ * reach anyone. */
+#define DP_HELD_MAX 512u
+struct dp_wal;
+struct dp_snapwriter;
+struct dp_held_frame {
+	struct dp_txq *q;
+	struct rte_mbuf *mb;
+};
+struct dp_durable {
+	struct dp_wal *wal;              /* NULL: in memory */
+	struct dp_snapwriter *snapw;     /* snapshots on disk */
+	uint64_t snapshot_every_slots;   /* [cluster] disk_snapshot_slots */
+	uint64_t snapshot_index;         /* the newest on disk */
+	uint64_t snapshot_tried_index;   /* applied index of the last try */
+	uint32_t cluster_id, member_count;
+	bool sync_needed;                /* a promise or vote not synced */
+	uint32_t held_count;
+	struct dp_held_frame held[DP_HELD_MAX];
+	/* Set once, after failed_text: bypaxd's main thread reports it and
+	 * stops (docs/deploy.md, "Durable mode"). */
+	volatile bool failed;
+	char failed_text[768];
+	/* Counters (telemetry, /metrics), the worker's alone. */
+	uint64_t records;                /* PERSIST records appended */
+	uint64_t group_commits;          /* syncs that made records durable */
+	uint64_t wal_syncs;              /* fdatasync/fsync calls, all */
+	uint64_t wal_bytes;              /* record bytes written */
+	uint64_t held_frames;            /* frames that waited for a sync */
+	uint64_t failed_drops;           /* frames not sent after a failure */
+	uint64_t disk_snapshots;         /* written and durable */
+	uint64_t disk_snapshot_failures;
+	uint64_t segments_recycled;
+	uint64_t last_snapshot_bytes;
+};
+
 struct dp_client_addr {
 	uint64_t client_id;
 	struct bpx_endpoint ep;
@@ -183,6 +224,7 @@ struct dp_replica {
 	uint64_t reconfig_seq;
 	int32_t reconfig_rc;
 	struct dp_snap snap;
+	struct dp_durable dur;
 	bool share_payload;             /* every port does multi-segment TX */
 	bool tx_ip_cksum;               /* every port computes the IPv4
 					   header checksum
@@ -335,6 +377,30 @@ int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap);
  * its worker runs (asserted: nothing applied, not recovering). Returns
  * px_snapshot_install's result. */
 int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len);
+
+/* Durable mode (durable.c). Enables it on a replica set up with
+ * cfg->durability = wal, after replay: wal (opened and replayed), snapw
+ * (snapshots on disk), its newest snapshot's index. */
+void dp_replica_enable_durable(struct dp_replica *r, struct dp_wal *wal,
+			       struct dp_snapwriter *snapw,
+			       uint64_t snapshot_index);
+/* transmit_outbox: one PERSIST record to the WAL. */
+void dp_durable_persist(struct dp_replica *r, const struct px_msg *m);
+/* push_frame: takes mb (true) when it must wait for a sync, or must
+ * not go at all (the WAL failed). */
+bool dp_durable_hold(struct dp_replica *r, struct dp_txq *q,
+		     struct rte_mbuf *mb);
+/* End of a poll pass: one sync, then the frames that waited. */
+void dp_durable_commit(struct dp_replica *r);
+/* A timer: a snapshot on disk every disk_snapshot_slots, and the WAL
+ * recycled behind one once it is durable. */
+void dp_durable_snapshots(struct dp_replica *r);
+/* After px_snapshot_install of a peer's snapshot: on disk before any
+ * later record (consensus.h, "Durability"). */
+void dp_durable_installed(struct dp_replica *r);
+/* What push_frame does after the hold (replica.c). */
+void dp_replica_push_now(struct dp_replica *r, struct dp_txq *q,
+			 struct rte_mbuf *mb);
 
 /* /metrics: the replica's per-core counters and its pool's mbufs in use,
  * read as /bypax/stats reads them (dp_metrics.c). */

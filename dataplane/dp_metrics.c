@@ -52,6 +52,23 @@ static void read_counters(const struct dp_replica *r,
 	w->busy_cycles = c->busy_cycles;
 }
 
+static void read_durable(const struct dp_replica *r,
+			 struct ctl_metrics_worker *w)
+{
+	const struct dp_durable *d = &r->dur;
+	w->durable = d->wal != NULL;
+	w->wal_failed = d->failed;
+	w->wal_records = d->records;
+	w->wal_group_commits = d->group_commits;
+	w->wal_syncs = d->wal_syncs;
+	w->wal_bytes = d->wal_bytes;
+	w->wal_held_frames = d->held_frames;
+	w->wal_failed_drops = d->failed_drops;
+	w->wal_segments_recycled = d->segments_recycled;
+	w->disk_snapshots = d->disk_snapshots;
+	w->disk_snapshot_failures = d->disk_snapshot_failures;
+}
+
 void dp_metrics_read(const struct dp_replica *r,
 		     const struct rte_mempool *pool,
 		     struct ctl_metrics_worker *w)
@@ -61,6 +78,7 @@ void dp_metrics_read(const struct dp_replica *r,
 		return; /* not set up yet */
 	read_consensus(r, w);
 	read_counters(r, w);
+	read_durable(r, w);
 	const struct dp_commit_latency *l = &r->lat;
 	memcpy(w->lat_buckets, l->buckets, sizeof(w->lat_buckets));
 	w->lat_count = l->slots;

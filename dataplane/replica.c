@@ -21,8 +21,8 @@
 
 /* A port the main thread is restarting is not ours to send on: a full
  * TX queue would call rte_eth_tx_burst on it mid-restart. */
-static void push_frame(struct dp_replica *r, struct dp_txq *q,
-		       struct rte_mbuf *mb)
+void dp_replica_push_now(struct dp_replica *r, struct dp_txq *q,
+			 struct rte_mbuf *mb)
 {
 	if (r->port_paused != NULL && r->port_paused[q->route.port] != 0) {
 		r->ctr.tx_full++;
@@ -30,6 +30,15 @@ static void push_frame(struct dp_replica *r, struct dp_txq *q,
 		return;
 	}
 	dp_txq_push(q, mb, &r->ctr);
+}
+
+/* Durable mode: a frame after a PERSIST record waits for its sync. */
+static void push_frame(struct dp_replica *r, struct dp_txq *q,
+		       struct rte_mbuf *mb)
+{
+	if (r->dur.wal != NULL && dp_durable_hold(r, q, mb))
+		return;
+	dp_replica_push_now(r, q, mb);
 }
 
 static const uint8_t broadcast_mac[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -60,6 +69,7 @@ int dp_replica_init(struct dp_replica *r, const struct bpx_config *cfg,
 	 * two lives of this replica (recovery.c), so every start draws one. */
 	pc.seed = dp_random_seed() ^ id;
 	pc.recovering = recovering;
+	pc.durable = cfg->durability == BPX_DURABILITY_WAL;
 	const char *why = px_config_check_reason(&pc);
 	if (why != NULL) {
 		snprintf(err, err_len, "replica %u: %s", id, why);
@@ -495,8 +505,10 @@ static void on_snapshot_chunk(struct dp_replica *r, const struct px_msg *m,
 	if (sn->recv_off < sn->recv_len)
 		return;
 	if (px_snapshot_install(r->px, now_ns, sn->recv_buf, sn->recv_len,
-				&r->out) == 0)
+				&r->out) == 0) {
 		r->ctr.snapshots_installed++;
+		dp_durable_installed(r); /* on disk before what follows */
+	}
 	r->clock_behind = true; /* the install took a while */
 	sn->recv_len = 0;
 	transmit_outbox(r, now_ns);
@@ -506,6 +518,11 @@ static void transmit_outbox(struct dp_replica *r, uint64_t now_ns)
 {
 	for (uint32_t i = 0; i < r->out.count; i++) {
 		const struct px_msg *m = &r->out.msgs[i];
+		if (m->type == PX_MSG_PERSIST) {
+			/* Every frame after it waits for the sync. */
+			dp_durable_persist(r, m);
+			continue;
+		}
 		if (m->to < r->cfg->member_count && m->value_len > 0 &&
 		    !isolated(r, now_ns)) {
 			i += send_to_members(r, i) - 1;
@@ -892,12 +909,16 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 		now_ns = clock_caught_up(r, now_ns);
 		px_tick(r->px, now_ns, &r->out);
 		transmit_outbox(r, now_ns);
+		if (r->dur.wal != NULL)
+			dp_durable_snapshots(r);
 		r->next_tick_ns = now_ns + DP_TICK_NS;
 		if (r->link_probe_ns > 0 && now_ns >= r->next_probe_ns) {
 			probe_links(r);
 			r->next_probe_ns = now_ns + r->link_probe_ns;
 		}
 	}
+	/* The pass's one group commit, then what waited for it. */
+	dp_durable_commit(r);
 	dp_routes_flush(&r->routes, &r->ctr, r->port_paused);
 	note_commit_latency(r, now_ns);
 	r->ctr.polls++;

@@ -17,6 +17,10 @@
  *   initial_members = 0,1,2 ; who votes at first (default: every member)
  *   sm_args = capacity=65536
  *   key_file = /etc/bypax/cluster.key ; optional: authenticate members
+ *   durability = memory    ; or wal: a write-ahead log per member
+ *   wal_segment_bytes = 67108864   ; durability = wal: segment file size
+ *   disk_snapshot_slots = 65536    ; durability = wal: slots between
+ *                                  ; snapshots on disk (the log recycled)
  *
  *   [control]
  *   heartbeat_us = 5000    ; failure detector heartbeats
@@ -29,6 +33,7 @@
  *   port = 9000
  *   control = 127.0.0.1:7000
  *   metrics = 127.0.0.1:9100 ; optional: /metrics and /health over HTTP
+ *   wal_dir = /var/lib/bypax/member0 ; required with durability = wal
  */
 #ifndef BYPAX_CONFIG_H
 #define BYPAX_CONFIG_H
@@ -50,7 +55,21 @@ struct bpx_member {
 	uint16_t control_port;
 	uint32_t metrics_ip;       /* host byte order; docs/metrics.md */
 	uint16_t metrics_port;     /* 0: no metrics key, no HTTP server */
+	char wal_dir[256];         /* durability = wal: this member's
+				      write-ahead log and disk snapshot;
+				      empty otherwise */
 };
+
+/* [cluster] durability (docs/config.md, "Durability"). */
+enum bpx_durability {
+	BPX_DURABILITY_MEMORY = 0, /* state in memory; recovery from peers */
+	BPX_DURABILITY_WAL = 1,    /* a write-ahead log and snapshots on disk */
+};
+#define BPX_WAL_SEGMENT_BYTES_DEFAULT (64ull << 20)
+#define BPX_WAL_SEGMENT_BYTES_MIN (1ull << 20)
+#define BPX_WAL_SEGMENT_BYTES_MAX (1ull << 32)
+#define BPX_DISK_SNAPSHOT_SLOTS_DEFAULT 65536ull
+#define BPX_DISK_SNAPSHOT_SLOTS_MAX (1ull << 32)
 
 struct bpx_config {
 	char path[256];
@@ -69,6 +88,9 @@ struct bpx_config {
 	 * be allowed to read it. */
 	char key_file[256];
 	struct bpx_auth_key key;
+	enum bpx_durability durability;
+	uint64_t wal_segment_bytes;
+	uint64_t disk_snapshot_slots;
 };
 
 /* Loads and validates path. Returns 0, or -BPX_ENOENT / -BPX_ECONFIG with

@@ -178,6 +178,37 @@ static void test_defaults(void **state)
 	assert_int_equal(c->fd_timeout_max_ns, 1000000000);
 	assert_int_equal(c->members[1].data.ip, 0x0a000002);
 	assert_int_equal(c->members[2].control_port, 7002);
+	assert_int_equal(c->durability, BPX_DURABILITY_MEMORY);
+	assert_int_equal(c->wal_segment_bytes, 67108864);
+	assert_int_equal(c->disk_snapshot_slots, 65536);
+	assert_string_equal(c->members[0].wal_dir, "");
+}
+
+/* Durability: each member's wal_dir is its own; with memory, wal_dir is
+ * not read. */
+static void test_durability_wal(void **state)
+{
+	(void)state;
+	struct loaded l;
+	load_text("[cluster]\nid = 1\ndurability = wal\n"
+		  "wal_segment_bytes = 1048576\ndisk_snapshot_slots = 1000\n"
+		  MEMBER(0, "02:00:00:00:00:01", "10.0.0.1", "9000",
+			 "127.0.0.1:7000") "wal_dir = /var/lib/bypax/m0\n"
+		  MEMBER(1, "02:00:00:00:00:02", "10.0.0.2", "9000",
+			 "127.0.0.1:7001") "wal_dir = /var/lib/bypax/m1\n",
+		  &l);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg.durability, BPX_DURABILITY_WAL);
+	assert_int_equal(l.cfg.wal_segment_bytes, 1048576);
+	assert_int_equal(l.cfg.disk_snapshot_slots, 1000);
+	assert_string_equal(l.cfg.members[0].wal_dir, "/var/lib/bypax/m0");
+	assert_string_equal(l.cfg.members[1].wal_dir, "/var/lib/bypax/m1");
+	load_text("[cluster]\nid = 1\ndurability = memory\n"
+		  MEMBER(0, "02:00:00:00:00:01", "10.0.0.1", "9000",
+			 "127.0.0.1:7000") "wal_dir = relative\n", &l);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg.durability, BPX_DURABILITY_MEMORY);
+	assert_string_equal(l.cfg.members[0].wal_dir, "");
 }
 
 /* One member, and the most members there can be. */
@@ -380,6 +411,19 @@ static const struct bad_case bad_cases[] = {
 	  "metrics", "'localhost:9100'" },
 	{ "empty metrics", CLUSTER MEMBER_N(0) "metrics =\n", "[member0]",
 	  "metrics", "''" },
+	{ "durability unknown", CLUSTER "durability = disk\n" MEMBER_N(0),
+	  "[cluster]", "durability", "'disk': expected memory or wal" },
+	{ "wal without wal_dir", CLUSTER "durability = wal\n" MEMBER_N(0)
+	  "wal_dir = /var/lib/bypax/0\n" MEMBER_N(1), "[member1]", "wal_dir",
+	  "'': required with [cluster] durability = wal" },
+	{ "wal_dir relative", CLUSTER "durability = wal\n" MEMBER_N(0)
+	  "wal_dir = var/lib/bypax\n", "[member0]", "wal_dir",
+	  "'var/lib/bypax': expected an absolute path" },
+	{ "wal_segment_bytes small", CLUSTER "wal_segment_bytes = 4096\n"
+	  MEMBER_N(0), "[cluster]", "wal_segment_bytes",
+	  "'4096': expected a whole number in 1048576..4294967296" },
+	{ "disk_snapshot_slots 0", CLUSTER "disk_snapshot_slots = 0\n"
+	  MEMBER_N(0), "[cluster]", "disk_snapshot_slots", "'0'" },
 };
 
 static void test_bad_files(void **state)
@@ -644,6 +688,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_durability_wal),
 		cmocka_unit_test(test_member_counts),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_not_ini),

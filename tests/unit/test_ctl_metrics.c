@@ -187,6 +187,32 @@ static void test_latency_buckets(void **state)
 
 /* Every family has HELP then TYPE, and every sample line belongs to the
  * family announced last (what promtool checks, in short). */
+/* Durable mode's counters (dataplane/durable.c): what the WAL costs. */
+static void test_durability(void **state)
+{
+	(void)state;
+	struct ctl_metrics_page p;
+	make_page(&p);
+	const char *page = render(&p);
+	assert_line(page, "bypax_durable 0");
+	assert_line(page, "bypax_wal_syncs_total 0");
+	p.w.durable = 1;
+	p.w.wal_syncs = 12;
+	p.w.wal_bytes = 4096;
+	p.w.wal_group_commits = 10;
+	p.w.disk_snapshots = 2;
+	p.w.wal_failed = 1;
+	page = render(&p);
+	assert_line(page, "# TYPE bypax_durable gauge");
+	assert_line(page, "bypax_durable 1");
+	assert_line(page, "bypax_wal_failed 1");
+	assert_line(page, "# TYPE bypax_wal_syncs_total counter");
+	assert_line(page, "bypax_wal_syncs_total 12");
+	assert_line(page, "bypax_wal_bytes_total 4096");
+	assert_line(page, "bypax_wal_group_commits_total 10");
+	assert_line(page, "bypax_disk_snapshots_total 2");
+}
+
 static void test_families_well_formed(void **state)
 {
 	(void)state;
@@ -372,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_drops_and_replies_by_name),
 		cmocka_unit_test(test_latency_histogram),
 		cmocka_unit_test(test_latency_buckets),
+		cmocka_unit_test(test_durability),
 		cmocka_unit_test(test_families_well_formed),
 		cmocka_unit_test(test_too_small_a_buffer),
 		cmocka_unit_test_setup(test_health_follower_and_leader,
