@@ -830,6 +830,53 @@ class Suite:
                 say(f"  in-process at {n} lanes {self.fmt_point(r)}")
                 doc["inprocess"][str(n)] = r
 
+    def durable(self):
+        """Three durable bypaxd ([cluster] durability = wal) over net_memif
+        and bypax-dpdk-load, the WAL on tmpfs and then on the disk, at
+        etcd's client counts: writes/s, latency, and syncs per committed
+        op from the members' /metrics, beside etcd (which fsyncs too)."""
+        lib = os.path.join(ROOT, "tests", "dpdk", "memif_lib.sh")
+        gen = os.path.join(self.a.build_dir or "", "dataplane",
+                           "bypax-dpdk-load")
+        if not self.a.build_dir or not os.access(gen, os.X_OK):
+            self.res["notes"].append("durable stage needs a build directory "
+                                     "with dataplane/bypax-dpdk-load")
+            return
+        et = self.res.get("etcd") or {}
+        lanes = sorted({r["conns"] for r in et.get("runs", [])} or
+                       set(self.p["deployed_lanes"]))
+        # At least 3 s: a durable member's first second holds its segment
+        # preallocation and first syncs (1 s runs measured mostly that).
+        dur = max(3, self.p["dur"])
+        doc = {"lanes": lanes, "seconds_per_run": dur, "storage": {}}
+        for where, root in (("tmpfs", "/dev/shm"), ("disk", "/var/tmp")):
+            say(f"durable: three bypaxd with durability = wal, the WAL on "
+                f"{where} ({root}), bypax-dpdk-load at "
+                f"{', '.join(str(n) for n in lanes)} lanes, {dur} s each")
+            self.wait_quiet()
+            walroot = tempfile.mkdtemp(prefix="bpxbench-wal.", dir=root)
+            rc, out, others, steal, wall = self.measured(
+                ["bash", "-c", durable_script(self.a.build_dir, lib, lanes,
+                                              dur, self.p["warmup_ms"],
+                                              walroot)],
+                90 + len(lanes) * (dur + 20))
+            shutil.rmtree(walroot, ignore_errors=True)
+            pts = durable_points(out)
+            for p in pts:
+                say(f"  {p['lanes']:5d} lanes {p['ops_per_s']:>10,.0f} "
+                    f"writes/s  p50 {p['p50_us']:7.1f}  p99 "
+                    f"{p['p99_us']:8.1f} us  syncs/op "
+                    f"{p.get('syncs_per_op_max', 0):.4f} (most of any "
+                    f"member)")
+            d = {"ok": rc == 0 and len(pts) == len(lanes), "rc": rc,
+                 "others_cores": others, "points": pts, "root": root}
+            if not d["ok"]:
+                d["output_tail"] = out[-1500:]
+                warn(f"durable run ({where}) failed: " + out[-400:])
+            doc["storage"][where] = d
+        doc["etcd_storage"] = "tmpfs" if self.a.etcd_tmpfs else "disk"
+        self.res["durable"] = doc
+
     def memif(self):
         if self.a.no_memif:
             return
@@ -920,7 +967,8 @@ wait_for "a leader" 20 has_leader || exit 1
                   ("e2e", self.e2e), ("sweeps", self.sweeps),
                   ("etcd", self.etcd),
                   ("failover", self.failover),
-                  ("deployed", self.deployed), ("memif", self.memif),
+                  ("deployed", self.deployed), ("durable", self.durable),
+                  ("memif", self.memif),
                   ("functions", self.functions)]
         only = set(self.a.only.split(",")) if self.a.only else None
         for name, fn in stages:
@@ -968,6 +1016,82 @@ status=0
 {runs}
 exit $status
 """
+
+
+def durable_script(build, lib, lanes, dur, warmup_ms, walroot):
+    """The durable stage's shell: memif_lib.sh's cluster with durability =
+    wal (a wal_dir each under walroot), then per lane count the members'
+    WAL and commit counters, a generator run, and the counters again."""
+    runs = "\n".join(
+        f"walstat before {n}\n"
+        f"dpdk_load --lanes {n} --duration {dur} --warmup-ms {warmup_ms} "
+        f"--progress-s 0 || status=1\n"
+        f"walstat after {n}" for n in lanes)
+    return f"""
+set -u
+BUILD={build}
+CLIENT_LINK=memif
+METRICS=1
+source {lib}
+cluster_init
+trap cluster_cleanup EXIT
+sed -i "/^id = $CLUSTER_ID\$/a durability = wal" "$CONF"
+for i in 0 1 2; do
+	sed -i "/^\[member$i\]\$/a wal_dir = {walroot}/wal$i" "$CONF"
+done
+walstat()
+{{
+	local i
+	for i in 0 1 2; do
+		curl -s --max-time 5 "http://127.0.0.1:$((40000 + TAG + i * 7))/metrics" |
+			awk -v w="$1 $2" -v i="$i" '
+			$1 == "bypax_wal_syncs_total" {{ s = $2 }}
+			$1 == "bypax_wal_group_commits_total" {{ g = $2 }}
+			$1 == "bypax_requests_applied_total" {{ r = $2 }}
+			$1 == "bypax_slots_committed_total" {{ c = $2 }}
+			END {{ print "walstat: " w " member=" i " syncs=" s+0 " group_commits=" g+0 " requests=" r+0 " slots=" c+0 }}'
+	done
+}}
+for i in 0 1 2; do start_replica $i --bootstrap; done
+wait_for "a leader" 30 has_leader || exit 1
+status=0
+{runs}
+exit $status
+"""
+
+
+def durable_points(out):
+    """The generator's result lines of a durable run, each with the
+    members' syncs per committed op over that run (walstat lines)."""
+    stats = {}
+    pts = []
+    for line in out.splitlines():
+        if line.startswith("walstat: "):
+            f = line.split()
+            kv = dict(t.split("=", 1) for t in f[3:])
+            stats[(f[1], int(f[2]), int(kv["member"]))] = {
+                k: int(float(v)) for k, v in kv.items() if k != "member"}
+        elif line.startswith("result: "):
+            pts.append(parse_dload_result(line))
+    for p in pts:
+        n = p.get("lanes")
+        per = []
+        for m in range(3):
+            a, b = stats.get(("before", n, m)), stats.get(("after", n, m))
+            if not a or not b or b["requests"] <= a["requests"]:
+                continue
+            per.append({"member": m,
+                        "syncs": b["syncs"] - a["syncs"],
+                        "group_commits": b["group_commits"] -
+                        a["group_commits"],
+                        "requests": b["requests"] - a["requests"],
+                        "slots": b["slots"] - a["slots"]})
+        for x in per:
+            x["syncs_per_op"] = round(x["syncs"] / x["requests"], 5)
+        p["members"] = per
+        if per:
+            p["syncs_per_op_max"] = max(x["syncs_per_op"] for x in per)
+    return pts
 
 
 def parse_dload_result(line):
@@ -1315,6 +1439,8 @@ def table(res):
             add(f"failover {fo.get('note', 'failed (exit %s)' % fo.get('rc'))}")
     for line in deployed_lines(res, tag):
         add(line)
+    for line in durable_lines(res, tag):
+        add(line)
     mf = res.get("memif")
     if mf and mf.get("ok"):
         add(f"memif   3 bypaxd processes, kernel UDP clients via net_tap, "
@@ -1389,6 +1515,38 @@ def sweep_lines(res, tag):
         L.append("values  leader cycles/op at each size's peak over 16 B's: "
                  + ", ".join(f"{k.split('_')[1]} {v}x" for k, v in vr)
                  + f"  {tag} 3r, batch<=64")
+    return L
+
+
+def durable_lines(res, tag):
+    """The durable stage's rows: each storage and client count, beside etcd
+    at the same count (etcd fsyncs every commit; it ran on the disk unless
+    --etcd-tmpfs), with syncs per committed op."""
+    du = res.get("durable")
+    if not du:
+        return []
+    et = {r["conns"]: r for r in (res.get("etcd") or {}).get("runs", [])}
+    L = [f"durable 3 bypaxd, durability = wal, bypax-dpdk-load, 16 B PUTs, "
+         f"{du['seconds_per_run']} s per run; etcd on "
+         f"{du.get('etcd_storage', '?')}"]
+    for where, d in du.get("storage", {}).items():
+        if not d.get("points"):
+            L.append(f"durable WAL on {where}: FAILED (exit {d.get('rc')}): "
+                     "see durable.storage in the JSON")
+            continue
+        for p in d["points"]:
+            txt = (f"durable WAL on {where:5s} {p['lanes']:5d} lanes: "
+                   f"{p['ops_per_s']:>10,.0f} writes/s p50 "
+                   f"{p['p50_us']:,.0f} us p99 {p['p99_us']:,.0f} us, "
+                   f"{p.get('syncs_per_op_max', 0):.4f} syncs per committed "
+                   f"op (most of any member; goal <= 0.05)")
+            e = et.get(p["lanes"])
+            if e and e.get("writes_per_s"):
+                ratio = p["ops_per_s"] / e["writes_per_s"]
+                txt += (f" | etcd {e['writes_per_s']:,.0f} writes/s: "
+                        f"{ratio:.1f}x (goal >= 20x: "
+                        f"{'met' if ratio >= 20 else 'NOT met'})")
+            L.append(txt + f"  {tag}")
     return L
 
 
@@ -1580,7 +1738,8 @@ def main():
                     help="skip the kernel-client memif stage")
     ap.add_argument("--only", default="",
                     help="comma-separated stages: micro,fwd,e2e,sweeps,"
-                         "etcd,failover,deployed,memif,functions")
+                         "etcd,failover,deployed,durable,memif,"
+                         "functions")
     ap.add_argument("--replot", default="",
                     help="only redraw the plots and table of a results JSON")
     a = ap.parse_args()
