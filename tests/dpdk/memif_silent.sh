@@ -56,6 +56,25 @@ grep -h "event=link_silent" "$DIR"/r*.log >"$DIR/silent" ||
 step "ok: $(wc -l <"$DIR/silent") link_silent events, e.g.: $(head -1 "$DIR/silent" | sed 's/.* event=/event=/')"
 grep -q "event=port_restarted.*reason=\"link up but nothing arrives" "$DIR"/r*.log ||
 	fail "no port restarted for a silent link"
+# docs/deploy.md ("Silent memif links") and docs/wire.md ("ARP") state the
+# limits: the events say them, and so do the constants.
+DOCS=$HERE/../../docs
+SRC=$HERE/../../dataplane/bypaxd.c
+joined() { tr '\n' ' ' <"$1" | tr -s ' '; } # a doc's text, lines joined
+joined "$DOCS/deploy.md" | grep -q "for 4 s (its client side) or 8 s (its server side)" ||
+	fail "docs/deploy.md does not state the 4 s / 8 s limits"
+joined "$DOCS/wire.md" | grep -q "every 250 ms, bypaxd's worker sends each other member" ||
+	fail "docs/wire.md does not state the 250 ms probe"
+grep -q "^#define LINK_PROBE_NS 250000000ull" "$SRC" || fail "LINK_PROBE_NS is not 250 ms"
+grep -q "^#define LINK_SILENT_CLIENT_TICKS 40 " "$SRC" || fail "the client limit is not 4 s"
+grep -q "^#define LINK_SILENT_SERVER_TICKS 80$" "$SRC" || fail "the server limit is not 8 s"
+while read -r line; do
+	case "$line" in
+	*"silent_ms=4000 role=client"* | *"silent_ms=8000 role=server"*) ;;
+	*) fail "a link_silent event with another limit: $line" ;;
+	esac
+done <"$DIR/silent"
+step "ok: the limits of docs/deploy.md and docs/wire.md (4 s, 8 s, 250 ms)"
 load --lanes 16 --verify "$DIR/acked" >"$DIR/verify" 2>&1 ||
 	fail "$(cat "$DIR/verify")"
 step "ok: $(sed 's/^verify: //' "$DIR/verify")"
