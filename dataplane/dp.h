@@ -214,7 +214,8 @@ struct dp_replica {
 	uint8_t leader_hint;
 	struct dp_client_addr *clients; /* DP_CLIENT_ADDRS */
 	/* Ports another thread is restarting: 1 = asked to stop using it,
-	 * 2 = the worker stopped. NULL when nothing restarts ports. */
+	 * 2 = the worker stopped (port_pause.h: the worker moves 1 to 2 by
+	 * compare-and-swap only). NULL when nothing restarts ports. */
 	volatile uint8_t *port_paused;
 	struct rte_ring *ctl_in;        /* commands from the control thread */
 	struct rte_ring *ctl_out;       /* status to the control thread */

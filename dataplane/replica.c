@@ -11,6 +11,7 @@
 
 #include "ctl_link.h"
 #include "dp.h"
+#include "port_pause.h"
 
 #define SNAPSHOT_CHUNKS_PER_POLL 8u
 #define SNAPSHOT_PACE_NS 100000ull          /* 8 chunks per 100 us: ~110 MB/s */
@@ -876,10 +877,11 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 	uint32_t total = 0;
 	r->clock_behind = false; /* now_ns was just read */
 	for (uint8_t q = 0; q < r->rx_count; q++) {
-		if (r->port_paused != NULL && r->port_paused[r->rx[q].port]) {
+		if (r->port_paused != NULL) {
 			/* Another thread restarts it: hands off until done. */
-			r->port_paused[r->rx[q].port] = 2;
-			continue;
+			volatile uint8_t *pp = &r->port_paused[r->rx[q].port];
+			if (!dp_port_worker_may_use(pp, *pp))
+				continue;
 		}
 		uint16_t n = rte_eth_rx_burst(r->rx[q].port, r->rx[q].queue,
 					      pkts, DP_BURST);
