@@ -93,9 +93,8 @@ static void test_forged_marker_keeps_a_torn_tail_a_torn_tail(void **state)
 	struct dp_wal *w;
 	char err[1024];
 	uint32_t n = 0;
-	assert_int_equal(dp_wal_open(&cfg, NULL, NULL, &info, &w, err,
-				     sizeof(err)),
-			 0);
+	assert_int_equal(
+		dp_wal_open(&cfg, NULL, NULL, &info, &w, err, sizeof(err)), 0);
 	uint8_t plain[40];
 	memset(plain, 0x11, sizeof(plain));
 	/* A synced group commit: two records the member acted on. */
