@@ -121,29 +121,6 @@ static int check_start_kind(const struct bypaxd_opts *o, const char *dir,
 	return 0;
 }
 
-/* Segments are deleted only behind a snapshot on disk (durable.c,
- * recycle_behind): a log whose oldest segment is not the first, with no
- * snapshot, lost the file that held every slot below its records. Replayed
- * as it is, the member would vote at once without what it applied. */
-static bool snapshot_lost(const struct bypaxd_durable *du)
-{
-	return du->info.first_seq > 1 && !du->had_snapshot;
-}
-
-static int refuse_snapshot_lost(struct bypaxd_durable *du, const char *dir,
-				char *err, size_t len)
-{
-	snprintf(err, len,
-		 "wal_dir %s: its oldest segment is wal-%016" PRIx64
-		 ".seg, so the ones before it were deleted behind a snapshot "
-		 "on disk, and %s is missing: the member cannot rebuild what "
-		 "it applied (docs/deploy.md, \"A corrupt write-ahead log\")",
-		 dir, du->info.first_seq, DP_DISK_SNAPSHOT_FILE);
-	dp_wal_close(du->wal); /* NULL if the replay failed too */
-	du->wal = NULL;
-	return -BPX_ECONFIG; /* exit 2: the operator acts */
-}
-
 int bypaxd_durable_check(const struct bpx_config *cfg,
 			 const struct bypaxd_opts *o, char *err, size_t len)
 {
@@ -177,10 +154,6 @@ int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,
 						   WAL_BUFFER_BYTES)
 	};
 	rc = dp_wal_open(&wc, replay_record, r, &du->info, &du->wal, err, len);
-	/* Before rc: without the snapshot, replay may also have refused a
-	 * record, and this says why. */
-	if (snapshot_lost(du))
-		return refuse_snapshot_lost(du, dir, err, len);
 	if (rc != 0)
 		return rc == -BPX_EMALFORMED || rc == -BPX_EINVAL ||
 				       rc == -BPX_EBUSY ?

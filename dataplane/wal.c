@@ -712,7 +712,7 @@ static int replay_all(struct dp_wal *w, dp_wal_record_fn fn, void *arg,
 	uint64_t *seqs = malloc(DP_WAL_SEGMENTS_MAX * sizeof(*seqs));
 	if (seqs == NULL)
 		return -BPX_ENOMEM;
-	uint32_t n = 0; /* list_segments may fail before it counts */
+	uint32_t n;
 	int rc = list_segments(w, seqs, &n, err, err_len);
 	for (uint32_t i = 1; rc == 0 && i < n; i++) {
 		if (seqs[i] != seqs[i - 1] + 1) {
@@ -725,7 +725,6 @@ static int replay_all(struct dp_wal *w, dp_wal_record_fn fn, void *arg,
 			rc = -BPX_EMALFORMED;
 		}
 	}
-	info->first_seq = n > 0 ? seqs[0] : 1;
 	struct replay_ctx c = { .w = w,
 				.fn = fn,
 				.arg = arg,

@@ -80,8 +80,6 @@ struct dp_wal_config {
 struct dp_wal_replay {
 	uint64_t records;     /* handed to the callback */
 	uint32_t segments;    /* segment files read */
-	uint64_t first_seq;   /* the oldest segment's seq: 1 unless segments
-				 were recycled behind a snapshot */
 	uint64_t torn_bytes;  /* nonzero bytes cut at the newest segment's
 				 end (0: no torn tail) */
 	uint64_t torn_offset; /* where the cut began */
