@@ -31,24 +31,67 @@
 
 #define WAL_BUFFER_BYTES (1u << 20)
 
-/* Whether dir holds a snapshot or a WAL segment. */
-static int has_data(const char *dir, bool *data, char *err, size_t len)
+#define FIRST_SEGMENT_FILE "wal-0000000000000001.seg" /* wal.h's names */
+
+/* What a wal_dir holds, by file name. */
+struct dir_contents {
+	bool snapshot;	    /* DP_DISK_SNAPSHOT_FILE */
+	bool segments;	    /* any wal-*.seg */
+	bool first_segment; /* FIRST_SEGMENT_FILE */
+};
+
+static int scan_dir(const char *dir, struct dir_contents *c, char *err,
+		    size_t len)
 {
 	DIR *dp = opendir(dir);
 	if (dp == NULL) {
 		snprintf(err, len, "wal_dir %s: %s", dir, strerror(errno));
 		return -BPX_EIO;
 	}
-	*data = false;
+	memset(c, 0, sizeof(*c));
 	struct dirent *e;
 	while ((e = readdir(dp)) != NULL) {
 		size_t n = strlen(e->d_name);
-		if (strcmp(e->d_name, DP_DISK_SNAPSHOT_FILE) == 0 ||
-		    (strncmp(e->d_name, "wal-", 4) == 0 && n > 4 &&
-		     strcmp(e->d_name + n - 4, ".seg") == 0))
-			*data = true;
+		if (strcmp(e->d_name, DP_DISK_SNAPSHOT_FILE) == 0)
+			c->snapshot = true;
+		else if (strncmp(e->d_name, "wal-", 4) == 0 && n > 4 &&
+			 strcmp(e->d_name + n - 4, ".seg") == 0)
+			c->segments = true;
+		if (strcmp(e->d_name, FIRST_SEGMENT_FILE) == 0)
+			c->first_segment = true;
 	}
 	closedir(dp);
+	return 0;
+}
+
+/* The first segment is made before anything else is written (dp_wal_open),
+ * the newest is never deleted, and the others only once a snapshot holds
+ * every slot they do (durable.c, recycle_behind). So a snapshot without
+ * segments lost the promise and the votes after it, and segments without
+ * the first and without a snapshot lost what the member applied: either
+ * would vote at once having forgotten. */
+static int check_log_whole(const char *dir, const struct dir_contents *c,
+			   char *err, size_t len)
+{
+	if (c->snapshot && !c->segments) {
+		snprintf(err, len,
+			 "wal_dir %s holds %s and no write-ahead log segment: "
+			 "the log of what the member promised and accepted was "
+			 "lost, and it cannot vote again by itself "
+			 "(docs/deploy.md, \"A corrupt write-ahead log\")",
+			 dir, DP_DISK_SNAPSHOT_FILE);
+		return -BPX_ECONFIG;
+	}
+	if (c->segments && !c->first_segment && !c->snapshot) {
+		snprintf(
+			err, len,
+			"wal_dir %s: the segments before its oldest were "
+			"deleted behind a snapshot on disk, and %s is missing: "
+			"the member cannot rebuild what it applied "
+			"(docs/deploy.md, \"A corrupt write-ahead log\")",
+			dir, DP_DISK_SNAPSHOT_FILE);
+		return -BPX_ECONFIG;
+	}
 	return 0;
 }
 
@@ -129,9 +172,11 @@ int bypaxd_durable_check(const struct bpx_config *cfg,
 		snprintf(err, len, "wal_dir %s: %s", dir, strerror(errno));
 		return -BPX_EIO;
 	}
-	bool data;
-	int rc = has_data(dir, &data, err, len);
-	return rc ? rc : check_start_kind(o, dir, data, err, len);
+	struct dir_contents c;
+	int rc = scan_dir(dir, &c, err, len);
+	rc = rc ? rc :
+		  check_start_kind(o, dir, c.snapshot || c.segments, err, len);
+	return rc ? rc : check_log_whole(dir, &c, err, len);
 }
 
 int bypaxd_durable_open(struct bypaxd_durable *du, struct dp_replica *r,

@@ -58,4 +58,40 @@ usage_error "no command" --json
 out=$(timeout 10 "$BUILD/client/bypaxctl" --config /nonexistent leader transfer none 2>&1)
 [[ $? -eq 2 && $out == *nonexistent* ]] && ok "a good command reaches the config: '$out'" ||
 	bad "leader transfer none with a missing config: '$out'"
+# A durable member's wal_dir whose files cannot all be there: refused,
+# exit 2, before the EAL, with docs/deploy.md's words ("A corrupt
+# write-ahead log"). Files are checked by name only, so empty ones do.
+DOC=$(dirname "$0")/../../docs/deploy.md
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+WAL=$TMP/wal0
+printf '%s\n' '[cluster]' 'id = 42' 'durability = wal' '' '[member0]' \
+	'mac = 02:00:00:00:00:01' 'ip = 10.0.0.1' 'port = 9000' \
+	'control = 127.0.0.1:7000' "wal_dir = $WAL" >"$TMP/durable.ini"
+# wal_refused FILE... -- WANT: bypaxd on a wal_dir holding only FILEs
+# (empty) exits 2 with WANT before the EAL, and docs/deploy.md shows the
+# line it printed.
+wal_refused()
+{
+	local files=() want out rc doc_line
+	while [[ $1 != -- ]]; do files+=("$1"); shift; done
+	want=$2
+	rm -rf "$WAL" && mkdir -p "$WAL" || { bad "cannot make $WAL"; return; }
+	for f in "${files[@]}"; do : >"$WAL/$f"; done
+	out=$(BYPAX_RUN_DIR=$TMP/run timeout 10 "$BUILD/dataplane/bypaxd" -- \
+		--config "$TMP/durable.ini" --id 0 2>&1)
+	rc=$?
+	if [[ $rc -ne 2 || $out != *"$want"* || $out == *"EAL: "* ]]; then
+		bad "wal_dir with ${files[*]:-nothing}: exit $rc, '$out' (expected 2 and '$want')"
+		return
+	fi
+	doc_line=${out//$WAL//var/lib/bypax/wal1}
+	grep -qxF -- "$doc_line" "$DOC" || doc_line=${out//$WAL//var/lib/bypax/wal0}
+	grep -qxF -- "$doc_line" "$DOC" || bad "docs/deploy.md does not show: $doc_line"
+	ok "wal_dir with ${files[*]:-nothing}: exit 2, '${out:0:100}...'"
+}
+wal_refused -- "holds no write-ahead log: the first start of a durable member is with --bootstrap"
+wal_refused snapshot.bpxf -- "holds snapshot.bpxf and no write-ahead log segment"
+wal_refused wal-0000000000000002.seg wal-0000000000000003.seg -- \
+	"the segments before its oldest were deleted behind a snapshot on disk, and snapshot.bpxf is missing"
 [[ $fails -eq 0 ]] && echo "cli: OK" || { echo "cli: $fails failed"; exit 1; }
