@@ -271,6 +271,9 @@ static struct daemon d;
 #define LINK_HANDSHAKE_GRACE_TICKS 50 /* x 100 ms */
 
 static volatile uint8_t port_paused[RTE_MAX_ETHPORTS];
+/* The silent-link check's (below): frames seen, and ticks without any. */
+static uint64_t link_rx_seen[RTE_MAX_ETHPORTS];
+static uint32_t link_silent_ticks[RTE_MAX_ETHPORTS];
 static uint32_t link_down_ticks[RTE_MAX_ETHPORTS];
 static uint32_t link_grace_ticks[RTE_MAX_ETHPORTS];
 static bool port_restart_failed[RTE_MAX_ETHPORTS];
@@ -317,6 +320,7 @@ static void restart_port(uint16_t port, const char *reason)
 	 * an error in DPDK. The next check_links tries again. */
 	if (rc == 0) {
 		link_silenced[port] = false;
+		link_silent_ticks[port] = 0;
 		port_paused[port] = 0;
 	}
 }
@@ -402,8 +406,6 @@ static void check_link_faults(void)
 #define LINK_SILENT_SERVER_TICKS 80
 #define PEER_ALIVE_NS 1000000000ull /* heard within: alive */
 
-static uint64_t link_rx_seen[RTE_MAX_ETHPORTS];
-static uint32_t link_silent_ticks[RTE_MAX_ETHPORTS];
 
 static bool is_memif(uint16_t port)
 {
@@ -487,7 +489,9 @@ static void check_links(void)
 			check_silent_link(port, worker_polled);
 			continue;
 		}
-		link_silent_ticks[port] = 0;
+		/* The silence count survives a down link: a memif server whose
+		 * own side is broken sees its link drop at each reconnect of
+		 * its client (every 4 s) and must still reach its limit. */
 		if (link_grace_ticks[port] > 0) {
 			link_grace_ticks[port]--;
 			continue;

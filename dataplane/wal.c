@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bypax/errors.h"
@@ -27,6 +29,7 @@ void px_assert_fail(const char *expr, const char *file, int line);
 
 struct wal_segment {
 	uint64_t seq;
+	uint32_t salt;    /* from its header: seeds its records' checksums */
 	uint64_t tag_max; /* the highest tag of its records (0: none) */
 };
 
@@ -76,14 +79,20 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-/* A record's checksum starts from its segment's seq, so a record can
- * only be valid in the segment it was written to. */
-static uint32_t record_crc(uint64_t seg_seq, const uint8_t *rec,
-			   uint32_t payload_len)
+/* A record's checksum starts from its segment's seq and salt: a record is
+ * only valid in the segment it was written to, and nobody who has not read
+ * the segment's header can make one. A client's value is written verbatim
+ * into ACCEPTED records: with the seq alone (1, 2, 3, ...) a value could
+ * carry a valid group-commit marker, and a torn write before it would then
+ * read as corruption in the middle, refusing the start
+ * (test_wal_forged_marker). */
+static uint32_t record_crc(uint64_t seg_seq, uint32_t salt,
+			   const uint8_t *rec, uint32_t payload_len)
 {
-	uint8_t seq_le[8];
-	put64(seq_le, seg_seq);
-	uint32_t crc = px_crc32c(0, seq_le, sizeof(seq_le));
+	uint8_t seed[12];
+	put64(seed, seg_seq);
+	put32(seed + 8, salt);
+	uint32_t crc = px_crc32c(0, seed, sizeof(seed));
 	return px_crc32c(crc, rec + 8,
 			 DP_WAL_RECORD_HEADER_BYTES - 8 + payload_len);
 }
@@ -197,26 +206,39 @@ static int preallocate(struct dp_wal *w, int fd, uint64_t bytes)
 
 /* ---- Segments ---- */
 
-static void segment_header_encode(uint8_t *h, uint64_t seq, uint64_t bytes)
+static void segment_header_encode(uint8_t *h, uint64_t seq, uint64_t bytes,
+				  uint32_t salt)
 {
 	memset(h, 0, DP_WAL_SEGMENT_HEADER_BYTES);
 	put32(h, DP_WAL_SEGMENT_MAGIC);
 	put32(h + 4, DP_WAL_FORMAT_VERSION);
 	put64(h + 8, seq);
 	put64(h + 16, bytes);
+	put32(h + 24, salt);
 	put32(h + 28, px_crc32c(0, h, 28));
+}
+
+/* A segment's salt: random (getrandom), else the clock's nanoseconds. */
+static uint32_t segment_salt(void)
+{
+	uint32_t salt = 0;
+	if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) == sizeof(salt))
+		return salt;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u;
 }
 
 /* A new segment appears whole or not at all: made under a temporary
  * name, preallocated, its header synced, then renamed and the directory
  * synced. Returns the open fd or -1 (sticky error set). */
-static int segment_create(struct dp_wal *w, uint64_t seq)
+static int segment_create(struct dp_wal *w, uint64_t seq, uint32_t salt)
 {
 	char name[40], tmp[48];
 	segment_name(name, sizeof(name), seq);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	uint8_t h[DP_WAL_SEGMENT_HEADER_BYTES];
-	segment_header_encode(h, seq, w->cfg.segment_bytes);
+	segment_header_encode(h, seq, w->cfg.segment_bytes, salt);
 	int fd = faulted(w, DP_WAL_OP_CREATE) ?
 			 -1 :
 			 openat(w->dir_fd, tmp,
@@ -290,14 +312,16 @@ static int roll(struct dp_wal *w)
 	if (flush_buffer(w) != 0 || sync_segment(w) != 0)
 		return w->error;
 	uint64_t seq = w->segs[w->seg_count - 1].seq + 1;
-	int fd = segment_create(w, seq);
+	uint32_t salt = segment_salt();
+	int fd = segment_create(w, seq, salt);
 	if (fd < 0)
 		return w->error;
 	close(w->fd);
 	w->fd = fd;
 	w->file_off = DP_WAL_SEGMENT_HEADER_BYTES;
 	w->file_bytes = w->cfg.segment_bytes;
-	w->segs[w->seg_count++] = (struct wal_segment){ .seq = seq };
+	w->segs[w->seg_count++] =
+		(struct wal_segment){ .seq = seq, .salt = salt };
 	w->batch_open = false; /* what came before is synced */
 	return 0;
 }
@@ -322,7 +346,7 @@ static int put_record(struct dp_wal *w, uint8_t type, uint64_t tag,
 	put64(rec + 16, tag);
 	if (len > 0)
 		memcpy(rec + DP_WAL_RECORD_HEADER_BYTES, payload, len);
-	put32(rec + 4, record_crc(s->seq, rec, len));
+	put32(rec + 4, record_crc(s->seq, s->salt, rec, len));
 	w->buf_len += need;
 	if (tag > s->tag_max)
 		s->tag_max = tag;
@@ -431,6 +455,7 @@ struct replay_ctx {
 	uint8_t *data; /* one segment file, read whole */
 	uint64_t size;
 	uint64_t seq;
+	uint32_t salt; /* the segment's, from its header */
 	char name[40];
 	bool newest;
 };
@@ -447,7 +472,7 @@ static bool record_valid_at(const struct replay_ctx *c, uint64_t off,
 	    len > DP_WAL_PAYLOAD_BYTES_MAX ||
 	    c->size - off - DP_WAL_RECORD_HEADER_BYTES < len || rec[13] != 0 ||
 	    rec[14] != 0 || rec[15] != 0 ||
-	    get32(rec + 4) != record_crc(c->seq, rec, len))
+	    get32(rec + 4) != record_crc(c->seq, c->salt, rec, len))
 		return false;
 	*len_out = len;
 	return true;
@@ -568,8 +593,11 @@ static int check_segment_header(struct replay_ctx *c)
 		why = "unsupported WAL format version";
 	else if (get64(h + 8) != c->seq)
 		why = "its header names another segment";
-	if (why == NULL)
+	if (why == NULL) {
+		c->salt = get32(h + 24);
+		c->w->segs[c->w->seg_count - 1].salt = c->salt;
 		return 0;
+	}
 	snprintf(c->err, c->err_len, "%s/%s at byte 0: %s", c->w->dir, c->name,
 		 why);
 	return -BPX_EMALFORMED;
@@ -734,10 +762,12 @@ static int replay_all(struct dp_wal *w, dp_wal_record_fn fn, void *arg,
 	for (uint32_t i = 0; rc == 0 && i < n; i++)
 		rc = replay_segment(&c, seqs[i], i + 1 == n);
 	if (rc == 0 && n == 0) {
-		w->fd = segment_create(w, 1);
+		uint32_t salt = segment_salt();
+		w->fd = segment_create(w, 1, salt);
 		w->file_off = DP_WAL_SEGMENT_HEADER_BYTES;
 		w->file_bytes = w->cfg.segment_bytes;
-		w->segs[w->seg_count++] = (struct wal_segment){ .seq = 1 };
+		w->segs[w->seg_count++] =
+			(struct wal_segment){ .seq = 1, .salt = salt };
 		if (w->fd < 0) {
 			snprintf(err, err_len, "%s", w->error_text);
 			rc = w->error;

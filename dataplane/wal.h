@@ -7,11 +7,12 @@
  * front. A segment starts with a 32-byte header; records follow back to
  * back, little-endian:
  *
- *   segment header: u32 magic "BPXW", u32 format version (1), u64 seq,
- *                   u64 segment bytes, u32 reserved (0),
+ *   segment header: u32 magic "BPXW", u32 format version (2), u64 seq,
+ *                   u64 segment bytes, u32 salt (random at creation),
  *                   u32 CRC-32C of bytes 0..27
  *   record:         u32 magic "BPXR", u32 CRC-32C (over the segment's
- *                   seq, then bytes 8.. of the record to its end),
+ *                   seq and salt, then bytes 8.. of the record to its
+ *                   end),
  *                   u32 payload length L, u8 type, 3 bytes zero,
  *                   u64 tag, L bytes payload
  *
@@ -45,7 +46,7 @@
 
 #define DP_WAL_SEGMENT_MAGIC 0x57585042u /* "BPXW" */
 #define DP_WAL_RECORD_MAGIC 0x52585042u  /* "BPXR" */
-#define DP_WAL_FORMAT_VERSION 1u
+#define DP_WAL_FORMAT_VERSION 2u /* 2: a salt in each segment header */
 #define DP_WAL_SEGMENT_HEADER_BYTES 32u
 #define DP_WAL_RECORD_HEADER_BYTES 24u
 #define DP_WAL_TYPE_BATCH 0u /* reserved: the start of a group commit */
