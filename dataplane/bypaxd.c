@@ -432,11 +432,15 @@ static int port_member(uint16_t port)
 	return found;
 }
 
+/* Heard within PEER_ALIVE_NS, or three heartbeats when they are slower
+ * ([control] heartbeat_us may be set above 1 s). */
 static bool peer_alive(int member)
 {
 	uint64_t heard = d.ctl.peer_heard_ns[member];
-	return d.ctl_running && heard != 0 &&
-	       ctl_clock_ns() - heard <= PEER_ALIVE_NS;
+	uint64_t within = 3 * d.cfg.fd_heartbeat_ns > PEER_ALIVE_NS ?
+				  3 * d.cfg.fd_heartbeat_ns :
+				  PEER_ALIVE_NS;
+	return d.ctl_running && heard != 0 && ctl_clock_ns() - heard <= within;
 }
 
 static void check_silent_link(uint16_t port, bool worker_polled)
