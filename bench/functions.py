@@ -9,9 +9,12 @@ each function's share of the samples into CPU cycles per committed op:
 
 over every lcore of the process, idle polling included (the poll loop's
 own functions show it: rte_eth_rx_burst on empty rings, dp_replica_poll).
-The sum over functions is then all the process's cycles per op, which is
-above bypax-cluster's own figure ("cycles per op ... busy polls, all
-lcores"): that one leaves out polls that received nothing.
+perf samples the whole process, so the sum over functions also holds the
+EAL's start, the warm-up, the drain and the teardown, and is above
+bypax-cluster's own figure ("cycles per op ... busy polls, all lcores"),
+which also leaves out polls that received nothing. The rows of the hot
+path's functions are what to read; functions of start-up (page faults,
+memset of the tables) are overstated.
 
 Used by scripts/bench (stage `functions`, see docs/performance.md) and on
 its own:
@@ -123,7 +126,8 @@ def table(p):
     for x in p["top"]:
         lines.append(f"{x['symbol'][:40]:40s} {x['dso'][:18]:18s} "
                      f"{x['pct']:5.1f}% {x['cycles_per_op']:10.1f}")
-    lines.append(f"all functions (idle polling included): "
+    lines.append(f"all functions (the whole process: EAL start, warm-up, "
+                 f"drain and teardown too, so above the run's own figure): "
                  f"{p['all_cycles_per_op']:,.0f} cycles/op, of which the "
                  f"kernel {p['kernel_cycles_per_op']:,.0f}; bypax-cluster's "
                  f"busy-poll figure {p.get('run_cycles_per_op') or 0:,.0f} "
