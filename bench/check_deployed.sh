@@ -79,6 +79,6 @@ PY
 grep -q '^deployed    64 lanes: .* | in-process [0-9,]* ops/s ' "$out_dir"/*.txt ||
 	fail "no deployed row beside the in-process figure in the table: $(cat "$out_dir"/*.txt)"
 echo "ok: $cmd"
-"$root/scripts/bench" --help | grep -q 'deployed,memif' ||
+"$root/scripts/bench" --help | grep -q 'failover,deployed,' ||
 	fail "scripts/bench --help does not name the deployed stage"
 echo "deployed docs: OK"

@@ -35,4 +35,8 @@ for where in ("tmpfs", "disk"):
     print(f"{where}: {p['ops_per_s']} writes/s, syncs per op "
           f"{[m['syncs_per_op'] for m in p['members']]}")
 PY
+"$root/scripts/bench" --help | grep -q 'deployed,durable,' ||
+	fail "scripts/bench --help does not name the durable stage"
+python3 bench/suite.py --help | tr -d ' \n' | grep -q 'deployed,durable,' ||
+	fail "bench/suite.py --help does not name the durable stage"
 echo "durable stage: OK"
