@@ -995,12 +995,16 @@ def kv_sized(keys, value_bytes):
     return f"capacity={keys},bytes={keys * chunks * 48}"
 
 
-def deployed_script(build, lib, lanes, dur, warmup_ms):
+def deployed_script(build, lib, lanes, dur, warmup_ms, setup="",
+                    before=lambda n: "", after=lambda n: ""):
     """The deployed stage's shell: memif_lib.sh's cluster with memif client
-    links and metrics keys, then one generator run per lane count."""
+    links and metrics keys (setup: more shell once the config is written),
+    then one generator run per lane count, between before(n) and after(n)
+    lines."""
     runs = "\n".join(
-        f"dpdk_load --lanes {n} --duration {dur} --warmup-ms {warmup_ms} "
-        f"--progress-s 0 || status=1" for n in lanes)
+        f"{before(n)}dpdk_load --lanes {n} --duration {dur} --warmup-ms "
+        f"{warmup_ms} --progress-s 0 || status=1\n{after(n)}"
+        for n in lanes)
     return f"""
 set -u
 BUILD={build}
@@ -1009,8 +1013,9 @@ METRICS=1
 source {lib}
 cluster_init
 trap cluster_cleanup EXIT
+{setup}
 for i in 0 1 2; do start_replica $i --bootstrap; done
-wait_for "a leader" 20 has_leader || exit 1
+wait_for "a leader" 30 has_leader || exit 1
 status=0
 {runs}
 exit $status
@@ -1018,23 +1023,10 @@ exit $status
 
 
 def durable_script(build, lib, lanes, dur, warmup_ms, walroot):
-    """The durable stage's shell: memif_lib.sh's cluster with durability =
-    wal (a wal_dir each under walroot), then per lane count the members'
-    WAL and commit counters, a generator run, and the counters again."""
-    runs = "\n".join(
-        f"walstat before {n}\n"
-        f"dpdk_load --lanes {n} --duration {dur} --warmup-ms {warmup_ms} "
-        f"--progress-s 0 || status=1\n"
-        f"walstat after {n}" for n in lanes)
-    return f"""
-set -u
-BUILD={build}
-CLIENT_LINK=memif
-METRICS=1
-source {lib}
-cluster_init
-trap cluster_cleanup EXIT
-sed -i "/^id = $CLUSTER_ID\$/a durability = wal" "$CONF"
+    """The durable stage's shell: the deployed stage's cluster with
+    durability = wal (a wal_dir each under walroot), and around each
+    generator run the members' WAL and commit counters (walstat lines)."""
+    setup = f"""sed -i "/^id = $CLUSTER_ID\$/a durability = wal" "$CONF"
 for i in 0 1 2; do
 	sed -i "/^\[member$i\]\$/a wal_dir = {walroot}/wal$i" "$CONF"
 done
@@ -1050,13 +1042,10 @@ walstat()
 			$1 == "bypax_slots_committed_total" {{ c = $2 }}
 			END {{ print "walstat: " w " member=" i " syncs=" s+0 " group_commits=" g+0 " requests=" r+0 " slots=" c+0 }}'
 	done
-}}
-for i in 0 1 2; do start_replica $i --bootstrap; done
-wait_for "a leader" 30 has_leader || exit 1
-status=0
-{runs}
-exit $status
-"""
+}}"""
+    return deployed_script(build, lib, lanes, dur, warmup_ms, setup,
+                           before=lambda n: f"walstat before {n}\n",
+                           after=lambda n: f"walstat after {n}")
 
 
 def durable_points(out):
