@@ -643,31 +643,6 @@ static void write_json(const char *path, const struct dload *L,
 	fclose(f);
 }
 
-/* --help and --version anywhere, before the EAL starts (which needs
- * memory, and would take --help as its own): --help-eal shows the EAL's. */
-static bool early_option(int argc, char **argv, int *rc)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--version") == 0) {
-			printf(PROG " %s\n", BPX_VERSION);
-			*rc = 0;
-			return true;
-		}
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			*rc = 0;
-			return true;
-		}
-		if (strcmp(argv[i], "--help-eal") == 0) {
-			char *args[] = { argv[0], (char *)"--help", NULL };
-			*rc = rte_eal_init(2, args) < 0 ? 2 : 0;
-			return true;
-		}
-	}
-	return false;
-}
-
 static int setup(struct dload *L, char *err, size_t len)
 {
 	int rc = bpx_config_load(L->o.config, &L->cfg, err, len);
@@ -678,7 +653,7 @@ static int setup(struct dload *L, char *err, size_t len)
 int main(int argc, char **argv)
 {
 	int early_rc;
-	if (early_option(argc, argv, &early_rc))
+	if (dp_early_option(argc, argv, PROG, usage, &early_rc))
 		return early_rc;
 	int ret = rte_eal_init(argc, argv);
 	if (ret < 0) {

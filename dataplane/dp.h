@@ -4,6 +4,7 @@
 #define BYPAX_DP_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include <rte_mbuf.h>
@@ -413,5 +414,12 @@ void dp_metrics_read(const struct dp_replica *r,
 const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
 				    char *err, size_t err_len);
 void dp_sm_unload(void *dl_handle);
+
+/* --help (-h), --version and --help-eal anywhere on a tool's command line,
+ * answered before the EAL starts (which needs memory, and would take
+ * --help as its own; --help-eal shows the EAL's). Returns true, with *rc
+ * the exit status, when one was given. */
+bool dp_early_option(int argc, char **argv, const char *prog,
+		     void (*usage)(FILE *), int *rc);
 
 #endif

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <rte_eal.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,4 +153,27 @@ int dp_parse_u64(const char *prog, const char *name, const char *s,
 	}
 	*out = v;
 	return 0;
+}
+
+bool dp_early_option(int argc, char **argv, const char *prog,
+		     void (*usage)(FILE *), int *rc)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("%s %s\n", prog, BPX_VERSION);
+			*rc = 0;
+			return true;
+		}
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			*rc = 0;
+			return true;
+		}
+		if (strcmp(argv[i], "--help-eal") == 0) {
+			char *args[] = { argv[0], (char *)"--help", NULL };
+			*rc = rte_eal_init(2, args) < 0 ? 2 : 0;
+			return true;
+		}
+	}
+	return false;
 }

@@ -432,34 +432,10 @@ static int run(struct fwd *f)
 	return f->fw.packets > 0 ? 0 : -1;
 }
 
-/* --help and --version anywhere, before the EAL starts (which needs
- * memory, and would take --help as its own): --help-eal shows the EAL's. */
-static bool early_option(int argc, char **argv, int *rc)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--version") == 0) {
-			printf("bypax-fwd %s\n", BPX_VERSION);
-			*rc = 0;
-			return true;
-		}
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			*rc = 0;
-			return true;
-		}
-		if (strcmp(argv[i], "--help-eal") == 0) {
-			char *args[] = { argv[0], (char *)"--help", NULL };
-			*rc = rte_eal_init(2, args) < 0 ? 2 : 0;
-			return true;
-		}
-	}
-	return false;
-}
-
 int main(int argc, char **argv)
 {
 	int early_rc;
-	if (early_option(argc, argv, &early_rc))
+	if (dp_early_option(argc, argv, "bypax-fwd", usage, &early_rc))
 		return early_rc;
 	int ret = rte_eal_init(argc, argv);
 	if (ret < 0) {
