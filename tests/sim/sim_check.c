@@ -35,6 +35,7 @@ struct sim_checker {
 	uint8_t replicas;
 	uint8_t alpha;              /* a change at slot i governs i + alpha on */
 	uint8_t all;
+	bool durable; /* votes are records on disk (--durable) */
 	/* Chosen membership changes, one per slot (a slot chosen again at a
 	 * later ballot is the same change). Unbounded: a --long run makes
 	 * hundreds, and a change the checker forgot would make it judge
@@ -84,13 +85,14 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 }
 
 struct sim_checker *checker_new(uint8_t replicas, uint8_t clients,
-				uint8_t alpha)
+				uint8_t alpha, bool durable)
 {
 	(void)clients;
 	struct sim_checker *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		exit(2);
 	c->replicas = replicas;
+	c->durable = durable;
 	c->alpha = alpha;
 	c->all = (uint8_t)((1u << replicas) - 1);
 	c->props = grow(NULL, &c->props_cap, 4096, sizeof(*c->props));
@@ -262,21 +264,47 @@ static void check_chosen(struct sim_checker *c, struct proposal *p)
 	mark_requests_chosen(c, p->slot, p->value, p->value_len, first);
 }
 
-static void observe_accept(struct sim_checker *c, const struct px_msg *m)
+/* The proposal (slot, ballot) of leader `from` with this value: the first
+ * sight of it records the value, a later one must match it. */
+static struct proposal *observe_proposal(struct sim_checker *c, uint8_t from,
+					 uint64_t slot, uint64_t ballot,
+					 const uint8_t *value, uint32_t len)
 {
-	uint64_t h = hash_bytes(m->value, m->value_len);
-	struct proposal *p = prop_slot(c, m->slot, m->ballot, true);
+	uint64_t h = hash_bytes(value, len);
+	struct proposal *p = prop_slot(c, slot, ballot, true);
 	if (p->value == NULL) {
 		p->hash = h;
-		p->value = malloc(m->value_len + 1u);
-		memcpy(p->value, m->value, m->value_len);
-		p->value_len = m->value_len;
+		p->value = malloc(len + 1u);
+		memcpy(p->value, value, len);
+		p->value_len = len;
 	} else if (p->hash != h) {
 		sim_violation("leader %u proposed two values for slot %llu at "
-			      "one ballot", m->from,
-			      (unsigned long long)m->slot);
+			      "one ballot", from, (unsigned long long)slot);
 	}
+	return p;
+}
+
+/* The leader's ACCEPT is its own vote too, in memory mode. In durable mode
+ * its vote is the record of it, which may be synced after the ACCEPTs
+ * left (proposer.c, propose_slot): checker_leader_vote_synced. */
+static void observe_accept(struct sim_checker *c, const struct px_msg *m)
+{
+	struct proposal *p = observe_proposal(c, m->from, m->slot, m->ballot,
+					      m->value, m->value_len);
+	if (c->durable)
+		return;
 	p->mask |= (uint8_t)(1u << m->from);
+	check_chosen(c, p);
+}
+
+void checker_leader_vote_synced(struct sim_checker *c, uint8_t node,
+				uint64_t slot, uint64_t ballot,
+				const uint8_t *value, uint32_t len)
+{
+	PX_ASSERT(c->durable && px_ballot_owner(ballot) == node);
+	struct proposal *p =
+		observe_proposal(c, node, slot, ballot, value, len);
+	p->mask |= (uint8_t)(1u << node);
 	check_chosen(c, p);
 }
 

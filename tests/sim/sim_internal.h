@@ -16,12 +16,17 @@ uint64_t sim_sm_last_seq(void *sm, uint32_t ci);
  * replica after every step. */
 struct sim_checker;
 struct sim_checker *checker_new(uint8_t replicas, uint8_t clients,
-				uint8_t alpha);
+				uint8_t alpha, bool durable);
 void checker_free(struct sim_checker *c);
 void checker_observe(struct sim_checker *c, const struct px_msg *m);
 void checker_after_step(struct sim_checker *c, uint8_t node,
 			struct px_replica *r);
 void checker_node_reset(struct sim_checker *c, uint8_t node);
+/* --durable: a leader's record of its own vote for its proposal (slot,
+ * ballot, value) is on disk: the vote counts from now on. */
+void checker_leader_vote_synced(struct sim_checker *c, uint8_t node,
+				uint64_t slot, uint64_t ballot,
+				const uint8_t *value, uint32_t len);
 /* --durable: a replica just restarted from its disk holds every vote it
  * sent for the slots it has not applied. */
 void checker_after_restart(struct sim_checker *c, uint8_t node,

@@ -84,6 +84,16 @@ struct node {
 	bool dead;
 	uint64_t told_promise; /* --durable: the highest ballot it has told
 				  anyone it promised, over all its lives */
+	/* --durable: records of its own votes as leader, written but not yet
+	 * synced (the checker counts each once it is; a crash loses them). */
+	struct unsynced_vote *unsynced;
+	size_t unsynced_count, unsynced_cap;
+};
+
+struct unsynced_vote {
+	uint64_t slot, ballot;
+	uint32_t len;
+	uint8_t value[PX_VALUE_BYTES_MAX];
 };
 
 /* A client slot: one client at a time, each with its own session, opened
@@ -415,6 +425,36 @@ static uint64_t rnd_disk(struct world *w)
 
 /* A PERSIST record goes to the sender's disk, unsynced; a COMMIT record
  * the caller may skip (consensus.h: never needed for safety). */
+static void note_unsynced_vote(struct node *n, const struct px_msg *rec)
+{
+	PX_ASSERT(rec->value_len <= PX_VALUE_BYTES_MAX);
+	if (n->unsynced_count == n->unsynced_cap) {
+		n->unsynced_cap = n->unsynced_cap ? 2 * n->unsynced_cap : 16;
+		n->unsynced = realloc(n->unsynced, n->unsynced_cap *
+							   sizeof(*n->unsynced));
+		if (n->unsynced == NULL)
+			exit(2);
+	}
+	struct unsynced_vote *v = &n->unsynced[n->unsynced_count++];
+	v->slot = rec->slot;
+	v->ballot = rec->ballot;
+	v->len = rec->value_len;
+	memcpy(v->value, rec->value, rec->value_len);
+}
+
+/* The disk of node i syncs: its leader votes count from now on. */
+static void disk_sync(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	sim_disk_sync(&n->disk);
+	for (size_t k = 0; k < n->unsynced_count; k++) {
+		const struct unsynced_vote *v = &n->unsynced[k];
+		checker_leader_vote_synced(w->checker, i, v->slot, v->ballot,
+					   v->value, v->len);
+	}
+	n->unsynced_count = 0;
+}
+
 static void persist_record(struct world *w, uint8_t from,
 			   const struct px_msg *m)
 {
@@ -429,6 +469,12 @@ static void persist_record(struct world *w, uint8_t from,
 	    rnd_disk(w) % 100 < w->p->faults.commit_skip_pct)
 		return;
 	sim_disk_append(&n->disk, m);
+	/* Its vote for its own proposal: a leader's record at its ballot (a
+	 * value learned from CHOSEN may keep an older ballot of its own). */
+	if (m->flags == PX_PERSIST_ACCEPTED &&
+	    px_role(n->px) == PX_ROLE_LEADER &&
+	    m->ballot == px_leader_ballot(n->px))
+		note_unsynced_vote(n, m);
 }
 
 /* --durable: what a message tells its receiver the sender promised (its
@@ -460,7 +506,7 @@ static void drain(struct world *w, uint8_t from)
 			continue;
 		}
 		if (sim_disk_pending(d))
-			sim_disk_sync(d);
+			disk_sync(w, from);
 		note_told_promise(w, from, m);
 		checker_observe(w->checker, m);
 		send_px(w, from, m);
@@ -471,7 +517,7 @@ static void drain(struct world *w, uint8_t from)
 static void sync_tail(struct world *w, uint8_t i)
 {
 	if (w->p->durable)
-		sim_disk_sync(&w->nodes[i].disk);
+		disk_sync(w, i);
 }
 
 /* ---- Replicas ---- */
@@ -584,6 +630,7 @@ static void node_stop(struct world *w, uint8_t i)
 	n->up = false;
 	n->gen++;
 	node_free(n);
+	n->unsynced_count = 0; /* lost with the records */
 	if (w->p->durable)
 		sim_disk_crash(&n->disk,
 			       rnd_disk(w) % 100 < w->p->faults.torn_pct,
@@ -2290,7 +2337,8 @@ static void world_init(struct world *w, const struct sim_params *p,
 	w->out.msgs = w->outbox_msgs;
 	w->out.cap = OUTBOX_CAP;
 	w->faults_on = true;
-	w->checker = checker_new(p->replicas, p->clients, SIM_WINDOW_SLOTS);
+	w->checker = checker_new(p->replicas, p->clients, SIM_WINDOW_SLOTS,
+				 p->durable);
 	current = w;
 	for (uint8_t i = 0; i < p->replicas; i++) {
 		struct node *n = &w->nodes[i];
@@ -2329,6 +2377,7 @@ static void world_free(struct world *w)
 		node_stop(w, i);
 		w->res->disk_syncs += w->nodes[i].disk.syncs;
 		sim_disk_free(&w->nodes[i].disk);
+		free(w->nodes[i].unsynced);
 	}
 	free(w->hist);
 	checker_free(w->checker);
