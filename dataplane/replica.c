@@ -875,6 +875,7 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 {
 	struct rte_mbuf *pkts[DP_BURST];
 	uint32_t total = 0;
+	bool snapshot_due = false;
 	r->clock_behind = false; /* now_ns was just read */
 	for (uint8_t q = 0; q < r->rx_count; q++) {
 		if (r->port_paused != NULL) {
@@ -911,8 +912,7 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 		now_ns = clock_caught_up(r, now_ns);
 		px_tick(r->px, now_ns, &r->out);
 		transmit_outbox(r, now_ns);
-		if (r->dur.wal != NULL)
-			dp_durable_snapshots(r);
+		snapshot_due = r->dur.wal != NULL;
 		r->next_tick_ns = now_ns + DP_TICK_NS;
 		if (r->link_probe_ns > 0 && now_ns >= r->next_probe_ns) {
 			probe_links(r);
@@ -921,6 +921,11 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 	}
 	/* The pass's one group commit, then what waited for it. */
 	dp_durable_commit(r);
+	/* After the commit: a slot this pass chose with the leader's own vote
+	 * is applied at once, but that vote is only durable now (consensus.h),
+	 * and a disk snapshot holding the slot must not outlive it. */
+	if (snapshot_due)
+		dp_durable_snapshots(r);
 	dp_routes_flush(&r->routes, &r->ctr, r->port_paused);
 	note_commit_latency(r, now_ns);
 	r->ctr.polls++;
