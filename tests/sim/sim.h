@@ -105,6 +105,7 @@ struct sim_result {
 	uint64_t torn_cut;         /* torn tails cut at a restart */
 	uint64_t corrupt_down;     /* replicas down for a corrupt record */
 	uint64_t disk_syncs;
+	uint64_t kept_unsynced;    /* crashes that kept unsynced records */
 	char first_violation[512];
 };
 

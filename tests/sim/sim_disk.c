@@ -133,18 +133,38 @@ static void tear(struct sim_disk *d, size_t off, size_t whole, uint64_t rnd)
 		d->bytes[off + k] ^= (uint8_t)(0x5au | (k & 0x80u));
 }
 
+/* Where the whole records a crash keeps of the unsynced ones end: the disk
+ * may have written any prefix of them before it stopped (none, some, or
+ * all; in order: a cache that reorders writes is beyond this model). */
+static size_t kept_unsynced(const struct sim_disk *d, uint64_t rnd)
+{
+	uint32_t n = 0;
+	for (size_t off = d->synced; off < d->len;
+	     off += REC_HEADER + get32(d->bytes + off))
+		n++;
+	uint32_t keep = (uint32_t)((rnd >> 48) % (n + 1u));
+	size_t off = d->synced;
+	for (uint32_t i = 0; i < keep; i++)
+		off += REC_HEADER + get32(d->bytes + off);
+	return off;
+}
+
 void sim_disk_crash(struct sim_disk *d, bool torn, uint64_t rnd)
 {
-	size_t from = d->synced;
 	if (d->len > d->synced) {
-		size_t whole = REC_HEADER + get32(d->bytes + d->synced);
-		d->len = d->synced;
-		if (torn)
+		size_t from = kept_unsynced(d, rnd);
+		d->kept_unsynced += from > d->synced;
+		bool cut = from < d->len;
+		size_t whole = cut ? REC_HEADER + get32(d->bytes + from) : 0;
+		d->len = from;
+		d->synced = from;
+		if (torn && cut)
 			tear(d, from, whole, rnd);
-		d->torn += torn;
+		d->torn += torn && cut;
 		rescan(d);
 		return;
 	}
+	size_t from = d->synced;
 	if (!torn || d->records == 0)
 		return;
 	size_t whole = d->len - d->last_record;

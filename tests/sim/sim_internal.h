@@ -50,11 +50,13 @@ struct sim_disk {
 	size_t snap_len;
 	/* What happened to it (for the summary). */
 	uint64_t syncs, torn, cuts, recycles;
+	uint64_t kept_unsynced; /* crashes that kept unsynced records */
 };
 void sim_disk_append(struct sim_disk *d, const struct px_msg *rec);
 void sim_disk_sync(struct sim_disk *d);
 bool sim_disk_pending(const struct sim_disk *d);
-/* A crash: the unsynced bytes are lost; torn: part of the write in flight
+/* A crash: of the unsynced records a prefix is kept (rnd says how many:
+ * maybe none, maybe all), the rest lost; torn: part of the write in flight
  * is left at the end (rnd says how much). */
 void sim_disk_crash(struct sim_disk *d, bool torn, uint64_t rnd);
 /* Flips a byte in a synced record that has another after it; false when

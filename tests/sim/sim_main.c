@@ -423,7 +423,7 @@ struct summary {
 	uint64_t lease_reads, acked, unknown, reconfigs;
 	uint64_t expired, churns; /* the session-eviction workload */
 	uint64_t whole_crashes, disk_restarts, torn_cut, corrupt_down;
-	uint64_t disk_syncs; /* --durable */
+	uint64_t disk_syncs, kept_unsynced; /* --durable */
 	uint64_t leader_changes;
 	uint64_t *fig[FIG_COUNT]; /* per seed, for min/median/max */
 	uint64_t seeds_run;
@@ -459,6 +459,7 @@ static void summary_add(struct summary *s, uint64_t seed,
 	s->torn_cut += r->torn_cut;
 	s->corrupt_down += r->corrupt_down;
 	s->disk_syncs += r->disk_syncs;
+	s->kept_unsynced += r->kept_unsynced;
 	const uint64_t v[FIG_COUNT] = { r->committed_slots, r->faults,
 					r->leader_changes, r->recoveries,
 					r->stateless_max, r->sim_time_ns / MS };
@@ -523,9 +524,10 @@ static void summary_print(struct summary *s, const struct options *o)
 		       " restarts from disk, %" PRIu64
 		       " torn tails cut, %" PRIu64
 		       " replicas down for a corrupt record, %" PRIu64
-		       " syncs\n",
+		       " syncs, %" PRIu64
+		       " crashes that kept unsynced records\n",
 		       s->whole_crashes, s->disk_restarts, s->torn_cut,
-		       s->corrupt_down, s->disk_syncs);
+		       s->corrupt_down, s->disk_syncs, s->kept_unsynced);
 	if (s->seeds_run > 0 && s->fig[FIG_COUNT - 1] != NULL) {
 		printf("sim: per seed (min/median/max):");
 		for (int k = 0; k < FIG_COUNT; k++)

@@ -2376,6 +2376,7 @@ static void world_free(struct world *w)
 	for (uint8_t i = 0; i < w->p->replicas; i++) {
 		node_stop(w, i);
 		w->res->disk_syncs += w->nodes[i].disk.syncs;
+		w->res->kept_unsynced += w->nodes[i].disk.kept_unsynced;
 		sim_disk_free(&w->nodes[i].disk);
 		free(w->nodes[i].unsynced);
 	}
