@@ -297,7 +297,7 @@ static void recycle(struct sim_disk *d, uint64_t index, uint64_t promised,
 }
 
 int sim_disk_save_snapshot(struct sim_disk *d, const struct px_replica *r,
-			   uint8_t self)
+			   uint8_t self, bool recycle_after)
 {
 	size_t cap = px_snapshot_size(r);
 	uint8_t *buf = malloc(cap);
@@ -311,9 +311,12 @@ int sim_disk_save_snapshot(struct sim_disk *d, const struct px_replica *r,
 	free(d->snap);
 	d->snap = buf;
 	d->snap_len = (size_t)n;
-	/* The snapshot is durable now: the records below it may go. */
+	/* The snapshot is durable now: the records below it may go. Or not
+	 * yet (a crash between the two, or a recycle that failed): replay
+	 * then meets the snapshot and the records it covers. */
 	sim_disk_sync(d);
-	recycle(d, px_applied_index(r), px_promised_ballot(r), self);
+	if (recycle_after)
+		recycle(d, px_applied_index(r), px_promised_ballot(r), self);
 	return 0;
 }
 

@@ -67,9 +67,10 @@ bool sim_disk_corrupt(struct sim_disk *d, uint64_t rnd);
  * must stay down); -2 when the core refused a sound record (a bug). */
 int sim_disk_replay(struct sim_disk *d, struct px_replica *r, uint8_t self,
 		    char *why, size_t why_len);
-/* Saves r's snapshot on d, then recycles the records it covers. */
+/* Saves r's snapshot on d, then (recycle_after) recycles the records it
+ * covers; without, they stay (as a crash before the recycle leaves them). */
 int sim_disk_save_snapshot(struct sim_disk *d, const struct px_replica *r,
-			   uint8_t self);
+			   uint8_t self, bool recycle_after);
 void sim_disk_free(struct sim_disk *d);
 
 #endif

@@ -755,7 +755,8 @@ static void maybe_save_snapshot(struct world *w, uint8_t i)
 	if (!w->p->durable || w->p->faults.snapshot_pct == 0 ||
 	    rnd_disk(w) % 100 >= w->p->faults.snapshot_pct)
 		return;
-	if (sim_disk_save_snapshot(&n->disk, n->px, i) != 0)
+	bool recycle = rnd_disk(w) % 4 != 0;
+	if (sim_disk_save_snapshot(&n->disk, n->px, i, recycle) != 0)
 		sim_violation("replica %u: disk snapshot failed", i);
 }
 
@@ -814,7 +815,8 @@ static void deliver_px(struct world *w, struct event *e)
 		/* The caller's rule: an installed snapshot is on the disk
 		 * before any later record. */
 		if (w->p->durable &&
-		    sim_disk_save_snapshot(&n->disk, n->px, i) != 0)
+		    sim_disk_save_snapshot(&n->disk, n->px, i,
+					   rnd_disk(w) % 4 != 0) != 0)
 			sim_violation("replica %u: disk snapshot failed", i);
 	} else if (e->kind == EV_HEARTBEAT) {
 		if (w->now >= n->ctl_paused_until) {
