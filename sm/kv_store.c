@@ -221,13 +221,14 @@ bool kv_store_init(struct kv_store *s, uint32_t capacity, uint32_t chunk_count)
 		((size_t)chunk_count + 1) * sizeof(struct kv_chunk);
 	s->slots = map_zeroed(s->slots_map_bytes);
 	s->chunks = map_zeroed(s->chunks_map_bytes);
+	s->capacity = capacity;
+	s->chunk_count = chunk_count;
+	s->chunk_bump = 1;
+	/* cow_init sizes its flags from chunk_count, set above. */
 	if (s->slots == NULL || s->chunks == NULL || !cow_init(s)) {
 		kv_store_destroy(s);
 		return false;
 	}
-	s->capacity = capacity;
-	s->chunk_count = chunk_count;
-	s->chunk_bump = 1;
 	return true;
 }
 

@@ -62,10 +62,13 @@ struct kv_chunk {
  * The image is a second index and arena, reserved (PROT_NONE, no swap
  * reserved, never locked) in kv_store_init and given back after each
  * snapshot, so it is resident only while one is in progress. Both are cut
- * into pieces of about 64 KiB, counted in whole slots and chunks so that no
- * entry straddles two: a piece is copied into the image once, either
- * before the first write to it after begin, or by a step. */
-#define KV_COW_PIECE_BYTES 65536u
+ * into pieces of about a page, counted in whole slots and chunks so that
+ * no entry straddles two: a piece is copied into the image once, either
+ * before the first write to it after begin, or by a step. A page, not
+ * more: the first write to a piece pays its copy and its page faults, and
+ * with 64 KiB pieces a batch of 32 PUTs at 120k keys cost up to 1 ms
+ * (bench/kv_snapshot.c), with 4 KiB about 0.2 ms. */
+#define KV_COW_PIECE_BYTES 4096u
 #define KV_COW_SLOTS_PER_PIECE (KV_COW_PIECE_BYTES / 8u)
 #define KV_COW_CHUNKS_PER_PIECE (KV_COW_PIECE_BYTES / KV_CHUNK_BYTES)
 
