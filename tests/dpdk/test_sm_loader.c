@@ -33,6 +33,10 @@ static void load_counter_so(void **state)
 	assert_non_null(ops);
 	assert_string_equal(ops->name, "counter");
 	assert_null(ops->prefetch);
+	assert_null(ops->snapshot_begin); /* ABI version 3's, too */
+	assert_null(ops->snapshot_step);
+	assert_null(ops->snapshot_write_frozen);
+	assert_null(ops->snapshot_end);
 	void *sm = ops->create(NULL);
 	uint8_t reply[8];
 	assert_int_equal(ops->apply(sm, (const uint8_t *)"x", 1, reply, 8), 8);
@@ -63,6 +67,10 @@ static void load_version_1_so(void **state)
 	assert_string_equal(ops->name, "counter-v1");
 	assert_int_equal(ops->abi_version, BPX_SM_ABI_VERSION);
 	assert_null(ops->prefetch);
+	assert_null(ops->snapshot_begin); /* ABI version 3's, too */
+	assert_null(ops->snapshot_step);
+	assert_null(ops->snapshot_write_frozen);
+	assert_null(ops->snapshot_end);
 	void *sm = ops->create(NULL);
 	uint8_t reply[1];
 	assert_int_equal(ops->apply(sm, (const uint8_t *)"x", 1, reply, 1), 1);
