@@ -391,10 +391,13 @@ static void render_durability(struct writer *w, const struct ctl_metrics_page *p
 	counter(w, "bypax_disk_snapshot_copy_passes_total", "Worker passes "
 		"that copied part of a frozen state machine for a snapshot "
 		"to disk.", m->disk_snapshot_copy_passes);
-	gauge(w, "bypax_disk_snapshot_stall_max_us", "The longest one call "
-		"of the worker for a snapshot to disk took, in microseconds: "
-		"freezing, one copy pass, or a whole synchronous save.",
-		m->disk_snapshot_stall_max_us);
+	family(w, "bypax_disk_snapshot_stall_max_seconds", "gauge",
+	       "The longest one call of the worker for a snapshot to disk "
+	       "took: freezing, one copy pass, or a whole synchronous save.");
+	put(w, "bypax_disk_snapshot_stall_max_seconds %" PRIu64 ".%06" PRIu64
+	       "\n",
+	    m->disk_snapshot_stall_max_ns / 1000000000u,
+	    m->disk_snapshot_stall_max_ns / 1000u % 1000000u);
 }
 
 size_t ctl_metrics_render(const struct ctl_metrics_page *p, char *buf,

@@ -53,7 +53,7 @@ struct ctl_metrics_worker {
 	uint64_t wal_held_frames, wal_failed_drops, wal_segments_recycled;
 	uint64_t disk_snapshots, disk_snapshot_failures;
 	uint64_t disk_snapshot_copy_passes;
-	uint64_t disk_snapshot_stall_max_us; /* gauge */
+	uint64_t disk_snapshot_stall_max_ns; /* gauge, printed in seconds */
 };
 
 /* Another member, as this one's control plane last heard of it. */

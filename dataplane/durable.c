@@ -157,7 +157,7 @@ static bool sm_incremental(const struct dp_replica *r)
 }
 
 /* The longest the worker spent on one disk snapshot call, for
- * bypax_disk_snapshot_stall_max_us. */
+ * bypax_disk_snapshot_stall_max_seconds. */
 static void note_stall(struct dp_durable *d, uint64_t start_ns)
 {
 	uint64_t ns = dp_now_ns() - start_ns;

@@ -11,8 +11,8 @@
 #  2. over the built-in store: frozen, copied 64 KiB a tick, serialized by
 #     the writer thread (copy passes > 0).
 #
-# Each prints member 0..2's bypax_disk_snapshot_stall_max_us (docs/metrics.md)
-# and the largest of them:
+# Each prints member 0..2's bypax_disk_snapshot_stall_max_seconds
+# (docs/metrics.md) in microseconds, and the largest of them:
 #   sync (kv-v2 .so): keys=K snapshots=S copy_passes=0 stall_max_us=A,B,C max=M
 #   incremental (kv): keys=K snapshots=S copy_passes=P stall_max_us=A,B,C max=M
 # It checks that each way is the one taken (copy passes), that every
@@ -67,7 +67,7 @@ run()
 	n=$(metric 0 bypax_disk_snapshots_total)
 	wait_for "snapshots on disk" 30 snapshots_at_least 2 || fail "$label: fewer than 2 snapshots on disk per member"
 	for i in 0 1 2; do
-		s=$(metric "$i" bypax_disk_snapshot_stall_max_us)
+		s=$(metric "$i" bypax_disk_snapshot_stall_max_seconds | awk '{ printf "%d", $1 * 1e6 }')
 		p=$(metric "$i" bypax_disk_snapshot_copy_passes_total)
 		passes=$((passes + p))
 		stalls+="${stalls:+,}$s"
