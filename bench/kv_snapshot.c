@@ -11,14 +11,16 @@
  * no snapshot at all:
  *   synchronous: keys=N bytes=B stall_ms=T
  *   incremental: keys=N bytes=B begin_us=T step_max_us=T steps=S
- *     copy_ms=T write_ms=T puts_during_copy=P equal=yes
+ *     copy_ms=T write_ms=T end_us=T puts_during_copy=P equal=yes
  *   no snapshot: keys=N batch_max_us=T batches=S
  * stall is the whole snapshot() call; begin_us the incremental way's
  * begin, and step_max_us the longest time from one step's end to the
  * next's: one batch of PUTS_PER_STEP PUTs (with the copies-on-write they
- * cause) and one step, so an upper bound on what a step adds; copy_ms is begin to the last step; write_ms the other thread's
- * serialization, which stalls no one. equal says the two snapshots, both
- * of the state at begin, are byte-identical. STEP_BYTES defaults to bypaxd's
+ * cause) and one step, so an upper bound on what a step adds; copy_ms is
+ * begin to the last step; write_ms the other thread's serialization,
+ * which stalls no one; end_us the applying thread's snapshot_end, which
+ * gives the copy's memory back. equal says the two snapshots, both of the
+ * state at begin, are byte-identical. STEP_BYTES defaults to bypaxd's
  * DP_SNAPSHOT_STEP_BYTES (65536), PUTS_PER_STEP to 32. Timings on a
  * shared machine vary: run it a few times.
  */
@@ -145,14 +147,17 @@ static uint64_t take_incremental(const struct bpx_sm_ops *ops, void *sm,
 	for (unsigned i = 0; i < 1000; i++, puts++)
 		put(ops, sm, (puts * 7919) % keys, puts + keys);
 	pthread_join(th, NULL);
+	double end_t0 = now_ns();
 	ops->snapshot_end(sm);
+	double end_ns = now_ns() - end_t0;
 	bool equal = w.written == (int64_t)want_len &&
 		     memcmp(w.buf, want, want_len) == 0;
 	printf("incremental: keys=%" PRIu64 " bytes=%zu begin_us=%.1f "
 	       "step_max_us=%.1f steps=%" PRIu64 " copy_ms=%.1f "
-	       "write_ms=%.1f puts_during_copy=%" PRIu64 " equal=%s\n",
+	       "write_ms=%.1f end_us=%.1f puts_during_copy=%" PRIu64
+	       " equal=%s\n",
 	       keys, want_len, begin_ns / 1e3, step_max_ns / 1e3, steps,
-	       copy_ns / 1e6, w.ns / 1e6, steps * puts_per_step,
+	       copy_ns / 1e6, w.ns / 1e6, end_ns / 1e3, steps * puts_per_step,
 	       equal ? "yes" : "no");
 	free(w.buf);
 	if (!equal)

@@ -192,7 +192,9 @@ static void frozen_end(struct dp_replica *r)
 	struct dp_durable *d = &r->dur;
 	if (!d->frozen_copying && !d->frozen_submitted)
 		return;
+	uint64_t start_ns = dp_now_ns();
 	r->sm_ops->snapshot_end(r->sm);
+	note_stall(d, start_ns);
 	d->frozen_copying = false;
 	d->frozen_submitted = false;
 }

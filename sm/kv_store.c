@@ -370,13 +370,23 @@ bool kv_store_cow_step(struct kv_store *s, size_t budget_bytes)
 	return !c->copying;
 }
 
-void kv_store_cow_end(struct kv_store *s)
+void kv_store_cow_release_image(const struct kv_store *s)
+{
+	const struct kv_cow *c = &s->cow;
+	KV_ASSERT(c->in_progress && !c->copying);
+	kv_store_image_close(c->slot_image, s->slots_map_bytes);
+	kv_store_image_close(c->chunk_image, s->chunks_map_bytes);
+}
+
+void kv_store_cow_end(struct kv_store *s, bool image_released)
 {
 	struct kv_cow *c = &s->cow;
 	if (!c->in_progress)
 		return;
-	kv_store_image_close(c->slot_image, s->slots_map_bytes);
-	kv_store_image_close(c->chunk_image, s->chunks_map_bytes);
+	if (!image_released) {
+		kv_store_image_close(c->slot_image, s->slots_map_bytes);
+		kv_store_image_close(c->chunk_image, s->chunks_map_bytes);
+	}
 	c->in_progress = false;
 	c->copying = false;
 	c->pieces_left = 0;

@@ -166,8 +166,13 @@ void kv_store_remove(struct kv_store *s, uint32_t slot);
 void kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen);
 /* Returns true once every piece is copied (and on every call after). */
 bool kv_store_cow_step(struct kv_store *s, size_t budget_bytes);
-/* Ends a snapshot, complete or not (also before kv_store_clear). */
-void kv_store_cow_end(struct kv_store *s);
+/* Gives the image's pages back, from the thread that read *frozen, once
+ * it is done with it: the owner then ends without that cost. Writes no
+ * field of s. */
+void kv_store_cow_release_image(const struct kv_store *s);
+/* Ends a snapshot, complete or not (also before kv_store_clear); the
+ * image's pages too, unless kv_store_cow_release_image gave them back. */
+void kv_store_cow_end(struct kv_store *s, bool image_released);
 /* The image's kind of memory, for other scratch that only a snapshot in
  * progress needs (kv.c's sort order): reserved, made usable, given back. */
 void *kv_store_image_reserve(size_t bytes);

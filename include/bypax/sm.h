@@ -103,6 +103,9 @@ struct bpx_sm_ops {
 	 *    snapshot() and restore() on the owner's: it reads only the
 	 *    frozen copy and writes into buf exactly the bytes snapshot()
 	 *    would have written at begin. Returns them, or -BPX_ETOOBIG.
+	 *    Once it has succeeded it is not called again for this snapshot,
+	 *    so it may give the frozen copy's memory back itself, off the
+	 *    owner's thread (the built-in store does).
 	 *  - snapshot_end, on the owner's thread after the writer is done
 	 *    (or to give up), frees the copy; memory taken by the copy is
 	 *    given back, so it costs memory only while a snapshot is in
