@@ -54,7 +54,8 @@ static void put(const struct bpx_sm_ops *ops, void *sm, uint64_t key_n,
 	snprintf(value, sizeof value, "v%015" PRIu64, value_n);
 	int n = bpx_kv_encode(cmd, sizeof cmd, BPX_KV_PUT, key, KEY_BYTES,
 			      value, VALUE_BYTES, NULL, 0);
-	if (n < 0 || ops->apply(sm, cmd, (uint32_t)n, reply, sizeof reply) != 3 ||
+	if (n < 0 ||
+	    ops->apply(sm, cmd, (uint32_t)n, reply, sizeof reply) != 3 ||
 	    reply[0] != BPX_KV_OK) {
 		fprintf(stderr, "bypax-kv-snapshot: PUT %" PRIu64 " failed\n",
 			key_n);
@@ -92,8 +93,8 @@ static uint8_t *take_sync(const struct bpx_sm_ops *ops, void *sm, uint64_t keys,
 	double t = now_ns() - t0;
 	if (n != (int64_t)*len)
 		exit(1);
-	printf("synchronous: keys=%" PRIu64 " bytes=%zu stall_ms=%.1f\n", keys, *len,
-	       t / 1e6);
+	printf("synchronous: keys=%" PRIu64 " bytes=%zu stall_ms=%.1f\n", keys,
+	       *len, t / 1e6);
 	return buf;
 }
 
@@ -114,8 +115,8 @@ static void measure_baseline(const struct bpx_sm_ops *ops, void *sm,
 			max_ns = t - last;
 		last = t;
 	}
-	printf("no snapshot: keys=%" PRIu64 " batch_max_us=%.1f batches=%" PRIu64
-	       "\n",
+	printf("no snapshot: keys=%" PRIu64
+	       " batch_max_us=%.1f batches=%" PRIu64 "\n",
 	       keys, max_ns / 1e3, batches);
 }
 
@@ -185,7 +186,8 @@ int main(int argc, char **argv)
 	const struct bpx_sm_ops *ops = bpx_kv_ops();
 	void *sm = ops->create(args);
 	if (sm == NULL) {
-		fprintf(stderr, "bypax-kv-snapshot: cannot create '%s'\n", args);
+		fprintf(stderr, "bypax-kv-snapshot: cannot create '%s'\n",
+			args);
 		return 2;
 	}
 	for (uint64_t i = 0; i < keys; i++)

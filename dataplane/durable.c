@@ -209,7 +209,8 @@ static void frozen_begin(struct dp_replica *r)
 	DP_ASSERT(sm_len >= 0); /* frozen_end ran before any begin */
 	size_t cap;
 	uint8_t *body = dp_snapwriter_body(d->snapw, &cap);
-	int64_t head = px_snapshot_save_head(r->px, body, cap, (uint64_t)sm_len);
+	int64_t head =
+		px_snapshot_save_head(r->px, body, cap, (uint64_t)sm_len);
 	d->frozen_copying = true;
 	if (head < 0) {
 		frozen_end(r);

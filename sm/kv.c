@@ -705,8 +705,7 @@ static void kv_snapshot_end(void *sm)
 		return;
 	kv_store_cow_end(&kv->store, kv->frozen_released);
 	if (!kv->frozen_released)
-		kv_store_image_close(kv->frozen_order,
-				     kv->frozen_order_bytes);
+		kv_store_image_close(kv->frozen_order, kv->frozen_order_bytes);
 	kv->frozen_complete = false;
 	kv->frozen_released = false;
 }

@@ -188,12 +188,11 @@ static bool cow_init(struct kv_store *s)
 	struct kv_cow *c = &s->cow;
 	c->slot_image = kv_store_image_reserve(s->slots_map_bytes);
 	c->chunk_image = kv_store_image_reserve(s->chunks_map_bytes);
-	c->slot_piece_copied = calloc(
-		pieces_for(s->slot_count, KV_COW_SLOTS_PER_PIECE), 1);
-	c->chunk_piece_copied = calloc(
-		pieces_for((uint64_t)s->chunk_count + 1,
-			   KV_COW_CHUNKS_PER_PIECE),
-		1);
+	c->slot_piece_copied =
+		calloc(pieces_for(s->slot_count, KV_COW_SLOTS_PER_PIECE), 1);
+	c->chunk_piece_copied = calloc(pieces_for((uint64_t)s->chunk_count + 1,
+						  KV_COW_CHUNKS_PER_PIECE),
+				       1);
 	return c->slot_image != NULL && c->chunk_image != NULL &&
 	       c->slot_piece_copied != NULL && c->chunk_piece_copied != NULL;
 }

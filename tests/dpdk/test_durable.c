@@ -271,8 +271,8 @@ static void expect_file_is(struct fixture *f, const uint8_t *want,
 	size_t len;
 	struct px_snapfile_info info;
 	char err[256];
-	assert_int_equal(dp_disk_snapshot_load(f->dir, 0, 3, &file, &len,
-					       &info, err, sizeof(err)),
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 0, 3, &file, &len, &info,
+					       err, sizeof(err)),
 			 0);
 	assert_int_equal(len, px_snapfile_size(want_len));
 	assert_memory_equal(file + PX_SNAPFILE_HEADER_BYTES, want, want_len);

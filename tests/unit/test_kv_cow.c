@@ -41,7 +41,8 @@ static uint64_t splitmix64(uint64_t *x)
  * chunks and chains grow and shrink. */
 static void apply_random(const struct bpx_sm_ops *ops, void *sm, uint64_t *rng)
 {
-	uint8_t key[24], value[200], cmd[512], reply[BPX_KV_VALUE_BYTES_MAX + 8];
+	uint8_t key[24], value[200], cmd[512],
+		reply[BPX_KV_VALUE_BYTES_MAX + 8];
 	uint64_t r = splitmix64(rng);
 	int key_len = snprintf((char *)key, sizeof key, "key-%llu",
 			       (unsigned long long)(r % KEYS_MAX));
@@ -232,10 +233,9 @@ static void frozen_written_by_another_thread(void **state)
 	uint8_t *want = snapshot_now(ops, sm, &want_len);
 	assert_true(ops->snapshot_begin(sm) > 0);
 	copy_while_applying(ops, sm, &rng, 20);
-	struct writer_job j = { .ops = ops,
-				.sm = sm,
-				.buf = malloc(want_len),
-				.cap = want_len };
+	struct writer_job j = {
+		.ops = ops, .sm = sm, .buf = malloc(want_len), .cap = want_len
+	};
 	assert_non_null(j.buf);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, write_frozen_thread, &j), 0);
@@ -281,7 +281,8 @@ static void image_memory_given_back(void **state)
 		assert_int_equal(ops->snapshot_step(sm, (size_t)1 << 30), 1);
 		long copying = resident_pages();
 		if (written)
-			assert_int_equal(ops->snapshot_write_frozen(sm, buf, len),
+			assert_int_equal(ops->snapshot_write_frozen(sm, buf,
+								    len),
 					 (int64_t)len);
 		long after_write = resident_pages();
 		ops->snapshot_end(sm);

@@ -842,7 +842,8 @@ static void test_disk_snapshot_incremental(void **state)
 	uint8_t *body = dp_snapwriter_body(sw, &cap);
 	int64_t sm_len = ops->snapshot_begin(o.pc.sm);
 	assert_true(sm_len > 0);
-	assert_int_equal(px_snapshot_save_head(o.r, body, 100, (uint64_t)sm_len),
+	assert_int_equal(px_snapshot_save_head(o.r, body, 100,
+					       (uint64_t)sm_len),
 			 -BPX_ETOOBIG);
 	int64_t head = px_snapshot_save_head(o.r, body, cap, (uint64_t)sm_len);
 	assert_int_equal(head + sm_len, want_len);
