@@ -391,6 +391,10 @@ static void render_durability(struct writer *w, const struct ctl_metrics_page *p
 	counter(w, "bypax_disk_snapshot_copy_passes_total", "Worker passes "
 		"that copied part of a frozen state machine for a snapshot "
 		"to disk.", m->disk_snapshot_copy_passes);
+	counter(w, "bypax_disk_snapshot_copy_refused_total", "Snapshots to "
+		"disk saved whole on the worker because the state machine "
+		"had no memory for its frozen copy.",
+		m->disk_snapshot_copy_refused);
 	family(w, "bypax_disk_snapshot_stall_max_seconds", "gauge",
 	       "The longest one call of the worker for a snapshot to disk "
 	       "took: freezing, one copy pass, or a whole synchronous save.");

@@ -191,6 +191,7 @@ struct dp_durable {
 	uint64_t frozen_sm_len;
 	uint64_t copy_passes;    /* snapshot_step calls, all snapshots */
 	uint64_t stall_max_ns;   /* longest worker call for a disk snapshot */
+	uint64_t frozen_refused; /* begin had no memory: saved whole instead */
 };
 /* What one tick's snapshot_step copies: at 4 KiB a piece, 16 pieces and
  * their page faults, tens of microseconds; a 120k-key store (7 MB of index

@@ -200,13 +200,18 @@ static void frozen_end(struct dp_replica *r)
 }
 
 /* Freezes the state machine and writes the consensus head now, both of
- * this applied index; the copy follows a step per tick. */
-static void frozen_begin(struct dp_replica *r)
+ * this applied index; the copy follows a step per tick. Returns false
+ * when the state machine has no memory for its copy now (nothing begun). */
+static bool frozen_begin(struct dp_replica *r)
 {
 	struct dp_durable *d = &r->dur;
 	uint64_t start_ns = dp_now_ns();
 	int64_t sm_len = r->sm_ops->snapshot_begin(r->sm);
-	DP_ASSERT(sm_len >= 0); /* frozen_end ran before any begin */
+	DP_ASSERT(sm_len != -BPX_EBUSY); /* frozen_end ran before any begin */
+	if (sm_len < 0) {
+		d->frozen_refused++;
+		return false;
+	}
 	size_t cap;
 	uint8_t *body = dp_snapwriter_body(d->snapw, &cap);
 	int64_t head =
@@ -221,6 +226,7 @@ static void frozen_begin(struct dp_replica *r)
 		d->last_snapshot_bytes = (uint64_t)head + (uint64_t)sm_len;
 	}
 	note_stall(d, start_ns);
+	return true;
 }
 
 /* One tick's copy; once complete, the writer thread takes over. A
@@ -256,10 +262,9 @@ static void start_snapshot(struct dp_replica *r)
 {
 	struct dp_durable *d = &r->dur;
 	d->snapshot_tried_index = px_applied_index(r->px);
-	if (sm_incremental(r)) {
-		frozen_begin(r);
+	/* Refused its memory (strict overcommit): this one the old way. */
+	if (sm_incremental(r) && frozen_begin(r))
 		return;
-	}
 	size_t n = serialize(r);
 	if (n > 0 && dp_snapwriter_submit(d->snapw, n, d->cluster_id,
 					  d->member_count) != 0)

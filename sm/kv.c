@@ -662,8 +662,12 @@ static int64_t kv_snapshot_begin(void *sm)
 	KV_ASSERT(kv != NULL);
 	if (kv->store.cow.in_progress)
 		return -BPX_EBUSY;
-	kv_store_cow_begin(&kv->store, &kv->frozen);
-	kv_store_image_open(kv->frozen_order, kv->frozen_order_bytes);
+	if (!kv_store_image_open(kv->frozen_order, kv->frozen_order_bytes))
+		return -BPX_ENOMEM;
+	if (!kv_store_cow_begin(&kv->store, &kv->frozen)) {
+		kv_store_image_close(kv->frozen_order, kv->frozen_order_bytes);
+		return -BPX_ENOMEM;
+	}
 	kv->frozen_complete = false;
 	kv->frozen_released = false;
 	return (int64_t)snapshot_size_of(&kv->frozen);

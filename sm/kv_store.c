@@ -148,12 +148,12 @@ void *kv_store_image_reserve(size_t bytes)
 /* Unlocked first: under bypaxd's mlockall(MCL_FUTURE) the mapping is
  * marked locked, and making a locked mapping writable would fault in all
  * of it at once, the stall this image exists to avoid. Pages then fault
- * in as the copy reaches them. */
-void kv_store_image_open(void *p, size_t bytes)
+ * in as the copy reaches them. False when the kernel refuses (strict
+ * overcommit, vm.overcommit_memory = 2, charges a writable mapping now). */
+bool kv_store_image_open(void *p, size_t bytes)
 {
 	(void)munlock(p, bytes);
-	int rc = mprotect(p, bytes, PROT_READ | PROT_WRITE);
-	KV_ASSERT(rc == 0);
+	return mprotect(p, bytes, PROT_READ | PROT_WRITE) == 0;
 }
 
 /* Gives the pages back (resident memory falls to what it was before the
@@ -321,12 +321,16 @@ static inline void cow_chunk(struct kv_store *s, uint32_t id)
 		cow_chunk_slow(s, id);
 }
 
-void kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen)
+bool kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen)
 {
 	struct kv_cow *c = &s->cow;
 	KV_ASSERT(!c->in_progress);
-	kv_store_image_open(c->slot_image, s->slots_map_bytes);
-	kv_store_image_open(c->chunk_image, s->chunks_map_bytes);
+	if (!kv_store_image_open(c->slot_image, s->slots_map_bytes))
+		return false;
+	if (!kv_store_image_open(c->chunk_image, s->chunks_map_bytes)) {
+		kv_store_image_close(c->slot_image, s->slots_map_bytes);
+		return false;
+	}
 	c->slot_piece_count = pieces_for(s->slot_count, KV_COW_SLOTS_PER_PIECE);
 	c->chunk_piece_count =
 		pieces_for(s->chunk_bump, KV_COW_CHUNKS_PER_PIECE);
@@ -341,6 +345,7 @@ void kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen)
 	frozen->slots = c->slot_image;
 	frozen->chunks = c->chunk_image;
 	memset(&frozen->cow, 0, sizeof frozen->cow);
+	return true;
 }
 
 bool kv_store_cow_step(struct kv_store *s, size_t budget_bytes)

@@ -163,7 +163,8 @@ void kv_store_remove(struct kv_store *s, uint32_t slot);
  * was at begin: *frozen may be read (with the kv_entry_* readers, from any
  * one thread) while the live store carries on, until kv_store_cow_end
  * gives the image's memory back. Nothing allocates. */
-void kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen);
+/* False (nothing begun) when the kernel refuses the image its memory. */
+bool kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen);
 /* Returns true once every piece is copied (and on every call after). */
 bool kv_store_cow_step(struct kv_store *s, size_t budget_bytes);
 /* Gives the image's pages back, from the thread that read *frozen, once
@@ -176,7 +177,7 @@ void kv_store_cow_end(struct kv_store *s, bool image_released);
 /* The image's kind of memory, for other scratch that only a snapshot in
  * progress needs (kv.c's sort order): reserved, made usable, given back. */
 void *kv_store_image_reserve(size_t bytes);
-void kv_store_image_open(void *p, size_t bytes);
+bool kv_store_image_open(void *p, size_t bytes);
 void kv_store_image_close(void *p, size_t bytes);
 
 /* An entry, named by its first chunk (a slot's head). */

@@ -87,8 +87,10 @@ struct bpx_sm_ops {
 	 * version 3, at the end. An incremental snapshot:
 	 *  - snapshot_begin freezes the state as it is now and returns the
 	 *    bytes snapshot_write_frozen will write (what snapshot_size
-	 *    says now), or -BPX_EBUSY while one is in progress. It copies
-	 *    none of the state: it runs on the thread that applies.
+	 *    says now), -BPX_EBUSY while one is in progress, or
+	 *    -BPX_ENOMEM when it cannot have the memory for the copy now
+	 *    (nothing begun: the caller may take snapshot() instead). It
+	 *    copies none of the state: it runs on the thread that applies.
 	 *  - apply() goes on as before meanwhile: it copies what it is about
 	 *    to overwrite first (copy-on-write), still deterministic and
 	 *    allocating nothing. restore() ends a snapshot still copying (the

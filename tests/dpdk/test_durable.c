@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -361,6 +362,51 @@ static void test_restore_during_the_copy_drops_it(void **state)
 	snap_rig_stop(f, &g);
 }
 
+/* This process's data size (VmData, the mappings RLIMIT_DATA counts). */
+static rlim_t data_bytes(void)
+{
+	char line[128];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmData: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	assert_true(kb > 0);
+	return (rlim_t)kb << 10;
+}
+
+/* The state machine refused the memory for its frozen copy (strict
+ * overcommit, played by RLIMIT_DATA): this snapshot is saved whole, the
+ * old way, counted; the file is the same. */
+static void test_disk_snapshot_without_memory_for_the_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct snap_rig g;
+	snap_rig_start(f, &g, true);
+	size_t want_len;
+	uint8_t *want = save_now(f, &want_len);
+	struct rlimit saved, tight;
+	assert_int_equal(getrlimit(RLIMIT_DATA, &saved), 0);
+	tight = saved;
+	tight.rlim_cur = data_bytes() + (64u << 10);
+	assert_int_equal(setrlimit(RLIMIT_DATA, &tight), 0);
+	dp_durable_snapshots(&f->r);
+	assert_int_equal(setrlimit(RLIMIT_DATA, &saved), 0);
+	assert_int_equal(f->r.dur.frozen_refused, 1);
+	assert_false(f->r.dur.frozen_copying);
+	for (unsigned i = 0; i < 5000 && f->r.dur.disk_snapshots == 0; i++) {
+		usleep(1000);
+		dp_durable_snapshots(&f->r);
+	}
+	assert_int_equal(f->r.dur.disk_snapshots, 1);
+	assert_int_equal(f->r.dur.copy_passes, 0);
+	expect_file_is(f, want, want_len);
+	free(want);
+	snap_rig_stop(f, &g);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -396,6 +442,7 @@ int main(void)
 		T(test_disk_snapshot_is_incremental),
 		T(test_disk_snapshot_without_incremental_ops),
 		T(test_restore_during_the_copy_drops_it),
+		T(test_disk_snapshot_without_memory_for_the_copy),
 		T(test_nothing_waits_for_a_commit_record),
 		T(test_a_full_queue_syncs_early),
 		T(test_a_failed_sync_stops_every_send),

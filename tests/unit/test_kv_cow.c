@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,6 +302,50 @@ static void image_memory_given_back(void **state)
 	ops->destroy(sm);
 }
 
+/* This process's data size (VmData, the mappings RLIMIT_DATA counts). */
+static rlim_t data_bytes(void)
+{
+	char line[128];
+	unsigned long kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmData: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	assert_true(kb > 0);
+	return (rlim_t)kb << 10;
+}
+
+/* The kernel refusing the copy its memory (as strict overcommit would,
+ * played here by RLIMIT_DATA): begin says -BPX_ENOMEM, begins nothing,
+ * and the next try, with the memory, works. */
+static void begin_without_memory_refuses(void **state)
+{
+	(void)state;
+	const struct bpx_sm_ops *ops = bpx_kv_ops();
+	uint64_t rng = 3;
+	void *sm = filled_store(&rng, 30000);
+	struct rlimit saved, tight;
+	assert_int_equal(getrlimit(RLIMIT_DATA, &saved), 0);
+	tight = saved;
+	tight.rlim_cur = data_bytes() + (64u << 10);
+	assert_int_equal(setrlimit(RLIMIT_DATA, &tight), 0);
+	int64_t refused = ops->snapshot_begin(sm);
+	assert_int_equal(setrlimit(RLIMIT_DATA, &saved), 0);
+	assert_int_equal(refused, -BPX_ENOMEM);
+	assert_int_equal(ops->snapshot_step(sm, 1), -BPX_EINVAL);
+	apply_random(ops, sm, &rng); /* no copy is due */
+	size_t want_len;
+	uint8_t *want = snapshot_now(ops, sm, &want_len);
+	assert_int_equal(ops->snapshot_begin(sm), (int64_t)want_len);
+	assert_int_equal(ops->snapshot_step(sm, (size_t)1 << 30), 1);
+	expect_frozen_equals(ops, sm, want, want_len);
+	ops->snapshot_end(sm);
+	free(want);
+	ops->destroy(sm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +354,7 @@ int main(void)
 		cmocka_unit_test(restore_ends_a_copy_in_progress),
 		cmocka_unit_test(frozen_written_by_another_thread),
 		cmocka_unit_test(image_memory_given_back),
+		cmocka_unit_test(begin_without_memory_refuses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
