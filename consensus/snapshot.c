@@ -25,17 +25,17 @@ static size_t cv_bytes(const struct px_replica *r)
 	return 1u + 2u * (size_t)r->cfg.replica_count;
 }
 
+static size_t head_size(const struct px_replica *r);
+
 size_t px_snapshot_size(const struct px_replica *r)
 {
-	return SNAPSHOT_HEADER + history_bytes(r->history_count) + cv_bytes(r) +
-	       px_session_snapshot_size(&r->sessions) + 8 +
-	       r->cfg.sm_ops->snapshot_size(r->cfg.sm);
+	return head_size(r) + r->cfg.sm_ops->snapshot_size(r->cfg.sm);
 }
 
-int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
+/* Everything before the state machine's bytes, whose u64 length is left
+ * to the caller. Returns where that length goes. */
+static size_t save_head(const struct px_replica *r, uint8_t *buf)
 {
-	if (cap < px_snapshot_size(r))
-		return -BPX_ETOOBIG;
 	px_put_u32(buf, SNAPSHOT_MAGIC);
 	px_put_u32(buf + 4, SNAPSHOT_VERSION);
 	px_put_u64(buf + 8, r->applied_index);
@@ -50,12 +50,38 @@ int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
 	for (uint8_t i = 0; i < r->cfg.replica_count; i++, off += 2)
 		px_put_u16(buf + off, r->incarnation[i]);
 	off += px_session_save(&r->sessions, buf + off);
+	return off;
+}
+
+static size_t head_size(const struct px_replica *r)
+{
+	return SNAPSHOT_HEADER + history_bytes(r->history_count) + cv_bytes(r) +
+	       px_session_snapshot_size(&r->sessions) + 8;
+}
+
+int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap)
+{
+	if (cap < px_snapshot_size(r))
+		return -BPX_ETOOBIG;
+	size_t off = save_head(r, buf);
 	int64_t sm_len = r->cfg.sm_ops->snapshot(r->cfg.sm, buf + off + 8,
 						 cap - off - 8);
 	if (sm_len < 0)
 		return sm_len;
 	px_put_u64(buf + off, (uint64_t)sm_len);
 	return (int64_t)(off + 8 + (size_t)sm_len);
+}
+
+int64_t px_snapshot_save_head(const struct px_replica *r, uint8_t *buf,
+			      size_t cap, uint64_t sm_len)
+{
+	size_t head = head_size(r);
+	if (cap < head || cap - head < sm_len)
+		return -BPX_ETOOBIG;
+	size_t off = save_head(r, buf);
+	PX_ASSERT(off + 8 == head);
+	px_put_u64(buf + off, sm_len);
+	return (int64_t)head;
 }
 
 /* Everything is validated before anything changes: the sessions part is

@@ -388,6 +388,20 @@ static void render_durability(struct writer *w, const struct ctl_metrics_page *p
 	counter(w, "bypax_disk_snapshot_failures_total", "Snapshots to disk "
 		"that failed (the log keeps everything meanwhile).",
 		m->disk_snapshot_failures);
+	counter(w, "bypax_disk_snapshot_copy_passes_total", "Worker passes "
+		"that copied part of a frozen state machine for a snapshot "
+		"to disk.", m->disk_snapshot_copy_passes);
+	counter(w, "bypax_disk_snapshot_copy_refused_total", "Snapshots to "
+		"disk saved whole on the worker because the state machine "
+		"had no memory for its frozen copy.",
+		m->disk_snapshot_copy_refused);
+	family(w, "bypax_disk_snapshot_stall_max_seconds", "gauge",
+	       "The longest one call of the worker for a snapshot to disk "
+	       "took: freezing, one copy pass, or a whole synchronous save.");
+	put(w, "bypax_disk_snapshot_stall_max_seconds %" PRIu64 ".%06" PRIu64
+	       "\n",
+	    m->disk_snapshot_stall_max_ns / 1000000000u,
+	    m->disk_snapshot_stall_max_ns / 1000u % 1000000u);
 }
 
 size_t ctl_metrics_render(const struct ctl_metrics_page *p, char *buf,

@@ -52,6 +52,8 @@ struct ctl_metrics_worker {
 	uint64_t wal_records, wal_group_commits, wal_syncs, wal_bytes;
 	uint64_t wal_held_frames, wal_failed_drops, wal_segments_recycled;
 	uint64_t disk_snapshots, disk_snapshot_failures;
+	uint64_t disk_snapshot_copy_passes, disk_snapshot_copy_refused;
+	uint64_t disk_snapshot_stall_max_ns; /* gauge, printed in seconds */
 };
 
 /* Another member, as this one's control plane last heard of it. */

@@ -1,6 +1,6 @@
-/* Snapshots on disk (disk_snapshot.h): written by a thread of their own,
- * so the worker's stall is only the serialization (px_snapshot_save), not
- * the framing, the write and the fsyncs. */
+/* Snapshots on disk (disk_snapshot.h): completed (the state machine's
+ * frozen bytes), framed, written and synced by a thread of their own, so
+ * the worker's share is the snapshot's small head and its copy steps. */
 #define _GNU_SOURCE
 #include "disk_snapshot.h"
 
@@ -36,6 +36,10 @@ struct dp_snapwriter {
 	size_t body_len;
 	uint32_t cluster_id, member_count;
 	uint64_t index;
+	/* Non-NULL: the body ends with fill_len bytes that fill writes. */
+	dp_snapwriter_fill_fn fill;
+	void *fill_ctx;
+	size_t fill_len;
 	/* The hand-off: the worker moves IDLE -> BUSY and posts; the thread
 	 * moves BUSY -> DONE/FAILED (release: the fields above and error
 	 * are written before); the worker acks back to IDLE. */
@@ -63,9 +67,25 @@ static int write_file(struct dp_snapwriter *w)
 					w->error, sizeof(w->error));
 }
 
+/* The body's last fill_len bytes, from the state machine's frozen copy. */
+static int fill_body(struct dp_snapwriter *w)
+{
+	size_t head_len = w->body_len - w->fill_len;
+	uint8_t *at = w->buf + PX_SNAPFILE_HEADER_BYTES + head_len;
+	int64_t n = w->fill(w->fill_ctx, at, w->fill_len);
+	if (n == (int64_t)w->fill_len)
+		return 0;
+	snprintf(w->error, sizeof(w->error),
+		 "the state machine wrote %" PRId64 " bytes of its frozen "
+		 "snapshot, not the %zu it announced",
+		 n, w->fill_len);
+	return -BPX_EIO;
+}
+
 static void write_one(struct dp_snapwriter *w)
 {
-	int rc = write_file(w);
+	int rc = w->fill != NULL ? fill_body(w) : 0;
+	rc = rc ? rc : write_file(w);
 	atomic_store_explicit(&w->state,
 			      rc == 0 ? DP_SNAPW_DONE : DP_SNAPW_FAILED,
 			      memory_order_release);
@@ -155,6 +175,9 @@ static int take_body(struct dp_snapwriter *w, size_t body_len,
 	w->cluster_id = cluster_id;
 	w->member_count = member_count;
 	w->index = index;
+	w->fill = NULL;
+	w->fill_ctx = NULL;
+	w->fill_len = 0;
 	return 0;
 }
 
@@ -164,6 +187,25 @@ int dp_snapwriter_submit(struct dp_snapwriter *w, size_t body_len,
 	int rc = take_body(w, body_len, cluster_id, member_count);
 	if (rc != 0)
 		return rc;
+	atomic_store_explicit(&w->state, DP_SNAPW_BUSY, memory_order_release);
+	sem_post(&w->go);
+	return 0;
+}
+
+int dp_snapwriter_submit_fill(struct dp_snapwriter *w, size_t head_len,
+			      dp_snapwriter_fill_fn fill, void *ctx,
+			      size_t fill_len, uint32_t cluster_id,
+			      uint32_t member_count)
+{
+	SNAPW_ASSERT(fill != NULL && head_len <= w->body_cap &&
+		     fill_len <= w->body_cap - head_len);
+	int rc = take_body(w, head_len, cluster_id, member_count);
+	if (rc != 0)
+		return rc;
+	w->body_len = head_len + fill_len;
+	w->fill = fill;
+	w->fill_ctx = ctx;
+	w->fill_len = fill_len;
 	atomic_store_explicit(&w->state, DP_SNAPW_BUSY, memory_order_release);
 	sem_post(&w->go);
 	return 0;

@@ -2,11 +2,15 @@
  * WAL_DIR/snapshot.bpxf, in the snapshot file format of bypax/snapfile.h
  * (the one `bypaxctl snapshot` writes), replaced atomically.
  *
- * The worker serializes (px_snapshot_save, into dp_snapwriter_body) and
- * submits; a thread of this module frames, writes, fsyncs and renames the
- * file, so the worker never waits on the disk for it. The worker polls
- * for the result and, once the file is durable, recycles the WAL behind
- * it. Plain C, POSIX and pthread: no DPDK (tests/unit/test_wal.c).
+ * The worker writes the snapshot's head into dp_snapwriter_body and
+ * submits; a thread of this module fills in the rest (a state machine's
+ * frozen snapshot, sm.h's snapshot_write_frozen: dp_snapwriter_submit_fill)
+ * or takes the body as it is (px_snapshot_save's, for a state machine
+ * without incremental snapshots), then frames, writes, fsyncs and renames
+ * the file, so the worker neither serializes the store nor waits on the
+ * disk. The worker polls for the result and, once the file is durable,
+ * recycles the WAL behind it. Plain C, POSIX and pthread: no DPDK
+ * (tests/unit/test_wal.c).
  *
  * One buffer, one snapshot in flight: submit only in DP_SNAPW_IDLE. */
 #ifndef BYPAX_DP_DISK_SNAPSHOT_H
@@ -42,6 +46,19 @@ uint8_t *dp_snapwriter_body(struct dp_snapwriter *w, size_t *cap);
  * snapshot (nothing submitted). */
 int dp_snapwriter_submit(struct dp_snapwriter *w, size_t body_len,
 			 uint32_t cluster_id, uint32_t member_count);
+/* Writes what the body still lacks, on the writer's thread: fill_len bytes
+ * into buf (cap bytes), returning how many it wrote or a negative error
+ * (sm.h's snapshot_write_frozen has this shape; ctx is its sm). */
+typedef int64_t (*dp_snapwriter_fill_fn)(void *ctx, uint8_t *buf, size_t cap);
+/* Like submit, for a body of head_len bytes written so far: the thread
+ * calls fill(ctx) for the fill_len bytes after them first. A fill that
+ * fails or writes another length makes the snapshot FAILED, the error
+ * naming both lengths. Returns 0 or -BPX_EMALFORMED (the head is not a
+ * snapshot's); the caller keeps ctx valid until the state leaves BUSY. */
+int dp_snapwriter_submit_fill(struct dp_snapwriter *w, size_t head_len,
+			      dp_snapwriter_fill_fn fill, void *ctx,
+			      size_t fill_len, uint32_t cluster_id,
+			      uint32_t member_count);
 /* The same, written by the caller's thread, now (IDLE; asserted): for a
  * snapshot that must be on disk before anything else is. Returns 0,
  * -BPX_EMALFORMED, or -BPX_EIO (dp_snapwriter_error says why). */

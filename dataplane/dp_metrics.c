@@ -67,6 +67,9 @@ static void read_durable(const struct dp_replica *r,
 	w->wal_segments_recycled = d->segments_recycled;
 	w->disk_snapshots = d->disk_snapshots;
 	w->disk_snapshot_failures = d->disk_snapshot_failures;
+	w->disk_snapshot_copy_passes = d->copy_passes;
+	w->disk_snapshot_copy_refused = d->frozen_refused;
+	w->disk_snapshot_stall_max_ns = d->stall_max_ns;
 }
 
 void dp_metrics_read(const struct dp_replica *r,

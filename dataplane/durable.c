@@ -148,13 +148,34 @@ static void recycle_behind(struct dp_replica *r, uint64_t index)
 	copy_wal_stats(d);
 }
 
-/* Serializes into the writer's buffer: the worker's share of the cost
- * (about 300 ms at 120k keys; issue 12). Returns the body's length or 0. */
+static bool sm_incremental(const struct dp_replica *r)
+{
+	return r->sm_ops->snapshot_begin != NULL &&
+	       r->sm_ops->snapshot_step != NULL &&
+	       r->sm_ops->snapshot_write_frozen != NULL &&
+	       r->sm_ops->snapshot_end != NULL;
+}
+
+/* The longest the worker spent on one disk snapshot call, for
+ * bypax_disk_snapshot_stall_max_seconds. */
+static void note_stall(struct dp_durable *d, uint64_t start_ns)
+{
+	uint64_t ns = dp_now_ns() - start_ns;
+	if (ns > d->stall_max_ns)
+		d->stall_max_ns = ns;
+}
+
+/* Serializes the whole snapshot into the writer's buffer, on the worker:
+ * for a state machine without incremental snapshots (about 300 ms at
+ * 120k keys before issue 12's), and for one installed from a peer.
+ * Returns the body's length or 0. */
 static size_t serialize(struct dp_replica *r)
 {
 	size_t cap;
+	uint64_t start_ns = dp_now_ns();
 	uint8_t *body = dp_snapwriter_body(r->dur.snapw, &cap);
 	int64_t n = px_snapshot_save(r->px, body, cap);
+	note_stall(&r->dur, start_ns);
 	r->clock_behind = true;
 	if (n <= 0) {
 		r->dur.disk_snapshot_failures++; /* --snapshot-mb too small */
@@ -162,6 +183,92 @@ static size_t serialize(struct dp_replica *r)
 	}
 	r->dur.last_snapshot_bytes = (uint64_t)n;
 	return (size_t)n;
+}
+
+/* Gives the frozen copy back, once no one reads it: after the writer is
+ * done with it, or before it was handed over. */
+static void frozen_end(struct dp_replica *r)
+{
+	struct dp_durable *d = &r->dur;
+	if (!d->frozen_copying && !d->frozen_submitted)
+		return;
+	uint64_t start_ns = dp_now_ns();
+	r->sm_ops->snapshot_end(r->sm);
+	note_stall(d, start_ns);
+	d->frozen_copying = false;
+	d->frozen_submitted = false;
+}
+
+/* Freezes the state machine and writes the consensus head now, both of
+ * this applied index; the copy follows a step per tick. Returns false
+ * when the state machine has no memory for its copy now (nothing begun). */
+static bool frozen_begin(struct dp_replica *r)
+{
+	struct dp_durable *d = &r->dur;
+	uint64_t start_ns = dp_now_ns();
+	int64_t sm_len = r->sm_ops->snapshot_begin(r->sm);
+	DP_ASSERT(sm_len != -BPX_EBUSY); /* frozen_end ran before any begin */
+	if (sm_len < 0) {
+		d->frozen_refused++;
+		return false;
+	}
+	size_t cap;
+	uint8_t *body = dp_snapwriter_body(d->snapw, &cap);
+	int64_t head =
+		px_snapshot_save_head(r->px, body, cap, (uint64_t)sm_len);
+	d->frozen_copying = true;
+	if (head < 0) {
+		frozen_end(r);
+		d->disk_snapshot_failures++; /* --snapshot-mb too small */
+	} else {
+		d->frozen_head_len = (size_t)head;
+		d->frozen_sm_len = (uint64_t)sm_len;
+		d->last_snapshot_bytes = (uint64_t)head + (uint64_t)sm_len;
+	}
+	note_stall(d, start_ns);
+	return true;
+}
+
+/* One tick's copy; once complete, the writer thread takes over. A
+ * restore() (a peer's snapshot installed) ends a copy in progress: the
+ * next step says so and this one is dropped (dp_durable_installed put the
+ * newer state on disk). */
+static void frozen_step(struct dp_replica *r)
+{
+	struct dp_durable *d = &r->dur;
+	uint64_t start_ns = dp_now_ns();
+	int done = r->sm_ops->snapshot_step(r->sm, DP_SNAPSHOT_STEP_BYTES);
+	d->copy_passes++;
+	note_stall(d, start_ns);
+	if (done < 0) {
+		frozen_end(r);
+		return;
+	}
+	if (done == 0)
+		return;
+	d->frozen_copying = false;
+	d->frozen_submitted = true;
+	if (dp_snapwriter_submit_fill(d->snapw, d->frozen_head_len,
+				      r->sm_ops->snapshot_write_frozen, r->sm,
+				      d->frozen_sm_len, d->cluster_id,
+				      d->member_count) != 0) {
+		frozen_end(r);
+		d->disk_snapshot_failures++;
+	}
+}
+
+/* A snapshot is due: every disk_snapshot_slots applied slots. */
+static void start_snapshot(struct dp_replica *r)
+{
+	struct dp_durable *d = &r->dur;
+	d->snapshot_tried_index = px_applied_index(r->px);
+	/* Refused its memory (strict overcommit): this one the old way. */
+	if (sm_incremental(r) && frozen_begin(r))
+		return;
+	size_t n = serialize(r);
+	if (n > 0 && dp_snapwriter_submit(d->snapw, n, d->cluster_id,
+					  d->member_count) != 0)
+		d->disk_snapshot_failures++;
 }
 
 void dp_durable_snapshots(struct dp_replica *r)
@@ -175,26 +282,28 @@ void dp_durable_snapshots(struct dp_replica *r)
 		return;
 	case DP_SNAPW_DONE:
 		dp_snapwriter_ack(d->snapw);
+		frozen_end(r);
 		recycle_behind(r, index);
 		return;
 	case DP_SNAPW_FAILED:
 		/* The WAL still holds everything: a failed snapshot costs
 		 * disk space, not safety. Counted; tried again later. */
 		dp_snapwriter_ack(d->snapw);
+		frozen_end(r);
 		d->disk_snapshot_failures++;
 		return;
 	case DP_SNAPW_IDLE:
 		break;
 	}
+	if (d->frozen_copying) {
+		frozen_step(r);
+		return;
+	}
 	uint64_t applied = px_applied_index(r->px);
 	if (px_role(r->px) == PX_ROLE_RECOVERING ||
 	    applied - d->snapshot_tried_index < d->snapshot_every_slots)
 		return;
-	d->snapshot_tried_index = applied;
-	size_t n = serialize(r);
-	if (n > 0 && dp_snapwriter_submit(d->snapw, n, d->cluster_id,
-					  d->member_count) != 0)
-		d->disk_snapshot_failures++;
+	start_snapshot(r);
 }
 
 /* A peer's snapshot replaced the log below its index: on disk now, in
@@ -213,10 +322,13 @@ void dp_durable_installed(struct dp_replica *r)
 	}
 	uint64_t index;
 	enum dp_snapw_state st;
+	/* An incremental one being completed from its frozen copy is waited
+	 * for too; its copy ended, or being copied, it is dropped. */
 	while ((st = dp_snapwriter_state(d->snapw, &index)) == DP_SNAPW_BUSY)
 		rte_delay_us_sleep(100);
 	if (st != DP_SNAPW_IDLE)
 		dp_snapwriter_ack(d->snapw); /* superseded by this one */
+	frozen_end(r);
 	size_t n = serialize(r);
 	int rc = n > 0 ? dp_snapwriter_write_now(d->snapw, n, d->cluster_id,
 						 d->member_count) :

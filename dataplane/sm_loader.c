@@ -30,9 +30,9 @@ static const char *missing_op(const struct bpx_sm_ops *ops)
 
 /* What dp_sm_load hands back for a .so: the library, and its ops brought
  * up to this build's struct. An older version's ops are shorter (version 1
- * ends at digest), so reading the .so's struct past its end would read
- * whatever follows it; the copy takes only the fields that version has and
- * leaves the later ones NULL. */
+ * ends at digest, version 2 at prefetch), so reading the .so's struct past
+ * its end would read whatever follows it; the copy takes only the fields
+ * that version has and leaves the later ones NULL. */
 struct sm_so {
 	void *dl;
 	struct bpx_sm_ops ops;
@@ -42,6 +42,8 @@ static size_t ops_bytes_of_version(uint32_t version)
 {
 	if (version == 1)
 		return offsetof(struct bpx_sm_ops, prefetch);
+	if (version == 2)
+		return offsetof(struct bpx_sm_ops, snapshot_begin);
 	return sizeof(struct bpx_sm_ops);
 }
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "bypax/errors.h"
 #include "bypax/kv.h"
@@ -40,6 +41,17 @@ _Static_assert(BPX_KV_BYTES_MAX / KV_CHUNK_BYTES < UINT32_MAX,
 struct kv_sm {
 	struct kv_store store;
 	uint32_t *order; /* snapshot scratch: capacity first chunks */
+	/* An incremental snapshot (sm.h's snapshot_begin): the store as it
+	 * was at begin, over the copy-on-write image, and the sort order
+	 * the writing thread uses, in image memory (resident only while a
+	 * snapshot is in progress). */
+	struct kv_store frozen;
+	uint32_t *frozen_order;
+	size_t frozen_order_bytes;
+	bool frozen_complete; /* every piece copied: frozen may be read */
+	/* Set by the writing thread before its hand-off back (sm.h): the
+	 * image's pages are given back already. */
+	bool frozen_released;
 };
 
 /* One (key, value) entry read from a snapshot; points into its buffer. */
@@ -329,6 +341,8 @@ static void kv_destroy(void *sm)
 	if (kv == NULL)
 		return;
 	kv_store_destroy(&kv->store);
+	if (kv->frozen_order != NULL)
+		munmap(kv->frozen_order, kv->frozen_order_bytes);
 	free(kv->order);
 	free(kv);
 }
@@ -342,7 +356,9 @@ static void *kv_create(const char *args)
 	if (kv == NULL)
 		return NULL;
 	kv->order = calloc(a.capacity, sizeof *kv->order);
-	if (kv->order == NULL ||
+	kv->frozen_order_bytes = (size_t)a.capacity * sizeof *kv->order;
+	kv->frozen_order = kv_store_image_reserve(kv->frozen_order_bytes);
+	if (kv->order == NULL || kv->frozen_order == NULL ||
 	    !kv_store_init(&kv->store, a.capacity, (uint32_t)chunks_of(&a))) {
 		kv_destroy(kv);
 		return NULL;
@@ -538,13 +554,18 @@ static uint64_t kv_digest(void *sm)
 
 /* ---- Snapshots ---- */
 
+static size_t snapshot_size_of(const struct kv_store *s)
+{
+	return KV_SNAPSHOT_HEADER_BYTES +
+	       (size_t)s->count * KV_SNAPSHOT_ENTRY_HEADER_BYTES +
+	       (size_t)s->data_bytes;
+}
+
 static size_t kv_snapshot_size(void *sm)
 {
 	const struct kv_sm *kv = sm;
 	KV_ASSERT(kv != NULL);
-	return KV_SNAPSHOT_HEADER_BYTES +
-	       (size_t)kv->store.count * KV_SNAPSHOT_ENTRY_HEADER_BYTES +
-	       (size_t)kv->store.data_bytes;
+	return snapshot_size_of(&kv->store);
 }
 
 static bool entry_less(const struct kv_store *s, uint32_t a, uint32_t b)
@@ -586,11 +607,13 @@ static void sort_entries(const struct kv_store *s, uint32_t *v, size_t n)
 	}
 }
 
-static int64_t kv_snapshot(void *sm, uint8_t *buf, size_t cap)
+/* The snapshot of s, sorted in order[] (capacity entries): the live store
+ * for snapshot(), the frozen image for snapshot_write_frozen(), written
+ * alike so that both give the same bytes for the same state. */
+static int64_t snapshot_of(const struct kv_store *s, uint32_t *order,
+			   uint8_t *buf, size_t cap)
 {
-	struct kv_sm *kv = sm;
-	const struct kv_store *s = &kv->store;
-	size_t need = kv_snapshot_size(kv);
+	size_t need = snapshot_size_of(s);
 	if (cap < need)
 		return -BPX_ETOOBIG;
 	KV_ASSERT(buf != NULL);
@@ -598,9 +621,9 @@ static int64_t kv_snapshot(void *sm, uint8_t *buf, size_t cap)
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < s->slot_count; i++)
 		if (s->slots[i].head != KV_NO_CHUNK)
-			kv->order[n++] = s->slots[i].head;
+			order[n++] = s->slots[i].head;
 	KV_ASSERT(n == s->count);
-	sort_entries(s, kv->order, n);
+	sort_entries(s, order, n);
 
 	store_le(buf, KV_SNAPSHOT_MAGIC, 4);
 	store_le(buf + 4, KV_SNAPSHOT_VERSION, 4);
@@ -608,7 +631,7 @@ static int64_t kv_snapshot(void *sm, uint8_t *buf, size_t cap)
 	store_le(buf + 12, s->digest, 8);
 	size_t pos = KV_SNAPSHOT_HEADER_BYTES;
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t head = kv->order[i];
+		uint32_t head = order[i];
 		uint8_t key_len = kv_entry_key_len(s, head);
 		uint16_t value_len = kv_entry_value_len(s, head);
 		uint8_t tmp[BPX_KV_KEY_BYTES_MAX];
@@ -622,6 +645,73 @@ static int64_t kv_snapshot(void *sm, uint8_t *buf, size_t cap)
 	}
 	KV_ASSERT(pos == need);
 	return (int64_t)pos;
+}
+
+static int64_t kv_snapshot(void *sm, uint8_t *buf, size_t cap)
+{
+	struct kv_sm *kv = sm;
+	KV_ASSERT(kv != NULL);
+	return snapshot_of(&kv->store, kv->order, buf, cap);
+}
+
+/* ---- Incremental snapshots (sm.h, snapshot_begin..snapshot_end) ---- */
+
+static int64_t kv_snapshot_begin(void *sm)
+{
+	struct kv_sm *kv = sm;
+	KV_ASSERT(kv != NULL);
+	if (kv->store.cow.in_progress)
+		return -BPX_EBUSY;
+	if (!kv_store_image_open(kv->frozen_order, kv->frozen_order_bytes))
+		return -BPX_ENOMEM;
+	if (!kv_store_cow_begin(&kv->store, &kv->frozen)) {
+		kv_store_image_close(kv->frozen_order, kv->frozen_order_bytes);
+		return -BPX_ENOMEM;
+	}
+	kv->frozen_complete = false;
+	kv->frozen_released = false;
+	return (int64_t)snapshot_size_of(&kv->frozen);
+}
+
+static int kv_snapshot_step(void *sm, size_t budget_bytes)
+{
+	struct kv_sm *kv = sm;
+	KV_ASSERT(kv != NULL);
+	if (!kv->store.cow.in_progress)
+		return -BPX_EINVAL; /* none begun, or a restore() ended it */
+	kv->frozen_complete = kv_store_cow_step(&kv->store, budget_bytes);
+	return kv->frozen_complete ? 1 : 0;
+}
+
+/* Reads only the image and frozen_order: the live store may change on
+ * another thread meanwhile. Written once, they are given back here, on
+ * this thread: freeing tens of megabytes of pages takes milliseconds
+ * (9 ms at 1M keys on a busy VM), which the owner's snapshot_end would
+ * otherwise spend on bypaxd's worker. */
+static int64_t kv_snapshot_write_frozen(void *sm, uint8_t *buf, size_t cap)
+{
+	struct kv_sm *kv = sm;
+	KV_ASSERT(kv != NULL && kv->frozen_complete && !kv->frozen_released);
+	int64_t n = snapshot_of(&kv->frozen, kv->frozen_order, buf, cap);
+	if (n < 0)
+		return n;
+	kv_store_cow_release_image(&kv->store);
+	kv_store_image_close(kv->frozen_order, kv->frozen_order_bytes);
+	kv->frozen_released = true;
+	return n;
+}
+
+static void kv_snapshot_end(void *sm)
+{
+	struct kv_sm *kv = sm;
+	KV_ASSERT(kv != NULL);
+	if (!kv->store.cow.in_progress)
+		return;
+	kv_store_cow_end(&kv->store, kv->frozen_released);
+	if (!kv->frozen_released)
+		kv_store_image_close(kv->frozen_order, kv->frozen_order_bytes);
+	kv->frozen_complete = false;
+	kv->frozen_released = false;
 }
 
 /* Reads the entry at *pos, keeping *pos <= len. Returns false if it is
@@ -707,6 +797,10 @@ static int kv_restore(void *sm, const uint8_t *buf, size_t len)
 	if (!snap_valid(kv, buf, len, &n))
 		return -BPX_EMALFORMED;
 
+	/* A copy in progress is abandoned (sm.h): its image would mix the
+	 * old state with the new. A complete one is left to its reader. */
+	if (s->cow.copying)
+		kv_snapshot_end(kv);
 	kv_store_clear(s);
 	struct kv_snap_entry e;
 	size_t pos = KV_SNAPSHOT_HEADER_BYTES;
@@ -738,6 +832,10 @@ static const struct bpx_sm_ops kv_ops = {
 	.restore = kv_restore,
 	.digest = kv_digest,
 	.prefetch = bpx_kv_prefetch,
+	.snapshot_begin = kv_snapshot_begin,
+	.snapshot_step = kv_snapshot_step,
+	.snapshot_write_frozen = kv_snapshot_write_frozen,
+	.snapshot_end = kv_snapshot_end,
 };
 _Static_assert(BPX_KV_PREFETCH_MAX == BPX_SM_PREFETCH_MAX,
 	       "the sm prefetch hook hands kv at most what it takes");

@@ -126,8 +126,80 @@ static void *map_zeroed(size_t bytes)
 	return p;
 }
 
+/* ---- The copy-on-write image's memory ---- */
+
+/* Address space only: PROT_NONE, so mlockall neither faults it in nor
+ * locks it in RAM (Linux populates no inaccessible mapping), and no swap
+ * is reserved for it. kv_store_image_open makes it usable. */
+void *kv_store_image_reserve(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_NOHUGEPAGE
+	/* Small pages: a step faults in 4 KiB at a time, never a 2 MiB page
+	 * zeroed in one go on the worker. */
+	(void)madvise(p, bytes, MADV_NOHUGEPAGE);
+#endif
+	return p;
+}
+
+/* Unlocked first: under bypaxd's mlockall(MCL_FUTURE) the mapping is
+ * marked locked, and making a locked mapping writable would fault in all
+ * of it at once, the stall this image exists to avoid. Pages then fault
+ * in as the copy reaches them. False when the kernel refuses (strict
+ * overcommit, vm.overcommit_memory = 2, charges a writable mapping now). */
+bool kv_store_image_open(void *p, size_t bytes)
+{
+	(void)munlock(p, bytes);
+	return mprotect(p, bytes, PROT_READ | PROT_WRITE) == 0;
+}
+
+/* Gives the pages back (resident memory falls to what it was before the
+ * snapshot) and the address space stays reserved. */
+void kv_store_image_close(void *p, size_t bytes)
+{
+	int rc = madvise(p, bytes, MADV_DONTNEED);
+	KV_ASSERT(rc == 0);
+	rc = mprotect(p, bytes, PROT_NONE);
+	KV_ASSERT(rc == 0);
+}
+
+static void cow_destroy(struct kv_store *s)
+{
+	struct kv_cow *c = &s->cow;
+	if (c->slot_image != NULL)
+		munmap(c->slot_image, s->slots_map_bytes);
+	if (c->chunk_image != NULL)
+		munmap(c->chunk_image, s->chunks_map_bytes);
+	free(c->slot_piece_copied);
+	free(c->chunk_piece_copied);
+	memset(c, 0, sizeof *c);
+}
+
+static uint32_t pieces_for(uint64_t items, uint32_t per_piece)
+{
+	return (uint32_t)((items + per_piece - 1) / per_piece);
+}
+
+static bool cow_init(struct kv_store *s)
+{
+	struct kv_cow *c = &s->cow;
+	c->slot_image = kv_store_image_reserve(s->slots_map_bytes);
+	c->chunk_image = kv_store_image_reserve(s->chunks_map_bytes);
+	c->slot_piece_copied =
+		calloc(pieces_for(s->slot_count, KV_COW_SLOTS_PER_PIECE), 1);
+	c->chunk_piece_copied = calloc(pieces_for((uint64_t)s->chunk_count + 1,
+						  KV_COW_CHUNKS_PER_PIECE),
+				       1);
+	return c->slot_image != NULL && c->chunk_image != NULL &&
+	       c->slot_piece_copied != NULL && c->chunk_piece_copied != NULL;
+}
+
 void kv_store_destroy(struct kv_store *s)
 {
+	cow_destroy(s);
 	if (s->slots != NULL)
 		munmap(s->slots, s->slots_map_bytes);
 	if (s->chunks != NULL)
@@ -148,18 +220,22 @@ bool kv_store_init(struct kv_store *s, uint32_t capacity, uint32_t chunk_count)
 		((size_t)chunk_count + 1) * sizeof(struct kv_chunk);
 	s->slots = map_zeroed(s->slots_map_bytes);
 	s->chunks = map_zeroed(s->chunks_map_bytes);
-	if (s->slots == NULL || s->chunks == NULL) {
-		kv_store_destroy(s);
-		return false;
-	}
 	s->capacity = capacity;
 	s->chunk_count = chunk_count;
 	s->chunk_bump = 1;
+	/* cow_init sizes its flags from chunk_count, set above. */
+	if (s->slots == NULL || s->chunks == NULL || !cow_init(s)) {
+		kv_store_destroy(s);
+		return false;
+	}
 	return true;
 }
 
 void kv_store_clear(struct kv_store *s)
 {
+	/* A copy in progress would take the cleared store for the old one;
+	 * a complete image is separate memory and stays as it is. */
+	KV_ASSERT(!s->cow.copying);
 	memset(s->slots, 0, s->slots_map_bytes);
 	s->count = 0;
 	s->chunks_used = 0;
@@ -167,6 +243,157 @@ void kv_store_clear(struct kv_store *s)
 	s->free_head = KV_NO_CHUNK;
 	s->data_bytes = 0;
 	s->digest = 0;
+}
+
+/* ---- Copy-on-write: the hooks every write site calls first ---- */
+
+static void cow_piece_done(struct kv_cow *c, uint8_t *flag)
+{
+	*flag = 1;
+	KV_ASSERT(c->pieces_left > 0);
+	if (--c->pieces_left == 0)
+		c->copying = false;
+}
+
+static void cow_copy_slot_piece(struct kv_store *s, uint32_t piece)
+{
+	struct kv_cow *c = &s->cow;
+	KV_ASSERT(piece < c->slot_piece_count);
+	if (c->slot_piece_copied[piece])
+		return;
+	uint32_t first = piece * KV_COW_SLOTS_PER_PIECE;
+	uint32_t n = s->slot_count - first < KV_COW_SLOTS_PER_PIECE ?
+			     s->slot_count - first :
+			     KV_COW_SLOTS_PER_PIECE;
+	memcpy(c->slot_image + first, s->slots + first,
+	       (size_t)n * sizeof(struct kv_slot));
+	cow_piece_done(c, &c->slot_piece_copied[piece]);
+}
+
+/* Pieces of the arena up to the bump of begin: no chunk at or above it
+ * belonged to the frozen store. */
+static void cow_copy_chunk_piece(struct kv_store *s, uint32_t piece,
+				 uint32_t frozen_bump)
+{
+	struct kv_cow *c = &s->cow;
+	KV_ASSERT(piece < c->chunk_piece_count);
+	if (c->chunk_piece_copied[piece])
+		return;
+	uint32_t first = piece * KV_COW_CHUNKS_PER_PIECE;
+	uint32_t n = frozen_bump - first < KV_COW_CHUNKS_PER_PIECE ?
+			     frozen_bump - first :
+			     KV_COW_CHUNKS_PER_PIECE;
+	memcpy(c->chunk_image + first, s->chunks + first,
+	       (size_t)n * sizeof(struct kv_chunk));
+	cow_piece_done(c, &c->chunk_piece_copied[piece]);
+}
+
+static void cow_slot_slow(struct kv_store *s, uint32_t i)
+{
+	uint32_t piece = i / KV_COW_SLOTS_PER_PIECE;
+	if (!s->cow.slot_piece_copied[piece]) {
+		s->cow.pieces_copied_on_write++;
+		cow_copy_slot_piece(s, piece);
+	}
+}
+
+static void cow_chunk_slow(struct kv_store *s, uint32_t id)
+{
+	uint32_t piece = id / KV_COW_CHUNKS_PER_PIECE;
+	if (piece < s->cow.chunk_piece_count &&
+	    !s->cow.chunk_piece_copied[piece]) {
+		s->cow.pieces_copied_on_write++;
+		cow_copy_chunk_piece(s, piece, s->cow.frozen_chunk_bump);
+	}
+}
+
+/* Before any write to index slot i or to chunk id: when no snapshot is
+ * copying, one branch that is always predicted. */
+static inline void cow_slot(struct kv_store *s, uint32_t i)
+{
+	if (__builtin_expect(s->cow.copying, 0))
+		cow_slot_slow(s, i);
+}
+
+static inline void cow_chunk(struct kv_store *s, uint32_t id)
+{
+	if (__builtin_expect(s->cow.copying, 0))
+		cow_chunk_slow(s, id);
+}
+
+bool kv_store_cow_begin(struct kv_store *s, struct kv_store *frozen)
+{
+	struct kv_cow *c = &s->cow;
+	KV_ASSERT(!c->in_progress);
+	if (!kv_store_image_open(c->slot_image, s->slots_map_bytes))
+		return false;
+	if (!kv_store_image_open(c->chunk_image, s->chunks_map_bytes)) {
+		kv_store_image_close(c->slot_image, s->slots_map_bytes);
+		return false;
+	}
+	c->slot_piece_count = pieces_for(s->slot_count, KV_COW_SLOTS_PER_PIECE);
+	c->chunk_piece_count =
+		pieces_for(s->chunk_bump, KV_COW_CHUNKS_PER_PIECE);
+	c->frozen_chunk_bump = s->chunk_bump;
+	memset(c->slot_piece_copied, 0, c->slot_piece_count);
+	memset(c->chunk_piece_copied, 0, c->chunk_piece_count);
+	c->next_piece = 0;
+	c->pieces_left = c->slot_piece_count + c->chunk_piece_count;
+	c->in_progress = true;
+	c->copying = c->pieces_left > 0;
+	*frozen = *s;
+	frozen->slots = c->slot_image;
+	frozen->chunks = c->chunk_image;
+	memset(&frozen->cow, 0, sizeof frozen->cow);
+	return true;
+}
+
+bool kv_store_cow_step(struct kv_store *s, size_t budget_bytes)
+{
+	struct kv_cow *c = &s->cow;
+	KV_ASSERT(c->in_progress);
+	size_t spent = 0;
+	while (c->copying && spent < budget_bytes) {
+		uint32_t p = c->next_piece++;
+		if (p < c->slot_piece_count) {
+			if (!c->slot_piece_copied[p]) {
+				cow_copy_slot_piece(s, p);
+				c->pieces_copied_by_step++;
+				spent += KV_COW_PIECE_BYTES;
+			}
+			continue;
+		}
+		p -= c->slot_piece_count;
+		KV_ASSERT(p < c->chunk_piece_count);
+		if (!c->chunk_piece_copied[p]) {
+			cow_copy_chunk_piece(s, p, c->frozen_chunk_bump);
+			c->pieces_copied_by_step++;
+			spent += KV_COW_PIECE_BYTES;
+		}
+	}
+	return !c->copying;
+}
+
+void kv_store_cow_release_image(const struct kv_store *s)
+{
+	const struct kv_cow *c = &s->cow;
+	KV_ASSERT(c->in_progress && !c->copying);
+	kv_store_image_close(c->slot_image, s->slots_map_bytes);
+	kv_store_image_close(c->chunk_image, s->chunks_map_bytes);
+}
+
+void kv_store_cow_end(struct kv_store *s, bool image_released)
+{
+	struct kv_cow *c = &s->cow;
+	if (!c->in_progress)
+		return;
+	if (!image_released) {
+		kv_store_image_close(c->slot_image, s->slots_map_bytes);
+		kv_store_image_close(c->chunk_image, s->chunks_map_bytes);
+	}
+	c->in_progress = false;
+	c->copying = false;
+	c->pieces_left = 0;
 }
 
 /* ---- A first chunk's header ---- */
@@ -199,6 +426,7 @@ static uint64_t entry_hash_of(const struct kv_store *s, uint32_t head)
 static void head_set(struct kv_store *s, uint32_t head, uint8_t key_len,
 		     uint16_t value_len, uint64_t entry_hash)
 {
+	cow_chunk(s, head);
 	uint8_t *b = head_bytes(s, head);
 	memcpy(b + HEAD_VALUE_LEN_OFFSET, &value_len, sizeof value_len);
 	b[HEAD_KEY_LEN_OFFSET] = key_len;
@@ -248,10 +476,13 @@ static void cursor_step(struct kv_cursor *c, uint32_t m)
 	c->room -= m;
 }
 
-static void cursor_write(struct kv_cursor *c, const uint8_t *src, uint32_t n)
+static void cursor_write(struct kv_store *s, struct kv_cursor *c,
+			 const uint8_t *src, uint32_t n)
 {
+	KV_ASSERT(c->s == s);
 	while (n > 0) {
 		uint32_t m = cursor_span(c, n);
+		cow_chunk(s, c->chunk);
 		memcpy(c->p, src, m);
 		cursor_step(c, m);
 		src += m;
@@ -344,6 +575,7 @@ static uint32_t chunk_take(struct kv_store *s)
 		id = s->chunk_bump++;
 	}
 	s->chunks_used++;
+	cow_chunk(s, id);
 	s->chunks[id].next = KV_NO_CHUNK;
 	return id;
 }
@@ -354,6 +586,7 @@ static void chunks_release(struct kv_store *s, uint32_t id)
 	while (id != KV_NO_CHUNK) {
 		uint32_t next = s->chunks[id].next;
 		KV_ASSERT(s->chunks_used > 0);
+		cow_chunk(s, id);
 		s->chunks[id].next = s->free_head;
 		s->free_head = id;
 		s->chunks_used--;
@@ -373,11 +606,13 @@ static void chain_resize(struct kv_store *s, uint32_t head, uint32_t old_n,
 		last = s->chunks[last].next;
 	if (new_n < old_n) {
 		chunks_release(s, s->chunks[last].next);
+		cow_chunk(s, last);
 		s->chunks[last].next = KV_NO_CHUNK;
 		return;
 	}
 	for (uint32_t i = old_n; i < new_n; i++) {
 		uint32_t id = chunk_take(s);
+		cow_chunk(s, last);
 		s->chunks[last].next = id;
 		last = id;
 	}
@@ -485,6 +720,7 @@ void kv_store_put(struct kv_store *s, const struct kv_find *f,
 		KV_ASSERT(head == KV_NO_CHUNK);
 		head = chunk_take(s);
 		chain_resize(s, head, 1, need);
+		cow_slot(s, f->slot);
 		slot->tag = tag_of(f->key_hash);
 		slot->head = head;
 		s->count++;
@@ -494,8 +730,8 @@ void kv_store_put(struct kv_store *s, const struct kv_find *f,
 	if (f->found)
 		cursor_skip(&c, key_len);
 	else
-		cursor_write(&c, key, key_len);
-	cursor_write(&c, value, value_len);
+		cursor_write(s, &c, key, key_len);
+	cursor_write(s, &c, value, value_len);
 	uint64_t h = kv_entry_hash(f->key_hash, value, value_len);
 	head_set(s, head, key_len, value_len, h);
 	s->digest += h;
@@ -523,10 +759,16 @@ void kv_store_remove(struct kv_store *s, uint32_t hole)
 		/* The hole lies on the path home..i iff it is no further
 		 * back from i than home is. */
 		if (slot_distance(s, home, i) >= slot_distance(s, hole, i)) {
+#ifndef KV_TEST_PLANT_NO_COW_SHIFT
+			/* The planted bug of test kv_cow_plant leaves this
+			 * write uncopied. */
+			cow_slot(s, hole);
+#endif
 			s->slots[hole] = s->slots[i];
 			hole = i;
 		}
 		i = slot_next(s, i);
 	}
+	cow_slot(s, hole);
 	s->slots[hole] = (struct kv_slot){ .tag = 0, .head = KV_NO_CHUNK };
 }

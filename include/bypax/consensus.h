@@ -162,7 +162,8 @@ enum px_msg_type {
  * lease it granted before the crash may still run; DESIGN.md).
  *
  * Snapshots on disk: between calls the caller may save a snapshot
- * (px_snapshot_save), write it, and once it is durable drop the records of
+ * (px_snapshot_save, or px_snapshot_save_head and the state machine's
+ * frozen bytes), write it, and once it is durable drop the records of
  * slots below its applied index (ACCEPTED records below it, COMMIT records
  * at or below it); before dropping any, it appends a PROMISE record with
  * px_promised_ballot(r), so that the promise outlives the records that
@@ -342,6 +343,17 @@ uint8_t px_members(const struct px_replica *r);
  * machine). Returns bytes written or -BPX_ETOOBIG. */
 size_t px_snapshot_size(const struct px_replica *r);
 int64_t px_snapshot_save(const struct px_replica *r, uint8_t *buf, size_t cap);
+/* The same snapshot in two parts, for a state machine that snapshots
+ * incrementally (sm.h, snapshot_begin): call it right after the state
+ * machine's snapshot_begin returned sm_len, before anything else is
+ * applied, so that both parts are of one state. It writes everything but
+ * the state machine's bytes (the applied index, membership, crash vector,
+ * sessions and sm_len: all small) and returns where those sm_len bytes
+ * go (they end the snapshot), or -BPX_ETOOBIG when cap is short of the
+ * whole. Whoever then writes snapshot_write_frozen's bytes there has the
+ * bytes px_snapshot_save would have written at that moment. */
+int64_t px_snapshot_save_head(const struct px_replica *r, uint8_t *buf,
+			      size_t cap, uint64_t sm_len);
 /* The head of a snapshot, without a replica: returns 0 with its format
  * version and applied index, -BPX_EMALFORMED (too short, or not a
  * snapshot) or -BPX_EVERSION (another format version: *version says which). */

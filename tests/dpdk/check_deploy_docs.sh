@@ -100,4 +100,13 @@ grep -q 'With `bpx_kv_prefetch` of each batch of 32 before it is$' "$CONFIG" &&
 	"$BUILD/bench/bypax-kv-mem" 1000 capacity=1000,bytes=48000 1000 32 |
 	grep -Eq '^kv-mem: 1000 overwriting PUTs in batches of 32: [0-9.]+ ns, [0-9]+ cycles per apply; digest [0-9a-f]{16}$' &&
 	ok "config.md's bypax-kv-mem BATCH form runs" || bad "bypax-kv-mem BATCH in config.md"
+# ---- "Durable mode": the sizes its incremental snapshots name are the code's ----
+step_bytes=$(sed -n 's/^#define DP_SNAPSHOT_STEP_BYTES \([0-9]*\)u$/\1/p' "$ROOT/dataplane/dp.h")
+piece_bytes=$(sed -n 's/^#define KV_COW_PIECE_BYTES \([0-9]*\)u$/\1/p' "$ROOT/sm/kv_store.h")
+flat=$(tr '\n' ' ' <"$DEPLOY" | tr -s ' ')
+[[ -n $step_bytes && -n $piece_bytes ]] &&
+	grep -qF "copies at most $((step_bytes / 1024)) KiB of the frozen store a tick" <<<"$flat" &&
+	grep -qF "a write to a part not yet copied copies that $((piece_bytes / 1024)) KiB first" <<<"$flat" &&
+	ok "deploy.md's snapshot step ($step_bytes bytes) and copy-on-write piece ($piece_bytes bytes)" ||
+	bad "deploy.md, Durable mode: the step or piece size is not DP_SNAPSHOT_STEP_BYTES ($step_bytes) or KV_COW_PIECE_BYTES ($piece_bytes)"
 [[ $fails -eq 0 ]] && echo "deploy docs: OK" || { echo "deploy docs: $fails failed"; exit 1; }

@@ -187,6 +187,10 @@ step "ok: member 0: $records WAL records in $commits group commits ($syncs syncs
 wait_for "snapshots on disk" 20 test -e "$DIR/wal0/snapshot.bpxf" -a -e "$DIR/wal1/snapshot.bpxf" -a -e "$DIR/wal2/snapshot.bpxf" ||
 	fail "no snapshot on disk was written"
 step "snapshots on disk: $(ls "$DIR"/wal*/snapshot.bpxf | wc -l) of 3 members"
+# Incremental (docs/deploy.md): the worker copied the frozen store in passes.
+passes=$(metric bypax_disk_snapshot_copy_passes_total)
+((passes > 0)) || fail "member 0: no copy pass for its disk snapshots (bypax_disk_snapshot_copy_passes_total $passes)"
+step "ok: member 0's disk snapshots took $passes copy passes; its longest worker call $(metric bypax_disk_snapshot_stall_max_seconds) s"
 # The layout of docs/deploy.md, "What is on disk".
 for i in 0 1 2; do
 	for f in snapshot.bpxf wal.lock; do

@@ -201,6 +201,9 @@ static void test_durability(void **state)
 	p.w.wal_bytes = 4096;
 	p.w.wal_group_commits = 10;
 	p.w.disk_snapshots = 2;
+	p.w.disk_snapshot_copy_passes = 110;
+	p.w.disk_snapshot_copy_refused = 3;
+	p.w.disk_snapshot_stall_max_ns = 41250;
 	p.w.wal_failed = 1;
 	page = render(&p);
 	assert_line(page, "# TYPE bypax_durable gauge");
@@ -211,6 +214,11 @@ static void test_durability(void **state)
 	assert_line(page, "bypax_wal_bytes_total 4096");
 	assert_line(page, "bypax_wal_group_commits_total 10");
 	assert_line(page, "bypax_disk_snapshots_total 2");
+	assert_line(page, "# TYPE bypax_disk_snapshot_copy_passes_total counter");
+	assert_line(page, "bypax_disk_snapshot_copy_passes_total 110");
+	assert_line(page, "bypax_disk_snapshot_copy_refused_total 3");
+	assert_line(page, "# TYPE bypax_disk_snapshot_stall_max_seconds gauge");
+	assert_line(page, "bypax_disk_snapshot_stall_max_seconds 0.000041");
 }
 
 static void test_families_well_formed(void **state)

@@ -776,6 +776,148 @@ static void test_disk_snapshot_failure(void **state)
 	dp_snapwriter_stop(sw);
 }
 
+/* ---- Incremental snapshots on disk (submit_fill, px_snapshot_save_head) ---- */
+
+struct one_replica {
+	struct px_config pc;
+	void *mem;
+	struct px_replica *r;
+};
+
+static void one_replica_init(struct one_replica *o)
+{
+	px_config_default(&o->pc, 1, 0);
+	o->pc.cluster_id = 77;
+	o->pc.sm_ops = bpx_kv_ops();
+	o->pc.sm = o->pc.sm_ops->create("capacity=5000");
+	assert_non_null(o->pc.sm);
+	size_t bytes = px_replica_size(&o->pc);
+	o->mem = aligned_alloc(64, (bytes + 63) / 64 * 64);
+	assert_int_equal(px_init(o->mem, bytes, &o->pc, &o->r), 0);
+}
+
+static void one_replica_free(struct one_replica *o)
+{
+	o->pc.sm_ops->destroy(o->pc.sm);
+	free(o->mem);
+}
+
+static void put_n(const struct bpx_sm_ops *ops, void *sm, unsigned from,
+		  unsigned n)
+{
+	for (unsigned i = from; i < from + n; i++) {
+		char key[16], value[40];
+		uint8_t cmd[96], reply[8];
+		int kl = snprintf(key, sizeof key, "k%u", i % 4000);
+		int vl = snprintf(value, sizeof value, "value-%u-%u", i, i * 7);
+		int c = bpx_kv_encode(cmd, sizeof cmd, BPX_KV_PUT, key,
+				      (size_t)kl, value, (size_t)vl, NULL, 0);
+		assert_true(c > 0);
+		assert_int_equal(ops->apply(sm, cmd, (uint32_t)c, reply,
+					    sizeof reply),
+				 3);
+	}
+}
+
+/* The head on the worker, the frozen state machine filled in by the
+ * writer thread while PUTs go on: the file's body is, byte for byte,
+ * px_snapshot_save's at begin. */
+static void test_disk_snapshot_incremental(void **state)
+{
+	struct fixture *f = *state;
+	struct one_replica o;
+	one_replica_init(&o);
+	const struct bpx_sm_ops *ops = o.pc.sm_ops;
+	put_n(ops, o.pc.sm, 0, 3000);
+	size_t want_cap = px_snapshot_size(o.r);
+	uint8_t *want = malloc(want_cap);
+	int64_t want_len = px_snapshot_save(o.r, want, want_cap);
+	assert_true(want_len > 0);
+
+	struct dp_snapwriter *sw;
+	assert_int_equal(dp_snapwriter_start(f->dir, 1 << 20, &sw, f->err,
+					     sizeof(f->err)),
+			 0);
+	size_t cap;
+	uint8_t *body = dp_snapwriter_body(sw, &cap);
+	int64_t sm_len = ops->snapshot_begin(o.pc.sm);
+	assert_true(sm_len > 0);
+	assert_int_equal(px_snapshot_save_head(o.r, body, 100,
+					       (uint64_t)sm_len),
+			 -BPX_ETOOBIG);
+	int64_t head = px_snapshot_save_head(o.r, body, cap, (uint64_t)sm_len);
+	assert_int_equal(head + sm_len, want_len);
+	unsigned puts = 3000;
+	while (ops->snapshot_step(o.pc.sm, 4096) == 0) {
+		put_n(ops, o.pc.sm, puts, 3);
+		puts += 3;
+	}
+	assert_int_equal(dp_snapwriter_submit_fill(
+				 sw, (size_t)head, ops->snapshot_write_frozen,
+				 o.pc.sm, (size_t)sm_len, 77, 1),
+			 0);
+	put_n(ops, o.pc.sm, puts, 2000); /* while the thread writes */
+	uint64_t index;
+	assert_int_equal(wait_written(sw, &index), DP_SNAPW_DONE);
+	dp_snapwriter_ack(sw);
+	ops->snapshot_end(o.pc.sm);
+	dp_snapwriter_stop(sw);
+
+	uint8_t *file;
+	size_t len;
+	struct px_snapfile_info info;
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &file, &len,
+					       &info, f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(len, px_snapfile_size((uint64_t)want_len));
+	assert_memory_equal(file + PX_SNAPFILE_HEADER_BYTES, want,
+			    (size_t)want_len);
+	free(file);
+	free(want);
+	one_replica_free(&o);
+}
+
+static int64_t fill_short(void *ctx, uint8_t *buf, size_t cap)
+{
+	(void)ctx;
+	(void)buf;
+	return (int64_t)cap - 1;
+}
+
+/* A fill that writes less than it announced fails the snapshot, saying
+ * both lengths; no file is written. */
+static void test_disk_snapshot_fill_short(void **state)
+{
+	struct fixture *f = *state;
+	struct one_replica o;
+	one_replica_init(&o);
+	struct dp_snapwriter *sw;
+	assert_int_equal(dp_snapwriter_start(f->dir, 1 << 20, &sw, f->err,
+					     sizeof(f->err)),
+			 0);
+	size_t cap;
+	uint8_t *body = dp_snapwriter_body(sw, &cap);
+	int64_t head = px_snapshot_save_head(o.r, body, cap, 20);
+	assert_true(head > 0);
+	assert_int_equal(dp_snapwriter_submit_fill(sw, (size_t)head, fill_short,
+						   NULL, 20, 77, 1),
+			 0);
+	uint64_t index;
+	assert_int_equal(wait_written(sw, &index), DP_SNAPW_FAILED);
+	assert_non_null(strstr(dp_snapwriter_error(sw),
+			       "wrote 19 bytes of its frozen snapshot, not the "
+			       "20 it announced"));
+	dp_snapwriter_ack(sw);
+	dp_snapwriter_stop(sw);
+	uint8_t *file;
+	size_t len;
+	struct px_snapfile_info info;
+	assert_int_equal(dp_disk_snapshot_load(f->dir, 77, 1, &file, &len,
+					       &info, f->err, sizeof(f->err)),
+			 -BPX_ENOENT);
+	one_replica_free(&o);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -804,6 +946,8 @@ int main(void)
 		T(test_persist_records_round_trip),
 		T(test_disk_snapshot_round_trip),
 		T(test_disk_snapshot_failure),
+		T(test_disk_snapshot_incremental),
+		T(test_disk_snapshot_fill_short),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
