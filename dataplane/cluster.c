@@ -177,6 +177,7 @@ static int setup_loadgens(struct cluster *c)
 			.keys = c->o->keys,
 			.timeout_ns = 50000000ull,
 			.seed = 0x5eed + k,
+			.pack = c->o->pack,
 			/* The offered rate, split over the generators. */
 			.rate_per_s = c->o->rate_per_s / c->o->loadgens +
 				      (k < c->o->rate_per_s % c->o->loadgens),
@@ -508,6 +509,10 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 		}
 		tx += r->ctr.tx_frames;
 		rep->shared_sends += r->ctr.shared_sends;
+		rep->packed_frames += r->ctr.packed_frames_rx;
+		rep->packed_requests += r->ctr.packed_requests_rx;
+		rep->packed_reply_frames += r->ctr.packed_frames_tx;
+		rep->packed_replies += r->ctr.packed_replies_tx;
 		for (unsigned d = 1; d < BPX_WIRE_DROP_COUNT; d++)
 			rep->drops_total += r->ctr.drops[d];
 		rep->bad_mac += r->ctr.drops[BPX_WIRE_BAD_MAC];
