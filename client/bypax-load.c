@@ -225,6 +225,12 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 		printf("load: %" PRIu64 " writes refused: %s; stopped at %.3f s\n",
 		       l.full, why, (double)(l.full_at_ns - start) / 1e9);
 	}
+	if (o->pack > 1) {
+		const struct bpx_client_stats *st = bpx_client_stats(c);
+		printf("load: %" PRIu64 " requests sent in %" PRIu64
+		       " packed datagrams; %" PRIu64 " packed replies taken\n",
+		       st->sent, st->packed_sent, st->packed_received);
+	}
 	printf("load: acknowledged per second:");
 	for (uint64_t s = 0; s < SECONDS_MAX && s < (uint64_t)secs + 1; s++)
 		printf(" %" PRIu64, l.per_second[s]);
