@@ -24,21 +24,33 @@ packed=$(section_of "$wire" '### Packed requests and replies (MULTI\_REQUEST, MU
 mapfile -t cmds < <(sed -n 's/^    \(nice -n 19 build-rel\/.*\)$/\1/p' <<<"$lever")
 [[ ${#cmds[@]} -eq 2 ]] || fail "expected 2 documented commands, found ${#cmds[@]}"
 declare -A per_op
-for cmd in "${cmds[@]}"; do
-	run=${cmd/ build-rel\// $build/}
-	pack=$(sed -n 's/.*--pack \([0-9]*\).*/\1/p' <<<"$cmd")
-	[[ -n $pack ]] || fail "a documented command without --pack: $cmd"
-	out=$(bash -c "$run" 2>&1) || { echo "$out" >&2; fail "documented command failed: $cmd"; }
-	for w in '  cycles per op   ' 'leader 0 alone' "up to $pack requests per client frame" 'bypax-cluster: OK'; do
-		grep -qF -- "$w" <<<"$out" || { echo "$out" >&2; fail "'$cmd' printed no '$w'"; }
+run_pair() {
+	for cmd in "${cmds[@]}"; do
+		run=${cmd/ build-rel\// $build/}
+		pack=$(sed -n 's/.*--pack \([0-9]*\).*/\1/p' <<<"$cmd")
+		[[ -n $pack ]] || fail "a documented command without --pack: $cmd"
+		out=$(bash -c "$run" 2>&1) || { echo "$out" >&2; fail "documented command failed: $cmd"; }
+		for w in '  cycles per op   ' 'leader 0 alone' "up to $pack requests per client frame" 'bypax-cluster: OK'; do
+			grep -qF -- "$w" <<<"$out" || { echo "$out" >&2; fail "'$cmd' printed no '$w'"; }
+		done
+		per_op[$pack]=$(sed -n 's/^  packets per op  \([0-9.]*\) .*/\1/p' <<<"$out")
+		echo "ok: $cmd (packets per op ${per_op[$pack]})"
 	done
-	per_op[$pack]=$(sed -n 's/^  packets per op  \([0-9.]*\) .*/\1/p' <<<"$out")
-	echo "ok: $cmd (packets per op ${per_op[$pack]})"
-done
-# The section says packing cuts the frames per op to under a third.
+}
+# The section says packing cuts the frames per op to under a third. A
+# loaded machine can stall a run into a few thousand ops/s, with or without
+# packing, and then frames per op say little: up to three pairs.
 grep -q 'under a third of the frames' <<<"$lever" || fail "the lever no longer states its frame cut"
-awk -v a="${per_op[1]}" -v b="${per_op[64]}" 'BEGIN { exit !(b * 3 < a) }' ||
-	fail "packets per op ${per_op[64]} (--pack 64) is not under a third of ${per_op[1]} (--pack 1)"
+cut=no
+for attempt in 1 2 3; do
+	run_pair
+	if awk -v a="${per_op[1]}" -v b="${per_op[64]}" 'BEGIN { exit !(b * 3 < a) }'; then
+		cut=yes
+		break
+	fi
+	echo "pair $attempt: packets per op ${per_op[64]} (--pack 64) not under a third of ${per_op[1]} (--pack 1); again"
+done
+[[ $cut == yes ]] || fail "packets per op with --pack 64 was not under a third of --pack 1's in three pairs"
 
 # The limits and type numbers of docs/wire.md, against wire.h.
 h=$src/include/bypax/wire.h
