@@ -6,6 +6,7 @@
  *   bypax-load --config F --duration S [--lanes N] [--prefix P] [--acked FILE]
  *   bypax-load --config F --verify FILE
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -32,6 +33,7 @@ struct opts {
 	const char *config, *prefix, *acked, *verify;
 	double duration_s;
 	uint32_t lanes, timeout_ms;
+	uint32_t pack; /* requests per datagram at most (libbypax pack_max) */
 	double rate; /* writes started per second; 0: as fast as lanes allow */
 };
 
@@ -39,7 +41,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bypax-load --config F [--duration S] [--lanes N] [--prefix P]\n"
-		"                  [--acked FILE] [--timeout-ms N] [--rate W]\n"
+		"                  [--acked FILE] [--timeout-ms N] [--rate W] [--pack K]\n"
 		"       bypax-load --config F --verify FILE\n"
 		"Writes PREFIX-<n> = <n> for S seconds with up to N requests in flight\n"
 		"(and W writes started per second at most, if given), and\n"
@@ -52,7 +54,24 @@ static void usage(FILE *f)
 		"failed ones and stops the load (no more writes are started).\n"
 		"Exit status: 0 ok, 1 nothing acknowledged or the store full (load) or\n"
 		"a write missing (verify), 2 usage, configuration or file error.\n"
+		"--pack K: up to K requests per datagram, 1..64 (default 1; above\n"
+		"1 needs replicas that take packed requests, docs/wire.md).\n"
 		"--help: this text; --version: the version.\n");
+}
+
+static int parse_pack(const char *s, uint32_t *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 1 ||
+	    v > BPX_WIRE_MULTI_MAX) {
+		fprintf(stderr, "bypax-load: --pack must be 1..%u, got '%s'\n",
+			BPX_WIRE_MULTI_MAX, s);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -62,11 +81,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		{ "lanes", 1, 0, 'l' }, { "prefix", 1, 0, 'p' },
 		{ "acked", 1, 0, 'a' }, { "verify", 1, 0, 'v' },
 		{ "timeout-ms", 1, 0, 't' }, { "rate", 1, 0, 'r' },
+		{ "pack", 1, 0, 'k' },
 		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' },
 		{ 0, 0, 0, 0 },
 	};
 	*o = (struct opts){ .config = "bypax.conf", .prefix = "load",
-			    .duration_s = 5, .lanes = 8, .timeout_ms = 20 };
+			    .duration_s = 5, .lanes = 8, .timeout_ms = 20,
+			    .pack = 1 };
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -78,6 +99,10 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'v': o->verify = optarg; break;
 		case 't': o->timeout_ms = (uint32_t)atoi(optarg); break;
 		case 'r': o->rate = atof(optarg); break;
+		case 'k':
+			if (parse_pack(optarg, &o->pack) != 0)
+				return -1;
+			break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("bypax-load %s\n", BPX_VERSION); exit(0);
 		default: usage(stderr); return -1;
@@ -199,6 +224,12 @@ static int run_load(struct bpx_client *c, const struct opts *o)
 		bpx_client_full_reason(o->config, why, sizeof(why));
 		printf("load: %" PRIu64 " writes refused: %s; stopped at %.3f s\n",
 		       l.full, why, (double)(l.full_at_ns - start) / 1e9);
+	}
+	if (o->pack > 1) {
+		const struct bpx_client_stats *st = bpx_client_stats(c);
+		printf("load: %" PRIu64 " requests sent in %" PRIu64
+		       " packed datagrams; %" PRIu64 " packed replies taken\n",
+		       st->sent, st->packed_sent, st->packed_received);
 	}
 	printf("load: acknowledged per second:");
 	for (uint64_t s = 0; s < SECONDS_MAX && s < (uint64_t)secs + 1; s++)
@@ -358,7 +389,8 @@ int main(int argc, char **argv)
 		return 2;
 	struct bpx_client_options co = { .timeout_ms = o.timeout_ms,
 					 .deadline_ms = 10000,
-					 .lanes = o.lanes };
+					 .lanes = o.lanes,
+					 .pack_max = o.pack };
 	char err[512];
 	struct bpx_client *c = bpx_client_open(o.config, &co, err, sizeof(err));
 	if (c == NULL) {

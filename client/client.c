@@ -91,6 +91,11 @@ struct bpx_client {
 	struct lane *lanes;
 	uint16_t free_lanes[BPX_CLIENT_LANES_MAX]; /* a stack */
 	uint16_t done_ring[BPX_CLIENT_LANES_MAX];  /* FIFO for bpx_poll */
+	uint32_t pack_max;	 /* 1: a REQUEST per datagram */
+	/* pack_max > 1: the datagram being filled for each member, sent by
+	 * drive (flush_packs) or when full. count 0: none open. */
+	struct bpx_wire_packer packs[PX_REPLICAS_MAX];
+	uint8_t pack_buf[PX_REPLICAS_MAX][BPX_WIRE_MULTI_PAYLOAD_MAX];
 	uint8_t tx[BPX_WIRE_PAYLOAD_MAX];
 	uint8_t rx[2048];
 };
@@ -136,6 +141,11 @@ static int check_options(const struct bpx_client_options *o, char *err,
 			 o->lanes, BPX_CLIENT_LANES_MAX);
 		return -BPX_EINVAL;
 	}
+	if (o->pack_max < 1 || o->pack_max > BPX_WIRE_MULTI_MAX) {
+		snprintf(err, err_len, "pack_max = %" PRIu32 ": must be 1..%u",
+			 o->pack_max, BPX_WIRE_MULTI_MAX);
+		return -BPX_EINVAL;
+	}
 	if ((o->client_id_base & ID_LANE_MASK) != 0 ||
 	    (o->client_id_base & PX_SESSION_ID_BIT) != 0) {
 		snprintf(err, err_len,
@@ -159,6 +169,8 @@ static void fill_defaults(const struct bpx_client_options *in,
 		o->deadline_ms = BPX_CLIENT_DEADLINE_MS_DEFAULT;
 	if (o->lanes == 0)
 		o->lanes = BPX_CLIENT_LANES_DEFAULT;
+	if (o->pack_max == 0)
+		o->pack_max = 1;
 }
 
 static int open_socket(struct bpx_client *c, const struct bpx_client_options *o,
@@ -256,6 +268,7 @@ static struct bpx_client *client_create(uint32_t cluster_id,
 	c->cluster_id = cluster_id;
 	c->member_count = (uint8_t)n;
 	c->lane_count = o.lanes;
+	c->pack_max = o.pack_max;
 	c->cmd_bytes_max = cmd_bytes_max;
 	c->next_ticket = 1;
 	for (size_t i = 0; i < n; i++) {
@@ -383,6 +396,54 @@ static void sync_stats(struct bpx_client *c)
 	c->stats.ignored = e->ignored + c->ignored_local;
 }
 
+static void send_datagram(struct bpx_client *c, uint8_t member,
+			  const uint8_t *buf, size_t len)
+{
+	CL_ASSERT(member < c->member_count);
+	const struct sockaddr_in *to = &c->members[member];
+	ssize_t n = sendto(c->fd, buf, len, 0, (const struct sockaddr *)to,
+			   sizeof(*to));
+	/* A failed send is a lost datagram: the attempt timeout retries. */
+	if (n < 0 || (size_t)n != len)
+		c->stats.send_errors++;
+}
+
+static void send_pack(struct bpx_client *c, uint8_t member)
+{
+	struct bpx_wire_packer *w = &c->packs[member];
+	CL_ASSERT(w->count > 0);
+	size_t len = bpx_wire_multi_finish(w);
+	send_datagram(c, member, c->pack_buf[member], len);
+	c->stats.packed_sent++;
+	w->count = 0;
+}
+
+/* What the lanes queued since the last flush goes now. */
+static void flush_packs(struct bpx_client *c)
+{
+	for (uint8_t k = 0; k < c->member_count; k++)
+		if (c->packs[k].count > 0)
+			send_pack(c, k);
+}
+
+static void pack_request(struct bpx_client *c, const struct px_msg *m)
+{
+	struct bpx_wire_packer *w = &c->packs[m->to];
+	if (w->count > 0 && !bpx_wire_multi_fits(w, m->value_len))
+		send_pack(c, m->to);
+	if (w->count == 0)
+		CL_ASSERT(bpx_wire_multi_begin(w, c->pack_buf[m->to],
+					       sizeof(c->pack_buf[m->to]),
+					       c->cluster_id,
+					       BPX_WIRE_MULTI_REQUEST,
+					       PX_TO_CLIENT, m->to,
+					       PX_REPLICA_NONE) == 0);
+	/* The command was checked in bpx_submit; it fits an empty one. */
+	CL_ASSERT(bpx_wire_multi_add(w, m) == 0);
+	if (w->count >= c->pack_max)
+		send_pack(c, m->to);
+}
+
 static void send_request(struct bpx_client *c, const struct bpx_engine_send *s)
 {
 	struct px_msg m = {
@@ -395,15 +456,14 @@ static void send_request(struct bpx_client *c, const struct bpx_engine_send *s)
 		.value_len = s->cmd_len,
 		.value = s->cmd,
 	};
+	CL_ASSERT(s->member < c->member_count);
+	if (c->pack_max > 1) {
+		pack_request(c, &m);
+		return;
+	}
 	int len = bpx_wire_encode(c->tx, sizeof(c->tx), c->cluster_id, &m);
 	CL_ASSERT(len > 0); /* the command was checked in bpx_submit */
-	CL_ASSERT(s->member < c->member_count);
-	const struct sockaddr_in *to = &c->members[s->member];
-	ssize_t n = sendto(c->fd, c->tx, (size_t)len, 0,
-			   (const struct sockaddr *)to, sizeof(*to));
-	/* A failed send is a lost datagram: the attempt timeout retries. */
-	if (n != len)
-		c->stats.send_errors++;
+	send_datagram(c, s->member, c->tx, (size_t)len);
 }
 
 static int kv_status_error(uint8_t kv_status)
@@ -495,15 +555,10 @@ static struct lane *lane_of(struct bpx_client *c, uint64_t client_id)
 	return NULL;
 }
 
-static void on_datagram(struct bpx_client *c, size_t len, uint64_t now)
+static void on_reply(struct bpx_client *c, const struct px_msg *reply,
+		     uint64_t now)
 {
-	struct px_msg m;
-	if (bpx_wire_decode(c->rx, len, c->cluster_id, &m) != BPX_WIRE_OK ||
-	    m.type != PX_MSG_REPLY || m.to != PX_TO_CLIENT) {
-		c->ignored_local++;
-		sync_stats(c);
-		return;
-	}
+	struct px_msg m = *reply;
 	struct lane *l = lane_of(c, m.client_id);
 	if (l == NULL || l->state != LANE_BUSY) {
 		c->ignored_local++; /* late, duplicate, or not ours */
@@ -513,6 +568,36 @@ static void on_datagram(struct bpx_client *c, size_t len, uint64_t now)
 	struct bpx_engine_out out = { .count = 0 };
 	bpx_engine_on_reply(&c->eng, &l->eng, &m, now, &out);
 	apply(c, &out, now);
+}
+
+/* A MULTI_REPLY: each entry as a REPLY of its own. */
+static bool on_packed_replies(struct bpx_client *c, size_t len, uint64_t now)
+{
+	struct bpx_wire_unpacker u;
+	if (bpx_wire_multi_decode(c->rx, len, c->cluster_id, &u) !=
+		    BPX_WIRE_OK ||
+	    u.type != BPX_WIRE_MULTI_REPLY || u.to != PX_TO_CLIENT)
+		return false;
+	c->stats.packed_received++;
+	struct px_msg m;
+	while (bpx_wire_multi_next(&u, &m))
+		on_reply(c, &m, now);
+	return true;
+}
+
+static void on_datagram(struct bpx_client *c, size_t len, uint64_t now)
+{
+	struct px_msg m;
+	if (bpx_wire_type_of(c->rx, len) == BPX_WIRE_MULTI_REPLY &&
+	    on_packed_replies(c, len, now))
+		return;
+	if (bpx_wire_decode(c->rx, len, c->cluster_id, &m) != BPX_WIRE_OK ||
+	    m.type != PX_MSG_REPLY || m.to != PX_TO_CLIENT) {
+		c->ignored_local++;
+		sync_stats(c);
+		return;
+	}
+	on_reply(c, &m, now);
 }
 
 static void receive_all(struct bpx_client *c, uint64_t now)
@@ -570,8 +655,10 @@ static int drive(struct bpx_client *c, uint64_t until_ns,
 {
 	for (;;) {
 		uint64_t now = now_ns();
+		flush_packs(c); /* what bpx_submit queued */
 		receive_all(c, now);
 		uint64_t next = run_timers(c, now);
+		flush_packs(c); /* what replies and timers made ready */
 		if (drive_done(c, watch) || now >= until_ns ||
 		    next == UINT64_MAX)
 			return 0;

@@ -286,6 +286,17 @@ static void render_traffic(struct writer *w, const struct ctl_metrics_page *p)
 		"to the state machine.", m->requests_applied);
 	counter(w, "bypax_lease_reads_total", "Reads answered under the "
 		"leader's lease.", m->lease_reads);
+	counter(w, "bypax_packed_frames_received_total", "MULTI_REQUEST "
+		"frames received (several client requests in one).",
+		m->packed_frames_rx);
+	counter(w, "bypax_packed_requests_total", "Client requests that came "
+		"in MULTI_REQUEST frames (of bypax_requests_total).",
+		m->packed_requests_rx);
+	counter(w, "bypax_packed_frames_sent_total", "MULTI_REPLY frames "
+		"sent (several replies in one).", m->packed_frames_tx);
+	counter(w, "bypax_packed_replies_total", "Replies sent in "
+		"MULTI_REPLY frames (of bypax_replies_total).",
+		m->packed_replies_tx);
 	family(w, "bypax_replies_total", "counter", "Replies to clients, by "
 	       "status.");
 	for (unsigned i = 0; i <= PX_REPLY_STATUS_MAX; i++)

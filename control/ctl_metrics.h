@@ -36,6 +36,9 @@ struct ctl_metrics_worker {
 	uint64_t frame_drops[BPX_WIRE_DROP_COUNT];  /* [0] (ok) unused */
 	uint64_t message_drops[PX_DROP_COUNT];
 	uint64_t requests_in, requests_applied, lease_reads;
+	/* docs/wire.md, "Packed requests and replies" */
+	uint64_t packed_frames_rx, packed_requests_rx;
+	uint64_t packed_frames_tx, packed_replies_tx;
 	uint64_t replies[PX_REPLY_STATUS_MAX + 1];   /* by px_reply_status */
 	uint64_t slots_proposed, slots_committed, batch_requests;
 	uint64_t elections_started, leader_changes, retransmits;

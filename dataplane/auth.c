@@ -55,7 +55,8 @@ bool bpx_auth_verify(const struct bpx_auth_key *key, const uint8_t *msg,
 
 bool bpx_auth_type_signed(uint8_t type)
 {
-	return type != PX_MSG_REQUEST && type != PX_MSG_REPLY;
+	return type != PX_MSG_REQUEST && type != PX_MSG_REPLY &&
+	       type != BPX_WIRE_MULTI_REQUEST && type != BPX_WIRE_MULTI_REPLY;
 }
 
 /* Magic, version and cluster id of this cluster's messages (wire.h). */
@@ -78,7 +79,8 @@ enum bpx_wire_drop bpx_auth_check_payload(const struct bpx_auth_key *key,
 	/* Byte 3 is the type (docs/wire.md). What does not claim to be
 	 * ours cannot decode: the decoder names its reason. */
 	if (!claims_cluster(payload, len, cluster_id) ||
-	    payload[3] == PX_MSG_REQUEST)
+	    payload[3] == PX_MSG_REQUEST ||
+	    payload[3] == BPX_WIRE_MULTI_REQUEST)
 		return BPX_WIRE_OK;
 	if (!bpx_auth_verify(key, payload, len))
 		return BPX_WIRE_BAD_MAC;

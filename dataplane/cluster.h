@@ -26,6 +26,8 @@ struct cluster_opts {
 	uint32_t batch;
 	uint32_t leader;
 	uint32_t garbage;       /* malformed frames of each kind per replica */
+	uint32_t pack;          /* requests per client frame at most (1: a
+				 * REQUEST per frame; dp_loadgen_config) */
 	uint64_t rate_per_s;    /* 0: closed loop; else open loop at this rate */
 	uint32_t warmup_ms;     /* latency not recorded for requests started
 				 * in the first warmup_ms of the run */
@@ -60,6 +62,10 @@ struct cluster_report {
 	uint64_t garbage_sent;
 	uint64_t bad_mac;         /* of drops_total: no valid cluster-key tag */
 	uint64_t shared_sends;    /* frames whose value was not copied */
+	uint64_t packed_frames;   /* MULTI_REQUEST frames the replicas took */
+	uint64_t packed_requests; /* the requests in them */
+	uint64_t packed_reply_frames; /* MULTI_REPLY frames sent */
+	uint64_t packed_replies;  /* the replies in them */
 	uint64_t applied;
 	double prefill_s;         /* --prefill: how long filling took */
 	bool states_identical;

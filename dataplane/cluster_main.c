@@ -54,6 +54,9 @@ static void usage(FILE *f)
 		"  --leader N          replica to lead (default 0)\n"
 		"  --idle-sleep-us N   sleep N us after idle polls (default 0: busy poll)\n"
 		"  --garbage N         inject N malformed frames of each kind per replica\n"
+		"  --pack N            requests per client frame at most, 1..64\n"
+		"                      (default 64: what a lane has ready goes in\n"
+		"                      MULTI_REQUEST frames; 1: a REQUEST per frame)\n"
 		"  --sm NAME           state machine: kv or ./path.so (default kv)\n"
 		"  --sm-args ARGS      its create() arguments\n"
 		"  --key-file PATH     sign and verify with this cluster key\n"
@@ -76,12 +79,12 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
 		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
 		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
-		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "prefill", 0, 0, 'F' }, { "key-file", 1, 0, 'K' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "prefill", 0, 0, 'F' }, { "key-file", 1, 0, 'K' }, { "pack", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
 				    .requests = 100000, .value_bytes = 16,
 				    .get_pct = 50, .keys = 1000, .window = 64,
-				    .batch = 64, .progress = true, .sm = "kv",
+				    .batch = 64, .pack = BPX_WIRE_MULTI_MAX, .progress = true, .sm = "kv",
 				    .sm_args = "capacity=65536" };
 	int c;
 	uint64_t v = 0;
@@ -103,6 +106,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 'x': e = dp_parse_u64("bypax-cluster", "--garbage", optarg, 0, 100000, &v); o->garbage = (uint32_t)v; break;
 		case 'R': e = dp_parse_u64("bypax-cluster", "--rate", optarg, 0, 1000000000, &v); o->rate_per_s = v; break;
 		case 'W': e = dp_parse_u64("bypax-cluster", "--warmup-ms", optarg, 0, 60000, &v); o->warmup_ms = (uint32_t)v; break;
+		case 'P': e = dp_parse_u64("bypax-cluster", "--pack", optarg, 1, BPX_WIRE_MULTI_MAX, &v); o->pack = (uint32_t)v; break;
 		case 's': o->sm = optarg; break;
 		case 'a': o->sm_args = optarg; break;
 		case 'j': o->json_path = optarg; break;
@@ -154,6 +158,10 @@ static void print_report(const struct cluster_opts *o,
 	       100.0 * r->leader_busy_frac);
 	printf("  shared values   %" PRIu64 " frames to followers sent without "
 	       "copying the value\n", r->shared_sends);
+	printf("  packing         up to %u requests per client frame: %" PRIu64
+	       " requests in %" PRIu64 " frames, %" PRIu64 " replies in %"
+	       PRIu64 " frames\n", o->pack, r->packed_requests,
+	       r->packed_frames, r->packed_replies, r->packed_reply_frames);
 	if (r->stalls > 0)
 		printf("  stalls          %" PRIu64 " gaps over 1 ms between "
 		       "polls (%.1f ms in all, longest %.1f ms): the OS ran "
@@ -223,7 +231,9 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		"\"stalls\":%" PRIu64 ",\"stall_ms\":%.1f,"
 		"\"stall_max_ms\":%.2f,\"warmup_ms\":%u,"
 		"\"latency_samples\":%" PRIu64 ",\"keys\":%u,"
-		"\"prefill\":%s,\"prefill_s\":%.2f,\"sm_args\":\"%s\"}\n",
+		"\"prefill\":%s,\"prefill_s\":%.2f,\"sm_args\":\"%s\","
+		"\"pack\":%u,\"packed_requests\":%" PRIu64 ","
+		"\"packed_frames\":%" PRIu64 "}\n",
 		o->replicas, o->loadgens, o->lanes, o->value_bytes, o->get_pct,
 		o->window, o->batch, rte_lcore_count(), r->seconds,
 		r->completed,
@@ -236,7 +246,8 @@ static void write_json(const char *path, const struct cluster_opts *o,
 		o->idle_sleep_us, r->stalls, r->stall_ms, r->stall_max_ms,
 		o->warmup_ms, r->latency_samples, o->keys,
 		o->prefill ? "true" : "false", r->prefill_s,
-		json_safe(o->sm_args));
+		json_safe(o->sm_args), o->pack, r->packed_requests,
+		r->packed_frames);
 	fclose(f);
 }
 

@@ -56,6 +56,7 @@ struct dload_opts {
 	uint32_t lanes, value_bytes, get_pct, keys;
 	uint32_t duration_s, warmup_ms, idle_sleep_us, timeout_ms;
 	uint32_t progress_s; /* 0: no progress lines */
+	uint32_t pack;       /* requests per frame at most (1: unpacked) */
 	uint64_t rate_per_s;
 	struct bpx_endpoint self;
 };
@@ -115,6 +116,9 @@ static void usage(FILE *f)
 		"  --rate OPS          open loop: OPS requests/s on a fixed\n"
 		"                      schedule (default 0: closed loop)\n"
 		"  --timeout-ms N      per attempt before a retry (default 100)\n"
+		"  --pack N            requests per frame to a member, 1..%u\n"
+		"                      (default %u: MULTI_REQUEST frames,\n"
+		"                      docs/wire.md; 1: a REQUEST per frame)\n"
 		"  --mac M --ip A --udp-port P   this generator's address\n"
 		"                      (default 02:00:00:00:fe:01 10.254.0.1 9900)\n"
 		"  --idle-sleep-us N   sleep N us after idle polls (default 0)\n"
@@ -125,7 +129,7 @@ static void usage(FILE *f)
 		"  --version           print the version and exit\n"
 		"Exit status: 0 when requests were acknowledged and none failed,\n"
 		"1 otherwise, 2 on bad arguments, configuration or ports.\n",
-		LANES_MAX);
+		LANES_MAX, BPX_WIRE_MULTI_MAX, BPX_WIRE_MULTI_MAX);
 }
 
 static int parse_route(struct dload_opts *o, const char *s)
@@ -189,7 +193,8 @@ static void default_opts(struct dload_opts *o)
 				  .duration_s = 5,
 				  .warmup_ms = 500,
 				  .timeout_ms = 100,
-				  .progress_s = 1 };
+				  .progress_s = 1,
+				  .pack = BPX_WIRE_MULTI_MAX };
 	for (unsigned m = 0; m < PX_REPLICAS_MAX; m++)
 		o->route_port[m] = -1;
 	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0xfe, 0x01 };
@@ -248,6 +253,10 @@ static int parse_number(int c, const char *arg, struct dload_opts *o)
 		e = dp_parse_u64(PROG, "--progress-s", arg, 0, 3600, &v);
 		o->progress_s = (uint32_t)v;
 		break;
+	case 'p':
+		e = dp_parse_u64(PROG, "--pack", arg, 1, BPX_WIRE_MULTI_MAX, &v);
+		o->pack = (uint32_t)v;
+		break;
 	default:
 		return -1;
 	}
@@ -265,7 +274,8 @@ static int parse(int argc, char **argv, struct dload_opts *o)
 		{ "mac", 1, 0, 'm' },	     { "ip", 1, 0, 'a' },
 		{ "udp-port", 1, 0, 'u' },   { "idle-sleep-us", 1, 0, 'i' },
 		{ "progress-s", 1, 0, 'P' }, { "json", 1, 0, 'j' },
-		{ "help", 0, 0, 'h' },	     { 0, 0, 0, 0 },
+		{ "pack", 1, 0, 'p' },	     { "help", 0, 0, 'h' },
+		{ 0, 0, 0, 0 },
 	};
 	default_opts(o);
 	int c;
@@ -407,6 +417,7 @@ static int setup_loadgen(struct dload *L, char *err, size_t len)
 		.timeout_ns = (uint64_t)L->o.timeout_ms * 1000000ull,
 		.seed = dp_random_seed(),
 		.rate_per_s = L->o.rate_per_s,
+		.pack = L->o.pack,
 	};
 	/* Fresh client ids on every run: a session the cluster still holds
 	 * from an earlier run is not this run's. */
@@ -632,14 +643,14 @@ static void write_json(const char *path, const struct dload *L,
 		"\"resends\":%" PRIu64 ",\"redirects\":%" PRIu64 ","
 		"\"leader\":%d,\"leader_cycles_per_op\":%.1f,"
 		"\"leader_ops\":%.0f,\"tsc_hz\":%" PRIu64 ",\"warmup_ms\":%u,"
-		"\"idle_sleep_us\":%u}\n",
+		"\"idle_sleep_us\":%u,\"pack\":%u}\n",
 		L->o.lanes, L->o.value_bytes, L->o.get_pct, L->o.keys,
 		L->o.rate_per_s, L->cfg.member_count, L->ports, r->seconds,
 		r->window_acked, r->ops_per_s, r->p50_ns, r->p99_ns, r->p999_ns,
 		r->max_ns, r->latency_samples, r->acked, r->failed, r->issued,
 		r->resends, r->redirects, r->leader, r->leader_cycles_per_op,
 		r->leader_ops, rte_get_tsc_hz(), L->o.warmup_ms,
-		L->o.idle_sleep_us);
+		L->o.idle_sleep_us, L->o.pack);
 	fclose(f);
 }
 

@@ -109,6 +109,13 @@ struct dp_counters {
 	uint64_t isolated_drops;
 	uint64_t shared_sends;     /* frames whose value was not copied */
 	uint64_t encode_failed;
+	/* Packed traffic (docs/wire.md, "Packed requests and replies"):
+	 * frames and the requests or replies in them. */
+	uint64_t packed_frames_rx;
+	uint64_t packed_requests_rx;
+	uint64_t packed_frames_tx;
+	uint64_t packed_replies_tx;
+	uint64_t packed_replies_rx;
 	uint64_t drops[BPX_WIRE_DROP_COUNT];
 	uint64_t replies[PX_REPLY_STATUS_MAX + 1]; /* sent, by status */
 	/* The latest frame dropped as another cluster's, for bypaxd's log
@@ -202,6 +209,20 @@ struct dp_client_addr {
 	uint64_t client_id;
 	struct bpx_endpoint ep;
 	bool used;
+	bool packs; /* its last request came packed: so do its replies */
+};
+
+/* Replies to clients that pack, gathered over one poll pass into one
+ * MULTI_REPLY frame per client address (built in place in its mbuf) and
+ * sent at the end of the pass, or earlier when full. Bounded: with
+ * DP_REPLY_PACKS addresses open, the next new one sends them all. */
+#define DP_REPLY_PACKS 8u
+struct dp_reply_pack {
+	struct rte_mbuf *mb;
+	uint8_t *frame;          /* the mbuf's data: headers, then payload */
+	struct bpx_endpoint dst;
+	uint8_t leader_hint;     /* the header's, shared by its replies */
+	struct bpx_wire_packer w;
 };
 
 struct dp_rx {
@@ -254,6 +275,8 @@ struct dp_replica {
 	 * alive is then a broken link, which bypaxd restarts. */
 	uint64_t link_probe_ns;
 	uint64_t next_probe_ns;
+	uint8_t reply_pack_count;
+	struct dp_reply_pack reply_packs[DP_REPLY_PACKS];
 	struct dp_counters ctr;
 	struct dp_commit_latency lat;
 	uint8_t frame_buf[BPX_FRAME_MAX];
@@ -290,6 +313,19 @@ struct dp_loadgen_config {
 	 * scheduled time, so queueing behind a slow server is measured (no
 	 * coordinated omission). */
 	uint64_t rate_per_s;
+	/* Requests per frame at most (docs/wire.md, "Packed requests and
+	 * replies"): what the lanes have ready for one member in a poll pass
+	 * goes in MULTI_REQUEST frames of up to this many. 0 or 1: one
+	 * REQUEST per frame, as a client of an older replica sends. At most
+	 * BPX_WIRE_MULTI_MAX. */
+	uint32_t pack;
+};
+
+/* The loadgen's open MULTI_REQUEST frame to one member, built in place. */
+struct dp_request_pack {
+	struct rte_mbuf *mb;     /* NULL: none open */
+	uint8_t *frame;
+	struct bpx_wire_packer w;
 };
 
 struct dp_loadgen {
@@ -323,6 +359,7 @@ struct dp_loadgen {
 	uint64_t record_from_ns; /* latency of requests started (scheduled)
 				  * before this is not recorded: warm-up */
 	struct bpx_hist *hist;
+	struct dp_request_pack packs[PX_REPLICAS_MAX]; /* by member */
 	struct dp_counters ctr;
 	uint8_t frame_buf[BPX_FRAME_MAX];
 };

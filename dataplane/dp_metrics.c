@@ -39,6 +39,10 @@ static void read_counters(const struct dp_replica *r,
 	w->no_client_address = c->no_client_address;
 	w->multi_segment = c->multi_segment;
 	w->encode_failed = c->encode_failed;
+	w->packed_frames_rx = c->packed_frames_rx;
+	w->packed_requests_rx = c->packed_requests_rx;
+	w->packed_frames_tx = c->packed_frames_tx;
+	w->packed_replies_tx = c->packed_replies_tx;
 	memcpy(w->frame_drops, c->drops, sizeof(w->frame_drops));
 	memcpy(w->replies, c->replies, sizeof(w->replies));
 	w->snapshots_sent = c->snapshots_sent;

@@ -25,6 +25,7 @@ int dp_loadgen_init(struct dp_loadgen *g, const struct bpx_config *cfg,
 	memset(g, 0, sizeof(*g));
 	/* Nonces are client ids a client picks: bit 63 clear. */
 	if (lc->lanes == 0 || lc->lanes > DP_LANES_MAX ||
+	    lc->pack > BPX_WIRE_MULTI_MAX ||
 	    ((client_base + lc->lanes - 1) & PX_SESSION_ID_BIT) ||
 	    client_base == 0)
 		return -BPX_EINVAL;
@@ -102,6 +103,101 @@ static void make_command(struct dp_loadgen *g, struct dp_lane *l)
 	l->cmd_len = n > 0 ? (uint16_t)n : 0;
 }
 
+static void send_single(struct dp_loadgen *g, const struct px_msg *m)
+{
+	struct rte_mbuf *mb = rte_pktmbuf_alloc(g->pool);
+	if (mb == NULL) {
+		g->ctr.mbuf_exhausted++;
+		return; /* the engine's attempt timeout resends */
+	}
+	size_t len = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(m);
+	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)len);
+	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES,
+				    len - BPX_FRAME_HEADER_BYTES,
+				    g->cfg->cluster_id, m)
+		  : -1;
+	if (n < 0) {
+		g->ctr.encode_failed++;
+		rte_pktmbuf_free(mb);
+		return;
+	}
+	bpx_frame_write_template(p, &g->to_member[m->to], (uint16_t)n, 0,
+				 true);
+	dp_txq_push(dp_routes_lookup(&g->routes,
+				     g->cfg->members[m->to].data.mac),
+		    mb, &g->ctr);
+}
+
+/* ---- Packed requests: one MULTI_REQUEST frame per member and pass ---- */
+
+static void send_pack(struct dp_loadgen *g, uint8_t member)
+{
+	struct dp_request_pack *pk = &g->packs[member];
+	size_t len = bpx_wire_multi_finish(&pk->w);
+	RTE_VERIFY(pk->w.count > 0 && len <= BPX_WIRE_MULTI_PAYLOAD_MAX);
+	RTE_VERIFY(rte_pktmbuf_trim(pk->mb, (uint16_t)(BPX_WIRE_MULTI_PAYLOAD_MAX -
+							len)) == 0);
+	bpx_frame_write_template(pk->frame, &g->to_member[member],
+				 (uint16_t)len, 0, true);
+	g->ctr.packed_frames_tx++;
+	dp_txq_push(dp_routes_lookup(&g->routes,
+				     g->cfg->members[member].data.mac),
+		    pk->mb, &g->ctr);
+	pk->mb = NULL;
+}
+
+static bool open_pack(struct dp_loadgen *g, uint8_t member)
+{
+	struct dp_request_pack *pk = &g->packs[member];
+	pk->mb = rte_pktmbuf_alloc(g->pool);
+	if (pk->mb == NULL) {
+		g->ctr.mbuf_exhausted++;
+		return false; /* the engine's attempt timeout resends */
+	}
+	pk->frame = (uint8_t *)rte_pktmbuf_append(
+		pk->mb, BPX_FRAME_HEADER_BYTES + BPX_WIRE_MULTI_PAYLOAD_MAX);
+	if (pk->frame == NULL ||
+	    bpx_wire_multi_begin(&pk->w, pk->frame + BPX_FRAME_HEADER_BYTES,
+				 BPX_WIRE_MULTI_PAYLOAD_MAX, g->cfg->cluster_id,
+				 BPX_WIRE_MULTI_REQUEST, PX_TO_CLIENT, member,
+				 PX_REPLICA_NONE) != 0) {
+		g->ctr.encode_failed++;
+		rte_pktmbuf_free(pk->mb);
+		pk->mb = NULL;
+		return false;
+	}
+	return true;
+}
+
+static void pack_request(struct dp_loadgen *g, const struct px_msg *m)
+{
+	struct dp_request_pack *pk = &g->packs[m->to];
+	if (pk->mb != NULL && !bpx_wire_multi_fits(&pk->w, m->value_len))
+		send_pack(g, m->to);
+	if (pk->mb == NULL && !open_pack(g, m->to))
+		return;
+	if (bpx_wire_multi_add(&pk->w, m) != 0) {
+		g->ctr.encode_failed++;
+		if (pk->w.count == 0) {
+			rte_pktmbuf_free(pk->mb);
+			pk->mb = NULL;
+		}
+		return;
+	}
+	if (pk->w.count >= g->lc.pack)
+		send_pack(g, m->to);
+}
+
+/* The end of a pass: what the lanes made ready goes now, so packing adds
+ * no wait. */
+static void send_packs(struct dp_loadgen *g)
+{
+	for (uint8_t k = 0; k < g->cfg->member_count && k < PX_REPLICAS_MAX;
+	     k++)
+		if (g->packs[k].mb != NULL)
+			send_pack(g, k);
+}
+
 static void send_request(struct dp_loadgen *g,
 			 const struct bpx_engine_send *s)
 {
@@ -114,27 +210,10 @@ static void send_request(struct dp_loadgen *g,
 	m.flags = s->flags;
 	m.value = s->cmd;
 	m.value_len = s->cmd_len;
-	struct rte_mbuf *mb = rte_pktmbuf_alloc(g->pool);
-	if (mb == NULL) {
-		g->ctr.mbuf_exhausted++;
-		return; /* the engine's attempt timeout resends */
-	}
-	size_t len = BPX_FRAME_HEADER_BYTES + bpx_wire_msg_size(&m);
-	uint8_t *p = (uint8_t *)rte_pktmbuf_append(mb, (uint16_t)len);
-	int n = p ? bpx_wire_encode(p + BPX_FRAME_HEADER_BYTES,
-				    len - BPX_FRAME_HEADER_BYTES,
-				    g->cfg->cluster_id, &m)
-		  : -1;
-	if (n < 0) {
-		g->ctr.encode_failed++;
-		rte_pktmbuf_free(mb);
-		return;
-	}
-	bpx_frame_write_template(p, &g->to_member[s->member], (uint16_t)n, 0,
-				 true);
-	dp_txq_push(dp_routes_lookup(&g->routes,
-				     g->cfg->members[s->member].data.mac),
-		    mb, &g->ctr);
+	if (g->lc.pack > 1)
+		pack_request(g, &m);
+	else
+		send_single(g, &m);
 }
 
 /* Whether a new request may start now, and the time its latency counts
@@ -240,6 +319,24 @@ static void on_reply(struct dp_loadgen *g, const struct px_msg *m,
 		apply(g, &out, now_ns);
 }
 
+static void on_packed_replies(struct dp_loadgen *g, const struct bpx_frame *f,
+			      uint64_t now_ns)
+{
+	struct bpx_wire_unpacker u;
+	enum bpx_wire_drop d = bpx_wire_multi_decode(
+		f->payload, f->payload_len, g->cfg->cluster_id, &u);
+	if (d != BPX_WIRE_OK) {
+		g->ctr.drops[d]++;
+		return;
+	}
+	g->ctr.packed_frames_rx++;
+	struct px_msg m;
+	while (bpx_wire_multi_next(&u, &m)) {
+		g->ctr.packed_replies_rx++;
+		on_reply(g, &m, now_ns);
+	}
+}
+
 static void handle_frame(struct dp_loadgen *g, struct rte_mbuf *mb,
 			 uint64_t now_ns)
 {
@@ -248,6 +345,11 @@ static void handle_frame(struct dp_loadgen *g, struct rte_mbuf *mb,
 	const uint8_t *data = rte_pktmbuf_mtod(mb, const uint8_t *);
 	enum bpx_wire_drop d = bpx_frame_parse(data, rte_pktmbuf_data_len(mb),
 					       &f);
+	if (d == BPX_WIRE_OK && bpx_wire_type_of(f.payload, f.payload_len) ==
+					BPX_WIRE_MULTI_REPLY) {
+		on_packed_replies(g, &f, now_ns);
+		return;
+	}
 	if (d == BPX_WIRE_OK)
 		d = bpx_wire_decode(f.payload, f.payload_len,
 				    g->cfg->cluster_id, &m);
@@ -296,6 +398,7 @@ uint32_t dp_loadgen_poll_at(struct dp_loadgen *g, uint64_t now_ns)
 	}
 	g->ctr.rx_frames += total;
 	drive_lanes(g, now_ns);
+	send_packs(g);
 	dp_routes_flush(&g->routes, &g->ctr, NULL);
 	g->resends = g->eng.stats.retries;
 	g->redirects = g->eng.stats.redirects;

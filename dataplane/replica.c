@@ -156,7 +156,7 @@ static struct dp_client_addr *client_slot(struct dp_replica *r, uint64_t id)
 }
 
 static void remember_client(struct dp_replica *r, uint64_t id,
-			    const struct bpx_endpoint *ep)
+			    const struct bpx_endpoint *ep, bool packs)
 {
 	/* A collision overwrites: that client's reply is lost, and its retry
 	 * gets the cached reply. Bounded memory beats a perfect table. */
@@ -164,13 +164,14 @@ static void remember_client(struct dp_replica *r, uint64_t id,
 	c->client_id = id;
 	c->ep = *ep;
 	c->used = true;
+	c->packs = packs;
 }
 
-static const struct bpx_endpoint *client_addr(struct dp_replica *r,
-					      uint64_t id)
+static const struct dp_client_addr *client_addr(struct dp_replica *r,
+						uint64_t id)
 {
 	struct dp_client_addr *c = client_slot(r, id);
-	return c->used && c->client_id == id ? &c->ep : NULL;
+	return c->used && c->client_id == id ? c : NULL;
 }
 
 /* ---- Transmit ---- */
@@ -234,6 +235,108 @@ static void send_frame(struct dp_replica *r, const struct bpx_endpoint *dst,
 			      (size_t)n, p + BPX_FRAME_HEADER_BYTES + n);
 	write_headers(r, mb, p, dst, (uint16_t)(n + (int)tag));
 	push_frame(r, dp_routes_lookup(&r->routes, dst->mac), mb);
+}
+
+/* ---- Replies packed per client address (dp.h, struct dp_reply_pack) ---- */
+
+static bool same_endpoint(const struct bpx_endpoint *a,
+			  const struct bpx_endpoint *b)
+{
+	return a->ip == b->ip && a->port == b->port &&
+	       memcmp(a->mac, b->mac, 6) == 0;
+}
+
+static void send_reply_pack(struct dp_replica *r, struct dp_reply_pack *pk)
+{
+	DP_ASSERT(pk->mb != NULL && pk->w.count > 0);
+	size_t len = bpx_wire_multi_finish(&pk->w);
+	DP_ASSERT(len <= BPX_WIRE_MULTI_PAYLOAD_MAX);
+	/* The mbuf was appended to the largest frame: give back the rest. */
+	size_t unused = BPX_WIRE_MULTI_PAYLOAD_MAX - len;
+	RTE_VERIFY(rte_pktmbuf_trim(pk->mb, (uint16_t)unused) == 0);
+	write_headers(r, pk->mb, pk->frame, &pk->dst, (uint16_t)len);
+	r->ctr.packed_frames_tx++;
+	r->ctr.packed_replies_tx += pk->w.count;
+	push_frame(r, dp_routes_lookup(&r->routes, pk->dst.mac), pk->mb);
+	pk->mb = NULL;
+}
+
+/* The end of a pass (or a full table): every open pack goes. */
+static void send_reply_packs(struct dp_replica *r)
+{
+	for (uint8_t i = 0; i < r->reply_pack_count; i++)
+		send_reply_pack(r, &r->reply_packs[i]);
+	r->reply_pack_count = 0;
+}
+
+static bool open_reply_pack(struct dp_replica *r, struct dp_reply_pack *pk,
+			    const struct bpx_endpoint *dst, uint8_t hint)
+{
+	pk->mb = rte_pktmbuf_alloc(r->pool);
+	if (unlikely(pk->mb == NULL)) {
+		r->ctr.mbuf_exhausted++;
+		return false;
+	}
+	pk->frame = (uint8_t *)rte_pktmbuf_append(
+		pk->mb, BPX_FRAME_HEADER_BYTES + BPX_WIRE_MULTI_PAYLOAD_MAX);
+	if (unlikely(pk->frame == NULL ||
+		     bpx_wire_multi_begin(&pk->w,
+					  pk->frame + BPX_FRAME_HEADER_BYTES,
+					  BPX_WIRE_MULTI_PAYLOAD_MAX,
+					  r->cfg->cluster_id,
+					  BPX_WIRE_MULTI_REPLY, r->id,
+					  PX_TO_CLIENT, hint) != 0)) {
+		r->ctr.encode_failed++;
+		rte_pktmbuf_free(pk->mb);
+		pk->mb = NULL;
+		return false;
+	}
+	pk->dst = *dst;
+	pk->leader_hint = hint;
+	return true;
+}
+
+/* The open pack for dst that m fits in, opened if need be; NULL when no
+ * mbuf could be had (counted). One whose header hint differs, or that is
+ * full, is sent first. */
+static struct dp_reply_pack *reply_pack_for(struct dp_replica *r,
+					    const struct bpx_endpoint *dst,
+					    const struct px_msg *m)
+{
+	for (uint8_t i = 0; i < r->reply_pack_count; i++) {
+		struct dp_reply_pack *pk = &r->reply_packs[i];
+		if (!same_endpoint(&pk->dst, dst))
+			continue;
+		if (pk->leader_hint == m->leader_hint &&
+		    bpx_wire_multi_fits(&pk->w, m->value_len))
+			return pk;
+		send_reply_pack(r, pk);
+		return open_reply_pack(r, pk, dst, m->leader_hint) ? pk : NULL;
+	}
+	if (r->reply_pack_count == DP_REPLY_PACKS)
+		send_reply_packs(r);
+	struct dp_reply_pack *pk = &r->reply_packs[r->reply_pack_count];
+	if (!open_reply_pack(r, pk, dst, m->leader_hint))
+		return NULL;
+	r->reply_pack_count++;
+	return pk;
+}
+
+static void pack_reply(struct dp_replica *r, const struct bpx_endpoint *dst,
+		       const struct px_msg *m)
+{
+	struct dp_reply_pack *pk = reply_pack_for(r, dst, m);
+	if (pk == NULL)
+		return; /* the client's retry gets the cached reply */
+	if (unlikely(bpx_wire_multi_add(&pk->w, m) != 0))
+		r->ctr.encode_failed++;
+	/* A pack left empty by that (never, for the core's replies) would
+	 * be sent with no entry: close the slot instead. */
+	if (unlikely(pk->w.count == 0)) {
+		rte_pktmbuf_free(pk->mb);
+		pk->mb = NULL;
+		*pk = r->reply_packs[--r->reply_pack_count];
+	}
 }
 
 /* ---- One value to several followers, without copying it each time ----
@@ -530,14 +633,16 @@ static void transmit_outbox(struct dp_replica *r, uint64_t now_ns)
 			continue;
 		}
 		if (m->type == PX_MSG_REPLY) {
-			const struct bpx_endpoint *c =
+			const struct dp_client_addr *c =
 				client_addr(r, m->client_id);
 			if (m->status <= PX_REPLY_STATUS_MAX)
 				r->ctr.replies[m->status]++;
 			if (c == NULL)
 				r->ctr.no_client_address++;
+			else if (c->packs)
+				pack_reply(r, &c->ep, m);
 			else
-				send_frame(r, c, m);
+				send_frame(r, &c->ep, m);
 		} else if (m->type == PX_MSG_SNAPSHOT) {
 			start_snapshot_send(r, m->to, now_ns);
 		} else if (m->to < r->cfg->member_count) {
@@ -557,6 +662,7 @@ int dp_replica_restore(struct dp_replica *r, const uint8_t *snap, size_t len)
 	uint64_t now_ns = dp_now_ns();
 	int rc = px_snapshot_install(r->px, now_ns, snap, len, &r->out);
 	transmit_outbox(r, now_ns); /* queued; the worker's first poll sends it */
+	send_reply_packs(r);
 	return rc;
 }
 
@@ -624,6 +730,50 @@ static bool from_member(const struct dp_replica *r, const struct px_msg *m,
 	return ep->ip == f->src.ip && ep->port == f->src.port;
 }
 
+/* The drop counter of reason d, and what bypaxd logs of the two drops
+ * an operator acts on (another cluster's traffic, a wrong key). */
+static void count_drop(struct dp_replica *r, enum bpx_wire_drop d,
+		       const struct bpx_frame *f)
+{
+	if (d == BPX_WIRE_BAD_MAC)
+		r->ctr.bad_mac_src = (uint64_t)f->src.ip << 16 | f->src.port;
+	if (d == BPX_WIRE_WRONG_CLUSTER) {
+		r->ctr.wrong_cluster_src = (uint64_t)f->src.ip << 16 | f->src.port;
+		r->ctr.wrong_cluster_id =
+			bpx_wire_cluster_of(f->payload, f->payload_len);
+	}
+	r->ctr.drops[d]++;
+}
+
+/* A MULTI_REQUEST: checked whole first (one bad entry drops the frame,
+ * none of it applied), then each entry is stepped exactly as a single
+ * REQUEST would be, so the core sees what it always saw. Its clients'
+ * replies are packed (pack_reply). */
+static void handle_packed_requests(struct dp_replica *r,
+				   const struct bpx_frame *f, size_t body_len,
+				   uint64_t now_ns)
+{
+	struct bpx_wire_unpacker u;
+	enum bpx_wire_drop d = bpx_wire_multi_decode(f->payload, body_len,
+						     r->cfg->cluster_id, &u);
+	if (d == BPX_WIRE_OK && u.to != r->id)
+		d = BPX_WIRE_NOT_FOR_US;
+	if (d != BPX_WIRE_OK) {
+		count_drop(r, d, f);
+		return;
+	}
+	r->ctr.packed_frames_rx++;
+	struct px_msg m;
+	while (bpx_wire_multi_next(&u, &m)) {
+		m.from = PX_TO_CLIENT;
+		remember_client(r, m.client_id, &f->src, true);
+		r->ctr.packed_requests_rx++;
+		if (px_step(r->px, now_ns, &m, &r->out) != 0)
+			r->ctr.px_rejected++;
+		transmit_outbox(r, now_ns);
+	}
+}
+
 static void handle_frame(struct dp_replica *r, const uint8_t *data,
 			 uint16_t len, bool ip_cksum_good, uint64_t now_ns)
 {
@@ -642,6 +792,11 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 		d = bpx_auth_check_payload(&r->cfg->key, r->cfg->cluster_id,
 					   f.payload, f.payload_len,
 					   &body_len);
+	if (d == BPX_WIRE_OK && bpx_wire_type_of(f.payload, body_len) ==
+					BPX_WIRE_MULTI_REQUEST) {
+		handle_packed_requests(r, &f, body_len, now_ns);
+		return;
+	}
 	if (d == BPX_WIRE_OK)
 		d = bpx_wire_decode(f.payload, body_len, r->cfg->cluster_id,
 				    &m);
@@ -652,19 +807,12 @@ static void handle_frame(struct dp_replica *r, const uint8_t *data,
 		d = BPX_WIRE_NOT_FOR_US;
 	if (d == BPX_WIRE_OK && m.type == PX_MSG_REQUEST) {
 		m.from = PX_TO_CLIENT;
-		remember_client(r, m.client_id, &f.src);
+		remember_client(r, m.client_id, &f.src, false);
 	} else if (d == BPX_WIRE_OK && !from_member(r, &m, &f)) {
 		d = BPX_WIRE_NOT_MEMBER;
 	}
-	if (d == BPX_WIRE_BAD_MAC)
-		r->ctr.bad_mac_src = (uint64_t)f.src.ip << 16 | f.src.port;
-	if (d == BPX_WIRE_WRONG_CLUSTER) {
-		r->ctr.wrong_cluster_src = (uint64_t)f.src.ip << 16 | f.src.port;
-		r->ctr.wrong_cluster_id =
-			bpx_wire_cluster_of(f.payload, f.payload_len);
-	}
 	if (d != BPX_WIRE_OK) {
-		r->ctr.drops[d]++;
+		count_drop(r, d, &f);
 		return;
 	}
 	if (m.type != PX_MSG_REQUEST && isolated(r, now_ns)) {
@@ -919,7 +1067,9 @@ uint32_t dp_replica_poll_at(struct dp_replica *r, uint64_t now_ns)
 			r->next_probe_ns = now_ns + r->link_probe_ns;
 		}
 	}
-	/* The pass's one group commit, then what waited for it. */
+	/* Replies gathered in the pass, then the pass's one group commit,
+	 * then what waited for it. */
+	send_reply_packs(r);
 	dp_durable_commit(r);
 	/* After the commit: a slot this pass chose with the leader's own vote
 	 * is applied at once, but that vote is only durable now (consensus.h),

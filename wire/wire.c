@@ -187,8 +187,15 @@ int bpx_wire_encode_header(uint8_t *buf, size_t cap, uint32_t cluster_id,
 	return n;
 }
 
-static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
-				       uint32_t cluster_id)
+static bool is_multi(uint8_t type)
+{
+	return type == BPX_WIRE_MULTI_REQUEST || type == BPX_WIRE_MULTI_REPLY;
+}
+
+/* The checks every message shares, in docs/wire.md's order; multi: the
+ * type must be one of the packed ones, else one of a single message. */
+static enum bpx_wire_drop check_header_of(const uint8_t *buf, size_t len,
+					  uint32_t cluster_id, bool multi)
 {
 	if (len < BPX_WIRE_HEADER_BYTES)
 		return BPX_WIRE_TRUNCATED;
@@ -196,7 +203,7 @@ static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
 		return BPX_WIRE_BAD_MAGIC;
 	if (buf[2] != BPX_WIRE_VERSION)
 		return BPX_WIRE_BAD_VERSION;
-	if (fields_of(buf[3]) == 0xffffu)
+	if (multi ? !is_multi(buf[3]) : fields_of(buf[3]) == 0xffffu)
 		return BPX_WIRE_BAD_TYPE;
 	if (get32(buf + 4) != cluster_id)
 		return BPX_WIRE_WRONG_CLUSTER;
@@ -204,6 +211,17 @@ static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
 	    buf[11] > PX_REPLY_STATUS_MAX)
 		return BPX_WIRE_BAD_FIELD;
 	return BPX_WIRE_OK;
+}
+
+static enum bpx_wire_drop check_header(const uint8_t *buf, size_t len,
+				       uint32_t cluster_id)
+{
+	return check_header_of(buf, len, cluster_id, false);
+}
+
+uint8_t bpx_wire_type_of(const uint8_t *buf, size_t len)
+{
+	return len < BPX_WIRE_HEADER_BYTES ? 0 : buf[3];
 }
 
 uint32_t bpx_wire_cluster_of(const uint8_t *buf, size_t len)
@@ -240,6 +258,151 @@ enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
 	m->value_len = value_len;
 	m->value = value_len > 0 ? p : NULL;
 	return BPX_WIRE_OK;
+}
+
+/* ---- Packed requests and replies ---- */
+
+int bpx_wire_multi_begin(struct bpx_wire_packer *w, uint8_t *buf, size_t cap,
+			 uint32_t cluster_id, uint8_t type, uint8_t from,
+			 uint8_t to, uint8_t leader_hint)
+{
+	if (!is_multi(type))
+		return -BPX_EINVAL;
+	if (cap > BPX_WIRE_MULTI_PAYLOAD_MAX)
+		cap = BPX_WIRE_MULTI_PAYLOAD_MAX;
+	if (cap < BPX_WIRE_MULTI_HEAD_BYTES + BPX_WIRE_MULTI_ENTRY_BYTES)
+		return -BPX_ETOOBIG;
+	put16(buf, BPX_WIRE_MAGIC);
+	buf[2] = BPX_WIRE_VERSION;
+	buf[3] = type;
+	put32(buf + 4, cluster_id);
+	buf[8] = from;
+	buf[9] = to;
+	memset(buf + 10, 0, 6); /* flags, status, hint, reserved, length */
+	buf[12] = leader_hint;
+	buf[16] = 0; /* count, at finish */
+	buf[17] = 0; /* reserved */
+	*w = (struct bpx_wire_packer){ .buf = buf, .cap = cap,
+				       .len = BPX_WIRE_MULTI_HEAD_BYTES,
+				       .type = type };
+	return 0;
+}
+
+bool bpx_wire_multi_fits(const struct bpx_wire_packer *w, uint32_t value_len)
+{
+	return w->count < BPX_WIRE_MULTI_MAX &&
+	       value_len <= PX_VALUE_BYTES_MAX &&
+	       w->len + BPX_WIRE_MULTI_ENTRY_BYTES + value_len <= w->cap;
+}
+
+/* What an entry of a packed type may carry: a request's flags (READ,
+ * OPEN) and no status; a reply's status and no flag. */
+static bool entry_fields_ok(uint8_t type, uint8_t flags, uint8_t status)
+{
+	if (type == BPX_WIRE_MULTI_REQUEST)
+		return (flags & ~(PX_FLAG_READ | PX_FLAG_OPEN)) == 0 &&
+		       status == 0;
+	return flags == 0 && status <= PX_REPLY_STATUS_MAX;
+}
+
+int bpx_wire_multi_add(struct bpx_wire_packer *w, const struct px_msg *m)
+{
+	if (m->value_len > PX_VALUE_BYTES_MAX ||
+	    !entry_fields_ok(w->type, m->flags, m->status))
+		return -BPX_EINVAL;
+	if (!bpx_wire_multi_fits(w, m->value_len))
+		return -BPX_ETOOBIG;
+	uint8_t *p = w->buf + w->len;
+	put64(p, m->client_id);
+	put64(p + 8, m->seq);
+	p[16] = m->flags;
+	p[17] = m->status;
+	put16(p + 18, (uint16_t)m->value_len);
+	if (m->value_len > 0)
+		memcpy(p + BPX_WIRE_MULTI_ENTRY_BYTES, m->value, m->value_len);
+	w->len += BPX_WIRE_MULTI_ENTRY_BYTES + m->value_len;
+	w->count++;
+	return 0;
+}
+
+size_t bpx_wire_multi_finish(struct bpx_wire_packer *w)
+{
+	w->buf[16] = w->count;
+	put16(w->buf + 14, (uint16_t)(w->len - BPX_WIRE_HEADER_BYTES));
+	return w->len;
+}
+
+/* Walks the entries once, checking each: the decoder reads none until
+ * all are known good. */
+static enum bpx_wire_drop check_entries(uint8_t type, const uint8_t *p,
+					const uint8_t *end, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++) {
+		if ((size_t)(end - p) < BPX_WIRE_MULTI_ENTRY_BYTES)
+			return BPX_WIRE_BAD_LENGTH;
+		if (!entry_fields_ok(type, p[16], p[17]))
+			return BPX_WIRE_BAD_FIELD;
+		uint16_t value_len = get16(p + 18);
+		p += BPX_WIRE_MULTI_ENTRY_BYTES;
+		if (value_len > PX_VALUE_BYTES_MAX ||
+		    value_len > (size_t)(end - p))
+			return BPX_WIRE_BAD_LENGTH;
+		p += value_len;
+	}
+	return p == end ? BPX_WIRE_OK : BPX_WIRE_BAD_LENGTH;
+}
+
+enum bpx_wire_drop bpx_wire_multi_decode(const uint8_t *buf, size_t len,
+					 uint32_t cluster_id,
+					 struct bpx_wire_unpacker *u)
+{
+	enum bpx_wire_drop d = check_header_of(buf, len, cluster_id, true);
+	if (d != BPX_WIRE_OK)
+		return d;
+	/* The header's flags and status belong to the entries. */
+	if (buf[10] != 0 || buf[11] != 0)
+		return BPX_WIRE_BAD_FIELD;
+	uint16_t body = get16(buf + 14);
+	if (len > BPX_WIRE_MULTI_PAYLOAD_MAX ||
+	    len != BPX_WIRE_HEADER_BYTES + (size_t)body ||
+	    len < BPX_WIRE_MULTI_HEAD_BYTES)
+		return BPX_WIRE_BAD_LENGTH;
+	uint8_t count = buf[16];
+	if (count == 0 || count > BPX_WIRE_MULTI_MAX || buf[17] != 0)
+		return BPX_WIRE_BAD_FIELD;
+	d = check_entries(buf[3], buf + BPX_WIRE_MULTI_HEAD_BYTES, buf + len,
+			  count);
+	if (d != BPX_WIRE_OK)
+		return d;
+	*u = (struct bpx_wire_unpacker){ .pos = buf + BPX_WIRE_MULTI_HEAD_BYTES,
+					 .left = count, .count = count,
+					 .type = buf[3], .from = buf[8],
+					 .to = buf[9], .leader_hint = buf[12] };
+	return BPX_WIRE_OK;
+}
+
+bool bpx_wire_multi_next(struct bpx_wire_unpacker *u, struct px_msg *m)
+{
+	if (u->left == 0)
+		return false;
+	const uint8_t *p = u->pos;
+	uint16_t value_len = get16(p + 18);
+	*m = (struct px_msg){
+		.type = u->type == BPX_WIRE_MULTI_REQUEST ? PX_MSG_REQUEST
+							  : PX_MSG_REPLY,
+		.from = u->from,
+		.to = u->to,
+		.leader_hint = u->leader_hint,
+		.client_id = get64(p),
+		.seq = get64(p + 8),
+		.flags = p[16],
+		.status = p[17],
+		.value_len = value_len,
+		.value = value_len > 0 ? p + BPX_WIRE_MULTI_ENTRY_BYTES : NULL,
+	};
+	u->pos = p + BPX_WIRE_MULTI_ENTRY_BYTES + value_len;
+	u->left--;
+	return true;
 }
 
 /* ---- Ethernet / IPv4 / UDP ---- */

@@ -69,7 +69,8 @@ bool bpx_auth_verify(const struct bpx_auth_key *key, const uint8_t *msg,
  * bpx_wire_decode(payload, *body_len): without a key, BPX_WIRE_OK and
  * *body_len = len. With one, a payload that claims to be a message of
  * this cluster (magic, version and cluster_id in place) and is not a
- * client's REQUEST (clients hold no key) must end with a valid tag:
+ * client's REQUEST or MULTI_REQUEST (clients hold no key) must end
+ * with a valid tag:
  * BPX_WIRE_OK and *body_len = len - 16, or BPX_WIRE_BAD_MAC. Anything
  * else is left whole to the decoder, which drops it for what it is
  * (another cluster's, another version, not bypax at all) or takes the
@@ -79,7 +80,8 @@ enum bpx_wire_drop bpx_auth_check_payload(const struct bpx_auth_key *key,
 					  const uint8_t *payload, size_t len,
 					  size_t *body_len);
 /* Whether a message of this type is signed when a key is set: every type
- * but REQUEST (client to replica) and REPLY (replica to client). */
+ * but REQUEST and MULTI_REQUEST (client to replica) and REPLY and
+ * MULTI_REPLY (replica to client). */
 bool bpx_auth_type_signed(uint8_t type);
 
 #ifdef __cplusplus

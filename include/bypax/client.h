@@ -85,6 +85,17 @@ struct bpx_client_options {
 				    (getrandom). Should be unique to this
 				    client: replies go to the last address a
 				    nonce came from. */
+	uint32_t pack_max;	 /* requests per datagram at most, 1..64
+				    (BPX_WIRE_MULTI_MAX); 0: 1. Above 1, the
+				    requests made ready between two calls
+				    that drive the client (bpx_poll, a
+				    synchronous call) go to one member in
+				    MULTI_REQUEST datagrams (docs/wire.md,
+				    "Packed requests and replies"), sent when
+				    it drives or when one is full: bpx_submit
+				    then only queues. Needs replicas that take
+				    them (this version on); 1 sends a REQUEST
+				    per datagram, what every replica takes. */
 };
 
 struct bpx_client_stats {
@@ -101,6 +112,8 @@ struct bpx_client_stats {
 	uint64_t ignored;     /* datagrams dropped: malformed, wrong cluster,
 				 not a reply, late or duplicate */
 	uint64_t send_errors; /* sendto failures (treated as a lost packet) */
+	uint64_t packed_sent; /* MULTI_REQUEST datagrams sent (pack_max > 1) */
+	uint64_t packed_received; /* MULTI_REPLY datagrams taken */
 };
 
 /* A finished pipelined request (bpx_poll). */
@@ -188,7 +201,9 @@ int bpx_cas(struct bpx_client *c, const void *key, size_t key_len,
 
 /* ---- Pipelined calls ---- */
 
-/* Starts a request on a free lane and sends it. value is PUT's value or
+/* Starts a request on a free lane and sends it (with pack_max > 1: queues
+ * it for the next bpx_poll, which sends what was queued in as few
+ * datagrams as fit, before it waits). value is PUT's value or
  * CAS's expected value; new_value is CAS's new value (NULL with length 0
  * when unused). Sets *ticket. Returns 0, -BPX_EBUSY when every lane has a
  * request outstanding or a completion not yet polled, -BPX_EINVAL for a

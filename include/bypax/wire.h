@@ -35,6 +35,25 @@ extern "C" {
 #define BPX_WIRE_SNAPSHOT_CHUNK 13u
 #define BPX_WIRE_TYPE_MAX 13u
 
+/* Several client requests in one frame, and their replies in one frame
+ * (docs/wire.md, "Packed requests and replies"): the per-frame costs of
+ * a receiver and a sender (an mbuf, headers, a checksum, a parse) are
+ * shared by every request in it. Not px_msg types: each entry decodes to
+ * one PX_MSG_REQUEST or PX_MSG_REPLY. 14 is PX_MSG_PERSIST's (outbox
+ * only) and stays unused on the wire, as 12 does.
+ *
+ * After the 16-byte header (flags and status 0; value length = the bytes
+ * that follow): u8 count (1..BPX_WIRE_MULTI_MAX), u8 reserved (0), then
+ * count entries of u64 client_id, u64 seq, u8 flags, u8 status, u16
+ * value length, value. The payload is at most BPX_WIRE_MULTI_PAYLOAD_MAX
+ * bytes: an IPv4 packet of 1500 at most. */
+#define BPX_WIRE_MULTI_REQUEST 16u
+#define BPX_WIRE_MULTI_REPLY 17u
+#define BPX_WIRE_MULTI_MAX 64u
+#define BPX_WIRE_MULTI_PAYLOAD_MAX 1472u
+#define BPX_WIRE_MULTI_HEAD_BYTES (BPX_WIRE_HEADER_BYTES + 2u)
+#define BPX_WIRE_MULTI_ENTRY_BYTES 20u
+
 /* Why a frame or message was dropped. 0 is "accepted". */
 #define BPX_WIRE_DROP_LIST(X)                                                  \
 	X(BPX_WIRE_OK, "ok")                                                   \
@@ -86,6 +105,68 @@ enum bpx_wire_drop bpx_wire_decode(const uint8_t *buf, size_t len,
  * the log of BPX_WIRE_WRONG_CLUSTER drops; 0 (never a cluster's) for a
  * shorter one. */
 uint32_t bpx_wire_cluster_of(const uint8_t *buf, size_t len);
+
+/* The type byte of a message of at least BPX_WIRE_HEADER_BYTES (0 for a
+ * shorter one): a receiver picks bpx_wire_decode or
+ * bpx_wire_multi_decode by it. bpx_wire_decode drops the multi types as
+ * BPX_WIRE_BAD_TYPE. */
+uint8_t bpx_wire_type_of(const uint8_t *buf, size_t len);
+
+/* ---- Packed requests and replies ---- */
+
+/* Builds one multi message in place: begin, add entries until add says
+ * it is full, finish. Nothing is allocated; buf must outlive it. */
+struct bpx_wire_packer {
+	uint8_t *buf;
+	size_t cap;   /* min(cap given, BPX_WIRE_MULTI_PAYLOAD_MAX) */
+	size_t len;   /* bytes written so far */
+	uint8_t type; /* BPX_WIRE_MULTI_REQUEST or BPX_WIRE_MULTI_REPLY */
+	uint8_t count;
+};
+/* Writes the header of a multi message of type (BPX_WIRE_MULTI_REQUEST or
+ * _REPLY) from, to, leader_hint. Returns 0, -BPX_EINVAL for another
+ * type, -BPX_ETOOBIG when cap cannot hold the header and one empty
+ * entry. */
+int bpx_wire_multi_begin(struct bpx_wire_packer *w, uint8_t *buf, size_t cap,
+			 uint32_t cluster_id, uint8_t type, uint8_t from,
+			 uint8_t to, uint8_t leader_hint);
+/* Whether an entry with a value of value_len bytes still fits. */
+bool bpx_wire_multi_fits(const struct bpx_wire_packer *w, uint32_t value_len);
+/* Appends m's client_id, seq, flags, status and value. Returns 0;
+ * -BPX_ETOOBIG when it does not fit (BPX_WIRE_MULTI_MAX entries, or the
+ * bytes: send this one and begin another); -BPX_EINVAL for what the
+ * decoder would drop: a flag other than READ/OPEN, a status on a
+ * request, a flag on a reply, a status above PX_REPLY_STATUS_MAX, a value
+ * over PX_VALUE_BYTES_MAX. */
+int bpx_wire_multi_add(struct bpx_wire_packer *w, const struct px_msg *m);
+/* Writes the count and the length; returns the payload's bytes. At least
+ * one entry must have been added (asserted by the caller's count). */
+size_t bpx_wire_multi_finish(struct bpx_wire_packer *w);
+
+/* Reads a multi message that bpx_wire_multi_decode checked whole. */
+struct bpx_wire_unpacker {
+	const uint8_t *pos;
+	uint8_t left;        /* entries not yet read */
+	uint8_t count;
+	uint8_t type;        /* BPX_WIRE_MULTI_REQUEST or _REPLY */
+	uint8_t from, to, leader_hint;
+};
+/* Checks the header as bpx_wire_decode does (magic, version, type,
+ * cluster id, reserved, flags and status 0), then every entry, before
+ * any is read: a frame with one bad entry is dropped whole, so none of
+ * its requests is applied. Returns BPX_WIRE_BAD_TYPE for a single
+ * message, BPX_WIRE_BAD_LENGTH when the lengths (value length, payload
+ * length, an entry's value, the entries against the count) disagree or
+ * exceed BPX_WIRE_MULTI_PAYLOAD_MAX, BPX_WIRE_BAD_FIELD for a count of 0
+ * or over BPX_WIRE_MULTI_MAX, a nonzero reserved byte, or an entry's
+ * flags or status a single REQUEST or REPLY could not carry. */
+enum bpx_wire_drop bpx_wire_multi_decode(const uint8_t *buf, size_t len,
+					 uint32_t cluster_id,
+					 struct bpx_wire_unpacker *u);
+/* The next entry as a PX_MSG_REQUEST (or PX_MSG_REPLY) with the header's
+ * from, to and leader hint; its value points into the buffer. Returns
+ * false after the last. */
+bool bpx_wire_multi_next(struct bpx_wire_unpacker *u, struct px_msg *m);
 
 /* ---- Ethernet / IPv4 / UDP ---- */
 

@@ -65,6 +65,22 @@ load --verify "$DIR/acked" >"$DIR/verify.out" 2>&1 ||
 	fail "verify: $(cat "$DIR/verify.out")"
 step "$(cat "$DIR/verify.out")"
 
+# ---- libbypax packing (pack_max; docs/wire.md, "Packed requests and
+# replies"): 16 lanes at 5000 writes/s, up to 8 requests a datagram,
+# answered in packed datagrams by the replicas; every acknowledged write
+# read back ----
+load --duration 1 --lanes 16 --rate 5000 --pack 8 --prefix packed --acked "$DIR/acked-packed" \
+	>"$DIR/load-packed.out" 2>&1 || fail "bypax-load --pack 8: $(cat "$DIR/load-packed.out")"
+grep -q " 0 failed" "$DIR/load-packed.out" || fail "packed writes failed: $(cat "$DIR/load-packed.out")"
+packed_line=$(grep '^load: .* packed datagrams; ' "$DIR/load-packed.out") ||
+	fail "bypax-load --pack 8 printed no packing line: $(cat "$DIR/load-packed.out")"
+read -r sent datagrams replies < <(sed -n 's/^load: \([0-9]*\) requests sent in \([0-9]*\) packed datagrams; \([0-9]*\) packed replies taken$/\1 \2 \3/p' <<<"$packed_line")
+[[ -n $sent && $datagrams -gt 0 && $datagrams -lt $sent && $replies -gt 0 ]] ||
+	fail "not packed: $packed_line"
+step "$packed_line"
+load --verify "$DIR/acked-packed" >"$DIR/verify-packed.out" 2>&1 ||
+	fail "verify packed: $(cat "$DIR/verify-packed.out")"
+
 # ---- bypaxctl status: a readable table, and JSON ----
 ctl status >"$DIR/status.txt" 2>&1 || fail "bypaxctl status: $(cat "$DIR/status.txt")"
 rows=$(grep -cE '^[0-9]+ +[0-9.]+:[0-9]+ +(leader|follower|candidate|recovering) ' "$DIR/status.txt")

@@ -104,6 +104,8 @@ static void set_udp_checksum(uint8_t *frame)
 	put16(udp + 6, c == 0 ? 0xffff : c);
 }
 
+static void add_payload_seeds(const uint8_t *msg, int n);
+
 /* The message, raw and in the frame variants. */
 static void add_message_seeds(const struct px_msg *m)
 {
@@ -114,6 +116,46 @@ static void add_message_seeds(const struct px_msg *m)
 			m->type, n);
 		exit(1);
 	}
+	add_payload_seeds(msg, n);
+}
+
+/* Packed requests and replies of 1, 3 and as many entries as fit, with
+ * values of every size in value_lens. */
+static void add_multi_seeds(const uint8_t *value)
+{
+	static const uint8_t types[] = { BPX_WIRE_MULTI_REQUEST,
+					 BPX_WIRE_MULTI_REPLY };
+	static const unsigned counts[] = { 1, 3, BPX_WIRE_MULTI_MAX };
+	for (size_t t = 0; t < sizeof(types); t++) {
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			uint8_t msg[BPX_WIRE_MULTI_PAYLOAD_MAX];
+			struct bpx_wire_packer w;
+			bpx_wire_multi_begin(&w, msg, sizeof(msg), CLUSTER_ID,
+					     types[t], PX_TO_CLIENT, 0, 0xff);
+			for (unsigned i = 0; i < counts[c]; i++) {
+				bool req = types[t] == BPX_WIRE_MULTI_REQUEST;
+				struct px_msg m = {
+					.client_id = next(), .seq = next(),
+					/* 0, READ or OPEN */
+					.flags = req ? (uint8_t)(below(3) << 1)
+						     : 0,
+					.status = req ? 0 : (uint8_t)below(
+						PX_REPLY_STATUS_MAX + 1),
+					.value = value,
+					.value_len = (uint32_t)below(
+						c == 2 ? 4 : 300),
+				};
+				if (bpx_wire_multi_add(&w, &m) != 0)
+					break;
+			}
+			add_payload_seeds(msg, (int)bpx_wire_multi_finish(&w));
+		}
+	}
+}
+
+/* A payload, raw and in the frame variants. */
+static void add_payload_seeds(const uint8_t *msg, int n)
+{
 	struct input *raw = add_seed();
 	memcpy(raw->bytes, msg, (size_t)n);
 	raw->len = (size_t)n;
@@ -212,6 +254,7 @@ static void build_corpus(void)
 			add_message_seeds(&m);
 		}
 	}
+	add_multi_seeds(value);
 	add_arp_seed(1, ep_self.ip, BPX_ARP_FRAME_BYTES);
 	add_arp_seed(1, ep_self.ip, 60);
 	add_arp_seed(1, ep_peer.ip, BPX_ARP_FRAME_BYTES);

@@ -11,6 +11,9 @@
  *  - bpx_wire_decode (on the UDP payload, and on the raw input): an
  *    accepted message re-encodes byte for byte, with bpx_wire_msg_size
  *    equal to the input length.
+ *  - bpx_wire_multi_decode (the same inputs): an accepted packed message
+ *    has 1..BPX_WIRE_MULTI_MAX entries whose values lie inside it, and
+ *    packing its entries again gives the very same bytes.
  *  - bpx_arp_answer: returns 0, -BPX_EMALFORMED or a 42-byte reply whose
  *    fields say "self is at self's MAC" to the asker.
  *  - bpx_auth_check_payload (with a key, dataplane/auth.c): on any input,
@@ -83,9 +86,37 @@ static void check_signed(const uint8_t *buf, size_t len, uint32_t cluster_id,
 				     &body) == BPX_WIRE_BAD_MAC);
 }
 
+static void check_multi(const uint8_t *buf, size_t len, uint32_t cluster_id)
+{
+	static uint8_t again[BPX_WIRE_MULTI_PAYLOAD_MAX];
+	struct bpx_wire_unpacker u;
+	enum bpx_wire_drop d = bpx_wire_multi_decode(buf, len, cluster_id, &u);
+	CHECK(bpx_wire_drop_name(d) != NULL);
+	if (d != BPX_WIRE_OK)
+		return;
+	CHECK(len <= BPX_WIRE_MULTI_PAYLOAD_MAX);
+	CHECK(u.count >= 1 && u.count <= BPX_WIRE_MULTI_MAX);
+	struct bpx_wire_packer w;
+	CHECK(bpx_wire_multi_begin(&w, again, sizeof(again), cluster_id,
+				   buf[3], u.from, u.to, u.leader_hint) == 0);
+	struct px_msg m;
+	unsigned entries = 0;
+	while (bpx_wire_multi_next(&u, &m)) {
+		CHECK(m.value_len <= PX_VALUE_BYTES_MAX);
+		CHECK(m.value_len == 0 ||
+		      (m.value >= buf && m.value + m.value_len <= buf + len));
+		CHECK(bpx_wire_multi_add(&w, &m) == 0);
+		entries++;
+	}
+	CHECK(entries == buf[16]);
+	CHECK(bpx_wire_multi_finish(&w) == len);
+	CHECK(memcmp(again, buf, len) == 0);
+}
+
 static void check_message(const uint8_t *buf, size_t len, uint32_t cluster_id)
 {
 	check_auth(buf, len, cluster_id);
+	check_multi(buf, len, cluster_id);
 	static uint8_t again[BPX_WIRE_PAYLOAD_MAX];
 	struct px_msg m;
 	enum bpx_wire_drop d = bpx_wire_decode(buf, len, cluster_id, &m);

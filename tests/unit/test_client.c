@@ -5,7 +5,9 @@
  * retry that reaches another member after the first applied it gets the
  * cached reply; the test counts applies to check exactly-once. Sessions
  * open as in the log (PX_FLAG_OPEN assigns an id with bit 63); the fake
- * logs OPENs apart from the other requests. */
+ * logs OPENs apart from the other requests. A packed request (MULTI_REQUEST)
+ * is handled entry by entry and answered as a replica does, in
+ * MULTI_REPLY datagrams. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -84,6 +86,13 @@ struct fake {
 	struct fake_request opens[FAKE_LOG_MAX];
 	uint8_t open_reply[PX_SESSION_ID_BYTES];
 	char config_path[64];
+	/* While a packed request is handled: its replies, gathered. */
+	bool packing;
+	struct bpx_wire_packer reply_pack;
+	uint8_t reply_buf[BPX_WIRE_MULTI_PAYLOAD_MAX];
+	uint32_t packed_datagrams;  /* MULTI_REQUESTs received */
+	uint32_t packed_requests;   /* the requests in them */
+	uint32_t single_datagrams;  /* REQUESTs received */
 };
 
 /* The fake runs in its own thread, where cmocka's asserts (longjmp) must
@@ -99,10 +108,45 @@ struct fake {
 
 /* ---- The fake cluster ---- */
 
+static void fake_send_pack(struct fake *f, uint8_t member,
+			   const struct sockaddr_in *to)
+{
+	if (f->reply_pack.count == 0)
+		return;
+	size_t len = bpx_wire_multi_finish(&f->reply_pack);
+	(void)sendto(f->m[member].fd, f->reply_buf, len, 0,
+		     (const struct sockaddr *)to, sizeof(*to));
+	f->reply_pack.count = 0;
+}
+
+/* A REPLY to a packed request joins the MULTI_REPLY being built. */
+static bool fake_pack_reply(struct fake *f, uint8_t member,
+			    const struct sockaddr_in *to, uint32_t cluster_id,
+			    const struct px_msg *m)
+{
+	if (!f->packing || cluster_id != FAKE_CLUSTER_ID ||
+	    m->type != PX_MSG_REPLY || m->to != PX_TO_CLIENT)
+		return false;
+	if (f->reply_pack.count > 0 &&
+	    !bpx_wire_multi_fits(&f->reply_pack, m->value_len))
+		fake_send_pack(f, member, to);
+	if (f->reply_pack.count == 0)
+		FAKE_ASSERT(bpx_wire_multi_begin(&f->reply_pack, f->reply_buf,
+						 sizeof(f->reply_buf),
+						 FAKE_CLUSTER_ID,
+						 BPX_WIRE_MULTI_REPLY, member,
+						 PX_TO_CLIENT,
+						 m->leader_hint) == 0);
+	FAKE_ASSERT(bpx_wire_multi_add(&f->reply_pack, m) == 0);
+	return true;
+}
+
 static void fake_send(struct fake *f, uint8_t member,
 		      const struct sockaddr_in *to, uint32_t cluster_id,
 		      const struct px_msg *m)
 {
+	if (fake_pack_reply(f, member, to, cluster_id, m))
+		return;
 	uint8_t buf[BPX_WIRE_PAYLOAD_MAX];
 	int len = bpx_wire_encode(buf, sizeof(buf), cluster_id, m);
 	FAKE_ASSERT(len > 0);
@@ -258,6 +302,27 @@ static void fake_handle(struct fake *f, uint8_t member,
 	fake_send(f, member, from, FAKE_CLUSTER_ID, &r);
 }
 
+static void fake_receive_packed(struct fake *f, uint8_t member,
+				const struct sockaddr_in *from,
+				const uint8_t *buf, size_t len)
+{
+	struct bpx_wire_unpacker u;
+	FAKE_ASSERT(bpx_wire_multi_decode(buf, len, FAKE_CLUSTER_ID, &u) ==
+		    BPX_WIRE_OK);
+	FAKE_ASSERT(u.from == PX_TO_CLIENT && u.to == member);
+	pthread_mutex_lock(&f->mu);
+	f->packed_datagrams++;
+	f->packing = true;
+	struct px_msg req;
+	while (bpx_wire_multi_next(&u, &req)) {
+		f->packed_requests++;
+		fake_handle(f, member, from, &req);
+	}
+	fake_send_pack(f, member, from);
+	f->packing = false;
+	pthread_mutex_unlock(&f->mu);
+}
+
 static void fake_receive(struct fake *f, uint8_t member)
 {
 	uint8_t buf[2048];
@@ -266,6 +331,11 @@ static void fake_receive(struct fake *f, uint8_t member)
 	ssize_t n = recvfrom(f->m[member].fd, buf, sizeof(buf), 0,
 			     (struct sockaddr *)&from, &from_len);
 	struct px_msg req;
+	if (n > 0 && bpx_wire_type_of(buf, (size_t)n) ==
+			     BPX_WIRE_MULTI_REQUEST) {
+		fake_receive_packed(f, member, &from, buf, (size_t)n);
+		return;
+	}
 	if (n <= 0 || bpx_wire_decode(buf, (size_t)n, FAKE_CLUSTER_ID, &req) !=
 			      BPX_WIRE_OK)
 		return;
@@ -274,6 +344,7 @@ static void fake_receive(struct fake *f, uint8_t member)
 	FAKE_ASSERT(req.from == PX_TO_CLIENT);
 	FAKE_ASSERT(req.to == member);
 	pthread_mutex_lock(&f->mu);
+	f->single_datagrams++;
 	fake_handle(f, member, &from, &req);
 	pthread_mutex_unlock(&f->mu);
 }
@@ -808,6 +879,58 @@ static void test_pipelined_lanes(void **state)
 	bpx_client_close(c);
 }
 
+/* pack_max: what bpx_submit queued goes out at the next bpx_poll in
+ * MULTI_REQUEST datagrams of up to pack_max requests; the MULTI_REPLY
+ * answers complete them; every write applied once. */
+static void test_pipelined_lanes_packed(void **state)
+{
+	struct fake *f = *state;
+	struct bpx_client_options opt = { .lanes = PIPELINE, .pack_max = 16 };
+	struct bpx_client *c = open_client(f, &opt);
+	char key[PIPELINE][16];
+	for (uint32_t i = 0; i < PIPELINE; i++) {
+		uint64_t ticket;
+		snprintf(key[i], sizeof(key[i]), "pk-%u", i);
+		assert_int_equal(bpx_submit(c, BPX_KV_PUT, KEY(key[i]), key[i],
+					    strlen(key[i]), NULL, 0, &ticket),
+				 0);
+		/* Queued, not sent, until a datagram holds 16 OPENs. */
+		if (i == 14)
+			assert_int_equal(bpx_client_stats(c)->packed_sent, 0);
+	}
+	assert_int_equal(bpx_client_stats(c)->packed_sent, 4);
+	static struct bpx_completion done[16];
+	uint32_t got = 0;
+	for (int round = 0; round < 200 && got < PIPELINE; round++) {
+		int n = bpx_poll(c, 20, done, 16);
+		assert_true(n >= 0);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(done[i].status, 0);
+		got += (uint32_t)n;
+	}
+	assert_int_equal(got, PIPELINE);
+	assert_int_equal(fake_applies(f), PIPELINE);
+	const struct bpx_client_stats *st = bpx_client_stats(c);
+	pthread_mutex_lock(&f->mu);
+	uint32_t packed = f->packed_datagrams, requests = f->packed_requests;
+	uint32_t single = f->single_datagrams;
+	pthread_mutex_unlock(&f->mu);
+	assert_int_equal(single, 0);
+	/* 64 OPENs and 64 writes (and any retries), 16 or fewer a datagram. */
+	assert_true(requests >= 2 * PIPELINE);
+	assert_true(packed >= requests / 16 && packed < requests);
+	assert_int_equal(st->packed_sent, packed);
+	assert_true(st->packed_received > 0);
+	/* A synchronous call packs its one request and still completes. */
+	char out[16];
+	size_t out_len = 0;
+	assert_int_equal(bpx_get(c, KEY(key[3]), out, sizeof(out), &out_len),
+			 0);
+	assert_int_equal(out_len, strlen(key[3]));
+	assert_memory_equal(out, key[3], out_len);
+	bpx_client_close(c);
+}
+
 static void test_pipelined_waits_for_a_completion(void **state)
 {
 	struct fake *f = *state;
@@ -841,6 +964,9 @@ static void test_open_errors(void **state)
 	struct bpx_client_options opt = { .lanes = BPX_CLIENT_LANES_MAX + 1 };
 	assert_null(bpx_client_open_members(1, &ep, 1, &opt, err, sizeof(err)));
 	assert_non_null(strstr(err, "lanes"));
+	opt = (struct bpx_client_options){ .pack_max = BPX_WIRE_MULTI_MAX + 1 };
+	assert_null(bpx_client_open_members(1, &ep, 1, &opt, err, sizeof(err)));
+	assert_non_null(strstr(err, "pack_max = 65: must be 1..64"));
 	opt = (struct bpx_client_options){ .client_id_base = 0x12345 };
 	assert_null(bpx_client_open_members(1, &ep, 1, &opt, err, sizeof(err)));
 	assert_non_null(strstr(err, "client_id_base"));
@@ -882,6 +1008,7 @@ int main(void)
 		T(test_expired_starts_new_session),
 		T(test_noise_ignored),
 		T(test_pipelined_lanes),
+		T(test_pipelined_lanes_packed),
 		T(test_pipelined_waits_for_a_completion),
 		cmocka_unit_test(test_open_errors),
 	};
