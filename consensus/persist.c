@@ -6,10 +6,7 @@
  * imply one) and what it accepted (ACCEPTED, and the leader's own vote
  * for its proposal). Records go into the outbox before the messages that
  * depend on them, and the caller makes them durable before it sends those
- * (etcd/raft's Ready: HardState and Entries before Messages). The
- * leader's ACCEPTs do not depend on its own vote and go before it, as in
- * Raft, where a leader writes its log while followers write theirs
- * (proposer.c, propose_slot). Every change
+ * (etcd/raft's Ready: HardState and Entries before Messages). Every change
  * of a slot's accepted (ballot, value) is recorded, so that replaying the
  * records in order rebuilds the log exactly as it was, chosen slots with
  * their chosen value.

@@ -305,39 +305,27 @@ static void send_accepts(struct px_replica *r, const struct px_slot *s,
 }
 
 /* Phase 2a for one slot whose value is already in place. The leader accepts
- * its own proposal (it promised its own ballot).
- *
- * Durable: the ACCEPTs go out before the record of the leader's own vote,
- * so that the followers write theirs while it writes its own (one sync on
- * the commit path, not two in a row; Raft's thesis, 10.2.1). Safe because
- *  - every message the core emits after that record waits for it (the
- *    caller's rule, consensus.h): the vote counts in memory at once, but
- *    nothing that reveals a slot chosen with it (a reply, a commit index,
- *    CHOSEN) leaves before it is on disk;
- *  - a value at (ballot, slot) that only followers hold is one no other
- *    proposal at that pair can contradict: a leader that crashes before
- *    its record is synced restarts as a follower, and its recorded
- *    promise puts every ballot it ever uses again above this one
- *    (persist.c), so the pair keeps a single value.
- * window_open left room for the ACCEPTs and the record. */
+ * its own proposal first (it promised its own ballot). */
 static void propose_slot(struct px_replica *r, uint64_t now_ns,
 			 struct px_slot *s, struct px_outbox *out)
 {
 	s->accepted_ballot = r->ballot;
 	s->proposed_ballot = r->ballot;
+	/* Durable: its own vote is on disk before it counts, or anyone
+	 * hears of the value (window_open left room for the record). */
+	px_persist_accepted(r, s, out);
 	s->ack_mask = self_bit(r);
 	s->sent_ns = now_ns;
 	if (r->accepted_end <= s->slot)
 		r->accepted_end = s->slot + 1;
 	r->next_slot = s->slot + 1;
 	r->stats.slots_proposed++;
-	send_accepts(r, s, out);
-	px_persist_accepted(r, s, out);
 	if (px_quorum(s->ack_mask, px_config_at(r, s->slot))) {
 		s->chosen = true;
 		px_advance_commit(r);
 		px_apply_committed(r, out);
 	}
+	send_accepts(r, s, out);
 }
 
 static void fill_batch(struct px_replica *r, struct px_slot *s)

@@ -132,19 +132,12 @@ enum px_msg_type {
  * msg.from and msg.to are this replica's id; no record goes on the wire
  * (the codec has no form for PX_MSG_PERSIST).
  *
- * The caller's rule: every PERSIST record is durable (written and synced)
- * before the caller sends any message that comes after it, in that outbox
- * or a later one. Syncing once per outbox or poll pass, before anything
- * after the records is sent, is enough ("group commit"). Records of an
- * outbox's tail, with no message after them, may be synced later, up to
- * the next message sent: a crash before then loses them, and that is
- * safe. Such a tail is a COMMIT record, or the leader's record of its own
- * vote, which comes after the ACCEPTs of its proposal so that the
- * followers write theirs meanwhile: the vote counts in memory at once,
- * but every reply or commit index it helped decide comes after the record
- * and waits for it; and if the record is lost in a crash, the followers
- * hold a value at a ballot that its leader, restarted as a follower above
- * its recorded promise, never proposes again (proposer.c, propose_slot).
+ * The caller's rule: every PERSIST record in an outbox is durable (written
+ * and synced) before the caller sends any message that comes after it in
+ * that outbox. Syncing once per outbox or poll pass, before anything of it
+ * is sent, is enough ("group commit"). Records of the outbox's tail, with
+ * no message after them, may be synced later: a crash that loses them
+ * loses nothing anyone was told.
  *
  * And a snapshot installed from a peer (px_snapshot_install returned 0)
  * is durable on disk (px_snapshot_save right after the install) before

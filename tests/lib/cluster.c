@@ -500,33 +500,12 @@ static void check_persisted(struct cluster *c, uint8_t from,
 			  "replica %u sent type %u at ballot %#llx before "
 			  "its promise was on disk",
 			  from, m->type, (unsigned long long)m->ballot);
-	/* A leader's ACCEPT may go before the record of its own vote, as
-	 * long as the record is in the same outbox (check_leader_votes):
-	 * everything after the record waits for it (proposer.c,
-	 * propose_slot). */
-	if (m->type == PX_MSG_ACCEPTED &&
-	    !disk_holds_vote(nd, m->slot, m->ballot))
+	bool vote = m->type == PX_MSG_ACCEPTED || m->type == PX_MSG_ACCEPT;
+	if (vote && !disk_holds_vote(nd, m->slot, m->ballot))
 		violation(c,
 			  "replica %u sent type %u for slot %llu before "
 			  "its vote was on disk",
 			  from, m->type, (unsigned long long)m->slot);
-}
-
-/* Durable mode: each ACCEPT of this outbox has the record of the leader's
- * own vote by the outbox's end. */
-static void check_leader_votes(struct cluster *c, uint8_t from)
-{
-	const struct cluster_node *nd = &c->nodes[from];
-	for (uint32_t k = 0; k < nd->out.count; k++) {
-		const struct px_msg *m = &nd->out.msgs[k];
-		if (m->type == PX_MSG_ACCEPT &&
-		    !disk_holds_vote(nd, m->slot, m->ballot))
-			violation(c,
-				  "replica %u sent ACCEPT for slot %llu "
-				  "with no record of its own vote in the "
-				  "same step",
-				  from, (unsigned long long)m->slot);
-	}
 }
 
 static void drain(struct cluster *c, uint8_t from)
@@ -573,8 +552,6 @@ static void drain(struct cluster *c, uint8_t from)
 			q->msg.value = q->data;
 		}
 	}
-	if (nd->cfg.durable)
-		check_leader_votes(c, from);
 	nd->out.count = 0;
 }
 

@@ -285,8 +285,9 @@ static struct proposal *observe_proposal(struct sim_checker *c, uint8_t from,
 }
 
 /* The leader's ACCEPT is its own vote too, in memory mode. In durable mode
- * its vote is the record of it, which may be synced after the ACCEPTs
- * left (proposer.c, propose_slot): checker_leader_vote_synced. */
+ * its vote is the record of it, counted once it is synced
+ * (checker_leader_vote_synced): a vote lost in a crash never counted, even
+ * if a core ever sent its ACCEPTs first. */
 static void observe_accept(struct sim_checker *c, const struct px_msg *m)
 {
 	struct proposal *p = observe_proposal(c, m->from, m->slot, m->ballot,
