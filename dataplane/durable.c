@@ -206,8 +206,10 @@ static bool frozen_begin(struct dp_replica *r)
 {
 	struct dp_durable *d = &r->dur;
 	uint64_t start_ns = dp_now_ns();
+	/* Negative: no memory for the copy (-BPX_ENOMEM), or a .so that says
+	 * no for a reason of its own (-BPX_EBUSY would be a bug in it or
+	 * here: frozen_end ran before any begin). Either way, the old way. */
 	int64_t sm_len = r->sm_ops->snapshot_begin(r->sm);
-	DP_ASSERT(sm_len != -BPX_EBUSY); /* frozen_end ran before any begin */
 	if (sm_len < 0) {
 		d->frozen_refused++;
 		return false;
@@ -274,8 +276,15 @@ static void start_snapshot(struct dp_replica *r)
 void dp_durable_snapshots(struct dp_replica *r)
 {
 	struct dp_durable *d = &r->dur;
-	if (d->snapw == NULL || d->failed)
+	if (d->snapw == NULL)
 		return;
+	if (d->failed) {
+		/* No snapshot goes to disk any more: a copy still being made
+		 * would only grow (every write copies a piece) until exit. */
+		if (d->frozen_copying && !d->frozen_submitted)
+			frozen_end(r);
+		return;
+	}
 	uint64_t index;
 	switch (dp_snapwriter_state(d->snapw, &index)) {
 	case DP_SNAPW_BUSY:

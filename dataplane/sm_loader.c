@@ -28,6 +28,18 @@ static const char *missing_op(const struct bpx_sm_ops *ops)
 	return NULL;
 }
 
+/* Version 3's incremental snapshot ops come all four or none (sm.h); a
+ * part of them would be used as none, silently: refused instead. */
+static bool snapshot_ops_partial(const struct bpx_sm_ops *ops)
+{
+	if (ops->abi_version < 3)
+		return false;
+	int n = (ops->snapshot_begin != NULL) + (ops->snapshot_step != NULL) +
+		(ops->snapshot_write_frozen != NULL) +
+		(ops->snapshot_end != NULL);
+	return n != 0 && n != 4;
+}
+
 /* What dp_sm_load hands back for a .so: the library, and its ops brought
  * up to this build's struct. An older version's ops are shorter (version 1
  * ends at digest, version 2 at prefetch), so reading the .so's struct past
@@ -98,6 +110,12 @@ const struct bpx_sm_ops *dp_sm_load(const char *name, void **dl_handle,
 	} else if (missing != NULL) {
 		snprintf(err, err_len, "state machine '%s': no %s operation",
 			 name, missing);
+	} else if (snapshot_ops_partial(ops)) {
+		snprintf(err, err_len,
+			 "state machine '%s': some of snapshot_begin, "
+			 "snapshot_step, snapshot_write_frozen and "
+			 "snapshot_end, not all four or none",
+			 name);
 	} else if ((so = sm_so_wrap(h, ops)) == NULL) {
 		snprintf(err, err_len, "state machine '%s': out of memory",
 			 name);

@@ -157,13 +157,19 @@ bool kv_store_image_open(void *p, size_t bytes)
 }
 
 /* Gives the pages back (resident memory falls to what it was before the
- * snapshot) and the address space stays reserved. */
+ * snapshot) and the address space stays reserved. A fresh PROT_NONE
+ * mapping over it, not mprotect: under strict overcommit Linux keeps a
+ * mapping's commit charge when it is made unwritable again, so the host
+ * would hold the copy's memory charged for good after one snapshot. */
 void kv_store_image_close(void *p, size_t bytes)
 {
-	int rc = madvise(p, bytes, MADV_DONTNEED);
-	KV_ASSERT(rc == 0);
-	rc = mprotect(p, bytes, PROT_NONE);
-	KV_ASSERT(rc == 0);
+	void *q = mmap(p, bytes, PROT_NONE,
+		       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	KV_ASSERT(q == p);
+#ifdef MADV_NOHUGEPAGE
+	(void)madvise(p, bytes, MADV_NOHUGEPAGE); /* a new mapping: again */
+#endif
 }
 
 static void cow_destroy(struct kv_store *s)

@@ -377,6 +377,25 @@ static rlim_t data_bytes(void)
 	return (rlim_t)kb << 10;
 }
 
+/* The WAL fails while a copy is being made: no snapshot goes to disk any
+ * more, so the copy ends at the next tick instead of growing with every
+ * write until exit (review finding). */
+static void test_a_failed_wal_ends_the_copy(void **state)
+{
+	struct fixture *f = *state;
+	struct snap_rig g;
+	snap_rig_start(f, &g, true);
+	dp_durable_snapshots(&f->r);
+	assert_true(f->r.dur.frozen_copying);
+	persist(f, PX_PERSIST_ACCEPTED);
+	f->fail_sync = EIO;
+	dp_durable_commit(&f->r);
+	assert_true(f->r.dur.failed);
+	dp_durable_snapshots(&f->r);
+	assert_false(f->r.dur.frozen_copying || f->r.dur.frozen_submitted);
+	snap_rig_stop(f, &g);
+}
+
 /* The state machine refused the memory for its frozen copy (strict
  * overcommit, played by RLIMIT_DATA): this snapshot is saved whole, the
  * old way, counted; the file is the same. */
@@ -442,6 +461,7 @@ int main(void)
 		T(test_disk_snapshot_is_incremental),
 		T(test_disk_snapshot_without_incremental_ops),
 		T(test_restore_during_the_copy_drops_it),
+		T(test_a_failed_wal_ends_the_copy),
 		T(test_disk_snapshot_without_memory_for_the_copy),
 		T(test_nothing_waits_for_a_commit_record),
 		T(test_a_full_queue_syncs_early),

@@ -11,7 +11,7 @@
 #include "dp.h"
 
 static const char *good_path, *bad_abi_path, *no_entry_path, *v1_path,
-	*kv_v2_path;
+	*kv_v2_path, *partial_path;
 
 static void load_builtin_kv(void **state)
 {
@@ -129,6 +129,12 @@ static void refuses_missing_entry(void **state)
 	expect_refusal(no_entry_path, "bpx_sm_entry");
 }
 
+static void refuses_partial_snapshot_ops(void **state)
+{
+	(void)state;
+	expect_refusal(partial_path, "not all four or none");
+}
+
 static void refuses_missing_file(void **state)
 {
 	(void)state;
@@ -143,9 +149,9 @@ static void refuses_unknown_name(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
+	if (argc != 7) {
 		fprintf(stderr, "usage: test_sm_loader GOOD.so BAD_ABI.so "
-				"NO_ENTRY.so V1.so KV_V2.so\n");
+				"NO_ENTRY.so V1.so KV_V2.so PARTIAL.so\n");
 		return 2;
 	}
 	good_path = argv[1];
@@ -153,6 +159,7 @@ int main(int argc, char **argv)
 	no_entry_path = argv[3];
 	v1_path = argv[4];
 	kv_v2_path = argv[5];
+	partial_path = argv[6];
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(load_builtin_kv),
 		cmocka_unit_test(load_counter_so),
@@ -160,6 +167,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(load_version_2_so),
 		cmocka_unit_test(refuses_bad_abi),
 		cmocka_unit_test(refuses_missing_entry),
+		cmocka_unit_test(refuses_partial_snapshot_ops),
 		cmocka_unit_test(refuses_missing_file),
 		cmocka_unit_test(refuses_unknown_name),
 	};
