@@ -311,7 +311,13 @@ static struct dp_reply_pack *reply_pack_for(struct dp_replica *r,
 		    bpx_wire_multi_fits(&pk->w, m->value_len))
 			return pk;
 		send_reply_pack(r, pk);
-		return open_reply_pack(r, pk, dst, m->leader_hint) ? pk : NULL;
+		if (open_reply_pack(r, pk, dst, m->leader_hint))
+			return pk;
+		/* No mbuf: the slot closes, or the next reply would be written
+		 * into the frame just sent and the pass's end would send a
+		 * pack that is not there. */
+		*pk = r->reply_packs[--r->reply_pack_count];
+		return NULL;
 	}
 	if (r->reply_pack_count == DP_REPLY_PACKS)
 		send_reply_packs(r);
