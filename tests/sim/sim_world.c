@@ -557,6 +557,25 @@ static void node_free(struct node *n)
 	n->sm = NULL;
 }
 
+/* --durable: the leader's votes whose records were unsynced at its crash
+ * and that the crash kept (it keeps any prefix of them): its log holds
+ * them again at their ballot, so they count as votes from now on, and the
+ * checker judges what is chosen with them. The rest were lost. */
+static void count_surviving_votes(struct world *w, uint8_t i)
+{
+	struct node *n = &w->nodes[i];
+	for (size_t k = 0; k < n->unsynced_count; k++) {
+		const struct unsynced_vote *v = &n->unsynced[k];
+		const struct px_slot *s = px_log_get(n->px, v->slot);
+		if (s != NULL && s->accepted_ballot == v->ballot &&
+		    s->value_len == v->len &&
+		    memcmp(s->value, v->value, v->len) == 0)
+			checker_leader_vote_synced(w->checker, i, v->slot,
+						   v->ballot, v->value, v->len);
+	}
+	n->unsynced_count = 0;
+}
+
 /* --durable: the restart from the disk (sim_disk_replay). A corrupt record
  * keeps the replica down for good, as bypaxd stops on one; the core
  * refusing a sound record is a bug. Returns whether it runs. */
@@ -575,9 +594,11 @@ static bool restart_from_disk(struct world *w, uint8_t i)
 				"replica %u restarted from its disk below "
 				"a promise it had sent",
 				i);
+		count_surviving_votes(w, i);
 		checker_after_restart(w->checker, i, n->px);
 		return true;
 	}
+	n->unsynced_count = 0;
 	if (rc == -2 || !(w->doomed & (1u << i)))
 		sim_violation("replica %u cannot restart: %s", i, why);
 	narrate(w, "replica %u stays down: %s", i, why);
@@ -630,7 +651,7 @@ static void node_stop(struct world *w, uint8_t i)
 	n->up = false;
 	n->gen++;
 	node_free(n);
-	n->unsynced_count = 0; /* lost with the records */
+	/* n->unsynced: the crash keeps some maybe (restart_from_disk). */
 	if (w->p->durable)
 		sim_disk_crash(&n->disk,
 			       rnd_disk(w) % 100 < w->p->faults.torn_pct,
