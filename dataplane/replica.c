@@ -866,6 +866,11 @@ static int32_t save_for_control(struct dp_replica *r)
 		return -BPX_ERECOVERING;
 	if (sn->send_to != PX_REPLICA_NONE)
 		return -BPX_EBUSY; /* a peer catching up, or still locked */
+	/* Durable: the pass's records go to disk first (an early group
+	 * commit). The control thread streams this file out at once, past
+	 * the frames that wait for the sync, and it must hold no slot chosen
+	 * with a vote that is not on disk yet (review D). */
+	dp_durable_commit(r);
 	int64_t n = px_snapshot_save(r->px, sn->send_buf, sn->cap);
 	sn->send_valid = false; /* no catch-up stream resumes from it */
 	if (n < 0)
