@@ -92,14 +92,14 @@ static void build_config(struct cluster *c)
 	cfg->px.batch_requests_max = o->batch;
 	cfg->px.request_queue_max = 4096;
 	cfg->px.session_max = 8192;
-	/* No snapshot transfer here (bypaxd has it): a follower that falls
-	 * further behind than the leader's log never catches up, and the
-	 * run ends DIFFERENT. Its lcore may be preempted for 10+ ms on a
-	 * loaded 2-core machine while the leader and the other follower (a
-	 * majority, on the other lcore) commit 200 slots per ms with packed
-	 * requests: 1024 slots (the default) was 5 ms of that, and
-	 * cluster-ring-3 failed 3 runs of 10; 8192 is 40 ms (0 of 10). About
-	 * 11 MiB more per replica. */
+	/* A follower's lcore may be preempted for 10-100 ms on a loaded
+	 * 2-core VM while the leader and the other follower (a majority, on
+	 * the other lcore) commit 200 slots per ms with packed requests. It
+	 * catches up from the log while it can (8192 slots, about 40 ms of
+	 * that; the default 1024 was 5 ms, and cluster-ring-3 then failed 3
+	 * runs of 10), and past that from a snapshot, as in bypaxd
+	 * (--snapshot-mb; before it, such a run ended DIFFERENT: the
+	 * bench's 4096-lane run after a 97 ms stall). */
 	cfg->px.log_slots = 8192;
 	for (uint32_t i = 0; i < o->replicas; i++)
 		endpoint_address(i, true, &cfg->members[i].data);
@@ -165,6 +165,15 @@ static int setup_replicas(struct cluster *c, char *err, size_t len)
 		rc = rc ? rc : mesh_routes(c, &r->routes, (uint16_t)i);
 		if (rc)
 			return rc;
+		if (rc == 0 && c->o->snapshot_mb > 0 &&
+		    dp_replica_enable_snapshots(
+			    r, (size_t)c->o->snapshot_mb << 20) != 0) {
+			snprintf(err, len,
+				 "no memory for --snapshot-mb %" PRIu32
+				 " (two buffers of that size per replica)",
+				 c->o->snapshot_mb);
+			return -BPX_ENOMEM;
+		}
 		dp_replica_set_leader_hint(r, (uint8_t)c->o->leader);
 		r->share_payload = dp_port_multi_seg(c->mesh.ports[i]);
 		r->tx_ip_cksum = dp_port_tx_ip_cksum(c->mesh.ports[i]);
@@ -604,6 +613,9 @@ static void fill_report(struct cluster *c, uint64_t elapsed_ns,
 	for (uint32_t k = 0; k < c->o->loadgens; k++)
 		rep->resends += c->loadgens[k].resends;
 	rep->garbage_sent = c->garbage_sent;
+	for (uint32_t i = 0; i < c->o->replicas; i++)
+		rep->snapshots_installed +=
+			c->replicas[i].ctr.snapshots_installed;
 }
 
 static void teardown(struct cluster *c, struct cluster_report *rep)

@@ -28,6 +28,9 @@ struct cluster_opts {
 	uint32_t garbage;       /* malformed frames of each kind per replica */
 	uint32_t pack;          /* requests per client frame at most (1: a
 				 * REQUEST per frame; dp_loadgen_config) */
+	uint32_t snapshot_mb;   /* each replica's catch-up snapshot buffers
+				 * (0: none; a follower that falls out of
+				 * the leader's log then never catches up) */
 	uint64_t rate_per_s;    /* 0: closed loop; else open loop at this rate */
 	uint32_t warmup_ms;     /* latency not recorded for requests started
 				 * in the first warmup_ms of the run */
@@ -78,6 +81,7 @@ struct cluster_report {
 	bool drained;             /* converged before the drain's limit */
 	bool mbufs_returned;
 	unsigned mbufs_in_use;
+	uint64_t snapshots_installed; /* followers caught up past the log */
 };
 
 int cluster_run(const struct cluster_opts *o, struct cluster_report *rep);

@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"  --pack N            requests per client frame at most, 1..64\n"
 		"                      (default 64: what a lane has ready goes in\n"
 		"                      MULTI_REQUEST frames; 1: a REQUEST per frame)\n"
+		"  --snapshot-mb N     each replica's catch-up snapshot buffers, as\n"
+		"                      bypaxd's (default 16; 0: none, and a follower\n"
+		"                      that falls out of the leader's log stays behind)\n"
 		"  --sm NAME           state machine: kv or ./path.so (default kv)\n"
 		"  --sm-args ARGS      its create() arguments\n"
 		"  --key-file PATH     sign and verify with this cluster key\n"
@@ -79,12 +82,12 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		{ "leader", 1, 0, 'L' }, { "idle-sleep-us", 1, 0, 'i' },
 		{ "garbage", 1, 0, 'x' }, { "sm", 1, 0, 's' },
 		{ "sm-args", 1, 0, 'a' }, { "json", 1, 0, 'j' },
-		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "prefill", 0, 0, 'F' }, { "key-file", 1, 0, 'K' }, { "pack", 1, 0, 'P' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+		{ "rate", 1, 0, 'R' }, { "warmup-ms", 1, 0, 'W' }, { "quiet", 0, 0, 'q' }, { "prefill", 0, 0, 'F' }, { "key-file", 1, 0, 'K' }, { "pack", 1, 0, 'P' }, { "snapshot-mb", 1, 0, 'M' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
 	};
 	*o = (struct cluster_opts){ .replicas = 3, .loadgens = 1, .lanes = 16,
 				    .requests = 100000, .value_bytes = 16,
 				    .get_pct = 50, .keys = 1000, .window = 64,
-				    .batch = 64, .pack = BPX_WIRE_MULTI_MAX, .progress = true, .sm = "kv",
+				    .batch = 64, .pack = BPX_WIRE_MULTI_MAX, .snapshot_mb = 16, .progress = true, .sm = "kv",
 				    .sm_args = "capacity=65536" };
 	int c;
 	uint64_t v = 0;
@@ -107,6 +110,7 @@ static int parse(int argc, char **argv, struct cluster_opts *o)
 		case 'R': e = dp_parse_u64("bypax-cluster", "--rate", optarg, 0, 1000000000, &v); o->rate_per_s = v; break;
 		case 'W': e = dp_parse_u64("bypax-cluster", "--warmup-ms", optarg, 0, 60000, &v); o->warmup_ms = (uint32_t)v; break;
 		case 'P': e = dp_parse_u64("bypax-cluster", "--pack", optarg, 1, BPX_WIRE_MULTI_MAX, &v); o->pack = (uint32_t)v; break;
+		case 'M': e = dp_parse_u64("bypax-cluster", "--snapshot-mb", optarg, 0, 65536, &v); o->snapshot_mb = (uint32_t)v; break;
 		case 's': o->sm = optarg; break;
 		case 'a': o->sm_args = optarg; break;
 		case 'j': o->json_path = optarg; break;
@@ -180,6 +184,10 @@ static void print_report(const struct cluster_opts *o,
 		       r->replica_commit[i], r->replica_digest[i]);
 	printf("  mbufs           %u in use after shutdown (%s)\n",
 	       r->mbufs_in_use, r->mbufs_returned ? "no leak" : "LEAK");
+	if (r->snapshots_installed > 0)
+		printf("  catch-up        %" PRIu64 " snapshots installed (a "
+		       "follower fell out of the leader's log)\n",
+		       r->snapshots_installed);
 	if (o->garbage > 0)
 		printf("  bad input       %" PRIu64 " malformed frames sent, "
 		       "%" PRIu64 " counted as drops\n",
