@@ -31,7 +31,13 @@ void px_assert_fail(const char *expr, const char *file, int line);
 #define DP_BURST 32u
 #define DP_ROUTES_MAX 32u
 #define DP_RX_MAX 8u
-#define DP_CLIENT_ADDRS 4096u /* power of two */
+/* The client-address table: sets of DP_CLIENT_WAYS entries, the set's
+ * least recently used entry replaced. It was direct-mapped with 4096
+ * entries: at 4096 client lanes two lanes' requests often shared a slot,
+ * the second overwrote the first, and the first's reply was lost until
+ * its retry (197,137 resends in the bench's 4096-lane run). */
+#define DP_CLIENT_ADDRS 16384u /* power of two */
+#define DP_CLIENT_WAYS 4u
 #define DP_TICK_NS 20000ull   /* px_tick every 20 us */
 
 /* Where a frame for a given destination MAC leaves: a port and TX queue. */
@@ -208,6 +214,7 @@ struct dp_durable {
 struct dp_client_addr {
 	uint64_t client_id;
 	struct bpx_endpoint ep;
+	uint32_t last_use; /* dp_replica.client_clock at its last request */
 	bool used;
 	bool packs; /* its last request came packed: so do its replies */
 };
@@ -249,6 +256,7 @@ struct dp_replica {
 	uint64_t next_tick_ns;
 	uint8_t leader_hint;
 	struct dp_client_addr *clients; /* DP_CLIENT_ADDRS */
+	uint32_t client_clock;          /* requests seen: the sets' LRU */
 	/* Ports another thread is restarting: 1 = asked to stop using it,
 	 * 2 = the worker stopped (port_pause.h: the worker moves 1 to 2 by
 	 * compare-and-swap only). NULL when nothing restarts ports. */

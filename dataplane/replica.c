@@ -149,20 +149,50 @@ int dp_replica_enable_snapshots(struct dp_replica *r, size_t cap)
 
 /* ---- Client addresses: replies go back where the request came from ---- */
 
-static struct dp_client_addr *client_slot(struct dp_replica *r, uint64_t id)
+/* The set of DP_CLIENT_WAYS entries a client id may live in. */
+static struct dp_client_addr *client_set(struct dp_replica *r, uint64_t id)
 {
 	uint64_t h = id * 0x9e3779b97f4a7c15ull;
-	return &r->clients[(h >> 40) & (DP_CLIENT_ADDRS - 1)];
+	uint32_t sets = DP_CLIENT_ADDRS / DP_CLIENT_WAYS;
+	return &r->clients[((h >> 40) & (sets - 1)) * DP_CLIENT_WAYS];
+}
+
+static struct dp_client_addr *client_find(struct dp_client_addr *set,
+					  uint64_t id)
+{
+	for (uint32_t w = 0; w < DP_CLIENT_WAYS; w++)
+		if (set[w].used && set[w].client_id == id)
+			return &set[w];
+	return NULL;
+}
+
+/* A free entry of the set, else its least recently used (by the clock's
+ * difference, so that its wrap does not matter). */
+static struct dp_client_addr *client_victim(struct dp_client_addr *set)
+{
+	struct dp_client_addr *v = &set[0];
+	for (uint32_t w = 0; w < DP_CLIENT_WAYS; w++) {
+		if (!set[w].used)
+			return &set[w];
+		if ((int32_t)(set[w].last_use - v->last_use) < 0)
+			v = &set[w];
+	}
+	return v;
 }
 
 static void remember_client(struct dp_replica *r, uint64_t id,
 			    const struct bpx_endpoint *ep, bool packs)
 {
-	/* A collision overwrites: that client's reply is lost, and its retry
-	 * gets the cached reply. Bounded memory beats a perfect table. */
-	struct dp_client_addr *c = client_slot(r, id);
+	/* A full set replaces its least recently used client: that client's
+	 * reply, if one is due, is lost, and its retry gets the cached
+	 * reply. Bounded memory beats a perfect table. */
+	struct dp_client_addr *set = client_set(r, id);
+	struct dp_client_addr *c = client_find(set, id);
+	if (c == NULL)
+		c = client_victim(set);
 	c->client_id = id;
 	c->ep = *ep;
+	c->last_use = ++r->client_clock;
 	c->used = true;
 	c->packs = packs;
 }
@@ -170,8 +200,7 @@ static void remember_client(struct dp_replica *r, uint64_t id,
 static const struct dp_client_addr *client_addr(struct dp_replica *r,
 						uint64_t id)
 {
-	struct dp_client_addr *c = client_slot(r, id);
-	return c->used && c->client_id == id ? c : NULL;
+	return client_find(client_set(r, id), id);
 }
 
 /* ---- Transmit ---- */

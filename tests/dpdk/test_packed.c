@@ -351,6 +351,42 @@ static void test_replies_split_over_frames(void **state)
  * pack that went keeps its replies. Before the fix the pack's slot stayed
  * open with no mbuf: the next reply wrote into the frame just sent, or
  * the pass's end sent a pack that was not there (DP_ASSERT: abort). */
+/* Client ids whose replies share one set of the replica's address table
+ * (replica.c, client_set: the same hash, here on purpose). */
+static unsigned colliding_nonces(uint64_t *ids, unsigned want)
+{
+	uint32_t sets = DP_CLIENT_ADDRS / DP_CLIENT_WAYS;
+	uint64_t target = ((0x5000ull * 0x9e3779b97f4a7c15ull) >> 40) &
+			  (sets - 1);
+	unsigned n = 0;
+	for (uint64_t id = 0x5000; n < want; id++)
+		if ((((id * 0x9e3779b97f4a7c15ull) >> 40) & (sets - 1)) ==
+		    target)
+			ids[n++] = id;
+	return n;
+}
+
+/* As many clients as a set holds, all waiting at once for replies that
+ * map to one set: each gets its reply. The table was direct-mapped, and
+ * every one but the last lost its reply to the next (it answered 1 of
+ * these 4). */
+static void test_clients_sharing_a_set_all_answered(void **state)
+{
+	(void)state;
+	uint64_t ids[DP_CLIENT_WAYS];
+	colliding_nonces(ids, DP_CLIENT_WAYS);
+	struct px_msg reqs[DP_CLIENT_WAYS];
+	for (unsigned i = 0; i < DP_CLIENT_WAYS; i++)
+		reqs[i] = (struct px_msg){ .client_id = ids[i], .seq = 1,
+					   .flags = PX_FLAG_OPEN };
+	uint8_t buf[BPX_WIRE_PAYLOAD_MAX];
+	send_payload(buf, packed(buf, reqs, DP_CLIENT_WAYS));
+	struct answers a;
+	collect(&a, DP_CLIENT_WAYS);
+	for (unsigned i = 0; i < DP_CLIENT_WAYS; i++)
+		(void)session_of(answer_for(&a, ids[i], 1, 0));
+}
+
 static void test_pack_reopen_without_mbuf(void **state)
 {
 	(void)state;
@@ -408,6 +444,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_each_request_applied_once_and_answered),
 		cmocka_unit_test(test_malformed_frame_dropped_whole),
 		cmocka_unit_test(test_replies_split_over_frames),
+		cmocka_unit_test(test_clients_sharing_a_set_all_answered),
 		cmocka_unit_test(test_pack_reopen_without_mbuf),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
