@@ -446,16 +446,7 @@ static void pack_request(struct bpx_client *c, const struct px_msg *m)
 
 static void send_request(struct bpx_client *c, const struct bpx_engine_send *s)
 {
-	struct px_msg m = {
-		.type = s->type,
-		.from = PX_TO_CLIENT,
-		.to = s->member,
-		.client_id = s->client_id,
-		.seq = s->seq,
-		.flags = s->flags,
-		.value_len = s->cmd_len,
-		.value = s->cmd,
-	};
+	struct px_msg m = bpx_engine_send_msg(s);
 	CL_ASSERT(s->member < c->member_count);
 	if (c->pack_max > 1) {
 		pack_request(c, &m);

@@ -140,6 +140,20 @@ struct bpx_engine_send {
 	uint16_t cmd_len;
 };
 
+/* The request a send asks for, as the replicas' wire codec takes it
+ * (libbypax, the DPDK load generator and the simulator send it so). */
+static inline struct px_msg bpx_engine_send_msg(const struct bpx_engine_send *s)
+{
+	return (struct px_msg){ .type = s->type,
+				.from = PX_TO_CLIENT,
+				.to = s->member,
+				.client_id = s->client_id,
+				.seq = s->seq,
+				.flags = s->flags,
+				.value = s->cmd,
+				.value_len = s->cmd_len };
+}
+
 struct bpx_engine_done {
 	/* 0: applied (OK); reply holds the state machine's reply bytes.
 	 * -BPX_ETIMEDOUT (deadline), -BPX_EEXPIRED, -BPX_ESTALE: outcome

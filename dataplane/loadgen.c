@@ -201,15 +201,7 @@ static void send_packs(struct dp_loadgen *g)
 static void send_request(struct dp_loadgen *g,
 			 const struct bpx_engine_send *s)
 {
-	struct px_msg m = { 0 };
-	m.type = s->type;
-	m.from = PX_TO_CLIENT;
-	m.to = s->member;
-	m.client_id = s->client_id;
-	m.seq = s->seq;
-	m.flags = s->flags;
-	m.value = s->cmd;
-	m.value_len = s->cmd_len;
+	struct px_msg m = bpx_engine_send_msg(s);
 	if (g->lc.pack > 1)
 		pack_request(g, &m);
 	else

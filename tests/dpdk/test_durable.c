@@ -280,6 +280,20 @@ static void expect_file_is(struct fixture *f, const uint8_t *want,
 	free(file);
 }
 
+/* A snapshot saved whole (no copy passes), polled until it is on disk:
+ * the file holds want. */
+static void expect_saved_whole(struct fixture *f, const uint8_t *want,
+			       size_t want_len)
+{
+	for (unsigned i = 0; i < 5000 && f->r.dur.disk_snapshots == 0; i++) {
+		usleep(1000);
+		dp_durable_snapshots(&f->r);
+	}
+	assert_int_equal(f->r.dur.disk_snapshots, 1);
+	assert_int_equal(f->r.dur.copy_passes, 0);
+	expect_file_is(f, want, want_len);
+}
+
 static uint8_t *save_now(struct fixture *f, size_t *len)
 {
 	size_t cap = px_snapshot_size(f->r.px);
@@ -323,13 +337,7 @@ static void test_disk_snapshot_without_incremental_ops(void **state)
 	size_t want_len;
 	uint8_t *want = save_now(f, &want_len);
 	dp_durable_snapshots(&f->r);
-	for (unsigned i = 0; i < 5000 && f->r.dur.disk_snapshots == 0; i++) {
-		usleep(1000);
-		dp_durable_snapshots(&f->r);
-	}
-	assert_int_equal(f->r.dur.disk_snapshots, 1);
-	assert_int_equal(f->r.dur.copy_passes, 0);
-	expect_file_is(f, want, want_len);
+	expect_saved_whole(f, want, want_len);
 	free(want);
 	snap_rig_stop(f, &g);
 }
@@ -415,13 +423,7 @@ static void test_disk_snapshot_without_memory_for_the_copy(void **state)
 	assert_int_equal(setrlimit(RLIMIT_DATA, &saved), 0);
 	assert_int_equal(f->r.dur.frozen_refused, 1);
 	assert_false(f->r.dur.frozen_copying);
-	for (unsigned i = 0; i < 5000 && f->r.dur.disk_snapshots == 0; i++) {
-		usleep(1000);
-		dp_durable_snapshots(&f->r);
-	}
-	assert_int_equal(f->r.dur.disk_snapshots, 1);
-	assert_int_equal(f->r.dur.copy_passes, 0);
-	expect_file_is(f, want, want_len);
+	expect_saved_whole(f, want, want_len);
 	free(want);
 	snap_rig_stop(f, &g);
 }

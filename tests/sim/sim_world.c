@@ -932,17 +932,9 @@ static uint32_t client_of(const struct world *w, uint64_t client_id)
 
 static void client_send(struct world *w, const struct bpx_engine_send *s)
 {
-	struct px_msg m = { 0 };
-	m.type = s->type;
-	m.from = PX_TO_CLIENT;
-	m.to = s->member;
-	m.client_id = s->client_id;
-	m.seq = s->seq;
-	m.flags = s->flags;
 	uint32_t len = s->cmd_len;
-	m.value_len = len;
 	struct event *e = ev_new(w, 0, EV_MSG, s->member);
-	e->msg = m;
+	e->msg = bpx_engine_send_msg(s); /* its value: the event's copy, below */
 	e->data = len > 0 ? malloc(len) : NULL;
 	if (len > 0)
 		memcpy(e->data, s->cmd, len);
